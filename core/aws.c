@@ -1,0 +1,797 @@
+/*
+ * aws.c - the AWS client every plugin calls through irfw_aws_call():
+ * endpoint, protocol, SigV4 signature, client-side rate limit, retries with
+ * capped exponential backoff and jitter, and one error value whatever the
+ * wire said.  libcurl does the HTTP, one easy handle per thread sharing DNS
+ * and TLS sessions.
+ */
+#define _GNU_SOURCE
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <curl/curl.h>
+
+#include "aws_proto.h"
+#include "awsxml.h"
+#include "credentials.h"
+#include "internal.h"
+#include "ratelimit.h"
+#include "sigv4.h"
+
+#define MAX_RESPONSE ((size_t)64 << 20)
+#define USER_AGENT "irfw/" PACKAGE_VERSION
+
+struct easy_slot {
+	CURL *easy;
+	struct easy_slot *next;
+};
+
+struct irfw_aws {
+	struct irfw_run *run;
+	char *region;
+	char *profile;
+	char *endpoint_cfg;     /* [irfw] endpoint_url */
+	char *endpoint_profile; /* the profile's endpoint_url */
+	char *ca_file;
+	long connect_timeout, timeout;
+	int max_attempts;
+	bool s3_path_style;
+	struct irfw_cred_provider *creds;
+	struct irfw_ratelimit *rl;
+	CURLSH *share;
+	pthread_mutex_t share_lock[CURL_LOCK_DATA_LAST];
+	pthread_key_t easy_key;
+	pthread_mutex_t slots_lock;
+	struct easy_slot *slots;
+	char last_key_id[128]; /* last credentials registered for masking */
+};
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static CURLcode curl_init_rc;
+
+static void curl_init(void)
+{
+	curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+static void share_lock(CURL *h, curl_lock_data d, curl_lock_access a, void *u)
+{
+	(void)h;
+	(void)a;
+	pthread_mutex_lock(&((struct irfw_aws *)u)->share_lock[d]);
+}
+
+static void share_unlock(CURL *h, curl_lock_data d, void *u)
+{
+	(void)h;
+	pthread_mutex_unlock(&((struct irfw_aws *)u)->share_lock[d]);
+}
+
+/* This thread's easy handle: connections are reused call after call. */
+static CURL *thread_easy(struct irfw_aws *a)
+{
+	CURL *e = pthread_getspecific(a->easy_key);
+	if (e) {
+		curl_easy_reset(e);
+		return e;
+	}
+	e = curl_easy_init();
+	struct easy_slot *s = e ? calloc(1, sizeof(*s)) : NULL;
+	if (!s) {
+		if (e)
+			curl_easy_cleanup(e);
+		return NULL;
+	}
+	s->easy = e;
+	pthread_mutex_lock(&a->slots_lock);
+	s->next = a->slots;
+	a->slots = s;
+	pthread_mutex_unlock(&a->slots_lock);
+	pthread_setspecific(a->easy_key, e);
+	return e;
+}
+
+/* ------------------------------------------------------------------ */
+/* HTTP.                                                               */
+
+struct http_resp {
+	long status;
+	struct irfw_buf body;
+	bool too_large;
+	char **hdr_names, **hdr_values;
+	size_t n_hdrs;
+};
+
+static void resp_free(struct http_resp *r)
+{
+	irfw_buf_free(&r->body);
+	for (size_t i = 0; i < r->n_hdrs; i++) {
+		free(r->hdr_names[i]);
+		free(r->hdr_values[i]);
+	}
+	free(r->hdr_names);
+	free(r->hdr_values);
+	memset(r, 0, sizeof(*r));
+}
+
+static const char *resp_header(const struct http_resp *r, const char *name)
+{
+	for (size_t i = 0; i < r->n_hdrs; i++)
+		if (strcmp(r->hdr_names[i], name) == 0)
+			return r->hdr_values[i];
+	return NULL;
+}
+
+static size_t on_body(char *p, size_t size, size_t n, void *u)
+{
+	struct http_resp *r = u;
+	size_t len = size * n;
+	if (r->body.len + len > MAX_RESPONSE) {
+		r->too_large = true;
+		return 0;
+	}
+	return irfw_buf_add(&r->body, p, len) == 0 ? len : 0;
+}
+
+static size_t on_header(char *p, size_t size, size_t n, void *u)
+{
+	struct http_resp *r = u;
+	size_t len = size * n;
+	if (len >= 5 && strncmp(p, "HTTP/", 5) == 0) {
+		/* A new response (after 100-continue or a redirect) starts over. */
+		for (size_t i = 0; i < r->n_hdrs; i++) {
+			free(r->hdr_names[i]);
+			free(r->hdr_values[i]);
+		}
+		r->n_hdrs = 0;
+		return len;
+	}
+	const char *colon = memchr(p, ':', len);
+	if (!colon || r->n_hdrs >= 200)
+		return len;
+	char **nn = realloc(r->hdr_names, (r->n_hdrs + 1) * sizeof(*nn));
+	if (nn)
+		r->hdr_names = nn;
+	char **vv = realloc(r->hdr_values, (r->n_hdrs + 1) * sizeof(*vv));
+	if (vv)
+		r->hdr_values = vv;
+	if (!nn || !vv)
+		return 0;
+	char *name = strndup(p, (size_t)(colon - p));
+	const char *v = colon + 1;
+	size_t vlen = len - (size_t)(v - p);
+	while (vlen && (*v == ' ' || *v == '\t')) {
+		v++;
+		vlen--;
+	}
+	while (vlen && (v[vlen - 1] == '\r' || v[vlen - 1] == '\n' || v[vlen - 1] == ' '))
+		vlen--;
+	char *value = strndup(v, vlen);
+	if (!name || !value) {
+		free(name);
+		free(value);
+		return 0;
+	}
+	for (char *c = name; *c; c++)
+		*c = (char)tolower((unsigned char)*c);
+	r->hdr_names[r->n_hdrs] = name;
+	r->hdr_values[r->n_hdrs] = value;
+	r->n_hdrs++;
+	return len;
+}
+
+/* A prepared request: everything but the signature. */
+struct http_req {
+	const char *method;
+	char *base;        /* scheme://host[:port] */
+	char *host;        /* Host header value */
+	char *path;        /* decoded path, for signing */
+	char *wire_path;   /* encoded path, for the URL */
+	char *query;       /* encoded query or NULL */
+	struct irfw_kv hdrs[24];
+	char *hdr_store[24];
+	size_t n_hdrs;
+	const char *body;
+	size_t body_len;
+	bool head;
+};
+
+static void req_add_header(struct http_req *q, const char *name, const char *value)
+{
+	if (q->n_hdrs >= sizeof(q->hdrs) / sizeof(q->hdrs[0]))
+		return;
+	char *store = irfw_strfmt("%s%c%s", name, '\0', value);
+	/* irfw_strfmt stops at the NUL: build by hand instead. */
+	free(store);
+	size_t nl = strlen(name), vl = strlen(value);
+	store = malloc(nl + vl + 2);
+	if (!store)
+		return;
+	memcpy(store, name, nl + 1);
+	memcpy(store + nl + 1, value, vl + 1);
+	q->hdr_store[q->n_hdrs] = store;
+	q->hdrs[q->n_hdrs].name = store;
+	q->hdrs[q->n_hdrs].value = store + nl + 1;
+	q->n_hdrs++;
+}
+
+static void req_free(struct http_req *q)
+{
+	free(q->base);
+	free(q->host);
+	free(q->path);
+	free(q->wire_path);
+	free(q->query);
+	for (size_t i = 0; i < q->n_hdrs; i++)
+		free(q->hdr_store[i]);
+	memset(q, 0, sizeof(*q));
+}
+
+/* Split a base URL into scheme://host[:port] and the Host header value. */
+static int parse_base(const char *url, const char *bucket, char **base, char **host)
+{
+	CURLU *u = curl_url();
+	char *scheme = NULL, *h = NULL, *port = NULL;
+	int rc = -1;
+	if (!u || curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_HOST, &h, 0) != CURLUE_OK)
+		goto out;
+	curl_url_get(u, CURLUPART_PORT, &port, 0);
+	if (bucket)
+		*host = port ? irfw_strfmt("%s.%s:%s", bucket, h, port) : irfw_strfmt("%s.%s", bucket, h);
+	else
+		*host = port ? irfw_strfmt("%s:%s", h, port) : strdup(h);
+	*base = irfw_strfmt("%s://%s", scheme, *host);
+	rc = *host && *base ? 0 : -1;
+out:
+	curl_free(scheme);
+	curl_free(h);
+	curl_free(port);
+	curl_url_cleanup(u);
+	return rc;
+}
+
+static bool host_is_ip_or_localhost(const char *url)
+{
+	CURLU *u = curl_url();
+	char *h = NULL;
+	bool yes = false;
+	if (u && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+	    curl_url_get(u, CURLUPART_HOST, &h, 0) == CURLUE_OK) {
+		yes = strcmp(h, "localhost") == 0 || h[0] == '[' || strspn(h, "0123456789.") == strlen(h);
+	}
+	curl_free(h);
+	curl_url_cleanup(u);
+	return yes;
+}
+
+/* Perform one signed attempt. Returns 0 when an HTTP answer came back
+ * (any status), -1 on a transport failure with *e filled. */
+static int http_perform(struct irfw_aws *a, const struct http_req *q, struct curl_slist *extra,
+                        struct http_resp *resp, struct irfw_aws_error *e)
+{
+	CURL *c = thread_easy(a);
+	if (!c) {
+		snprintf(e->code, sizeof(e->code), "ClientError");
+		snprintf(e->message, sizeof(e->message), "cannot create an HTTP handle");
+		return -1;
+	}
+	char *url = q->query && *q->query ? irfw_strfmt("%s%s?%s", q->base, q->wire_path, q->query)
+	                                  : irfw_strfmt("%s%s", q->base, q->wire_path);
+	char errbuf[CURL_ERROR_SIZE] = "";
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_SHARE, a->share);
+	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+	curl_easy_setopt(c, CURLOPT_USERAGENT, USER_AGENT);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
+	curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
+	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+	if (a->ca_file)
+		curl_easy_setopt(c, CURLOPT_CAINFO, a->ca_file);
+	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, a->connect_timeout);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, a->timeout);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, resp);
+	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(c, CURLOPT_HEADERDATA, resp);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, extra);
+	if (q->head) {
+		curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+	} else if (strcmp(q->method, "GET") == 0) {
+		curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
+	} else {
+		curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, q->method);
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, q->body ? q->body : "");
+		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)q->body_len);
+	}
+	CURLcode rc = curl_easy_perform(c);
+	free(url);
+	if (rc != CURLE_OK) {
+		e->http_status = 0;
+		bool timeout = rc == CURLE_OPERATION_TIMEDOUT;
+		snprintf(e->code, sizeof(e->code), "%s",
+		         resp->too_large ? "ResponseTooLarge" : timeout ? "Timeout" : "ConnectionError");
+		snprintf(e->message, sizeof(e->message), "%s%s%s",
+		         resp->too_large ? "response larger than 64 MiB; refused" : curl_easy_strerror(rc),
+		         errbuf[0] ? ": " : "", errbuf);
+		return -1;
+	}
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &resp->status);
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Requests.                                                           */
+
+static char *endpoint_override(struct irfw_aws *a, const struct irfw_service *svc)
+{
+	char var[96];
+	snprintf(var, sizeof(var), "AWS_ENDPOINT_URL_%s", svc->env_id);
+	const char *v = getenv(var);
+	if (!v || !*v)
+		v = getenv("AWS_ENDPOINT_URL");
+	if (!v || !*v)
+		v = a->endpoint_cfg;
+	if (!v || !*v)
+		v = a->endpoint_profile;
+	return v && *v ? strdup(v) : NULL;
+}
+
+/* Build the request for any protocol.  Returns 0 or -1 with *e. */
+static int build_request(struct irfw_aws *a, const struct irfw_service *svc, const char *region, const char *op,
+                         const cJSON *params, struct http_req *q, char **owned_body, char **sign_region,
+                         struct irfw_aws_error *e)
+{
+	char *override = endpoint_override(a, svc), *url = NULL;
+	int rc = -1;
+	*owned_body = NULL;
+	if (irfw_endpoint_resolve(svc, region, override, &url, sign_region) != 0) {
+		snprintf(e->code, sizeof(e->code), "EndpointError");
+		snprintf(e->message, sizeof(e->message), "no endpoint for %s in region '%s'", svc->name,
+		         region ? region : "");
+		goto out;
+	}
+	if (svc->wire == IRFW_WIRE_REST_XML) {
+		struct irfw_s3_request s3;
+		char err[512];
+		bool path_style = a->s3_path_style || (override && host_is_ip_or_localhost(url));
+		if (irfw_s3_build(op, params, path_style, &s3, err, sizeof(err)) != 0) {
+			snprintf(e->code, sizeof(e->code), "InvalidParameter");
+			snprintf(e->message, sizeof(e->message), "%s", err);
+			goto out;
+		}
+		/* AWS's own S3 endpoint in us-east-1 is s3.amazonaws.com too, but the regional name works everywhere. */
+		if (parse_base(url, s3.host_bucket, &q->base, &q->host) != 0) {
+			irfw_s3_request_free(&s3);
+			snprintf(e->code, sizeof(e->code), "EndpointError");
+			snprintf(e->message, sizeof(e->message), "bad endpoint URL for s3");
+			goto out;
+		}
+		q->method = s3.method;
+		q->head = s3.head;
+		q->path = s3.path;
+		s3.path = NULL;
+		q->wire_path = irfw_uri_encode(q->path, strlen(q->path), true);
+		q->query = s3.query;
+		s3.query = NULL;
+		req_add_header(q, "Host", q->host);
+		for (char *line = s3.headers.data, *nl; line && *line; line = nl + 1) {
+			nl = strchr(line, '\n');
+			if (!nl)
+				break;
+			*nl = '\0';
+			char *colon = strstr(line, ": ");
+			if (colon) {
+				*colon = '\0';
+				req_add_header(q, line, colon + 2);
+			}
+		}
+		*owned_body = s3.body;
+		s3.body = NULL;
+		q->body = *owned_body;
+		q->body_len = s3.body_len;
+		irfw_s3_request_free(&s3);
+		rc = 0;
+		goto out;
+	}
+	if (parse_base(url, NULL, &q->base, &q->host) != 0) {
+		snprintf(e->code, sizeof(e->code), "EndpointError");
+		snprintf(e->message, sizeof(e->message), "bad endpoint URL for %s", svc->name);
+		goto out;
+	}
+	q->method = "POST";
+	q->path = strdup("/");
+	q->wire_path = strdup("/");
+	req_add_header(q, "Host", q->host);
+	if (svc->wire == IRFW_WIRE_JSON) {
+		char target[160];
+		snprintf(target, sizeof(target), "%s.%s", svc->json_target, op);
+		req_add_header(q, "Content-Type", "application/x-amz-json-1.1");
+		req_add_header(q, "X-Amz-Target", target);
+		*owned_body = params ? cJSON_PrintUnformatted(params) : strdup("{}");
+	} else {
+		req_add_header(q, "Content-Type", "application/x-www-form-urlencoded; charset=utf-8");
+		*owned_body = irfw_query_body(svc, op, params);
+	}
+	q->body = *owned_body;
+	q->body_len = *owned_body ? strlen(*owned_body) : 0;
+	rc = *owned_body ? 0 : -1;
+out:
+	free(override);
+	free(url);
+	return rc;
+}
+
+/* Turn a 2xx reply into the result tree. */
+static cJSON *parse_success(const struct irfw_service *svc, const char *op, const struct http_resp *resp,
+                            struct irfw_aws_error *e)
+{
+	char err[256] = "";
+	cJSON *res = NULL;
+	if (svc->wire == IRFW_WIRE_JSON) {
+		res = resp->body.len ? cJSON_ParseWithLength(resp->body.data, resp->body.len) : cJSON_CreateObject();
+		if (!res)
+			snprintf(err, sizeof(err), "reply is not JSON");
+	} else if (svc->wire == IRFW_WIRE_REST_XML) {
+		if (strcmp(op, "GetObject") == 0) {
+			res = cJSON_CreateObject();
+			/* Text bodies only; binary objects are not read by irfw. */
+			cJSON_AddStringToObject(res, "Body", resp->body.data ? resp->body.data : "");
+		} else if (resp->body.len && resp->body.data[0] == '<') {
+			res = irfw_xml_to_json(resp->body.data, resp->body.len, err, sizeof(err));
+		} else {
+			res = cJSON_CreateObject();
+		}
+		for (size_t i = 0; res && i < resp->n_hdrs; i++)
+			irfw_s3_response_header(res, resp->hdr_names[i], resp->hdr_values[i]);
+	} else {
+		res = resp->body.len ? irfw_xml_to_json(resp->body.data, resp->body.len, err, sizeof(err))
+		                     : cJSON_CreateObject();
+	}
+	if (!res) {
+		e->http_status = resp->status;
+		snprintf(e->code, sizeof(e->code), "InvalidReply");
+		snprintf(e->message, sizeof(e->message), "cannot parse the %s %s reply: %s", svc->name, op, err);
+	}
+	return res;
+}
+
+static void find_request_id(const cJSON *res, const struct http_resp *resp, char out[128])
+{
+	const char *h = resp_header(resp, "x-amzn-requestid");
+	if (!h)
+		h = resp_header(resp, "x-amz-request-id");
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(res, "requestId");
+	if (!cJSON_IsString(v))
+		v = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(res, "ResponseMetadata"),
+		                                     "RequestId");
+	snprintf(out, 128, "%s", cJSON_IsString(v) ? v->valuestring : h ? h : "");
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void remember_secrets(struct irfw_aws *a, const struct irfw_creds *c)
+{
+	if (!c->access_key_id || strcmp(a->last_key_id, c->access_key_id) == 0)
+		return;
+	snprintf(a->last_key_id, sizeof(a->last_key_id), "%s", c->access_key_id);
+	irfw_log_add_secret(c->secret_access_key);
+	irfw_log_add_secret(c->session_token);
+}
+
+/*
+ * One operation with retries.  `creds` overrides the provider (STS calls
+ * made while resolving credentials); `anonymous` sends it unsigned.
+ */
+static int do_call(struct irfw_aws *a, const struct irfw_creds *creds, bool anonymous, const char *region,
+                   const char *service, const char *op, const cJSON *params, cJSON **result,
+                   struct irfw_aws_error *e, char req_id[128])
+{
+	memset(e, 0, sizeof(*e));
+	req_id[0] = '\0';
+	*result = NULL;
+	const struct irfw_service *svc = irfw_service_find(service);
+	if (!svc) {
+		snprintf(e->code, sizeof(e->code), "UnknownService");
+		snprintf(e->message, sizeof(e->message),
+		         "service '%s' is not known to irfw (ec2, autoscaling, elasticloadbalancing, elb, s3, kms, "
+		         "sns, sts, ssm, iam)",
+		         service);
+		return -1;
+	}
+	struct http_req q = {0};
+	char *body = NULL, *sign_region = NULL;
+	int rc = -1;
+	if (build_request(a, svc, region, op, params, &q, &body, &sign_region, e) != 0)
+		goto out;
+	int max = a->max_attempts > 0 ? a->max_attempts : 1;
+	for (int attempt = 1; attempt <= max; attempt++) {
+		memset(e, 0, sizeof(*e));
+		const char *account = a->run && a->run->account_id ? a->run->account_id : "";
+		irfw_ratelimit_acquire(a->rl, account, region, service, op);
+		struct irfw_creds own = {0};
+		const struct irfw_creds *use = creds;
+		char err[512] = "";
+		if (!anonymous && !use) {
+			if (irfw_creds_get(a->creds, &own, err, sizeof(err)) != 0) {
+				snprintf(e->code, sizeof(e->code), "CredentialsError");
+				snprintf(e->message, sizeof(e->message), "%s", err);
+				goto out;
+			}
+			remember_secrets(a, &own);
+			use = &own;
+		}
+		struct curl_slist *hl = NULL;
+		for (size_t i = 0; i < q.n_hdrs; i++) {
+			char *line = irfw_strfmt("%s: %s", q.hdrs[i].name, q.hdrs[i].value);
+			hl = curl_slist_append(hl, line);
+			free(line);
+		}
+		hl = curl_slist_append(hl, "Expect:");
+		if (!anonymous) {
+			struct irfw_sigv4_request sr = {
+				.method = q.method,
+				.path = q.path,
+				.query = q.query,
+				.headers = q.hdrs,
+				.n_headers = q.n_hdrs,
+				.body = q.body,
+				.body_len = q.body_len,
+			};
+			struct irfw_sigv4_params sp = {
+				.access_key_id = use->access_key_id,
+				.secret_access_key = use->secret_access_key,
+				.session_token = use->session_token,
+				.region = sign_region,
+				.service = svc->signing_name,
+				.when = time(NULL),
+				.s3_mode = svc->wire == IRFW_WIRE_REST_XML,
+				.sign_body = svc->wire == IRFW_WIRE_REST_XML,
+			};
+			struct irfw_sigv4_result sig;
+			if (irfw_sigv4_sign(&sr, &sp, &sig, err, sizeof(err)) != 0) {
+				irfw_creds_clear(&own);
+				curl_slist_free_all(hl);
+				snprintf(e->code, sizeof(e->code), "SigningError");
+				snprintf(e->message, sizeof(e->message), "%s", err);
+				goto out;
+			}
+			for (size_t i = 0; i < sig.n_add; i++) {
+				char *line = irfw_strfmt("%s: %s", sig.add[i].name, sig.add[i].value);
+				hl = curl_slist_append(hl, line);
+				if (line) {
+					explicit_bzero(line, strlen(line));
+					free(line);
+				}
+			}
+			irfw_sigv4_result_free(&sig);
+		}
+		irfw_creds_clear(&own);
+
+		struct http_resp resp = {0};
+		double t0 = now_s();
+		int prc = http_perform(a, &q, hl, &resp, e);
+		curl_slist_free_all(hl);
+		long ms = (long)((now_s() - t0) * 1000);
+		if (prc == 0 && resp.status >= 200 && resp.status < 300) {
+			*result = parse_success(svc, op, &resp, e);
+			if (*result) {
+				find_request_id(*result, &resp, req_id);
+				irfw_logf(IRFW_LOG_DEBUG, "aws", "%s %s: HTTP %ld, request %s, attempt %d, %ld ms", service,
+				          op, resp.status, req_id[0] ? req_id : "-", attempt, ms);
+				rc = 0;
+			}
+			resp_free(&resp);
+			goto out;
+		}
+		if (prc == 0) {
+			const char *hid = resp_header(&resp, "x-amzn-requestid");
+			if (!hid)
+				hid = resp_header(&resp, "x-amz-request-id");
+			irfw_aws_error_parse(svc->wire, resp.status, resp.body.data, resp.body.len, hid,
+			                     resp_header(&resp, "x-amzn-errortype"), e);
+		}
+		resp_free(&resp);
+		irfw_logf(IRFW_LOG_DEBUG, "aws", "%s %s: HTTP %ld, %s, request %s, attempt %d, %ld ms", service, op,
+		          e->http_status, e->code, e->request_id[0] ? e->request_id : "-", attempt, ms);
+		if (strcmp(e->code, "DryRunOperation") == 0) {
+			snprintf(req_id, 128, "%s", e->request_id);
+			*result = NULL;
+			rc = 0;
+			goto out;
+		}
+		if (attempt == max || !irfw_aws_error_is_retryable(e))
+			break;
+		bool throttle = irfw_aws_error_is_throttle(e);
+		double d = irfw_backoff_delay(attempt, throttle ? 0.5 : 0.1, 20.0, irfw_rand01, NULL);
+		irfw_logf(IRFW_LOG_DEBUG, "aws", "%s %s: retrying in %.2f s (%s)", service, op, d, e->code);
+		struct timespec ts = {(time_t)d, (long)((d - (double)(time_t)d) * 1e9)};
+		while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+			;
+	}
+out:
+	free(body);
+	free(sign_region);
+	req_free(&q);
+	return rc;
+}
+
+int irfw_aws_request(struct irfw_aws *a, const char *region, const char *service, const char *operation,
+                     const cJSON *params, bool dry_run, cJSON **result, struct irfw_aws_error *e, char req_id[128])
+{
+	cJSON *res = NULL;
+	int rc;
+	if (dry_run && irfw_operation_mutates(operation)) {
+		if (strcmp(service, "ec2") == 0) {
+			/* EC2 checks permissions and parameters and answers DryRunOperation. */
+			cJSON *p = params ? cJSON_Duplicate(params, true) : cJSON_CreateObject();
+			cJSON_DeleteItemFromObjectCaseSensitive(p, "DryRun");
+			cJSON_AddTrueToObject(p, "DryRun");
+			rc = do_call(a, NULL, false, region, service, operation, p, &res, e, req_id);
+			cJSON_Delete(p);
+		} else {
+			/* No DryRun in this API: the call is not made at all. */
+			irfw_logf(IRFW_LOG_INFO, "dry-run", "not calling %s %s", service, operation);
+			memset(e, 0, sizeof(*e));
+			req_id[0] = '\0';
+			rc = 0;
+		}
+		cJSON_Delete(res);
+		if (result)
+			*result = NULL;
+		return rc;
+	}
+	rc = do_call(a, NULL, false, region, service, operation, params, &res, e, req_id);
+	if (result)
+		*result = res;
+	else
+		cJSON_Delete(res);
+	return rc;
+}
+
+/* STS for the credential chain: AssumeRole signed with the source
+ * credentials, AssumeRoleWithWebIdentity unsigned. */
+static int sts_hook(void *ctx, const char *operation, const cJSON *params, const struct irfw_creds *source,
+                    const char *region, cJSON **result, char *err, size_t errlen)
+{
+	struct irfw_aws *a = ctx;
+	struct irfw_aws_error e;
+	char rid[128];
+	const char *reg = region ? region : a->region ? a->region : "us-east-1";
+	if (do_call(a, source, source == NULL, reg, "sts", operation, params, result, &e, rid) != 0) {
+		snprintf(err, errlen, "sts:%s: %s: %s%s%s", operation, e.code, e.message,
+		         e.request_id[0] ? " request " : "", e.request_id);
+		return -1;
+	}
+	return 0;
+}
+
+const char *irfw_aws_region(const struct irfw_aws *a)
+{
+	return a->region;
+}
+
+static long global_long(struct irfw_run *r, const char *key, long def)
+{
+	long v;
+	const char *s = irfw_run_global(r, key);
+	return s && irfw_parse_long(s, &v) && v > 0 ? v : def;
+}
+
+int irfw_aws_new(struct irfw_run *r, struct irfw_aws **out, char *err, size_t errlen)
+{
+	*out = NULL;
+	pthread_once(&curl_once, curl_init);
+	if (curl_init_rc != CURLE_OK) {
+		snprintf(err, errlen, "libcurl failed to initialise: %s", curl_easy_strerror(curl_init_rc));
+		return -1;
+	}
+	struct irfw_aws *a = calloc(1, sizeof(*a));
+	if (!a)
+		return -1;
+	a->run = r;
+	pthread_mutex_init(&a->slots_lock, NULL);
+	for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
+		pthread_mutex_init(&a->share_lock[i], NULL);
+	pthread_key_create(&a->easy_key, NULL);
+	a->share = curl_share_init();
+	if (a->share) {
+		curl_share_setopt(a->share, CURLSHOPT_LOCKFUNC, share_lock);
+		curl_share_setopt(a->share, CURLSHOPT_UNLOCKFUNC, share_unlock);
+		curl_share_setopt(a->share, CURLSHOPT_USERDATA, a);
+		curl_share_setopt(a->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+		curl_share_setopt(a->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+	}
+	a->connect_timeout = global_long(r, "connect_timeout", 10);
+	a->timeout = global_long(r, "timeout", 120);
+	a->max_attempts = (int)global_long(r, "max_attempts", 5);
+	a->ca_file = irfw_strdup(irfw_run_global(r, "ca_file"));
+	a->endpoint_cfg = irfw_strdup(irfw_run_global(r, "endpoint_url"));
+	bool ps = false;
+	const char *pss = irfw_run_global(r, "s3_path_style");
+	a->s3_path_style = pss && irfw_parse_bool(pss, &ps) && ps;
+	const char *prof = irfw_run_global(r, "profile");
+	a->profile = irfw_strdup(prof);
+	a->endpoint_profile = irfw_profile_get(prof, "endpoint_url");
+
+	a->rl = irfw_ratelimit_new(irfw_clock_real());
+	static const char *classes[] = {"ec2-describe", "ec2-mutate", "ec2-snapshot", "ec2-eni", "ec2-tags", "other"};
+	for (size_t i = 0; a->rl && i < sizeof(classes) / sizeof(classes[0]); i++) {
+		char key[64];
+		double cap, rate;
+		snprintf(key, sizeof(key), "ratelimit.%s", classes[i]);
+		const char *spec = irfw_run_global(r, key);
+		if (spec && (irfw_ratelimit_parse_spec(spec, &cap, &rate) != 0 ||
+		             irfw_ratelimit_configure(a->rl, classes[i], cap, rate) != 0)) {
+			const struct irfw_kv_line *kv = irfw_section_find(r->global, key);
+			snprintf(err, errlen, "%s:%d: [irfw] %s = %s: expected CAPACITY/REFILL_PER_SECOND, e.g. 50/5",
+			         r->cfg.path, kv ? kv->line : 0, key, spec);
+			irfw_aws_free(a);
+			return -1;
+		}
+	}
+
+	/* Region: --region, [irfw] region, AWS_REGION, AWS_DEFAULT_REGION, the profile, IMDS. */
+	const char *cfg_region = irfw_run_global(r, "region");
+	a->region = irfw_resolve_region(cfg_region, prof);
+	struct irfw_cred_options co = {
+		.profile = prof, .region = a->region, .sts = sts_hook, .sts_ctx = a, .timeout_ms = 2000};
+	if (!a->region)
+		a->region = irfw_imds_region(&co);
+	if (!a->region) {
+		snprintf(err, errlen, "no AWS region: give --region, set region in [irfw] or AWS_REGION, or run on EC2");
+		irfw_aws_free(a);
+		return -1;
+	}
+	co.region = a->region;
+	char cerr[1024];
+	if (irfw_creds_provider_new(&co, &a->creds, cerr, sizeof(cerr)) != 0) {
+		snprintf(err, errlen, "no usable AWS credentials: %s", cerr);
+		irfw_aws_free(a);
+		return -1;
+	}
+	*out = a;
+	return 0;
+}
+
+void irfw_aws_free(struct irfw_aws *a)
+{
+	if (!a)
+		return;
+	for (struct easy_slot *s = a->slots, *n; s; s = n) {
+		n = s->next;
+		curl_easy_cleanup(s->easy);
+		free(s);
+	}
+	if (a->share)
+		curl_share_cleanup(a->share);
+	pthread_key_delete(a->easy_key);
+	for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
+		pthread_mutex_destroy(&a->share_lock[i]);
+	pthread_mutex_destroy(&a->slots_lock);
+	if (a->creds)
+		irfw_creds_provider_free(a->creds);
+	if (a->rl)
+		irfw_ratelimit_free(a->rl);
+	free(a->region);
+	free(a->profile);
+	free(a->endpoint_cfg);
+	free(a->endpoint_profile);
+	free(a->ca_file);
+	free(a);
+}

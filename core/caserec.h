@@ -1,0 +1,179 @@
+/*
+ * caserec.h - the case record: one instance's evidence folder.
+ *
+ * For each (case, instance) there is a folder
+ * `<evidence_dir>/<case_id>/<instance_id>/` holding the artifacts,
+ * `manifest.json` and an append-only `journal.jsonl`.
+ *
+ * The journal is the source of truth.  Every change is first appended to the
+ * journal as one compact JSON line and fsynced, then applied to the in-memory
+ * manifest, then manifest.json is rewritten atomically.  The manifest records
+ * how many journal bytes it reflects ("journal_bytes"), so after a crash
+ * between the two writes, or with a missing or corrupt manifest, opening the
+ * case replays the journal and loses nothing.
+ *
+ * Journal events (each line has "ts" and "event"):
+ *   run-start       {run}                       one per irfw_case_open()
+ *   step-begin      {step, plugin}
+ *   step-end        {step, status, detail, aws_error, request_ids, ms}
+ *   record          {step, key, value}
+ *   artifact        {step, name, requested_name?, media_type, size, sha256}
+ *   artifact-location {name, uri, version_id, etag, kms_key}
+ *   manifest-rebuilt  {moved_to?, reason}      informational, not replayed
+ *
+ * Threads: one object is used by one thread at a time; different objects
+ * share nothing.  One process at a time may hold a case instance open
+ * (flock on the journal); a second open fails instead of interleaving.
+ *
+ * Errors never abort: functions return -1 (or NULL/false) and
+ * irfw_case_error() says why, naming the path and strerror.
+ */
+#ifndef IRFW_CORE_CASEREC_H
+#define IRFW_CORE_CASEREC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cJSON.h>
+
+/* Value of the manifest's "format" field. */
+#define IRFW_CASE_FORMAT "irfw-case/1"
+
+struct irfw_case;
+
+/**
+ * Open the record of `instance_id` in case `case_id`, creating
+ * `<evidence_dir>/<case_id>/<instance_id>/` (missing folders get mode 0700)
+ * or resuming an existing one.  An existing manifest.json is loaded and any
+ * journal lines it does not reflect yet are replayed; a missing or corrupt
+ * manifest is rebuilt from journal.jsonl (a corrupt one is first moved aside
+ * to `.manifest.json.corrupt-<time>`).  `run_info` (who ran it: tool,
+ * version, caller_arn, account_id, region, argv...; may be NULL) is copied
+ * and appended to the manifest's "runs" with a "started" time.
+ *
+ * case_id and instance_id must be non-empty, not ".", and contain no '/',
+ * no "..", and no control characters.
+ *
+ * Returns 0 and sets *out, or -1 with a message in err (may be NULL).
+ */
+int irfw_case_open(const char *evidence_dir, const char *case_id, const char *instance_id,
+                   const cJSON *run_info, struct irfw_case **out, char *err, size_t errlen);
+
+/** Close the record and free the object (NULL is fine).  Everything was
+ * already made durable by the call that changed it. */
+void irfw_case_close(struct irfw_case *c);
+
+/** The message of the last failed call on `c` ("" when none). */
+const char *irfw_case_error(const struct irfw_case *c);
+
+/** The instance folder, `<evidence_dir>/<case_id>/<instance_id>`. */
+const char *irfw_case_dir(const struct irfw_case *c);
+
+/** Path of manifest.json in the instance folder. */
+const char *irfw_case_manifest_path(const struct irfw_case *c);
+
+/** Path of journal.jsonl in the instance folder. */
+const char *irfw_case_journal_path(const struct irfw_case *c);
+
+/**
+ * Journal that `step` (run by module `plugin`, may be NULL) is about to act,
+ * fsynced before returning so that an interrupted step shows up as
+ * "running".  The manifest's step entry gets status "running", a new
+ * "started" time and one more "attempts"; the previous attempt's finished,
+ * ms, detail, aws_error and request_ids are cleared (the journal keeps
+ * them).  Returns 0 or -1.
+ */
+int irfw_case_step_begin(struct irfw_case *c, const char *step, const char *plugin);
+
+/**
+ * Journal the end of `step`: `status` is "ok", "skipped" or "failed";
+ * `detail` (reason or note) and `aws_error` may be NULL; `request_ids` is
+ * NULL or an array of strings (copied); `ms` is the duration, or negative
+ * when unknown.  Updates the step's manifest entry; "ok" and "skipped" also
+ * set its sticky "done" flag.  Returns 0 or -1.
+ */
+int irfw_case_step_end(struct irfw_case *c, const char *step, const char *status,
+                       const char *detail, const char *aws_error, const cJSON *request_ids,
+                       long ms);
+
+/** True if `step` has ended "ok" or "skipped" at least once in this case
+ * (this run or an earlier one): resuming must not do it again. */
+bool irfw_case_step_done(const struct irfw_case *c, const char *step);
+
+/** The step's last status ("running", "ok", "skipped", "failed") or NULL
+ * if it never began.  "running" after a reopen means a run was interrupted
+ * while the step was acting. */
+const char *irfw_case_step_status(const struct irfw_case *c, const char *step);
+
+/**
+ * Record `value` under steps[step].records[key] (replacing an earlier value
+ * of the key), journaled and written to the manifest before returning.
+ * Always takes ownership of `value`, even on failure; NULL records a JSON
+ * null.  Returns 0 or -1.
+ */
+int irfw_case_record(struct irfw_case *c, const char *step, const char *key, cJSON *value);
+
+/** The value recorded by `step` under `key` (any run of this case), or NULL.
+ * Owned by the case; valid until the next change to the record. */
+const cJSON *irfw_case_record_get(const struct irfw_case *c, const char *step, const char *key);
+
+/**
+ * Add an artifact made by `step`: `len` bytes at `data` are written to a
+ * temporary file in the instance folder, hashed (SHA-256) while written,
+ * fsynced and moved into place without ever replacing an existing file.
+ *
+ * `name` must match [A-Za-z0-9._-]+, not start with '.', be at most 200
+ * characters and not be "manifest.json" or "journal.jsonl".
+ *
+ * Evidence is never overwritten: if an artifact of the same requested name
+ * with the same SHA-256 exists, nothing is written and 0 is returned (so a
+ * resumed step may add its artifacts again).  If the name is taken by other
+ * content (or any file), the new one is stored as `stem.N.ext` (the first
+ * free N from 1; "mem.lime" -> "mem.1.lime", "notes" -> "notes.1") and
+ * the manifest entry has "requested_name" set to `name`.
+ *
+ * Returns 0 or -1.
+ */
+int irfw_case_artifact_add(struct irfw_case *c, const char *step, const char *name,
+                           const char *media_type, const void *data, size_t len);
+
+/** Same as irfw_case_artifact_add(), copying the content of the file at
+ * `src_path` (streamed, for captures too large for memory). */
+int irfw_case_artifact_add_file(struct irfw_case *c, const char *step, const char *name,
+                                const char *media_type, const char *src_path);
+
+/** Number of artifacts of this instance, in the order they were added. */
+size_t irfw_case_artifact_count(const struct irfw_case *c);
+
+/** Stored file name of artifact i (after any numeric suffix), or NULL. */
+const char *irfw_case_artifact_name(const struct irfw_case *c, size_t i);
+
+/** Path of artifact i: the instance folder joined with its name (absolute
+ * when evidence_dir was), or NULL. */
+const char *irfw_case_artifact_path(const struct irfw_case *c, size_t i);
+
+/** Media type of artifact i, or NULL. */
+const char *irfw_case_artifact_media_type(const struct irfw_case *c, size_t i);
+
+/** Lower-case hex SHA-256 of artifact i, or NULL. */
+const char *irfw_case_artifact_sha256(const struct irfw_case *c, size_t i);
+
+/** Size in bytes of artifact i, or 0. */
+uint64_t irfw_case_artifact_size(const struct irfw_case *c, size_t i);
+
+/**
+ * Record where artifact i was shipped: `uri` (s3://bucket/key), and the
+ * S3 version id, ETag and KMS key used (each may be NULL).  Replaces any
+ * earlier location of the artifact and adds an "uploaded" time.
+ * Returns 0 or -1.
+ */
+int irfw_case_artifact_set_location(struct irfw_case *c, size_t i, const char *uri,
+                                    const char *version_id, const char *etag,
+                                    const char *kms_key);
+
+/** The whole manifest tree as last written, read-only: format, case_id,
+ * instance_id, created, updated, journal_bytes, runs, steps, artifacts. */
+const cJSON *irfw_case_manifest(const struct irfw_case *c);
+
+#endif /* IRFW_CORE_CASEREC_H */

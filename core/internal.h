@@ -1,0 +1,281 @@
+/*
+ * internal.h - the engine's own types, shared by the files of libirfw.
+ * Nothing here is part of the plugin SDK.
+ */
+#ifndef IRFW_INTERNAL_H
+#define IRFW_INTERNAL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <time.h>
+
+#include "irfw/irfw.h"
+#include "awsxml.h"
+
+struct irfw_case;
+struct irfw_aws;
+
+/* ------------------------------------------------------------------ */
+/* Small string helpers (util.c).  Those marked IRFW_EXPORT are used by
+ * the irfw front end too; they are not part of the plugin SDK.          */
+
+/* A growable string. */
+struct irfw_buf {
+	char *data;
+	size_t len, cap;
+};
+int irfw_buf_add(struct irfw_buf *b, const void *data, size_t len);
+int irfw_buf_puts(struct irfw_buf *b, const char *s);
+int irfw_buf_printf(struct irfw_buf *b, const char *fmt, ...) IRFW_PRINTF(2, 3);
+void irfw_buf_free(struct irfw_buf *b);
+
+char *irfw_strdup(const char *s);          /* NULL-safe; aborts never */
+char *irfw_strfmt(const char *fmt, ...) IRFW_PRINTF(1, 2);
+IRFW_EXPORT char *irfw_trim(char *s);                  /* in place */
+/* Split a comma (or blank) separated list; returns count, *out a NULL-ended
+ * array of strings to free with irfw_strv_free. */
+IRFW_EXPORT size_t irfw_split_list(const char *s, char ***out);
+IRFW_EXPORT void irfw_strv_free(char **v);
+bool irfw_parse_bool(const char *s, bool *out);
+IRFW_EXPORT bool irfw_parse_long(const char *s, long *out);
+IRFW_EXPORT bool irfw_valid_instance_id(const char *s);
+bool irfw_valid_module_name(const char *s);
+/* ISO-8601 UTC now, with milliseconds ("2026-11-28T18:53:08.123Z"). */
+void irfw_iso_now(char out[32]);
+
+/* ------------------------------------------------------------------ */
+/* Logging (log.c).                                                    */
+
+void irfw_log_set_level(int level);        /* irfw_log_level */
+int irfw_log_get_level(void);
+IRFW_EXPORT void irfw_log_set_color(bool on);
+/* Mask this string wherever it would appear in a log line. */
+void irfw_log_add_secret(const char *s);
+void irfw_log_clear_secrets(void);
+/* Core messages: `origin` is the bracketed tag without brackets, or NULL. */
+void irfw_logf(irfw_log_level level, const char *origin, const char *fmt, ...) IRFW_PRINTF(3, 4);
+void irfw_vlogf(irfw_log_level level, const char *origin, const char *fmt, va_list ap);
+
+/* ------------------------------------------------------------------ */
+/* Configuration (config.c).                                           */
+
+struct irfw_kv_line {
+	char *key;
+	char *value;
+	int line;
+};
+
+struct irfw_section {
+	char *name;
+	int line; /* first [name] header */
+	struct irfw_kv_line *kv;
+	size_t n_kv;
+};
+
+struct irfw_config {
+	char *path;
+	struct irfw_section *sections;
+	size_t n_sections;
+	/* Errors found so far, each "file:line: message". */
+	char **errors;
+	size_t n_errors;
+};
+
+/* Parse `path` with inih.  Syntax problems (missing file, over-long line,
+ * duplicate key, bad syntax) land in cfg->errors; returns 0 when none. */
+int irfw_config_load(const char *path, struct irfw_config *cfg);
+void irfw_config_free(struct irfw_config *cfg);
+void irfw_config_error(struct irfw_config *cfg, int line, const char *fmt, ...) IRFW_PRINTF(3, 4);
+struct irfw_section *irfw_config_section(const struct irfw_config *cfg, const char *name);
+const struct irfw_kv_line *irfw_section_find(const struct irfw_section *s, const char *key);
+/* Validate a section's keys against an options table (plus `extra`,
+ * keys the core itself reads).  Errors go to cfg. */
+void irfw_config_validate(struct irfw_config *cfg, const struct irfw_section *s,
+                          const struct irfw_option *opts, const struct irfw_option *extra);
+/* Check a value against one option's type; NULL when fine, else a message. */
+const char *irfw_option_check(const struct irfw_option *o, const char *value);
+/* Check that a template only names known ${variables}. */
+const char *irfw_template_check(const char *value);
+/* Look up `name` in an options table. */
+const struct irfw_option *irfw_option_find(const struct irfw_option *opts, const char *name);
+
+/* Global [irfw] keys, documented like a plugin's options. */
+extern const struct irfw_option irfw_global_options[];
+/* Keys every step section accepts besides its plugin's. */
+extern const struct irfw_option irfw_step_options[];
+
+/* Variables of a template expansion. */
+struct irfw_vars {
+	const char *account_id, *region, *instance_id, *vpc_id, *case_id, *name_tag;
+	time_t now;
+};
+/* Expand ${var}; "$$" is a literal "$".  NULL and *err set on an unknown
+ * variable or a variable with no value here. */
+char *irfw_template_expand(const char *tmpl, const struct irfw_vars *v, const char **err);
+
+/* ------------------------------------------------------------------ */
+/* Plugin loader (loader.c).                                           */
+
+struct irfw_module {
+	char *name;
+	char *path;             /* file it was loaded from */
+	void *handle;           /* lt_dlhandle */
+	struct irfw_plugin vt;  /* copy of min(size, sizeof) bytes, rest zero */
+};
+
+struct irfw_loader {
+	char **dirs;            /* search path, in order */
+	size_t n_dirs;
+	struct irfw_module **mods;
+	size_t n_mods;
+	bool ltdl_up;
+};
+
+int irfw_loader_init(struct irfw_loader *l, char **dirs, size_t n_dirs);
+/* Load module `name` (searching dirs) or return the one already loaded.
+ * On refusal returns NULL with err "FILE: reason". */
+struct irfw_module *irfw_loader_get(struct irfw_loader *l, const char *name, char *err, size_t errlen);
+/* Load one module from an explicit file (absolute path, with or without
+ * extension); `expect` is the name it must carry. */
+struct irfw_module *irfw_loader_load_file(struct irfw_loader *l, const char *file, const char *expect,
+                                          char *err, size_t errlen);
+/* Every module found in the search path (for `irfw plugins`); refusals
+ * are reported through `report`. */
+void irfw_loader_scan(struct irfw_loader *l, void (*report)(const char *what, void *ctx), void *ctx);
+void irfw_loader_fini(struct irfw_loader *l);
+
+/* ------------------------------------------------------------------ */
+/* Engine objects behind the public opaque handles (engine.c).          */
+
+struct irfw_run;
+
+struct irfw_step {
+	struct irfw_run *run;
+	char *name;                 /* section name */
+	struct irfw_section *sec;   /* may be NULL when the section is absent */
+	struct irfw_module *mod;
+	void *state;
+	bool initialised;
+	bool stop_on_error;
+	bool init_failed;
+};
+
+struct irfw_fact {
+	char *key, *value;
+};
+
+struct irfw_step_result {
+	const char *step;           /* points into irfw_step */
+	const char *plugin;
+	irfw_status status;
+	char *detail;
+	char *aws_error;            /* "Code: message" or NULL */
+	char *request_id;
+	cJSON *request_ids;         /* every request id of the step's calls */
+	long ms;
+	bool resumed;               /* done in an earlier run of this case */
+	bool ran;                   /* false: not reached (an earlier stop) */
+};
+
+
+struct irfw_target {
+	struct irfw_run *run;
+	char *id;
+	cJSON *instance;            /* owned copy of the DescribeInstances item */
+	char *vpc_id, *name_tag;
+	bool found;
+	struct irfw_case *rec;
+	struct irfw_fact *facts;
+	size_t n_facts;
+	struct irfw_step_result *results;
+	size_t n_results;
+	struct irfw_step *cur;      /* step running now */
+	struct irfw_step_result *cur_res;
+	struct irfw_aws_error err;
+	char last_request_id[128];
+	char *notes;                /* accumulated irfw_note text */
+};
+
+struct irfw_memo_entry {
+	char *key;
+	char *value;
+	bool busy;
+};
+
+struct irfw_batch {
+	struct irfw_run *run;
+	struct irfw_target **targets;
+	size_t n;
+};
+
+/* Everything a run needs: the parsed options, the configuration, modules,
+ * steps, the AWS client and the batch. */
+struct irfw_run {
+	/* From the command line (may be NULL). */
+	const char *conf_path;
+	const char *region, *profile, *bucket, *topic, *sgid, *case_id;
+	bool plan, dry_run, no_resume;
+	long jobs;
+	char **only, **skip;
+
+	struct irfw_config cfg;
+	struct irfw_section *global;
+	struct irfw_loader loader;
+	struct irfw_step **steps;
+	size_t n_steps;
+
+	char *resolved_region;
+	char *account_id, *caller_arn;
+	char *case_id_resolved;
+	char *evidence_dir;
+	time_t started;
+
+	struct irfw_aws *aws;
+	struct irfw_batch batch;
+
+	pthread_mutex_t memo_lock;
+	pthread_cond_t memo_cond;
+	struct irfw_memo_entry *memo;
+	size_t n_memo;
+
+	size_t next_target;         /* work queue index, under memo_lock */
+};
+
+/* A global key's value: CLI override first, then [irfw], then the default. */
+const char *irfw_run_global(const struct irfw_run *r, const char *key);
+
+#endif /* IRFW_INTERNAL_H */
+
+/* ------------------------------------------------------------------ */
+/* AWS client (aws.c).                                                 */
+
+/* Create the client: credentials, region, HTTP, rate limits, from the
+ * run's configuration.  Returns 0, or -1 with err. */
+int irfw_aws_new(struct irfw_run *r, struct irfw_aws **out, char *err, size_t errlen);
+void irfw_aws_free(struct irfw_aws *a);
+/* One call with retries.  `account` keys the rate limit.  On failure fills
+ * *e; on success copies the request id into req_id. */
+int irfw_aws_request(struct irfw_aws *a, const char *region, const char *service, const char *operation,
+                     const cJSON *params, bool dry_run, cJSON **result, struct irfw_aws_error *e,
+                     char req_id[128]);
+/* The region the client resolved. */
+const char *irfw_aws_region(const struct irfw_aws *a);
+
+/* ------------------------------------------------------------------ */
+/* Front end (engine.c), exported for the irfw binary only.            */
+
+IRFW_EXPORT int irfw_run_init(struct irfw_run *r);
+/* Load configuration and plugins, validate, init steps.  0 or exit code 2. */
+IRFW_EXPORT int irfw_run_load(struct irfw_run *r, bool init_steps);
+IRFW_EXPORT int irfw_run_add_target(struct irfw_run *r, const char *id);
+/* Print each target's steps; no AWS call. */
+IRFW_EXPORT int irfw_run_plan(struct irfw_run *r, bool json);
+/* The whole run; returns the exit status (0, 1, 2, 3). */
+IRFW_EXPORT int irfw_run_execute(struct irfw_run *r, bool json, bool check_only);
+IRFW_EXPORT void irfw_run_free(struct irfw_run *r);
+/* `irfw plugins`: list, or describe one (text or man format). */
+IRFW_EXPORT int irfw_plugins_list(struct irfw_run *r);
+IRFW_EXPORT int irfw_plugins_describe(struct irfw_run *r, const char *name, bool man);
+IRFW_EXPORT void irfw_log_level_set(int level);
+IRFW_EXPORT const char *irfw_version(void);

@@ -1,0 +1,98 @@
+/*
+ * log.c - leveled log lines on stderr, tagged with their origin
+ * ("[i-0abc isolate]").  Lines from worker threads never interleave, and
+ * every registered secret is masked as a last line of defence: a plugin
+ * that logs a webhook URL by mistake still does not leak it.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "config.h"
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+static int log_level = IRFW_LOG_INFO;
+static bool log_color;
+static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
+static char **secrets;
+static size_t n_secrets;
+
+void irfw_log_set_level(int level)
+{
+	log_level = level;
+}
+
+int irfw_log_get_level(void)
+{
+	return log_level;
+}
+
+void irfw_log_set_color(bool on)
+{
+	log_color = on;
+}
+
+void irfw_log_add_secret(const char *s)
+{
+	/* Short strings would mask ordinary words; secrets are long. */
+	if (!s || strlen(s) < 8)
+		return;
+	pthread_mutex_lock(&log_lock);
+	char **v = realloc(secrets, (n_secrets + 1) * sizeof(*v));
+	if (v) {
+		secrets = v;
+		secrets[n_secrets] = strdup(s);
+		if (secrets[n_secrets])
+			n_secrets++;
+	}
+	pthread_mutex_unlock(&log_lock);
+}
+
+void irfw_log_clear_secrets(void)
+{
+	pthread_mutex_lock(&log_lock);
+	for (size_t i = 0; i < n_secrets; i++)
+		free(secrets[i]);
+	free(secrets);
+	secrets = NULL;
+	n_secrets = 0;
+	pthread_mutex_unlock(&log_lock);
+}
+
+/* Replace every registered secret in `s` (in place) with asterisks. */
+static void mask_secrets(char *s)
+{
+	for (size_t i = 0; i < n_secrets; i++) {
+		size_t n = strlen(secrets[i]);
+		for (char *p = strstr(s, secrets[i]); p; p = strstr(p + n, secrets[i]))
+			memset(p, '*', n);
+	}
+}
+
+void irfw_vlogf(irfw_log_level level, const char *origin, const char *fmt, va_list ap)
+{
+	if ((int)level > log_level)
+		return;
+	char msg[4096];
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	static const char *names[] = {"error: ", "warning: ", "", ""};
+	static const char *colors[] = {"\033[31m", "\033[33m", "", "\033[2m"};
+	pthread_mutex_lock(&log_lock);
+	mask_secrets(msg);
+	fprintf(stderr, "%s%s%s%s%s%s%s\n", log_color ? colors[level] : "", origin ? "[" : "",
+	        origin ? origin : "", origin ? "] " : "", names[level], msg, log_color ? "\033[0m" : "");
+	pthread_mutex_unlock(&log_lock);
+}
+
+void irfw_logf(irfw_log_level level, const char *origin, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	irfw_vlogf(level, origin, fmt, ap);
+	va_end(ap);
+}

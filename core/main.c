@@ -1,0 +1,276 @@
+/*
+ * main.c - the irfw command: parses the command line and hands the work to
+ * libirfw.  Exit status: 0 every step OK or SKIPPED, 1 a step FAILED, 2 a
+ * usage or configuration error, 3 an instance was not found.
+ */
+#define _GNU_SOURCE
+#include "config.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#ifndef IRFW_SYSCONFDIR
+#define IRFW_SYSCONFDIR "/etc"
+#endif
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+	        "Usage: irfw [OPTIONS] -i INSTANCE_ID [-i INSTANCE_ID ...]\n"
+	        "       irfw check [OPTIONS] [-i INSTANCE_ID ...]\n"
+	        "       irfw plugins [--describe NAME [--man]] [--conf FILE]\n"
+	        "\n"
+	        "Contain, preserve, protect, tag and report compromised EC2 instances, running\n"
+	        "the site's pipeline of action plugins for each instance.\n"
+	        "\n"
+	        "Targets:\n"
+	        "  -i, --iid ID           instance to handle (repeatable; i- and 8 or 17 hex digits)\n"
+	        "  -f, --from-file FILE   read instance ids from FILE, one a line ('-' for stdin)\n"
+	        "\n"
+	        "Configuration:\n"
+	        "  -c, --conf FILE        site configuration (default %s/irfw/irfw.ini,\n"
+	        "                         then conf/irfw.ini when run from the source tree)\n"
+	        "  -r, --region REGION    AWS region (else AWS_REGION, the profile, IMDS)\n"
+	        "  -p, --profile NAME     AWS profile from ~/.aws/config and ~/.aws/credentials\n"
+	        "  -g, --sgid SG          quarantine security group to use\n"
+	        "  -b, --bucket BUCKET    evidence bucket\n"
+	        "  -t, --topic ARN        SNS topic for notifications\n"
+	        "      --case-id ID       case to record into; an existing case is resumed\n"
+	        "\n"
+	        "What to do:\n"
+	        "      --plan             print each instance's steps and exit; no AWS call\n"
+	        "  -n, --dry-run          ask AWS with DryRun where the API has it; change nothing\n"
+	        "      --only STEPS       run only these steps (comma-separated)\n"
+	        "      --skip STEPS       do not run these steps\n"
+	        "      --no-resume        repeat steps an earlier run of the case already did\n"
+	        "  -j, --jobs N           instances handled in parallel (default: [irfw] jobs)\n"
+	        "\n"
+	        "Output:\n"
+	        "  -o, --output FORMAT    text (default) or json (one document on stdout)\n"
+	        "  -v, --verbose          more detail (repeat for AWS call traces)\n"
+	        "  -q, --quiet            errors only\n"
+	        "  -V, --version          print the version\n"
+	        "  -h, --help             this help\n"
+	        "\n"
+	        "plugins:\n"
+	        "      --describe NAME    options of plugin NAME ('irfw' for the [irfw] section)\n"
+	        "      --man              with --describe: man page (roff) format\n"
+	        "\n"
+	        "Exit status: 0 all steps ok or skipped, 1 a step failed, 2 usage or\n"
+	        "configuration error, 3 an instance was not found.\n"
+	        "See irfw(1) and irfw.ini(5).\n",
+	        IRFW_SYSCONFDIR);
+}
+
+static int add_ids_from_file(struct irfw_run *r, const char *path)
+{
+	FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "r");
+	if (!f) {
+		fprintf(stderr, "irfw: cannot open %s: %m\n", path);
+		return 2;
+	}
+	char *line = NULL;
+	size_t cap = 0;
+	int rc = 0, lineno = 0;
+	while (getline(&line, &cap, f) >= 0) {
+		lineno++;
+		char *id = irfw_trim(line);
+		if (!*id || *id == '#')
+			continue;
+		if (!irfw_valid_instance_id(id)) {
+			fprintf(stderr, "irfw: %s:%d: '%s' is not an instance id\n", path, lineno, id);
+			rc = 2;
+			continue;
+		}
+		if (irfw_run_add_target(r, id) != 0)
+			rc = 2;
+	}
+	free(line);
+	if (f != stdin)
+		fclose(f);
+	return rc;
+}
+
+static bool file_exists(const char *p)
+{
+	struct stat st;
+	return stat(p, &st) == 0;
+}
+
+static char **split_csv(const char *s)
+{
+	char **v = NULL;
+	irfw_split_list(s, &v);
+	return v;
+}
+
+int main(int argc, char **argv)
+{
+	enum { OPT_PLAN = 256, OPT_CASE, OPT_ONLY, OPT_SKIP, OPT_DESCRIBE, OPT_MAN, OPT_NO_RESUME };
+	static const struct option longopts[] = {
+		{"iid", required_argument, NULL, 'i'},       {"from-file", required_argument, NULL, 'f'},
+		{"conf", required_argument, NULL, 'c'},      {"region", required_argument, NULL, 'r'},
+		{"profile", required_argument, NULL, 'p'},   {"sgid", required_argument, NULL, 'g'},
+		{"bucket", required_argument, NULL, 'b'},    {"topic", required_argument, NULL, 't'},
+		{"case-id", required_argument, NULL, OPT_CASE}, {"plan", no_argument, NULL, OPT_PLAN},
+		{"dry-run", no_argument, NULL, 'n'},         {"only", required_argument, NULL, OPT_ONLY},
+		{"skip", required_argument, NULL, OPT_SKIP}, {"jobs", required_argument, NULL, 'j'},
+		{"output", required_argument, NULL, 'o'},    {"verbose", no_argument, NULL, 'v'},
+		{"quiet", no_argument, NULL, 'q'},           {"version", no_argument, NULL, 'V'},
+		{"help", no_argument, NULL, 'h'},            {"describe", required_argument, NULL, OPT_DESCRIBE},
+		{"man", no_argument, NULL, OPT_MAN},         {"no-resume", no_argument, NULL, OPT_NO_RESUME},
+		{NULL, 0, NULL, 0},
+	};
+	struct irfw_run r;
+	irfw_run_init(&r);
+	int verbosity = IRFW_LOG_INFO, status = 0, opt;
+	bool json = false, man = false, conf_fallback = false;
+	const char *describe = NULL;
+	char **from_files = NULL;
+	size_t n_from = 0;
+	char **ids = NULL;
+	size_t n_ids = 0;
+
+	while ((opt = getopt_long(argc, argv, "i:f:c:r:p:g:b:t:nj:o:vqVh", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 'i': {
+			char **v = realloc(ids, (n_ids + 1) * sizeof(*v));
+			if (!v)
+				return 2;
+			ids = v;
+			ids[n_ids++] = optarg;
+			break;
+		}
+		case 'f': {
+			char **v = realloc(from_files, (n_from + 1) * sizeof(*v));
+			if (!v)
+				return 2;
+			from_files = v;
+			from_files[n_from++] = optarg;
+			break;
+		}
+		case 'c': r.conf_path = optarg; break;
+		case 'r': r.region = optarg; break;
+		case 'p': r.profile = optarg; break;
+		case 'g': r.sgid = optarg; break;
+		case 'b': r.bucket = optarg; break;
+		case 't': r.topic = optarg; break;
+		case OPT_CASE: r.case_id = optarg; break;
+		case OPT_PLAN: r.plan = true; break;
+		case 'n': r.dry_run = true; break;
+		case OPT_ONLY: irfw_strv_free(r.only); r.only = split_csv(optarg); break;
+		case OPT_SKIP: irfw_strv_free(r.skip); r.skip = split_csv(optarg); break;
+		case OPT_NO_RESUME: r.no_resume = true; break;
+		case 'j':
+			if (!irfw_parse_long(optarg, &r.jobs) || r.jobs < 1 || r.jobs > 64) {
+				fprintf(stderr, "irfw: --jobs takes a number from 1 to 64\n");
+				status = 2;
+			}
+			break;
+		case 'o':
+			if (strcmp(optarg, "json") == 0)
+				json = true;
+			else if (strcmp(optarg, "text") != 0) {
+				fprintf(stderr, "irfw: --output takes text or json\n");
+				status = 2;
+			}
+			break;
+		case 'v': verbosity++; break;
+		case 'q': verbosity = IRFW_LOG_ERROR; break;
+		case 'V': printf("irfw %s (plugin ABI %d.%d)\n", irfw_version(), IRFW_ABI_MAJOR, IRFW_ABI_MINOR); goto out;
+		case 'h': usage(stdout); goto out;
+		case OPT_DESCRIBE: describe = optarg; break;
+		case OPT_MAN: man = true; break;
+		default:
+			fprintf(stderr, "Try 'irfw --help'.\n");
+			status = 2;
+			goto out;
+		}
+	}
+	irfw_log_level_set(verbosity > IRFW_LOG_DEBUG ? IRFW_LOG_DEBUG : verbosity);
+	irfw_log_set_color(isatty(STDERR_FILENO) && !getenv("NO_COLOR"));
+
+	const char *cmd = optind < argc ? argv[optind++] : NULL;
+	if (cmd && strcmp(cmd, "check") != 0 && strcmp(cmd, "plugins") != 0) {
+		fprintf(stderr, "irfw: unknown command '%s' (commands: check, plugins)\nTry 'irfw --help'.\n", cmd);
+		status = 2;
+		goto out;
+	}
+	if (optind < argc) {
+		fprintf(stderr, "irfw: unexpected argument '%s'\nTry 'irfw --help'.\n", argv[optind]);
+		status = 2;
+		goto out;
+	}
+	if (status)
+		goto out;
+	bool plugins_cmd = cmd && strcmp(cmd, "plugins") == 0;
+	bool check_cmd = cmd && strcmp(cmd, "check") == 0;
+	if ((describe || man) && !plugins_cmd) {
+		fprintf(stderr, "irfw: --describe and --man belong to 'irfw plugins'\n");
+		status = 2;
+		goto out;
+	}
+
+	/* Instance ids are checked before anything else is done. */
+	for (size_t i = 0; i < n_ids; i++)
+		if (irfw_run_add_target(&r, ids[i]) != 0)
+			status = 2;
+	for (size_t i = 0; i < n_from; i++)
+		if (add_ids_from_file(&r, from_files[i]) != 0)
+			status = 2;
+	if (status)
+		goto out;
+	if (!plugins_cmd && !check_cmd && r.batch.n == 0) {
+		fprintf(stderr, "irfw: no instance given: use -i INSTANCE_ID or --from-file FILE\n"
+		                "Try 'irfw --help'.\n");
+		status = 2;
+		goto out;
+	}
+
+	static char default_conf[4096];
+	if (!r.conf_path) {
+		snprintf(default_conf, sizeof(default_conf), "%s/irfw/irfw.ini", IRFW_SYSCONFDIR);
+		if (file_exists(default_conf)) {
+			r.conf_path = default_conf;
+		} else if (file_exists("conf/irfw.ini")) {
+			/* Run from the source tree: its sample site and its plugins. */
+			r.conf_path = "conf/irfw.ini";
+			conf_fallback = true;
+		} else {
+			fprintf(stderr, "irfw: no configuration: %s does not exist; give one with --conf FILE\n",
+			        default_conf);
+			status = 2;
+			goto out;
+		}
+	}
+	if (conf_fallback && file_exists("plugins") && !getenv("IRFW_PLUGIN_PATH"))
+		setenv("IRFW_PLUGIN_PATH", "plugins", 1);
+
+	status = irfw_run_load(&r, !plugins_cmd);
+	if (plugins_cmd) {
+		/* A broken configuration should not hide the installed plugins. */
+		if (r.loader.ltdl_up)
+			status = describe ? irfw_plugins_describe(&r, describe, man) : irfw_plugins_list(&r);
+		goto out;
+	}
+	if (status)
+		goto out;
+	if (r.plan) {
+		status = irfw_run_plan(&r, json);
+		goto out;
+	}
+	status = irfw_run_execute(&r, json, check_cmd);
+out:
+	free(ids);
+	free(from_files);
+	irfw_strv_free(r.only);
+	irfw_strv_free(r.skip);
+	irfw_run_free(&r);
+	return status;
+}

@@ -1,0 +1,416 @@
+/*
+ * ratelimit.c - client-side token buckets per (account, region, API class)
+ * and full-jitter retry backoff.  See ratelimit.h for the why.
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include "ratelimit.h"
+
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include <openssl/rand.h>
+
+/* ------------------------------------------------------------------ */
+/* Clock.                                                              */
+
+static double real_now(void *ctx)
+{
+	struct timespec ts;
+
+	(void)ctx;
+	if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0)
+		return 0.0; /* cannot happen on Linux; a stuck clock only over-limits */
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void real_sleep(void *ctx, double seconds)
+{
+	struct timespec deadline;
+	double whole, frac;
+	int rc;
+
+	(void)ctx;
+	if (!(seconds > 0))
+		return;
+	/* Keep the conversion to time_t defined whatever a caller asks for. */
+	if (seconds > 1e9)
+		seconds = 1e9;
+	/* An absolute deadline, so a signal that interrupts us does not make
+	 * the next nanosleep start the whole wait again (or cut it short). */
+	if (clock_gettime(CLOCK_MONOTONIC, &deadline) != 0)
+		return;
+	frac = modf(seconds, &whole);
+	deadline.tv_sec += (time_t)whole;
+	deadline.tv_nsec += (long)(frac * 1e9);
+	if (deadline.tv_nsec >= 1000000000L) {
+		deadline.tv_sec++;
+		deadline.tv_nsec -= 1000000000L;
+	}
+	do
+		rc = clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &deadline, NULL);
+	while (rc == EINTR);
+}
+
+const struct irfw_clock *irfw_clock_real(void)
+{
+	static const struct irfw_clock real = { .now = real_now, .sleep = real_sleep, .ctx = NULL };
+
+	return &real;
+}
+
+/* ------------------------------------------------------------------ */
+/* Classes.                                                            */
+
+enum rl_class_id {
+	RL_EC2_DESCRIBE = 0,
+	RL_EC2_MUTATE,
+	RL_EC2_SNAPSHOT,
+	RL_EC2_ENI,
+	RL_EC2_TAGS,
+	RL_OTHER,
+	RL_NCLASSES
+};
+
+/* Defaults follow AWS's published bucket sizes and refill rates, so that
+ * irfw alone never empties an account's buckets. */
+static const struct {
+	const char *name;
+	double capacity;
+	double rate;
+} rl_defaults[RL_NCLASSES] = {
+	[RL_EC2_DESCRIBE] = { "ec2-describe", 100, 20 },
+	[RL_EC2_MUTATE] = { "ec2-mutate", 50, 5 },
+	[RL_EC2_SNAPSHOT] = { "ec2-snapshot", 100, 5 },
+	[RL_EC2_ENI] = { "ec2-eni", 100, 5 },
+	[RL_EC2_TAGS] = { "ec2-tags", 100, 10 },
+	[RL_OTHER] = { "other", 50, 10 },
+};
+
+/* "Describe" followed by a capital: the start of the next CamelCase word,
+ * so a bare or odd name ("Get", "Listen") is not taken for a read. */
+static bool has_verb(const char *op, const char *verb)
+{
+	size_t n = strlen(verb);
+
+	return strncmp(op, verb, n) == 0 && op[n] >= 'A' && op[n] <= 'Z';
+}
+
+static enum rl_class_id class_of(const char *service, const char *operation)
+{
+	if (!service || strcmp(service, "ec2") != 0)
+		return RL_OTHER;
+	if (!operation)
+		return RL_EC2_MUTATE;
+	if (has_verb(operation, "Describe") || has_verb(operation, "Get") ||
+	    has_verb(operation, "List"))
+		return RL_EC2_DESCRIBE;
+	if (strcmp(operation, "CreateSnapshot") == 0 || strcmp(operation, "CreateSnapshots") == 0)
+		return RL_EC2_SNAPSHOT;
+	if (strcmp(operation, "ModifyNetworkInterfaceAttribute") == 0)
+		return RL_EC2_ENI;
+	if (strcmp(operation, "CreateTags") == 0)
+		return RL_EC2_TAGS;
+	return RL_EC2_MUTATE;
+}
+
+const char *irfw_ratelimit_class(const char *service, const char *operation)
+{
+	return rl_defaults[class_of(service, operation)].name;
+}
+
+static int check_values(double capacity, double rate)
+{
+	if (!isfinite(capacity) || !isfinite(rate) || capacity < 0 || rate < 0)
+		return -1;
+	/* A bucket that cannot hold one whole token would make every call
+	 * wait; that is a typo, not a policy. */
+	if (rate > 0 && capacity < 1)
+		return -1;
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Registry.                                                           */
+
+struct rl_state {
+	double tokens; /* negative: turns already promised to sleepers */
+	double last;   /* clock time tokens was brought up to date */
+	bool primed;
+};
+
+struct rl_bucket {
+	struct rl_bucket *next;
+	enum rl_class_id cls;
+	struct rl_state st;
+	const char *account, *region, *service; /* point into key[] */
+	char key[];
+};
+
+struct rl_class {
+	double capacity;
+	double rate;
+	/* Shared by every key of the class when a bucket cannot be allocated:
+	 * stricter than per-key buckets, never looser, and needs no memory. */
+	struct rl_state fallback;
+};
+
+/* Keys are few (accounts x regions x classes), so a fixed table is plenty. */
+#define RL_SLOTS 64
+
+struct irfw_ratelimit {
+	pthread_mutex_t lock;
+	struct irfw_clock clock;
+	struct rl_class cls[RL_NCLASSES];
+	struct rl_bucket *slots[RL_SLOTS];
+};
+
+struct irfw_ratelimit *irfw_ratelimit_new(const struct irfw_clock *clock)
+{
+	struct irfw_ratelimit *rl = calloc(1, sizeof(*rl));
+
+	if (!rl)
+		return NULL;
+	if (pthread_mutex_init(&rl->lock, NULL) != 0) {
+		free(rl);
+		return NULL;
+	}
+	rl->clock = clock ? *clock : *irfw_clock_real();
+	for (int i = 0; i < RL_NCLASSES; i++) {
+		rl->cls[i].capacity = rl_defaults[i].capacity;
+		rl->cls[i].rate = rl_defaults[i].rate;
+	}
+	return rl;
+}
+
+int irfw_ratelimit_configure(struct irfw_ratelimit *rl, const char *cls, double capacity,
+			     double refill_per_sec)
+{
+	if (!rl || !cls || check_values(capacity, refill_per_sec) != 0)
+		return -1;
+	for (int i = 0; i < RL_NCLASSES; i++) {
+		if (strcmp(cls, rl_defaults[i].name) != 0)
+			continue;
+		pthread_mutex_lock(&rl->lock);
+		rl->cls[i].capacity = capacity;
+		rl->cls[i].rate = refill_per_sec;
+		pthread_mutex_unlock(&rl->lock);
+		return 0;
+	}
+	return -1;
+}
+
+/* Digits with at most one '.', at least one digit, nothing else: strtod
+ * alone would also take signs, spaces, hex, exponents, "inf" and "nan". */
+static bool plain_decimal(const char *s, size_t n)
+{
+	size_t digits = 0, dots = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] >= '0' && s[i] <= '9')
+			digits++;
+		else if (s[i] == '.')
+			dots++;
+		else
+			return false;
+	}
+	return digits > 0 && dots <= 1;
+}
+
+int irfw_ratelimit_parse_spec(const char *spec, double *cap, double *rate)
+{
+	const char *slash, *rstr;
+	char *end;
+	double c, r;
+
+	if (!spec || !cap || !rate)
+		return -1;
+	slash = strchr(spec, '/');
+	if (!slash)
+		return -1;
+	rstr = slash + 1;
+	if (!plain_decimal(spec, (size_t)(slash - spec)) || !plain_decimal(rstr, strlen(rstr)))
+		return -1;
+	errno = 0;
+	c = strtod(spec, &end);
+	if (end != slash || errno == ERANGE)
+		return -1;
+	r = strtod(rstr, &end);
+	if (*end != '\0' || errno == ERANGE)
+		return -1;
+	if (check_values(c, r) != 0)
+		return -1;
+	*cap = c;
+	*rate = r;
+	return 0;
+}
+
+static size_t key_slot(enum rl_class_id cls, const char *account, const char *region,
+		       const char *service)
+{
+	const char *parts[3] = { account, region, service };
+	uint64_t h = 1469598103934665603ULL ^ (uint64_t)cls; /* FNV-1a */
+
+	for (int i = 0; i < 3; i++) {
+		/* Hash the NUL too, so ("ab","c") and ("a","bc") differ. */
+		for (const char *p = parts[i];; p++) {
+			h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+			if (!*p)
+				break;
+		}
+	}
+	return (size_t)(h % RL_SLOTS);
+}
+
+/* The state for this key, created full on first use.  Called locked. */
+static struct rl_state *find_state(struct irfw_ratelimit *rl, enum rl_class_id cls,
+				   const char *account, const char *region, const char *service)
+{
+	size_t slot = key_slot(cls, account, region, service);
+	size_t la = strlen(account) + 1, lr = strlen(region) + 1, ls = strlen(service) + 1;
+	struct rl_bucket *b;
+
+	for (b = rl->slots[slot]; b; b = b->next) {
+		if (b->cls == cls && strcmp(b->account, account) == 0 &&
+		    strcmp(b->region, region) == 0 && strcmp(b->service, service) == 0)
+			return &b->st;
+	}
+	b = malloc(sizeof(*b) + la + lr + ls);
+	if (!b)
+		return &rl->cls[cls].fallback;
+	b->cls = cls;
+	b->st = (struct rl_state){ 0 };
+	memcpy(b->key, account, la);
+	memcpy(b->key + la, region, lr);
+	memcpy(b->key + la + lr, service, ls);
+	b->account = b->key;
+	b->region = b->key + la;
+	b->service = b->key + la + lr;
+	b->next = rl->slots[slot];
+	rl->slots[slot] = b;
+	return &b->st;
+}
+
+/*
+ * Take a token now and return how long the caller must sleep before using
+ * it.  The bucket may go negative: each waiter's turn is booked here, under
+ * the lock, so the next waiter books the slot after it instead of all of
+ * them waking together and racing for the same token.
+ */
+static double reserve(struct rl_state *st, const struct rl_class *c, double now)
+{
+	if (!st->primed) {
+		st->tokens = c->capacity;
+		st->last = now;
+		st->primed = true;
+	}
+	if (now > st->last) {
+		st->tokens += (now - st->last) * c->rate;
+		st->last = now;
+	}
+	if (st->tokens > c->capacity)
+		st->tokens = c->capacity;
+	st->tokens -= 1.0;
+	return st->tokens < 0 ? -st->tokens / c->rate : 0.0;
+}
+
+void irfw_ratelimit_acquire(struct irfw_ratelimit *rl, const char *account, const char *region,
+			    const char *service, const char *operation)
+{
+	enum rl_class_id cls = class_of(service, operation);
+	double wait = 0.0;
+
+	if (!rl)
+		return;
+	pthread_mutex_lock(&rl->lock);
+	if (rl->cls[cls].rate > 0) {
+		struct rl_state *st = find_state(rl, cls, account ? account : "",
+						 region ? region : "", service ? service : "");
+		/* Read under the lock so bookings are made in clock order. */
+		wait = reserve(st, &rl->cls[cls], rl->clock.now(rl->clock.ctx));
+	}
+	pthread_mutex_unlock(&rl->lock);
+	if (wait > 0)
+		rl->clock.sleep(rl->clock.ctx, wait);
+}
+
+void irfw_ratelimit_free(struct irfw_ratelimit *rl)
+{
+	if (!rl)
+		return;
+	for (size_t i = 0; i < RL_SLOTS; i++) {
+		struct rl_bucket *b = rl->slots[i];
+
+		while (b) {
+			struct rl_bucket *next = b->next;
+
+			free(b);
+			b = next;
+		}
+	}
+	pthread_mutex_destroy(&rl->lock);
+	free(rl);
+}
+
+/* ------------------------------------------------------------------ */
+/* Backoff.                                                            */
+
+double irfw_backoff_delay(int attempt, double base, double cap, double (*rand01)(void *ctx),
+			  void *ctx)
+{
+	double ceiling, r;
+
+	if (attempt < 1 || !(base > 0) || !(cap > 0))
+		return 0.0;
+	/* ldexp saturates to inf instead of overflowing an integer shift. */
+	ceiling = ldexp(base, attempt > 1100 ? 1100 : attempt - 1);
+	if (!(ceiling < cap))
+		ceiling = cap;
+	r = rand01 ? rand01(ctx) : irfw_rand01(NULL);
+	if (!(r >= 0.0)) /* also NaN */
+		r = 0.0;
+	else if (r > 1.0)
+		r = 1.0;
+	return r * ceiling;
+}
+
+static uint64_t seed64(void)
+{
+	uint64_t s = 0;
+	struct timespec ts;
+
+	if (RAND_bytes((unsigned char *)&s, sizeof(s)) == 1)
+		return s;
+	if (getrandom(&s, sizeof(s), 0) == (ssize_t)sizeof(s))
+		return s;
+	/* Last resort, still different per thread and per moment. */
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 30) ^ (uint64_t)(uintptr_t)&s;
+}
+
+double irfw_rand01(void *unused)
+{
+	/* One generator per thread: no lock, no shared state to race on. */
+	static _Thread_local uint64_t state;
+	static _Thread_local bool seeded;
+	uint64_t z;
+
+	(void)unused;
+	if (!seeded) {
+		state = seed64();
+		seeded = true;
+	}
+	/* splitmix64 */
+	z = (state += 0x9E3779B97F4A7C15ULL);
+	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+	z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+	z ^= z >> 31;
+	return (double)(z >> 11) * 0x1.0p-53;
+}

@@ -1,0 +1,120 @@
+/*
+ * ratelimit.h - client-side rate limiting of AWS calls and retry backoff.
+ *
+ * EC2 throttles each account and region with token buckets per API class
+ * ("Request throttling for the Amazon EC2 API").  irfw runs many worker
+ * threads over hundreds of instances; without a shared client-side limit
+ * they would burn the account's buckets and get RequestLimitExceeded,
+ * which also throttles every other tool using that account.  So all
+ * threads draw from one registry of buckets keyed by (account, region,
+ * class[, service]) that mirrors AWS's own, and retries back off with the
+ * SDKs' "standard" full-jitter schedule.
+ */
+#ifndef IRFW_CORE_RATELIMIT_H
+#define IRFW_CORE_RATELIMIT_H
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/**
+ * A monotonic clock that can be replaced, so tests of waiting neither wait
+ * nor depend on the scheduler.  `now` returns seconds from an arbitrary
+ * origin and never goes back; `sleep` returns after at least `seconds`
+ * (or at once for seconds <= 0).  Both must be callable from any thread.
+ */
+struct irfw_clock {
+	double (*now)(void *ctx);
+	void (*sleep)(void *ctx, double seconds);
+	void *ctx;
+};
+
+/** The real clock: CLOCK_MONOTONIC, and a sleep that resumes after
+ * signals until its deadline.  Static; never freed. */
+const struct irfw_clock *irfw_clock_real(void);
+
+/**
+ * The throttling class of AWS `service` (lower-case, as irfw_aws_call()
+ * takes it: "ec2", "s3"...) `operation` ("DescribeInstances"):
+ *   "ec2-describe"  EC2 Describe*, Get*, List*
+ *   "ec2-snapshot"  EC2 CreateSnapshot, CreateSnapshots
+ *   "ec2-eni"       EC2 ModifyNetworkInterfaceAttribute
+ *   "ec2-tags"      EC2 CreateTags
+ *   "ec2-mutate"    every other EC2 action
+ *   "other"         every other service (one bucket per service)
+ * Returns a static string; NULL arguments count as unknown ("other" for a
+ * NULL service, "ec2-mutate" for a NULL EC2 operation).
+ */
+const char *irfw_ratelimit_class(const char *service, const char *operation);
+
+/** Registry of buckets shared by all threads. */
+struct irfw_ratelimit;
+
+/**
+ * New registry with every class at its default (capacity/refill per s):
+ * ec2-describe 100/20, ec2-mutate 50/5, ec2-snapshot 100/5, ec2-eni 100/5,
+ * ec2-tags 100/10, other 50/10.  `clock` is copied (the struct, not what its
+ * ctx points to, which must outlive the registry); NULL means the real
+ * clock.  Returns NULL when out of memory.
+ */
+struct irfw_ratelimit *irfw_ratelimit_new(const struct irfw_clock *clock);
+
+/**
+ * Override class `cls` (one of the names above), e.g. from the `[irfw]` key
+ * `ratelimit.ec2-mutate = 50/5`.  A refill rate of 0 disables the limit for
+ * the class; otherwise capacity must be at least 1.  Buckets that already
+ * exist take the new values at their next use.  Thread-safe.
+ * Returns 0, or -1 for an unknown class or values out of range.
+ */
+int irfw_ratelimit_configure(struct irfw_ratelimit *rl, const char *cls, double capacity,
+			     double refill_per_sec);
+
+/**
+ * Parse a "CAPACITY/RATE" spec such as "50/5", "100/0.5" or "0/0": plain
+ * decimal numbers (digits and one optional '.'), no sign, exponent or
+ * space, checked as irfw_ratelimit_configure() checks them.  The decimal
+ * point is '.' in the C locale, which irfw never changes.
+ * Returns 0 and sets *cap and *rate, or -1 leaving them untouched.
+ */
+int irfw_ratelimit_parse_spec(const char *spec, double *cap, double *rate);
+
+/**
+ * Take one token for `operation` of `service` in `account`/`region`,
+ * sleeping through the registry's clock until it is due.  The waiter's
+ * turn is reserved under the registry's lock before it sleeps, so waiters
+ * are served in the order they arrived, spaced 1/rate apart, and none
+ * starves.  NULL strings count as empty; a NULL rl does not limit.
+ * Never fails: if a new bucket cannot be allocated, the class's shared
+ * fallback bucket is used, which is stricter, never looser.
+ */
+void irfw_ratelimit_acquire(struct irfw_ratelimit *rl, const char *account, const char *region,
+			    const char *service, const char *operation);
+
+/** Free the registry; no thread may be inside acquire.  NULL is a no-op. */
+void irfw_ratelimit_free(struct irfw_ratelimit *rl);
+
+/**
+ * Delay in seconds before retry number `attempt` (1 for the first retry),
+ * the AWS SDKs' "standard" mode with full jitter:
+ * rand01() * min(cap, base * 2^(attempt-1)).  The SDKs use base 0.1 s
+ * (0.5 s after throttling errors) and cap 20 s.  `rand01` returns a number
+ * in [0, 1] (clamped if not); NULL means irfw_rand01.  Returns 0 for
+ * attempt < 1 or a base or cap that is not positive.
+ */
+double irfw_backoff_delay(int attempt, double base, double cap, double (*rand01)(void *ctx),
+			  void *ctx);
+
+/**
+ * A uniform number in [0, 1) for jitter, safe from any thread without
+ * locking: a per-thread generator seeded from OpenSSL RAND_bytes (or
+ * getrandom() should that fail), so that threads and processes that fail
+ * together do not retry together.  Not for secrets.  `unused` is ignored;
+ * it makes the function fit irfw_backoff_delay().
+ */
+double irfw_rand01(void *unused);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* IRFW_CORE_RATELIMIT_H */

@@ -1,0 +1,333 @@
+/*
+ * irfw.h - the whole public SDK of irfw, the EC2 incident-response framework.
+ *
+ * A plugin includes this one header and links against libirfw and cJSON
+ * (`pkg-config --cflags --libs irfw`).  Everything a plugin needs is here:
+ * the plugin vtable it exports, the option table that documents and validates
+ * its INI section, and the core services it calls (configuration, target
+ * facts, the AWS client, evidence, the case record and logging).
+ *
+ * Core objects are opaque handles reached through accessor functions, so the
+ * core can grow them without breaking plugins that were built earlier.
+ *
+ * Thread model: `run`, `check` and `release` are called for different
+ * targets from several worker threads at once; the calls for one target are
+ * never concurrent.  Every function taking an irfw_target is safe to call
+ * from the thread that is running that target.  State a plugin builds in
+ * `init` must be read-only afterwards; per-VPC or per-account work belongs in
+ * `prepare` or behind irfw_memo().
+ */
+#ifndef IRFW_IRFW_H
+#define IRFW_IRFW_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cJSON.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ABI of the plugin contract.  A module must carry the same major; its minor
+ * must not be newer than the core's.  New vtable fields are only ever
+ * appended, with a minor bump. */
+#define IRFW_ABI_MAJOR 1
+#define IRFW_ABI_MINOR 0
+
+#if defined(__GNUC__)
+#define IRFW_EXPORT __attribute__((visibility("default")))
+#define IRFW_PRINTF(f, a) __attribute__((format(printf, f, a)))
+#else
+#define IRFW_EXPORT
+#define IRFW_PRINTF(f, a)
+#endif
+
+/* Opaque core handles. */
+typedef struct irfw_step irfw_step;     /* one configured step: an INI section */
+typedef struct irfw_batch irfw_batch;   /* all targets of one run */
+typedef struct irfw_target irfw_target; /* one instance being handled */
+
+/** Result of a step for one target. */
+typedef enum irfw_status {
+	IRFW_OK = 0,      /* the step did what it is for */
+	IRFW_SKIPPED = 1, /* not applicable; the reason is recorded */
+	IRFW_FAILED = 2   /* it failed; code, message and request id recorded */
+} irfw_status;
+
+/** Type of an option in a plugin's options table. */
+typedef enum irfw_opt_type {
+	IRFW_OPT_STRING = 0, /* any text; ${var} templates expand at use */
+	IRFW_OPT_BOOL,       /* true/false, yes/no, on/off, 1/0 */
+	IRFW_OPT_INT,        /* decimal integer */
+	IRFW_OPT_LIST,       /* comma-separated list of words */
+	IRFW_OPT_ENUM        /* one of `choices` ("a|b|c") */
+} irfw_opt_type;
+
+/* Option flags. */
+#define IRFW_OPT_REQUIRED 0x1u /* must be given in the section */
+#define IRFW_OPT_SECRET 0x2u   /* value is never printed or logged */
+
+/**
+ * One INI key a plugin accepts.  The table ends with an entry whose name is
+ * NULL.  Core rejects unknown keys and missing required ones with file:line,
+ * checks types, and generates `irfw plugins --describe` and the man page from
+ * the table, so `help` is the user documentation of the key.
+ */
+struct irfw_option {
+	const char *name;
+	irfw_opt_type type;
+	const char *def; /* default as written in INI, or NULL for none */
+	unsigned flags;
+	const char *help;
+	const char *choices; /* IRFW_OPT_ENUM: "stop|continue" */
+};
+
+/**
+ * The vtable a plugin module exports.  Fill it with designated initialisers
+ * starting with IRFW_PLUGIN_HEADER, and export it with IRFW_PLUGIN_ENTRY.
+ * Only `name`, `run` and the header are mandatory.
+ */
+struct irfw_plugin {
+	uint16_t abi_major; /* IRFW_ABI_MAJOR when built */
+	uint16_t abi_minor; /* IRFW_ABI_MINOR when built */
+	uint32_t size;      /* sizeof(struct irfw_plugin) when built */
+	const char *name;   /* equals the module's file basename, [a-z0-9_]+ */
+	const char *version;
+	const char *summary; /* one line, shown by `irfw plugins` */
+	const struct irfw_option *options;
+
+	/** Called once per step, with the step's section validated.  May set
+	 * *state.  Return 0, or -1 after irfw_step_error(). */
+	int (*init)(irfw_step *step, void **state);
+	/** Optional.  Once per batch, all targets known, before any run. */
+	int (*prepare)(irfw_batch *batch, void *state);
+	/** Optional.  Permission preflight for `irfw check`; changes nothing. */
+	irfw_status (*check)(irfw_target *t, void *state);
+	/** Act on one instance. */
+	irfw_status (*run)(irfw_target *t, void *state);
+	/** Optional.  Undo what run did, for `irfw release`. */
+	irfw_status (*release)(irfw_target *t, void *state);
+	/** Optional.  Free what init made. */
+	void (*fini)(void *state);
+};
+
+/* Size of the 1.0 vtable: the least the loader accepts. */
+#define IRFW_PLUGIN_MIN_SIZE \
+	(offsetof(struct irfw_plugin, fini) + sizeof(void (*)(void *)))
+
+#define IRFW_PLUGIN_HEADER                                          \
+	.abi_major = IRFW_ABI_MAJOR, .abi_minor = IRFW_ABI_MINOR, \
+	.size = (uint32_t)sizeof(struct irfw_plugin)
+
+/**
+ * Export `var` (a `static const struct irfw_plugin`) as module `mod`'s entry
+ * point.  libltdl's `mod_LTX_` prefix lets every module export the same
+ * symbol and still be linked statically.
+ */
+#define IRFW_PLUGIN_ENTRY(mod, var)                                      \
+	IRFW_EXPORT const struct irfw_plugin *mod##_LTX_irfw_plugin_get(void); \
+	IRFW_EXPORT const struct irfw_plugin *mod##_LTX_irfw_plugin_get(void)  \
+	{                                                                \
+		return &(var);                                           \
+	}
+
+/* ------------------------------------------------------------------ */
+/* Logging.                                                            */
+
+typedef enum irfw_log_level {
+	IRFW_LOG_ERROR = 0,
+	IRFW_LOG_WARN = 1,
+	IRFW_LOG_INFO = 2,
+	IRFW_LOG_DEBUG = 3
+} irfw_log_level;
+
+/** Log a line tagged `[instance step]`.  Never pass a secret. */
+IRFW_EXPORT void irfw_log(irfw_target *t, irfw_log_level level, const char *fmt, ...)
+	IRFW_PRINTF(3, 4);
+
+/** Log a line tagged with the step, outside any target (init, prepare). */
+IRFW_EXPORT void irfw_step_log(irfw_step *step, irfw_log_level level, const char *fmt, ...)
+	IRFW_PRINTF(3, 4);
+
+/* ------------------------------------------------------------------ */
+/* Step configuration (the step's own INI section).                    */
+
+/** The step's name: its INI section. */
+IRFW_EXPORT const char *irfw_step_name(const irfw_step *step);
+
+/** Raw value of `key` (or its default), unexpanded; NULL if neither. */
+IRFW_EXPORT const char *irfw_step_get(const irfw_step *step, const char *key);
+
+/** Boolean value of `key` (validated at load time). */
+IRFW_EXPORT bool irfw_step_get_bool(const irfw_step *step, const char *key);
+
+/** Integer value of `key` (validated at load time); 0 when unset. */
+IRFW_EXPORT long irfw_step_get_int(const irfw_step *step, const char *key);
+
+/**
+ * Report a configuration error in `init`, naming the file and line of
+ * `key` (or of the section when key is NULL).  Makes the run stop with
+ * exit status 2 before any instance is touched.
+ */
+IRFW_EXPORT void irfw_step_error(irfw_step *step, const char *key, const char *fmt, ...)
+	IRFW_PRINTF(3, 4);
+
+/** Value of a global `[irfw]` key or a command-line override (bucket,
+ * topic, sgid, region, profile); NULL when unset. */
+IRFW_EXPORT const char *irfw_global_get(const irfw_step *step, const char *key);
+
+/* ------------------------------------------------------------------ */
+/* Batch.                                                              */
+
+IRFW_EXPORT size_t irfw_batch_count(const irfw_batch *b);
+IRFW_EXPORT irfw_target *irfw_batch_target(irfw_batch *b, size_t i);
+IRFW_EXPORT const char *irfw_batch_case_id(const irfw_batch *b);
+
+/* ------------------------------------------------------------------ */
+/* Target facts.                                                       */
+
+IRFW_EXPORT const char *irfw_target_id(const irfw_target *t);
+IRFW_EXPORT const char *irfw_target_region(const irfw_target *t);
+IRFW_EXPORT const char *irfw_target_account_id(const irfw_target *t);
+IRFW_EXPORT const char *irfw_target_case_id(const irfw_target *t);
+/** The caller's ARN from sts:GetCallerIdentity (the operator). */
+IRFW_EXPORT const char *irfw_target_caller_arn(const irfw_target *t);
+/** The instance's VPC, or NULL (EC2-Classic, or not yet described). */
+IRFW_EXPORT const char *irfw_target_vpc_id(const irfw_target *t);
+/** The instance as DescribeInstances returned it (an "item" of
+ * instancesSet, keys as on the wire: instanceId, networkInterfaceSet...). */
+IRFW_EXPORT const cJSON *irfw_target_instance(const irfw_target *t);
+/** True for `--dry-run`: mutating calls carry DryRun and change nothing. */
+IRFW_EXPORT bool irfw_target_dry_run(const irfw_target *t);
+/** The step being run for this target. */
+IRFW_EXPORT irfw_step *irfw_target_step(irfw_target *t);
+
+/** Leave a fact for later steps of this target (key and value copied). */
+IRFW_EXPORT int irfw_fact_set(irfw_target *t, const char *key, const char *value);
+/** A fact left by an earlier step, or NULL. */
+IRFW_EXPORT const char *irfw_fact_get(const irfw_target *t, const char *key);
+
+/**
+ * Expand ${account_id} ${region} ${instance_id} ${vpc_id} ${case_id}
+ * ${date} ${name_tag} in `tmpl`.  Returns a string to free(), or NULL
+ * (unknown variable: logged).
+ */
+IRFW_EXPORT char *irfw_expand(irfw_target *t, const char *tmpl);
+
+/** irfw_expand() of the step's `key`; NULL when the key is unset. */
+IRFW_EXPORT char *irfw_step_expand(irfw_target *t, const char *key);
+
+/* ------------------------------------------------------------------ */
+/* Step results.                                                        */
+
+/** Record why the step was skipped; returns IRFW_SKIPPED. */
+IRFW_EXPORT irfw_status irfw_skip(irfw_target *t, const char *fmt, ...) IRFW_PRINTF(2, 3);
+
+/** Record a failure with no AWS error; returns IRFW_FAILED. */
+IRFW_EXPORT irfw_status irfw_fail(irfw_target *t, const char *fmt, ...) IRFW_PRINTF(2, 3);
+
+/** Record a failure of the last irfw_aws_call(): the context given here,
+ * plus the AWS error code, message and request id; returns IRFW_FAILED. */
+IRFW_EXPORT irfw_status irfw_fail_aws(irfw_target *t, const char *fmt, ...) IRFW_PRINTF(2, 3);
+
+/** Add a one-line note to the step's result (shown with OK too). */
+IRFW_EXPORT void irfw_note(irfw_target *t, const char *fmt, ...) IRFW_PRINTF(2, 3);
+
+/* ------------------------------------------------------------------ */
+/* AWS client.                                                         */
+
+/**
+ * Call AWS `service` (ec2, autoscaling, elasticloadbalancing, elb, s3, kms,
+ * sns, sts, ssm, iam) `operation` with `params` for the target's account and
+ * region.  Parameters are given in the API reference's shape (for EC2 and
+ * query services a cJSON object whose arrays are flattened the protocol's
+ * way; for JSON services the request object itself).  On success *result
+ * is the reply as cJSON (XML turned into objects, lists into arrays), which
+ * the caller frees with cJSON_Delete.  Retries, signing, rate limits and
+ * endpoints are the core's business.
+ *
+ * Returns 0 on success, -1 on failure; then irfw_aws_error_code() and friends
+ * describe the error, and irfw_fail_aws() turns it into a step failure.
+ * For --dry-run, mutating EC2 operations get DryRun=true, and AWS's
+ * DryRunOperation answer counts as success with *result NULL.
+ *
+ * S3 operations take their REST parameters by the API reference's names:
+ * Bucket, Key, Body (a string), BodyFile (a path), ContentType,
+ * ServerSideEncryption, SSEKMSKeyId, ChecksumSHA256, ...
+ */
+IRFW_EXPORT int irfw_aws_call(irfw_target *t, const char *service, const char *operation,
+                              const cJSON *params, cJSON **result);
+
+/** Same as irfw_aws_call(), for work outside one target (prepare). */
+IRFW_EXPORT int irfw_batch_aws_call(irfw_batch *b, const char *region, const char *service,
+                                    const char *operation, const cJSON *params, cJSON **result);
+
+/** The last failed call's AWS error code ("AccessDenied"), or a transport
+ * code ("Timeout", "ConnectionError"); "" when none. */
+IRFW_EXPORT const char *irfw_aws_error_code(const irfw_target *t);
+IRFW_EXPORT const char *irfw_aws_error_message(const irfw_target *t);
+IRFW_EXPORT const char *irfw_aws_request_id(const irfw_target *t);
+IRFW_EXPORT long irfw_aws_http_status(const irfw_target *t);
+
+/** Request id of the last successful call, to record what was done. */
+IRFW_EXPORT const char *irfw_aws_last_request_id(const irfw_target *t);
+
+/**
+ * Compute a value once per `key` in this run, shared by all threads (the
+ * quarantine group of a VPC, the KMS key of an alias).  The first caller
+ * runs make(); others wait and get its result.  A failure (NULL) is not
+ * remembered, so the next caller tries again.  The string returned lives
+ * until the end of the run.
+ */
+IRFW_EXPORT const char *irfw_memo(irfw_target *t, const char *key,
+                                  char *(*make)(irfw_target *t, void *arg), void *arg);
+
+/* ------------------------------------------------------------------ */
+/* Evidence and the case record.                                        */
+
+/**
+ * Add an artifact to the target's evidence: written as `name` under the
+ * case folder, its SHA-256 computed and recorded in the manifest.  `name`
+ * is a plain file name ([A-Za-z0-9._-]).  Returns 0 or -1 (logged).
+ */
+IRFW_EXPORT int irfw_evidence_add(irfw_target *t, const char *name, const char *media_type,
+                                  const void *data, size_t len);
+
+/** Number of artifacts of the target, and their properties. */
+IRFW_EXPORT size_t irfw_evidence_count(const irfw_target *t);
+IRFW_EXPORT const char *irfw_evidence_name(const irfw_target *t, size_t i);
+IRFW_EXPORT const char *irfw_evidence_path(const irfw_target *t, size_t i);
+IRFW_EXPORT const char *irfw_evidence_media_type(const irfw_target *t, size_t i);
+IRFW_EXPORT const char *irfw_evidence_sha256(const irfw_target *t, size_t i); /* hex */
+IRFW_EXPORT uint64_t irfw_evidence_size(const irfw_target *t, size_t i);
+
+/** Record where artifact i was shipped (upload plugin). */
+IRFW_EXPORT int irfw_evidence_set_location(irfw_target *t, size_t i, const char *uri,
+                                           const char *version_id, const char *etag,
+                                           const char *kms_key);
+
+/** Path of the target's manifest.json as last written. */
+IRFW_EXPORT const char *irfw_manifest_path(const irfw_target *t);
+
+/**
+ * Record a value under this step in the case record (original security
+ * groups, the Auto Scaling group left...).  Takes ownership of `value`.
+ * Written to manifest.json and journal.jsonl before the call returns.
+ */
+IRFW_EXPORT int irfw_record(irfw_target *t, const char *key, cJSON *value);
+
+/** A value recorded by step `step` for this target in this case (this run
+ * or an earlier one), or NULL. */
+IRFW_EXPORT const cJSON *irfw_record_get(const irfw_target *t, const char *step, const char *key);
+
+/** A one-object summary of the target so far (steps, statuses, artifacts),
+ * for notification plugins; free with cJSON_Delete. */
+IRFW_EXPORT cJSON *irfw_target_summary(const irfw_target *t);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* IRFW_IRFW_H */
