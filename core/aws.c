@@ -208,11 +208,9 @@ static void req_add_header(struct http_req *q, const char *name, const char *val
 {
 	if (q->n_hdrs >= sizeof(q->hdrs) / sizeof(q->hdrs[0]))
 		return;
-	char *store = irfw_strfmt("%s%c%s", name, '\0', value);
-	/* irfw_strfmt stops at the NUL: build by hand instead. */
-	free(store);
+	/* One allocation holds "name\0value\0". */
 	size_t nl = strlen(name), vl = strlen(value);
-	store = malloc(nl + vl + 2);
+	char *store = malloc(nl + vl + 2);
 	if (!store)
 		return;
 	memcpy(store, name, nl + 1);
@@ -395,6 +393,14 @@ static int build_request(struct irfw_aws *a, const struct irfw_service *svc, con
 				*colon = '\0';
 				req_add_header(q, line, colon + 2);
 			}
+		}
+		const cJSON *algo = cJSON_GetObjectItemCaseSensitive(params, "ChecksumAlgorithm");
+		if (cJSON_IsString(algo) && strcmp(algo->valuestring, "SHA256") == 0 &&
+		    !cJSON_GetObjectItemCaseSensitive(params, "ChecksumSHA256") && s3.body) {
+			/* As the SDKs do: S3 verifies the body against it. */
+			char b64[45];
+			irfw_sha256(s3.body, s3.body_len, NULL, b64);
+			req_add_header(q, "x-amz-checksum-sha256", b64);
 		}
 		*owned_body = s3.body;
 		s3.body = NULL;
@@ -679,6 +685,86 @@ static int sts_hook(void *ctx, const char *operation, const cJSON *params, const
 		return -1;
 	}
 	return 0;
+}
+
+/* The host of a URL, for messages that must not show the URL itself. */
+static char *url_host(const char *url)
+{
+	CURLU *u = curl_url();
+	char *h = NULL, *out = NULL;
+	if (u && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+	    curl_url_get(u, CURLUPART_HOST, &h, 0) == CURLUE_OK)
+		out = strdup(h);
+	curl_free(h);
+	curl_url_cleanup(u);
+	return out ? out : strdup("(unparsable URL)");
+}
+
+int irfw_http_post(irfw_target *t, const char *url, const char *content_type, const char *body, size_t len,
+                   long *http_status)
+{
+	*http_status = 0;
+	struct irfw_aws *a = t->run->aws;
+	irfw_log_add_secret(url);
+	char *host = url_host(url);
+	if (!a || strncmp(url, "https://", 8) != 0) {
+		/* Plain http only to this machine (test receivers). */
+		bool local = strncmp(url, "http://127.0.0.1", 16) == 0 || strncmp(url, "http://localhost", 16) == 0;
+		if (!a || !local) {
+			irfw_log(t, IRFW_LOG_ERROR, "refusing to post to %s: only https URLs are allowed", host);
+			free(host);
+			return -1;
+		}
+	}
+	if (t->run->dry_run) {
+		irfw_log(t, IRFW_LOG_INFO, "dry run: not posting to %s", host);
+		free(host);
+		return 0;
+	}
+	CURL *c = thread_easy(a);
+	struct http_resp resp = {0};
+	char errbuf[CURL_ERROR_SIZE] = "";
+	struct curl_slist *hl = NULL;
+	char *ct = irfw_strfmt("Content-Type: %s", content_type ? content_type : "application/json");
+	hl = curl_slist_append(hl, ct);
+	free(ct);
+	int rc = -1;
+	if (c) {
+		curl_easy_setopt(c, CURLOPT_URL, url);
+		curl_easy_setopt(c, CURLOPT_SHARE, a->share);
+		curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+		curl_easy_setopt(c, CURLOPT_USERAGENT, USER_AGENT);
+		curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+		curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+		curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
+		curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
+		if (a->ca_file)
+			curl_easy_setopt(c, CURLOPT_CAINFO, a->ca_file);
+		curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, a->connect_timeout);
+		curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
+		curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+		curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+		curl_easy_setopt(c, CURLOPT_WRITEDATA, &resp);
+		CURLcode cr = curl_easy_perform(c);
+		if (cr != CURLE_OK) {
+			/* curl's messages may quote the URL: log the code's text only. */
+			irfw_log(t, IRFW_LOG_ERROR, "post to %s failed: %s", host, curl_easy_strerror(cr));
+		} else {
+			curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, http_status);
+			if (*http_status >= 200 && *http_status < 300)
+				rc = 0;
+			else
+				irfw_log(t, IRFW_LOG_ERROR, "post to %s: HTTP %ld: %.200s", host, *http_status,
+				         resp.body.data ? resp.body.data : "");
+		}
+		curl_easy_setopt(c, CURLOPT_HTTPHEADER, NULL);
+	}
+	curl_slist_free_all(hl);
+	resp_free(&resp);
+	free(host);
+	return rc;
 }
 
 const char *irfw_aws_region(const struct irfw_aws *a)

@@ -102,6 +102,7 @@ struct parse_ctx {
 	int lineno;
 	bool continuation; /* current line starts with blank: a value's next line */
 	bool too_long;
+	int section_line;  /* line of the last [section] header */
 	struct irfw_kv_line *last; /* last key set, for continuations */
 };
 
@@ -127,6 +128,10 @@ static char *reader(char *str, int num, void *stream)
 		return NULL;
 	}
 	p->continuation = n > 0 && (p->line[0] == ' ' || p->line[0] == '\t');
+	/* inih reports no event for a [section] line: remember where it was. */
+	const char *first = p->line + strspn(p->line, " \t");
+	if (*first == '[')
+		p->section_line = p->lineno;
 	memcpy(str, p->line, (size_t)n + 1);
 	return str;
 }
@@ -155,7 +160,7 @@ static int handler(void *user, const char *section, const char *name, const char
 		irfw_config_error(cfg, p->lineno, "key '%s' outside any [section]", name);
 		return 0;
 	}
-	struct irfw_section *s = section_get(cfg, section, p->lineno);
+	struct irfw_section *s = section_get(cfg, section, p->section_line ? p->section_line : p->lineno);
 	if (!s)
 		return 0;
 	if (!name) /* inih >= r53 reports a bare [section] with name NULL when INI_CALL_HANDLER_ON_NEW_SECTION */

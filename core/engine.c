@@ -835,7 +835,9 @@ static void run_step(struct irfw_target *t, struct irfw_step *s, struct irfw_ste
 	res->ran = true;
 	free(t->notes);
 	t->notes = NULL;
-	if (!check_only && t->rec && !t->run->no_resume && irfw_case_step_done(t->rec, s->name)) {
+	/* A dry run changes nothing and so must not mark steps done. */
+	bool record = !check_only && t->rec && !t->run->dry_run;
+	if (record && !t->run->no_resume && irfw_case_step_done(t->rec, s->name)) {
 		res->status = IRFW_OK;
 		res->resumed = true;
 		res->detail = irfw_strfmt("done in an earlier run of this case (%s); not repeated",
@@ -849,7 +851,7 @@ static void run_step(struct irfw_target *t, struct irfw_step *s, struct irfw_ste
 		res->detail = strdup("plugin has no permission check");
 		return;
 	}
-	if (!check_only && t->rec && irfw_case_step_begin(t->rec, s->name, s->mod->name) != 0)
+	if (record && irfw_case_step_begin(t->rec, s->name, s->mod->name) != 0)
 		irfw_log(t, IRFW_LOG_WARN, "journal: %s", irfw_case_error(t->rec));
 	irfw_log(t, IRFW_LOG_DEBUG, "start");
 	double t0 = now_ms();
@@ -862,7 +864,7 @@ static void run_step(struct irfw_target *t, struct irfw_step *s, struct irfw_ste
 		res->detail = strdup(t->notes);
 	else if (st != IRFW_OK && !res->detail)
 		res->detail = strdup(st == IRFW_SKIPPED ? "skipped (no reason given)" : "failed (no reason given)");
-	if (!check_only && t->rec &&
+	if (record &&
 	    irfw_case_step_end(t->rec, s->name, status_name(st), res->detail, res->aws_error, res->request_ids,
 	                       res->ms) != 0)
 		irfw_log(t, IRFW_LOG_WARN, "case record: %s", irfw_case_error(t->rec));
@@ -1288,9 +1290,19 @@ int irfw_plugins_describe(struct irfw_run *r, const char *name, bool man)
 	}
 	if (man) {
 		printf(".SS [%s] \\(em %s\n", m->name, m->vt.summary ? m->vt.summary : "");
+		/* Paragraphs become .PP; a line starting with '.' must not be
+		 * taken for a roff request. */
+		for (const char *p = m->vt.description; p && *p;) {
+			const char *nl = strstr(p, "\n\n");
+			size_t n = nl ? (size_t)(nl - p) : strlen(p);
+			printf(".PP\n%s%.*s\n", *p == '.' ? "\\&" : "", (int)n, p);
+			p = nl ? nl + 2 : p + n;
+		}
 	} else {
 		printf("%s %s - %s\nfile: %s\n\n", m->name, m->vt.version ? m->vt.version : "",
 		       m->vt.summary ? m->vt.summary : "", m->path);
+		if (m->vt.description)
+			printf("%s\n\n", m->vt.description);
 		printf("[%s]\n", m->name);
 	}
 	describe_options(m->vt.options, man);

@@ -43,6 +43,11 @@ void irfw_log_add_secret(const char *s)
 	if (!s || strlen(s) < 8)
 		return;
 	pthread_mutex_lock(&log_lock);
+	for (size_t i = 0; i < n_secrets; i++)
+		if (strcmp(secrets[i], s) == 0) {
+			pthread_mutex_unlock(&log_lock);
+			return;
+		}
 	char **v = realloc(secrets, (n_secrets + 1) * sizeof(*v));
 	if (v) {
 		secrets = v;

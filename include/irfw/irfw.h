@@ -112,9 +112,15 @@ struct irfw_plugin {
 	irfw_status (*release)(irfw_target *t, void *state);
 	/** Optional.  Free what init made. */
 	void (*fini)(void *state);
+
+	/** Optional.  Paragraphs for the man page and `irfw plugins
+	 * --describe`: what the step does, why it sits where it does, and
+	 * what it cannot do.  Paragraphs are separated by a blank line. */
+	const char *description;
 };
 
-/* Size of the 1.0 vtable: the least the loader accepts. */
+/* The least the loader accepts: the vtable up to `fini`.  Fields after it
+ * are read only when the module's `size` covers them. */
 #define IRFW_PLUGIN_MIN_SIZE \
 	(offsetof(struct irfw_plugin, fini) + sizeof(void (*)(void *)))
 
@@ -254,9 +260,16 @@ IRFW_EXPORT void irfw_note(irfw_target *t, const char *fmt, ...) IRFW_PRINTF(2, 
  * For --dry-run, mutating EC2 operations get DryRun=true, and AWS's
  * DryRunOperation answer counts as success with *result NULL.
  *
- * S3 operations take their REST parameters by the API reference's names:
- * Bucket, Key, Body (a string), BodyFile (a path), ContentType,
- * ServerSideEncryption, SSEKMSKeyId, ChecksumSHA256, ...
+ * S3 operations (PutObject, HeadObject, GetObject, CreateMultipartUpload,
+ * UploadPart, CompleteMultipartUpload, AbortMultipartUpload, HeadBucket,
+ * ListObjectsV2, GetBucketLocation, GetBucketEncryption) take their REST
+ * parameters by the API reference's names: Bucket, Key, Body (a string) or
+ * BodyFile (a path, with BodyOffset/BodyLength for a part), ContentType,
+ * ServerSideEncryption, SSEKMSKeyId, ChecksumSHA256, Metadata (object),
+ * UploadId, PartNumber, Parts ([{PartNumber, ETag, ChecksumSHA256}]).
+ * With ChecksumAlgorithm = "SHA256" and no ChecksumSHA256 the core computes
+ * it from the body.  Response headers come back as ETag, VersionId,
+ * ServerSideEncryption, SSEKMSKeyId, ChecksumSHA256, ContentLength...
  */
 IRFW_EXPORT int irfw_aws_call(irfw_target *t, const char *service, const char *operation,
                               const cJSON *params, cJSON **result);
@@ -326,6 +339,29 @@ IRFW_EXPORT const cJSON *irfw_record_get(const irfw_target *t, const char *step,
 /** A one-object summary of the target so far (steps, statuses, artifacts),
  * for notification plugins; free with cJSON_Delete. */
 IRFW_EXPORT cJSON *irfw_target_summary(const irfw_target *t);
+
+/* ------------------------------------------------------------------ */
+/* Helpers, so a plugin needs no crypto or HTTP library of its own.     */
+
+/** SHA-256 of data: lowercase hex into hex[65] and/or base64 into b64[45]
+ * (either may be NULL). */
+IRFW_EXPORT void irfw_sha256(const void *data, size_t len, char hex[65], char b64[45]);
+
+/** Base64 encode; returns a string to free(). */
+IRFW_EXPORT char *irfw_base64_encode(const void *data, size_t len);
+
+/** Base64 decode (whitespace ignored); returns bytes to free() and their
+ * count in *len, or NULL when the input is not base64. */
+IRFW_EXPORT void *irfw_base64_decode(const char *s, size_t *len);
+
+/**
+ * POST `body` to an HTTPS URL that is not AWS (a chat webhook).  TLS is
+ * verified; the URL is treated as a secret and never logged (errors name
+ * only its host).  Returns 0 when the server answered 2xx, else -1 with
+ * *http_status (0 on a transport error) and a reason logged.
+ */
+IRFW_EXPORT int irfw_http_post(irfw_target *t, const char *url, const char *content_type, const char *body,
+                               size_t len, long *http_status);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,71 @@
+/* helpers.c - hashing and base64 for plugins, on OpenSSL. */
+#include "config.h"
+
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/evp.h>
+
+#include "internal.h"
+
+void irfw_sha256(const void *data, size_t len, char hex[65], char b64[45])
+{
+	unsigned char md[32];
+	unsigned int n = 0;
+	EVP_Digest(data, len, md, &n, EVP_sha256(), NULL);
+	if (hex) {
+		static const char digits[] = "0123456789abcdef";
+		for (size_t i = 0; i < 32; i++) {
+			hex[2 * i] = digits[md[i] >> 4];
+			hex[2 * i + 1] = digits[md[i] & 15];
+		}
+		hex[64] = '\0';
+	}
+	if (b64)
+		EVP_EncodeBlock((unsigned char *)b64, md, 32);
+}
+
+char *irfw_base64_encode(const void *data, size_t len)
+{
+	if (len > (size_t)1 << 30)
+		return NULL;
+	char *out = malloc(4 * ((len + 2) / 3) + 1);
+	if (out)
+		EVP_EncodeBlock((unsigned char *)out, data, (int)len);
+	return out;
+}
+
+void *irfw_base64_decode(const char *s, size_t *len)
+{
+	*len = 0;
+	size_t n = strlen(s);
+	if (n > (size_t)1 << 30)
+		return NULL;
+	/* EVP_DecodeBlock wants no whitespace and a multiple of 4. */
+	char *clean = malloc(n + 1);
+	if (!clean)
+		return NULL;
+	size_t k = 0, pad = 0;
+	for (size_t i = 0; i < n; i++)
+		if (!isspace((unsigned char)s[i]))
+			clean[k++] = s[i];
+	clean[k] = '\0';
+	if (k % 4 != 0) {
+		free(clean);
+		return NULL;
+	}
+	if (k >= 1 && clean[k - 1] == '=')
+		pad++;
+	if (k >= 2 && clean[k - 2] == '=')
+		pad++;
+	unsigned char *out = malloc(k / 4 * 3 + 1);
+	int got = out ? EVP_DecodeBlock(out, (unsigned char *)clean, (int)k) : -1;
+	free(clean);
+	if (got < 0) {
+		free(out);
+		return NULL;
+	}
+	*len = (size_t)got - pad;
+	return out;
+}

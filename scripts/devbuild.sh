@@ -1,0 +1,20 @@
+#!/bin/sh
+# Private out-of-tree development build with only some plugins enabled:
+#   scripts/devbuild.sh BUILDDIR [PLUGIN ...]
+# Builds irfw, libirfw, the named plugins and the test fixtures in BUILDDIR
+# (the source tree is left alone, so several builds can run side by side).
+set -e
+src=$(cd "$(dirname "$0")/.." && pwd)
+b=$1; shift
+all="spot asg elb iam_profile eip isolate protect capture snapshot tag upload notify_sns notify_slack"
+flags=""
+for p in $all; do
+	case " $* " in *" $p "*) flags="$flags --enable-$p" ;; *) flags="$flags --disable-$p" ;; esac
+done
+[ -x "$src/configure" ] || (cd "$src" && ./autogen.sh)
+mkdir -p "$b"
+cd "$b"
+[ -f Makefile ] || "$src/configure" --enable-werror $flags >configure.out 2>&1 || { tail -30 configure.out; exit 1; }
+make -j"$(nproc)" >make.out 2>&1 || { grep -E 'error|warning' make.out | head -40; exit 1; }
+make -j"$(nproc)" tests/fixtures/good.la >>make.out 2>&1
+echo "built in $b"
