@@ -213,7 +213,8 @@ IRFW_EXPORT irfw_step *irfw_target_step(irfw_target *t);
 
 /** Leave a fact for later steps of this target (key and value copied). */
 IRFW_EXPORT int irfw_fact_set(irfw_target *t, const char *key, const char *value);
-/** A fact left by an earlier step, or NULL. */
+/** A fact left by an earlier step, or NULL.  Valid until the same key is
+ * set again. */
 IRFW_EXPORT const char *irfw_fact_get(const irfw_target *t, const char *key);
 
 /**

@@ -1,0 +1,243 @@
+"""The irfw command line: usage, configuration errors with file:line, plugin
+refusals, plan, JSON output, exit statuses, resume and on_error."""
+import json
+import os
+import subprocess
+
+import pytest
+
+from conftest import BUILDDIR, FIXTUREDIR, IRFW_BIN, PLUGINDIR, REPO
+
+GOOD = {"good": {"needed": "x"}}
+
+
+def run_plain(*args, env=None, cwd=None):
+    e = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    e.update({"AWS_EC2_METADATA_DISABLED": "true", "NO_COLOR": "1", "HOME": "/nonexistent"})
+    e.update(env or {})
+    return subprocess.run([str(IRFW_BIN), *map(str, args)], env=e, capture_output=True, text=True,
+                          cwd=cwd or REPO, timeout=60)
+
+
+def test_help_and_version():
+    p = run_plain("--help")
+    assert p.returncode == 0
+    for word in ["--iid", "--sgid", "--region", "--bucket", "--topic", "--plan", "--dry-run",
+                 "--from-file", "--case-id", "--only", "--skip", "--jobs", "--output", "plugins", "check"]:
+        assert word in p.stdout
+    p = run_plain("--version")
+    assert p.returncode == 0 and p.stdout.startswith("irfw ")
+
+
+@pytest.mark.parametrize("args,msg", [
+    ([], "no instance given"),
+    (["-i", "i-12345"], "'i-12345' is not an instance id"),
+    (["-i", "I-0123456789ABCDEF0"], "is not an instance id"),
+    (["-i", "i-0123456789abcdef0", "--output", "xml"], "--output takes text or json"),
+    (["-i", "i-0123456789abcdef0", "--jobs", "0"], "--jobs takes a number"),
+    (["frobnicate"], "unknown command 'frobnicate'"),
+    (["--bogus"], "Try 'irfw --help'"),
+])
+def test_usage_errors(args, msg):
+    p = run_plain(*args, "--conf", "/nonexistent.ini") if args and args[0] != "frobnicate" else run_plain(*args)
+    assert p.returncode == 2, p.stderr
+    assert msg in p.stderr
+
+
+def test_missing_config(world):
+    p = world.irfw("--conf", world.tmp / "nope.ini", "-i", "i-0123456789abcdef0")
+    assert p.returncode == 2
+    assert f"{world.tmp}/nope.ini" in p.stderr and "cannot open" in p.stderr
+
+
+BAD_CONFIGS = [
+    # (ini text, expected line, expected message)
+    ("[irfw]\npipeline = good\n\n[good]\nneeded = x\ncolour = blue\n", 6, "unknown key 'colour'"),
+    ("[irfw]\npipeline = good\n\n[good]\ncount = 3\n", 4, "required key 'needed' is missing"),
+    ("[irfw]\npipeline = good\n\n[good]\nneeded = x\ncount = three\n", 6, "expected an integer"),
+    ("[irfw]\npipeline = good\n\n[good]\nneeded = x\nloud = sometimes\n", 6, "expected a boolean"),
+    ("[irfw]\npipeline = good\n\n[good]\nneeded = x\nmode = c\n", 6, "expected one of a|b"),
+    ("[irfw]\npipeline = good\n\n[good]\nneeded = x\ngreeting = ${instanceid}\n", 6, "unknown variable"),
+    ("[irfw]\npipeline = good\n\n[good]\nneeded = " + "x" * 200 + "\n", 5, "longer than 199"),
+    ("[irfw]\npipeline = good, nosuch\n\n[good]\nneeded = x\n", 2, "unknown plugin 'nosuch'"),
+    ("[irfw]\npipeline = good\njobs = 0\n[good]\nneeded = x\n", 3, "jobs must be between 1 and 64"),
+    ("[irfw]\npipeline = good\n[good]\nneeded = x\non_error = explode\n", 5, "expected one of stop|continue"),
+    ("[irfw]\npipeline = good\n[good]\nneeded = x\nneeded = y\n", 5, "already set on line 4"),
+    ("[irfw]\npipeline = good\n[good\n", 3, "syntax error"),
+    ("[irfw]\npipeline = good\nregoin = us-east-1\n[good]\nneeded = x\n", 3, "unknown key 'regoin'"),
+]
+
+
+@pytest.mark.parametrize("text,line,msg", BAD_CONFIGS)
+def test_bad_configuration(world, text, line, msg):
+    conf = world.tmp / "bad.ini"
+    conf.write_text(text)
+    inst = world.vpc_world(enis=1, volumes=1)["instances"][0]
+    p = world.irfw("--conf", conf, "-i", inst)
+    assert p.returncode == 2, p.stderr
+    assert f"{conf}:{line}:" in p.stderr, p.stderr
+    assert msg in p.stderr
+    # Refused before any instance was touched: no case record at all.
+    assert not world.evidence.exists()
+
+
+@pytest.mark.parametrize("module,reason", [
+    ("badmajor", "major differs"),
+    ("newminor", "newer than this irfw"),
+    ("shortsize", "smaller than"),
+    ("noentry", "noentry_LTX_irfw_plugin_get is missing"),
+    ("misnamed", "calls itself 'someoneelse'"),
+    ("badopts", "declared twice"),
+])
+def test_broken_plugin_refused(world, module, reason):
+    inst = world.vpc_world(enis=1, volumes=1)["instances"][0]
+    conf = world.write_conf(["good", module], {**GOOD, module: {"needed": "x"}})
+    p = world.irfw("--conf", conf, "-i", inst, env={"IRFW_PLUGIN_PATH": str(FIXTUREDIR)})
+    assert p.returncode == 2, p.stderr
+    assert f"{FIXTUREDIR}/{module}.la" in p.stderr and reason in p.stderr, p.stderr
+    assert not world.evidence.exists()
+
+
+def test_plan_makes_no_aws_call(tmp_path):
+    # The sample site configuration from the source tree, no credentials,
+    # and an endpoint nobody listens on: --plan must still work.
+    p = run_plain("--plan", "-i", "i-0123456789abcdef0", "--conf", REPO / "conf" / "irfw.ini",
+                  env={"IRFW_PLUGIN_PATH": str(PLUGINDIR), "AWS_ENDPOINT_URL": "http://127.0.0.1:9"})
+    assert p.returncode == 0, p.stderr
+    assert "i-0123456789abcdef0" in p.stdout
+    for step in ["isolate", "protect", "snapshot", "upload"]:
+        assert step in p.stdout
+
+
+def test_plan_from_source_tree_default_conf():
+    """`irfw --plan -i ID` from the top of the build tree finds conf/irfw.ini."""
+    if not (BUILDDIR / "conf" / "irfw.ini").exists() and BUILDDIR != REPO:
+        # An out-of-tree build: run from the source tree with its plugins.
+        cwd, env = REPO, {"IRFW_PLUGIN_PATH": str(PLUGINDIR)}
+    else:
+        cwd, env = BUILDDIR, {}
+    p = run_plain("--plan", "-i", "i-0123456789abcdef0", env=env, cwd=cwd)
+    assert p.returncode == 0, p.stderr
+    assert "isolate" in p.stdout
+
+
+def test_plan_json_only_skip(world):
+    conf = world.write_conf(["good", "second", "third"],
+                            {"good": {"needed": "x"}, "second": {"plugin": "good", "needed": "y"},
+                             "third": {"plugin": "good", "needed": "z", "on_error": "stop"}})
+    p = world.irfw("--conf", conf, "--plan", "-o", "json", "-i", "i-0123456789abcdef0", "--skip", "second")
+    assert p.returncode == 0, p.stderr
+    steps = p.json["instances"][0]["steps"]
+    assert [s["step"] for s in steps] == ["good", "third"]
+    assert steps[1]["plugin"] == "good" and steps[1]["on_error"] == "stop"
+    p = world.irfw("--conf", conf, "--plan", "-i", "i-0123456789abcdef0", "--only", "nosuch")
+    assert p.returncode == 2 and "--only nosuch: no such step" in p.stderr
+
+
+def test_plugins_listing_and_describe(world):
+    env = {"IRFW_PLUGIN_PATH": str(PLUGINDIR)}
+    conf = world.write_conf(["good"], GOOD)
+    p = world.irfw("plugins", "--conf", conf, env=env)
+    assert p.returncode == 0, p.stderr
+    names = [line.split()[0] for line in p.stdout.splitlines()[1:] if line.strip() and not line.startswith("Search")]
+    assert names, p.stdout
+    for name in names + ["irfw"]:
+        d = world.irfw("plugins", "--conf", conf, "--describe", name, env=env)
+        assert d.returncode == 0, d.stderr
+        assert d.stdout.strip()
+        m = world.irfw("plugins", "--conf", conf, "--describe", name, "--man", env=env)
+        assert m.returncode == 0 and m.stdout.startswith(".SS")
+    p = world.irfw("plugins", "--conf", conf, "--describe", "nosuch", env=env)
+    assert p.returncode == 2 and "unknown plugin 'nosuch'" in p.stderr
+    # Broken modules in the path are reported, with their file.
+    p = world.irfw("plugins", "--conf", conf, env={"IRFW_PLUGIN_PATH": str(FIXTUREDIR)})
+    assert p.returncode == 2 and "badmajor.la" in p.stderr
+
+
+def test_run_json_facts_and_exit_codes(world):
+    inst = world.vpc_world(n_instances=2, enis=1, volumes=1)["instances"]
+    conf = world.write_conf(["good", "second"], {"good": {"needed": "x", "greeting": "hi ${instance_id} ${name_tag}"},
+                                                 "second": {"plugin": "good", "needed": "y"}})
+    p = world.irfw("--conf", conf, "-i", inst[0], "-i", inst[1], "-o", "json", "--case-id", "IR-T1", check_rc=0)
+    doc = p.json
+    assert doc["case_id"] == "IR-T1" and doc["account_id"] == world.account_id
+    by_id = {i["instance_id"]: i for i in doc["instances"]}
+    s = by_id[inst[0]]["steps"]
+    assert s[0]["status"] == "ok" and s[0]["detail"] == f"hi {inst[0]} web-0"
+    assert s[1]["detail"].endswith("after good")  # a fact left by the earlier step
+    for key in ["step", "plugin", "status", "detail", "aws_error", "request_id", "ms"]:
+        assert key in s[0]
+    m = world.manifest("IR-T1", inst[1])
+    assert m["steps"]["good"]["status"] == "ok"
+    assert any(a["name"] == "describe-instance.json" for a in m["artifacts"])
+    journal = (world.evidence / "IR-T1" / inst[1] / "journal.jsonl").read_text().splitlines()
+    assert len(journal) >= 4
+
+    # Not found: exit 3, the other instance is still handled.
+    p = world.irfw("--conf", conf, "-i", inst[0], "-i", "i-0123456789abcdef0", "-o", "json")
+    assert p.returncode == 3, p.stderr
+    assert "i-0123456789abcdef0" in p.stderr and "not found" in p.stderr
+    assert {i["instance_id"]: i["found"] for i in p.json["instances"]} == {inst[0]: True, "i-0123456789abcdef0": False}
+
+
+def test_on_error_stop_and_continue(world):
+    inst = world.vpc_world(enis=1, volumes=1)["instances"][0]
+    conf = world.write_conf(["first", "fails", "after"], {
+        "first": {"plugin": "good", "needed": "x"},
+        "fails": {"plugin": "good", "needed": "x", "mode": "b", "on_error": "stop"},
+        "after": {"plugin": "good", "needed": "x"}})
+    p = world.irfw("--conf", conf, "-i", inst, "-o", "json")
+    assert p.returncode == 1
+    st = [s["status"] for s in p.json["instances"][0]["steps"]]
+    assert st == ["ok", "failed", "not-run"]
+    conf = world.write_conf(["first", "fails", "after"], {
+        "first": {"plugin": "good", "needed": "x"},
+        "fails": {"plugin": "good", "needed": "x", "mode": "b"},
+        "after": {"plugin": "good", "needed": "x"}})
+    p = world.irfw("--conf", conf, "-i", inst, "-o", "json")
+    assert p.returncode == 1
+    assert [s["status"] for s in p.json["instances"][0]["steps"]] == ["ok", "failed", "ok"]
+
+
+def test_resume_same_case(world):
+    inst = world.vpc_world(enis=1, volumes=1)["instances"][0]
+    conf = world.write_conf(["good", "fails"], {"good": {"needed": "x"},
+                                                "fails": {"plugin": "good", "needed": "x", "mode": "b"}})
+    world.irfw("--conf", conf, "-i", inst, "--case-id", "IR-R", check_rc=1)
+    p = world.irfw("--conf", conf, "-i", inst, "--case-id", "IR-R", "-o", "json", check_rc=1)
+    steps = p.json["instances"][0]["steps"]
+    assert steps[0].get("resumed") is True          # done before: not repeated
+    assert steps[1]["status"] == "failed" and not steps[1].get("resumed")  # failed before: tried again
+    m = world.manifest("IR-R", inst)
+    assert len(m["runs"]) == 2
+    assert m["steps"]["fails"]["attempts"] == 2
+
+
+def test_from_file_and_stdin(world):
+    ids = world.vpc_world(n_instances=2, enis=1, volumes=1)["instances"]
+    f = world.tmp / "ids.txt"
+    f.write_text(f"# suspected\n{ids[0]}\n\n  {ids[1]}  \n")
+    conf = world.write_conf(["good"], GOOD)
+    p = world.irfw("--conf", conf, "--from-file", f, "-o", "json", check_rc=0)
+    assert sorted(i["instance_id"] for i in p.json["instances"]) == sorted(ids)
+    p = world.irfw("--conf", conf, "--from-file", "-", "-o", "json", input=ids[0] + "\n", check_rc=0)
+    assert [i["instance_id"] for i in p.json["instances"]] == [ids[0]]
+    f.write_text("i-nothex\n")
+    p = world.irfw("--conf", conf, "--from-file", f)
+    assert p.returncode == 2 and f"{f}:1:" in p.stderr
+
+
+def test_bad_credentials_are_reported_without_secret(world):
+    inst = world.vpc_world(enis=1, volumes=1)["instances"][0]
+    conf = world.write_conf(["good"], GOOD)
+    p = world.irfw("--conf", conf, "-i", inst, env={"AWS_ACCESS_KEY_ID": None, "AWS_SECRET_ACCESS_KEY": None})
+    assert p.returncode == 2
+    assert "no usable AWS credentials" in p.stderr
+
+
+def test_valgrind_full_run(world):
+    """Run under valgrind by tests/run.sh (IRFW_VALGRIND=1); plain otherwise."""
+    inst = world.vpc_world(enis=2, volumes=2)["instances"][0]
+    conf = world.write_conf(["good", "second"], {"good": {"needed": "x"},
+                                                 "second": {"plugin": "good", "needed": "y"}})
+    world.irfw("--conf", conf, "-i", inst, "-o", "json", check_rc=0)

@@ -1,0 +1,52 @@
+#!/bin/bash
+# The whole test suite, from a fresh clone on a fresh Debian machine:
+#   tests/run.sh
+# 1. installs what is missing (scripts/bootstrap.sh),
+# 2. builds with gcc and with clang, warnings as errors,
+# 3. runs the C unit tests (make check), then again under ASan+UBSan,
+# 4. runs `make distcheck`,
+# 5. runs the irfw CLI once under valgrind against moto,
+# 6. runs the integration suite (pytest, moto on 127.0.0.1), whose summary
+#    line is the last line printed.
+# IRFW_QUICK=1 skips the clang, sanitizer and distcheck builds.
+set -euo pipefail
+src=$(cd "$(dirname "$0")/.." && pwd)
+cd "$src"
+step() { printf '\n=== %s\n' "$*"; }
+
+step "dependencies"
+scripts/bootstrap.sh
+
+step "build (gcc, -Werror)"
+./autogen.sh >/dev/null 2>&1
+scripts/build.sh "$src/build" --enable-werror
+step "unit tests"
+make -C build -j"$(nproc)" check >build/check.out 2>&1 || { cat build/check.out; for f in build/tests/*.log; do echo "--- $f"; tail -30 "$f"; done; exit 1; }
+grep -E '^(PASS|FAIL|ERROR|SKIP|# )' build/check.out
+
+if [ "${IRFW_QUICK:-0}" != 1 ]; then
+	step "build (clang, -Werror)"
+	CC=clang scripts/build.sh "$src/build-clang" --enable-werror
+
+	step "unit tests under ASan+UBSan"
+	san="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all -g -O1"
+	CFLAGS="$san" LDFLAGS="-fsanitize=address,undefined" scripts/build.sh "$src/build-asan" --enable-werror
+	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+		make -C build-asan -j"$(nproc)" check >build-asan/check.out 2>&1 ||
+		{ cat build-asan/check.out; for f in build-asan/tests/*.log; do echo "--- $f"; tail -40 "$f"; done; exit 1; }
+	grep -E '^(PASS|FAIL|ERROR|SKIP|# )' build-asan/check.out
+
+	step "make distcheck"
+	make -C build distcheck >build/distcheck.out 2>&1 || { tail -60 build/distcheck.out; exit 1; }
+	grep -E 'archives ready|irfw-.*tar.gz' build/distcheck.out | head -3
+fi
+
+step "irfw under valgrind"
+valgrind --quiet --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect \
+	build/.libs/irfw --version >/dev/null ||
+	libtool --mode=execute valgrind --quiet --error-exitcode=99 build/irfw --version
+IRFW_BUILDDIR="$src/build" IRFW_VALGRIND=1 python3 -m pytest -q -p no:cacheprovider \
+	tests/integration/test_cli.py -k "valgrind" 2>&1 | tail -3
+
+step "integration tests (moto)"
+IRFW_BUILDDIR="$src/build" exec python3 -m pytest -p no:cacheprovider -q -rs tests/integration
