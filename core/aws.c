@@ -402,6 +402,11 @@ static int build_request(struct irfw_aws *a, const struct irfw_service *svc, con
 			irfw_sha256(s3.body, s3.body_len, NULL, b64);
 			req_add_header(q, "x-amz-checksum-sha256", b64);
 		}
+		/* Without it, curl labels the body as a form, and some servers
+		 * then read it as form fields instead of the object. */
+		if (s3.body && !cJSON_GetObjectItemCaseSensitive(params, "ContentType") &&
+		    strcmp(op, "CompleteMultipartUpload") != 0)
+			req_add_header(q, "Content-Type", "application/octet-stream");
 		*owned_body = s3.body;
 		s3.body = NULL;
 		q->body = *owned_body;

@@ -198,7 +198,9 @@ static const struct {
 	{"SSEKMSKeyId", "x-amz-server-side-encryption-aws-kms-key-id"},
 	{"BucketKeyEnabled", "x-amz-server-side-encryption-bucket-key-enabled"},
 	{"ChecksumSHA256", "x-amz-checksum-sha256"},
-	{"ChecksumAlgorithm", "x-amz-sdk-checksum-algorithm"},
+	/* ChecksumAlgorithm is an instruction to the client (aws.c computes
+	 * x-amz-checksum-sha256); sent as a header it announces a trailing
+	 * checksum, which irfw does not use. */
 	{"ChecksumMode", "x-amz-checksum-mode"},
 	{"Tagging", "x-amz-tagging"},
 	{"ObjectLockMode", "x-amz-object-lock-mode"},

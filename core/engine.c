@@ -514,7 +514,7 @@ char *irfw_step_expand(irfw_target *t, const char *key)
 /* ------------------------------------------------------------------ */
 /* Step results.                                                       */
 
-static void set_detail(irfw_target *t, const char *fmt, va_list ap)
+IRFW_PRINTF(2, 0) static void set_detail(irfw_target *t, const char *fmt, va_list ap)
 {
 	if (!t->cur_res)
 		return;

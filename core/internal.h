@@ -55,7 +55,7 @@ void irfw_log_add_secret(const char *s);
 void irfw_log_clear_secrets(void);
 /* Core messages: `origin` is the bracketed tag without brackets, or NULL. */
 void irfw_logf(irfw_log_level level, const char *origin, const char *fmt, ...) IRFW_PRINTF(3, 4);
-void irfw_vlogf(irfw_log_level level, const char *origin, const char *fmt, va_list ap);
+void irfw_vlogf(irfw_log_level level, const char *origin, const char *fmt, va_list ap) IRFW_PRINTF(3, 0);
 
 /* ------------------------------------------------------------------ */
 /* Configuration (config.c).                                           */

@@ -85,6 +85,7 @@ static void buf_free(struct buf *b)
 	memset(b, 0, sizeof(*b));
 }
 
+static void set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static void set_err(char *err, size_t errlen, const char *fmt, ...)
 {
 	va_list ap;

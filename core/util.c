@@ -15,7 +15,7 @@
 
 #include "internal.h"
 
-static char *vstrfmt(const char *fmt, va_list ap)
+IRFW_PRINTF(1, 0) static char *vstrfmt(const char *fmt, va_list ap)
 {
 	va_list cp;
 	va_copy(cp, ap);
