@@ -139,7 +139,7 @@ class World:
         """Run irfw; returns CompletedProcess with .json (parsed stdout when -o json)."""
         cmd = [str(IRFW_BIN), *map(str, args)]
         if os.environ.get("IRFW_VALGRIND") == "1":
-            cmd = ["libtool", "--mode=execute", "valgrind", "--quiet", "--error-exitcode=99",
+            cmd = [str(BUILDDIR / "libtool"), "--mode=execute", "valgrind", "--quiet", "--error-exitcode=99",
                    "--leak-check=full", "--errors-for-leak-kinds=definite,indirect", *cmd]
         p = subprocess.run(cmd, env=self.env(**(env or {})), input=input, capture_output=True, text=True,
                            timeout=timeout, cwd=self.tmp)

@@ -1,0 +1,247 @@
+/*
+ * eip.c - take the Elastic IP addresses off a compromised instance.
+ *
+ * A fixed public address is how the intruder (and anything the instance
+ * serves) reaches it.  Disassociating it cuts that path even where the
+ * quarantine security group cannot (tracked connections, NACL gaps), and
+ * the addresses are recorded so that they can be put back.  They are not
+ * released unless the site asks: the address is evidence, it may sit in
+ * firewall rules and DNS elsewhere, and a released address cannot be got
+ * back.
+ */
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "irfw/irfw.h"
+
+static const struct irfw_option opts[] = {
+	{.name = "release_addresses",
+	 .type = IRFW_OPT_BOOL,
+	 .def = "false",
+	 .help = "Also release each address after disassociating it (ReleaseAddress).  Off by default, and "
+	         "best left off: the public IP is evidence, may be allow-listed elsewhere, and once released "
+	         "cannot be recovered."},
+	{.name = NULL},
+};
+
+static const char *str_item(const cJSON *o, const char *key)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+	return cJSON_IsString(v) && *v->valuestring ? v->valuestring : NULL;
+}
+
+static void add_filter(cJSON *filters, const char *name, cJSON *values)
+{
+	cJSON *f = cJSON_CreateObject();
+	cJSON_AddStringToObject(f, "Name", name);
+	cJSON_AddItemToObject(f, "Value", values);
+	cJSON_AddItemToArray(filters, f);
+}
+
+/* Whether `addrs` already holds the address with this association. */
+static bool have_address(const cJSON *addrs, const char *assoc_id)
+{
+	const cJSON *a;
+	cJSON_ArrayForEach(a, addrs)
+	{
+		const char *id = str_item(a, "associationId");
+		if (id && strcmp(id, assoc_id) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* Run one DescribeAddresses with one filter and add the associated
+ * addresses it returns to `addrs` (deduplicated). */
+static int describe_into(irfw_target *t, const char *filter, cJSON *values, cJSON *addrs)
+{
+	cJSON *p = cJSON_CreateObject(), *res = NULL;
+	add_filter(cJSON_AddArrayToObject(p, "Filter"), filter, values);
+	int rc = irfw_aws_call(t, "ec2", "DescribeAddresses", p, &res);
+	cJSON_Delete(p);
+	if (rc != 0)
+		return -1;
+	const cJSON *a;
+	cJSON_ArrayForEach(a, cJSON_GetObjectItemCaseSensitive(res, "addressesSet"))
+	{
+		const char *assoc = str_item(a, "associationId");
+		/* Only VPC associations have an id; EC2-Classic is retired. */
+		if (assoc && !have_address(addrs, assoc))
+			cJSON_AddItemToArray(addrs, cJSON_Duplicate(a, true));
+	}
+	cJSON_Delete(res);
+	return 0;
+}
+
+/*
+ * Every Elastic IP on the instance: by instance-id (the primary
+ * interface's), and by each attached interface, which also finds
+ * addresses on secondary interfaces and secondary private IPs.
+ */
+static int find_addresses(irfw_target *t, cJSON *addrs)
+{
+	const char *iid = irfw_target_id(t);
+	if (describe_into(t, "instance-id", cJSON_CreateStringArray(&iid, 1), addrs) != 0)
+		return -1;
+	cJSON *enis = cJSON_CreateArray();
+	const cJSON *ni;
+	cJSON_ArrayForEach(ni, cJSON_GetObjectItemCaseSensitive(irfw_target_instance(t), "networkInterfaceSet"))
+	{
+		const char *id = str_item(ni, "networkInterfaceId");
+		if (id)
+			cJSON_AddItemToArray(enis, cJSON_CreateString(id));
+	}
+	if (cJSON_GetArraySize(enis) == 0) {
+		cJSON_Delete(enis);
+		return 0;
+	}
+	return describe_into(t, "network-interface-id", enis, addrs);
+}
+
+static cJSON *address_record(const cJSON *a)
+{
+	static const char *const keys[][2] = {
+		{"public_ip", "publicIp"},
+		{"allocation_id", "allocationId"},
+		{"association_id", "associationId"},
+		{"network_interface_id", "networkInterfaceId"},
+		{"private_ip", "privateIpAddress"},
+	};
+	cJSON *r = cJSON_CreateObject();
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		const char *v = str_item(a, keys[i][1]);
+		if (v)
+			cJSON_AddStringToObject(r, keys[i][0], v);
+		else
+			cJSON_AddNullToObject(r, keys[i][0]);
+	}
+	return r;
+}
+
+static irfw_status run(irfw_target *t, void *state)
+{
+	(void)state;
+	irfw_step *step = irfw_target_step(t);
+	bool release = irfw_step_get_bool(step, "release_addresses");
+	cJSON *addrs = cJSON_CreateArray(), *res = NULL;
+	irfw_status st = IRFW_OK;
+	int done = 0, released = 0;
+
+	if (find_addresses(t, addrs) != 0) {
+		st = irfw_fail_aws(t, "DescribeAddresses for %s", irfw_target_id(t));
+		goto out;
+	}
+	if (cJSON_GetArraySize(addrs) == 0) {
+		/* Resumed after a partial run: the record says what was taken. */
+		const cJSON *prev = irfw_record_get(t, irfw_step_name(step), "addresses");
+		if (cJSON_GetArraySize(prev) > 0) {
+			irfw_note(t, "%d Elastic IP(s) already disassociated in an earlier run",
+			          cJSON_GetArraySize(prev));
+			goto out;
+		}
+		st = irfw_skip(t, "no Elastic IP");
+		goto out;
+	}
+
+	/* Recorded before anything changes, so the responder can put them back. */
+	if (!irfw_target_dry_run(t)) {
+		const cJSON *prev = irfw_record_get(t, irfw_step_name(step), "addresses");
+		cJSON *rec = prev ? cJSON_Duplicate(prev, true) : cJSON_CreateArray();
+		if (!cJSON_IsArray(rec)) {
+			cJSON_Delete(rec);
+			rec = cJSON_CreateArray();
+		}
+		const cJSON *a;
+		cJSON_ArrayForEach(a, addrs)
+		{
+			bool seen = false;
+			const cJSON *r;
+			cJSON_ArrayForEach(r, rec)
+			{
+				const char *id = str_item(r, "association_id");
+				if (id && strcmp(id, str_item(a, "associationId")) == 0)
+					seen = true;
+			}
+			if (!seen)
+				cJSON_AddItemToArray(rec, address_record(a));
+		}
+		if (irfw_record(t, "addresses", rec) != 0) {
+			st = irfw_fail(t, "cannot record the Elastic IPs; not changing them");
+			goto out;
+		}
+	}
+
+	const cJSON *a;
+	cJSON_ArrayForEach(a, addrs)
+	{
+		const char *ip = str_item(a, "publicIp");
+		const char *assoc = str_item(a, "associationId");
+		const char *alloc = str_item(a, "allocationId");
+		cJSON *p = cJSON_CreateObject();
+		cJSON_AddStringToObject(p, "AssociationId", assoc);
+		int rc = irfw_aws_call(t, "ec2", "DisassociateAddress", p, &res);
+		cJSON_Delete(p);
+		cJSON_Delete(res);
+		res = NULL;
+		if (rc != 0) {
+			if (strcmp(irfw_aws_error_code(t), "InvalidAssociationID.NotFound") != 0) {
+				st = irfw_fail_aws(t, "DisassociateAddress %s (%s)", ip ? ip : "?", assoc);
+				goto out;
+			}
+			/* Gone between the look and the change: the goal is met. */
+		}
+		done++;
+		if (release && alloc) {
+			p = cJSON_CreateObject();
+			cJSON_AddStringToObject(p, "AllocationId", alloc);
+			rc = irfw_aws_call(t, "ec2", "ReleaseAddress", p, &res);
+			cJSON_Delete(p);
+			cJSON_Delete(res);
+			res = NULL;
+			if (rc != 0) {
+				st = irfw_fail_aws(t, "ReleaseAddress %s (%s), after disassociating it", ip ? ip : "?",
+				                   alloc);
+				goto out;
+			}
+			released++;
+		}
+		const char *eni = str_item(a, "networkInterfaceId");
+		irfw_note(t, "%s Elastic IP %s (%s) from %s%s",
+		          irfw_target_dry_run(t) ? "dry run: would disassociate" : "disassociated", ip ? ip : "?",
+		          alloc ? alloc : "no allocation id", eni ? eni : irfw_target_id(t),
+		          release && alloc ? " and released it" : "");
+	}
+	if (release && released < done)
+		irfw_note(t, "%d address(es) without an allocation id not released", done - released);
+out:
+	cJSON_Delete(addrs);
+	return st;
+}
+
+static const struct irfw_plugin plugin = {
+	IRFW_PLUGIN_HEADER,
+	.name = "eip",
+	.version = "1.0",
+	.summary = "disassociate the instance's Elastic IPs, recording them",
+	.options = opts,
+	.run = run,
+	.description =
+		"Finds every Elastic IP on the instance (DescribeAddresses by instance-id and by each attached "
+		"network interface, so addresses on secondary interfaces and secondary private IPs are found too) "
+		"and disassociates it (DisassociateAddress by association id).  Each address is recorded first "
+		"(public_ip, allocation_id, association_id, network_interface_id, private_ip) so it can be "
+		"associated again after the investigation.  An instance with none is skipped with \"no Elastic "
+		"IP\".\n"
+		"\n"
+		"It runs before isolate and is off in the default pipeline: taking the public address away is "
+		"visible to the intruder and breaks whatever the address serves, so the site turns it on when "
+		"it prefers that to the quarantine security group alone.  Auto-assigned public IPs (not Elastic "
+		"IPs) are not touched: they cannot be removed from a running instance's primary interface, and "
+		"the quarantine group is what contains them.\n"
+		"\n"
+		"Addresses are never released unless release_addresses = true: the public IP is evidence, it may "
+		"be in firewall rules, allow lists and DNS elsewhere, and a released address cannot be got back.",
+};
+
+IRFW_PLUGIN_ENTRY(eip, plugin)

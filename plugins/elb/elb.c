@@ -1,0 +1,402 @@
+/*
+ * elb.c - take the instance out of every load balancer.
+ *
+ * While a compromised instance is registered, a load balancer keeps sending
+ * it customer traffic (and the customers' data), and once isolate cuts it
+ * off, its failing health checks page the service owners.  Deregistering it
+ * first drains it cleanly.  Both ELBv2 target groups (ALB/NLB/GWLB) and
+ * classic load balancers are covered.
+ */
+/* clock_gettime and nanosleep are POSIX, not C11. */
+#define _POSIX_C_SOURCE 200809L
+
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "irfw/irfw.h"
+
+/* How often wait_drain polls DescribeTargetHealth. */
+#define DRAIN_POLL_SECONDS 5
+
+static const struct irfw_option opts[] = {
+    {.name = "wait_drain",
+     .type = IRFW_OPT_BOOL,
+     .def = "false",
+     .help = "Wait until the deregistered targets have finished draining (DescribeTargetHealth shows "
+             "them gone or unused) before the next step runs.  Off by default: the deregistration "
+             "delay is 300 s unless the target group says otherwise, and isolation should not wait "
+             "that long."},
+    {.name = "drain_timeout",
+     .type = IRFW_OPT_INT,
+     .def = "330",
+     .help = "With wait_drain, give up waiting after this many seconds; the step still succeeds (the "
+             "targets are deregistered) and notes that they were still draining."},
+    {.name = NULL},
+};
+
+static const char *str_item(const cJSON *o, const char *key)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+	return cJSON_IsString(v) && v->valuestring[0] ? v->valuestring : NULL;
+}
+
+static const cJSON *reply_item(const cJSON *res, const char *op_result, const char *key)
+{
+	return cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(res, op_result), key);
+}
+
+static int init(irfw_step *step, void **state)
+{
+	(void)state;
+	if (irfw_step_get_bool(step, "wait_drain") && irfw_step_get_int(step, "drain_timeout") <= 0) {
+		irfw_step_error(step, "drain_timeout", "drain_timeout must be a positive number of seconds");
+		return -1;
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* ELBv2 target groups.                                                 */
+
+/* Where the instance is registered: [{arn, port, state}] into *found
+ * (drained or deregistering targets included).  Returns 0, or -1 on an AWS
+ * error (reported). */
+static int find_targets(irfw_target *t, cJSON *found, irfw_status *st)
+{
+	const char *id = irfw_target_id(t);
+	const char *vpc = irfw_target_vpc_id(t);
+	cJSON *params = cJSON_CreateObject();
+	int rc = 0;
+
+	for (;;) {
+		cJSON *res = NULL;
+		if (irfw_aws_call(t, "elasticloadbalancing", "DescribeTargetGroups", params, &res) != 0) {
+			*st = irfw_fail_aws(t, "DescribeTargetGroups");
+			rc = -1;
+			break;
+		}
+		const cJSON *tg;
+		cJSON_ArrayForEach(tg, reply_item(res, "DescribeTargetGroupsResult", "TargetGroups"))
+		{
+			const char *arn = str_item(tg, "TargetGroupArn");
+			const char *type = str_item(tg, "TargetType");
+			const char *tg_vpc = str_item(tg, "VpcId");
+			/* Only instance targets name instance ids, and a target
+			 * group holds instances of its own VPC only. */
+			if (!arn || (type && strcmp(type, "instance") != 0) ||
+			    (vpc && tg_vpc && strcmp(vpc, tg_vpc) != 0))
+				continue;
+			cJSON *hp = cJSON_CreateObject();
+			cJSON_AddStringToObject(hp, "TargetGroupArn", arn);
+			cJSON *hres = NULL;
+			int hrc = irfw_aws_call(t, "elasticloadbalancing", "DescribeTargetHealth", hp, &hres);
+			cJSON_Delete(hp);
+			if (hrc != 0) {
+				/* Deleted between the two calls: nothing registered there. */
+				if (strcmp(irfw_aws_error_code(t), "TargetGroupNotFound") == 0)
+					continue;
+				*st = irfw_fail_aws(t, "DescribeTargetHealth %s", arn);
+				rc = -1;
+				break;
+			}
+			const cJSON *d;
+			cJSON_ArrayForEach(
+			    d, reply_item(hres, "DescribeTargetHealthResult", "TargetHealthDescriptions"))
+			{
+				const cJSON *target = cJSON_GetObjectItemCaseSensitive(d, "Target");
+				const char *tid = str_item(target, "Id");
+				const char *port = str_item(target, "Port");
+				if (!tid || strcmp(tid, id) != 0)
+					continue;
+				const char *state =
+				    str_item(cJSON_GetObjectItemCaseSensitive(d, "TargetHealth"), "State");
+				cJSON *f = cJSON_CreateObject();
+				cJSON_AddStringToObject(f, "target_group_arn", arn);
+				cJSON_AddNumberToObject(f, "port", port ? strtol(port, NULL, 10) : 0);
+				cJSON_AddStringToObject(f, "state", state ? state : "");
+				cJSON_AddItemToArray(found, f);
+			}
+			cJSON_Delete(hres);
+		}
+		const char *marker = str_item(
+		    cJSON_GetObjectItemCaseSensitive(res, "DescribeTargetGroupsResult"), "NextMarker");
+		cJSON_DeleteItemFromObjectCaseSensitive(params, "Marker");
+		if (rc == 0 && marker)
+			cJSON_AddStringToObject(params, "Marker", marker);
+		cJSON_Delete(res);
+		if (rc != 0 || !marker)
+			break;
+	}
+	cJSON_Delete(params);
+	return rc;
+}
+
+static bool draining(const cJSON *f)
+{
+	const char *s = str_item(f, "state");
+	return s && strcmp(s, "draining") == 0;
+}
+
+/* Deregister every (group, port) in `todo`, one call per target group. */
+static int deregister_targets(irfw_target *t, const cJSON *todo, irfw_status *st)
+{
+	const cJSON *f;
+	cJSON *done = cJSON_CreateObject(); /* arns already sent */
+	int rc = 0;
+	cJSON_ArrayForEach(f, todo)
+	{
+		const char *arn = str_item(f, "target_group_arn");
+		if (cJSON_GetObjectItemCaseSensitive(done, arn))
+			continue;
+		cJSON_AddTrueToObject(done, arn);
+		cJSON *params = cJSON_CreateObject();
+		cJSON_AddStringToObject(params, "TargetGroupArn", arn);
+		cJSON *targets = cJSON_AddArrayToObject(params, "Targets");
+		const cJSON *g;
+		cJSON_ArrayForEach(g, todo)
+		{
+			if (strcmp(str_item(g, "target_group_arn"), arn) != 0)
+				continue;
+			cJSON *tt = cJSON_CreateObject();
+			cJSON_AddStringToObject(tt, "Id", irfw_target_id(t));
+			const cJSON *port = cJSON_GetObjectItemCaseSensitive(g, "port");
+			if (cJSON_IsNumber(port) && port->valuedouble > 0)
+				cJSON_AddNumberToObject(tt, "Port", port->valuedouble);
+			cJSON_AddItemToArray(targets, tt);
+		}
+		int crc = irfw_aws_call(t, "elasticloadbalancing", "DeregisterTargets", params, NULL);
+		cJSON_Delete(params);
+		if (crc != 0) {
+			*st = irfw_fail_aws(t, "DeregisterTargets %s from %s", irfw_target_id(t), arn);
+			rc = -1;
+			break;
+		}
+	}
+	cJSON_Delete(done);
+	return rc;
+}
+
+/* True when no target of `wait` is still registered or draining. */
+static int drained(irfw_target *t, const cJSON *wait, bool *all_gone)
+{
+	const cJSON *f;
+	*all_gone = true;
+	cJSON_ArrayForEach(f, wait)
+	{
+		cJSON *params = cJSON_CreateObject();
+		cJSON_AddStringToObject(params, "TargetGroupArn", str_item(f, "target_group_arn"));
+		cJSON *targets = cJSON_AddArrayToObject(params, "Targets");
+		cJSON *tt = cJSON_CreateObject();
+		cJSON_AddStringToObject(tt, "Id", irfw_target_id(t));
+		const cJSON *port = cJSON_GetObjectItemCaseSensitive(f, "port");
+		if (cJSON_IsNumber(port) && port->valuedouble > 0)
+			cJSON_AddNumberToObject(tt, "Port", port->valuedouble);
+		cJSON_AddItemToArray(targets, tt);
+		cJSON *res = NULL;
+		int rc = irfw_aws_call(t, "elasticloadbalancing", "DescribeTargetHealth", params, &res);
+		cJSON_Delete(params);
+		if (rc != 0) {
+			if (strcmp(irfw_aws_error_code(t), "TargetGroupNotFound") == 0)
+				continue;
+			return -1;
+		}
+		const cJSON *d;
+		cJSON_ArrayForEach(d,
+		                   reply_item(res, "DescribeTargetHealthResult", "TargetHealthDescriptions"))
+		{
+			const char *tid = str_item(cJSON_GetObjectItemCaseSensitive(d, "Target"), "Id");
+			const char *s =
+			    str_item(cJSON_GetObjectItemCaseSensitive(d, "TargetHealth"), "State");
+			if (tid && strcmp(tid, irfw_target_id(t)) == 0 && (!s || strcmp(s, "unused") != 0))
+				*all_gone = false;
+		}
+		cJSON_Delete(res);
+		if (!*all_gone)
+			break;
+	}
+	return 0;
+}
+
+static irfw_status wait_drain(irfw_target *t, const cJSON *wait, long timeout)
+{
+	struct timespec start, now;
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	for (;;) {
+		bool gone;
+		if (drained(t, wait, &gone) != 0)
+			return irfw_fail_aws(t,
+			                     "DescribeTargetHealth while waiting for the targets to drain");
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		long waited = (long)(now.tv_sec - start.tv_sec);
+		if (gone) {
+			irfw_note(t, "targets drained after %ld s", waited);
+			return IRFW_OK;
+		}
+		if (waited >= timeout) {
+			/* Deregistered is what matters for containment; isolate
+			 * must not be held back by a long deregistration delay. */
+			irfw_log(t, IRFW_LOG_WARN, "targets still draining after %ld s; continuing", waited);
+			irfw_note(t, "targets still draining after %ld s (drain_timeout); continuing",
+			          waited);
+			return IRFW_OK;
+		}
+		struct timespec nap = {.tv_sec = DRAIN_POLL_SECONDS, .tv_nsec = 0};
+		if (timeout - waited < DRAIN_POLL_SECONDS)
+			nap.tv_sec = timeout - waited;
+		nanosleep(&nap, NULL);
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* Classic load balancers.                                              */
+
+static int find_classic(irfw_target *t, cJSON *names, irfw_status *st)
+{
+	const char *id = irfw_target_id(t);
+	cJSON *params = cJSON_CreateObject();
+	int rc = 0;
+	for (;;) {
+		cJSON *res = NULL;
+		if (irfw_aws_call(t, "elb", "DescribeLoadBalancers", params, &res) != 0) {
+			*st = irfw_fail_aws(t, "DescribeLoadBalancers (classic)");
+			rc = -1;
+			break;
+		}
+		const cJSON *lb;
+		cJSON_ArrayForEach(lb,
+		                   reply_item(res, "DescribeLoadBalancersResult", "LoadBalancerDescriptions"))
+		{
+			const char *name = str_item(lb, "LoadBalancerName");
+			const cJSON *in;
+			cJSON_ArrayForEach(in, cJSON_GetObjectItemCaseSensitive(lb, "Instances"))
+			{
+				const char *iid = str_item(in, "InstanceId");
+				if (name && iid && strcmp(iid, id) == 0) {
+					cJSON_AddItemToArray(names, cJSON_CreateString(name));
+					break;
+				}
+			}
+		}
+		const char *marker = str_item(
+		    cJSON_GetObjectItemCaseSensitive(res, "DescribeLoadBalancersResult"), "NextMarker");
+		cJSON_DeleteItemFromObjectCaseSensitive(params, "Marker");
+		if (marker)
+			cJSON_AddStringToObject(params, "Marker", marker);
+		cJSON_Delete(res);
+		if (!marker)
+			break;
+	}
+	cJSON_Delete(params);
+	return rc;
+}
+
+static int deregister_classic(irfw_target *t, const cJSON *names, irfw_status *st)
+{
+	const cJSON *n;
+	cJSON_ArrayForEach(n, names)
+	{
+		cJSON *params = cJSON_CreateObject();
+		cJSON_AddStringToObject(params, "LoadBalancerName", n->valuestring);
+		cJSON *insts = cJSON_AddArrayToObject(params, "Instances");
+		cJSON *in = cJSON_CreateObject();
+		cJSON_AddStringToObject(in, "InstanceId", irfw_target_id(t));
+		cJSON_AddItemToArray(insts, in);
+		int rc = irfw_aws_call(t, "elb", "DeregisterInstancesFromLoadBalancer", params, NULL);
+		cJSON_Delete(params);
+		if (rc != 0) {
+			*st = irfw_fail_aws(t, "DeregisterInstancesFromLoadBalancer %s from %s",
+			                    irfw_target_id(t), n->valuestring);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+
+static irfw_status run(irfw_target *t, void *state)
+{
+	(void)state;
+	irfw_step *step = irfw_target_step(t);
+	irfw_status st = IRFW_OK;
+	cJSON *found = cJSON_CreateArray();
+	cJSON *todo = cJSON_CreateArray();
+	cJSON *classic = cJSON_CreateArray();
+	int n_draining = 0;
+	const char *dry = irfw_target_dry_run(t) ? " (dry run)" : "";
+
+	/* Look everything up before changing anything, so a failure midway
+	 * leaves a record of all that was registered. */
+	if (find_targets(t, found, &st) != 0 || find_classic(t, classic, &st) != 0)
+		goto out;
+	const cJSON *f;
+	cJSON_ArrayForEach(f, found)
+	{
+		if (draining(f)) {
+			n_draining++; /* deregistered already (the asg step's detach does that) */
+			continue;
+		}
+		cJSON *r = cJSON_CreateObject();
+		cJSON_AddStringToObject(r, "target_group_arn", str_item(f, "target_group_arn"));
+		cJSON_AddNumberToObject(r, "port",
+		                        cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(f, "port")));
+		cJSON_AddItemToArray(todo, r);
+	}
+	int n_todo = cJSON_GetArraySize(todo), n_classic = cJSON_GetArraySize(classic);
+	if (n_todo == 0 && n_classic == 0 && n_draining == 0) {
+		st = irfw_skip(t, "not registered with any load balancer");
+		goto out;
+	}
+	/* Recorded before the change, so release can register it again. */
+	if (n_todo)
+		irfw_record(t, "targets", cJSON_Duplicate(todo, true));
+	if (n_classic)
+		irfw_record(t, "classic", cJSON_Duplicate(classic, true));
+
+	if (deregister_targets(t, todo, &st) != 0 || deregister_classic(t, classic, &st) != 0)
+		goto out;
+	if (n_todo)
+		irfw_note(t, "deregistered from %d target group registration(s)%s", n_todo, dry);
+	if (n_draining)
+		irfw_note(t, "%d target group registration(s) already draining", n_draining);
+	if (n_classic)
+		irfw_note(t, "deregistered from %d classic load balancer(s)%s", n_classic, dry);
+
+	if (irfw_step_get_bool(step, "wait_drain") && !irfw_target_dry_run(t) && n_todo + n_draining > 0)
+		st = wait_drain(t, found, irfw_step_get_int(step, "drain_timeout"));
+	else if (n_todo + n_draining > 0)
+		irfw_note(t, "not waiting for connection draining (wait_drain = false)");
+out:
+	cJSON_Delete(found);
+	cJSON_Delete(todo);
+	cJSON_Delete(classic);
+	return st;
+}
+
+static const struct irfw_plugin plugin = {
+    IRFW_PLUGIN_HEADER,
+    .name = "elb",
+    .version = "1.0",
+    .summary = "deregister the instance from every target group and classic load balancer",
+    .options = opts,
+    .init = init,
+    .run = run,
+    .description =
+        "Looks through every ELBv2 target group of the instance's VPC (DescribeTargetGroups, paginated, "
+        "then DescribeTargetHealth of each) for registrations of the instance on any port, and through "
+        "every classic load balancer (DescribeLoadBalancers), then deregisters it from all of them.  "
+        "What it removed is recorded first, as targets [{target_group_arn, port}] and classic [names], "
+        "so release can register it again.  An instance registered nowhere is skipped with the reason "
+        "\"not registered with any load balancer\".\n\n"
+        "It runs after asg (a detach already deregisters the instance from the group's own load "
+        "balancers; those show up here as draining) and before isolate, so that customer traffic is "
+        "drained away before the quarantine group cuts the connections, and the isolated instance's "
+        "failing health checks do not page anyone.\n\n"
+        "What it cannot do: draining takes the target group's deregistration delay (300 s by default); "
+        "with wait_drain = false the next steps start at once.  Classic load balancers report no "
+        "per-instance draining state, so only target groups are waited for.",
+};
+
+IRFW_PLUGIN_ENTRY(elb, plugin)

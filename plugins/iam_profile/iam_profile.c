@@ -1,0 +1,407 @@
+/*
+ * iam_profile.c - take the instance role away from a compromised instance.
+ *
+ * An attacker on the instance reads the role's credentials from the
+ * metadata service; isolating the network does not stop them being used
+ * from anywhere else.  This step disassociates the instance profile (or
+ * replaces it with a site quarantine profile), so the instance gets no
+ * new credentials, and can optionally deny every session of the role
+ * issued before now, which is the only way to kill credentials already
+ * handed out.
+ */
+#define _POSIX_C_SOURCE 200809L /* strdup, gmtime_r */
+
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "irfw/irfw.h"
+
+#define REVOKE_POLICY_NAME "irfw-revoke-older-sessions"
+
+static const struct irfw_option opts[] = {
+	{.name = "mode",
+	 .type = IRFW_OPT_ENUM,
+	 .def = "disassociate",
+	 .choices = "disassociate|replace",
+	 .help = "disassociate: remove the instance profile, so the instance gets no role credentials at all. "
+	         "replace: swap it for quarantine_profile (a profile whose role grants next to nothing), for "
+	         "sites whose agents must keep some role."},
+	{.name = "quarantine_profile",
+	 .type = IRFW_OPT_STRING,
+	 .def = NULL,
+	 .help = "Instance profile put in place with mode = replace: its name or ARN (templates allowed, e.g. "
+	         "irfw-quarantine-${region}).  Required with mode = replace."},
+	{.name = "revoke_sessions",
+	 .type = IRFW_OPT_BOOL,
+	 .def = "false",
+	 .help = "Also attach the inline policy " REVOKE_POLICY_NAME " to the role of the original profile, "
+	         "denying every action to sessions issued before now (aws:TokenIssueTime).  This kills "
+	         "credentials already stolen, but WARNING: it hits EVERY instance and service using that "
+	         "role, until they refresh their credentials."},
+	{.name = NULL},
+};
+
+static int init(irfw_step *step, void **state)
+{
+	(void)state;
+	const char *mode = irfw_step_get(step, "mode");
+	const char *qp = irfw_step_get(step, "quarantine_profile");
+	bool replace = mode && strcmp(mode, "replace") == 0;
+
+	/* Caught here, not per instance: a typo must stop the run before any
+	 * instance is touched, with the line to fix. */
+	if (replace && (!qp || !*qp)) {
+		irfw_step_error(step, "mode", "mode = replace needs quarantine_profile (a profile name or ARN)");
+		return -1;
+	}
+	if (!replace && qp && *qp)
+		irfw_step_log(step, IRFW_LOG_WARN, "quarantine_profile is ignored with mode = %s",
+		              mode ? mode : "disassociate");
+	if (irfw_step_get_bool(step, "revoke_sessions"))
+		irfw_step_log(step, IRFW_LOG_WARN,
+		              "revoke_sessions is on: each target's role will deny ALL sessions issued before the "
+		              "run, for EVERY instance and service sharing that role");
+	return 0;
+}
+
+static const char *str_item(const cJSON *o, const char *key)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+	return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+/* The profile's name is the last part of its ARN's resource path
+ * (arn:aws:iam::123456789012:instance-profile/path/name). */
+static const char *profile_name_of(const char *arn)
+{
+	const char *slash = strrchr(arn, '/');
+	return slash ? slash + 1 : arn;
+}
+
+/* Whether an associated profile ARN is the one the site names by name or ARN. */
+static bool is_profile(const char *arn, const char *name_or_arn)
+{
+	if (strncmp(name_or_arn, "arn:", 4) == 0)
+		return strcmp(arn, name_or_arn) == 0;
+	return strcmp(profile_name_of(arn), name_or_arn) == 0;
+}
+
+/*
+ * The instance's current association, asked of EC2 rather than read from
+ * the batch's DescribeInstances, because the association id is needed and
+ * an earlier (resumed) run may have changed it.  *assoc is a copy to
+ * delete, or NULL when none is associated.
+ */
+static int find_association(irfw_target *t, cJSON **assoc)
+{
+	const char *iid = irfw_target_id(t);
+	cJSON *res = NULL;
+	*assoc = NULL;
+
+	cJSON *p = cJSON_CreateObject();
+	cJSON *filters = cJSON_AddArrayToObject(p, "Filter");
+	cJSON *f = cJSON_CreateObject();
+	cJSON_AddStringToObject(f, "Name", "instance-id");
+	cJSON_AddItemToObject(f, "Value", cJSON_CreateStringArray(&iid, 1));
+	cJSON_AddItemToArray(filters, f);
+	const char *associated = "associated";
+	f = cJSON_CreateObject();
+	cJSON_AddStringToObject(f, "Name", "state");
+	cJSON_AddItemToObject(f, "Value", cJSON_CreateStringArray(&associated, 1));
+	cJSON_AddItemToArray(filters, f);
+
+	int rc = irfw_aws_call(t, "ec2", "DescribeIamInstanceProfileAssociations", p, &res);
+	cJSON_Delete(p);
+	if (rc != 0)
+		return -1;
+	const cJSON *it;
+	/* An empty set arrives as "", which the loop takes as no items. */
+	cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(res, "iamInstanceProfileAssociationSet"))
+	{
+		const char *inst = str_item(it, "instanceId");
+		const char *state = str_item(it, "state");
+		if (inst && strcmp(inst, iid) == 0 && (!state || strcmp(state, "associated") == 0) &&
+		    str_item(it, "associationId")) {
+			*assoc = cJSON_Duplicate(it, true);
+			break;
+		}
+	}
+	cJSON_Delete(res);
+	return 0;
+}
+
+/* Detach (or swap) the association; the original is recorded first. */
+static irfw_status change_association(irfw_target *t, const cJSON *assoc, const char *quarantine)
+{
+	const char *assoc_id = str_item(assoc, "associationId");
+	const cJSON *prof = cJSON_GetObjectItemCaseSensitive(assoc, "iamInstanceProfile");
+	const char *arn = str_item(prof, "arn");
+	cJSON *p = cJSON_CreateObject(), *res = NULL;
+	irfw_status st = IRFW_OK;
+
+	cJSON_AddStringToObject(p, "AssociationId", assoc_id);
+	if (quarantine) {
+		cJSON *ip = cJSON_AddObjectToObject(p, "IamInstanceProfile");
+		cJSON_AddStringToObject(ip, strncmp(quarantine, "arn:", 4) == 0 ? "Arn" : "Name", quarantine);
+		if (irfw_aws_call(t, "ec2", "ReplaceIamInstanceProfileAssociation", p, &res) != 0) {
+			st = irfw_fail_aws(t, "ReplaceIamInstanceProfileAssociation %s with %s", assoc_id, quarantine);
+			goto out;
+		}
+		irfw_note(t, "%s instance profile %s with %s (association %s)",
+		          irfw_target_dry_run(t) ? "dry run: would replace" : "replaced", arn, quarantine, assoc_id);
+	} else {
+		if (irfw_aws_call(t, "ec2", "DisassociateIamInstanceProfile", p, &res) != 0) {
+			/* Gone between the look and the change: the goal is met. */
+			if (strcmp(irfw_aws_error_code(t), "InvalidAssociationID.NotFound") == 0) {
+				irfw_note(t, "instance profile %s was disassociated meanwhile", arn);
+				goto out;
+			}
+			st = irfw_fail_aws(t, "DisassociateIamInstanceProfile %s (%s)", assoc_id, arn);
+			goto out;
+		}
+		irfw_note(t, "%s instance profile %s (association %s)",
+		          irfw_target_dry_run(t) ? "dry run: would disassociate" : "disassociated", arn, assoc_id);
+	}
+	/* res is NULL on a dry run: nothing more to read from it anyway. */
+out:
+	cJSON_Delete(res);
+	cJSON_Delete(p);
+	return st;
+}
+
+/*
+ * The role inside an instance profile, as a string to free; NULL with
+ * *role_missing false on an AWS failure, or with it true when the
+ * profile holds no role.
+ */
+static char *role_of_profile(irfw_target *t, const char *pname, bool *role_missing)
+{
+	cJSON *p = cJSON_CreateObject(), *res = NULL;
+	char *role = NULL;
+	*role_missing = false;
+
+	cJSON_AddStringToObject(p, "InstanceProfileName", pname);
+	int rc = irfw_aws_call(t, "iam", "GetInstanceProfile", p, &res);
+	cJSON_Delete(p);
+	if (rc != 0)
+		return NULL;
+	const cJSON *prof = cJSON_GetObjectItemCaseSensitive(
+		cJSON_GetObjectItemCaseSensitive(res, "GetInstanceProfileResult"), "InstanceProfile");
+	const cJSON *roles = cJSON_GetObjectItemCaseSensitive(prof, "Roles");
+	const char *name = NULL;
+	/* A profile holds at most one role.  Tolerate a one-member list that
+	 * arrives as an object rather than an array. */
+	if (cJSON_IsArray(roles))
+		name = str_item(cJSON_GetArrayItem(roles, 0), "RoleName");
+	else if (cJSON_IsObject(roles))
+		name = str_item(roles, "RoleName") ? str_item(roles, "RoleName")
+		                                   : str_item(cJSON_GetObjectItemCaseSensitive(roles, "member"), "RoleName");
+	if (name)
+		role = strdup(name);
+	else
+		*role_missing = true;
+	cJSON_Delete(res);
+	return role;
+}
+
+/* The policy document denying everything to sessions issued before `now`. */
+static char *deny_older_sessions(const char *now)
+{
+	cJSON *doc = cJSON_CreateObject();
+	cJSON_AddStringToObject(doc, "Version", "2012-10-17");
+	cJSON *stmt = cJSON_CreateObject();
+	cJSON_AddStringToObject(stmt, "Effect", "Deny");
+	cJSON_AddStringToObject(stmt, "Action", "*");
+	cJSON_AddStringToObject(stmt, "Resource", "*");
+	cJSON *lt = cJSON_AddObjectToObject(cJSON_AddObjectToObject(stmt, "Condition"), "DateLessThan");
+	cJSON_AddStringToObject(lt, "aws:TokenIssueTime", now);
+	cJSON_AddItemToArray(cJSON_AddArrayToObject(doc, "Statement"), stmt);
+	char *text = cJSON_PrintUnformatted(doc);
+	cJSON_Delete(doc);
+	return text;
+}
+
+/*
+ * Deny every action to sessions of the profile's role issued before now.
+ * Credentials already taken from the metadata service stay valid until
+ * they expire; an explicit Deny on aws:TokenIssueTime is the documented
+ * way to revoke them.  Every other user of the role is hit too.
+ */
+static irfw_status revoke_sessions(irfw_target *t, const char *profile_arn)
+{
+	const char *pname = profile_name_of(profile_arn);
+	bool role_missing;
+	char *role = role_of_profile(t, pname, &role_missing);
+	if (!role) {
+		if (!role_missing)
+			return irfw_fail_aws(t, "GetInstanceProfile %s (to find the role whose sessions to revoke)",
+			                     pname);
+		irfw_note(t, "instance profile %s has no role: no sessions to revoke", pname);
+		return IRFW_OK;
+	}
+
+	char now[32];
+	time_t tt = time(NULL);
+	struct tm tm;
+	gmtime_r(&tt, &tm);
+	strftime(now, sizeof(now), "%Y-%m-%dT%H:%M:%SZ", &tm);
+
+	char *doc = deny_older_sessions(now);
+	cJSON *p = cJSON_CreateObject(), *res = NULL;
+	cJSON_AddStringToObject(p, "RoleName", role);
+	cJSON_AddStringToObject(p, "PolicyName", REVOKE_POLICY_NAME);
+	cJSON_AddStringToObject(p, "PolicyDocument", doc);
+	int rc = irfw_aws_call(t, "iam", "PutRolePolicy", p, &res);
+	cJSON_Delete(res);
+	cJSON_Delete(p);
+	cJSON_free(doc);
+
+	irfw_status st = IRFW_OK;
+	if (rc != 0) {
+		st = irfw_fail_aws(t, "PutRolePolicy %s on role %s", REVOKE_POLICY_NAME, role);
+	} else if (irfw_target_dry_run(t)) {
+		irfw_log(t, IRFW_LOG_WARN,
+		         "WARNING: without --dry-run, role %s would deny EVERY session issued before now (inline "
+		         "policy %s): that affects EVERY instance and service sharing role %s, not only %s",
+		         role, REVOKE_POLICY_NAME, role, irfw_target_id(t));
+		irfw_note(t,
+		          "dry run: would revoke sessions of role %s (inline policy %s) - WARNING: that affects "
+		          "EVERY instance and service sharing that role",
+		          role, REVOKE_POLICY_NAME);
+	} else {
+		cJSON *rec = cJSON_CreateObject();
+		cJSON_AddStringToObject(rec, "role", role);
+		cJSON_AddStringToObject(rec, "policy_name", REVOKE_POLICY_NAME);
+		cJSON_AddStringToObject(rec, "token_issue_time", now);
+		irfw_record(t, "revoked_sessions", rec);
+		irfw_log(t, IRFW_LOG_WARN,
+		         "WARNING: role %s now denies EVERY session issued before %s (inline policy %s): this "
+		         "affects EVERY instance and service sharing role %s, not only %s, until they refresh their "
+		         "credentials",
+		         role, now, REVOKE_POLICY_NAME, role, irfw_target_id(t));
+		irfw_note(t,
+		          "WARNING: revoked sessions of role %s issued before %s (inline policy %s) - this affects "
+		          "EVERY instance and service sharing that role",
+		          role, now, REVOKE_POLICY_NAME);
+	}
+	free(role);
+	return st;
+}
+
+static irfw_status run(irfw_target *t, void *state)
+{
+	(void)state;
+	irfw_step *step = irfw_target_step(t);
+	const char *mode = irfw_step_get(step, "mode");
+	bool replace = mode && strcmp(mode, "replace") == 0;
+	bool revoke = irfw_step_get_bool(step, "revoke_sessions");
+	const cJSON *prev = irfw_record_get(t, irfw_step_name(step), "original_profile");
+	char *quarantine = NULL;
+	cJSON *assoc = NULL;
+	irfw_status st = IRFW_OK;
+	char *orig_arn = NULL;
+
+	if (replace) {
+		quarantine = irfw_step_expand(t, "quarantine_profile");
+		if (!quarantine || !*quarantine) {
+			st = irfw_fail(t, "quarantine_profile does not expand to a profile name or ARN");
+			goto out;
+		}
+	}
+	if (find_association(t, &assoc) != 0) {
+		st = irfw_fail_aws(t, "DescribeIamInstanceProfileAssociations for %s", irfw_target_id(t));
+		goto out;
+	}
+
+	if (assoc) {
+		const cJSON *prof = cJSON_GetObjectItemCaseSensitive(assoc, "iamInstanceProfile");
+		const char *arn = str_item(prof, "arn");
+		if (!arn) {
+			st = irfw_fail(t, "association %s names no profile ARN", str_item(assoc, "associationId"));
+			goto out;
+		}
+		if (quarantine && is_profile(arn, quarantine)) {
+			/* Resumed, or quarantined by hand: the role to revoke is the
+			 * recorded original, never the quarantine one. */
+			irfw_note(t, "quarantine profile %s already associated", arn);
+			if (str_item(prev, "arn"))
+				orig_arn = strdup(str_item(prev, "arn"));
+		} else {
+			orig_arn = strdup(arn);
+			/* Keep the first record: after a partial earlier run it is
+			 * the true original. */
+			if (!prev && !irfw_target_dry_run(t)) {
+				cJSON *rec = cJSON_CreateObject();
+				cJSON_AddStringToObject(rec, "arn", arn);
+				const char *pid = str_item(prof, "id");
+				if (pid)
+					cJSON_AddStringToObject(rec, "id", pid);
+				else
+					cJSON_AddNullToObject(rec, "id");
+				cJSON_AddStringToObject(rec, "association_id", str_item(assoc, "associationId"));
+				if (irfw_record(t, "original_profile", rec) != 0) {
+					st = irfw_fail(t, "cannot record the original profile %s; not changing it", arn);
+					goto out;
+				}
+			}
+			st = change_association(t, assoc, quarantine);
+			if (st != IRFW_OK)
+				goto out;
+		}
+	} else if (prev && str_item(prev, "arn")) {
+		/* An earlier run of this case took it away, and stopped before
+		 * the end (a failed revoke, say). */
+		orig_arn = strdup(str_item(prev, "arn"));
+		irfw_note(t, "instance profile %s already removed in an earlier run", orig_arn);
+	} else {
+		st = irfw_skip(t, "no instance profile");
+		goto out;
+	}
+
+	if (revoke) {
+		if (orig_arn)
+			st = revoke_sessions(t, orig_arn);
+		else
+			irfw_note(t, "original profile unknown: sessions not revoked");
+	}
+out:
+	free(orig_arn);
+	cJSON_Delete(assoc);
+	free(quarantine);
+	return st;
+}
+
+static const struct irfw_plugin plugin = {
+	IRFW_PLUGIN_HEADER,
+	.name = "iam_profile",
+	.version = "1.0",
+	.summary = "remove (or replace) the instance profile; optionally revoke the role's older sessions",
+	.options = opts,
+	.init = init,
+	.run = run,
+	.description =
+		"Takes the IAM role away from the instance.  With mode = disassociate (the default) the instance "
+		"profile association is removed (DescribeIamInstanceProfileAssociations, then "
+		"DisassociateIamInstanceProfile), so the metadata service hands out no role credentials any more.  "
+		"With mode = replace it is swapped (ReplaceIamInstanceProfileAssociation) for the site's "
+		"quarantine_profile, for sites whose agents need some role to keep working.  The original profile "
+		"(ARN, id and association id) is recorded in the case before it is changed, so it can be put back.  "
+		"An instance with no profile is skipped with \"no instance profile\".\n"
+		"\n"
+		"It runs before isolate: network isolation does not stop credentials read from the metadata "
+		"service being used from anywhere on the internet, and the sooner the role is gone the fewer fresh "
+		"credentials the intruder can fetch.\n"
+		"\n"
+		"What it cannot do on its own: credentials already handed out stay valid until they expire (hours).  "
+		"revoke_sessions = true (off by default) attaches the inline policy " REVOKE_POLICY_NAME " to the "
+		"role of the original profile (iam GetInstanceProfile, PutRolePolicy), denying every action to "
+		"sessions issued before now (aws:TokenIssueTime).  WARNING: the role is not the instance's alone: "
+		"EVERY instance, container and service using that role loses its current credentials too, until it "
+		"fetches new ones.  The step says so loudly in the log and in its result.  Delete the policy once "
+		"the stolen credentials have expired.  With --dry-run, EC2 calls are checked with DryRun and the "
+		"IAM policy is not written.",
+};
+
+IRFW_PLUGIN_ENTRY(iam_profile, plugin)

@@ -1,0 +1,277 @@
+/*
+ * spot.c - make a spot instance safe to investigate.
+ *
+ * A spot instance can be taken back by EC2 at two minutes' notice, and a
+ * persistent spot request relaunches a fresh instance that nobody asked
+ * for.  Neither protect's termination protection nor stop protection
+ * applies to spot, so this step does what can be done instead: it keeps the
+ * EBS volumes beyond termination, cancels a persistent request, and tells
+ * the later steps (through the fact "lifecycle" = "spot") that protection
+ * is not applicable.
+ */
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "irfw/irfw.h"
+
+static const char RISK_NOTE[] = "spot instance: an interruption still terminates it (2-minute notice); "
+                                "volumes are kept and evidence already taken survives";
+
+static const struct irfw_option opts[] = {
+    {.name = "keep_volumes",
+     .type = IRFW_OPT_BOOL,
+     .def = "true",
+     .help = "Set DeleteOnTermination=false on every attached EBS volume, so an interruption does not "
+             "take the disks with it.  Done first, before anything else can fail."},
+    {.name = "cancel_persistent",
+     .type = IRFW_OPT_BOOL,
+     .def = "true",
+     .help = "Cancel the instance's spot request when it is persistent, so that EC2 does not launch a "
+             "new instance when this one is interrupted or stopped.  One-time requests are left alone.  "
+             "Cancelling a request does not terminate the instance."},
+    {.name = NULL},
+};
+
+static const char *str_item(const cJSON *o, const char *key)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+	return cJSON_IsString(v) && v->valuestring[0] ? v->valuestring : NULL;
+}
+
+/* Values come from XML, so booleans arrive as text. */
+static bool xml_true(const cJSON *o, const char *key)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+	return cJSON_IsTrue(v) || (cJSON_IsString(v) && strcmp(v->valuestring, "true") == 0);
+}
+
+/* DeleteOnTermination=false on every EBS volume that would go with the
+ * instance.  The original flags are recorded first, so release can put
+ * them back. */
+static irfw_status keep_volumes(irfw_target *t, const cJSON *inst)
+{
+	cJSON *params = cJSON_CreateObject();
+	cJSON *record = cJSON_CreateArray();
+	cJSON *bdm = cJSON_AddArrayToObject(params, "BlockDeviceMapping");
+	irfw_status st = IRFW_OK;
+	int changed = 0, kept = 0;
+
+	cJSON_AddStringToObject(params, "InstanceId", irfw_target_id(t));
+	const cJSON *m;
+	cJSON_ArrayForEach(m, cJSON_GetObjectItemCaseSensitive(inst, "blockDeviceMapping"))
+	{
+		const char *dev = str_item(m, "deviceName");
+		const cJSON *ebs = cJSON_GetObjectItemCaseSensitive(m, "ebs");
+		if (!dev || !cJSON_IsObject(ebs))
+			continue; /* instance-store volumes have no such flag */
+		bool dot = xml_true(ebs, "deleteOnTermination");
+		cJSON *r = cJSON_CreateObject();
+		cJSON_AddStringToObject(r, "device", dev);
+		const char *vol = str_item(ebs, "volumeId");
+		if (vol)
+			cJSON_AddStringToObject(r, "volume_id", vol);
+		cJSON_AddBoolToObject(r, "delete_on_termination", dot);
+		cJSON_AddItemToArray(record, r);
+		if (!dot) {
+			kept++;
+			continue;
+		}
+		cJSON *item = cJSON_CreateObject();
+		cJSON_AddStringToObject(item, "DeviceName", dev);
+		cJSON *e = cJSON_AddObjectToObject(item, "Ebs");
+		cJSON_AddFalseToObject(e, "DeleteOnTermination");
+		cJSON_AddItemToArray(bdm, item);
+		changed++;
+	}
+	irfw_record(t, "volumes", record);
+	if (changed == 0) {
+		irfw_note(
+		    t, kept ? "all %d EBS volume(s) already kept on termination" : "no EBS volumes attached",
+		    kept);
+		goto out;
+	}
+	if (irfw_aws_call(t, "ec2", "ModifyInstanceAttribute", params, NULL) != 0) {
+		st = irfw_fail_aws(t, "ModifyInstanceAttribute (DeleteOnTermination=false) on %s",
+		                   irfw_target_id(t));
+		goto out;
+	}
+	irfw_note(t, "%d EBS volume(s) set to DeleteOnTermination=false%s", changed,
+	          irfw_target_dry_run(t) ? " (dry run)" : "");
+out:
+	cJSON_Delete(params);
+	return st;
+}
+
+/* The spot request of the instance, by id when the instance names it, else
+ * by the instance-id filter (the instance record does not always carry the
+ * id).  Returns a detached request object, NULL with *failed false when
+ * there is none, NULL with *failed true on an AWS error. */
+static cJSON *find_request(irfw_target *t, const char *req_id, bool *failed)
+{
+	cJSON *params = cJSON_CreateObject();
+	cJSON *res = NULL, *found = NULL;
+
+	*failed = false;
+	if (req_id) {
+		cJSON *ids = cJSON_AddArrayToObject(params, "SpotInstanceRequestId");
+		cJSON_AddItemToArray(ids, cJSON_CreateString(req_id));
+	} else {
+		cJSON *f = cJSON_CreateObject();
+		cJSON_AddStringToObject(f, "Name", "instance-id");
+		cJSON *vals = cJSON_AddArrayToObject(f, "Value");
+		cJSON_AddItemToArray(vals, cJSON_CreateString(irfw_target_id(t)));
+		cJSON *filters = cJSON_AddArrayToObject(params, "Filter");
+		cJSON_AddItemToArray(filters, f);
+	}
+	if (irfw_aws_call(t, "ec2", "DescribeSpotInstanceRequests", params, &res) != 0) {
+		/* A request that no longer exists is an answer, not a failure. */
+		*failed = strcmp(irfw_aws_error_code(t), "InvalidSpotInstanceRequestID.NotFound") != 0;
+		goto out;
+	}
+	const cJSON *it;
+	cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(res, "spotInstanceRequestSet"))
+	{
+		const char *inst = str_item(it, "instanceId");
+		/* By id there is one; by filter prefer the one naming us. */
+		if (req_id || (inst && strcmp(inst, irfw_target_id(t)) == 0)) {
+			found = cJSON_Duplicate(it, true);
+			break;
+		}
+	}
+out:
+	cJSON_Delete(params);
+	cJSON_Delete(res);
+	return found;
+}
+
+static irfw_status handle_request(irfw_target *t, const cJSON *inst, bool cancel_persistent)
+{
+	const char *req_id = str_item(inst, "spotInstanceRequestId");
+	bool failed;
+	irfw_status st = IRFW_OK;
+	cJSON *req = find_request(t, req_id, &failed);
+
+	if (failed)
+		return irfw_fail_aws(t, "DescribeSpotInstanceRequests for %s",
+		                     req_id ? req_id : irfw_target_id(t));
+	cJSON *rec = cJSON_CreateObject();
+	if (!req) {
+		if (req_id)
+			cJSON_AddStringToObject(rec, "id", req_id);
+		else
+			cJSON_AddNullToObject(rec, "id");
+		cJSON_AddNullToObject(rec, "type");
+		cJSON_AddStringToObject(rec, "state", "not found");
+		cJSON_AddFalseToObject(rec, "cancelled");
+		irfw_record(t, "spot_request", rec);
+		irfw_note(t, "spot request %snot found", req_id ? "named by the instance " : "");
+		return IRFW_OK;
+	}
+	const char *id = str_item(req, "spotInstanceRequestId");
+	const char *type = str_item(req, "type");
+	const char *state = str_item(req, "state");
+	id = id ? id : req_id ? req_id : "?";
+	cJSON_AddStringToObject(rec, "id", id);
+	cJSON_AddStringToObject(rec, "type", type ? type : "unknown");
+	cJSON_AddStringToObject(rec, "state", state ? state : "unknown");
+
+	bool persistent = type && strcmp(type, "persistent") == 0;
+	/* cancelled, closed and failed requests can no longer launch anything. */
+	bool live = state && (strcmp(state, "open") == 0 || strcmp(state, "active") == 0 ||
+	                      strcmp(state, "disabled") == 0);
+	if (!persistent || !live || !cancel_persistent) {
+		cJSON_AddFalseToObject(rec, "cancelled");
+		irfw_record(t, "spot_request", rec);
+		if (!persistent)
+			irfw_note(t, "spot request %s is %s: left alone", id,
+			          type ? type : "of unknown type");
+		else if (!live)
+			irfw_note(t, "persistent spot request %s is already %s", id,
+			          state ? state : "inactive");
+		else
+			irfw_note(
+			    t,
+			    "persistent spot request %s left active (cancel_persistent = false): it will "
+			    "relaunch an instance after an interruption",
+			    id);
+		goto out;
+	}
+	/* Recorded before the change, as every step does; cancelled is
+	 * updated once it happened. */
+	cJSON_AddFalseToObject(rec, "cancelled");
+	irfw_record(t, "spot_request", cJSON_Duplicate(rec, true));
+	cJSON *params = cJSON_CreateObject();
+	cJSON *ids = cJSON_AddArrayToObject(params, "SpotInstanceRequestId");
+	cJSON_AddItemToArray(ids, cJSON_CreateString(id));
+	int rc = irfw_aws_call(t, "ec2", "CancelSpotInstanceRequests", params, NULL);
+	cJSON_Delete(params);
+	if (rc != 0) {
+		cJSON_Delete(rec);
+		st = irfw_fail_aws(t, "CancelSpotInstanceRequests %s (persistent: it would relaunch)", id);
+		goto out;
+	}
+	if (!irfw_target_dry_run(t)) {
+		cJSON_ReplaceItemInObjectCaseSensitive(rec, "cancelled", cJSON_CreateTrue());
+		irfw_record(t, "spot_request", rec);
+	} else {
+		cJSON_Delete(rec);
+	}
+	irfw_note(t, "persistent spot request %s cancelled, so it does not relaunch%s", id,
+	          irfw_target_dry_run(t) ? " (dry run)" : "");
+out:
+	cJSON_Delete(req);
+	return st;
+}
+
+static irfw_status run(irfw_target *t, void *state)
+{
+	(void)state;
+	irfw_step *step = irfw_target_step(t);
+	const cJSON *inst = irfw_target_instance(t);
+	const char *lifecycle = str_item(inst, "instanceLifecycle");
+
+	if (!lifecycle || strcmp(lifecycle, "spot") != 0)
+		return irfw_skip(t, "not a spot instance");
+	/* Later steps (protect) read this to skip what spot cannot have. */
+	irfw_fact_set(t, "lifecycle", "spot");
+
+	if (irfw_step_get_bool(step, "keep_volumes")) {
+		irfw_status st = keep_volumes(t, inst);
+		if (st != IRFW_OK)
+			return st;
+	} else {
+		irfw_note(t, "volumes left as they are (keep_volumes = false)");
+	}
+	irfw_status st = handle_request(t, inst, irfw_step_get_bool(step, "cancel_persistent"));
+	if (st != IRFW_OK)
+		return st;
+	irfw_note(t, "%s", RISK_NOTE);
+	return IRFW_OK;
+}
+
+static const struct irfw_plugin plugin = {
+    IRFW_PLUGIN_HEADER,
+    .name = "spot",
+    .version = "1.0",
+    .summary = "keep a spot instance's volumes and cancel its persistent spot request",
+    .options = opts,
+    .run = run,
+    .description =
+        "Detects a spot instance (instanceLifecycle = spot); any other instance is skipped with the "
+        "reason \"not a spot instance\".  For a spot instance it first sets DeleteOnTermination=false on "
+        "every attached EBS volume, so that an interruption cannot take the disks with it, recording the "
+        "original flags.  It then looks up the instance's spot request (by the id on the instance, or by "
+        "the instance-id filter when the instance does not carry it) and cancels it when it is persistent, "
+        "so that EC2 does not relaunch a replacement; one-time requests are left alone.  What it found is "
+        "recorded as spot_request {id, type, state, cancelled}.\n\n"
+        "It runs first because an interruption can come at any moment: keeping the volumes is the one "
+        "thing that preserves the disks if the instance goes away during the rest of the pipeline.  It "
+        "leaves the fact lifecycle = spot, so protect reports termination and stop protection as not "
+        "applicable instead of failing.\n\n"
+        "What it cannot do: nothing stops EC2 from interrupting a spot instance.  The interruption still "
+        "terminates it with a two-minute notice; the volumes are kept and evidence already taken "
+        "survives, but memory and the running state are lost.",
+};
+
+IRFW_PLUGIN_ENTRY(spot, plugin)
