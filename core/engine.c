@@ -112,7 +112,7 @@ static void plugin_dirs(struct irfw_run *r, char ***dirs, size_t *n)
 	*dirs = NULL;
 	*n = 0;
 	const struct irfw_kv_line *pp = irfw_section_find(r->global, "plugin_path");
-	if (pp) {
+	if (pp && r->cfg.path) {
 		char **list = NULL;
 		irfw_split_list(pp->value, &list);
 		char *base = dir_of(r->cfg.path);
@@ -185,11 +185,32 @@ static int add_step(struct irfw_run *r, const char *name, int line)
 	return 0;
 }
 
+/* Only the plugin search path, for `irfw plugins` without a usable
+ * configuration. */
+static int loader_only(struct irfw_run *r)
+{
+	char **dirs;
+	size_t n_dirs;
+	plugin_dirs(r, &dirs, &n_dirs);
+	return irfw_loader_init(&r->loader, dirs, n_dirs);
+}
+
 int irfw_run_load(struct irfw_run *r, bool init_steps)
 {
 	struct irfw_config *cfg = &r->cfg;
-	if (irfw_config_load(r->conf_path, cfg) != 0)
+	if (!r->conf_path) {
+		if (!init_steps && loader_only(r) == 0)
+			return 0;
+		irfw_logf(IRFW_LOG_ERROR, NULL, "no configuration file");
+		return 2;
+	}
+	if (irfw_config_load(r->conf_path, cfg) != 0) {
+		if (!init_steps) {
+			print_config_errors(cfg);
+			return loader_only(r) == 0 ? 0 : 2;
+		}
 		goto bad;
+	}
 	r->global = irfw_config_section(cfg, "irfw");
 	if (!r->global) {
 		irfw_config_error(cfg, 0, "no [irfw] section (it holds the pipeline and the global settings)");

@@ -242,7 +242,7 @@ int main(int argc, char **argv)
 			/* Run from the source tree: its sample site and its plugins. */
 			r.conf_path = "conf/irfw.ini";
 			conf_fallback = true;
-		} else {
+		} else if (!plugins_cmd) {
 			fprintf(stderr, "irfw: no configuration: %s does not exist; give one with --conf FILE\n",
 			        default_conf);
 			status = 2;
