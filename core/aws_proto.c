@@ -99,10 +99,31 @@ bool irfw_operation_mutates(const char *op)
 /* ------------------------------------------------------------------ */
 /* Query protocols.                                                    */
 
+/* application/x-www-form-urlencoded: as the SDKs send it, a space is '+'
+ * (a literal '+' is %2B).  AWS takes %20 too, but some emulators' signature
+ * checks only take '+'. */
+static char *form_encode(const char *s)
+{
+	char *e = irfw_uri_encode(s, strlen(s), false);
+	if (!e)
+		return NULL;
+	char *w = e;
+	for (const char *r = e; *r;) {
+		if (r[0] == '%' && r[1] == '2' && r[2] == '0') {
+			*w++ = '+';
+			r += 3;
+		} else {
+			*w++ = *r++;
+		}
+	}
+	*w = '\0';
+	return e;
+}
+
 static void add_pair(struct irfw_buf *b, const char *name, const char *value)
 {
-	char *n = irfw_uri_encode(name, strlen(name), false);
-	char *v = irfw_uri_encode(value, strlen(value), false);
+	char *n = form_encode(name);
+	char *v = form_encode(value);
 	if (n && v)
 		irfw_buf_printf(b, "&%s=%s", n, v);
 	free(n);

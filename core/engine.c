@@ -563,18 +563,33 @@ irfw_status irfw_fail(irfw_target *t, const char *fmt, ...)
 	return IRFW_FAILED;
 }
 
+static void set_aws_error(irfw_target *t, const struct irfw_aws_error *e)
+{
+	if (!t->cur_res)
+		return;
+	free(t->cur_res->aws_error);
+	t->cur_res->aws_error = irfw_strfmt("%s: %s", e->code[0] ? e->code : "Error", e->message);
+	free(t->cur_res->request_id);
+	t->cur_res->request_id = e->request_id[0] ? strdup(e->request_id) : NULL;
+}
+
 irfw_status irfw_fail_aws(irfw_target *t, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
 	set_detail(t, fmt, ap);
 	va_end(ap);
-	if (t->cur_res) {
-		free(t->cur_res->aws_error);
-		t->cur_res->aws_error = irfw_strfmt("%s: %s", t->err.code[0] ? t->err.code : "Error", t->err.message);
-		free(t->cur_res->request_id);
-		t->cur_res->request_id = t->err.request_id[0] ? strdup(t->err.request_id) : NULL;
-	}
+	set_aws_error(t, &t->err);
+	return IRFW_FAILED;
+}
+
+irfw_status irfw_fail_aws_first(irfw_target *t, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	set_detail(t, fmt, ap);
+	va_end(ap);
+	set_aws_error(t, t->first_err.code[0] ? &t->first_err : &t->err);
 	return IRFW_FAILED;
 }
 
@@ -643,6 +658,8 @@ int irfw_aws_call(irfw_target *t, const char *service, const char *operation, co
 		cJSON_AddItemToArray(t->cur_res->request_ids, cJSON_CreateString(id));
 	}
 	snprintf(t->last_request_id, sizeof(t->last_request_id), "%s", rid);
+	if (rc != 0 && !t->first_err.code[0])
+		t->first_err = t->err;
 	if (rc != 0)
 		irfw_log(t, IRFW_LOG_DEBUG, "%s %s failed: %s %s (request %s)", service, operation, t->err.code,
 		         t->err.message, t->err.request_id[0] ? t->err.request_id : "-");
@@ -774,6 +791,11 @@ const char *irfw_manifest_path(const irfw_target *t)
 
 int irfw_record(irfw_target *t, const char *key, cJSON *value)
 {
+	if (t->run->dry_run) {
+		/* Nothing was changed, so there is nothing to undo. */
+		cJSON_Delete(value);
+		return 0;
+	}
 	if (!t->rec) {
 		cJSON_Delete(value);
 		return -1;
@@ -827,8 +849,9 @@ cJSON *irfw_target_summary(const irfw_target *t)
 	if (t->name_tag)
 		cJSON_AddStringToObject(o, "name", t->name_tag);
 	cJSON *steps = cJSON_AddArrayToObject(o, "steps");
+	/* The step asking (a notifier) is not finished: leave it out. */
 	for (size_t i = 0; i < t->n_results; i++)
-		if (t->results[i].ran)
+		if (t->results[i].ran && &t->results[i] != t->cur_res)
 			cJSON_AddItemToArray(steps, result_json(&t->results[i]));
 	cJSON *arts = cJSON_AddArrayToObject(o, "artifacts");
 	for (size_t i = 0; t->rec && i < irfw_case_artifact_count(t->rec); i++) {
@@ -856,6 +879,7 @@ static void run_step(struct irfw_target *t, struct irfw_step *s, struct irfw_ste
 	res->ran = true;
 	free(t->notes);
 	t->notes = NULL;
+	memset(&t->first_err, 0, sizeof(t->first_err));
 	/* A dry run changes nothing and so must not mark steps done. */
 	bool record = !check_only && t->rec && !t->run->dry_run;
 	if (record && !t->run->no_resume && irfw_case_step_done(t->rec, s->name)) {

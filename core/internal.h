@@ -192,7 +192,8 @@ struct irfw_target {
 	size_t n_results;
 	struct irfw_step *cur;      /* step running now */
 	struct irfw_step_result *cur_res;
-	struct irfw_aws_error err;
+	struct irfw_aws_error err;       /* last failed call */
+	struct irfw_aws_error first_err; /* first failed call of the current step */
 	char last_request_id[128];
 	char *notes;                /* accumulated irfw_note text */
 };

@@ -51,7 +51,7 @@ static void test_query_ec2(void **state)
 	                       "\"DisableApiTermination\":{\"Value\":true},\"MaxResults\":5}");
 	char *body = irfw_query_body(irfw_service_find("ec2"), "DescribeInstances", p);
 	assert_string_equal(body, "Action=DescribeInstances&Version=2016-11-15&InstanceId.1=i-1&InstanceId.2=i-2"
-	                          "&Filter.1.Name=tag%3Airfw%20case&Filter.1.Value.1=a%3Db%26c"
+	                          "&Filter.1.Name=tag%3Airfw+case&Filter.1.Value.1=a%3Db%26c"
 	                          "&DisableApiTermination.Value=true&MaxResults=5");
 	free(body);
 	cJSON_Delete(p);
@@ -64,7 +64,7 @@ static void test_query_members(void **state)
 	                       "\"ShouldDecrementDesiredCapacity\":false,\"Targets\":[{\"Id\":\"i-1\",\"Port\":80}]}");
 	char *body = irfw_query_body(irfw_service_find("autoscaling"), "DetachInstances", p);
 	assert_string_equal(body, "Action=DetachInstances&Version=2011-01-01&InstanceIds.member.1=i-1"
-	                          "&AutoScalingGroupName=web%2B1%20~x&ShouldDecrementDesiredCapacity=false"
+	                          "&AutoScalingGroupName=web%2B1+~x&ShouldDecrementDesiredCapacity=false"
 	                          "&Targets.member.1.Id=i-1&Targets.member.1.Port=80");
 	free(body);
 	cJSON_Delete(p);

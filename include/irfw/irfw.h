@@ -240,6 +240,10 @@ IRFW_EXPORT irfw_status irfw_fail(irfw_target *t, const char *fmt, ...) IRFW_PRI
  * plus the AWS error code, message and request id; returns IRFW_FAILED. */
 IRFW_EXPORT irfw_status irfw_fail_aws(irfw_target *t, const char *fmt, ...) IRFW_PRINTF(2, 3);
 
+/** Like irfw_fail_aws(), with the FIRST AWS error of this step rather
+ * than the last: for steps that try every change before reporting. */
+IRFW_EXPORT irfw_status irfw_fail_aws_first(irfw_target *t, const char *fmt, ...) IRFW_PRINTF(2, 3);
+
 /** Add a one-line note to the step's result (shown with OK too). */
 IRFW_EXPORT void irfw_note(irfw_target *t, const char *fmt, ...) IRFW_PRINTF(2, 3);
 
@@ -330,6 +334,7 @@ IRFW_EXPORT const char *irfw_manifest_path(const irfw_target *t);
  * Record a value under this step in the case record (original security
  * groups, the Auto Scaling group left...).  Takes ownership of `value`.
  * Written to manifest.json and journal.jsonl before the call returns.
+ * In a dry run nothing is recorded (value is freed, 0 returned).
  */
 IRFW_EXPORT int irfw_record(irfw_target *t, const char *key, cJSON *value);
 
@@ -337,8 +342,9 @@ IRFW_EXPORT int irfw_record(irfw_target *t, const char *key, cJSON *value);
  * or an earlier one), or NULL. */
 IRFW_EXPORT const cJSON *irfw_record_get(const irfw_target *t, const char *step, const char *key);
 
-/** A one-object summary of the target so far (steps, statuses, artifacts),
- * for notification plugins; free with cJSON_Delete. */
+/** A one-object summary of the target so far (the steps finished before
+ * the current one, statuses, artifacts), for notification plugins; free
+ * with cJSON_Delete. */
 IRFW_EXPORT cJSON *irfw_target_summary(const irfw_target *t);
 
 /* ------------------------------------------------------------------ */

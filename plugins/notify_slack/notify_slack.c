@@ -1,0 +1,635 @@
+/*
+ * notify_slack.c - tell the people on call what irfw did, in a Slack channel.
+ *
+ * Posts the instance's summary as Block Kit to an incoming webhook: a
+ * header, the instance / case / account facts, one line per earlier step with
+ * an emoji for its status, and where the evidence is.  The webhook URL is a
+ * credential (anyone holding it can post to the channel), so it is read from
+ * the INI, a file or the environment and never logged or recorded.
+ */
+/* strdup(); the rest is C11. */
+#define _POSIX_C_SOURCE 200809L
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "irfw/irfw.h"
+
+/* Slack's limits: section text 3000 characters, a field 2000, a header's
+ * plain text 150.  Bytes are counted, which is never less than characters. */
+#define SECTION_MAX 3000u
+#define FIELD_MAX 2000u
+#define HEADER_MAX 150u
+#define DETAIL_MAX 400u /* one step's detail, so one step cannot eat the section */
+#define WEBHOOK_FILE_MAX 4096u
+#define DEFAULT_ENV "IRFW_SLACK_WEBHOOK"
+#define TRUNCATED_MARKER "\n… (truncated, see the case manifest)"
+
+static const struct irfw_option opts[] = {
+	{.name = "webhook_url",
+	 .type = IRFW_OPT_STRING,
+	 .flags = IRFW_OPT_SECRET,
+	 .help = "Incoming webhook URL (https://hooks.slack.com/services/...). It is a credential: prefer "
+	         "webhook_url_file or webhook_url_env so the INI can be world-readable. Set only one of "
+	         "the three."},
+	{.name = "webhook_url_file",
+	 .type = IRFW_OPT_STRING,
+	 .help = "File whose first line is the webhook URL (templates expand in the path)."},
+	{.name = "webhook_url_env",
+	 .type = IRFW_OPT_STRING,
+	 .help = "Environment variable holding the webhook URL. When none of the three keys is set, "
+	         "$" DEFAULT_ENV " is used if present, and the step is skipped if it is not."},
+	{.name = "channel",
+	 .type = IRFW_OPT_STRING,
+	 .help = "Channel override (#name), for legacy webhooks that allow it."},
+	{.name = "username",
+	 .type = IRFW_OPT_STRING,
+	 .help = "Sender name override, for legacy webhooks that allow it."},
+	{.name = NULL},
+};
+
+/* A growable string; on allocation failure `failed` is set and later
+ * appends do nothing, so callers check once at the end. */
+struct buf {
+	char *s;
+	size_t len, cap;
+	int failed;
+};
+
+static void buf_add(struct buf *b, const char *s, size_t n)
+{
+	if (b->failed)
+		return;
+	if (b->len + n + 1 > b->cap) {
+		size_t cap = b->cap ? b->cap : 256;
+		while (cap < b->len + n + 1)
+			cap *= 2;
+		char *p = realloc(b->s, cap);
+		if (!p) {
+			b->failed = 1;
+			return;
+		}
+		b->s = p;
+		b->cap = cap;
+	}
+	memcpy(b->s + b->len, s, n);
+	b->len += n;
+	b->s[b->len] = '\0';
+}
+
+static void buf_puts(struct buf *b, const char *s)
+{
+	buf_add(b, s, strlen(s));
+}
+
+IRFW_PRINTF(2, 3)
+static void buf_printf(struct buf *b, const char *fmt, ...)
+{
+	char tmp[256];
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
+	va_end(ap);
+	/* Only short, fixed texts go through here; longer is a bug. */
+	if (n < 0 || (size_t)n >= sizeof(tmp)) {
+		b->failed = 1;
+		return;
+	}
+	buf_add(b, tmp, (size_t)n);
+}
+
+/* Length of s cut to at most max bytes without splitting a UTF-8 sequence. */
+static size_t utf8_prefix(const char *s, size_t max)
+{
+	size_t len = strlen(s);
+	if (len <= max)
+		return len;
+	size_t n = max;
+	while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
+		n--;
+	return n;
+}
+
+/*
+ * Append text for a mrkdwn field: & < > escaped as Slack asks (which also
+ * stops a detail from carrying <!channel> or a link), control characters
+ * made spaces, at most `max` source bytes (then "…").
+ */
+static void buf_mrkdwn(struct buf *b, const char *s, size_t max)
+{
+	size_t n = utf8_prefix(s, max);
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		if (c == '&')
+			buf_puts(b, "&amp;");
+		else if (c == '<')
+			buf_puts(b, "&lt;");
+		else if (c == '>')
+			buf_puts(b, "&gt;");
+		else if ((unsigned char)c < 0x20 || c == 0x7f)
+			buf_puts(b, " ");
+		else
+			buf_add(b, &c, 1);
+	}
+	if (n < strlen(s))
+		buf_puts(b, "…");
+}
+
+/* Take the finished text of b, or NULL when building it failed. */
+static char *buf_take(struct buf *b)
+{
+	if (b->failed || !b->s) {
+		free(b->s);
+		return b->failed ? NULL : strdup("");
+	}
+	return b->s;
+}
+
+static const char *str_item(const cJSON *o, const char *key)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+	return cJSON_IsString(v) && v->valuestring[0] ? v->valuestring : NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* The webhook URL.                                                    */
+
+static const char *errno_text(int e)
+{
+	/* strerror() is not thread-safe and run() is called from many threads. */
+	switch (e) {
+	case ENOENT:
+		return "no such file";
+	case EACCES:
+		return "permission denied";
+	case EISDIR:
+		return "is a directory";
+	default:
+		return "cannot be read";
+	}
+}
+
+/* The first line of `path`, blanks trimmed; NULL with *err set. */
+static char *read_first_line(const char *path, const char **err)
+{
+	FILE *f = fopen(path, "r");
+	if (!f) {
+		*err = errno_text(errno);
+		return NULL;
+	}
+	char *line = calloc(1, WEBHOOK_FILE_MAX + 1);
+	if (!line) {
+		fclose(f);
+		*err = "out of memory";
+		return NULL;
+	}
+	if (!fgets(line, WEBHOOK_FILE_MAX + 1, f) && ferror(f)) {
+		*err = errno_text(errno);
+		fclose(f);
+		free(line);
+		return NULL;
+	}
+	fclose(f);
+	size_t n = strlen(line);
+	while (n > 0 && strchr(" \t\r\n", line[n - 1]))
+		line[--n] = '\0';
+	size_t lead = strspn(line, " \t");
+	memmove(line, line + lead, n - lead + 1);
+	return line;
+}
+
+/*
+ * Find the webhook URL from the one configured source.  Returns IRFW_OK with
+ * *url (to free), or the step's SKIPPED / FAILED result.  *source names the
+ * source for the note; it never contains the URL.
+ */
+static irfw_status webhook_url(irfw_target *t, char **url, char *source, size_t source_len)
+{
+	irfw_step *step = irfw_target_step(t);
+	const char *inline_url = irfw_step_get(step, "webhook_url");
+	const char *env = irfw_step_get(step, "webhook_url_env");
+	*url = NULL;
+
+	if (inline_url && inline_url[0]) {
+		snprintf(source, source_len, "webhook_url");
+		*url = strdup(inline_url);
+		return *url ? IRFW_OK : irfw_fail(t, "out of memory");
+	}
+	if (irfw_step_get(step, "webhook_url_file")) {
+		char *path = irfw_step_expand(t, "webhook_url_file");
+		if (!path)
+			return irfw_fail(t, "webhook_url_file: the path template did not expand");
+		const char *err = NULL;
+		*url = read_first_line(path, &err);
+		irfw_status st = IRFW_OK;
+		if (!*url)
+			st = irfw_fail(t, "webhook_url_file %s: %s", path, err);
+		else if (!(*url)[0])
+			st = irfw_fail(t, "webhook_url_file %s is empty", path);
+		else
+			snprintf(source, source_len, "webhook_url_file");
+		if (st != IRFW_OK) {
+			free(*url);
+			*url = NULL;
+		}
+		free(path);
+		return st;
+	}
+	const char *name = env && env[0] ? env : DEFAULT_ENV;
+	const char *val = getenv(name);
+	if (!val || !val[0]) {
+		/* Naming a variable on purpose and not setting it is a mistake
+		 * worth a failure; the default variable being absent just means
+		 * this site does not use Slack from this host. */
+		if (env && env[0])
+			return irfw_fail(t, "webhook_url_env names $%s, which is not set", name);
+		return irfw_skip(t, "no Slack webhook configured (webhook_url, webhook_url_file or $%s)",
+		                 name);
+	}
+	snprintf(source, source_len, "$%.100s", name);
+	*url = strdup(val);
+	return *url ? IRFW_OK : irfw_fail(t, "out of memory");
+}
+
+/* ------------------------------------------------------------------ */
+/* The message.                                                        */
+
+static cJSON *text_obj(const char *type, const char *text)
+{
+	cJSON *o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "type", type);
+	cJSON_AddStringToObject(o, "text", text);
+	if (strcmp(type, "plain_text") == 0)
+		cJSON_AddTrueToObject(o, "emoji");
+	return o;
+}
+
+static void add_field(cJSON *fields, const char *label, const char *value, const char *extra)
+{
+	struct buf b = {0};
+	buf_printf(&b, "*%s*\n", label);
+	buf_mrkdwn(&b, value ? value : "?", FIELD_MAX / 2);
+	if (extra) {
+		buf_puts(&b, " (");
+		buf_mrkdwn(&b, extra, FIELD_MAX / 4);
+		buf_puts(&b, ")");
+	}
+	char *s = buf_take(&b);
+	cJSON_AddItemToArray(fields, text_obj("mrkdwn", s ? s : "?"));
+	free(s);
+}
+
+static const char *status_emoji(const char *s)
+{
+	if (s && strcmp(s, "ok") == 0)
+		return ":white_check_mark:";
+	if (s && strcmp(s, "skipped") == 0)
+		return ":heavy_minus_sign:";
+	if (s && strcmp(s, "failed") == 0)
+		return ":x:";
+	return ":grey_question:";
+}
+
+/* One line for a step: emoji, name, status, detail, AWS code and request. */
+static char *step_line(const cJSON *st, size_t detail_max)
+{
+	struct buf b = {0};
+	const char *s = str_item(st, "status"), *code = str_item(st, "aws_error");
+	const char *rid = str_item(st, "request_id"), *detail = str_item(st, "detail");
+	buf_printf(&b, "%s *", status_emoji(s));
+	buf_mrkdwn(&b, str_item(st, "step") ? str_item(st, "step") : "?", 100);
+	buf_puts(&b, "* ");
+	buf_puts(&b, s && strcmp(s, "failed") == 0 ? "FAILED" : s ? s : "?");
+	if (detail) {
+		buf_puts(&b, ": ");
+		buf_mrkdwn(&b, detail, detail_max);
+	}
+	if (code || rid) {
+		buf_puts(&b, " [");
+		if (code) {
+			/* aws_error is "Code: message": the code in code style. */
+			const char *colon = strstr(code, ": ");
+			size_t clen = colon ? (size_t)(colon - code) : strlen(code);
+			char c[128];
+			snprintf(c, sizeof(c), "%.*s", (int)(clen < sizeof(c) ? clen : sizeof(c) - 1), code);
+			buf_puts(&b, "`");
+			buf_mrkdwn(&b, c, sizeof(c));
+			buf_puts(&b, "`");
+			if (colon) {
+				buf_puts(&b, " ");
+				buf_mrkdwn(&b, colon + 2, detail_max);
+			}
+		}
+		if (code && rid)
+			buf_puts(&b, ", ");
+		if (rid) {
+			buf_puts(&b, "request id ");
+			buf_mrkdwn(&b, rid, 100);
+		}
+		buf_puts(&b, "]");
+	}
+	return buf_take(&b);
+}
+
+/* The steps section with details cut to detail_max bytes: every line that
+ * fits in SECTION_MAX, then a marker; *cut tells whether lines were lost. */
+static char *steps_text_cut(const cJSON *steps, size_t detail_max, int *cut)
+{
+	struct buf b = {0};
+	const size_t room = SECTION_MAX - (sizeof(TRUNCATED_MARKER) - 1);
+	const cJSON *st;
+	cJSON_ArrayForEach(st, steps)
+	{
+		char *line = step_line(st, detail_max);
+		if (!line) {
+			b.failed = 1;
+			break;
+		}
+		size_t need = strlen(line) + (b.len ? 1 : 0);
+		if (b.len + need > room) {
+			free(line);
+			buf_puts(&b, TRUNCATED_MARKER);
+			*cut = 1;
+			break;
+		}
+		if (b.len)
+			buf_puts(&b, "\n");
+		buf_puts(&b, line);
+		free(line);
+	}
+	if (!b.failed && b.len == 0)
+		buf_puts(&b, "_No earlier step ran._");
+	return buf_take(&b);
+}
+
+/* The steps section.  A line per step matters more than long details (a
+ * FAILED step at the end must not fall off), so details are shortened
+ * before any line is dropped. */
+static char *steps_text(const cJSON *steps)
+{
+	static const size_t detail_max[] = {DETAIL_MAX, 160, 60, 0};
+	char *text = NULL;
+	for (size_t i = 0; i < sizeof(detail_max) / sizeof(detail_max[0]); i++) {
+		int cut = 0;
+		free(text);
+		text = steps_text_cut(steps, detail_max[i], &cut);
+		if (!text || !cut)
+			break;
+	}
+	return text;
+}
+
+/* Where the evidence is: the S3 prefix the artifacts share (or a count of
+ * those not uploaded) and the local case folder. */
+static char *evidence_text(const cJSON *sum)
+{
+	const cJSON *arts = cJSON_GetObjectItemCaseSensitive(sum, "artifacts");
+	const cJSON *a;
+	const char *first = NULL;
+	size_t common = 0;
+	int n = 0, uploaded = 0;
+	cJSON_ArrayForEach(a, arts)
+	{
+		n++;
+		const char *uri = str_item(a, "uri");
+		if (!uri)
+			continue;
+		uploaded++;
+		if (!first) {
+			first = uri;
+			common = strlen(uri);
+		} else {
+			size_t k = 0;
+			while (k < common && uri[k] == first[k])
+				k++;
+			common = k;
+		}
+	}
+	while (first && common > 0 && first[common - 1] != '/')
+		common--;
+
+	struct buf b = {0};
+	buf_printf(&b, ":file_folder: %d artifact%s", n, n == 1 ? "" : "s");
+	if (uploaded) {
+		/* A prefix shared by all URIs, or the one URI when alone. */
+		size_t plen = common ? common : strlen(first);
+		char prefix[1024];
+		if (plen >= sizeof(prefix))
+			plen = sizeof(prefix) - 1;
+		snprintf(prefix, sizeof(prefix), "%.*s", (int)plen, first);
+		buf_puts(&b, " in ");
+		buf_mrkdwn(&b, prefix, sizeof(prefix));
+		if (uploaded < n)
+			buf_printf(&b, " (%d not uploaded)", n - uploaded);
+	} else if (n) {
+		buf_puts(&b, ", not uploaded");
+	}
+	const char *dir = str_item(sum, "case_dir");
+	if (dir) {
+		buf_puts(&b, " · local case folder `");
+		buf_mrkdwn(&b, dir, 1000);
+		buf_puts(&b, "`");
+	}
+	return buf_take(&b);
+}
+
+/* The Block Kit payload for the summary. */
+static char *build_payload(irfw_target *t, const cJSON *sum)
+{
+	irfw_step *step = irfw_target_step(t);
+	const char *iid = str_item(sum, "instance_id"), *name = str_item(sum, "name");
+	const char *case_id = str_item(sum, "case_id");
+	const cJSON *steps = cJSON_GetObjectItemCaseSensitive(sum, "steps");
+	const cJSON *st;
+	int n_ok = 0, n_skip = 0, n_fail = 0;
+	cJSON_ArrayForEach(st, steps)
+	{
+		const char *s = str_item(st, "status");
+		if (s && strcmp(s, "ok") == 0)
+			n_ok++;
+		else if (s && strcmp(s, "skipped") == 0)
+			n_skip++;
+		else
+			n_fail++;
+	}
+	char result[128];
+	snprintf(result, sizeof(result), "%s%d ok, %d skipped, %d failed", n_fail ? ":warning: " : "", n_ok,
+	         n_skip, n_fail);
+
+	cJSON *root = cJSON_CreateObject();
+	char *out = NULL, *header = NULL, *acct = NULL, *steps_s = NULL, *ev = NULL, *fallback = NULL;
+
+	/* The header is plain text: no escaping, only the length limit. */
+	struct buf hb = {0};
+	buf_puts(&hb, n_fail ? ":rotating_light: irfw: " : "irfw: ");
+	buf_puts(&hb, iid ? iid : "?");
+	if (n_fail)
+		buf_printf(&hb, ", %d step%s FAILED", n_fail, n_fail == 1 ? "" : "s");
+	else
+		buf_puts(&hb, ", no step failed");
+	header = buf_take(&hb);
+	struct buf ab = {0};
+	buf_puts(&ab, str_item(sum, "account_id") ? str_item(sum, "account_id") : "?");
+	buf_puts(&ab, " / ");
+	buf_puts(&ab, str_item(sum, "region") ? str_item(sum, "region") : "?");
+	acct = buf_take(&ab);
+	steps_s = steps_text(steps);
+	ev = evidence_text(sum);
+	struct buf fb = {0};
+	buf_puts(&fb, header ? header : "irfw");
+	buf_puts(&fb, " (case ");
+	buf_mrkdwn(&fb, case_id ? case_id : "?", 200);
+	buf_puts(&fb, "): ");
+	buf_puts(&fb, result);
+	fallback = buf_take(&fb);
+	if (!root || !header || !acct || !steps_s || !ev || !fallback)
+		goto out;
+	header[utf8_prefix(header, HEADER_MAX)] = '\0';
+
+	/* `text` is what notifications and screen readers show. */
+	cJSON_AddStringToObject(root, "text", fallback);
+	const char *channel = irfw_step_get(step, "channel"), *username = irfw_step_get(step, "username");
+	if (channel && channel[0])
+		cJSON_AddStringToObject(root, "channel", channel);
+	if (username && username[0])
+		cJSON_AddStringToObject(root, "username", username);
+
+	cJSON *blocks = cJSON_AddArrayToObject(root, "blocks");
+	cJSON *blk = cJSON_CreateObject();
+	cJSON_AddStringToObject(blk, "type", "header");
+	cJSON_AddItemToObject(blk, "text", text_obj("plain_text", header));
+	cJSON_AddItemToArray(blocks, blk);
+
+	blk = cJSON_CreateObject();
+	cJSON_AddStringToObject(blk, "type", "section");
+	cJSON *fields = cJSON_AddArrayToObject(blk, "fields");
+	add_field(fields, "Instance", iid, name);
+	add_field(fields, "Case", case_id, NULL);
+	add_field(fields, "Account / region", acct, NULL);
+	add_field(fields, "Result", result, NULL);
+	cJSON_AddItemToArray(blocks, blk);
+
+	blk = cJSON_CreateObject();
+	cJSON_AddStringToObject(blk, "type", "section");
+	cJSON_AddItemToObject(blk, "text", text_obj("mrkdwn", steps_s));
+	cJSON_AddItemToArray(blocks, blk);
+
+	blk = cJSON_CreateObject();
+	cJSON_AddStringToObject(blk, "type", "context");
+	cJSON *els = cJSON_AddArrayToObject(blk, "elements");
+	cJSON_AddItemToArray(els, text_obj("mrkdwn", ev));
+	cJSON_AddItemToArray(blocks, blk);
+
+	out = cJSON_PrintUnformatted(root);
+out:
+	cJSON_Delete(root);
+	free(header);
+	free(acct);
+	free(steps_s);
+	free(ev);
+	free(fallback);
+	return out;
+}
+
+/* ------------------------------------------------------------------ */
+/* The step.                                                           */
+
+static int init(irfw_step *step, void **state)
+{
+	(void)state;
+	static const char *const keys[] = {"webhook_url", "webhook_url_file", "webhook_url_env"};
+	const char *first = NULL;
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		if (!irfw_step_get(step, keys[i]))
+			continue;
+		if (first) {
+			irfw_step_error(step, keys[i],
+			                "%s and %s are both set: give the webhook URL one way only", first,
+			                keys[i]);
+			return -1;
+		}
+		first = keys[i];
+	}
+	return 0;
+}
+
+static irfw_status run(irfw_target *t, void *state)
+{
+	(void)state;
+	char source[128] = "";
+	char *url = NULL, *body = NULL;
+	cJSON *sum = NULL;
+	irfw_status st = webhook_url(t, &url, source, sizeof(source));
+	if (st != IRFW_OK)
+		return st;
+
+	sum = irfw_target_summary(t);
+	if (!sum) {
+		st = irfw_fail(t, "out of memory building the summary");
+		goto out;
+	}
+	/* The summary lists this step too (still running): leave it out. */
+	const char *self = irfw_step_name(irfw_target_step(t));
+	cJSON *steps = cJSON_GetObjectItemCaseSensitive(sum, "steps");
+	for (int i = cJSON_GetArraySize(steps) - 1; i >= 0; i--) {
+		const char *sn = str_item(cJSON_GetArrayItem(steps, i), "step");
+		if (sn && strcmp(sn, self) == 0)
+			cJSON_DeleteItemFromArray(steps, i);
+	}
+
+	body = build_payload(t, sum);
+	if (!body) {
+		st = irfw_fail(t, "out of memory building the Slack message");
+		goto out;
+	}
+	long http = 0;
+	if (irfw_http_post(t, url, "application/json", body, strlen(body), &http) != 0) {
+		/* The status only: the URL is a credential, and its host is in
+		 * the log already. */
+		if (http > 0)
+			st = irfw_fail(t, "Slack webhook (from %s) answered HTTP %ld", source, http);
+		else
+			st = irfw_fail(t, "posting to the Slack webhook (from %s) failed: connection error, "
+			                  "timeout or URL refused (see the log)",
+			               source);
+		goto out;
+	}
+	if (irfw_target_dry_run(t))
+		irfw_note(t, "dry run: the Slack message was not posted");
+	else
+		irfw_note(t, "posted the summary to Slack (webhook from %s)", source);
+	st = IRFW_OK;
+out:
+	cJSON_Delete(sum);
+	free(body);
+	free(url);
+	return st;
+}
+
+static const struct irfw_plugin plugin = {
+	IRFW_PLUGIN_HEADER,
+	.name = "notify_slack",
+	.version = "1.0",
+	.summary = "post a summary of what was done to a Slack incoming webhook",
+	.options = opts,
+	.init = init,
+	.run = run,
+	.description =
+		"Posts one Block Kit message per instance to a Slack incoming webhook: a header, the "
+		"instance and its Name tag, the case, account and region, one line per earlier step with an "
+		"emoji for ok, skipped or FAILED (and the AWS error code and request id), and where the "
+		"evidence is (S3 prefix and local case folder).\n\n"
+		"It runs last so that the summary covers every step of the instance. A failed post fails "
+		"this step with the HTTP status and nothing else; the instance's containment is not undone. "
+		"To post to two channels, add a second step with `plugin = notify_slack`.\n\n"
+		"The webhook URL is a credential. Give it in exactly one of webhook_url, webhook_url_file "
+		"or webhook_url_env; with none of them, $" DEFAULT_ENV " is used, and the step is skipped "
+		"when that is unset. The URL is never logged, printed or written to the case record. Slack's "
+		"text limits are respected by trimming, with a marker that points to the case manifest. "
+		"Nothing is posted in a dry run.",
+};
+
+IRFW_PLUGIN_ENTRY(notify_slack, plugin)

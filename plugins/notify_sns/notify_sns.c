@@ -1,0 +1,377 @@
+/*
+ * notify_sns.c - tell the people on call what irfw did, through SNS.
+ *
+ * Publishes a summary of the instance's pipeline (every earlier step's
+ * status, detail and AWS error, the artifacts and where they went, the local
+ * case folder) to one SNS topic, as plain text for a human or as the JSON
+ * summary object for a machine.  The topic's subscribers (e-mail, a Lambda
+ * that forwards to chat, a ticketing queue) are the site's business.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "irfw/irfw.h"
+
+/* SNS refuses a Message above 256 KiB (bytes of UTF-8) and a Subject of 100
+ * characters or more. */
+#define SNS_MESSAGE_MAX (256u * 1024u)
+#define SNS_SUBJECT_MAX 99u
+#define TRUNCATED_MARKER "\n... (truncated, see the case manifest)\n"
+
+static const struct irfw_option opts[] = {
+	{.name = "topic",
+	 .type = IRFW_OPT_STRING,
+	 .def = "arn:aws:sns:${region}:${account_id}:slack-events",
+	 .help = "ARN of the topic to publish to (templates expand). The global `topic` key or `-t ARN` "
+	         "overrides it. The default is the naming rule of the tool irfw replaces."},
+	{.name = "subject",
+	 .type = IRFW_OPT_STRING,
+	 .def = "irfw: ${instance_id} quarantined (case ${case_id})",
+	 .help = "Subject template (e-mail subscribers see it). Control characters and non-ASCII are "
+	         "replaced and it is cut to the 99 characters SNS accepts."},
+	{.name = "format",
+	 .type = IRFW_OPT_ENUM,
+	 .def = "text",
+	 .choices = "text|json",
+	 .help = "`text`: a report for a human; `json`: the summary object (case_id, instance_id, name, "
+	         "account_id, region, steps, artifacts, case_dir) for a program."},
+	{.name = NULL},
+};
+
+/* A growable string; on allocation failure `failed` is set and later
+ * appends do nothing, so callers check once at the end. */
+struct buf {
+	char *s;
+	size_t len, cap;
+	int failed;
+};
+
+static void buf_add(struct buf *b, const char *s, size_t n)
+{
+	if (b->failed)
+		return;
+	if (b->len + n + 1 > b->cap) {
+		size_t cap = b->cap ? b->cap : 1024;
+		while (cap < b->len + n + 1)
+			cap *= 2;
+		char *p = realloc(b->s, cap);
+		if (!p) {
+			b->failed = 1;
+			return;
+		}
+		b->s = p;
+		b->cap = cap;
+	}
+	memcpy(b->s + b->len, s, n);
+	b->len += n;
+	b->s[b->len] = '\0';
+}
+
+static void buf_puts(struct buf *b, const char *s)
+{
+	buf_add(b, s, strlen(s));
+}
+
+IRFW_PRINTF(2, 3)
+static void buf_printf(struct buf *b, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (n < 0) {
+		b->failed = 1;
+		return;
+	}
+	char *tmp = malloc((size_t)n + 1);
+	if (!tmp) {
+		b->failed = 1;
+		return;
+	}
+	va_start(ap, fmt);
+	vsnprintf(tmp, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	buf_add(b, tmp, (size_t)n);
+	free(tmp);
+}
+
+/* Append s with line breaks and other control characters turned into
+ * spaces, so that a detail can never break the one-line-per-step layout. */
+static void buf_put_line(struct buf *b, const char *s)
+{
+	for (const char *p = s; *p; p++) {
+		char c = (unsigned char)*p < 0x20 || *p == 0x7f ? ' ' : *p;
+		buf_add(b, &c, 1);
+	}
+}
+
+static const char *str_item(const cJSON *o, const char *key)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+	return cJSON_IsString(v) && v->valuestring[0] ? v->valuestring : NULL;
+}
+
+/*
+ * Cut `s` (len bytes) so that it, plus the marker, fits in `max` bytes
+ * without splitting a UTF-8 sequence; returns the new length.  The marker
+ * is appended by the caller.
+ */
+static size_t utf8_cut(const char *s, size_t len, size_t max)
+{
+	if (len <= max)
+		return len;
+	size_t n = max;
+	/* Back up over continuation bytes to the start of a character. */
+	while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
+		n--;
+	return n;
+}
+
+/* Make the SNS subject: printable ASCII only (a multi-byte character becomes
+ * one '?'), no leading blanks (SNS wants a letter, digit or punctuation
+ * first), at most SNS_SUBJECT_MAX characters. */
+static char *sanitize_subject(const char *in)
+{
+	char *out = malloc(SNS_SUBJECT_MAX + 1);
+	if (!out)
+		return NULL;
+	size_t n = 0;
+	for (const unsigned char *p = (const unsigned char *)in; *p && n < SNS_SUBJECT_MAX; p++) {
+		char c;
+		if (*p >= 0x80) {
+			if ((*p & 0xC0) == 0x80)
+				continue; /* rest of a multi-byte character */
+			c = '?';
+		} else if (*p < 0x20 || *p == 0x7f) {
+			c = ' ';
+		} else {
+			c = (char)*p;
+		}
+		if (c == ' ' && (n == 0 || out[n - 1] == ' '))
+			continue; /* no leading blank, no runs of blanks from CR LF */
+		out[n++] = c;
+	}
+	while (n > 0 && out[n - 1] == ' ')
+		n--;
+	out[n] = '\0';
+	return out;
+}
+
+/* The plain-text report: what a responder needs at 3 a.m., top to bottom. */
+static char *format_text(const cJSON *sum)
+{
+	struct buf b = {0};
+	const char *iid = str_item(sum, "instance_id"), *name = str_item(sum, "name");
+	const char *acct = str_item(sum, "account_id"), *region = str_item(sum, "region");
+	const cJSON *steps = cJSON_GetObjectItemCaseSensitive(sum, "steps");
+	const cJSON *arts = cJSON_GetObjectItemCaseSensitive(sum, "artifacts");
+	const cJSON *st;
+
+	int n_ok = 0, n_skip = 0, n_fail = 0;
+	cJSON_ArrayForEach(st, steps)
+	{
+		const char *s = str_item(st, "status");
+		if (s && strcmp(s, "ok") == 0)
+			n_ok++;
+		else if (s && strcmp(s, "skipped") == 0)
+			n_skip++;
+		else
+			n_fail++;
+	}
+
+	buf_puts(&b, "irfw incident response report\n\n");
+	buf_puts(&b, "Instance: ");
+	buf_put_line(&b, iid ? iid : "?");
+	if (name) {
+		buf_puts(&b, " (");
+		buf_put_line(&b, name);
+		buf_puts(&b, ")");
+	}
+	buf_printf(&b, "\nAccount:  %s\nRegion:   %s\nCase:     ", acct ? acct : "?", region ? region : "?");
+	buf_put_line(&b, str_item(sum, "case_id") ? str_item(sum, "case_id") : "?");
+	buf_printf(&b, "\nResult:   %s%d ok, %d skipped, %d failed\n\nSteps:\n", n_fail ? "ATTENTION: " : "",
+	           n_ok, n_skip, n_fail);
+
+	cJSON_ArrayForEach(st, steps)
+	{
+		const char *s = str_item(st, "status"), *step = str_item(st, "step");
+		const char *detail = str_item(st, "detail"), *code = str_item(st, "aws_error");
+		const char *rid = str_item(st, "request_id");
+		const char *label = !s                          ? "?"
+		                    : strcmp(s, "ok") == 0      ? "ok"
+		                    : strcmp(s, "skipped") == 0 ? "skipped"
+		                                                : "FAILED";
+		buf_printf(&b, "  %-7s %s", label, step ? step : "?");
+		if (detail) {
+			buf_puts(&b, ": ");
+			buf_put_line(&b, detail);
+		}
+		if (code || rid) {
+			buf_puts(&b, " [");
+			if (code)
+				buf_put_line(&b, code);
+			if (code && rid)
+				buf_puts(&b, ", ");
+			if (rid) {
+				buf_puts(&b, "request id ");
+				buf_put_line(&b, rid);
+			}
+			buf_puts(&b, "]");
+		}
+		buf_puts(&b, "\n");
+	}
+	if (!cJSON_GetArraySize(steps))
+		buf_puts(&b, "  (no earlier step ran)\n");
+
+	int n_arts = cJSON_GetArraySize(arts);
+	buf_printf(&b, "\nEvidence (%d artifact%s):\n", n_arts, n_arts == 1 ? "" : "s");
+	const cJSON *a;
+	cJSON_ArrayForEach(a, arts)
+	{
+		const char *an = str_item(a, "name"), *sha = str_item(a, "sha256"), *uri = str_item(a, "uri");
+		buf_puts(&b, "  ");
+		buf_put_line(&b, an ? an : "?");
+		buf_printf(&b, "  sha256 %s  ", sha ? sha : "?");
+		buf_put_line(&b, uri ? uri : "(not uploaded)");
+		buf_puts(&b, "\n");
+	}
+	const char *dir = str_item(sum, "case_dir");
+	buf_puts(&b, "\nLocal case folder: ");
+	buf_put_line(&b, dir ? dir : "(none)");
+	buf_puts(&b, "\n");
+	if (b.failed) {
+		free(b.s);
+		return NULL;
+	}
+	return b.s;
+}
+
+/* The JSON form.  If it does not fit, drop artifacts from the end (the
+ * manifest has them all) before cutting bytes, so it normally stays JSON. */
+static char *format_json(cJSON *sum)
+{
+	char *out = cJSON_PrintUnformatted(sum);
+	cJSON *arts = cJSON_GetObjectItemCaseSensitive(sum, "artifacts");
+	while (out && strlen(out) > SNS_MESSAGE_MAX && cJSON_GetArraySize(arts) > 0) {
+		free(out);
+		cJSON_DeleteItemFromArray(arts, cJSON_GetArraySize(arts) - 1);
+		if (!cJSON_HasObjectItem(sum, "truncated"))
+			cJSON_AddStringToObject(sum, "truncated",
+			                        "artifacts left out, see the case manifest");
+		out = cJSON_PrintUnformatted(sum);
+	}
+	return out;
+}
+
+/* Cut `msg` to the SNS limit in place (it was malloc'ed with room to spare
+ * or is reallocated), ending with the marker. */
+static char *fit_message(char *msg)
+{
+	size_t len = strlen(msg);
+	if (len <= SNS_MESSAGE_MAX)
+		return msg;
+	size_t keep = utf8_cut(msg, len, SNS_MESSAGE_MAX - (sizeof(TRUNCATED_MARKER) - 1));
+	memcpy(msg + keep, TRUNCATED_MARKER, sizeof(TRUNCATED_MARKER));
+	return msg;
+}
+
+/* The topic: a command-line `-t` (or the global `topic`) wins over the
+ * step's own key. */
+static char *resolve_topic(irfw_target *t)
+{
+	const char *g = irfw_global_get(irfw_target_step(t), "topic");
+	return g && g[0] ? irfw_expand(t, g) : irfw_step_expand(t, "topic");
+}
+
+static irfw_status run(irfw_target *t, void *state)
+{
+	(void)state;
+	irfw_step *step = irfw_target_step(t);
+	irfw_status st = IRFW_FAILED;
+	char *topic = NULL, *subj_raw = NULL, *subject = NULL, *msg = NULL;
+	cJSON *sum = NULL, *params = NULL, *res = NULL;
+
+	topic = resolve_topic(t);
+	if (!topic || !topic[0]) {
+		st = irfw_fail(t, "no SNS topic: the topic template did not expand");
+		goto out;
+	}
+	subj_raw = irfw_step_expand(t, "subject");
+	subject = sanitize_subject(subj_raw ? subj_raw : "");
+
+	sum = irfw_target_summary(t);
+	if (!sum || !subject) {
+		st = irfw_fail(t, "out of memory building the summary");
+		goto out;
+	}
+	/* The summary lists this step too (still running): leave it out. */
+	cJSON *steps = cJSON_GetObjectItemCaseSensitive(sum, "steps");
+	for (int i = cJSON_GetArraySize(steps) - 1; i >= 0; i--) {
+		const char *sn = str_item(cJSON_GetArrayItem(steps, i), "step");
+		if (sn && strcmp(sn, irfw_step_name(step)) == 0)
+			cJSON_DeleteItemFromArray(steps, i);
+	}
+
+	const char *fmt = irfw_step_get(step, "format");
+	msg = fmt && strcmp(fmt, "json") == 0 ? format_json(sum) : format_text(sum);
+	if (!msg) {
+		st = irfw_fail(t, "out of memory formatting the message");
+		goto out;
+	}
+	msg = fit_message(msg);
+
+	params = cJSON_CreateObject();
+	cJSON_AddStringToObject(params, "TopicArn", topic);
+	cJSON_AddStringToObject(params, "Message", msg);
+	if (subject[0])
+		cJSON_AddStringToObject(params, "Subject", subject);
+	if (irfw_aws_call(t, "sns", "Publish", params, &res) != 0) {
+		st = irfw_fail_aws(t, "Publish to %s", topic);
+		goto out;
+	}
+	if (!res) {
+		irfw_note(t, "dry run: would publish %zu bytes to %s", strlen(msg), topic);
+		st = IRFW_OK;
+		goto out;
+	}
+	const char *mid = str_item(cJSON_GetObjectItemCaseSensitive(res, "PublishResult"), "MessageId");
+	if (mid)
+		irfw_record(t, "message_id", cJSON_CreateString(mid));
+	irfw_note(t, "published to %s, MessageId %s", topic, mid ? mid : "(none returned)");
+	st = IRFW_OK;
+out:
+	cJSON_Delete(res);
+	cJSON_Delete(params);
+	cJSON_Delete(sum);
+	free(msg);
+	free(subject);
+	free(subj_raw);
+	free(topic);
+	return st;
+}
+
+static const struct irfw_plugin plugin = {
+	IRFW_PLUGIN_HEADER,
+	.name = "notify_sns",
+	.version = "1.0",
+	.summary = "publish a summary of what was done to an SNS topic",
+	.options = opts,
+	.run = run,
+	.description =
+		"Publishes one message per instance to an SNS topic: the instance, its Name tag, account, "
+		"region and case, one line per earlier step (ok, skipped or FAILED, with the detail, the AWS "
+		"error code and request id), every artifact with its SHA-256 and S3 location, and the local "
+		"case folder. With format = json the message is the summary object instead. The MessageId is "
+		"recorded in the case record.\n\n"
+		"It runs last so that the summary covers every step of the instance, including failed ones; "
+		"a step stopped by on_error = stop stops the notification too, so keep on_error = continue "
+		"on the steps before it when people must always be told.\n\n"
+		"The subject is cut to what SNS accepts (printable ASCII, under 100 characters) and the "
+		"message to 256 KiB, ending with a marker that points to the case manifest. Secrets are "
+		"never part of the message: it carries only the summary listed above. The step sends nothing "
+		"in a dry run.",
+};
+
+IRFW_PLUGIN_ENTRY(notify_sns, plugin)

@@ -1,0 +1,283 @@
+/*
+ * protect.c - keep a compromised instance and its disks from being deleted
+ * or stopped by a person, a script or an Auto Scaling policy while the case
+ * is open: termination protection, stop protection, shutdown behaviour
+ * "stop" (a `shutdown -h` from inside must not terminate it), and
+ * DeleteOnTermination=false on every EBS volume (so even a forced
+ * termination leaves the disks for the investigation).
+ *
+ * Every change is its own ModifyInstanceAttribute call (the API takes one
+ * attribute per call), and every one is tried even when an earlier one
+ * failed: a missing permission for stop protection must not leave the
+ * volumes unprotected.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "irfw/irfw.h"
+
+static const struct irfw_option opts[] = {
+	{.name = "termination",
+	 .type = IRFW_OPT_BOOL,
+	 .def = "true",
+	 .help = "Turn on termination protection (DisableApiTermination). Not attempted on spot "
+	         "instances, where EC2 does not support it."},
+	{.name = "stop",
+	 .type = IRFW_OPT_BOOL,
+	 .def = "true",
+	 .help = "Turn on stop protection (DisableApiStop), so the memory of a running instance is not "
+	         "lost to a stop. Not attempted on spot instances."},
+	{.name = "shutdown_behavior",
+	 .type = IRFW_OPT_BOOL,
+	 .def = "true",
+	 .help = "Set the instance-initiated shutdown behaviour to 'stop', so a shutdown from inside "
+	         "the guest does not terminate it."},
+	{.name = "keep_volumes",
+	 .type = IRFW_OPT_BOOL,
+	 .def = "true",
+	 .help = "Set DeleteOnTermination=false on every attached EBS volume, so the disks survive a "
+	         "termination."},
+	{.name = NULL},
+};
+
+/* What became of the attempted changes, for the note, the record and the
+ * failure message. */
+struct outcome {
+	char set[512];         /* changes made */
+	char unsupported[256]; /* EC2 answered UnsupportedOperation */
+	char failed[512];      /* other errors, each with its code */
+	int n_failed;
+	/* The first error, kept because later calls overwrite the core's. */
+	char first_err[512];
+	bool first_err_is_last; /* no call since the first error: irfw_fail_aws has it */
+	cJSON *record;
+};
+
+static void append(char *buf, size_t cap, const char *what)
+{
+	size_t n = strlen(buf);
+	if (n + 1 >= cap)
+		return;
+	snprintf(buf + n, cap - n, "%s%s", n ? ", " : "", what);
+}
+
+static bool is_spot(irfw_target *t)
+{
+	const cJSON *lc = cJSON_GetObjectItemCaseSensitive(irfw_target_instance(t), "instanceLifecycle");
+	if (cJSON_IsString(lc) && strcmp(lc->valuestring, "spot") == 0)
+		return true;
+	const char *fact = irfw_fact_get(t, "lifecycle");
+	return fact && strcmp(fact, "spot") == 0;
+}
+
+/* One ModifyInstanceAttribute call; `params` gains the InstanceId and is
+ * freed.  `what` names the change in notes; `record_key`/`record_value` go
+ * into the case record when it succeeds. */
+static void modify(irfw_target *t, struct outcome *o, const char *what, cJSON *params, const char *record_key,
+                   cJSON *record_value)
+{
+	cJSON_AddStringToObject(params, "InstanceId", irfw_target_id(t));
+	cJSON *res = NULL;
+	int rc = irfw_aws_call(t, "ec2", "ModifyInstanceAttribute", params, &res);
+	cJSON_Delete(params);
+	cJSON_Delete(res); /* the reply is just <return>true</return> */
+	o->first_err_is_last = false;
+	if (rc == 0) {
+		append(o->set, sizeof(o->set), what);
+		cJSON_AddItemToObject(o->record, record_key, record_value);
+		return;
+	}
+	const char *code = irfw_aws_error_code(t);
+	if (strcmp(code, "UnsupportedOperation") == 0) {
+		/* Spot instances and some instance types refuse protection; the
+		 * instance is not less protected than EC2 allows. */
+		append(o->unsupported, sizeof(o->unsupported), what);
+		cJSON *u = cJSON_GetObjectItemCaseSensitive(o->record, "unsupported");
+		if (!u)
+			u = cJSON_AddArrayToObject(o->record, "unsupported");
+		cJSON_AddItemToArray(u, cJSON_CreateString(record_key));
+		cJSON_Delete(record_value);
+		return;
+	}
+	cJSON_Delete(record_value);
+	char one[256];
+	snprintf(one, sizeof(one), "%s (%s)", what, *code ? code : "error");
+	append(o->failed, sizeof(o->failed), one);
+	irfw_log(t, IRFW_LOG_ERROR, "%s: %s: %s", what, *code ? code : "error", irfw_aws_error_message(t));
+	if (o->n_failed++ == 0) {
+		snprintf(o->first_err, sizeof(o->first_err), "%s: %s (request %s)", *code ? code : "Error",
+		         irfw_aws_error_message(t), *irfw_aws_request_id(t) ? irfw_aws_request_id(t) : "none");
+		o->first_err_is_last = true;
+	}
+}
+
+static cJSON *value_param(const char *name, bool value)
+{
+	cJSON *p = cJSON_CreateObject();
+	cJSON *v = cJSON_AddObjectToObject(p, name);
+	cJSON_AddBoolToObject(v, "Value", value);
+	return p;
+}
+
+/* DeleteOnTermination=false on every EBS volume in one call: the API takes a
+ * list of mappings.  Returns the number of volumes in the call. */
+static int keep_volumes(irfw_target *t, struct outcome *o)
+{
+	const cJSON *bdm = cJSON_GetObjectItemCaseSensitive(irfw_target_instance(t), "blockDeviceMapping");
+	cJSON *params = cJSON_CreateObject();
+	cJSON *list = cJSON_AddArrayToObject(params, "BlockDeviceMapping");
+	cJSON *rec = cJSON_CreateArray();
+	int n = 0;
+	const cJSON *m;
+	cJSON_ArrayForEach(m, bdm)
+	{
+		const cJSON *dev = cJSON_GetObjectItemCaseSensitive(m, "deviceName");
+		const cJSON *ebs = cJSON_GetObjectItemCaseSensitive(m, "ebs");
+		const cJSON *vol = cJSON_GetObjectItemCaseSensitive(ebs, "volumeId");
+		if (!cJSON_IsString(dev) || !cJSON_IsString(vol))
+			continue; /* instance-store: nothing to keep */
+		cJSON *item = cJSON_CreateObject();
+		cJSON_AddStringToObject(item, "DeviceName", dev->valuestring);
+		cJSON_AddBoolToObject(cJSON_AddObjectToObject(item, "Ebs"), "DeleteOnTermination", false);
+		cJSON_AddItemToArray(list, item);
+		/* The value before, so a release can put it back. */
+		const cJSON *was = cJSON_GetObjectItemCaseSensitive(ebs, "deleteOnTermination");
+		cJSON *r = cJSON_CreateObject();
+		cJSON_AddStringToObject(r, "volume", vol->valuestring);
+		cJSON_AddStringToObject(r, "device", dev->valuestring);
+		if (cJSON_IsString(was))
+			cJSON_AddBoolToObject(r, "deleteOnTerminationWas", strcmp(was->valuestring, "true") == 0);
+		else if (cJSON_IsBool(was))
+			cJSON_AddBoolToObject(r, "deleteOnTerminationWas", cJSON_IsTrue(was));
+		cJSON_AddItemToArray(rec, r);
+		n++;
+	}
+	if (n == 0) {
+		cJSON_Delete(params);
+		cJSON_Delete(rec);
+		return 0;
+	}
+	char what[64];
+	snprintf(what, sizeof(what), "DeleteOnTermination=false on %d volume%s", n, n == 1 ? "" : "s");
+	modify(t, o, what, params, "keptVolumes", rec);
+	return n;
+}
+
+static irfw_status run(irfw_target *t, void *state)
+{
+	(void)state;
+	irfw_step *step = irfw_target_step(t);
+	bool want_term = irfw_step_get_bool(step, "termination");
+	bool want_stop = irfw_step_get_bool(step, "stop");
+	bool want_shutdown = irfw_step_get_bool(step, "shutdown_behavior");
+	bool want_volumes = irfw_step_get_bool(step, "keep_volumes");
+	bool spot = is_spot(t);
+	struct outcome o = {.record = cJSON_CreateObject()};
+	char spot_reason[128] = "";
+	int attempted = 0;
+
+	if (spot && (want_term || want_stop)) {
+		/* EC2 answers UnsupportedOperation for these on spot instances;
+		 * asking would only turn a known limit into a failure. */
+		snprintf(spot_reason, sizeof(spot_reason),
+		         "spot instance: %s%s%s protection not supported by EC2, not attempted",
+		         want_term ? "termination" : "", want_term && want_stop ? " and " : "", want_stop ? "stop" : "");
+		cJSON_AddTrueToObject(o.record, "spot");
+		want_term = want_stop = false;
+	}
+	if (want_term) {
+		attempted++;
+		modify(t, &o, "termination protection", value_param("DisableApiTermination", true),
+		       "disableApiTermination", cJSON_CreateTrue());
+	}
+	if (want_stop) {
+		attempted++;
+		modify(t, &o, "stop protection", value_param("DisableApiStop", true), "disableApiStop",
+		       cJSON_CreateTrue());
+	}
+	if (want_shutdown) {
+		/* The Attribute/Value form rather than
+		 * InstanceInitiatedShutdownBehavior.Value: both are valid for
+		 * EC2, and the emulator the tests use only understands this one
+		 * (it takes the other for a security-group change with no
+		 * groups and empties the instance's groups). */
+		cJSON *p = cJSON_CreateObject();
+		cJSON_AddStringToObject(p, "Attribute", "instanceInitiatedShutdownBehavior");
+		cJSON_AddStringToObject(p, "Value", "stop");
+		attempted++;
+		modify(t, &o, "shutdown behaviour=stop", p, "instanceInitiatedShutdownBehavior",
+		       cJSON_CreateString("stop"));
+	}
+	int n_volumes = 0;
+	if (want_volumes) {
+		n_volumes = keep_volumes(t, &o);
+		if (n_volumes > 0)
+			attempted++;
+		else
+			irfw_note(t, "no EBS volumes to keep");
+	}
+
+	if (attempted == 0) {
+		cJSON_Delete(o.record);
+		if (*spot_reason)
+			return irfw_skip(t, "%s; nothing else enabled", spot_reason);
+		return irfw_skip(t, "nothing to do: every protection is turned off in the configuration");
+	}
+	/* What was set, so `release` and the responder know what to undo; a
+	 * dry run set nothing, and a release must not undo it. */
+	if (irfw_target_dry_run(t))
+		cJSON_Delete(o.record);
+	else
+		irfw_record(t, "attributes", o.record);
+
+	const char *prefix = irfw_target_dry_run(t) ? "dry run: would set " : "set ";
+	if (o.n_failed) {
+		char msg[1800];
+		snprintf(msg, sizeof(msg), "%d of %d protection changes failed: %s%s%s%s%s%s%s%s", o.n_failed,
+		         attempted, o.failed, *o.set ? "; " : "", *o.set ? prefix : "", o.set,
+		         *spot_reason ? "; " : "", spot_reason,
+		         /* A later call replaced the core's error: carry the
+		          * first one in the detail. */
+		         o.first_err_is_last ? "" : "; first error: ", o.first_err_is_last ? "" : o.first_err);
+		if (o.first_err_is_last)
+			return irfw_fail_aws(t, "%s", msg);
+		return irfw_fail(t, "%s", msg);
+	}
+	if (!*o.set) /* every attempt was refused as unsupported: nothing done */
+		return irfw_skip(t, "not supported for this instance (UnsupportedOperation): %s%s%s", o.unsupported,
+		                 *spot_reason ? "; " : "", spot_reason);
+	irfw_note(t, "%s%s", prefix, o.set);
+	if (*o.unsupported)
+		irfw_note(t, "not supported for this instance (UnsupportedOperation): %s", o.unsupported);
+	if (*spot_reason)
+		irfw_note(t, "%s", spot_reason);
+	return IRFW_OK;
+}
+
+static const struct irfw_plugin plugin = {
+	IRFW_PLUGIN_HEADER,
+	.name = "protect",
+	.version = "1.0",
+	.summary = "termination and stop protection, shutdown=stop, keep EBS volumes",
+	.options = opts,
+	.run = run,
+	.description =
+		"Turns on termination protection and stop protection, sets the instance-initiated shutdown "
+		"behaviour to 'stop', and sets DeleteOnTermination=false on every attached EBS volume. Each "
+		"change is a separate ModifyInstanceAttribute call, and all are tried even when one fails; "
+		"the step fails with the first AWS error after trying the rest. What was set is recorded "
+		"under the 'attributes' key of the case record, with each volume's former DeleteOnTermination.\n"
+		"\n"
+		"It runs after containment (isolate) and before evidence capture and snapshots: once the "
+		"instance cannot talk, the next risk is someone or something (an Auto Scaling policy, a "
+		"cleanup script, the attacker with stolen keys) terminating it and taking the disks with it.\n"
+		"\n"
+		"On spot instances EC2 supports neither termination nor stop protection: they are not "
+		"attempted and the step says so; the shutdown behaviour and the volumes are still handled, "
+		"and keeping the volumes is what matters most there, as EC2 may reclaim the instance at any "
+		"time. If EC2 answers UnsupportedOperation for an attribute on any other instance, that "
+		"attribute is noted as not supported rather than failing the step.",
+};
+
+IRFW_PLUGIN_ENTRY(protect, plugin)

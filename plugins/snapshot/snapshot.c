@@ -1,0 +1,493 @@
+/*
+ * snapshot.c - crash-consistent EBS snapshots of every volume of the
+ * instance, tagged with the case, the instance and each volume's device, so
+ * the disks can be examined (or restored to a forensic workstation) whatever
+ * happens to the instance afterwards.
+ *
+ * CreateSnapshots takes all volumes of an instance at the same instant,
+ * which is what makes the set consistent across disks.  Where it is refused
+ * (old partitions, some regions, emulators), each volume is snapshotted on
+ * its own with CreateSnapshot: less consistent, far better than nothing.
+ */
+#define _POSIX_C_SOURCE 200809L /* nanosleep, clock_gettime */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "irfw/irfw.h"
+
+#define TAG_CASE "irfw:case"
+#define TAG_INSTANCE "irfw:instance"
+#define TAG_DEVICE "irfw:device"
+/* Backoff while waiting for completion. */
+#define WAIT_FIRST_S 1
+#define WAIT_MAX_S 15
+
+static const struct irfw_option opts[] = {
+	{.name = "description",
+	 .type = IRFW_OPT_STRING,
+	 .def = "irfw ${case_id} ${instance_id}",
+	 .help = "Description of each snapshot (a template)."},
+	{.name = "wait",
+	 .type = IRFW_OPT_BOOL,
+	 .def = "false",
+	 .help = "Wait until every snapshot is complete. Snapshots are point-in-time when they are "
+	         "created, so waiting is only needed when a later step or the responder needs them "
+	         "usable at once (to create volumes for a forensic workstation)."},
+	{.name = "wait_timeout",
+	 .type = IRFW_OPT_INT,
+	 .def = "600",
+	 .help = "With wait = true: seconds to wait before the step fails; the snapshots already "
+	         "started are recorded and go on."},
+	{.name = NULL},
+};
+
+/* One EBS volume of the instance and its snapshot, when it has one. */
+struct vol {
+	const char *volume; /* in the instance record */
+	const char *device;
+	char *snapshot;
+	bool has_device_tag;
+};
+
+struct job {
+	struct vol *v;
+	size_t n;
+};
+
+static int init(irfw_step *step, void **state)
+{
+	(void)state;
+	if (irfw_step_get_bool(step, "wait") && irfw_step_get_int(step, "wait_timeout") <= 0) {
+		irfw_step_error(step, "wait_timeout", "must be a positive number of seconds");
+		return -1;
+	}
+	return 0;
+}
+
+static void job_free(struct job *j)
+{
+	for (size_t i = 0; i < j->n; i++)
+		free(j->v[i].snapshot);
+	free(j->v);
+}
+
+static int job_load(irfw_target *t, struct job *j)
+{
+	const cJSON *bdm = cJSON_GetObjectItemCaseSensitive(irfw_target_instance(t), "blockDeviceMapping");
+	int cap = cJSON_GetArraySize(bdm);
+	j->n = 0;
+	j->v = calloc(cap > 0 ? (size_t)cap : 1, sizeof(*j->v));
+	if (!j->v)
+		return -1;
+	const cJSON *m;
+	cJSON_ArrayForEach(m, bdm)
+	{
+		const cJSON *dev = cJSON_GetObjectItemCaseSensitive(m, "deviceName");
+		const cJSON *vol = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(m, "ebs"),
+		                                                    "volumeId");
+		if (cJSON_IsString(vol) && j->n < (size_t)cap) {
+			j->v[j->n].volume = vol->valuestring;
+			j->v[j->n].device = cJSON_IsString(dev) ? dev->valuestring : "";
+			j->n++;
+		}
+	}
+	return 0;
+}
+
+static struct vol *find_volume(struct job *j, const char *volume)
+{
+	for (size_t i = 0; volume && i < j->n; i++)
+		if (strcmp(j->v[i].volume, volume) == 0)
+			return &j->v[i];
+	return NULL;
+}
+
+static const char *str(const cJSON *o, const char *key)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+	return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static void add_tag(cJSON *list, const char *key, const char *value)
+{
+	cJSON *o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "Key", key);
+	cJSON_AddStringToObject(o, "Value", value);
+	cJSON_AddItemToArray(list, o);
+}
+
+static cJSON *filter(const char *name, const char *value)
+{
+	cJSON *f = cJSON_CreateObject();
+	cJSON_AddStringToObject(f, "Name", name);
+	cJSON *v = cJSON_AddArrayToObject(f, "Value");
+	cJSON_AddItemToArray(v, cJSON_CreateString(value));
+	return f;
+}
+
+/* Snapshots of this case and instance made by an earlier run (or an earlier
+ * attempt of this one): fills v[].snapshot.  Returns 0 or -1 (AWS error). */
+static int find_existing(irfw_target *t, struct job *j)
+{
+	cJSON *params = cJSON_CreateObject();
+	cJSON *filters = cJSON_AddArrayToObject(params, "Filter");
+	cJSON_AddItemToArray(filters, filter("tag:" TAG_CASE, irfw_target_case_id(t)));
+	cJSON_AddItemToArray(filters, filter("tag:" TAG_INSTANCE, irfw_target_id(t)));
+	cJSON *res = NULL;
+	int rc = irfw_aws_call(t, "ec2", "DescribeSnapshots", params, &res);
+	cJSON_Delete(params);
+	if (rc != 0)
+		return -1;
+	const cJSON *s;
+	cJSON_ArrayForEach(s, cJSON_GetObjectItemCaseSensitive(res, "snapshotSet"))
+	{
+		const char *status = str(s, "status");
+		struct vol *v = find_volume(j, str(s, "volumeId"));
+		if (!v || v->snapshot || !str(s, "snapshotId") || (status && strcmp(status, "error") == 0))
+			continue; /* a failed snapshot preserves nothing */
+		v->snapshot = strdup(str(s, "snapshotId"));
+		const cJSON *tg;
+		cJSON_ArrayForEach(tg, cJSON_GetObjectItemCaseSensitive(s, "tagSet"))
+		{
+			const char *k = str(tg, "key");
+			if (k && strcmp(k, TAG_DEVICE) == 0)
+				v->has_device_tag = true;
+		}
+	}
+	cJSON_Delete(res);
+	return 0;
+}
+
+static size_t count_snapshots(const struct job *j)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < j->n; i++)
+		n += j->v[i].snapshot != NULL;
+	return n;
+}
+
+/* The snapshot tags common to every volume. */
+static cJSON *tag_spec(irfw_target *t, const char *device)
+{
+	cJSON *specs = cJSON_CreateArray();
+	cJSON *spec = cJSON_CreateObject();
+	cJSON_AddStringToObject(spec, "ResourceType", "snapshot");
+	cJSON *tags = cJSON_AddArrayToObject(spec, "Tag");
+	add_tag(tags, TAG_CASE, irfw_target_case_id(t));
+	add_tag(tags, TAG_INSTANCE, irfw_target_id(t));
+	if (device)
+		add_tag(tags, TAG_DEVICE, device);
+	cJSON_AddItemToArray(specs, spec);
+	return specs;
+}
+
+/* Whether a refusal of CreateSnapshots means "use CreateSnapshot instead"
+ * rather than "you may not" (an AccessDenied would refuse that too). */
+static bool should_fall_back(irfw_target *t)
+{
+	const char *code = irfw_aws_error_code(t);
+	return strcmp(code, "UnsupportedOperation") == 0 || strncmp(code, "InvalidParameter", 16) == 0 ||
+	       strcmp(code, "InvalidAction") == 0 || strcmp(code, "NotImplemented") == 0 ||
+	       irfw_aws_http_status(t) >= 500;
+}
+
+/* CreateSnapshots: all volumes at one instant.  Returns 0, 1 when EC2
+ * refused it in a way that calls for the fallback, -1 on other errors. */
+static int create_multi(irfw_target *t, struct job *j, const char *desc)
+{
+	cJSON *params = cJSON_CreateObject();
+	cJSON *spec = cJSON_AddObjectToObject(params, "InstanceSpecification");
+	cJSON_AddStringToObject(spec, "InstanceId", irfw_target_id(t));
+	cJSON_AddFalseToObject(spec, "ExcludeBootVolume");
+	cJSON_AddStringToObject(params, "Description", desc);
+	cJSON_AddStringToObject(params, "CopyTagsFromSource", "volume");
+	/* CreateSnapshots cannot tag per volume: the device comes after. */
+	cJSON_AddItemToObject(params, "TagSpecification", tag_spec(t, NULL));
+	cJSON *res = NULL;
+	int rc = irfw_aws_call(t, "ec2", "CreateSnapshots", params, &res);
+	cJSON_Delete(params);
+	if (rc != 0)
+		return should_fall_back(t) ? 1 : -1;
+	const cJSON *s;
+	cJSON_ArrayForEach(s, cJSON_GetObjectItemCaseSensitive(res, "snapshotSet"))
+	{
+		struct vol *v = find_volume(j, str(s, "volumeId"));
+		if (!v) {
+			/* Attached since the instance was described: still
+			 * preserved, just not in the record. */
+			irfw_log(t, IRFW_LOG_WARN, "snapshot %s of volume %s, not in the instance record",
+			         str(s, "snapshotId") ? str(s, "snapshotId") : "?",
+			         str(s, "volumeId") ? str(s, "volumeId") : "?");
+			continue;
+		}
+		if (!v->snapshot && str(s, "snapshotId"))
+			v->snapshot = strdup(str(s, "snapshotId"));
+	}
+	cJSON_Delete(res);
+	return 0;
+}
+
+/* CreateSnapshot for each volume without a snapshot, tagged with its device
+ * at once.  Returns 0 or -1 (the error of the first failure; the others are
+ * still tried). */
+static int create_each(irfw_target *t, struct job *j, const char *desc, char *err, size_t errlen)
+{
+	int rc = 0;
+	for (size_t i = 0; i < j->n; i++) {
+		struct vol *v = &j->v[i];
+		if (v->snapshot)
+			continue;
+		cJSON *params = cJSON_CreateObject();
+		cJSON_AddStringToObject(params, "VolumeId", v->volume);
+		cJSON_AddStringToObject(params, "Description", desc);
+		cJSON_AddItemToObject(params, "TagSpecification", tag_spec(t, v->device));
+		cJSON *res = NULL;
+		if (irfw_aws_call(t, "ec2", "CreateSnapshot", params, &res) == 0) {
+			if (str(res, "snapshotId")) {
+				v->snapshot = strdup(str(res, "snapshotId"));
+				v->has_device_tag = true;
+			}
+		} else {
+			if (rc == 0)
+				snprintf(err, errlen, "CreateSnapshot of %s (%s): %s: %s (request %s)", v->volume,
+				         v->device, irfw_aws_error_code(t), irfw_aws_error_message(t),
+				         *irfw_aws_request_id(t) ? irfw_aws_request_id(t) : "none");
+			rc = -1;
+		}
+		cJSON_Delete(params);
+		cJSON_Delete(res);
+	}
+	return rc;
+}
+
+/* Tag each snapshot that lacks it with its volume's device.  Returns the
+ * number of failures (the first one's error in err). */
+static int tag_devices(irfw_target *t, struct job *j, char *err, size_t errlen)
+{
+	int failed = 0;
+	for (size_t i = 0; i < j->n; i++) {
+		struct vol *v = &j->v[i];
+		if (!v->snapshot || v->has_device_tag || !*v->device)
+			continue;
+		cJSON *params = cJSON_CreateObject();
+		cJSON *ids = cJSON_AddArrayToObject(params, "ResourceId");
+		cJSON_AddItemToArray(ids, cJSON_CreateString(v->snapshot));
+		add_tag(cJSON_AddArrayToObject(params, "Tag"), TAG_DEVICE, v->device);
+		cJSON *res = NULL;
+		if (irfw_aws_call(t, "ec2", "CreateTags", params, &res) == 0) {
+			v->has_device_tag = true;
+		} else if (failed++ == 0) {
+			snprintf(err, errlen, "CreateTags %s=%s on %s: %s: %s (request %s)", TAG_DEVICE, v->device,
+			         v->snapshot, irfw_aws_error_code(t), irfw_aws_error_message(t),
+			         *irfw_aws_request_id(t) ? irfw_aws_request_id(t) : "none");
+		}
+		cJSON_Delete(params);
+		cJSON_Delete(res);
+	}
+	return failed;
+}
+
+static void record_snapshots(irfw_target *t, const struct job *j)
+{
+	if (irfw_target_dry_run(t))
+		return; /* the real run records them; a dry run changes nothing */
+	cJSON *arr = cJSON_CreateArray();
+	for (size_t i = 0; i < j->n; i++) {
+		if (!j->v[i].snapshot)
+			continue;
+		cJSON *o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, "volume", j->v[i].volume);
+		cJSON_AddStringToObject(o, "device", j->v[i].device);
+		cJSON_AddStringToObject(o, "snapshot", j->v[i].snapshot);
+		cJSON_AddItemToArray(arr, o);
+	}
+	irfw_record(t, "snapshots", arr);
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Poll DescribeSnapshots until every snapshot is completed.  Returns OK, or
+ * FAILED on error state, AWS error or timeout. */
+static irfw_status wait_done(irfw_target *t, struct job *j, long timeout)
+{
+	double deadline = now_s() + (double)timeout;
+	unsigned delay = WAIT_FIRST_S;
+	for (;;) {
+		cJSON *params = cJSON_CreateObject();
+		cJSON *ids = cJSON_AddArrayToObject(params, "SnapshotId");
+		for (size_t i = 0; i < j->n; i++)
+			if (j->v[i].snapshot)
+				cJSON_AddItemToArray(ids, cJSON_CreateString(j->v[i].snapshot));
+		cJSON *res = NULL;
+		int rc = irfw_aws_call(t, "ec2", "DescribeSnapshots", params, &res);
+		cJSON_Delete(params);
+		if (rc != 0)
+			return irfw_fail_aws(t, "DescribeSnapshots while waiting for completion");
+		size_t done = 0, total = 0;
+		const char *failed = NULL;
+		const cJSON *s;
+		cJSON_ArrayForEach(s, cJSON_GetObjectItemCaseSensitive(res, "snapshotSet"))
+		{
+			const char *status = str(s, "status");
+			total++;
+			if (status && strcmp(status, "completed") == 0)
+				done++;
+			else if (status && strcmp(status, "error") == 0 && !failed)
+				failed = str(s, "snapshotId");
+		}
+		if (failed) {
+			irfw_status st = irfw_fail(t, "snapshot %s ended in state error", failed);
+			cJSON_Delete(res);
+			return st;
+		}
+		cJSON_Delete(res);
+		if (done == total && total == count_snapshots(j))
+			return IRFW_OK;
+		double left = deadline - now_s();
+		if (left <= 0)
+			return irfw_fail(t, "%zu of %zu snapshots not complete after %ld s (they go on; ids recorded)",
+			                 count_snapshots(j) - done, count_snapshots(j), timeout);
+		double d = (double)delay < left ? (double)delay : left;
+		struct timespec ts = {.tv_sec = (time_t)d, .tv_nsec = (long)((d - (double)(time_t)d) * 1e9)};
+		irfw_log(t, IRFW_LOG_DEBUG, "%zu of %zu snapshots complete; next look in %.0f s", done,
+		         count_snapshots(j), d);
+		nanosleep(&ts, NULL);
+		delay = delay * 2 > WAIT_MAX_S ? WAIT_MAX_S : delay * 2;
+	}
+}
+
+/* "snap-1 (/dev/sda1), snap-2 (/dev/sdf)" for the note. */
+static void list_ids(const struct job *j, char *buf, size_t cap)
+{
+	buf[0] = '\0';
+	for (size_t i = 0; i < j->n; i++) {
+		if (!j->v[i].snapshot)
+			continue;
+		size_t len = strlen(buf);
+		snprintf(buf + len, cap - len, "%s%s (%s)", len ? ", " : "", j->v[i].snapshot, j->v[i].device);
+	}
+}
+
+static irfw_status run(irfw_target *t, void *state)
+{
+	(void)state;
+	irfw_step *step = irfw_target_step(t);
+	struct job j = {0};
+	irfw_status status = IRFW_OK;
+	char *desc = NULL;
+	char err[1024] = "", ids[1024];
+	bool existed = false;
+
+	if (job_load(t, &j) != 0)
+		return irfw_fail(t, "out of memory");
+	if (j.n == 0) {
+		status = irfw_skip(t, "no EBS volumes attached: nothing to snapshot");
+		goto out;
+	}
+	desc = irfw_step_expand(t, "description");
+	if (!desc) {
+		status = irfw_fail(t, "the description template does not expand (see the log)");
+		goto out;
+	}
+	/* Look before creating: a re-run of the case must not snapshot twice. */
+	if (find_existing(t, &j) != 0) {
+		status = irfw_fail_aws(t, "DescribeSnapshots for earlier snapshots of this case");
+		goto out;
+	}
+	size_t had = count_snapshots(&j);
+	existed = had == j.n;
+	if (had == 0) {
+		int rc = create_multi(t, &j, desc);
+		if (rc < 0) {
+			status = irfw_fail_aws(t, "CreateSnapshots of %s", irfw_target_id(t));
+			goto out;
+		}
+		if (rc == 0 && irfw_target_dry_run(t)) {
+			irfw_note(t, "dry run: would snapshot %zu volume%s", j.n, j.n == 1 ? "" : "s");
+			goto out;
+		}
+		if (rc > 0) {
+			irfw_log(t, IRFW_LOG_WARN, "CreateSnapshots refused (%s: %s); one CreateSnapshot per volume",
+			         *irfw_aws_error_code(t) ? irfw_aws_error_code(t) : "error", irfw_aws_error_message(t));
+			irfw_note(t, "CreateSnapshots refused (%s): snapshots taken one volume at a time, not at "
+			          "one instant",
+			          *irfw_aws_error_code(t) ? irfw_aws_error_code(t) : "HTTP error");
+			/* A 5xx may hide a request that was carried out. */
+			if (find_existing(t, &j) != 0) {
+				status = irfw_fail_aws(t, "DescribeSnapshots after CreateSnapshots was refused");
+				goto out;
+			}
+		}
+	} else if (had < j.n) {
+		irfw_note(t, "%zu of %zu volumes already snapshotted in this case", had, j.n);
+	}
+	if (count_snapshots(&j) < j.n) {
+		bool dry = irfw_target_dry_run(t);
+		if (create_each(t, &j, desc, err, sizeof(err)) != 0) {
+			record_snapshots(t, &j);
+			status = irfw_fail(t, "%s", err);
+			goto out;
+		}
+		if (dry) {
+			irfw_note(t, "dry run: would snapshot %zu volume%s", j.n - had, j.n - had == 1 ? "" : "s");
+			goto out;
+		}
+	}
+	/* Recorded before anything else can fail, so the ids are never lost. */
+	record_snapshots(t, &j);
+	int tag_failures = tag_devices(t, &j, err, sizeof(err));
+	list_ids(&j, ids, sizeof(ids));
+	if (tag_failures) {
+		status = irfw_fail(t, "%zu snapshots (%s), but %d %s tag%s failed: %s", count_snapshots(&j), ids,
+		                   tag_failures, TAG_DEVICE, tag_failures == 1 ? "" : "s", err);
+		goto out;
+	}
+	irfw_note(t, "%s%zu snapshot%s: %s", existed ? "already snapshotted: " : "", count_snapshots(&j),
+	          count_snapshots(&j) == 1 ? "" : "s", ids);
+	if (irfw_step_get_bool(step, "wait")) {
+		status = wait_done(t, &j, irfw_step_get_int(step, "wait_timeout"));
+		if (status == IRFW_OK)
+			irfw_note(t, "all complete");
+	}
+out:
+	free(desc);
+	job_free(&j);
+	return status;
+}
+
+static const struct irfw_plugin plugin = {
+	IRFW_PLUGIN_HEADER,
+	.name = "snapshot",
+	.version = "1.0",
+	.summary = "crash-consistent EBS snapshots of every volume, tagged with the case",
+	.options = opts,
+	.init = init,
+	.run = run,
+	.description =
+		"Takes crash-consistent snapshots of every EBS volume of the instance, root volume "
+		"included, with one CreateSnapshots call, so that all disks are captured at the same "
+		"instant. The snapshots copy the volumes' tags and carry irfw:case (the case id), "
+		"irfw:instance (the instance id) and irfw:device (the volume's device name, added with "
+		"CreateTags since CreateSnapshots cannot tag per volume). Their ids are recorded under "
+		"'snapshots' in the case record as {volume, device, snapshot}.\n"
+		"\n"
+		"It runs after containment and protection, so the disks cannot change much or disappear "
+		"while the snapshots start, and after the volatile captures (console output and "
+		"screenshot), which are lost first. A snapshot is point-in-time when it is created; with "
+		"wait = true the step also waits for completion.\n"
+		"\n"
+		"A re-run of the same case takes no new snapshots: before creating, it looks for snapshots "
+		"tagged with this case and instance, and snapshots only the volumes that have none. Where "
+		"EC2 refuses CreateSnapshots (UnsupportedOperation, InvalidParameter...), each volume is "
+		"snapshotted with CreateSnapshot, and the step notes that the set is not from one instant. "
+		"Instance-store volumes cannot be snapshotted, and memory is not captured.",
+};
+
+IRFW_PLUGIN_ENTRY(snapshot, plugin)

@@ -1,0 +1,768 @@
+/*
+ * upload.c - ship the case's evidence to S3, encrypted with a KMS key, with
+ * the integrity of every object checked by S3 on the way in and by us
+ * afterwards, and record where each artifact went in the case manifest.
+ * The manifest itself goes last, so the copy in S3 lists every object.
+ */
+/* POSIX: strdup, fseeko, off_t */
+#define _POSIX_C_SOURCE 200809L
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "irfw/irfw.h"
+
+#define MIB (1024ULL * 1024ULL)
+/* S3 limits: parts of 5 MiB at least (but the last), 10000 parts at most. */
+#define MIN_PART_MIB 5
+#define MAX_PARTS 10000
+
+static const struct irfw_option opts[] = {
+	{.name = "bucket",
+	 .type = IRFW_OPT_STRING,
+	 .def = "s3-access-logs.${account_id}-${region}",
+	 .help = "Evidence bucket (template). The -b command-line option overrides it."},
+	{.name = "prefix",
+	 .type = IRFW_OPT_STRING,
+	 .def = "${case_id}/${instance_id}/",
+	 .help = "Key prefix of the case's objects (template); artifacts go under it by name, then "
+	         "manifest.json."},
+	{.name = "kms_key",
+	 .type = IRFW_OPT_STRING,
+	 .help = "KMS key for SSE-KMS: key id, key ARN, alias/NAME or alias ARN. Resolved once per run with "
+	         "DescribeKey to the key ARN, which must be enabled."},
+	{.name = "kms_key_description",
+	 .type = IRFW_OPT_STRING,
+	 .help = "Alternative to kms_key: use the one key whose description is exactly this text (ListKeys, "
+	         "then DescribeKey of each). No match or more than one is an error."},
+	{.name = "allow_unencrypted",
+	 .type = IRFW_OPT_BOOL,
+	 .def = "false",
+	 .help = "Upload without SSE-KMS (bucket default encryption only) when no key is configured. Off: "
+	         "the step refuses to upload and fails."},
+	{.name = "multipart_threshold",
+	 .type = IRFW_OPT_INT,
+	 .def = "64",
+	 .help = "Artifacts larger than this many MiB go up in parts (0: every non-empty artifact)."},
+	{.name = "part_size",
+	 .type = IRFW_OPT_INT,
+	 .def = "16",
+	 .help = "Part size in MiB for multipart uploads (at least 5; raised when a file would need more "
+	         "than 10000 parts)."},
+	{.name = NULL},
+};
+
+static int init(irfw_step *step, void **state)
+{
+	*state = NULL;
+	const char *key = irfw_step_get(step, "kms_key"), *desc = irfw_step_get(step, "kms_key_description");
+	if (key && *key && desc && *desc) {
+		irfw_step_error(step, "kms_key_description", "give kms_key or kms_key_description, not both");
+		return -1;
+	}
+	if (irfw_step_get_int(step, "part_size") < MIN_PART_MIB) {
+		irfw_step_error(step, "part_size", "part_size must be at least %d (MiB): S3's minimum part size",
+		                MIN_PART_MIB);
+		return -1;
+	}
+	if (irfw_step_get_int(step, "multipart_threshold") < 0) {
+		irfw_step_error(step, "multipart_threshold", "multipart_threshold must be 0 or more (MiB)");
+		return -1;
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* KMS key resolution, once per run and key spec (irfw_memo).           */
+
+struct kms_req {
+	const char *spec;   /* kms_key or the description */
+	bool by_desc;       /* spec is a description */
+	bool aws_error;     /* err came from the last AWS call */
+	char err[512];
+};
+
+static const char *str_item(const cJSON *o, const char *name)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+	return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+/* The key must be usable for SSE-KMS: enabled and symmetric. */
+static char *usable_key_arn(const cJSON *meta, struct kms_req *rq)
+{
+	const char *arn = str_item(meta, "Arn"), *state = str_item(meta, "KeyState");
+	const char *spec = str_item(meta, "KeySpec");
+	const cJSON *enabled = cJSON_GetObjectItemCaseSensitive(meta, "Enabled");
+	if (!arn) {
+		snprintf(rq->err, sizeof(rq->err), "KMS DescribeKey of %s gave no key ARN", rq->spec);
+		return NULL;
+	}
+	if (!cJSON_IsTrue(enabled) || (state && strcmp(state, "Enabled") != 0)) {
+		snprintf(rq->err, sizeof(rq->err), "KMS key %s is not enabled (state %s)", arn, state ? state : "?");
+		return NULL;
+	}
+	if (spec && strcmp(spec, "SYMMETRIC_DEFAULT") != 0) {
+		snprintf(rq->err, sizeof(rq->err), "KMS key %s is %s; S3 encrypts only with symmetric keys", arn,
+		         spec);
+		return NULL;
+	}
+	return strdup(arn);
+}
+
+static char *kms_by_id(irfw_target *t, struct kms_req *rq)
+{
+	cJSON *p = cJSON_CreateObject(), *res = NULL;
+	char *arn = NULL;
+	cJSON_AddStringToObject(p, "KeyId", rq->spec);
+	if (irfw_aws_call(t, "kms", "DescribeKey", p, &res) != 0) {
+		rq->aws_error = true;
+		snprintf(rq->err, sizeof(rq->err), "KMS key %s: DescribeKey failed", rq->spec);
+	} else {
+		arn = usable_key_arn(cJSON_GetObjectItemCaseSensitive(res, "KeyMetadata"), rq);
+	}
+	cJSON_Delete(p);
+	cJSON_Delete(res);
+	return arn;
+}
+
+/* The old tool's rule: the key whose description is exactly `spec`. */
+static char *kms_by_description(irfw_target *t, struct kms_req *rq)
+{
+	cJSON *match = NULL; /* KeyMetadata of the match */
+	char *marker = NULL, *arn = NULL;
+	int n_match = 0, n_unreadable = 0;
+	char arns[256] = "";
+	for (;;) {
+		cJSON *p = cJSON_CreateObject(), *res = NULL;
+		cJSON_AddNumberToObject(p, "Limit", 1000);
+		if (marker)
+			cJSON_AddStringToObject(p, "Marker", marker);
+		int rc = irfw_aws_call(t, "kms", "ListKeys", p, &res);
+		cJSON_Delete(p);
+		free(marker);
+		marker = NULL;
+		if (rc != 0) {
+			rq->aws_error = true;
+			snprintf(rq->err, sizeof(rq->err), "KMS ListKeys failed looking for the key described \"%s\"",
+			         rq->spec);
+			cJSON_Delete(match);
+			return NULL;
+		}
+		const cJSON *k;
+		cJSON_ArrayForEach(k, cJSON_GetObjectItemCaseSensitive(res, "Keys"))
+		{
+			const char *id = str_item(k, "KeyId");
+			if (!id)
+				continue;
+			cJSON *dp = cJSON_CreateObject(), *dres = NULL;
+			cJSON_AddStringToObject(dp, "KeyId", id);
+			if (irfw_aws_call(t, "kms", "DescribeKey", dp, &dres) != 0) {
+				/* A key policy may hide a key from us; it cannot be ours then. */
+				irfw_log(t, IRFW_LOG_WARN, "KMS DescribeKey %s: %s: %s (ignored)", id, irfw_aws_error_code(t),
+				         irfw_aws_error_message(t));
+				n_unreadable++;
+			} else {
+				cJSON *meta = cJSON_DetachItemFromObjectCaseSensitive(dres, "KeyMetadata");
+				const char *d = str_item(meta, "Description"), *state = str_item(meta, "KeyState");
+				/* A key pending deletion is as good as gone. */
+				bool dying = state && strncmp(state, "Pending", 7) == 0 && strcmp(state, "PendingImport") != 0;
+				if (d && strcmp(d, rq->spec) == 0 && !dying) {
+					n_match++;
+					const char *a = str_item(meta, "Arn");
+					size_t used = strlen(arns);
+					snprintf(arns + used, sizeof(arns) - used, "%s%s", used ? ", " : "", a ? a : id);
+					cJSON_Delete(match);
+					match = meta;
+					meta = NULL;
+				}
+				cJSON_Delete(meta);
+			}
+			cJSON_Delete(dp);
+			cJSON_Delete(dres);
+		}
+		const cJSON *trunc = cJSON_GetObjectItemCaseSensitive(res, "Truncated");
+		const char *next = str_item(res, "NextMarker");
+		if (cJSON_IsTrue(trunc) && next && *next)
+			marker = strdup(next);
+		cJSON_Delete(res);
+		if (!marker)
+			break;
+	}
+	if (n_match == 1)
+		arn = usable_key_arn(match, rq);
+	else if (n_match == 0)
+		snprintf(rq->err, sizeof(rq->err), "no KMS key has the description \"%s\"%s", rq->spec,
+		         n_unreadable ? " (some keys could not be described)" : "");
+	else
+		snprintf(rq->err, sizeof(rq->err), "%d KMS keys have the description \"%s\" (%s): set kms_key instead",
+		         n_match, rq->spec, arns);
+	cJSON_Delete(match);
+	return arn;
+}
+
+static char *make_kms(irfw_target *t, void *arg)
+{
+	struct kms_req *rq = arg;
+	return rq->by_desc ? kms_by_description(t, rq) : kms_by_id(t, rq);
+}
+
+/* ------------------------------------------------------------------ */
+/* One object.                                                          */
+
+/* Where and how the objects of this target go. */
+struct dest {
+	char *bucket;
+	char *prefix;
+	const char *kms_arn; /* NULL: no SSE-KMS (allow_unencrypted) */
+	uint64_t threshold;  /* bytes; multipart above it */
+	uint64_t part_size;  /* bytes */
+	bool always_multipart;
+};
+
+/* What was put: to record, and to compare with HeadObject. */
+struct put {
+	char *etag;
+	char *version_id;
+	char *checksum; /* the object's checksum as S3 should report it, or NULL */
+	char *full_checksum; /* multipart: the whole object's, which S3 may report instead */
+};
+
+static void put_free(struct put *p)
+{
+	free(p->etag);
+	free(p->version_id);
+	free(p->checksum);
+	free(p->full_checksum);
+	memset(p, 0, sizeof(*p));
+}
+
+static char *dup_item(const cJSON *o, const char *name)
+{
+	const char *s = str_item(o, name);
+	return s ? strdup(s) : NULL;
+}
+
+/* The manifest's hex SHA-256 as S3 wants it (base64 of the raw digest). */
+static char *hex_to_b64(const char *hex)
+{
+	unsigned char raw[32];
+	if (!hex || strlen(hex) != 64)
+		return NULL;
+	for (size_t i = 0; i < 32; i++) {
+		unsigned v;
+		if (sscanf(hex + 2 * i, "%2x", &v) != 1)
+			return NULL;
+		raw[i] = (unsigned char)v;
+	}
+	return irfw_base64_encode(raw, sizeof(raw));
+}
+
+static void add_sse(cJSON *p, const struct dest *d)
+{
+	if (d->kms_arn) {
+		cJSON_AddStringToObject(p, "ServerSideEncryption", "aws:kms");
+		cJSON_AddStringToObject(p, "SSEKMSKeyId", d->kms_arn);
+	}
+}
+
+static cJSON *object_params(const struct dest *d, const char *key)
+{
+	cJSON *p = cJSON_CreateObject();
+	cJSON_AddStringToObject(p, "Bucket", d->bucket);
+	cJSON_AddStringToObject(p, "Key", key);
+	return p;
+}
+
+/* PutObject of a whole file.  With sha_b64 S3 checks the body against the
+ * hash the manifest recorded, so a file changed on disk since it was
+ * captured is refused (BadDigest); without it the core hashes the body. */
+static int put_single(irfw_target *t, const struct dest *d, const char *key, const char *path,
+                      const char *media_type, const char *sha_b64, cJSON *meta, struct put *out)
+{
+	cJSON *p = object_params(d, key), *res = NULL;
+	cJSON_AddStringToObject(p, "BodyFile", path);
+	cJSON_AddStringToObject(p, "ContentType", media_type ? media_type : "application/octet-stream");
+	cJSON_AddStringToObject(p, "ChecksumAlgorithm", "SHA256");
+	if (sha_b64)
+		cJSON_AddStringToObject(p, "ChecksumSHA256", sha_b64);
+	add_sse(p, d);
+	cJSON_AddItemToObject(p, "Metadata", cJSON_Duplicate(meta, true));
+	int rc = irfw_aws_call(t, "s3", "PutObject", p, &res);
+	cJSON_Delete(p);
+	if (rc == 0) {
+		out->etag = dup_item(res, "ETag");
+		out->version_id = dup_item(res, "VersionId");
+		out->checksum = sha_b64 ? strdup(sha_b64) : dup_item(res, "ChecksumSHA256");
+	}
+	cJSON_Delete(res);
+	return rc;
+}
+
+/* Read bytes [off, off+len) of path, to hash a part ourselves: S3 then
+ * checks each part on arrival, and we can predict the composite checksum. */
+static void *read_range(const char *path, uint64_t off, uint64_t len)
+{
+	FILE *f = fopen(path, "rb");
+	void *buf = f ? malloc(len ? (size_t)len : 1) : NULL;
+	bool ok = buf && fseeko(f, (off_t)off, SEEK_SET) == 0 && fread(buf, 1, (size_t)len, f) == (size_t)len;
+	if (f)
+		fclose(f);
+	if (!ok) {
+		free(buf);
+		return NULL;
+	}
+	return buf;
+}
+
+/* Called after the failure is recorded (the abort call clears the error). */
+static void abort_upload(irfw_target *t, const struct dest *d, const char *key, const char *upload_id)
+{
+	cJSON *p = object_params(d, key);
+	cJSON_AddStringToObject(p, "UploadId", upload_id);
+	if (irfw_aws_call(t, "s3", "AbortMultipartUpload", p, NULL) != 0)
+		irfw_log(t, IRFW_LOG_WARN, "AbortMultipartUpload %s: %s: %s (parts may linger until a lifecycle rule "
+		         "removes them)", key, irfw_aws_error_code(t), irfw_aws_error_message(t));
+	else
+		irfw_log(t, IRFW_LOG_INFO, "multipart upload of %s aborted", key);
+	cJSON_Delete(p);
+}
+
+/* Multipart upload; on any failure the upload is aborted, so no invisible
+ * parts are left to pay for.  Returns 0, or -1 after recording the step's
+ * failure (the AWS error of the failed call, then `ctx`). */
+static int put_multipart(irfw_target *t, const struct dest *d, const char *key, const char *path, uint64_t size,
+                         const char *media_type, const char *sha_b64, cJSON *meta, struct put *out,
+                         const char *ctx)
+{
+	cJSON *p = object_params(d, key), *res = NULL, *parts = NULL;
+	char *upload_id = NULL, *digests = NULL;
+	int rc = -1;
+
+	cJSON_AddStringToObject(p, "ContentType", media_type ? media_type : "application/octet-stream");
+	cJSON_AddStringToObject(p, "ChecksumAlgorithm", "SHA256");
+	add_sse(p, d);
+	cJSON_AddItemToObject(p, "Metadata", cJSON_Duplicate(meta, true));
+	if (irfw_aws_call(t, "s3", "CreateMultipartUpload", p, &res) != 0) {
+		irfw_fail_aws(t, "CreateMultipartUpload %s", ctx);
+		goto out;
+	}
+	upload_id = dup_item(res, "UploadId");
+	cJSON_Delete(res);
+	res = NULL;
+	if (!upload_id) {
+		irfw_fail(t, "CreateMultipartUpload gave no UploadId: %s", ctx);
+		goto out;
+	}
+
+	uint64_t part = d->part_size;
+	if (size / part >= MAX_PARTS)
+		part = (size + MAX_PARTS - 1) / MAX_PARTS;
+	uint64_t n_parts = size ? (size + part - 1) / part : 1;
+	digests = malloc((size_t)n_parts * 32);
+	parts = cJSON_CreateArray();
+	if (!digests || !parts) {
+		irfw_fail(t, "out of memory: %s", ctx);
+		abort_upload(t, d, key, upload_id);
+		goto out;
+	}
+	for (uint64_t n = 0; n < n_parts; n++) {
+		uint64_t off = n * part, len = size - off < part ? size - off : part;
+		void *bytes = read_range(path, off, len);
+		char b64[45];
+		if (!bytes) {
+			irfw_fail(t, "cannot read part %llu of %s: %s", (unsigned long long)n + 1, path, ctx);
+			abort_upload(t, d, key, upload_id);
+			goto out;
+		}
+		irfw_sha256(bytes, (size_t)len, NULL, b64);
+		free(bytes);
+		size_t rawlen = 0;
+		unsigned char *raw = irfw_base64_decode(b64, &rawlen);
+		if (raw && rawlen == 32)
+			memcpy(digests + n * 32, raw, 32);
+		free(raw);
+
+		cJSON *pp = object_params(d, key);
+		cJSON_AddStringToObject(pp, "UploadId", upload_id);
+		/* Without it the HTTP client labels the body a form, and moto
+		 * then parses it for the query (S3 itself ignores it here). */
+		cJSON_AddStringToObject(pp, "ContentType", "application/octet-stream");
+		cJSON_AddNumberToObject(pp, "PartNumber", (double)(n + 1));
+		cJSON_AddStringToObject(pp, "BodyFile", path);
+		cJSON_AddNumberToObject(pp, "BodyOffset", (double)off);
+		cJSON_AddNumberToObject(pp, "BodyLength", (double)len);
+		cJSON_AddStringToObject(pp, "ChecksumAlgorithm", "SHA256");
+		cJSON_AddStringToObject(pp, "ChecksumSHA256", b64);
+		int prc = irfw_aws_call(t, "s3", "UploadPart", pp, &res);
+		cJSON_Delete(pp);
+		const char *etag = str_item(res, "ETag");
+		if (prc != 0 || !etag) {
+			if (prc != 0)
+				irfw_fail_aws(t, "UploadPart %llu %s", (unsigned long long)n + 1, ctx);
+			else
+				irfw_fail(t, "UploadPart %llu gave no ETag: %s", (unsigned long long)n + 1, ctx);
+			cJSON_Delete(res);
+			res = NULL;
+			abort_upload(t, d, key, upload_id);
+			goto out;
+		}
+		cJSON *entry = cJSON_CreateObject();
+		cJSON_AddNumberToObject(entry, "PartNumber", (double)(n + 1));
+		cJSON_AddStringToObject(entry, "ETag", etag);
+		cJSON_AddStringToObject(entry, "ChecksumSHA256", b64);
+		cJSON_AddItemToArray(parts, entry);
+		cJSON_Delete(res);
+		res = NULL;
+	}
+
+	cJSON *cp = object_params(d, key);
+	cJSON_AddStringToObject(cp, "UploadId", upload_id);
+	cJSON_AddItemToObject(cp, "Parts", parts);
+	parts = NULL;
+	int crc = irfw_aws_call(t, "s3", "CompleteMultipartUpload", cp, &res);
+	cJSON_Delete(cp);
+	if (crc != 0 || !str_item(res, "ETag")) {
+		if (crc != 0)
+			irfw_fail_aws(t, "CompleteMultipartUpload %s", ctx);
+		else
+			irfw_fail(t, "CompleteMultipartUpload gave no ETag: %s", ctx);
+		abort_upload(t, d, key, upload_id);
+		goto out;
+	}
+	out->etag = dup_item(res, "ETag");
+	out->version_id = dup_item(res, "VersionId");
+	/* S3's composite checksum: SHA-256 of the parts' digests, "-N". */
+	char whole[45];
+	irfw_sha256(digests, (size_t)n_parts * 32, NULL, whole);
+	size_t clen = strlen(whole) + 24;
+	out->checksum = malloc(clen);
+	if (out->checksum)
+		snprintf(out->checksum, clen, "%s-%llu", whole, (unsigned long long)n_parts);
+	out->full_checksum = sha_b64 ? strdup(sha_b64) : NULL;
+	rc = 0;
+out:
+	cJSON_Delete(p);
+	cJSON_Delete(res);
+	cJSON_Delete(parts);
+	free(upload_id);
+	free(digests);
+	return rc;
+}
+
+static void strip_quotes(const char *in, char *out, size_t n)
+{
+	if (*in == '"')
+		in++;
+	snprintf(out, n, "%s", in);
+	size_t l = strlen(out);
+	if (l && out[l - 1] == '"')
+		out[l - 1] = '\0';
+}
+
+/* HeadObject: the object must be there, whole, and encrypted with our key.
+ * Returns 0, or -1 with why (the AWS error, when a call failed, is logged). */
+static int verify(irfw_target *t, const struct dest *d, const char *key, uint64_t size, const struct put *put,
+                  char *why, size_t why_len)
+{
+	cJSON *p = object_params(d, key), *res = NULL;
+	int rc = -1;
+	cJSON_AddStringToObject(p, "ChecksumMode", "ENABLED");
+	if (irfw_aws_call(t, "s3", "HeadObject", p, &res) != 0) {
+		snprintf(why, why_len, "HeadObject after the upload failed: %s: %s", irfw_aws_error_code(t),
+		         irfw_aws_error_message(t));
+		goto out;
+	}
+	const char *len = str_item(res, "ContentLength"), *sse = str_item(res, "ServerSideEncryption");
+	const char *kid = str_item(res, "SSEKMSKeyId"), *ck = str_item(res, "ChecksumSHA256");
+	const char *etag = str_item(res, "ETag");
+	if (!len || strtoull(len, NULL, 10) != size) {
+		snprintf(why, why_len, "size in S3 is %s bytes, expected %llu", len ? len : "unknown",
+		         (unsigned long long)size);
+		goto out;
+	}
+	if (d->kms_arn) {
+		if (!sse || strcmp(sse, "aws:kms") != 0) {
+			snprintf(why, why_len, "object is not SSE-KMS encrypted (ServerSideEncryption %s)",
+			         sse ? sse : "absent");
+			goto out;
+		}
+		if (!kid || strcmp(kid, d->kms_arn) != 0) {
+			snprintf(why, why_len, "object is encrypted with KMS key %s, not %s", kid ? kid : "(none)",
+			         d->kms_arn);
+			goto out;
+		}
+	}
+	/* S3 reports the full-object or the composite checksum depending on
+	 * how it was put; either must match what we sent. */
+	if (ck && put->checksum && strcmp(ck, put->checksum) != 0 &&
+	    !(put->full_checksum && strcmp(ck, put->full_checksum) == 0)) {
+		snprintf(why, why_len, "checksum in S3 %s differs from ours %s", ck, put->checksum);
+		goto out;
+	}
+	if (etag && put->etag) {
+		char a[128], b[128];
+		strip_quotes(etag, a, sizeof(a));
+		strip_quotes(put->etag, b, sizeof(b));
+		if (strcmp(a, b) != 0) {
+			snprintf(why, why_len, "ETag in S3 %s differs from the upload's %s (overwritten meanwhile?)", etag,
+			         put->etag);
+			goto out;
+		}
+	}
+	rc = 0;
+out:
+	cJSON_Delete(p);
+	cJSON_Delete(res);
+	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* The step.                                                            */
+
+/* The URI of artifact i as an earlier run recorded it, or NULL. */
+static const char *recorded_uri(const cJSON *summary, size_t i)
+{
+	const cJSON *arts = cJSON_GetObjectItemCaseSensitive(summary, "artifacts");
+	return str_item(cJSON_GetArrayItem(arts, (int)i), "uri");
+}
+
+static char *manifest_dir(irfw_target *t)
+{
+	const char *m = irfw_manifest_path(t);
+	char *dir = strdup(m ? m : "(no case folder)");
+	char *slash = dir ? strrchr(dir, '/') : NULL;
+	if (slash && slash != dir)
+		*slash = '\0';
+	return dir;
+}
+
+static irfw_status run(irfw_target *t, void *state)
+{
+	(void)state;
+	irfw_step *step = irfw_target_step(t);
+	struct dest d;
+	memset(&d, 0, sizeof(d));
+	cJSON *summary = NULL, *meta = NULL;
+	char *uri = NULL, *dir = manifest_dir(t);
+	irfw_status st = IRFW_FAILED;
+
+	/* -b on the command line wins over the site's rule. */
+	const char *cli_bucket = irfw_global_get(step, "bucket");
+	d.bucket = cli_bucket && *cli_bucket ? irfw_expand(t, cli_bucket) : irfw_step_expand(t, "bucket");
+	d.prefix = irfw_step_expand(t, "prefix");
+	if (!d.bucket || !*d.bucket || !d.prefix) {
+		st = irfw_fail(t, "cannot expand bucket or prefix (see the log); evidence kept in %s", dir);
+		goto out;
+	}
+	long thr = irfw_step_get_int(step, "multipart_threshold");
+	d.always_multipart = thr == 0;
+	d.threshold = (uint64_t)thr * MIB;
+	d.part_size = (uint64_t)irfw_step_get_int(step, "part_size") * MIB;
+
+	/* The key: once per run, not once per instance. */
+	const char *kms_key = irfw_step_get(step, "kms_key"), *kms_desc = irfw_step_get(step, "kms_key_description");
+	struct kms_req rq;
+	memset(&rq, 0, sizeof(rq));
+	if (kms_key && *kms_key) {
+		rq.spec = kms_key;
+	} else if (kms_desc && *kms_desc) {
+		rq.spec = kms_desc;
+		rq.by_desc = true;
+	}
+	if (rq.spec) {
+		char memo_key[600];
+		snprintf(memo_key, sizeof(memo_key), "upload:kms:%s%s", rq.by_desc ? "description=" : "", rq.spec);
+		d.kms_arn = irfw_memo(t, memo_key, make_kms, &rq);
+		if (!d.kms_arn) {
+			if (rq.aws_error)
+				st = irfw_fail_aws(t, "%s; nothing uploaded, evidence kept in %s", rq.err, dir);
+			else
+				st = irfw_fail(t, "%s; nothing uploaded, evidence kept in %s", rq.err[0] ? rq.err :
+				               "cannot resolve the KMS key", dir);
+			goto out;
+		}
+	} else if (!irfw_step_get_bool(step, "allow_unencrypted")) {
+		st = irfw_fail(t, "no KMS key configured; refusing to upload evidence unencrypted (set "
+		               "allow_unencrypted = true to override); evidence kept in %s", dir);
+		goto out;
+	}
+	const char *kms_text = d.kms_arn ? d.kms_arn : "none: bucket default encryption";
+
+	size_t n = irfw_evidence_count(t);
+	if (irfw_target_dry_run(t)) {
+		irfw_note(t, "dry run: would upload %zu artifacts and manifest.json to s3://%s/%s (KMS key %s)", n,
+		          d.bucket, d.prefix, kms_text);
+		st = IRFW_OK;
+		goto out;
+	}
+
+	summary = irfw_target_summary(t);
+	meta = cJSON_CreateObject();
+	cJSON_AddStringToObject(meta, "irfw-case-id", irfw_target_case_id(t));
+	cJSON_AddStringToObject(meta, "irfw-instance-id", irfw_target_id(t));
+
+	size_t n_up = 0, n_kept = 0;
+	for (size_t i = 0; i < n; i++) {
+		const char *name = irfw_evidence_name(t, i), *path = irfw_evidence_path(t, i);
+		const char *sha = irfw_evidence_sha256(t, i);
+		uint64_t size = irfw_evidence_size(t, i);
+		if (!name || !path || !sha) {
+			st = irfw_fail(t, "artifact %zu has no name, file or hash in the case record; evidence kept in %s",
+			               i, dir);
+			goto out;
+		}
+		free(uri);
+		uri = NULL;
+		size_t klen = strlen(d.prefix) + strlen(name) + 1;
+		char *key = malloc(klen);
+		if (!key)
+			goto oom;
+		snprintf(key, klen, "%s%s", d.prefix, name);
+		size_t ulen = strlen(d.bucket) + klen + 8;
+		uri = malloc(ulen);
+		if (!uri) {
+			free(key);
+			goto oom;
+		}
+		snprintf(uri, ulen, "s3://%s/%s", d.bucket, key);
+
+		/* Resumed case: this very artifact (its hash is fixed per entry)
+		 * is already at this very place. */
+		const char *had = recorded_uri(summary, i);
+		if (had && strcmp(had, uri) == 0) {
+			irfw_log(t, IRFW_LOG_INFO, "%s already at %s", name, uri);
+			n_kept++;
+			free(key);
+			continue;
+		}
+
+		char *sha_b64 = hex_to_b64(sha);
+		struct put put;
+		memset(&put, 0, sizeof(put));
+		char why[512] = "", ctx[1024];
+		snprintf(ctx, sizeof(ctx), "%s to %s failed after %zu of %zu artifacts; evidence kept in %s", name, uri,
+		         n_up + n_kept, n, dir);
+		cJSON_AddStringToObject(meta, "sha256", sha);
+		bool multi = size > 0 && (d.always_multipart || size > d.threshold);
+		int rc = multi ? put_multipart(t, &d, key, path, size, irfw_evidence_media_type(t, i), sha_b64, meta, &put,
+		                               ctx)
+		               : put_single(t, &d, key, path, irfw_evidence_media_type(t, i), sha_b64, meta, &put);
+		cJSON_DeleteItemFromObjectCaseSensitive(meta, "sha256");
+		free(sha_b64);
+		if (rc != 0) {
+			st = multi ? IRFW_FAILED : irfw_fail_aws(t, "PutObject %s", ctx);
+			put_free(&put);
+			free(key);
+			goto out;
+		}
+		if (verify(t, &d, key, size, &put, why, sizeof(why)) != 0) {
+			st = irfw_fail(t, "%s: verification of %s failed: %s; evidence kept in %s", name, uri, why, dir);
+			put_free(&put);
+			free(key);
+			goto out;
+		}
+		if (irfw_evidence_set_location(t, i, uri, put.version_id, put.etag, d.kms_arn) != 0)
+			irfw_log(t, IRFW_LOG_WARN, "cannot record the location of %s in the manifest", name);
+		irfw_log(t, IRFW_LOG_INFO, "%s -> %s (%llu bytes%s)", name, uri, (unsigned long long)size,
+		         multi ? ", multipart" : "");
+		n_up++;
+		put_free(&put);
+		free(key);
+	}
+
+	/* The manifest last: now it names every object's place in S3. */
+	const char *mpath = irfw_manifest_path(t);
+	struct stat sb;
+	if (!mpath || stat(mpath, &sb) != 0) {
+		st = irfw_fail(t, "cannot read the case manifest %s", mpath ? mpath : "(none)");
+		goto out;
+	}
+	{
+		size_t klen = strlen(d.prefix) + sizeof("manifest.json");
+		char *key = malloc(klen);
+		if (!key)
+			goto oom;
+		snprintf(key, klen, "%smanifest.json", d.prefix);
+		struct put put;
+		memset(&put, 0, sizeof(put));
+		char why[512] = "";
+		free(uri);
+		uri = NULL;
+		size_t ulen = strlen(d.bucket) + klen + 8;
+		uri = malloc(ulen);
+		if (!uri) {
+			free(key);
+			goto oom;
+		}
+		snprintf(uri, ulen, "s3://%s/%s", d.bucket, key);
+		if (put_single(t, &d, key, mpath, "application/json", NULL, meta, &put) != 0) {
+			st = irfw_fail_aws(t, "PutObject manifest.json to %s failed (%zu artifacts uploaded); evidence kept "
+			                   "in %s", uri, n_up + n_kept, dir);
+			free(key);
+			goto out;
+		}
+		if (verify(t, &d, key, (uint64_t)sb.st_size, &put, why, sizeof(why)) != 0) {
+			st = irfw_fail(t, "manifest.json: verification of %s failed: %s; evidence kept in %s", uri, why, dir);
+			put_free(&put);
+			free(key);
+			goto out;
+		}
+		cJSON *rec = cJSON_CreateObject();
+		cJSON_AddStringToObject(rec, "uri", uri);
+		if (put.etag)
+			cJSON_AddStringToObject(rec, "etag", put.etag);
+		if (put.version_id)
+			cJSON_AddStringToObject(rec, "version_id", put.version_id);
+		if (d.kms_arn)
+			cJSON_AddStringToObject(rec, "kms_key", d.kms_arn);
+		cJSON_AddNumberToObject(rec, "artifacts", (double)(n_up + n_kept));
+		irfw_record(t, "manifest", rec);
+		put_free(&put);
+		free(key);
+	}
+	irfw_note(t, "%zu artifacts to s3://%s/%s (KMS key %s)", n_up + n_kept, d.bucket, d.prefix, kms_text);
+	if (n_kept)
+		irfw_note(t, "%zu already uploaded by an earlier run", n_kept);
+	st = IRFW_OK;
+	goto out;
+oom:
+	st = irfw_fail(t, "out of memory; evidence kept in %s", dir);
+out:
+	cJSON_Delete(summary);
+	cJSON_Delete(meta);
+	free(uri);
+	free(dir);
+	free(d.bucket);
+	free(d.prefix);
+	return st;
+}
+
+static const struct irfw_plugin plugin = {
+	IRFW_PLUGIN_HEADER,
+	.name = "upload",
+	.version = "1.0",
+	.summary = "ship every artifact and the case manifest to S3 with SSE-KMS, checksums verified",
+	.options = opts,
+	.init = init,
+	.run = run,
+	.description =
+		"Uploads every artifact of the case (the core's describe-instance.json, capture's files, anything "
+		"other steps added) to s3://BUCKET/PREFIXNAME, encrypted with SSE-KMS, and then the case "
+		"manifest as PREFIXmanifest.json. Each PutObject carries the SHA-256 the manifest recorded when the "
+		"artifact was captured, so S3 refuses a body that changed since; large artifacts go up in parts, "
+		"each part checked the same way, and a failed multipart upload is aborted. After each upload "
+		"HeadObject confirms the object is there with the right size, checksum, and KMS key, and the "
+		"object's URI, ETag, version id and key are recorded in the manifest.\n\n"
+		"The KMS key is given by id, ARN or alias (kms_key), or by its description (kms_key_description, "
+		"the rule of the tool irfw replaces). It is resolved once per run to its ARN and must be enabled. "
+		"Without a key the step refuses to upload unless allow_unencrypted is set.\n\n"
+		"It runs last but for the notifications, so that the manifest it ships records every step before "
+		"it and the notification can name where the evidence is. A failed upload leaves the evidence in "
+		"the local case folder, which the failure message names; a re-run of the case uploads only what is "
+		"not yet at the same place in S3.",
+};
+
+IRFW_PLUGIN_ENTRY(upload, plugin)

@@ -1,0 +1,74 @@
+"""A local HTTP proxy in front of moto that answers chosen requests itself
+(to play an AWS refusal moto cannot produce) and forwards the rest.
+
+    proxy = RefusingProxy(world.moto.url, rule)
+    world.irfw(..., env={"AWS_ENDPOINT_URL": proxy.url})
+    proxy.close()
+
+rule(body: bytes) -> None to forward, or (status, content_type, body bytes).
+proxy.refused counts the requests the rule answered.
+"""
+import http.server
+import threading
+import urllib.error
+import urllib.request
+
+
+def ec2_error(code, message, request_id="req-proxy-1"):
+    return (f'<?xml version="1.0" encoding="UTF-8"?><Response><Errors><Error><Code>{code}</Code>'
+            f"<Message>{message}</Message></Error></Errors><RequestID>{request_id}</RequestID>"
+            f"</Response>").encode()
+
+
+class RefusingProxy:
+    def __init__(self, upstream, rule):
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                answer = rule(body)
+                if answer is None:
+                    self.forward("POST", body)
+                    return
+                proxy.refused += 1
+                status, ctype, out = answer
+                self.send_response(status)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(out)))
+                self.send_header("Connection", "close")
+                self.end_headers()
+                self.wfile.write(out)
+
+            def do_GET(self):
+                self.forward("GET", None)
+
+            def forward(self, method, body):
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
+                req = urllib.request.Request(upstream + self.path, data=body, method=method, headers=headers)
+                try:
+                    r = urllib.request.urlopen(req, timeout=30)
+                    status, data, rh = r.status, r.read(), r.headers
+                except urllib.error.HTTPError as e:
+                    status, data, rh = e.code, e.read(), e.headers
+                self.send_response(status)
+                for k, v in rh.items():
+                    if k.lower() not in ("content-length", "connection", "transfer-encoding", "server", "date"):
+                        self.send_header(k, v)
+                self.send_header("Content-Length", str(len(data)))
+                self.send_header("Connection", "close")
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.refused = 0
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
