@@ -380,6 +380,18 @@ long irfw_step_get_int(const irfw_step *step, const char *key)
 	return v && irfw_parse_long(v, &l) ? l : 0;
 }
 
+char **irfw_step_get_list(const irfw_step *step, const char *key)
+{
+	char **v = NULL;
+	irfw_split_list(irfw_step_get(step, key), &v);
+	return v;
+}
+
+void irfw_list_free(char **list)
+{
+	irfw_strv_free(list);
+}
+
 void irfw_step_error(irfw_step *step, const char *key, const char *fmt, ...)
 {
 	char msg[1024];

@@ -2,6 +2,8 @@
 #include "config.h"
 
 #include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -68,4 +70,88 @@ void *irfw_base64_decode(const char *s, size_t *len)
 	}
 	*len = (size_t)got - pad;
 	return out;
+}
+
+/* ------------------------------------------------------------------ */
+/* irfw_strbuf: the engine's irfw_buf behind an opaque handle. */
+
+struct irfw_strbuf {
+	struct irfw_buf b;
+	bool failed;
+};
+
+irfw_strbuf *irfw_strbuf_new(void)
+{
+	irfw_strbuf *b = calloc(1, sizeof(*b));
+	if (b && irfw_buf_puts(&b->b, "") != 0) {
+		free(b);
+		return NULL;
+	}
+	return b;
+}
+
+void irfw_strbuf_add(irfw_strbuf *b, const void *data, size_t len)
+{
+	if (b && !b->failed && irfw_buf_add(&b->b, data, len) != 0)
+		b->failed = true;
+}
+
+void irfw_strbuf_puts(irfw_strbuf *b, const char *s)
+{
+	irfw_strbuf_add(b, s, strlen(s));
+}
+
+void irfw_strbuf_printf(irfw_strbuf *b, const char *fmt, ...)
+{
+	va_list ap, cp;
+	va_start(ap, fmt);
+	va_copy(cp, ap);
+	int n = vsnprintf(NULL, 0, fmt, cp);
+	va_end(cp);
+	char *s = n >= 0 ? malloc((size_t)n + 1) : NULL;
+	if (s) {
+		vsnprintf(s, (size_t)n + 1, fmt, ap);
+		irfw_strbuf_add(b, s, (size_t)n);
+		free(s);
+	} else if (b) {
+		b->failed = true;
+	}
+	va_end(ap);
+}
+
+const char *irfw_strbuf_str(const irfw_strbuf *b)
+{
+	return b && b->b.data ? b->b.data : "";
+}
+
+size_t irfw_strbuf_len(const irfw_strbuf *b)
+{
+	return b ? b->b.len : 0;
+}
+
+void irfw_strbuf_truncate(irfw_strbuf *b, size_t len)
+{
+	if (b && b->b.data && len < b->b.len) {
+		b->b.len = len;
+		b->b.data[len] = '\0';
+	}
+}
+
+char *irfw_strbuf_steal(irfw_strbuf *b)
+{
+	if (!b)
+		return NULL;
+	char *s = b->failed ? NULL : b->b.data;
+	if (b->failed)
+		irfw_buf_free(&b->b);
+	free(b);
+	return s;
+}
+
+void irfw_strbuf_free(irfw_strbuf *b)
+{
+	if (!b)
+		return;
+	irfw_buf_free(&b->b);
+	free(b);
 }

@@ -53,7 +53,7 @@ static void usage(FILE *out)
 	        "\n"
 	        "Output:\n"
 	        "  -o, --output FORMAT    text (default) or json (one document on stdout)\n"
-	        "  -v, --verbose          more detail (repeat for AWS call traces)\n"
+	        "  -v, --verbose          more detail: every AWS call with status, request id, ms\n"
 	        "  -q, --quiet            errors only\n"
 	        "  -V, --version          print the version\n"
 	        "  -h, --help             this help\n"

@@ -205,6 +205,18 @@ static void test_helpers(void **state)
 	irfw_sha256("abc", 3, hex, b64);
 	assert_string_equal(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
 	assert_string_equal(b64, "ungWv48Bz+pBQUDeXa4iI7ADYaOWF3qctBD/YfIAFa0=");
+
+	irfw_strbuf *sb = irfw_strbuf_new();
+	assert_string_equal(irfw_strbuf_str(sb), "");
+	irfw_strbuf_puts(sb, "step ");
+	for (int i = 0; i < 200; i++)
+		irfw_strbuf_printf(sb, "%d,", i);
+	assert_int_equal(irfw_strbuf_len(sb), strlen(irfw_strbuf_str(sb)));
+	irfw_strbuf_truncate(sb, 7);
+	assert_string_equal(irfw_strbuf_str(sb), "step 0,");
+	char *text = irfw_strbuf_steal(sb);
+	assert_string_equal(text, "step 0,");
+	free(text);
 }
 
 int main(void)

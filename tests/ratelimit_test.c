@@ -289,7 +289,7 @@ static void test_separate_keys(void **state)
 	/* More keys than the registry has hash slots: buckets that share a
 	 * slot must still be told apart by every part of the key. */
 	for (int i = 0; i < 200; i++) {
-		char acct[16];
+		char acct[32];
 
 		snprintf(acct, sizeof(acct), "acct-%d", i);
 		acquire_n(rl, 3, acct, "ap-south-1", "ec2", "TerminateInstances");

@@ -173,6 +173,12 @@ IRFW_EXPORT bool irfw_step_get_bool(const irfw_step *step, const char *key);
 /** Integer value of `key` (validated at load time); 0 when unset. */
 IRFW_EXPORT long irfw_step_get_int(const irfw_step *step, const char *key);
 
+/** A LIST option split into words (commas and blanks separate them), as
+ * a NULL-terminated array to free with irfw_list_free(); an empty list
+ * gives an array holding only NULL.  NULL on allocation failure. */
+IRFW_EXPORT char **irfw_step_get_list(const irfw_step *step, const char *key);
+IRFW_EXPORT void irfw_list_free(char **list);
+
 /**
  * Report a configuration error in `init`, naming the file and line of
  * `key` (or of the section when key is NULL).  Makes the run stop with
@@ -349,6 +355,24 @@ IRFW_EXPORT cJSON *irfw_target_summary(const irfw_target *t);
 
 /* ------------------------------------------------------------------ */
 /* Helpers, so a plugin needs no crypto or HTTP library of its own.     */
+
+/** A growable string for building messages.  After an allocation failure
+ * every later append is ignored and irfw_strbuf_steal() returns NULL, so a
+ * caller checks once, at the end. */
+typedef struct irfw_strbuf irfw_strbuf;
+IRFW_EXPORT irfw_strbuf *irfw_strbuf_new(void);
+IRFW_EXPORT void irfw_strbuf_add(irfw_strbuf *b, const void *data, size_t len);
+IRFW_EXPORT void irfw_strbuf_puts(irfw_strbuf *b, const char *s);
+IRFW_EXPORT void irfw_strbuf_printf(irfw_strbuf *b, const char *fmt, ...) IRFW_PRINTF(2, 3);
+/** The text so far ("" when empty), valid until the next append. */
+IRFW_EXPORT const char *irfw_strbuf_str(const irfw_strbuf *b);
+IRFW_EXPORT size_t irfw_strbuf_len(const irfw_strbuf *b);
+/** Shorten to `len` bytes (no-op when already shorter). */
+IRFW_EXPORT void irfw_strbuf_truncate(irfw_strbuf *b, size_t len);
+/** Free the builder and return its text (to free()), or NULL after an
+ * allocation failure. */
+IRFW_EXPORT char *irfw_strbuf_steal(irfw_strbuf *b);
+IRFW_EXPORT void irfw_strbuf_free(irfw_strbuf *b);
 
 /** SHA-256 of data: lowercase hex into hex[65] and/or base64 into b64[45]
  * (either may be NULL). */
