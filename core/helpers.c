@@ -155,3 +155,9 @@ void irfw_strbuf_free(irfw_strbuf *b)
 	irfw_buf_free(&b->b);
 	free(b);
 }
+
+const char *irfw_json_str(const cJSON *obj, const char *key)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+	return cJSON_IsString(v) ? v->valuestring : NULL;
+}

@@ -356,6 +356,10 @@ IRFW_EXPORT cJSON *irfw_target_summary(const irfw_target *t);
 /* ------------------------------------------------------------------ */
 /* Helpers, so a plugin needs no crypto or HTTP library of its own.     */
 
+/** The string member `key` of a cJSON object (an AWS reply), or NULL when
+ * it is absent or not a string. */
+IRFW_EXPORT const char *irfw_json_str(const cJSON *obj, const char *key);
+
 /** A growable string for building messages.  After an allocation failure
  * every later append is ignored and irfw_strbuf_steal() returns NULL, so a
  * caller checks once, at the end. */
