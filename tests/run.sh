@@ -3,7 +3,8 @@
 #   tests/run.sh
 # 1. installs what is missing (scripts/bootstrap.sh),
 # 2. builds with gcc and with clang, warnings as errors,
-# 3. runs the C unit tests (make check), then again under ASan+UBSan,
+# 3. runs the C unit tests (make check), then again under ASan+UBSan, and
+#    the integration suite against the sanitizer build,
 # 4. runs `make distcheck`,
 # 5. runs the irfw CLI once under valgrind against moto,
 # 6. runs the integration suite (pytest, moto on 127.0.0.1), whose summary
@@ -36,17 +37,25 @@ if [ "${IRFW_QUICK:-0}" != 1 ]; then
 		{ cat build-asan/check.out; for f in build-asan/tests/*.log; do echo "--- $f"; tail -40 "$f"; done; exit 1; }
 	grep -E '^(PASS|FAIL|ERROR|SKIP|# )' build-asan/check.out
 
+	step "integration tests against the ASan+UBSan build (leaks fail a run)"
+	ASAN_OPTIONS=detect_leaks=1 IRFW_BUILDDIR="$src/build-asan" python3 -m pytest -q -p no:cacheprovider \
+		tests/integration >build-asan/integration.out 2>&1 || { tail -100 build-asan/integration.out; exit 1; }
+	tail -1 build-asan/integration.out
+
 	step "make distcheck"
 	make -C build distcheck >build/distcheck.out 2>&1 || { tail -60 build/distcheck.out; exit 1; }
 	grep -E 'archives ready|irfw-.*tar.gz' build/distcheck.out | head -3
 fi
 
 step "irfw under valgrind"
-valgrind --quiet --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect \
-	build/.libs/irfw --version >/dev/null ||
-	libtool --mode=execute valgrind --quiet --error-exitcode=99 build/irfw --version
+vg="valgrind --quiet --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect"
+# Loading every plugin and printing the plan, then a full run against moto.
+IRFW_PLUGIN_PATH="$src/build/plugins" build/libtool --mode=execute $vg \
+	build/irfw --conf conf/irfw.ini --plan -i i-0123456789abcdef0 >/dev/null
 IRFW_BUILDDIR="$src/build" IRFW_VALGRIND=1 python3 -m pytest -q -p no:cacheprovider \
-	tests/integration/test_cli.py -k "valgrind" 2>&1 | tail -3
+	tests/integration/test_cli.py tests/integration/test_default_site.py -k "valgrind or one_liner" \
+	>build/valgrind.out 2>&1 || { tail -60 build/valgrind.out; exit 1; }
+tail -1 build/valgrind.out
 
 step "integration tests (moto)"
 IRFW_BUILDDIR="$src/build" exec python3 -m pytest -p no:cacheprovider -q -rs tests/integration
