@@ -265,6 +265,9 @@ int main(int argc, char **argv)
 		status = irfw_run_plan(&r, json);
 		goto out;
 	}
+	/* check changes nothing: its steps run dry. */
+	if (check_cmd)
+		r.dry_run = true;
 	status = irfw_run_execute(&r, json, check_cmd);
 out:
 	free(ids);

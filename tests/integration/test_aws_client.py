@@ -209,3 +209,34 @@ def test_unreachable_endpoint_times_out_with_message(world):
     p = world.irfw("--conf", conf, "-i", inst, env={"AWS_ENDPOINT_URL": "http://127.0.0.1:9"})
     assert p.returncode in (1, 2)
     assert "ConnectionError" in p.stderr and "sts:GetCallerIdentity" in p.stderr
+
+
+def test_check_is_a_permission_preflight_that_changes_nothing(signed_world):
+    """`irfw check -i ID` runs each step dry: EC2 answers every change with
+    its permission verdict, nothing is changed and no case is recorded."""
+    world = signed_world
+    w = world.vpc_world()
+    inst = w["instances"][0]
+    deny = {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "*", "Resource": "*"},
+        {"Effect": "Deny", "Action": "ec2:ModifyInstanceAttribute", "Resource": "*"}]}
+    akid, secret = make_user(world, policy=deny)
+    world.moto.reset_auth(0)
+    env = {"AWS_ACCESS_KEY_ID": akid, "AWS_SECRET_ACCESS_KEY": secret}
+    conf = world.write_conf(["isolate", "protect"], {"isolate": {"admin_cidrs": "10.0.0.0/8"}})
+    p = world.irfw("check", "--conf", conf, env=env)
+    assert p.returncode == 0 and "credentials are fine" in p.stdout, p.stderr
+    p = world.irfw("check", "--conf", conf, "-i", inst, "-o", "json", env=env)
+    world.moto.reset_auth(10**9)
+    assert p.returncode == 1, p.stdout + p.stderr
+    steps = {s["step"]: s for s in p.json["instances"][0]["steps"]}
+    assert steps["isolate"]["status"] == "ok", steps["isolate"]
+    assert steps["protect"]["status"] == "failed"
+    why = steps["protect"]["aws_error"] or steps["protect"]["detail"]
+    assert "UnauthorizedOperation" in why or "AccessDenied" in why  # AWS / moto
+    ec2 = world.client("ec2")
+    assert not ec2.describe_security_groups(Filters=[{"Name": "group-name",
+                                                      "Values": [f"irfw-quarantine-{w['vpc']}"]}])["SecurityGroups"]
+    assert ec2.describe_instance_attribute(InstanceId=inst, Attribute="disableApiTermination")[
+        "DisableApiTermination"]["Value"] is False
+    assert not world.evidence.exists()
