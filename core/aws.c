@@ -496,13 +496,20 @@ static double now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* Register new credentials with the log mask (worker threads race here). */
 static void remember_secrets(struct irfw_aws *a, const struct irfw_creds *c)
 {
-	if (!c->access_key_id || strcmp(a->last_key_id, c->access_key_id) == 0)
+	if (!c->access_key_id)
 		return;
-	snprintf(a->last_key_id, sizeof(a->last_key_id), "%s", c->access_key_id);
-	irfw_log_add_secret(c->secret_access_key);
-	irfw_log_add_secret(c->session_token);
+	pthread_mutex_lock(&a->slots_lock);
+	bool fresh = strcmp(a->last_key_id, c->access_key_id) != 0;
+	if (fresh)
+		snprintf(a->last_key_id, sizeof(a->last_key_id), "%s", c->access_key_id);
+	pthread_mutex_unlock(&a->slots_lock);
+	if (fresh) {
+		irfw_log_add_secret(c->secret_access_key);
+		irfw_log_add_secret(c->session_token);
+	}
 }
 
 /*
