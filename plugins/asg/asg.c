@@ -46,10 +46,11 @@ struct asg_state {
 	cJSON *map;
 };
 
-static const char *str_item(const cJSON *o, const char *key)
+/* irfw_json_str, with an empty string (an empty XML element) read as absent. */
+static const char *str_nonempty(const cJSON *o, const char *key)
 {
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-	return cJSON_IsString(v) && v->valuestring[0] ? v->valuestring : NULL;
+	const char *s = irfw_json_str(o, key);
+	return s && *s ? s : NULL;
 }
 
 static long num_item(const cJSON *o, const char *key)
@@ -67,7 +68,7 @@ static const cJSON *result_of(const cJSON *res, const char *op_result, const cha
 
 static const char *next_token(const cJSON *res, const char *op_result)
 {
-	return str_item(cJSON_GetObjectItemCaseSensitive(res, op_result), "NextToken");
+	return str_nonempty(cJSON_GetObjectItemCaseSensitive(res, op_result), "NextToken");
 }
 
 /* Put every AutoScalingInstances member of a reply into map. */
@@ -76,13 +77,13 @@ static void map_reply(cJSON *map, const cJSON *res)
 	const cJSON *it;
 	cJSON_ArrayForEach(it, result_of(res, "DescribeAutoScalingInstancesResult", "AutoScalingInstances"))
 	{
-		const char *id = str_item(it, "InstanceId");
-		const char *group = str_item(it, "AutoScalingGroupName");
+		const char *id = str_nonempty(it, "InstanceId");
+		const char *group = str_nonempty(it, "AutoScalingGroupName");
 		if (!id || !group)
 			continue;
 		cJSON *e = cJSON_CreateObject();
 		cJSON_AddStringToObject(e, "group", group);
-		const char *ls = str_item(it, "LifecycleState");
+		const char *ls = str_nonempty(it, "LifecycleState");
 		cJSON_AddStringToObject(e, "state", ls ? ls : "");
 		cJSON_DeleteItemFromObjectCaseSensitive(map, id);
 		cJSON_AddItemToObject(map, id, e);
@@ -181,8 +182,8 @@ static int lookup(irfw_target *t, const struct asg_state *s, char **group, char 
 	const cJSON *e = s->map ? cJSON_GetObjectItemCaseSensitive(s->map, irfw_target_id(t)) : NULL;
 	if (e) {
 		if (cJSON_IsObject(e)) {
-			*group = strdup(str_item(e, "group"));
-			const char *ls = str_item(e, "state");
+			*group = strdup(str_nonempty(e, "group"));
+			const char *ls = str_nonempty(e, "state");
 			*lstate = ls ? strdup(ls) : NULL;
 		}
 		return 0;
@@ -200,8 +201,8 @@ static int lookup(irfw_target *t, const struct asg_state *s, char **group, char 
 	cJSON_Delete(res);
 	e = cJSON_GetObjectItemCaseSensitive(map, irfw_target_id(t));
 	if (e) {
-		*group = strdup(str_item(e, "group"));
-		const char *ls = str_item(e, "state");
+		*group = strdup(str_nonempty(e, "group"));
+		const char *ls = str_nonempty(e, "state");
 		*lstate = ls ? strdup(ls) : NULL;
 	}
 	cJSON_Delete(map);
@@ -227,7 +228,7 @@ static irfw_status run(irfw_target *t, void *state)
 	if (!group) {
 		/* A resumed case with resume off: say where it went. */
 		const cJSON *prev = irfw_record_get(t, irfw_step_name(step), "asg");
-		const char *pg = str_item(prev, "group");
+		const char *pg = str_nonempty(prev, "group");
 		if (pg && !standby) {
 			irfw_note(t, "already out of Auto Scaling group %s (recorded by an earlier run)", pg);
 			goto out;

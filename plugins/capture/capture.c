@@ -12,24 +12,24 @@
 #include "irfw/irfw.h"
 
 static const struct irfw_option opts[] = {
-	{.name = "metadata",
-	 .type = IRFW_OPT_BOOL,
-	 .def = "true",
-	 .help = "Store instance-attributes.json (DescribeInstanceAttribute userData), the decoded user data as "
-	         "user-data.bin when there is any, and network-interfaces.json (DescribeNetworkInterfaces of the "
-	         "instance's ENIs). The DescribeInstances record itself is stored by the core as "
-	         "describe-instance.json."},
-	{.name = "console_output",
-	 .type = IRFW_OPT_BOOL,
-	 .def = "true",
-	 .help = "Store the latest serial console output as console-output.txt (GetConsoleOutput, Latest=true; "
-	         "falls back to the buffered output where the instance type cannot give the latest)."},
-	{.name = "screenshot",
-	 .type = IRFW_OPT_BOOL,
-	 .def = "true",
-	 .help = "Store a console screenshot as console-screenshot.jpg (GetConsoleScreenshot, WakeUp=true). "
-	         "Instance types without screenshot support are noted as skipped with AWS's reason."},
-	{.name = NULL},
+    {.name = "metadata",
+     .type = IRFW_OPT_BOOL,
+     .def = "true",
+     .help = "Store instance-attributes.json (DescribeInstanceAttribute userData), the decoded user data as "
+             "user-data.bin when there is any, and network-interfaces.json (DescribeNetworkInterfaces of the "
+             "instance's ENIs). The DescribeInstances record itself is stored by the core as "
+             "describe-instance.json."},
+    {.name = "console_output",
+     .type = IRFW_OPT_BOOL,
+     .def = "true",
+     .help = "Store the latest serial console output as console-output.txt (GetConsoleOutput, Latest=true; "
+             "falls back to the buffered output where the instance type cannot give the latest)."},
+    {.name = "screenshot",
+     .type = IRFW_OPT_BOOL,
+     .def = "true",
+     .help = "Store a console screenshot as console-screenshot.jpg (GetConsoleScreenshot, WakeUp=true). "
+             "Instance types without screenshot support are noted as skipped with AWS's reason."},
+    {.name = NULL},
 };
 
 /* Outcome of the parts of one run, so the step can decide its status only
@@ -72,7 +72,8 @@ static void aws_failed(irfw_target *t, struct tally *ty, const char *what)
 	       irfw_aws_error_message(t), *rid ? " (request " : "", *rid ? rid : "");
 	if (*rid)
 		strncat(ty->failed, ")", sizeof(ty->failed) - strlen(ty->failed) - 1);
-	irfw_log(t, IRFW_LOG_WARN, "%s failed: %s: %s", what, irfw_aws_error_code(t), irfw_aws_error_message(t));
+	irfw_log(t, IRFW_LOG_WARN, "%s failed: %s: %s", what, irfw_aws_error_code(t),
+	         irfw_aws_error_message(t));
 }
 
 /* Errors that mean "this instance cannot give that", not "something broke":
@@ -133,14 +134,15 @@ static void capture_metadata(irfw_target *t, struct tally *ty)
 		/* Attackers hide scripts in user data; keep the decoded bytes too
 		 * (often a shell script, sometimes gzip or MIME multipart). */
 		const cJSON *ud = cJSON_GetObjectItemCaseSensitive(res, "userData");
-		const cJSON *val = cJSON_GetObjectItemCaseSensitive(ud, "value");
-		if (cJSON_IsString(val) && *val->valuestring) {
+		const char *val = irfw_json_str(ud, "value");
+		if (val && *val) {
 			size_t len = 0;
-			void *bytes = irfw_base64_decode(val->valuestring, &len);
+			void *bytes = irfw_base64_decode(val, &len);
 			if (!bytes) {
 				ty->n_failed++;
 				append(ty->failed, sizeof(ty->failed), "user data is not base64");
-			} else if (irfw_evidence_add(t, "user-data.bin", "application/octet-stream", bytes, len) == 0) {
+			} else if (irfw_evidence_add(t, "user-data.bin", "application/octet-stream", bytes,
+			                             len) == 0) {
 				captured(ty, "user-data.bin");
 			} else {
 				store_failed(ty, "user-data.bin");
@@ -179,7 +181,8 @@ static void capture_console_output(irfw_target *t, struct tally *ty)
 	if (rc != 0 && strcmp(irfw_aws_error_code(t), "UnsupportedOperation") == 0) {
 		/* Latest=true needs a Nitro instance; the buffered output is
 		 * still evidence on the others. */
-		irfw_log(t, IRFW_LOG_INFO, "latest console output not supported (%s); asking for the buffered output",
+		irfw_log(t, IRFW_LOG_INFO,
+		         "latest console output not supported (%s); asking for the buffered output",
 		         irfw_aws_error_message(t));
 		cJSON_DeleteItemFromObjectCaseSensitive(p, "Latest");
 		rc = irfw_aws_call(t, "ec2", "GetConsoleOutput", p, &res);
@@ -192,8 +195,8 @@ static void capture_console_output(irfw_target *t, struct tally *ty)
 			aws_failed(t, ty, "GetConsoleOutput");
 		return;
 	}
-	const cJSON *out = cJSON_GetObjectItemCaseSensitive(res, "output");
-	if (!cJSON_IsString(out) || !*out->valuestring) {
+	const char *out = irfw_json_str(res, "output");
+	if (!out || !*out) {
 		/* Not an error: a fresh or silent instance has nothing yet. */
 		ty->n_skipped++;
 		append(ty->skipped, sizeof(ty->skipped), "console output empty");
@@ -201,7 +204,7 @@ static void capture_console_output(irfw_target *t, struct tally *ty)
 		return;
 	}
 	size_t len = 0;
-	void *text = irfw_base64_decode(out->valuestring, &len);
+	void *text = irfw_base64_decode(out, &len);
 	if (!text) {
 		ty->n_failed++;
 		append(ty->failed, sizeof(ty->failed), "GetConsoleOutput: output is not base64");
@@ -228,15 +231,15 @@ static void capture_screenshot(irfw_target *t, struct tally *ty)
 			aws_failed(t, ty, "GetConsoleScreenshot");
 		return;
 	}
-	const cJSON *img = cJSON_GetObjectItemCaseSensitive(res, "imageData");
-	if (!cJSON_IsString(img) || !*img->valuestring) {
+	const char *img = irfw_json_str(res, "imageData");
+	if (!img || !*img) {
 		ty->n_skipped++;
 		append(ty->skipped, sizeof(ty->skipped), "screenshot empty");
 		cJSON_Delete(res);
 		return;
 	}
 	size_t len = 0;
-	void *jpeg = irfw_base64_decode(img->valuestring, &len);
+	void *jpeg = irfw_base64_decode(img, &len);
 	if (!jpeg) {
 		ty->n_failed++;
 		append(ty->failed, sizeof(ty->failed), "GetConsoleScreenshot: imageData is not base64");
@@ -260,7 +263,8 @@ static irfw_status run(irfw_target *t, void *state)
 	bool want_out = irfw_step_get_bool(step, "console_output");
 	bool want_shot = irfw_step_get_bool(step, "screenshot");
 	if (!want_meta && !want_out && !want_shot)
-		return irfw_skip(t, "nothing to capture: metadata, console_output and screenshot are all off");
+		return irfw_skip(t,
+		                 "nothing to capture: metadata, console_output and screenshot are all off");
 
 	/* Console first: it is the most volatile (a ring buffer that later
 	 * boots overwrite), then the screen, then the slower-changing
@@ -273,8 +277,9 @@ static irfw_status run(irfw_target *t, void *state)
 		capture_metadata(t, &ty);
 
 	if (ty.n_failed)
-		return irfw_fail(t, "%s%s%s%s%s", ty.failed, ty.n_captured ? "; captured: " : "; nothing captured",
-		                 ty.captured, ty.n_skipped ? "; " : "", ty.skipped);
+		return irfw_fail(t, "%s%s%s%s%s", ty.failed,
+		                 ty.n_captured ? "; captured: " : "; nothing captured", ty.captured,
+		                 ty.n_skipped ? "; " : "", ty.skipped);
 	if (!ty.n_captured)
 		return irfw_skip(t, "nothing captured: %s", ty.skipped);
 	irfw_note(t, "captured %s", ty.captured);
@@ -284,29 +289,29 @@ static irfw_status run(irfw_target *t, void *state)
 }
 
 static const struct irfw_plugin plugin = {
-	IRFW_PLUGIN_HEADER,
-	.name = "capture",
-	.version = "1.0",
-	.summary = "store user data, network interfaces, console output and a console screenshot as evidence",
-	.options = opts,
-	.run = run,
-	.description =
-		"Collects the evidence EC2 itself holds about the instance and adds each piece to the case "
-		"through the core, which writes it under the case folder, computes its SHA-256 and records it in "
-		"manifest.json: instance-attributes.json and user-data.bin (DescribeInstanceAttribute userData, "
-		"where attackers like to hide bootstrap scripts), network-interfaces.json (DescribeNetworkInterfaces "
-		"of the instance's ENIs), console-output.txt (GetConsoleOutput, latest) and console-screenshot.jpg "
-		"(GetConsoleScreenshot). The DescribeInstances record is stored by the core when the case is opened "
-		"(describe-instance.json).\n\n"
-		"It runs after isolate and protect, so the instance can no longer talk to an attacker nor be "
-		"deleted while its evidence is taken, and before snapshot and upload, which ship what it leaves. "
-		"Note that the network interfaces it records already carry the quarantine group; the original "
-		"groups are in isolate's record.\n\n"
-		"Every part is tried even when an earlier one fails. Instance types that cannot give a screenshot "
-		"or the latest console output (UnsupportedOperation), and instances that are not running "
-		"(IncorrectInstanceState), are noted as skipped with AWS's reason. The step is OK when anything was "
-		"captured, SKIPPED when nothing applied, and FAILED when any other AWS error occurred. It cannot "
-		"capture memory or disk contents: that needs an agent on the instance or the snapshot step.",
+    IRFW_PLUGIN_HEADER,
+    .name = "capture",
+    .version = "1.0",
+    .summary = "store user data, network interfaces, console output and a console screenshot as evidence",
+    .options = opts,
+    .run = run,
+    .description =
+        "Collects the evidence EC2 itself holds about the instance and adds each piece to the case "
+        "through the core, which writes it under the case folder, computes its SHA-256 and records it in "
+        "manifest.json: instance-attributes.json and user-data.bin (DescribeInstanceAttribute userData, "
+        "where attackers like to hide bootstrap scripts), network-interfaces.json (DescribeNetworkInterfaces "
+        "of the instance's ENIs), console-output.txt (GetConsoleOutput, latest) and console-screenshot.jpg "
+        "(GetConsoleScreenshot). The DescribeInstances record is stored by the core when the case is opened "
+        "(describe-instance.json).\n\n"
+        "It runs after isolate and protect, so the instance can no longer talk to an attacker nor be "
+        "deleted while its evidence is taken, and before snapshot and upload, which ship what it leaves. "
+        "Note that the network interfaces it records already carry the quarantine group; the original "
+        "groups are in isolate's record.\n\n"
+        "Every part is tried even when an earlier one fails. Instance types that cannot give a screenshot "
+        "or the latest console output (UnsupportedOperation), and instances that are not running "
+        "(IncorrectInstanceState), are noted as skipped with AWS's reason. The step is OK when anything was "
+        "captured, SKIPPED when nothing applied, and FAILED when any other AWS error occurred. It cannot "
+        "capture memory or disk contents: that needs an agent on the instance or the snapshot step.",
 };
 
 IRFW_PLUGIN_ENTRY(capture, plugin)

@@ -16,19 +16,20 @@
 #include "irfw/irfw.h"
 
 static const struct irfw_option opts[] = {
-	{.name = "release_addresses",
-	 .type = IRFW_OPT_BOOL,
-	 .def = "false",
-	 .help = "Also release each address after disassociating it (ReleaseAddress).  Off by default, and "
-	         "best left off: the public IP is evidence, may be allow-listed elsewhere, and once released "
-	         "cannot be recovered."},
-	{.name = NULL},
+    {.name = "release_addresses",
+     .type = IRFW_OPT_BOOL,
+     .def = "false",
+     .help = "Also release each address after disassociating it (ReleaseAddress).  Off by default, and "
+             "best left off: the public IP is evidence, may be allow-listed elsewhere, and once released "
+             "cannot be recovered."},
+    {.name = NULL},
 };
 
-static const char *str_item(const cJSON *o, const char *key)
+/* irfw_json_str, with an empty string (an empty XML element) read as absent. */
+static const char *str_nonempty(const cJSON *o, const char *key)
 {
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-	return cJSON_IsString(v) && *v->valuestring ? v->valuestring : NULL;
+	const char *s = irfw_json_str(o, key);
+	return s && *s ? s : NULL;
 }
 
 static void add_filter(cJSON *filters, const char *name, cJSON *values)
@@ -45,7 +46,7 @@ static bool have_address(const cJSON *addrs, const char *assoc_id)
 	const cJSON *a;
 	cJSON_ArrayForEach(a, addrs)
 	{
-		const char *id = str_item(a, "associationId");
+		const char *id = str_nonempty(a, "associationId");
 		if (id && strcmp(id, assoc_id) == 0)
 			return true;
 	}
@@ -65,7 +66,7 @@ static int describe_into(irfw_target *t, const char *filter, cJSON *values, cJSO
 	const cJSON *a;
 	cJSON_ArrayForEach(a, cJSON_GetObjectItemCaseSensitive(res, "addressesSet"))
 	{
-		const char *assoc = str_item(a, "associationId");
+		const char *assoc = str_nonempty(a, "associationId");
 		/* Only VPC associations have an id; EC2-Classic is retired. */
 		if (assoc && !have_address(addrs, assoc))
 			cJSON_AddItemToArray(addrs, cJSON_Duplicate(a, true));
@@ -86,9 +87,10 @@ static int find_addresses(irfw_target *t, cJSON *addrs)
 		return -1;
 	cJSON *enis = cJSON_CreateArray();
 	const cJSON *ni;
-	cJSON_ArrayForEach(ni, cJSON_GetObjectItemCaseSensitive(irfw_target_instance(t), "networkInterfaceSet"))
+	cJSON_ArrayForEach(ni,
+	                   cJSON_GetObjectItemCaseSensitive(irfw_target_instance(t), "networkInterfaceSet"))
 	{
-		const char *id = str_item(ni, "networkInterfaceId");
+		const char *id = str_nonempty(ni, "networkInterfaceId");
 		if (id)
 			cJSON_AddItemToArray(enis, cJSON_CreateString(id));
 	}
@@ -102,15 +104,13 @@ static int find_addresses(irfw_target *t, cJSON *addrs)
 static cJSON *address_record(const cJSON *a)
 {
 	static const char *const keys[][2] = {
-		{"public_ip", "publicIp"},
-		{"allocation_id", "allocationId"},
-		{"association_id", "associationId"},
-		{"network_interface_id", "networkInterfaceId"},
-		{"private_ip", "privateIpAddress"},
+	    {"public_ip", "publicIp"},           {"allocation_id", "allocationId"},
+	    {"association_id", "associationId"}, {"network_interface_id", "networkInterfaceId"},
+	    {"private_ip", "privateIpAddress"},
 	};
 	cJSON *r = cJSON_CreateObject();
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
-		const char *v = str_item(a, keys[i][1]);
+		const char *v = str_nonempty(a, keys[i][1]);
 		if (v)
 			cJSON_AddStringToObject(r, keys[i][0], v);
 		else
@@ -159,8 +159,8 @@ static irfw_status run(irfw_target *t, void *state)
 			const cJSON *r;
 			cJSON_ArrayForEach(r, rec)
 			{
-				const char *id = str_item(r, "association_id");
-				if (id && strcmp(id, str_item(a, "associationId")) == 0)
+				const char *id = str_nonempty(r, "association_id");
+				if (id && strcmp(id, str_nonempty(a, "associationId")) == 0)
 					seen = true;
 			}
 			if (!seen)
@@ -175,9 +175,9 @@ static irfw_status run(irfw_target *t, void *state)
 	const cJSON *a;
 	cJSON_ArrayForEach(a, addrs)
 	{
-		const char *ip = str_item(a, "publicIp");
-		const char *assoc = str_item(a, "associationId");
-		const char *alloc = str_item(a, "allocationId");
+		const char *ip = str_nonempty(a, "publicIp");
+		const char *assoc = str_nonempty(a, "associationId");
+		const char *alloc = str_nonempty(a, "allocationId");
 		cJSON *p = cJSON_CreateObject();
 		cJSON_AddStringToObject(p, "AssociationId", assoc);
 		int rc = irfw_aws_call(t, "ec2", "DisassociateAddress", p, &res);
@@ -200,16 +200,16 @@ static irfw_status run(irfw_target *t, void *state)
 			cJSON_Delete(res);
 			res = NULL;
 			if (rc != 0) {
-				st = irfw_fail_aws(t, "ReleaseAddress %s (%s), after disassociating it", ip ? ip : "?",
-				                   alloc);
+				st = irfw_fail_aws(t, "ReleaseAddress %s (%s), after disassociating it",
+				                   ip ? ip : "?", alloc);
 				goto out;
 			}
 			released++;
 		}
-		const char *eni = str_item(a, "networkInterfaceId");
+		const char *eni = str_nonempty(a, "networkInterfaceId");
 		irfw_note(t, "%s Elastic IP %s (%s) from %s%s",
-		          irfw_target_dry_run(t) ? "dry run: would disassociate" : "disassociated", ip ? ip : "?",
-		          alloc ? alloc : "no allocation id", eni ? eni : irfw_target_id(t),
+		          irfw_target_dry_run(t) ? "dry run: would disassociate" : "disassociated",
+		          ip ? ip : "?", alloc ? alloc : "no allocation id", eni ? eni : irfw_target_id(t),
 		          release && alloc ? " and released it" : "");
 	}
 	if (release && released < done)
@@ -220,28 +220,28 @@ out:
 }
 
 static const struct irfw_plugin plugin = {
-	IRFW_PLUGIN_HEADER,
-	.name = "eip",
-	.version = "1.0",
-	.summary = "disassociate the instance's Elastic IPs, recording them",
-	.options = opts,
-	.run = run,
-	.description =
-		"Finds every Elastic IP on the instance (DescribeAddresses by instance-id and by each attached "
-		"network interface, so addresses on secondary interfaces and secondary private IPs are found too) "
-		"and disassociates it (DisassociateAddress by association id).  Each address is recorded first "
-		"(public_ip, allocation_id, association_id, network_interface_id, private_ip) so it can be "
-		"associated again after the investigation.  An instance with none is skipped with \"no Elastic "
-		"IP\".\n"
-		"\n"
-		"It runs before isolate and is off in the default pipeline: taking the public address away is "
-		"visible to the intruder and breaks whatever the address serves, so the site turns it on when "
-		"it prefers that to the quarantine security group alone.  Auto-assigned public IPs (not Elastic "
-		"IPs) are not touched: they cannot be removed from a running instance's primary interface, and "
-		"the quarantine group is what contains them.\n"
-		"\n"
-		"Addresses are never released unless release_addresses = true: the public IP is evidence, it may "
-		"be in firewall rules, allow lists and DNS elsewhere, and a released address cannot be got back.",
+    IRFW_PLUGIN_HEADER,
+    .name = "eip",
+    .version = "1.0",
+    .summary = "disassociate the instance's Elastic IPs, recording them",
+    .options = opts,
+    .run = run,
+    .description =
+        "Finds every Elastic IP on the instance (DescribeAddresses by instance-id and by each attached "
+        "network interface, so addresses on secondary interfaces and secondary private IPs are found too) "
+        "and disassociates it (DisassociateAddress by association id).  Each address is recorded first "
+        "(public_ip, allocation_id, association_id, network_interface_id, private_ip) so it can be "
+        "associated again after the investigation.  An instance with none is skipped with \"no Elastic "
+        "IP\".\n"
+        "\n"
+        "It runs before isolate and is off in the default pipeline: taking the public address away is "
+        "visible to the intruder and breaks whatever the address serves, so the site turns it on when "
+        "it prefers that to the quarantine security group alone.  Auto-assigned public IPs (not Elastic "
+        "IPs) are not touched: they cannot be removed from a running instance's primary interface, and "
+        "the quarantine group is what contains them.\n"
+        "\n"
+        "Addresses are never released unless release_addresses = true: the public IP is evidence, it may "
+        "be in firewall rules, allow lists and DNS elsewhere, and a released address cannot be got back.",
 };
 
 IRFW_PLUGIN_ENTRY(eip, plugin)

@@ -36,10 +36,11 @@ static const struct irfw_option opts[] = {
     {.name = NULL},
 };
 
-static const char *str_item(const cJSON *o, const char *key)
+/* irfw_json_str, with an empty string (an empty XML element) read as absent. */
+static const char *str_nonempty(const cJSON *o, const char *key)
 {
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-	return cJSON_IsString(v) && v->valuestring[0] ? v->valuestring : NULL;
+	const char *s = irfw_json_str(o, key);
+	return s && *s ? s : NULL;
 }
 
 static const cJSON *reply_item(const cJSON *res, const char *op_result, const char *key)
@@ -80,9 +81,9 @@ static int find_targets(irfw_target *t, cJSON *found, irfw_status *st)
 		const cJSON *tg;
 		cJSON_ArrayForEach(tg, reply_item(res, "DescribeTargetGroupsResult", "TargetGroups"))
 		{
-			const char *arn = str_item(tg, "TargetGroupArn");
-			const char *type = str_item(tg, "TargetType");
-			const char *tg_vpc = str_item(tg, "VpcId");
+			const char *arn = str_nonempty(tg, "TargetGroupArn");
+			const char *type = str_nonempty(tg, "TargetType");
+			const char *tg_vpc = str_nonempty(tg, "VpcId");
 			/* Only instance targets name instance ids, and a target
 			 * group holds instances of its own VPC only. */
 			if (!arn || (type && strcmp(type, "instance") != 0) ||
@@ -106,12 +107,12 @@ static int find_targets(irfw_target *t, cJSON *found, irfw_status *st)
 			    d, reply_item(hres, "DescribeTargetHealthResult", "TargetHealthDescriptions"))
 			{
 				const cJSON *target = cJSON_GetObjectItemCaseSensitive(d, "Target");
-				const char *tid = str_item(target, "Id");
-				const char *port = str_item(target, "Port");
+				const char *tid = str_nonempty(target, "Id");
+				const char *port = str_nonempty(target, "Port");
 				if (!tid || strcmp(tid, id) != 0)
 					continue;
-				const char *state =
-				    str_item(cJSON_GetObjectItemCaseSensitive(d, "TargetHealth"), "State");
+				const char *state = str_nonempty(
+				    cJSON_GetObjectItemCaseSensitive(d, "TargetHealth"), "State");
 				cJSON *f = cJSON_CreateObject();
 				cJSON_AddStringToObject(f, "target_group_arn", arn);
 				cJSON_AddNumberToObject(f, "port", port ? strtol(port, NULL, 10) : 0);
@@ -120,7 +121,7 @@ static int find_targets(irfw_target *t, cJSON *found, irfw_status *st)
 			}
 			cJSON_Delete(hres);
 		}
-		const char *marker = str_item(
+		const char *marker = str_nonempty(
 		    cJSON_GetObjectItemCaseSensitive(res, "DescribeTargetGroupsResult"), "NextMarker");
 		cJSON_DeleteItemFromObjectCaseSensitive(params, "Marker");
 		if (rc == 0 && marker)
@@ -135,7 +136,7 @@ static int find_targets(irfw_target *t, cJSON *found, irfw_status *st)
 
 static bool draining(const cJSON *f)
 {
-	const char *s = str_item(f, "state");
+	const char *s = str_nonempty(f, "state");
 	return s && strcmp(s, "draining") == 0;
 }
 
@@ -147,7 +148,7 @@ static int deregister_targets(irfw_target *t, const cJSON *todo, irfw_status *st
 	int rc = 0;
 	cJSON_ArrayForEach(f, todo)
 	{
-		const char *arn = str_item(f, "target_group_arn");
+		const char *arn = str_nonempty(f, "target_group_arn");
 		if (cJSON_GetObjectItemCaseSensitive(done, arn))
 			continue;
 		cJSON_AddTrueToObject(done, arn);
@@ -157,7 +158,7 @@ static int deregister_targets(irfw_target *t, const cJSON *todo, irfw_status *st
 		const cJSON *g;
 		cJSON_ArrayForEach(g, todo)
 		{
-			if (strcmp(str_item(g, "target_group_arn"), arn) != 0)
+			if (strcmp(str_nonempty(g, "target_group_arn"), arn) != 0)
 				continue;
 			cJSON *tt = cJSON_CreateObject();
 			cJSON_AddStringToObject(tt, "Id", irfw_target_id(t));
@@ -186,7 +187,7 @@ static int drained(irfw_target *t, const cJSON *wait, bool *all_gone)
 	cJSON_ArrayForEach(f, wait)
 	{
 		cJSON *params = cJSON_CreateObject();
-		cJSON_AddStringToObject(params, "TargetGroupArn", str_item(f, "target_group_arn"));
+		cJSON_AddStringToObject(params, "TargetGroupArn", str_nonempty(f, "target_group_arn"));
 		cJSON *targets = cJSON_AddArrayToObject(params, "Targets");
 		cJSON *tt = cJSON_CreateObject();
 		cJSON_AddStringToObject(tt, "Id", irfw_target_id(t));
@@ -206,9 +207,9 @@ static int drained(irfw_target *t, const cJSON *wait, bool *all_gone)
 		cJSON_ArrayForEach(d,
 		                   reply_item(res, "DescribeTargetHealthResult", "TargetHealthDescriptions"))
 		{
-			const char *tid = str_item(cJSON_GetObjectItemCaseSensitive(d, "Target"), "Id");
+			const char *tid = str_nonempty(cJSON_GetObjectItemCaseSensitive(d, "Target"), "Id");
 			const char *s =
-			    str_item(cJSON_GetObjectItemCaseSensitive(d, "TargetHealth"), "State");
+			    str_nonempty(cJSON_GetObjectItemCaseSensitive(d, "TargetHealth"), "State");
 			if (tid && strcmp(tid, irfw_target_id(t)) == 0 && (!s || strcmp(s, "unused") != 0))
 				*all_gone = false;
 		}
@@ -268,18 +269,18 @@ static int find_classic(irfw_target *t, cJSON *names, irfw_status *st)
 		cJSON_ArrayForEach(lb,
 		                   reply_item(res, "DescribeLoadBalancersResult", "LoadBalancerDescriptions"))
 		{
-			const char *name = str_item(lb, "LoadBalancerName");
+			const char *name = str_nonempty(lb, "LoadBalancerName");
 			const cJSON *in;
 			cJSON_ArrayForEach(in, cJSON_GetObjectItemCaseSensitive(lb, "Instances"))
 			{
-				const char *iid = str_item(in, "InstanceId");
+				const char *iid = str_nonempty(in, "InstanceId");
 				if (name && iid && strcmp(iid, id) == 0) {
 					cJSON_AddItemToArray(names, cJSON_CreateString(name));
 					break;
 				}
 			}
 		}
-		const char *marker = str_item(
+		const char *marker = str_nonempty(
 		    cJSON_GetObjectItemCaseSensitive(res, "DescribeLoadBalancersResult"), "NextMarker");
 		cJSON_DeleteItemFromObjectCaseSensitive(params, "Marker");
 		if (marker)
@@ -339,7 +340,7 @@ static irfw_status run(irfw_target *t, void *state)
 			continue;
 		}
 		cJSON *r = cJSON_CreateObject();
-		cJSON_AddStringToObject(r, "target_group_arn", str_item(f, "target_group_arn"));
+		cJSON_AddStringToObject(r, "target_group_arn", str_nonempty(f, "target_group_arn"));
 		cJSON_AddNumberToObject(r, "port",
 		                        cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(f, "port")));
 		cJSON_AddItemToArray(todo, r);

@@ -21,26 +21,26 @@
 #define REVOKE_POLICY_NAME "irfw-revoke-older-sessions"
 
 static const struct irfw_option opts[] = {
-	{.name = "mode",
-	 .type = IRFW_OPT_ENUM,
-	 .def = "disassociate",
-	 .choices = "disassociate|replace",
-	 .help = "disassociate: remove the instance profile, so the instance gets no role credentials at all. "
-	         "replace: swap it for quarantine_profile (a profile whose role grants next to nothing), for "
-	         "sites whose agents must keep some role."},
-	{.name = "quarantine_profile",
-	 .type = IRFW_OPT_STRING,
-	 .def = NULL,
-	 .help = "Instance profile put in place with mode = replace: its name or ARN (templates allowed, e.g. "
-	         "irfw-quarantine-${region}).  Required with mode = replace."},
-	{.name = "revoke_sessions",
-	 .type = IRFW_OPT_BOOL,
-	 .def = "false",
-	 .help = "Also attach the inline policy " REVOKE_POLICY_NAME " to the role of the original profile, "
-	         "denying every action to sessions issued before now (aws:TokenIssueTime).  This kills "
-	         "credentials already stolen, but WARNING: it hits EVERY instance and service using that "
-	         "role, until they refresh their credentials."},
-	{.name = NULL},
+    {.name = "mode",
+     .type = IRFW_OPT_ENUM,
+     .def = "disassociate",
+     .choices = "disassociate|replace",
+     .help = "disassociate: remove the instance profile, so the instance gets no role credentials at all. "
+             "replace: swap it for quarantine_profile (a profile whose role grants next to nothing), for "
+             "sites whose agents must keep some role."},
+    {.name = "quarantine_profile",
+     .type = IRFW_OPT_STRING,
+     .def = NULL,
+     .help = "Instance profile put in place with mode = replace: its name or ARN (templates allowed, e.g. "
+             "irfw-quarantine-${region}).  Required with mode = replace."},
+    {.name = "revoke_sessions",
+     .type = IRFW_OPT_BOOL,
+     .def = "false",
+     .help = "Also attach the inline policy " REVOKE_POLICY_NAME " to the role of the original profile, "
+             "denying every action to sessions issued before now (aws:TokenIssueTime).  This kills "
+             "credentials already stolen, but WARNING: it hits EVERY instance and service using that "
+             "role, until they refresh their credentials."},
+    {.name = NULL},
 };
 
 static int init(irfw_step *step, void **state)
@@ -53,23 +53,19 @@ static int init(irfw_step *step, void **state)
 	/* Caught here, not per instance: a typo must stop the run before any
 	 * instance is touched, with the line to fix. */
 	if (replace && (!qp || !*qp)) {
-		irfw_step_error(step, "mode", "mode = replace needs quarantine_profile (a profile name or ARN)");
+		irfw_step_error(step, "mode",
+		                "mode = replace needs quarantine_profile (a profile name or ARN)");
 		return -1;
 	}
 	if (!replace && qp && *qp)
 		irfw_step_log(step, IRFW_LOG_WARN, "quarantine_profile is ignored with mode = %s",
 		              mode ? mode : "disassociate");
 	if (irfw_step_get_bool(step, "revoke_sessions"))
-		irfw_step_log(step, IRFW_LOG_WARN,
-		              "revoke_sessions is on: each target's role will deny ALL sessions issued before the "
-		              "run, for EVERY instance and service sharing that role");
+		irfw_step_log(
+		    step, IRFW_LOG_WARN,
+		    "revoke_sessions is on: each target's role will deny ALL sessions issued before the "
+		    "run, for EVERY instance and service sharing that role");
 	return 0;
-}
-
-static const char *str_item(const cJSON *o, const char *key)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-	return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
 /* The profile's name is the last part of its ARN's resource path
@@ -120,10 +116,10 @@ static int find_association(irfw_target *t, cJSON **assoc)
 	/* An empty set arrives as "", which the loop takes as no items. */
 	cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(res, "iamInstanceProfileAssociationSet"))
 	{
-		const char *inst = str_item(it, "instanceId");
-		const char *state = str_item(it, "state");
+		const char *inst = irfw_json_str(it, "instanceId");
+		const char *state = irfw_json_str(it, "state");
 		if (inst && strcmp(inst, iid) == 0 && (!state || strcmp(state, "associated") == 0) &&
-		    str_item(it, "associationId")) {
+		    irfw_json_str(it, "associationId")) {
 			*assoc = cJSON_Duplicate(it, true);
 			break;
 		}
@@ -135,9 +131,9 @@ static int find_association(irfw_target *t, cJSON **assoc)
 /* Detach (or swap) the association; the original is recorded first. */
 static irfw_status change_association(irfw_target *t, const cJSON *assoc, const char *quarantine)
 {
-	const char *assoc_id = str_item(assoc, "associationId");
+	const char *assoc_id = irfw_json_str(assoc, "associationId");
 	const cJSON *prof = cJSON_GetObjectItemCaseSensitive(assoc, "iamInstanceProfile");
-	const char *arn = str_item(prof, "arn");
+	const char *arn = irfw_json_str(prof, "arn");
 	cJSON *p = cJSON_CreateObject(), *res = NULL;
 	irfw_status st = IRFW_OK;
 
@@ -146,11 +142,13 @@ static irfw_status change_association(irfw_target *t, const cJSON *assoc, const 
 		cJSON *ip = cJSON_AddObjectToObject(p, "IamInstanceProfile");
 		cJSON_AddStringToObject(ip, strncmp(quarantine, "arn:", 4) == 0 ? "Arn" : "Name", quarantine);
 		if (irfw_aws_call(t, "ec2", "ReplaceIamInstanceProfileAssociation", p, &res) != 0) {
-			st = irfw_fail_aws(t, "ReplaceIamInstanceProfileAssociation %s with %s", assoc_id, quarantine);
+			st = irfw_fail_aws(t, "ReplaceIamInstanceProfileAssociation %s with %s", assoc_id,
+			                   quarantine);
 			goto out;
 		}
 		irfw_note(t, "%s instance profile %s with %s (association %s)",
-		          irfw_target_dry_run(t) ? "dry run: would replace" : "replaced", arn, quarantine, assoc_id);
+		          irfw_target_dry_run(t) ? "dry run: would replace" : "replaced", arn, quarantine,
+		          assoc_id);
 	} else {
 		if (irfw_aws_call(t, "ec2", "DisassociateIamInstanceProfile", p, &res) != 0) {
 			/* Gone between the look and the change: the goal is met. */
@@ -162,7 +160,8 @@ static irfw_status change_association(irfw_target *t, const cJSON *assoc, const 
 			goto out;
 		}
 		irfw_note(t, "%s instance profile %s (association %s)",
-		          irfw_target_dry_run(t) ? "dry run: would disassociate" : "disassociated", arn, assoc_id);
+		          irfw_target_dry_run(t) ? "dry run: would disassociate" : "disassociated", arn,
+		          assoc_id);
 	}
 	/* res is NULL on a dry run: nothing more to read from it anyway. */
 out:
@@ -188,16 +187,17 @@ static char *role_of_profile(irfw_target *t, const char *pname, bool *role_missi
 	if (rc != 0)
 		return NULL;
 	const cJSON *prof = cJSON_GetObjectItemCaseSensitive(
-		cJSON_GetObjectItemCaseSensitive(res, "GetInstanceProfileResult"), "InstanceProfile");
+	    cJSON_GetObjectItemCaseSensitive(res, "GetInstanceProfileResult"), "InstanceProfile");
 	const cJSON *roles = cJSON_GetObjectItemCaseSensitive(prof, "Roles");
 	const char *name = NULL;
 	/* A profile holds at most one role.  Tolerate a one-member list that
 	 * arrives as an object rather than an array. */
 	if (cJSON_IsArray(roles))
-		name = str_item(cJSON_GetArrayItem(roles, 0), "RoleName");
+		name = irfw_json_str(cJSON_GetArrayItem(roles, 0), "RoleName");
 	else if (cJSON_IsObject(roles))
-		name = str_item(roles, "RoleName") ? str_item(roles, "RoleName")
-		                                   : str_item(cJSON_GetObjectItemCaseSensitive(roles, "member"), "RoleName");
+		name = irfw_json_str(roles, "RoleName")
+		           ? irfw_json_str(roles, "RoleName")
+		           : irfw_json_str(cJSON_GetObjectItemCaseSensitive(roles, "member"), "RoleName");
 	if (name)
 		role = strdup(name);
 	else
@@ -236,8 +236,8 @@ static irfw_status revoke_sessions(irfw_target *t, const char *profile_arn)
 	char *role = role_of_profile(t, pname, &role_missing);
 	if (!role) {
 		if (!role_missing)
-			return irfw_fail_aws(t, "GetInstanceProfile %s (to find the role whose sessions to revoke)",
-			                     pname);
+			return irfw_fail_aws(
+			    t, "GetInstanceProfile %s (to find the role whose sessions to revoke)", pname);
 		irfw_note(t, "instance profile %s has no role: no sessions to revoke", pname);
 		return IRFW_OK;
 	}
@@ -262,29 +262,33 @@ static irfw_status revoke_sessions(irfw_target *t, const char *profile_arn)
 	if (rc != 0) {
 		st = irfw_fail_aws(t, "PutRolePolicy %s on role %s", REVOKE_POLICY_NAME, role);
 	} else if (irfw_target_dry_run(t)) {
-		irfw_log(t, IRFW_LOG_WARN,
-		         "WARNING: without --dry-run, role %s would deny EVERY session issued before now (inline "
-		         "policy %s): that affects EVERY instance and service sharing role %s, not only %s",
-		         role, REVOKE_POLICY_NAME, role, irfw_target_id(t));
-		irfw_note(t,
-		          "dry run: would revoke sessions of role %s (inline policy %s) - WARNING: that affects "
-		          "EVERY instance and service sharing that role",
-		          role, REVOKE_POLICY_NAME);
+		irfw_log(
+		    t, IRFW_LOG_WARN,
+		    "WARNING: without --dry-run, role %s would deny EVERY session issued before now (inline "
+		    "policy %s): that affects EVERY instance and service sharing role %s, not only %s",
+		    role, REVOKE_POLICY_NAME, role, irfw_target_id(t));
+		irfw_note(
+		    t,
+		    "dry run: would revoke sessions of role %s (inline policy %s) - WARNING: that affects "
+		    "EVERY instance and service sharing that role",
+		    role, REVOKE_POLICY_NAME);
 	} else {
 		cJSON *rec = cJSON_CreateObject();
 		cJSON_AddStringToObject(rec, "role", role);
 		cJSON_AddStringToObject(rec, "policy_name", REVOKE_POLICY_NAME);
 		cJSON_AddStringToObject(rec, "token_issue_time", now);
 		irfw_record(t, "revoked_sessions", rec);
-		irfw_log(t, IRFW_LOG_WARN,
-		         "WARNING: role %s now denies EVERY session issued before %s (inline policy %s): this "
-		         "affects EVERY instance and service sharing role %s, not only %s, until they refresh their "
-		         "credentials",
-		         role, now, REVOKE_POLICY_NAME, role, irfw_target_id(t));
-		irfw_note(t,
-		          "WARNING: revoked sessions of role %s issued before %s (inline policy %s) - this affects "
-		          "EVERY instance and service sharing that role",
-		          role, now, REVOKE_POLICY_NAME);
+		irfw_log(
+		    t, IRFW_LOG_WARN,
+		    "WARNING: role %s now denies EVERY session issued before %s (inline policy %s): this "
+		    "affects EVERY instance and service sharing role %s, not only %s, until they "
+		    "refresh their credentials",
+		    role, now, REVOKE_POLICY_NAME, role, irfw_target_id(t));
+		irfw_note(
+		    t,
+		    "WARNING: revoked sessions of role %s issued before %s (inline policy %s) - this affects "
+		    "EVERY instance and service sharing that role",
+		    role, now, REVOKE_POLICY_NAME);
 	}
 	free(role);
 	return st;
@@ -317,17 +321,18 @@ static irfw_status run(irfw_target *t, void *state)
 
 	if (assoc) {
 		const cJSON *prof = cJSON_GetObjectItemCaseSensitive(assoc, "iamInstanceProfile");
-		const char *arn = str_item(prof, "arn");
+		const char *arn = irfw_json_str(prof, "arn");
 		if (!arn) {
-			st = irfw_fail(t, "association %s names no profile ARN", str_item(assoc, "associationId"));
+			st = irfw_fail(t, "association %s names no profile ARN",
+			               irfw_json_str(assoc, "associationId"));
 			goto out;
 		}
 		if (quarantine && is_profile(arn, quarantine)) {
 			/* Resumed, or quarantined by hand: the role to revoke is the
 			 * recorded original, never the quarantine one. */
 			irfw_note(t, "quarantine profile %s already associated", arn);
-			if (str_item(prev, "arn"))
-				orig_arn = strdup(str_item(prev, "arn"));
+			if (irfw_json_str(prev, "arn"))
+				orig_arn = strdup(irfw_json_str(prev, "arn"));
 		} else {
 			orig_arn = strdup(arn);
 			/* Keep the first record: after a partial earlier run it is
@@ -335,14 +340,16 @@ static irfw_status run(irfw_target *t, void *state)
 			if (!prev && !irfw_target_dry_run(t)) {
 				cJSON *rec = cJSON_CreateObject();
 				cJSON_AddStringToObject(rec, "arn", arn);
-				const char *pid = str_item(prof, "id");
+				const char *pid = irfw_json_str(prof, "id");
 				if (pid)
 					cJSON_AddStringToObject(rec, "id", pid);
 				else
 					cJSON_AddNullToObject(rec, "id");
-				cJSON_AddStringToObject(rec, "association_id", str_item(assoc, "associationId"));
+				cJSON_AddStringToObject(rec, "association_id",
+				                        irfw_json_str(assoc, "associationId"));
 				if (irfw_record(t, "original_profile", rec) != 0) {
-					st = irfw_fail(t, "cannot record the original profile %s; not changing it", arn);
+					st = irfw_fail(
+					    t, "cannot record the original profile %s; not changing it", arn);
 					goto out;
 				}
 			}
@@ -350,10 +357,10 @@ static irfw_status run(irfw_target *t, void *state)
 			if (st != IRFW_OK)
 				goto out;
 		}
-	} else if (prev && str_item(prev, "arn")) {
+	} else if (prev && irfw_json_str(prev, "arn")) {
 		/* An earlier run of this case took it away, and stopped before
 		 * the end (a failed revoke, say). */
-		orig_arn = strdup(str_item(prev, "arn"));
+		orig_arn = strdup(irfw_json_str(prev, "arn"));
 		irfw_note(t, "instance profile %s already removed in an earlier run", orig_arn);
 	} else {
 		st = irfw_skip(t, "no instance profile");
@@ -374,34 +381,34 @@ out:
 }
 
 static const struct irfw_plugin plugin = {
-	IRFW_PLUGIN_HEADER,
-	.name = "iam_profile",
-	.version = "1.0",
-	.summary = "remove (or replace) the instance profile; optionally revoke the role's older sessions",
-	.options = opts,
-	.init = init,
-	.run = run,
-	.description =
-		"Takes the IAM role away from the instance.  With mode = disassociate (the default) the instance "
-		"profile association is removed (DescribeIamInstanceProfileAssociations, then "
-		"DisassociateIamInstanceProfile), so the metadata service hands out no role credentials any more.  "
-		"With mode = replace it is swapped (ReplaceIamInstanceProfileAssociation) for the site's "
-		"quarantine_profile, for sites whose agents need some role to keep working.  The original profile "
-		"(ARN, id and association id) is recorded in the case before it is changed, so it can be put back.  "
-		"An instance with no profile is skipped with \"no instance profile\".\n"
-		"\n"
-		"It runs before isolate: network isolation does not stop credentials read from the metadata "
-		"service being used from anywhere on the internet, and the sooner the role is gone the fewer fresh "
-		"credentials the intruder can fetch.\n"
-		"\n"
-		"What it cannot do on its own: credentials already handed out stay valid until they expire (hours).  "
-		"revoke_sessions = true (off by default) attaches the inline policy " REVOKE_POLICY_NAME " to the "
-		"role of the original profile (iam GetInstanceProfile, PutRolePolicy), denying every action to "
-		"sessions issued before now (aws:TokenIssueTime).  WARNING: the role is not the instance's alone: "
-		"EVERY instance, container and service using that role loses its current credentials too, until it "
-		"fetches new ones.  The step says so loudly in the log and in its result.  Delete the policy once "
-		"the stolen credentials have expired.  With --dry-run, EC2 calls are checked with DryRun and the "
-		"IAM policy is not written.",
+    IRFW_PLUGIN_HEADER,
+    .name = "iam_profile",
+    .version = "1.0",
+    .summary = "remove (or replace) the instance profile; optionally revoke the role's older sessions",
+    .options = opts,
+    .init = init,
+    .run = run,
+    .description =
+        "Takes the IAM role away from the instance.  With mode = disassociate (the default) the instance "
+        "profile association is removed (DescribeIamInstanceProfileAssociations, then "
+        "DisassociateIamInstanceProfile), so the metadata service hands out no role credentials any more.  "
+        "With mode = replace it is swapped (ReplaceIamInstanceProfileAssociation) for the site's "
+        "quarantine_profile, for sites whose agents need some role to keep working.  The original profile "
+        "(ARN, id and association id) is recorded in the case before it is changed, so it can be put back.  "
+        "An instance with no profile is skipped with \"no instance profile\".\n"
+        "\n"
+        "It runs before isolate: network isolation does not stop credentials read from the metadata "
+        "service being used from anywhere on the internet, and the sooner the role is gone the fewer fresh "
+        "credentials the intruder can fetch.\n"
+        "\n"
+        "What it cannot do on its own: credentials already handed out stay valid until they expire (hours).  "
+        "revoke_sessions = true (off by default) attaches the inline policy " REVOKE_POLICY_NAME " to the "
+        "role of the original profile (iam GetInstanceProfile, PutRolePolicy), denying every action to "
+        "sessions issued before now (aws:TokenIssueTime).  WARNING: the role is not the instance's alone: "
+        "EVERY instance, container and service using that role loses its current credentials too, until it "
+        "fetches new ones.  The step says so loudly in the log and in its result.  Delete the policy once "
+        "the stolen credentials have expired.  With --dry-run, EC2 calls are checked with DryRun and the "
+        "IAM policy is not written.",
 };
 
 IRFW_PLUGIN_ENTRY(iam_profile, plugin)

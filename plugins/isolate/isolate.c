@@ -6,7 +6,6 @@
 /* strdup */
 #define _POSIX_C_SOURCE 200809L
 
-#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,64 +15,64 @@
 /* Tags that mark the groups irfw made, so a later run finds them even when
  * the site changed its naming template in between. */
 #define TAG_QUARANTINE "irfw:quarantine"
-#define TAG_UNTRACK "irfw:untrack"
+#define TAG_UNTRACK    "irfw:untrack"
 /* EC2 tag values hold at most 256 characters. */
 #define TAG_VALUE_MAX 256
 /* Memo value meaning "does not exist yet; a dry run does not create it". */
 #define WOULD_CREATE ""
 
 static const struct irfw_option opts[] = {
-	{.name = "group_id",
-	 .type = IRFW_OPT_STRING,
-	 .help = "Quarantine security group to use as it is, instead of finding or creating one. -g/--sgid "
-	         "(or sgid in [irfw]) wins over it. It must be in the instance's VPC, else the step fails "
-	         "without touching the instance."},
-	{.name = "group_name",
-	 .type = IRFW_OPT_STRING,
-	 .def = "irfw-quarantine-${vpc_id}",
-	 .help = "Name of the per-VPC quarantine group, found by this name (or by the tag "
-	         "irfw:quarantine=true) or else created with no egress rule and ingress only from admin_cidrs."},
-	{.name = "admin_cidrs",
-	 .type = IRFW_OPT_LIST,
-	 .def = NULL,
-	 .help = "CIDRs (IPv4 or IPv6) allowed in on admin_ports when irfw creates the quarantine group. "
-	         "Default none: the group lets nothing in. Nothing is opened to 0.0.0.0/0 unless written here."},
-	{.name = "admin_ports",
-	 .type = IRFW_OPT_LIST,
-	 .def = "22",
-	 .help = "TCP ports (or ranges like 8000-8010) that admin_cidrs may reach."},
-	{.name = "break_tracked",
-	 .type = IRFW_OPT_BOOL,
-	 .def = "true",
-	 .help = "Break tracked connections first: put the per-VPC all-open untracking group on each "
-	         "interface for an instant, then the quarantine group, so established flows are dropped "
-	         "instead of surviving the change."},
-	{.name = "untrack_group_name",
-	 .type = IRFW_OPT_STRING,
-	 .def = "irfw-untrack-${vpc_id}",
-	 .help = "Name of the per-VPC untracking group (all traffic in and out from 0.0.0.0/0 and ::/0), "
-	         "found by this name (or the tag irfw:untrack=true) or else created."},
-	{.name = "original_groups_tag",
-	 .type = IRFW_OPT_STRING,
-	 .def = "irfw:original-sgs",
-	 .help = "Instance tag that keeps the original groups (eni-1=sg-a+sg-b;eni-2=sg-c, cut at 256 "
-	         "characters) next to the manifest record. Empty: no tag."},
-	{.name = "nacl",
-	 .type = IRFW_OPT_BOOL,
-	 .def = "false",
-	 .help = "Also associate a deny-all network ACL with the instance's subnet(s). Stateless, it cuts "
-	         "what security groups cannot (ICMP, untrackable flows) but it cuts the whole subnet."},
-	{.name = "nacl_name",
-	 .type = IRFW_OPT_STRING,
-	 .def = "irfw-quarantine-${vpc_id}",
-	 .help = "Name tag of the per-VPC deny-all network ACL, found by it or else created."},
-	{.name = "nacl_shared_subnet",
-	 .type = IRFW_OPT_ENUM,
-	 .def = "refuse",
-	 .choices = "refuse|allow",
-	 .help = "When the subnet holds other instances or interfaces: refuse (fail the step, the security "
-	         "groups stay applied) or allow (cut them off too)."},
-	{.name = NULL},
+    {.name = "group_id",
+     .type = IRFW_OPT_STRING,
+     .help = "Quarantine security group to use as it is, instead of finding or creating one. -g/--sgid "
+             "(or sgid in [irfw]) wins over it. It must be in the instance's VPC, else the step fails "
+             "without touching the instance."},
+    {.name = "group_name",
+     .type = IRFW_OPT_STRING,
+     .def = "irfw-quarantine-${vpc_id}",
+     .help = "Name of the per-VPC quarantine group, found by this name (or by the tag "
+             "irfw:quarantine=true) or else created with no egress rule and ingress only from admin_cidrs."},
+    {.name = "admin_cidrs",
+     .type = IRFW_OPT_LIST,
+     .def = NULL,
+     .help = "CIDRs (IPv4 or IPv6) allowed in on admin_ports when irfw creates the quarantine group. "
+             "Default none: the group lets nothing in. Nothing is opened to 0.0.0.0/0 unless written here."},
+    {.name = "admin_ports",
+     .type = IRFW_OPT_LIST,
+     .def = "22",
+     .help = "TCP ports (or ranges like 8000-8010) that admin_cidrs may reach."},
+    {.name = "break_tracked",
+     .type = IRFW_OPT_BOOL,
+     .def = "true",
+     .help = "Break tracked connections first: put the per-VPC all-open untracking group on each "
+             "interface for an instant, then the quarantine group, so established flows are dropped "
+             "instead of surviving the change."},
+    {.name = "untrack_group_name",
+     .type = IRFW_OPT_STRING,
+     .def = "irfw-untrack-${vpc_id}",
+     .help = "Name of the per-VPC untracking group (all traffic in and out from 0.0.0.0/0 and ::/0), "
+             "found by this name (or the tag irfw:untrack=true) or else created."},
+    {.name = "original_groups_tag",
+     .type = IRFW_OPT_STRING,
+     .def = "irfw:original-sgs",
+     .help = "Instance tag that keeps the original groups (eni-1=sg-a+sg-b;eni-2=sg-c, cut at 256 "
+             "characters) next to the manifest record. Empty: no tag."},
+    {.name = "nacl",
+     .type = IRFW_OPT_BOOL,
+     .def = "false",
+     .help = "Also associate a deny-all network ACL with the instance's subnet(s). Stateless, it cuts "
+             "what security groups cannot (ICMP, untrackable flows) but it cuts the whole subnet."},
+    {.name = "nacl_name",
+     .type = IRFW_OPT_STRING,
+     .def = "irfw-quarantine-${vpc_id}",
+     .help = "Name tag of the per-VPC deny-all network ACL, found by it or else created."},
+    {.name = "nacl_shared_subnet",
+     .type = IRFW_OPT_ENUM,
+     .def = "refuse",
+     .choices = "refuse|allow",
+     .help = "When the subnet holds other instances or interfaces: refuse (fail the step, the security "
+             "groups stay applied) or allow (cut them off too)."},
+    {.name = NULL},
 };
 
 struct port_range {
@@ -82,7 +81,7 @@ struct port_range {
 
 /* Parsed admin_cidrs and admin_ports; read-only after init. */
 struct iso_state {
-	char **cidrs;
+	char **cidrs; /* irfw_step_get_list(): NULL-terminated */
 	size_t n_cidrs;
 	struct port_range *ports;
 	size_t n_ports;
@@ -91,38 +90,9 @@ struct iso_state {
 /* ------------------------------------------------------------------ */
 /* Small helpers.                                                      */
 
-static const char *jstr(const cJSON *o, const char *key)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-	return cJSON_IsString(v) ? v->valuestring : NULL;
-}
-
 static bool streq(const char *a, const char *b)
 {
 	return a && b && strcmp(a, b) == 0;
-}
-
-/* Next word of a comma/space separated INI list, or NULL at the end. */
-static char *list_next(const char **p)
-{
-	const char *s = *p;
-	while (*s == ',' || isspace((unsigned char)*s))
-		s++;
-	if (!*s) {
-		*p = s;
-		return NULL;
-	}
-	const char *e = s;
-	while (*e && *e != ',' && !isspace((unsigned char)*e))
-		e++;
-	*p = e;
-	size_t n = (size_t)(e - s);
-	char *w = malloc(n + 1);
-	if (w) {
-		memcpy(w, s, n);
-		w[n] = '\0';
-	}
-	return w;
 }
 
 static bool parse_port(const char *s, long *out)
@@ -215,8 +185,8 @@ static char *sg_lookup(irfw_target *t, const char *vpc, const char *fname, const
 	const cJSON *g;
 	cJSON_ArrayForEach(g, cJSON_GetObjectItemCaseSensitive(res, "securityGroupInfo"))
 	{
-		const char *gid = jstr(g, "groupId");
-		if (gid && streq(jstr(g, "vpcId"), vpc)) {
+		const char *gid = irfw_json_str(g, "groupId");
+		if (gid && streq(irfw_json_str(g, "vpcId"), vpc)) {
 			id = strdup(gid);
 			break;
 		}
@@ -248,7 +218,7 @@ static void copy_ranges(cJSON *perm, const cJSON *w, const char *wlist, const ch
 	cJSON *out = NULL;
 	cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(w, wlist))
 	{
-		const char *v = jstr(it, wkey);
+		const char *v = irfw_json_str(it, wkey);
 		if (!v || !*v)
 			continue;
 		if (!out)
@@ -272,9 +242,9 @@ static int revoke_all_egress(irfw_target *t, const char *gid)
 	cJSON_ArrayForEach(w, cJSON_GetObjectItemCaseSensitive(g, "ipPermissionsEgress"))
 	{
 		cJSON *perm = cJSON_CreateObject();
-		const char *proto = jstr(w, "ipProtocol");
+		const char *proto = irfw_json_str(w, "ipProtocol");
 		cJSON_AddStringToObject(perm, "IpProtocol", proto ? proto : "-1");
-		const char *from = jstr(w, "fromPort"), *to = jstr(w, "toPort");
+		const char *from = irfw_json_str(w, "fromPort"), *to = irfw_json_str(w, "toPort");
 		if (from && *from)
 			cJSON_AddStringToObject(perm, "FromPort", from);
 		if (to && *to)
@@ -367,16 +337,18 @@ static char *use_given(irfw_target *t, struct make_ctx *c)
 {
 	cJSON *g = sg_describe(t, c->given);
 	if (!g) {
-		ctx_fail(c, true, "quarantine group %s (from -g/--sgid or group_id) could not be described", c->given);
+		ctx_fail(c, true, "quarantine group %s (from -g/--sgid or group_id) could not be described",
+		         c->given);
 		return NULL;
 	}
-	const char *gvpc = jstr(g, "vpcId");
+	const char *gvpc = irfw_json_str(g, "vpcId");
 	char *id = NULL;
 	if (!streq(gvpc, c->vpc))
-		ctx_fail(c, false,
-		         "quarantine group %s is in VPC %s, but instance %s is in VPC %s: a security group only "
-		         "applies to interfaces of its own VPC; give a group of %s (nothing was changed)",
-		         c->given, gvpc && *gvpc ? gvpc : "(none)", irfw_target_id(t), c->vpc, c->vpc);
+		ctx_fail(
+		    c, false,
+		    "quarantine group %s is in VPC %s, but instance %s is in VPC %s: a security group only "
+		    "applies to interfaces of its own VPC; give a group of %s (nothing was changed)",
+		    c->given, gvpc && *gvpc ? gvpc : "(none)", irfw_target_id(t), c->vpc, c->vpc);
 	else
 		id = strdup(c->given);
 	cJSON_Delete(g);
@@ -418,8 +390,9 @@ static char *make_group(irfw_target *t, void *arg)
 	cJSON *p = cJSON_CreateObject(), *res = NULL;
 	cJSON_AddStringToObject(p, "GroupName", name);
 	cJSON_AddStringToObject(p, "GroupDescription",
-	                        c->untrack ? "irfw: all-open for an instant, to untrack flows before quarantine"
-	                                   : "irfw: quarantine, no egress, admin ingress only");
+	                        c->untrack
+	                            ? "irfw: all-open for an instant, to untrack flows before quarantine"
+	                            : "irfw: quarantine, no egress, admin ingress only");
 	cJSON_AddStringToObject(p, "VpcId", c->vpc);
 	add_tag_spec(p, "security-group", name, marker);
 	if (ec2(t, "CreateSecurityGroup", p, &res) != 0) {
@@ -427,7 +400,8 @@ static char *make_group(irfw_target *t, void *arg)
 			/* Another irfw run made it between our look-up and now. */
 			id = sg_lookup(t, c->vpc, "group-name", name, &err);
 			if (!id)
-				ctx_fail(c, err != 0, "%s group %s exists in %s but cannot be found", what, name, c->vpc);
+				ctx_fail(c, err != 0, "%s group %s exists in %s but cannot be found", what,
+				         name, c->vpc);
 		} else {
 			ctx_fail(c, true, "creating the %s group %s in %s", what, name, c->vpc);
 		}
@@ -437,7 +411,7 @@ static char *make_group(irfw_target *t, void *arg)
 		id = strdup(WOULD_CREATE);
 		goto out;
 	}
-	const char *gid = jstr(res, "groupId");
+	const char *gid = irfw_json_str(res, "groupId");
 	id = gid ? strdup(gid) : NULL;
 	cJSON_Delete(res);
 	if (!id) {
@@ -456,8 +430,8 @@ static char *make_group(irfw_target *t, void *arg)
 		char saved[sizeof(c->err)];
 		memcpy(saved, c->err, sizeof(saved));
 		if (ec2(t, "DeleteSecurityGroup", d, NULL) != 0)
-			irfw_log(t, IRFW_LOG_ERROR, "could not delete the half-made %s group %s: delete it by hand", what,
-			         id);
+			irfw_log(t, IRFW_LOG_ERROR,
+			         "could not delete the half-made %s group %s: delete it by hand", what, id);
 		memcpy(c->err, saved, sizeof(saved));
 		free(id);
 		id = NULL;
@@ -479,7 +453,8 @@ static const char *vpc_group(irfw_target *t, const struct iso_state *st, const c
 	const char *id = irfw_memo(t, key, make_group, &c);
 	if (!id) {
 		if (!c.err[0])
-			*fail = irfw_fail(t, "could not get the %s group of %s", untrack ? "untracking" : "quarantine", vpc);
+			*fail = irfw_fail(t, "could not get the %s group of %s",
+			                  untrack ? "untracking" : "quarantine", vpc);
 		else if (c.aws)
 			*fail = irfw_fail_aws(t, "%s", c.err);
 		else
@@ -500,7 +475,7 @@ static bool only_group(const cJSON *eni, const char *gid)
 	cJSON_ArrayForEach(g, gs)
 	{
 		n++;
-		ok = ok && streq(jstr(g, "groupId"), gid);
+		ok = ok && streq(irfw_json_str(g, "groupId"), gid);
 	}
 	return ok && n == 1;
 }
@@ -533,14 +508,14 @@ static cJSON *original_groups(irfw_target *t, const cJSON *enis, const char *q, 
 	*unknown = 0;
 	cJSON_ArrayForEach(e, enis)
 	{
-		const char *id = jstr(e, "networkInterfaceId");
+		const char *id = irfw_json_str(e, "networkInterfaceId");
 		if (!id || cJSON_GetObjectItemCaseSensitive(rec, id))
 			continue;
 		cJSON *list = cJSON_CreateArray();
 		const cJSON *g;
 		cJSON_ArrayForEach(g, cJSON_GetObjectItemCaseSensitive(e, "groupSet"))
 		{
-			const char *gid = jstr(g, "groupId");
+			const char *gid = irfw_json_str(g, "groupId");
 			if (gid && !streq(gid, q) && !streq(gid, u))
 				cJSON_AddItemToArray(list, cJSON_CreateString(gid));
 		}
@@ -600,14 +575,16 @@ static irfw_status undo_untrack(irfw_target *t, const char *eni, const cJSON *or
 	char what[512];
 	snprintf(what, sizeof(what), "%s: %s", irfw_aws_error_code(t), irfw_aws_error_message(t));
 	if (cJSON_GetArraySize(orig) > 0 && set_groups(t, eni, orig) == 0)
-		return irfw_fail(t, "applying the quarantine group to %s failed (%s); its original groups were put back",
-		                 eni, what);
-	irfw_log(t, IRFW_LOG_ERROR, "%s is left with the ALL-OPEN untracking group %s: change it by hand now", eni,
-	         u);
-	return irfw_fail(t,
-	                 "applying the quarantine group to %s failed (%s) and its original groups could not be put "
-	                 "back: %s is LEFT WITH THE ALL-OPEN untracking group %s; change it by hand now",
-	                 eni, what, eni, u);
+		return irfw_fail(
+		    t, "applying the quarantine group to %s failed (%s); its original groups were put back",
+		    eni, what);
+	irfw_log(t, IRFW_LOG_ERROR, "%s is left with the ALL-OPEN untracking group %s: change it by hand now",
+	         eni, u);
+	return irfw_fail(
+	    t,
+	    "applying the quarantine group to %s failed (%s) and its original groups could not be put "
+	    "back: %s is LEFT WITH THE ALL-OPEN untracking group %s; change it by hand now",
+	    eni, what, eni, u);
 }
 
 /* ------------------------------------------------------------------ */
@@ -633,8 +610,8 @@ static char *make_nacl(irfw_target *t, void *arg)
 	const cJSON *a;
 	cJSON_ArrayForEach(a, cJSON_GetObjectItemCaseSensitive(res, "networkAclSet"))
 	{
-		if (jstr(a, "networkAclId")) {
-			id = strdup(jstr(a, "networkAclId"));
+		if (irfw_json_str(a, "networkAclId")) {
+			id = strdup(irfw_json_str(a, "networkAclId"));
 			break;
 		}
 	}
@@ -654,7 +631,7 @@ static char *make_nacl(irfw_target *t, void *arg)
 		id = strdup(WOULD_CREATE);
 		goto out;
 	}
-	const char *nid = jstr(cJSON_GetObjectItemCaseSensitive(res, "networkAcl"), "networkAclId");
+	const char *nid = irfw_json_str(cJSON_GetObjectItemCaseSensitive(res, "networkAcl"), "networkAclId");
 	if (nid)
 		id = strdup(nid);
 	else
@@ -684,9 +661,9 @@ static int subnet_neighbours(irfw_target *t, const char *subnet, char *who, size
 	size_t n = strlen(who);
 	const cJSON *r, *i;
 	cJSON_ArrayForEach(r, cJSON_GetObjectItemCaseSensitive(res, "reservationSet"))
-	cJSON_ArrayForEach(i, cJSON_GetObjectItemCaseSensitive(r, "instancesSet"))
+	    cJSON_ArrayForEach(i, cJSON_GetObjectItemCaseSensitive(r, "instancesSet"))
 	{
-		const char *id = jstr(i, "instanceId");
+		const char *id = irfw_json_str(i, "instanceId");
 		if (id && !streq(id, self) && n < len)
 			n += (size_t)snprintf(who + n, len - n, "%s%s", n ? ", " : "", id);
 	}
@@ -701,11 +678,13 @@ static int subnet_neighbours(irfw_target *t, const char *subnet, char *who, size
 	cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(res, "networkInterfaceSet"))
 	{
 		const cJSON *att = cJSON_GetObjectItemCaseSensitive(e, "attachment");
-		const char *owner = jstr(att, "instanceId");
-		const char *id = jstr(e, "networkInterfaceId");
+		const char *owner = irfw_json_str(att, "instanceId");
+		const char *id = irfw_json_str(e, "networkInterfaceId");
 		if (id && (!owner || !*owner) && n < len)
 			n += (size_t)snprintf(who + n, len - n, "%s%s (%s)", n ? ", " : "", id,
-			                      jstr(e, "interfaceType") ? jstr(e, "interfaceType") : "interface");
+			                      irfw_json_str(e, "interfaceType")
+			                          ? irfw_json_str(e, "interfaceType")
+			                          : "interface");
 	}
 	cJSON_Delete(res);
 	return 0;
@@ -721,11 +700,13 @@ static int subnet_assoc(irfw_target *t, const char *subnet, char **assoc, char *
 		return -1;
 	const cJSON *a, *as;
 	cJSON_ArrayForEach(a, cJSON_GetObjectItemCaseSensitive(res, "networkAclSet"))
-	cJSON_ArrayForEach(as, cJSON_GetObjectItemCaseSensitive(a, "associationSet"))
+	    cJSON_ArrayForEach(as, cJSON_GetObjectItemCaseSensitive(a, "associationSet"))
 	{
-		if (!*assoc && streq(jstr(as, "subnetId"), subnet) && jstr(as, "networkAclAssociationId")) {
-			*assoc = strdup(jstr(as, "networkAclAssociationId"));
-			*acl = strdup(jstr(a, "networkAclId") ? jstr(a, "networkAclId") : "");
+		if (!*assoc && streq(irfw_json_str(as, "subnetId"), subnet) &&
+		    irfw_json_str(as, "networkAclAssociationId")) {
+			*assoc = strdup(irfw_json_str(as, "networkAclAssociationId"));
+			*acl =
+			    strdup(irfw_json_str(a, "networkAclId") ? irfw_json_str(a, "networkAclId") : "");
 		}
 	}
 	cJSON_Delete(res);
@@ -742,15 +723,16 @@ static irfw_status apply_nacl(irfw_target *t, const char *vpc, const cJSON *enis
 	const cJSON *e;
 	cJSON_ArrayForEach(e, enis)
 	{
-		const char *s = jstr(e, "subnetId");
+		const char *s = irfw_json_str(e, "subnetId");
 		bool seen = false;
 		const cJSON *x;
 		cJSON_ArrayForEach(x, subnets) seen = seen || streq(x->valuestring, s);
 		if (s && !seen)
 			cJSON_AddItemToArray(subnets, cJSON_CreateString(s));
 	}
-	if (cJSON_GetArraySize(subnets) == 0 && jstr(irfw_target_instance(t), "subnetId"))
-		cJSON_AddItemToArray(subnets, cJSON_CreateString(jstr(irfw_target_instance(t), "subnetId")));
+	if (cJSON_GetArraySize(subnets) == 0 && irfw_json_str(irfw_target_instance(t), "subnetId"))
+		cJSON_AddItemToArray(subnets,
+		                     cJSON_CreateString(irfw_json_str(irfw_target_instance(t), "subnetId")));
 
 	irfw_status st = IRFW_OK;
 	cJSON *rec = NULL;
@@ -765,14 +747,16 @@ static irfw_status apply_nacl(irfw_target *t, const char *vpc, const cJSON *enis
 			goto out;
 		}
 		if (who[0] && !allow_shared) {
-			st = irfw_fail(t,
-			               "%s; deny-all network ACL refused: subnet %s also holds %s, which it would cut "
-			               "off too (set nacl_shared_subnet = allow to do it anyway)",
-			               done, s->valuestring, who);
+			st = irfw_fail(
+			    t,
+			    "%s; deny-all network ACL refused: subnet %s also holds %s, which it would cut "
+			    "off too (set nacl_shared_subnet = allow to do it anyway)",
+			    done, s->valuestring, who);
 			goto out;
 		}
 		if (who[0])
-			irfw_log(t, IRFW_LOG_WARN, "deny-all network ACL on shared subnet %s also cuts off %s", s->valuestring,
+			irfw_log(t, IRFW_LOG_WARN,
+			         "deny-all network ACL on shared subnet %s also cuts off %s", s->valuestring,
 			         who);
 	}
 
@@ -786,7 +770,8 @@ static irfw_status apply_nacl(irfw_target *t, const char *vpc, const cJSON *enis
 		goto out;
 	}
 	if (!*nacl) {
-		irfw_note(t, "dry run: would create the deny-all network ACL and associate it with %d subnet(s)",
+		irfw_note(t,
+		          "dry run: would create the deny-all network ACL and associate it with %d subnet(s)",
 		          cJSON_GetArraySize(subnets));
 		goto out;
 	}
@@ -797,8 +782,10 @@ static irfw_status apply_nacl(irfw_target *t, const char *vpc, const cJSON *enis
 	{
 		char *assoc = NULL, *acl = NULL;
 		if (subnet_assoc(t, s->valuestring, &assoc, &acl) != 0 || !assoc) {
-			st = assoc ? irfw_fail(t, "%s; subnet %s has no network ACL association", done, s->valuestring)
-			           : irfw_fail_aws(t, "%s; reading the network ACL of subnet %s", done, s->valuestring);
+			st = assoc ? irfw_fail(t, "%s; subnet %s has no network ACL association", done,
+			                       s->valuestring)
+			           : irfw_fail_aws(t, "%s; reading the network ACL of subnet %s", done,
+			                           s->valuestring);
 			free(assoc);
 			free(acl);
 			goto out;
@@ -823,8 +810,8 @@ static irfw_status apply_nacl(irfw_target *t, const char *vpc, const cJSON *enis
 		free(assoc);
 		free(acl);
 		if (rc != 0) {
-			st = irfw_fail_aws(t, "%s; associating the deny-all network ACL %s with %s", done, nacl,
-			                   s->valuestring);
+			st = irfw_fail_aws(t, "%s; associating the deny-all network ACL %s with %s", done,
+			                   nacl, s->valuestring);
 			goto out;
 		}
 		changed++;
@@ -897,7 +884,8 @@ static irfw_status run(irfw_target *t, void *state)
 		char value[TAG_VALUE_MAX + 1];
 		tag_value(orig, value);
 		if (tag_instance(t, tagkey, value) != 0) {
-			fail = irfw_fail_aws(t, "tagging %s with its original groups (nothing changed yet)", irfw_target_id(t));
+			fail = irfw_fail_aws(t, "tagging %s with its original groups (nothing changed yet)",
+			                     irfw_target_id(t));
 			goto out;
 		}
 	}
@@ -911,26 +899,31 @@ static irfw_status run(irfw_target *t, void *state)
 	int changed = 0;
 	cJSON_ArrayForEach(e, enis)
 	{
-		const char *id = jstr(e, "networkInterfaceId");
+		const char *id = irfw_json_str(e, "networkInterfaceId");
 		if (!id || only_group(e, q))
 			continue;
 		if (u && set_group(t, id, u) != 0) {
-			fail = irfw_fail_aws(t, "applying the untracking group %s to %s (%d interface(s) done before)", u,
-			                     id, changed);
+			fail = irfw_fail_aws(
+			    t, "applying the untracking group %s to %s (%d interface(s) done before)", u, id,
+			    changed);
 			goto out;
 		}
 		if (set_group(t, id, q) != 0) {
-			fail = u ? undo_untrack(t, id, cJSON_GetObjectItemCaseSensitive(orig, id), u)
-			         : irfw_fail_aws(t, "applying the quarantine group %s to %s (%d interface(s) done before)",
-			                         q, id, changed);
+			fail =
+			    u ? undo_untrack(t, id, cJSON_GetObjectItemCaseSensitive(orig, id), u)
+			      : irfw_fail_aws(
+			            t, "applying the quarantine group %s to %s (%d interface(s) done before)",
+			            q, id, changed);
 			goto out;
 		}
 		changed++;
 	}
-	irfw_note(t, "%squarantine group %s on %d of %d interface(s)%s%s", dry ? "dry run: would put " : "", q,
-	          changed, n_enis, u ? ", after the untracking group " : "", u ? u : "");
+	irfw_note(t, "%squarantine group %s on %d of %d interface(s)%s%s", dry ? "dry run: would put " : "",
+	          q, changed, n_enis, u ? ", after the untracking group " : "", u ? u : "");
 	if (unknown)
-		irfw_note(t, "%d interface(s) were in quarantine before this case: their original groups are not known",
+		irfw_note(t,
+		          "%d interface(s) were in quarantine before this case: their original "
+		          "groups are not known",
 		          unknown);
 
 ok:
@@ -951,9 +944,7 @@ static void fini(void *state)
 	struct iso_state *st = state;
 	if (!st)
 		return;
-	for (size_t i = 0; i < st->n_cidrs; i++)
-		free(st->cidrs[i]);
-	free(st->cidrs);
+	irfw_list_free(st->cidrs);
 	free(st->ports);
 	free(st);
 }
@@ -963,83 +954,83 @@ static int init(irfw_step *step, void **state)
 	struct iso_state *st = calloc(1, sizeof(*st));
 	if (!st)
 		return -1;
-	const char *p = irfw_step_get(step, "admin_cidrs");
-	char *w;
-	while (p && (w = list_next(&p))) {
-		char **v = realloc(st->cidrs, (st->n_cidrs + 1) * sizeof(*v));
-		if (!v) {
-			free(w);
-			goto bad;
-		}
-		st->cidrs = v;
-		st->cidrs[st->n_cidrs++] = w;
+	char **ports = NULL;
+	st->cidrs = irfw_step_get_list(step, "admin_cidrs");
+	if (!st->cidrs)
+		goto bad;
+	for (; st->cidrs[st->n_cidrs]; st->n_cidrs++) {
+		const char *w = st->cidrs[st->n_cidrs];
 		if (!strchr(w, '/') || strspn(w, "0123456789abcdefABCDEF.:/") != strlen(w)) {
 			irfw_step_error(step, "admin_cidrs", "'%s' is not a CIDR (like 10.0.0.0/8)", w);
 			goto bad;
 		}
 		if (strcmp(w, "0.0.0.0/0") == 0 || strcmp(w, "::/0") == 0)
-			irfw_step_log(step, IRFW_LOG_WARN, "admin_cidrs holds %s: the quarantine group lets anyone in", w);
+			irfw_step_log(step, IRFW_LOG_WARN,
+			              "admin_cidrs holds %s: the quarantine group lets anyone in", w);
 	}
-	p = irfw_step_get(step, "admin_ports");
-	while (p && (w = list_next(&p))) {
+	ports = irfw_step_get_list(step, "admin_ports");
+	if (!ports)
+		goto bad;
+	for (char **w = ports; *w; w++) {
 		struct port_range r;
-		char *dash = strchr(w, '-');
+		char *dash = strchr(*w, '-');
 		if (dash)
 			*dash = '\0';
-		bool ok = parse_port(w, &r.from) && (dash ? parse_port(dash + 1, &r.to) : (r.to = r.from, true)) &&
-		          r.from <= r.to;
+		bool ok = parse_port(*w, &r.from) &&
+		          (dash ? parse_port(dash + 1, &r.to) : (r.to = r.from, true)) && r.from <= r.to;
 		if (dash)
 			*dash = '-';
 		if (!ok) {
-			irfw_step_error(step, "admin_ports", "'%s' is not a port or a range like 8000-8010", w);
-			free(w);
+			irfw_step_error(step, "admin_ports", "'%s' is not a port or a range like 8000-8010",
+			                *w);
 			goto bad;
 		}
-		free(w);
 		struct port_range *v = realloc(st->ports, (st->n_ports + 1) * sizeof(*v));
 		if (!v)
 			goto bad;
 		st->ports = v;
 		st->ports[st->n_ports++] = r;
 	}
+	irfw_list_free(ports);
 	*state = st;
 	return 0;
 bad:
+	irfw_list_free(ports);
 	fini(st);
 	return -1;
 }
 
 static const struct irfw_plugin plugin = {
-	IRFW_PLUGIN_HEADER,
-	.name = "isolate",
-	.version = "1.0",
-	.summary = "quarantine security group on every interface, tracked flows broken, originals recorded",
-	.options = opts,
-	.init = init,
-	.run = run,
-	.fini = fini,
-	.description =
-	    "Contains the instance. The quarantine group of its VPC (the -g group, which must be in that "
-	    "VPC; else the one named group_name or tagged irfw:quarantine=true; else a new one with no "
-	    "egress rule and ingress only from admin_cidrs on admin_ports) becomes the only group of "
-	    "every network interface, with ModifyNetworkInterfaceAttribute (ModifyInstanceAttribute "
-	    "refuses instances with several interfaces). Each VPC's group is found or created once per "
-	    "run, however many instances are handled in parallel.\n\n"
-	    "A security group change does not end connections EC2 already tracks. With break_tracked, "
-	    "as AWS's incident response guide advises, each interface first gets the VPC's untracking "
-	    "group (all traffic in and out from 0.0.0.0/0 and ::/0, which makes flows untracked) and "
-	    "right after it the quarantine group, which then drops them. The all-open group is on an "
-	    "interface only between two API calls; if the second fails the original groups are put back. "
-	    "This cannot break ICMP flows, nor flows through a Network Load Balancer, NAT gateway or "
-	    "Transit Gateway, which stay tracked whatever the rules; nacl = true (a deny-all network "
-	    "ACL on the subnet, refused on a shared subnet unless nacl_shared_subnet = allow) cuts those "
-	    "too, at the price of the whole subnet.\n\n"
-	    "Before changing anything, the original groups of each interface are recorded in the case "
-	    "(records.original_groups) and in an instance tag (original_groups_tag), and the subnet's "
-	    "original network ACL association in records.original_nacl; later steps get the fact "
-	    "quarantine_sg. It runs after asg and elb, so the instance is out of service before it is cut "
-	    "off (an Auto Scaling health check would otherwise replace it), and before protect, capture "
-	    "and snapshot, so the evidence is preserved from an instance that can no longer talk.",
+    IRFW_PLUGIN_HEADER,
+    .name = "isolate",
+    .version = "1.0",
+    .summary = "quarantine security group on every interface, tracked flows broken, originals recorded",
+    .options = opts,
+    .init = init,
+    .run = run,
+    .fini = fini,
+    .description =
+        "Contains the instance. The quarantine group of its VPC (the -g group, which must be in that "
+        "VPC; else the one named group_name or tagged irfw:quarantine=true; else a new one with no "
+        "egress rule and ingress only from admin_cidrs on admin_ports) becomes the only group of "
+        "every network interface, with ModifyNetworkInterfaceAttribute (ModifyInstanceAttribute "
+        "refuses instances with several interfaces). Each VPC's group is found or created once per "
+        "run, however many instances are handled in parallel.\n\n"
+        "A security group change does not end connections EC2 already tracks. With break_tracked, "
+        "as AWS's incident response guide advises, each interface first gets the VPC's untracking "
+        "group (all traffic in and out from 0.0.0.0/0 and ::/0, which makes flows untracked) and "
+        "right after it the quarantine group, which then drops them. The all-open group is on an "
+        "interface only between two API calls; if the second fails the original groups are put back. "
+        "This cannot break ICMP flows, nor flows through a Network Load Balancer, NAT gateway or "
+        "Transit Gateway, which stay tracked whatever the rules; nacl = true (a deny-all network "
+        "ACL on the subnet, refused on a shared subnet unless nacl_shared_subnet = allow) cuts those "
+        "too, at the price of the whole subnet.\n\n"
+        "Before changing anything, the original groups of each interface are recorded in the case "
+        "(records.original_groups) and in an instance tag (original_groups_tag), and the subnet's "
+        "original network ACL association in records.original_nacl; later steps get the fact "
+        "quarantine_sg. It runs after asg and elb, so the instance is out of service before it is cut "
+        "off (an Auto Scaling health check would otherwise replace it), and before protect, capture "
+        "and snapshot, so the evidence is preserved from an instance that can no longer talk.",
 };
 
 IRFW_PLUGIN_ENTRY(isolate, plugin)

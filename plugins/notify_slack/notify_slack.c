@@ -11,7 +11,6 @@
 #define _POSIX_C_SOURCE 200809L
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,86 +19,36 @@
 
 /* Slack's limits: section text 3000 characters, a field 2000, a header's
  * plain text 150.  Bytes are counted, which is never less than characters. */
-#define SECTION_MAX 3000u
-#define FIELD_MAX 2000u
-#define HEADER_MAX 150u
-#define DETAIL_MAX 400u /* one step's detail, so one step cannot eat the section */
+#define SECTION_MAX      3000u
+#define FIELD_MAX        2000u
+#define HEADER_MAX       150u
+#define DETAIL_MAX       400u /* one step's detail, so one step cannot eat the section */
 #define WEBHOOK_FILE_MAX 4096u
-#define DEFAULT_ENV "IRFW_SLACK_WEBHOOK"
+#define DEFAULT_ENV      "IRFW_SLACK_WEBHOOK"
 #define TRUNCATED_MARKER "\n… (truncated, see the case manifest)"
 
 static const struct irfw_option opts[] = {
-	{.name = "webhook_url",
-	 .type = IRFW_OPT_STRING,
-	 .flags = IRFW_OPT_SECRET,
-	 .help = "Incoming webhook URL (https://hooks.slack.com/services/...). It is a credential: prefer "
-	         "webhook_url_file or webhook_url_env so the INI can be world-readable. Set only one of "
-	         "the three."},
-	{.name = "webhook_url_file",
-	 .type = IRFW_OPT_STRING,
-	 .help = "File whose first line is the webhook URL (templates expand in the path)."},
-	{.name = "webhook_url_env",
-	 .type = IRFW_OPT_STRING,
-	 .help = "Environment variable holding the webhook URL. When none of the three keys is set, "
-	         "$" DEFAULT_ENV " is used if present, and the step is skipped if it is not."},
-	{.name = "channel",
-	 .type = IRFW_OPT_STRING,
-	 .help = "Channel override (#name), for legacy webhooks that allow it."},
-	{.name = "username",
-	 .type = IRFW_OPT_STRING,
-	 .help = "Sender name override, for legacy webhooks that allow it."},
-	{.name = NULL},
+    {.name = "webhook_url",
+     .type = IRFW_OPT_STRING,
+     .flags = IRFW_OPT_SECRET,
+     .help = "Incoming webhook URL (https://hooks.slack.com/services/...). It is a credential: prefer "
+             "webhook_url_file or webhook_url_env so the INI can be world-readable. Set only one of "
+             "the three."},
+    {.name = "webhook_url_file",
+     .type = IRFW_OPT_STRING,
+     .help = "File whose first line is the webhook URL (templates expand in the path)."},
+    {.name = "webhook_url_env",
+     .type = IRFW_OPT_STRING,
+     .help = "Environment variable holding the webhook URL. When none of the three keys is set, "
+             "$" DEFAULT_ENV " is used if present, and the step is skipped if it is not."},
+    {.name = "channel",
+     .type = IRFW_OPT_STRING,
+     .help = "Channel override (#name), for legacy webhooks that allow it."},
+    {.name = "username",
+     .type = IRFW_OPT_STRING,
+     .help = "Sender name override, for legacy webhooks that allow it."},
+    {.name = NULL},
 };
-
-/* A growable string; on allocation failure `failed` is set and later
- * appends do nothing, so callers check once at the end. */
-struct buf {
-	char *s;
-	size_t len, cap;
-	int failed;
-};
-
-static void buf_add(struct buf *b, const char *s, size_t n)
-{
-	if (b->failed)
-		return;
-	if (b->len + n + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 256;
-		while (cap < b->len + n + 1)
-			cap *= 2;
-		char *p = realloc(b->s, cap);
-		if (!p) {
-			b->failed = 1;
-			return;
-		}
-		b->s = p;
-		b->cap = cap;
-	}
-	memcpy(b->s + b->len, s, n);
-	b->len += n;
-	b->s[b->len] = '\0';
-}
-
-static void buf_puts(struct buf *b, const char *s)
-{
-	buf_add(b, s, strlen(s));
-}
-
-IRFW_PRINTF(2, 3)
-static void buf_printf(struct buf *b, const char *fmt, ...)
-{
-	char tmp[256];
-	va_list ap;
-	va_start(ap, fmt);
-	int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
-	va_end(ap);
-	/* Only short, fixed texts go through here; longer is a bug. */
-	if (n < 0 || (size_t)n >= sizeof(tmp)) {
-		b->failed = 1;
-		return;
-	}
-	buf_add(b, tmp, (size_t)n);
-}
 
 /* Length of s cut to at most max bytes without splitting a UTF-8 sequence. */
 static size_t utf8_prefix(const char *s, size_t max)
@@ -118,40 +67,31 @@ static size_t utf8_prefix(const char *s, size_t max)
  * stops a detail from carrying <!channel> or a link), control characters
  * made spaces, at most `max` source bytes (then "…").
  */
-static void buf_mrkdwn(struct buf *b, const char *s, size_t max)
+static void buf_mrkdwn(irfw_strbuf *b, const char *s, size_t max)
 {
 	size_t n = utf8_prefix(s, max);
 	for (size_t i = 0; i < n; i++) {
 		char c = s[i];
 		if (c == '&')
-			buf_puts(b, "&amp;");
+			irfw_strbuf_puts(b, "&amp;");
 		else if (c == '<')
-			buf_puts(b, "&lt;");
+			irfw_strbuf_puts(b, "&lt;");
 		else if (c == '>')
-			buf_puts(b, "&gt;");
+			irfw_strbuf_puts(b, "&gt;");
 		else if ((unsigned char)c < 0x20 || c == 0x7f)
-			buf_puts(b, " ");
+			irfw_strbuf_puts(b, " ");
 		else
-			buf_add(b, &c, 1);
+			irfw_strbuf_add(b, &c, 1);
 	}
 	if (n < strlen(s))
-		buf_puts(b, "…");
+		irfw_strbuf_puts(b, "…");
 }
 
-/* Take the finished text of b, or NULL when building it failed. */
-static char *buf_take(struct buf *b)
+/* irfw_json_str, with an empty string (an empty XML element) read as absent. */
+static const char *str_nonempty(const cJSON *o, const char *key)
 {
-	if (b->failed || !b->s) {
-		free(b->s);
-		return b->failed ? NULL : strdup("");
-	}
-	return b->s;
-}
-
-static const char *str_item(const cJSON *o, const char *key)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-	return cJSON_IsString(v) && v->valuestring[0] ? v->valuestring : NULL;
+	const char *s = irfw_json_str(o, key);
+	return s && *s ? s : NULL;
 }
 
 /* ------------------------------------------------------------------ */
@@ -269,15 +209,15 @@ static cJSON *text_obj(const char *type, const char *text)
 
 static void add_field(cJSON *fields, const char *label, const char *value, const char *extra)
 {
-	struct buf b = {0};
-	buf_printf(&b, "*%s*\n", label);
-	buf_mrkdwn(&b, value ? value : "?", FIELD_MAX / 2);
+	irfw_strbuf *b = irfw_strbuf_new();
+	irfw_strbuf_printf(b, "*%s*\n", label);
+	buf_mrkdwn(b, value ? value : "?", FIELD_MAX / 2);
 	if (extra) {
-		buf_puts(&b, " (");
-		buf_mrkdwn(&b, extra, FIELD_MAX / 4);
-		buf_puts(&b, ")");
+		irfw_strbuf_puts(b, " (");
+		buf_mrkdwn(b, extra, FIELD_MAX / 4);
+		irfw_strbuf_puts(b, ")");
 	}
-	char *s = buf_take(&b);
+	char *s = irfw_strbuf_steal(b);
 	cJSON_AddItemToArray(fields, text_obj("mrkdwn", s ? s : "?"));
 	free(s);
 }
@@ -296,73 +236,74 @@ static const char *status_emoji(const char *s)
 /* One line for a step: emoji, name, status, detail, AWS code and request. */
 static char *step_line(const cJSON *st, size_t detail_max)
 {
-	struct buf b = {0};
-	const char *s = str_item(st, "status"), *code = str_item(st, "aws_error");
-	const char *rid = str_item(st, "request_id"), *detail = str_item(st, "detail");
-	buf_printf(&b, "%s *", status_emoji(s));
-	buf_mrkdwn(&b, str_item(st, "step") ? str_item(st, "step") : "?", 100);
-	buf_puts(&b, "* ");
-	buf_puts(&b, s && strcmp(s, "failed") == 0 ? "FAILED" : s ? s : "?");
+	irfw_strbuf *b = irfw_strbuf_new();
+	const char *s = str_nonempty(st, "status"), *code = str_nonempty(st, "aws_error");
+	const char *rid = str_nonempty(st, "request_id"), *detail = str_nonempty(st, "detail");
+	irfw_strbuf_printf(b, "%s *", status_emoji(s));
+	buf_mrkdwn(b, str_nonempty(st, "step") ? str_nonempty(st, "step") : "?", 100);
+	irfw_strbuf_puts(b, "* ");
+	irfw_strbuf_puts(b, s && strcmp(s, "failed") == 0 ? "FAILED" : s ? s : "?");
 	if (detail) {
-		buf_puts(&b, ": ");
-		buf_mrkdwn(&b, detail, detail_max);
+		irfw_strbuf_puts(b, ": ");
+		buf_mrkdwn(b, detail, detail_max);
 	}
 	if (code || rid) {
-		buf_puts(&b, " [");
+		irfw_strbuf_puts(b, " [");
 		if (code) {
 			/* aws_error is "Code: message": the code in code style. */
 			const char *colon = strstr(code, ": ");
 			size_t clen = colon ? (size_t)(colon - code) : strlen(code);
 			char c[128];
 			snprintf(c, sizeof(c), "%.*s", (int)(clen < sizeof(c) ? clen : sizeof(c) - 1), code);
-			buf_puts(&b, "`");
-			buf_mrkdwn(&b, c, sizeof(c));
-			buf_puts(&b, "`");
+			irfw_strbuf_puts(b, "`");
+			buf_mrkdwn(b, c, sizeof(c));
+			irfw_strbuf_puts(b, "`");
 			if (colon) {
-				buf_puts(&b, " ");
-				buf_mrkdwn(&b, colon + 2, detail_max);
+				irfw_strbuf_puts(b, " ");
+				buf_mrkdwn(b, colon + 2, detail_max);
 			}
 		}
 		if (code && rid)
-			buf_puts(&b, ", ");
+			irfw_strbuf_puts(b, ", ");
 		if (rid) {
-			buf_puts(&b, "request id ");
-			buf_mrkdwn(&b, rid, 100);
+			irfw_strbuf_puts(b, "request id ");
+			buf_mrkdwn(b, rid, 100);
 		}
-		buf_puts(&b, "]");
+		irfw_strbuf_puts(b, "]");
 	}
-	return buf_take(&b);
+	return irfw_strbuf_steal(b);
 }
 
 /* The steps section with details cut to detail_max bytes: every line that
  * fits in SECTION_MAX, then a marker; *cut tells whether lines were lost. */
 static char *steps_text_cut(const cJSON *steps, size_t detail_max, int *cut)
 {
-	struct buf b = {0};
+	irfw_strbuf *b = irfw_strbuf_new();
 	const size_t room = SECTION_MAX - (sizeof(TRUNCATED_MARKER) - 1);
 	const cJSON *st;
 	cJSON_ArrayForEach(st, steps)
 	{
 		char *line = step_line(st, detail_max);
 		if (!line) {
-			b.failed = 1;
-			break;
+			irfw_strbuf_free(b);
+			return NULL;
 		}
-		size_t need = strlen(line) + (b.len ? 1 : 0);
-		if (b.len + need > room) {
+		size_t len = irfw_strbuf_len(b);
+		size_t need = strlen(line) + (len ? 1 : 0);
+		if (len + need > room) {
 			free(line);
-			buf_puts(&b, TRUNCATED_MARKER);
+			irfw_strbuf_puts(b, TRUNCATED_MARKER);
 			*cut = 1;
 			break;
 		}
-		if (b.len)
-			buf_puts(&b, "\n");
-		buf_puts(&b, line);
+		if (len)
+			irfw_strbuf_puts(b, "\n");
+		irfw_strbuf_puts(b, line);
 		free(line);
 	}
-	if (!b.failed && b.len == 0)
-		buf_puts(&b, "_No earlier step ran._");
-	return buf_take(&b);
+	if (irfw_strbuf_len(b) == 0)
+		irfw_strbuf_puts(b, "_No earlier step ran._");
+	return irfw_strbuf_steal(b);
 }
 
 /* The steps section.  A line per step matters more than long details (a
@@ -394,7 +335,7 @@ static char *evidence_text(const cJSON *sum)
 	cJSON_ArrayForEach(a, arts)
 	{
 		n++;
-		const char *uri = str_item(a, "uri");
+		const char *uri = str_nonempty(a, "uri");
 		if (!uri)
 			continue;
 		uploaded++;
@@ -411,8 +352,8 @@ static char *evidence_text(const cJSON *sum)
 	while (first && common > 0 && first[common - 1] != '/')
 		common--;
 
-	struct buf b = {0};
-	buf_printf(&b, ":file_folder: %d artifact%s", n, n == 1 ? "" : "s");
+	irfw_strbuf *b = irfw_strbuf_new();
+	irfw_strbuf_printf(b, ":file_folder: %d artifact%s", n, n == 1 ? "" : "s");
 	if (uploaded) {
 		/* A prefix shared by all URIs, or the one URI when alone. */
 		size_t plen = common ? common : strlen(first);
@@ -420,34 +361,34 @@ static char *evidence_text(const cJSON *sum)
 		if (plen >= sizeof(prefix))
 			plen = sizeof(prefix) - 1;
 		snprintf(prefix, sizeof(prefix), "%.*s", (int)plen, first);
-		buf_puts(&b, " in ");
-		buf_mrkdwn(&b, prefix, sizeof(prefix));
+		irfw_strbuf_puts(b, " in ");
+		buf_mrkdwn(b, prefix, sizeof(prefix));
 		if (uploaded < n)
-			buf_printf(&b, " (%d not uploaded)", n - uploaded);
+			irfw_strbuf_printf(b, " (%d not uploaded)", n - uploaded);
 	} else if (n) {
-		buf_puts(&b, ", not uploaded");
+		irfw_strbuf_puts(b, ", not uploaded");
 	}
-	const char *dir = str_item(sum, "case_dir");
+	const char *dir = str_nonempty(sum, "case_dir");
 	if (dir) {
-		buf_puts(&b, " · local case folder `");
-		buf_mrkdwn(&b, dir, 1000);
-		buf_puts(&b, "`");
+		irfw_strbuf_puts(b, " · local case folder `");
+		buf_mrkdwn(b, dir, 1000);
+		irfw_strbuf_puts(b, "`");
 	}
-	return buf_take(&b);
+	return irfw_strbuf_steal(b);
 }
 
 /* The Block Kit payload for the summary. */
 static char *build_payload(irfw_target *t, const cJSON *sum)
 {
 	irfw_step *step = irfw_target_step(t);
-	const char *iid = str_item(sum, "instance_id"), *name = str_item(sum, "name");
-	const char *case_id = str_item(sum, "case_id");
+	const char *iid = str_nonempty(sum, "instance_id"), *name = str_nonempty(sum, "name");
+	const char *case_id = str_nonempty(sum, "case_id");
 	const cJSON *steps = cJSON_GetObjectItemCaseSensitive(sum, "steps");
 	const cJSON *st;
 	int n_ok = 0, n_skip = 0, n_fail = 0;
 	cJSON_ArrayForEach(st, steps)
 	{
-		const char *s = str_item(st, "status");
+		const char *s = str_nonempty(st, "status");
 		if (s && strcmp(s, "ok") == 0)
 			n_ok++;
 		else if (s && strcmp(s, "skipped") == 0)
@@ -463,28 +404,28 @@ static char *build_payload(irfw_target *t, const cJSON *sum)
 	char *out = NULL, *header = NULL, *acct = NULL, *steps_s = NULL, *ev = NULL, *fallback = NULL;
 
 	/* The header is plain text: no escaping, only the length limit. */
-	struct buf hb = {0};
-	buf_puts(&hb, n_fail ? ":rotating_light: irfw: " : "irfw: ");
-	buf_puts(&hb, iid ? iid : "?");
+	irfw_strbuf *hb = irfw_strbuf_new();
+	irfw_strbuf_puts(hb, n_fail ? ":rotating_light: irfw: " : "irfw: ");
+	irfw_strbuf_puts(hb, iid ? iid : "?");
 	if (n_fail)
-		buf_printf(&hb, ", %d step%s FAILED", n_fail, n_fail == 1 ? "" : "s");
+		irfw_strbuf_printf(hb, ", %d step%s FAILED", n_fail, n_fail == 1 ? "" : "s");
 	else
-		buf_puts(&hb, ", no step failed");
-	header = buf_take(&hb);
-	struct buf ab = {0};
-	buf_puts(&ab, str_item(sum, "account_id") ? str_item(sum, "account_id") : "?");
-	buf_puts(&ab, " / ");
-	buf_puts(&ab, str_item(sum, "region") ? str_item(sum, "region") : "?");
-	acct = buf_take(&ab);
+		irfw_strbuf_puts(hb, ", no step failed");
+	header = irfw_strbuf_steal(hb);
+	irfw_strbuf *ab = irfw_strbuf_new();
+	irfw_strbuf_puts(ab, str_nonempty(sum, "account_id") ? str_nonempty(sum, "account_id") : "?");
+	irfw_strbuf_puts(ab, " / ");
+	irfw_strbuf_puts(ab, str_nonempty(sum, "region") ? str_nonempty(sum, "region") : "?");
+	acct = irfw_strbuf_steal(ab);
 	steps_s = steps_text(steps);
 	ev = evidence_text(sum);
-	struct buf fb = {0};
-	buf_puts(&fb, header ? header : "irfw");
-	buf_puts(&fb, " (case ");
-	buf_mrkdwn(&fb, case_id ? case_id : "?", 200);
-	buf_puts(&fb, "): ");
-	buf_puts(&fb, result);
-	fallback = buf_take(&fb);
+	irfw_strbuf *fb = irfw_strbuf_new();
+	irfw_strbuf_puts(fb, header ? header : "irfw");
+	irfw_strbuf_puts(fb, " (case ");
+	buf_mrkdwn(fb, case_id ? case_id : "?", 200);
+	irfw_strbuf_puts(fb, "): ");
+	irfw_strbuf_puts(fb, result);
+	fallback = irfw_strbuf_steal(fb);
 	if (!root || !header || !acct || !steps_s || !ev || !fallback)
 		goto out;
 	header[utf8_prefix(header, HEADER_MAX)] = '\0';
@@ -575,7 +516,7 @@ static irfw_status run(irfw_target *t, void *state)
 	const char *self = irfw_step_name(irfw_target_step(t));
 	cJSON *steps = cJSON_GetObjectItemCaseSensitive(sum, "steps");
 	for (int i = cJSON_GetArraySize(steps) - 1; i >= 0; i--) {
-		const char *sn = str_item(cJSON_GetArrayItem(steps, i), "step");
+		const char *sn = str_nonempty(cJSON_GetArrayItem(steps, i), "step");
 		if (sn && strcmp(sn, self) == 0)
 			cJSON_DeleteItemFromArray(steps, i);
 	}
@@ -592,8 +533,9 @@ static irfw_status run(irfw_target *t, void *state)
 		if (http > 0)
 			st = irfw_fail(t, "Slack webhook (from %s) answered HTTP %ld", source, http);
 		else
-			st = irfw_fail(t, "posting to the Slack webhook (from %s) failed: connection error, "
-			                  "timeout or URL refused (see the log)",
+			st = irfw_fail(t,
+			               "posting to the Slack webhook (from %s) failed: connection error, "
+			               "timeout or URL refused (see the log)",
 			               source);
 		goto out;
 	}
@@ -610,26 +552,26 @@ out:
 }
 
 static const struct irfw_plugin plugin = {
-	IRFW_PLUGIN_HEADER,
-	.name = "notify_slack",
-	.version = "1.0",
-	.summary = "post a summary of what was done to a Slack incoming webhook",
-	.options = opts,
-	.init = init,
-	.run = run,
-	.description =
-		"Posts one Block Kit message per instance to a Slack incoming webhook: a header, the "
-		"instance and its Name tag, the case, account and region, one line per earlier step with an "
-		"emoji for ok, skipped or FAILED (and the AWS error code and request id), and where the "
-		"evidence is (S3 prefix and local case folder).\n\n"
-		"It runs last so that the summary covers every step of the instance. A failed post fails "
-		"this step with the HTTP status and nothing else; the instance's containment is not undone. "
-		"To post to two channels, add a second step with `plugin = notify_slack`.\n\n"
-		"The webhook URL is a credential. Give it in exactly one of webhook_url, webhook_url_file "
-		"or webhook_url_env; with none of them, $" DEFAULT_ENV " is used, and the step is skipped "
-		"when that is unset. The URL is never logged, printed or written to the case record. Slack's "
-		"text limits are respected by trimming, with a marker that points to the case manifest. "
-		"Nothing is posted in a dry run.",
+    IRFW_PLUGIN_HEADER,
+    .name = "notify_slack",
+    .version = "1.0",
+    .summary = "post a summary of what was done to a Slack incoming webhook",
+    .options = opts,
+    .init = init,
+    .run = run,
+    .description =
+        "Posts one Block Kit message per instance to a Slack incoming webhook: a header, the "
+        "instance and its Name tag, the case, account and region, one line per earlier step with an "
+        "emoji for ok, skipped or FAILED (and the AWS error code and request id), and where the "
+        "evidence is (S3 prefix and local case folder).\n\n"
+        "It runs last so that the summary covers every step of the instance. A failed post fails "
+        "this step with the HTTP status and nothing else; the instance's containment is not undone. "
+        "To post to two channels, add a second step with `plugin = notify_slack`.\n\n"
+        "The webhook URL is a credential. Give it in exactly one of webhook_url, webhook_url_file "
+        "or webhook_url_env; with none of them, $" DEFAULT_ENV " is used, and the step is skipped "
+        "when that is unset. The URL is never logged, printed or written to the case record. Slack's "
+        "text limits are respected by trimming, with a marker that points to the case manifest. "
+        "Nothing is posted in a dry run.",
 };
 
 IRFW_PLUGIN_ENTRY(notify_slack, plugin)

@@ -7,8 +7,6 @@
  * summary object for a machine.  The topic's subscribers (e-mail, a Lambda
  * that forwards to chat, a ticketing queue) are the site's business.
  */
-#include <stdarg.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,101 +14,45 @@
 
 /* SNS refuses a Message above 256 KiB (bytes of UTF-8) and a Subject of 100
  * characters or more. */
-#define SNS_MESSAGE_MAX (256u * 1024u)
-#define SNS_SUBJECT_MAX 99u
+#define SNS_MESSAGE_MAX  (256u * 1024u)
+#define SNS_SUBJECT_MAX  99u
 #define TRUNCATED_MARKER "\n... (truncated, see the case manifest)\n"
 
 static const struct irfw_option opts[] = {
-	{.name = "topic",
-	 .type = IRFW_OPT_STRING,
-	 .def = "arn:aws:sns:${region}:${account_id}:slack-events",
-	 .help = "ARN of the topic to publish to (templates expand). The global `topic` key or `-t ARN` "
-	         "overrides it. The default is the naming rule of the tool irfw replaces."},
-	{.name = "subject",
-	 .type = IRFW_OPT_STRING,
-	 .def = "irfw: ${instance_id} quarantined (case ${case_id})",
-	 .help = "Subject template (e-mail subscribers see it). Control characters and non-ASCII are "
-	         "replaced and it is cut to the 99 characters SNS accepts."},
-	{.name = "format",
-	 .type = IRFW_OPT_ENUM,
-	 .def = "text",
-	 .choices = "text|json",
-	 .help = "`text`: a report for a human; `json`: the summary object (case_id, instance_id, name, "
-	         "account_id, region, steps, artifacts, case_dir) for a program."},
-	{.name = NULL},
+    {.name = "topic",
+     .type = IRFW_OPT_STRING,
+     .def = "arn:aws:sns:${region}:${account_id}:slack-events",
+     .help = "ARN of the topic to publish to (templates expand). The global `topic` key or `-t ARN` "
+             "overrides it. The default is the naming rule of the tool irfw replaces."},
+    {.name = "subject",
+     .type = IRFW_OPT_STRING,
+     .def = "irfw: ${instance_id} quarantined (case ${case_id})",
+     .help = "Subject template (e-mail subscribers see it). Control characters and non-ASCII are "
+             "replaced and it is cut to the 99 characters SNS accepts."},
+    {.name = "format",
+     .type = IRFW_OPT_ENUM,
+     .def = "text",
+     .choices = "text|json",
+     .help = "`text`: a report for a human; `json`: the summary object (case_id, instance_id, name, "
+             "account_id, region, steps, artifacts, case_dir) for a program."},
+    {.name = NULL},
 };
-
-/* A growable string; on allocation failure `failed` is set and later
- * appends do nothing, so callers check once at the end. */
-struct buf {
-	char *s;
-	size_t len, cap;
-	int failed;
-};
-
-static void buf_add(struct buf *b, const char *s, size_t n)
-{
-	if (b->failed)
-		return;
-	if (b->len + n + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 1024;
-		while (cap < b->len + n + 1)
-			cap *= 2;
-		char *p = realloc(b->s, cap);
-		if (!p) {
-			b->failed = 1;
-			return;
-		}
-		b->s = p;
-		b->cap = cap;
-	}
-	memcpy(b->s + b->len, s, n);
-	b->len += n;
-	b->s[b->len] = '\0';
-}
-
-static void buf_puts(struct buf *b, const char *s)
-{
-	buf_add(b, s, strlen(s));
-}
-
-IRFW_PRINTF(2, 3)
-static void buf_printf(struct buf *b, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	int n = vsnprintf(NULL, 0, fmt, ap);
-	va_end(ap);
-	if (n < 0) {
-		b->failed = 1;
-		return;
-	}
-	char *tmp = malloc((size_t)n + 1);
-	if (!tmp) {
-		b->failed = 1;
-		return;
-	}
-	va_start(ap, fmt);
-	vsnprintf(tmp, (size_t)n + 1, fmt, ap);
-	va_end(ap);
-	buf_add(b, tmp, (size_t)n);
-	free(tmp);
-}
 
 /* Append s with line breaks and other control characters turned into
  * spaces, so that a detail can never break the one-line-per-step layout. */
-static void buf_put_line(struct buf *b, const char *s)
+static void buf_put_line(irfw_strbuf *b, const char *s)
 {
 	for (const char *p = s; *p; p++) {
 		char c = (unsigned char)*p < 0x20 || *p == 0x7f ? ' ' : *p;
-		buf_add(b, &c, 1);
+		irfw_strbuf_add(b, &c, 1);
 	}
 }
 
-static const char *str_item(const cJSON *o, const char *key)
+/* irfw_json_str, with an empty string (an empty XML element) read as absent. */
+static const char *str_nonempty(const cJSON *o, const char *key)
 {
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-	return cJSON_IsString(v) && v->valuestring[0] ? v->valuestring : NULL;
+	const char *s = irfw_json_str(o, key);
+	return s && *s ? s : NULL;
 }
 
 /*
@@ -162,9 +104,9 @@ static char *sanitize_subject(const char *in)
 /* The plain-text report: what a responder needs at 3 a.m., top to bottom. */
 static char *format_text(const cJSON *sum)
 {
-	struct buf b = {0};
-	const char *iid = str_item(sum, "instance_id"), *name = str_item(sum, "name");
-	const char *acct = str_item(sum, "account_id"), *region = str_item(sum, "region");
+	irfw_strbuf *b = irfw_strbuf_new();
+	const char *iid = str_nonempty(sum, "instance_id"), *name = str_nonempty(sum, "name");
+	const char *acct = str_nonempty(sum, "account_id"), *region = str_nonempty(sum, "region");
 	const cJSON *steps = cJSON_GetObjectItemCaseSensitive(sum, "steps");
 	const cJSON *arts = cJSON_GetObjectItemCaseSensitive(sum, "artifacts");
 	const cJSON *st;
@@ -172,7 +114,7 @@ static char *format_text(const cJSON *sum)
 	int n_ok = 0, n_skip = 0, n_fail = 0;
 	cJSON_ArrayForEach(st, steps)
 	{
-		const char *s = str_item(st, "status");
+		const char *s = str_nonempty(st, "status");
 		if (s && strcmp(s, "ok") == 0)
 			n_ok++;
 		else if (s && strcmp(s, "skipped") == 0)
@@ -181,71 +123,69 @@ static char *format_text(const cJSON *sum)
 			n_fail++;
 	}
 
-	buf_puts(&b, "irfw incident response report\n\n");
-	buf_puts(&b, "Instance: ");
-	buf_put_line(&b, iid ? iid : "?");
+	irfw_strbuf_puts(b, "irfw incident response report\n\n");
+	irfw_strbuf_puts(b, "Instance: ");
+	buf_put_line(b, iid ? iid : "?");
 	if (name) {
-		buf_puts(&b, " (");
-		buf_put_line(&b, name);
-		buf_puts(&b, ")");
+		irfw_strbuf_puts(b, " (");
+		buf_put_line(b, name);
+		irfw_strbuf_puts(b, ")");
 	}
-	buf_printf(&b, "\nAccount:  %s\nRegion:   %s\nCase:     ", acct ? acct : "?", region ? region : "?");
-	buf_put_line(&b, str_item(sum, "case_id") ? str_item(sum, "case_id") : "?");
-	buf_printf(&b, "\nResult:   %s%d ok, %d skipped, %d failed\n\nSteps:\n", n_fail ? "ATTENTION: " : "",
-	           n_ok, n_skip, n_fail);
+	irfw_strbuf_printf(b, "\nAccount:  %s\nRegion:   %s\nCase:     ", acct ? acct : "?",
+	                   region ? region : "?");
+	buf_put_line(b, str_nonempty(sum, "case_id") ? str_nonempty(sum, "case_id") : "?");
+	irfw_strbuf_printf(b, "\nResult:   %s%d ok, %d skipped, %d failed\n\nSteps:\n",
+	                   n_fail ? "ATTENTION: " : "", n_ok, n_skip, n_fail);
 
 	cJSON_ArrayForEach(st, steps)
 	{
-		const char *s = str_item(st, "status"), *step = str_item(st, "step");
-		const char *detail = str_item(st, "detail"), *code = str_item(st, "aws_error");
-		const char *rid = str_item(st, "request_id");
+		const char *s = str_nonempty(st, "status"), *step = str_nonempty(st, "step");
+		const char *detail = str_nonempty(st, "detail"), *code = str_nonempty(st, "aws_error");
+		const char *rid = str_nonempty(st, "request_id");
 		const char *label = !s                          ? "?"
 		                    : strcmp(s, "ok") == 0      ? "ok"
 		                    : strcmp(s, "skipped") == 0 ? "skipped"
 		                                                : "FAILED";
-		buf_printf(&b, "  %-7s %s", label, step ? step : "?");
+		irfw_strbuf_printf(b, "  %-7s %s", label, step ? step : "?");
 		if (detail) {
-			buf_puts(&b, ": ");
-			buf_put_line(&b, detail);
+			irfw_strbuf_puts(b, ": ");
+			buf_put_line(b, detail);
 		}
 		if (code || rid) {
-			buf_puts(&b, " [");
+			irfw_strbuf_puts(b, " [");
 			if (code)
-				buf_put_line(&b, code);
+				buf_put_line(b, code);
 			if (code && rid)
-				buf_puts(&b, ", ");
+				irfw_strbuf_puts(b, ", ");
 			if (rid) {
-				buf_puts(&b, "request id ");
-				buf_put_line(&b, rid);
+				irfw_strbuf_puts(b, "request id ");
+				buf_put_line(b, rid);
 			}
-			buf_puts(&b, "]");
+			irfw_strbuf_puts(b, "]");
 		}
-		buf_puts(&b, "\n");
+		irfw_strbuf_puts(b, "\n");
 	}
 	if (!cJSON_GetArraySize(steps))
-		buf_puts(&b, "  (no earlier step ran)\n");
+		irfw_strbuf_puts(b, "  (no earlier step ran)\n");
 
 	int n_arts = cJSON_GetArraySize(arts);
-	buf_printf(&b, "\nEvidence (%d artifact%s):\n", n_arts, n_arts == 1 ? "" : "s");
+	irfw_strbuf_printf(b, "\nEvidence (%d artifact%s):\n", n_arts, n_arts == 1 ? "" : "s");
 	const cJSON *a;
 	cJSON_ArrayForEach(a, arts)
 	{
-		const char *an = str_item(a, "name"), *sha = str_item(a, "sha256"), *uri = str_item(a, "uri");
-		buf_puts(&b, "  ");
-		buf_put_line(&b, an ? an : "?");
-		buf_printf(&b, "  sha256 %s  ", sha ? sha : "?");
-		buf_put_line(&b, uri ? uri : "(not uploaded)");
-		buf_puts(&b, "\n");
+		const char *an = str_nonempty(a, "name"), *sha = str_nonempty(a, "sha256"),
+		           *uri = str_nonempty(a, "uri");
+		irfw_strbuf_puts(b, "  ");
+		buf_put_line(b, an ? an : "?");
+		irfw_strbuf_printf(b, "  sha256 %s  ", sha ? sha : "?");
+		buf_put_line(b, uri ? uri : "(not uploaded)");
+		irfw_strbuf_puts(b, "\n");
 	}
-	const char *dir = str_item(sum, "case_dir");
-	buf_puts(&b, "\nLocal case folder: ");
-	buf_put_line(&b, dir ? dir : "(none)");
-	buf_puts(&b, "\n");
-	if (b.failed) {
-		free(b.s);
-		return NULL;
-	}
-	return b.s;
+	const char *dir = str_nonempty(sum, "case_dir");
+	irfw_strbuf_puts(b, "\nLocal case folder: ");
+	buf_put_line(b, dir ? dir : "(none)");
+	irfw_strbuf_puts(b, "\n");
+	return irfw_strbuf_steal(b);
 }
 
 /* The JSON form.  If it does not fit, drop artifacts from the end (the
@@ -309,7 +249,7 @@ static irfw_status run(irfw_target *t, void *state)
 	/* The summary lists this step too (still running): leave it out. */
 	cJSON *steps = cJSON_GetObjectItemCaseSensitive(sum, "steps");
 	for (int i = cJSON_GetArraySize(steps) - 1; i >= 0; i--) {
-		const char *sn = str_item(cJSON_GetArrayItem(steps, i), "step");
+		const char *sn = str_nonempty(cJSON_GetArrayItem(steps, i), "step");
 		if (sn && strcmp(sn, irfw_step_name(step)) == 0)
 			cJSON_DeleteItemFromArray(steps, i);
 	}
@@ -336,7 +276,7 @@ static irfw_status run(irfw_target *t, void *state)
 		st = IRFW_OK;
 		goto out;
 	}
-	const char *mid = str_item(cJSON_GetObjectItemCaseSensitive(res, "PublishResult"), "MessageId");
+	const char *mid = str_nonempty(cJSON_GetObjectItemCaseSensitive(res, "PublishResult"), "MessageId");
 	if (mid)
 		irfw_record(t, "message_id", cJSON_CreateString(mid));
 	irfw_note(t, "published to %s, MessageId %s", topic, mid ? mid : "(none returned)");
@@ -353,25 +293,25 @@ out:
 }
 
 static const struct irfw_plugin plugin = {
-	IRFW_PLUGIN_HEADER,
-	.name = "notify_sns",
-	.version = "1.0",
-	.summary = "publish a summary of what was done to an SNS topic",
-	.options = opts,
-	.run = run,
-	.description =
-		"Publishes one message per instance to an SNS topic: the instance, its Name tag, account, "
-		"region and case, one line per earlier step (ok, skipped or FAILED, with the detail, the AWS "
-		"error code and request id), every artifact with its SHA-256 and S3 location, and the local "
-		"case folder. With format = json the message is the summary object instead. The MessageId is "
-		"recorded in the case record.\n\n"
-		"It runs last so that the summary covers every step of the instance, including failed ones; "
-		"a step stopped by on_error = stop stops the notification too, so keep on_error = continue "
-		"on the steps before it when people must always be told.\n\n"
-		"The subject is cut to what SNS accepts (printable ASCII, under 100 characters) and the "
-		"message to 256 KiB, ending with a marker that points to the case manifest. Secrets are "
-		"never part of the message: it carries only the summary listed above. The step sends nothing "
-		"in a dry run.",
+    IRFW_PLUGIN_HEADER,
+    .name = "notify_sns",
+    .version = "1.0",
+    .summary = "publish a summary of what was done to an SNS topic",
+    .options = opts,
+    .run = run,
+    .description =
+        "Publishes one message per instance to an SNS topic: the instance, its Name tag, account, "
+        "region and case, one line per earlier step (ok, skipped or FAILED, with the detail, the AWS "
+        "error code and request id), every artifact with its SHA-256 and S3 location, and the local "
+        "case folder. With format = json the message is the summary object instead. The MessageId is "
+        "recorded in the case record.\n\n"
+        "It runs last so that the summary covers every step of the instance, including failed ones; "
+        "a step stopped by on_error = stop stops the notification too, so keep on_error = continue "
+        "on the steps before it when people must always be told.\n\n"
+        "The subject is cut to what SNS accepts (printable ASCII, under 100 characters) and the "
+        "message to 256 KiB, ending with a marker that points to the case manifest. Secrets are "
+        "never part of the message: it carries only the summary listed above. The step sends nothing "
+        "in a dry run.",
 };
 
 IRFW_PLUGIN_ENTRY(notify_sns, plugin)

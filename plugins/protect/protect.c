@@ -18,27 +18,27 @@
 #include "irfw/irfw.h"
 
 static const struct irfw_option opts[] = {
-	{.name = "termination",
-	 .type = IRFW_OPT_BOOL,
-	 .def = "true",
-	 .help = "Turn on termination protection (DisableApiTermination). Not attempted on spot "
-	         "instances, where EC2 does not support it."},
-	{.name = "stop",
-	 .type = IRFW_OPT_BOOL,
-	 .def = "true",
-	 .help = "Turn on stop protection (DisableApiStop), so the memory of a running instance is not "
-	         "lost to a stop. Not attempted on spot instances."},
-	{.name = "shutdown_behavior",
-	 .type = IRFW_OPT_BOOL,
-	 .def = "true",
-	 .help = "Set the instance-initiated shutdown behaviour to 'stop', so a shutdown from inside "
-	         "the guest does not terminate it."},
-	{.name = "keep_volumes",
-	 .type = IRFW_OPT_BOOL,
-	 .def = "true",
-	 .help = "Set DeleteOnTermination=false on every attached EBS volume, so the disks survive a "
-	         "termination."},
-	{.name = NULL},
+    {.name = "termination",
+     .type = IRFW_OPT_BOOL,
+     .def = "true",
+     .help = "Turn on termination protection (DisableApiTermination). Not attempted on spot "
+             "instances, where EC2 does not support it."},
+    {.name = "stop",
+     .type = IRFW_OPT_BOOL,
+     .def = "true",
+     .help = "Turn on stop protection (DisableApiStop), so the memory of a running instance is not "
+             "lost to a stop. Not attempted on spot instances."},
+    {.name = "shutdown_behavior",
+     .type = IRFW_OPT_BOOL,
+     .def = "true",
+     .help = "Set the instance-initiated shutdown behaviour to 'stop', so a shutdown from inside "
+             "the guest does not terminate it."},
+    {.name = "keep_volumes",
+     .type = IRFW_OPT_BOOL,
+     .def = "true",
+     .help = "Set DeleteOnTermination=false on every attached EBS volume, so the disks survive a "
+             "termination."},
+    {.name = NULL},
 };
 
 /* What became of the attempted changes, for the note, the record and the
@@ -64,8 +64,8 @@ static void append(char *buf, size_t cap, const char *what)
 
 static bool is_spot(irfw_target *t)
 {
-	const cJSON *lc = cJSON_GetObjectItemCaseSensitive(irfw_target_instance(t), "instanceLifecycle");
-	if (cJSON_IsString(lc) && strcmp(lc->valuestring, "spot") == 0)
+	const char *lc = irfw_json_str(irfw_target_instance(t), "instanceLifecycle");
+	if (lc && strcmp(lc, "spot") == 0)
 		return true;
 	const char *fact = irfw_fact_get(t, "lifecycle");
 	return fact && strcmp(fact, "spot") == 0;
@@ -107,7 +107,8 @@ static void modify(irfw_target *t, struct outcome *o, const char *what, cJSON *p
 	irfw_log(t, IRFW_LOG_ERROR, "%s: %s: %s", what, *code ? code : "error", irfw_aws_error_message(t));
 	if (o->n_failed++ == 0) {
 		snprintf(o->first_err, sizeof(o->first_err), "%s: %s (request %s)", *code ? code : "Error",
-		         irfw_aws_error_message(t), *irfw_aws_request_id(t) ? irfw_aws_request_id(t) : "none");
+		         irfw_aws_error_message(t),
+		         *irfw_aws_request_id(t) ? irfw_aws_request_id(t) : "none");
 		o->first_err_is_last = true;
 	}
 }
@@ -132,22 +133,23 @@ static int keep_volumes(irfw_target *t, struct outcome *o)
 	const cJSON *m;
 	cJSON_ArrayForEach(m, bdm)
 	{
-		const cJSON *dev = cJSON_GetObjectItemCaseSensitive(m, "deviceName");
+		const char *dev = irfw_json_str(m, "deviceName");
 		const cJSON *ebs = cJSON_GetObjectItemCaseSensitive(m, "ebs");
-		const cJSON *vol = cJSON_GetObjectItemCaseSensitive(ebs, "volumeId");
-		if (!cJSON_IsString(dev) || !cJSON_IsString(vol))
+		const char *vol = irfw_json_str(ebs, "volumeId");
+		if (!dev || !vol)
 			continue; /* instance-store: nothing to keep */
 		cJSON *item = cJSON_CreateObject();
-		cJSON_AddStringToObject(item, "DeviceName", dev->valuestring);
+		cJSON_AddStringToObject(item, "DeviceName", dev);
 		cJSON_AddBoolToObject(cJSON_AddObjectToObject(item, "Ebs"), "DeleteOnTermination", false);
 		cJSON_AddItemToArray(list, item);
 		/* The value before, so a release can put it back. */
 		const cJSON *was = cJSON_GetObjectItemCaseSensitive(ebs, "deleteOnTermination");
 		cJSON *r = cJSON_CreateObject();
-		cJSON_AddStringToObject(r, "volume", vol->valuestring);
-		cJSON_AddStringToObject(r, "device", dev->valuestring);
+		cJSON_AddStringToObject(r, "volume", vol);
+		cJSON_AddStringToObject(r, "device", dev);
 		if (cJSON_IsString(was))
-			cJSON_AddBoolToObject(r, "deleteOnTerminationWas", strcmp(was->valuestring, "true") == 0);
+			cJSON_AddBoolToObject(r, "deleteOnTerminationWas",
+			                      strcmp(was->valuestring, "true") == 0);
 		else if (cJSON_IsBool(was))
 			cJSON_AddBoolToObject(r, "deleteOnTerminationWas", cJSON_IsTrue(was));
 		cJSON_AddItemToArray(rec, r);
@@ -182,7 +184,8 @@ static irfw_status run(irfw_target *t, void *state)
 		 * asking would only turn a known limit into a failure. */
 		snprintf(spot_reason, sizeof(spot_reason),
 		         "spot instance: %s%s%s protection not supported by EC2, not attempted",
-		         want_term ? "termination" : "", want_term && want_stop ? " and " : "", want_stop ? "stop" : "");
+		         want_term ? "termination" : "", want_term && want_stop ? " and " : "",
+		         want_stop ? "stop" : "");
 		cJSON_AddTrueToObject(o.record, "spot");
 		want_term = want_stop = false;
 	}
@@ -234,19 +237,20 @@ static irfw_status run(irfw_target *t, void *state)
 	const char *prefix = irfw_target_dry_run(t) ? "dry run: would set " : "set ";
 	if (o.n_failed) {
 		char msg[1800];
-		snprintf(msg, sizeof(msg), "%d of %d protection changes failed: %s%s%s%s%s%s%s%s", o.n_failed,
-		         attempted, o.failed, *o.set ? "; " : "", *o.set ? prefix : "", o.set,
-		         *spot_reason ? "; " : "", spot_reason,
-		         /* A later call replaced the core's error: carry the
-		          * first one in the detail. */
-		         o.first_err_is_last ? "" : "; first error: ", o.first_err_is_last ? "" : o.first_err);
+		snprintf(
+		    msg, sizeof(msg), "%d of %d protection changes failed: %s%s%s%s%s%s%s%s", o.n_failed,
+		    attempted, o.failed, *o.set ? "; " : "", *o.set ? prefix : "", o.set,
+		    *spot_reason ? "; " : "", spot_reason,
+		    /* A later call replaced the core's error: carry the
+		     * first one in the detail. */
+		    o.first_err_is_last ? "" : "; first error: ", o.first_err_is_last ? "" : o.first_err);
 		if (o.first_err_is_last)
 			return irfw_fail_aws(t, "%s", msg);
 		return irfw_fail(t, "%s", msg);
 	}
 	if (!*o.set) /* every attempt was refused as unsupported: nothing done */
-		return irfw_skip(t, "not supported for this instance (UnsupportedOperation): %s%s%s", o.unsupported,
-		                 *spot_reason ? "; " : "", spot_reason);
+		return irfw_skip(t, "not supported for this instance (UnsupportedOperation): %s%s%s",
+		                 o.unsupported, *spot_reason ? "; " : "", spot_reason);
 	irfw_note(t, "%s%s", prefix, o.set);
 	if (*o.unsupported)
 		irfw_note(t, "not supported for this instance (UnsupportedOperation): %s", o.unsupported);
@@ -256,28 +260,28 @@ static irfw_status run(irfw_target *t, void *state)
 }
 
 static const struct irfw_plugin plugin = {
-	IRFW_PLUGIN_HEADER,
-	.name = "protect",
-	.version = "1.0",
-	.summary = "termination and stop protection, shutdown=stop, keep EBS volumes",
-	.options = opts,
-	.run = run,
-	.description =
-		"Turns on termination protection and stop protection, sets the instance-initiated shutdown "
-		"behaviour to 'stop', and sets DeleteOnTermination=false on every attached EBS volume. Each "
-		"change is a separate ModifyInstanceAttribute call, and all are tried even when one fails; "
-		"the step fails with the first AWS error after trying the rest. What was set is recorded "
-		"under the 'attributes' key of the case record, with each volume's former DeleteOnTermination.\n"
-		"\n"
-		"It runs after containment (isolate) and before evidence capture and snapshots: once the "
-		"instance cannot talk, the next risk is someone or something (an Auto Scaling policy, a "
-		"cleanup script, the attacker with stolen keys) terminating it and taking the disks with it.\n"
-		"\n"
-		"On spot instances EC2 supports neither termination nor stop protection: they are not "
-		"attempted and the step says so; the shutdown behaviour and the volumes are still handled, "
-		"and keeping the volumes is what matters most there, as EC2 may reclaim the instance at any "
-		"time. If EC2 answers UnsupportedOperation for an attribute on any other instance, that "
-		"attribute is noted as not supported rather than failing the step.",
+    IRFW_PLUGIN_HEADER,
+    .name = "protect",
+    .version = "1.0",
+    .summary = "termination and stop protection, shutdown=stop, keep EBS volumes",
+    .options = opts,
+    .run = run,
+    .description =
+        "Turns on termination protection and stop protection, sets the instance-initiated shutdown "
+        "behaviour to 'stop', and sets DeleteOnTermination=false on every attached EBS volume. Each "
+        "change is a separate ModifyInstanceAttribute call, and all are tried even when one fails; "
+        "the step fails with the first AWS error after trying the rest. What was set is recorded "
+        "under the 'attributes' key of the case record, with each volume's former DeleteOnTermination.\n"
+        "\n"
+        "It runs after containment (isolate) and before evidence capture and snapshots: once the "
+        "instance cannot talk, the next risk is someone or something (an Auto Scaling policy, a "
+        "cleanup script, the attacker with stolen keys) terminating it and taking the disks with it.\n"
+        "\n"
+        "On spot instances EC2 supports neither termination nor stop protection: they are not "
+        "attempted and the step says so; the shutdown behaviour and the volumes are still handled, "
+        "and keeping the volumes is what matters most there, as EC2 may reclaim the instance at any "
+        "time. If EC2 answers UnsupportedOperation for an attribute on any other instance, that "
+        "attribute is noted as not supported rather than failing the step.",
 };
 
 IRFW_PLUGIN_ENTRY(protect, plugin)

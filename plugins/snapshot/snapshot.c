@@ -17,30 +17,30 @@
 
 #include "irfw/irfw.h"
 
-#define TAG_CASE "irfw:case"
+#define TAG_CASE     "irfw:case"
 #define TAG_INSTANCE "irfw:instance"
-#define TAG_DEVICE "irfw:device"
+#define TAG_DEVICE   "irfw:device"
 /* Backoff while waiting for completion. */
 #define WAIT_FIRST_S 1
-#define WAIT_MAX_S 15
+#define WAIT_MAX_S   15
 
 static const struct irfw_option opts[] = {
-	{.name = "description",
-	 .type = IRFW_OPT_STRING,
-	 .def = "irfw ${case_id} ${instance_id}",
-	 .help = "Description of each snapshot (a template)."},
-	{.name = "wait",
-	 .type = IRFW_OPT_BOOL,
-	 .def = "false",
-	 .help = "Wait until every snapshot is complete. Snapshots are point-in-time when they are "
-	         "created, so waiting is only needed when a later step or the responder needs them "
-	         "usable at once (to create volumes for a forensic workstation)."},
-	{.name = "wait_timeout",
-	 .type = IRFW_OPT_INT,
-	 .def = "600",
-	 .help = "With wait = true: seconds to wait before the step fails; the snapshots already "
-	         "started are recorded and go on."},
-	{.name = NULL},
+    {.name = "description",
+     .type = IRFW_OPT_STRING,
+     .def = "irfw ${case_id} ${instance_id}",
+     .help = "Description of each snapshot (a template)."},
+    {.name = "wait",
+     .type = IRFW_OPT_BOOL,
+     .def = "false",
+     .help = "Wait until every snapshot is complete. Snapshots are point-in-time when they are "
+             "created, so waiting is only needed when a later step or the responder needs them "
+             "usable at once (to create volumes for a forensic workstation)."},
+    {.name = "wait_timeout",
+     .type = IRFW_OPT_INT,
+     .def = "600",
+     .help = "With wait = true: seconds to wait before the step fails; the snapshots already "
+             "started are recorded and go on."},
+    {.name = NULL},
 };
 
 /* One EBS volume of the instance and its snapshot, when it has one. */
@@ -84,12 +84,11 @@ static int job_load(irfw_target *t, struct job *j)
 	const cJSON *m;
 	cJSON_ArrayForEach(m, bdm)
 	{
-		const cJSON *dev = cJSON_GetObjectItemCaseSensitive(m, "deviceName");
-		const cJSON *vol = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(m, "ebs"),
-		                                                    "volumeId");
-		if (cJSON_IsString(vol) && j->n < (size_t)cap) {
-			j->v[j->n].volume = vol->valuestring;
-			j->v[j->n].device = cJSON_IsString(dev) ? dev->valuestring : "";
+		const char *dev = irfw_json_str(m, "deviceName");
+		const char *vol = irfw_json_str(cJSON_GetObjectItemCaseSensitive(m, "ebs"), "volumeId");
+		if (vol && j->n < (size_t)cap) {
+			j->v[j->n].volume = vol;
+			j->v[j->n].device = dev ? dev : "";
 			j->n++;
 		}
 	}
@@ -102,12 +101,6 @@ static struct vol *find_volume(struct job *j, const char *volume)
 		if (strcmp(j->v[i].volume, volume) == 0)
 			return &j->v[i];
 	return NULL;
-}
-
-static const char *str(const cJSON *o, const char *key)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-	return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
 static void add_tag(cJSON *list, const char *key, const char *value)
@@ -143,15 +136,16 @@ static int find_existing(irfw_target *t, struct job *j)
 	const cJSON *s;
 	cJSON_ArrayForEach(s, cJSON_GetObjectItemCaseSensitive(res, "snapshotSet"))
 	{
-		const char *status = str(s, "status");
-		struct vol *v = find_volume(j, str(s, "volumeId"));
-		if (!v || v->snapshot || !str(s, "snapshotId") || (status && strcmp(status, "error") == 0))
+		const char *status = irfw_json_str(s, "status");
+		struct vol *v = find_volume(j, irfw_json_str(s, "volumeId"));
+		if (!v || v->snapshot || !irfw_json_str(s, "snapshotId") ||
+		    (status && strcmp(status, "error") == 0))
 			continue; /* a failed snapshot preserves nothing */
-		v->snapshot = strdup(str(s, "snapshotId"));
+		v->snapshot = strdup(irfw_json_str(s, "snapshotId"));
 		const cJSON *tg;
 		cJSON_ArrayForEach(tg, cJSON_GetObjectItemCaseSensitive(s, "tagSet"))
 		{
-			const char *k = str(tg, "key");
+			const char *k = irfw_json_str(tg, "key");
 			if (k && strcmp(k, TAG_DEVICE) == 0)
 				v->has_device_tag = true;
 		}
@@ -213,17 +207,17 @@ static int create_multi(irfw_target *t, struct job *j, const char *desc)
 	const cJSON *s;
 	cJSON_ArrayForEach(s, cJSON_GetObjectItemCaseSensitive(res, "snapshotSet"))
 	{
-		struct vol *v = find_volume(j, str(s, "volumeId"));
+		struct vol *v = find_volume(j, irfw_json_str(s, "volumeId"));
 		if (!v) {
 			/* Attached since the instance was described: still
 			 * preserved, just not in the record. */
 			irfw_log(t, IRFW_LOG_WARN, "snapshot %s of volume %s, not in the instance record",
-			         str(s, "snapshotId") ? str(s, "snapshotId") : "?",
-			         str(s, "volumeId") ? str(s, "volumeId") : "?");
+			         irfw_json_str(s, "snapshotId") ? irfw_json_str(s, "snapshotId") : "?",
+			         irfw_json_str(s, "volumeId") ? irfw_json_str(s, "volumeId") : "?");
 			continue;
 		}
-		if (!v->snapshot && str(s, "snapshotId"))
-			v->snapshot = strdup(str(s, "snapshotId"));
+		if (!v->snapshot && irfw_json_str(s, "snapshotId"))
+			v->snapshot = strdup(irfw_json_str(s, "snapshotId"));
 	}
 	cJSON_Delete(res);
 	return 0;
@@ -245,14 +239,15 @@ static int create_each(irfw_target *t, struct job *j, const char *desc, char *er
 		cJSON_AddItemToObject(params, "TagSpecification", tag_spec(t, v->device));
 		cJSON *res = NULL;
 		if (irfw_aws_call(t, "ec2", "CreateSnapshot", params, &res) == 0) {
-			if (str(res, "snapshotId")) {
-				v->snapshot = strdup(str(res, "snapshotId"));
+			if (irfw_json_str(res, "snapshotId")) {
+				v->snapshot = strdup(irfw_json_str(res, "snapshotId"));
 				v->has_device_tag = true;
 			}
 		} else {
 			if (rc == 0)
-				snprintf(err, errlen, "CreateSnapshot of %s (%s): %s: %s (request %s)", v->volume,
-				         v->device, irfw_aws_error_code(t), irfw_aws_error_message(t),
+				snprintf(err, errlen, "CreateSnapshot of %s (%s): %s: %s (request %s)",
+				         v->volume, v->device, irfw_aws_error_code(t),
+				         irfw_aws_error_message(t),
 				         *irfw_aws_request_id(t) ? irfw_aws_request_id(t) : "none");
 			rc = -1;
 		}
@@ -279,8 +274,8 @@ static int tag_devices(irfw_target *t, struct job *j, char *err, size_t errlen)
 		if (irfw_aws_call(t, "ec2", "CreateTags", params, &res) == 0) {
 			v->has_device_tag = true;
 		} else if (failed++ == 0) {
-			snprintf(err, errlen, "CreateTags %s=%s on %s: %s: %s (request %s)", TAG_DEVICE, v->device,
-			         v->snapshot, irfw_aws_error_code(t), irfw_aws_error_message(t),
+			snprintf(err, errlen, "CreateTags %s=%s on %s: %s: %s (request %s)", TAG_DEVICE,
+			         v->device, v->snapshot, irfw_aws_error_code(t), irfw_aws_error_message(t),
 			         *irfw_aws_request_id(t) ? irfw_aws_request_id(t) : "none");
 		}
 		cJSON_Delete(params);
@@ -335,12 +330,12 @@ static irfw_status wait_done(irfw_target *t, struct job *j, long timeout)
 		const cJSON *s;
 		cJSON_ArrayForEach(s, cJSON_GetObjectItemCaseSensitive(res, "snapshotSet"))
 		{
-			const char *status = str(s, "status");
+			const char *status = irfw_json_str(s, "status");
 			total++;
 			if (status && strcmp(status, "completed") == 0)
 				done++;
 			else if (status && strcmp(status, "error") == 0 && !failed)
-				failed = str(s, "snapshotId");
+				failed = irfw_json_str(s, "snapshotId");
 		}
 		if (failed) {
 			irfw_status st = irfw_fail(t, "snapshot %s ended in state error", failed);
@@ -352,8 +347,9 @@ static irfw_status wait_done(irfw_target *t, struct job *j, long timeout)
 			return IRFW_OK;
 		double left = deadline - now_s();
 		if (left <= 0)
-			return irfw_fail(t, "%zu of %zu snapshots not complete after %ld s (they go on; ids recorded)",
-			                 count_snapshots(j) - done, count_snapshots(j), timeout);
+			return irfw_fail(
+			    t, "%zu of %zu snapshots not complete after %ld s (they go on; ids recorded)",
+			    count_snapshots(j) - done, count_snapshots(j), timeout);
 		double d = (double)delay < left ? (double)delay : left;
 		struct timespec ts = {.tv_sec = (time_t)d, .tv_nsec = (long)((d - (double)(time_t)d) * 1e9)};
 		irfw_log(t, IRFW_LOG_DEBUG, "%zu of %zu snapshots complete; next look in %.0f s", done,
@@ -371,7 +367,8 @@ static void list_ids(const struct job *j, char *buf, size_t cap)
 		if (!j->v[i].snapshot)
 			continue;
 		size_t len = strlen(buf);
-		snprintf(buf + len, cap - len, "%s%s (%s)", len ? ", " : "", j->v[i].snapshot, j->v[i].device);
+		snprintf(buf + len, cap - len, "%s%s (%s)", len ? ", " : "", j->v[i].snapshot,
+		         j->v[i].device);
 	}
 }
 
@@ -414,14 +411,19 @@ static irfw_status run(irfw_target *t, void *state)
 			goto out;
 		}
 		if (rc > 0) {
-			irfw_log(t, IRFW_LOG_WARN, "CreateSnapshots refused (%s: %s); one CreateSnapshot per volume",
-			         *irfw_aws_error_code(t) ? irfw_aws_error_code(t) : "error", irfw_aws_error_message(t));
-			irfw_note(t, "CreateSnapshots refused (%s): snapshots taken one volume at a time, not at "
-			          "one instant",
-			          *irfw_aws_error_code(t) ? irfw_aws_error_code(t) : "HTTP error");
+			irfw_log(t, IRFW_LOG_WARN,
+			         "CreateSnapshots refused (%s: %s); one CreateSnapshot per volume",
+			         *irfw_aws_error_code(t) ? irfw_aws_error_code(t) : "error",
+			         irfw_aws_error_message(t));
+			irfw_note(
+			    t,
+			    "CreateSnapshots refused (%s): snapshots taken one volume at a time, not at "
+			    "one instant",
+			    *irfw_aws_error_code(t) ? irfw_aws_error_code(t) : "HTTP error");
 			/* A 5xx may hide a request that was carried out. */
 			if (find_existing(t, &j) != 0) {
-				status = irfw_fail_aws(t, "DescribeSnapshots after CreateSnapshots was refused");
+				status =
+				    irfw_fail_aws(t, "DescribeSnapshots after CreateSnapshots was refused");
 				goto out;
 			}
 		}
@@ -436,7 +438,8 @@ static irfw_status run(irfw_target *t, void *state)
 			goto out;
 		}
 		if (dry) {
-			irfw_note(t, "dry run: would snapshot %zu volume%s", j.n - had, j.n - had == 1 ? "" : "s");
+			irfw_note(t, "dry run: would snapshot %zu volume%s", j.n - had,
+			          j.n - had == 1 ? "" : "s");
 			goto out;
 		}
 	}
@@ -445,8 +448,8 @@ static irfw_status run(irfw_target *t, void *state)
 	int tag_failures = tag_devices(t, &j, err, sizeof(err));
 	list_ids(&j, ids, sizeof(ids));
 	if (tag_failures) {
-		status = irfw_fail(t, "%zu snapshots (%s), but %d %s tag%s failed: %s", count_snapshots(&j), ids,
-		                   tag_failures, TAG_DEVICE, tag_failures == 1 ? "" : "s", err);
+		status = irfw_fail(t, "%zu snapshots (%s), but %d %s tag%s failed: %s", count_snapshots(&j),
+		                   ids, tag_failures, TAG_DEVICE, tag_failures == 1 ? "" : "s", err);
 		goto out;
 	}
 	irfw_note(t, "%s%zu snapshot%s: %s", existed ? "already snapshotted: " : "", count_snapshots(&j),
@@ -463,31 +466,31 @@ out:
 }
 
 static const struct irfw_plugin plugin = {
-	IRFW_PLUGIN_HEADER,
-	.name = "snapshot",
-	.version = "1.0",
-	.summary = "crash-consistent EBS snapshots of every volume, tagged with the case",
-	.options = opts,
-	.init = init,
-	.run = run,
-	.description =
-		"Takes crash-consistent snapshots of every EBS volume of the instance, root volume "
-		"included, with one CreateSnapshots call, so that all disks are captured at the same "
-		"instant. The snapshots copy the volumes' tags and carry irfw:case (the case id), "
-		"irfw:instance (the instance id) and irfw:device (the volume's device name, added with "
-		"CreateTags since CreateSnapshots cannot tag per volume). Their ids are recorded under "
-		"'snapshots' in the case record as {volume, device, snapshot}.\n"
-		"\n"
-		"It runs after containment and protection, so the disks cannot change much or disappear "
-		"while the snapshots start, and after the volatile captures (console output and "
-		"screenshot), which are lost first. A snapshot is point-in-time when it is created; with "
-		"wait = true the step also waits for completion.\n"
-		"\n"
-		"A re-run of the same case takes no new snapshots: before creating, it looks for snapshots "
-		"tagged with this case and instance, and snapshots only the volumes that have none. Where "
-		"EC2 refuses CreateSnapshots (UnsupportedOperation, InvalidParameter...), each volume is "
-		"snapshotted with CreateSnapshot, and the step notes that the set is not from one instant. "
-		"Instance-store volumes cannot be snapshotted, and memory is not captured.",
+    IRFW_PLUGIN_HEADER,
+    .name = "snapshot",
+    .version = "1.0",
+    .summary = "crash-consistent EBS snapshots of every volume, tagged with the case",
+    .options = opts,
+    .init = init,
+    .run = run,
+    .description =
+        "Takes crash-consistent snapshots of every EBS volume of the instance, root volume "
+        "included, with one CreateSnapshots call, so that all disks are captured at the same "
+        "instant. The snapshots copy the volumes' tags and carry irfw:case (the case id), "
+        "irfw:instance (the instance id) and irfw:device (the volume's device name, added with "
+        "CreateTags since CreateSnapshots cannot tag per volume). Their ids are recorded under "
+        "'snapshots' in the case record as {volume, device, snapshot}.\n"
+        "\n"
+        "It runs after containment and protection, so the disks cannot change much or disappear "
+        "while the snapshots start, and after the volatile captures (console output and "
+        "screenshot), which are lost first. A snapshot is point-in-time when it is created; with "
+        "wait = true the step also waits for completion.\n"
+        "\n"
+        "A re-run of the same case takes no new snapshots: before creating, it looks for snapshots "
+        "tagged with this case and instance, and snapshots only the volumes that have none. Where "
+        "EC2 refuses CreateSnapshots (UnsupportedOperation, InvalidParameter...), each volume is "
+        "snapshotted with CreateSnapshot, and the step notes that the set is not from one instant. "
+        "Instance-store volumes cannot be snapshotted, and memory is not captured.",
 };
 
 IRFW_PLUGIN_ENTRY(snapshot, plugin)

@@ -33,10 +33,11 @@ static const struct irfw_option opts[] = {
     {.name = NULL},
 };
 
-static const char *str_item(const cJSON *o, const char *key)
+/* irfw_json_str, with an empty string (an empty XML element) read as absent. */
+static const char *str_nonempty(const cJSON *o, const char *key)
 {
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-	return cJSON_IsString(v) && v->valuestring[0] ? v->valuestring : NULL;
+	const char *s = irfw_json_str(o, key);
+	return s && *s ? s : NULL;
 }
 
 /* Values come from XML, so booleans arrive as text. */
@@ -61,14 +62,14 @@ static irfw_status keep_volumes(irfw_target *t, const cJSON *inst)
 	const cJSON *m;
 	cJSON_ArrayForEach(m, cJSON_GetObjectItemCaseSensitive(inst, "blockDeviceMapping"))
 	{
-		const char *dev = str_item(m, "deviceName");
+		const char *dev = str_nonempty(m, "deviceName");
 		const cJSON *ebs = cJSON_GetObjectItemCaseSensitive(m, "ebs");
 		if (!dev || !cJSON_IsObject(ebs))
 			continue; /* instance-store volumes have no such flag */
 		bool dot = xml_true(ebs, "deleteOnTermination");
 		cJSON *r = cJSON_CreateObject();
 		cJSON_AddStringToObject(r, "device", dev);
-		const char *vol = str_item(ebs, "volumeId");
+		const char *vol = str_nonempty(ebs, "volumeId");
 		if (vol)
 			cJSON_AddStringToObject(r, "volume_id", vol);
 		cJSON_AddBoolToObject(r, "delete_on_termination", dot);
@@ -132,7 +133,7 @@ static cJSON *find_request(irfw_target *t, const char *req_id, bool *failed)
 	const cJSON *it;
 	cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(res, "spotInstanceRequestSet"))
 	{
-		const char *inst = str_item(it, "instanceId");
+		const char *inst = str_nonempty(it, "instanceId");
 		/* By id there is one; by filter prefer the one naming us. */
 		if (req_id || (inst && strcmp(inst, irfw_target_id(t)) == 0)) {
 			found = cJSON_Duplicate(it, true);
@@ -147,7 +148,7 @@ out:
 
 static irfw_status handle_request(irfw_target *t, const cJSON *inst, bool cancel_persistent)
 {
-	const char *req_id = str_item(inst, "spotInstanceRequestId");
+	const char *req_id = str_nonempty(inst, "spotInstanceRequestId");
 	bool failed;
 	irfw_status st = IRFW_OK;
 	cJSON *req = find_request(t, req_id, &failed);
@@ -168,9 +169,9 @@ static irfw_status handle_request(irfw_target *t, const cJSON *inst, bool cancel
 		irfw_note(t, "spot request %snot found", req_id ? "named by the instance " : "");
 		return IRFW_OK;
 	}
-	const char *id = str_item(req, "spotInstanceRequestId");
-	const char *type = str_item(req, "type");
-	const char *state = str_item(req, "state");
+	const char *id = str_nonempty(req, "spotInstanceRequestId");
+	const char *type = str_nonempty(req, "type");
+	const char *state = str_nonempty(req, "state");
 	id = id ? id : req_id ? req_id : "?";
 	cJSON_AddStringToObject(rec, "id", id);
 	cJSON_AddStringToObject(rec, "type", type ? type : "unknown");
@@ -229,7 +230,7 @@ static irfw_status run(irfw_target *t, void *state)
 	(void)state;
 	irfw_step *step = irfw_target_step(t);
 	const cJSON *inst = irfw_target_instance(t);
-	const char *lifecycle = str_item(inst, "instanceLifecycle");
+	const char *lifecycle = str_nonempty(inst, "instanceLifecycle");
 
 	if (!lifecycle || strcmp(lifecycle, "spot") != 0)
 		return irfw_skip(t, "not a spot instance");

@@ -9,7 +9,7 @@
  * break values with spaces (an operator's ARN cannot have one, but a status
  * text can).  Free-form extra tags are a list of key=value without blanks.
  */
-#define _POSIX_C_SOURCE 200809L /* strdup, strtok_r, gmtime_r */
+#define _POSIX_C_SOURCE 200809L /* strdup, gmtime_r */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,45 +18,45 @@
 #include "irfw/irfw.h"
 
 /* EC2 limits, in Unicode characters. */
-#define MAX_KEY_CHARS 128
+#define MAX_KEY_CHARS   128
 #define MAX_VALUE_CHARS 256
 /* CreateTags takes at most this many resource ids per call. */
 #define MAX_RESOURCES_PER_CALL 1000
 
 static const struct irfw_option opts[] = {
-	{.name = "case_key",
-	 .type = IRFW_OPT_STRING,
-	 .def = "irfw:case",
-	 .help = "Key of the tag holding the case id. Empty: no such tag."},
-	{.name = "status_key",
-	 .type = IRFW_OPT_STRING,
-	 .def = "irfw:status",
-	 .help = "Key of the status tag. Empty: no such tag."},
-	{.name = "status_value",
-	 .type = IRFW_OPT_STRING,
-	 .def = "quarantined",
-	 .help = "Value of the status tag (a template)."},
-	{.name = "time_key",
-	 .type = IRFW_OPT_STRING,
-	 .def = "irfw:quarantined-at",
-	 .help = "Key of the tag holding the time of tagging, ISO 8601 in UTC "
-	         "(2024-05-01T12:34:56Z). Empty: no such tag."},
-	{.name = "operator_key",
-	 .type = IRFW_OPT_STRING,
-	 .def = "irfw:operator",
-	 .help = "Key of the tag holding the ARN of the identity that ran irfw. Empty: no such tag."},
-	{.name = "extra",
-	 .type = IRFW_OPT_LIST,
-	 .def = "",
-	 .help = "More tags, as key=value words separated by commas or blanks (so neither key nor value "
-	         "may contain a blank or a comma); values are templates: team=secops, "
-	         "ticket=${case_id}. An extra tag with the key of a fixed one replaces it."},
-	{.name = "resources",
-	 .type = IRFW_OPT_LIST,
-	 .def = "instance, volumes, enis",
-	 .help = "What to tag: any of instance, volumes (every attached EBS volume), enis (every "
-	         "attached network interface)."},
-	{.name = NULL},
+    {.name = "case_key",
+     .type = IRFW_OPT_STRING,
+     .def = "irfw:case",
+     .help = "Key of the tag holding the case id. Empty: no such tag."},
+    {.name = "status_key",
+     .type = IRFW_OPT_STRING,
+     .def = "irfw:status",
+     .help = "Key of the status tag. Empty: no such tag."},
+    {.name = "status_value",
+     .type = IRFW_OPT_STRING,
+     .def = "quarantined",
+     .help = "Value of the status tag (a template)."},
+    {.name = "time_key",
+     .type = IRFW_OPT_STRING,
+     .def = "irfw:quarantined-at",
+     .help = "Key of the tag holding the time of tagging, ISO 8601 in UTC "
+             "(2024-05-01T12:34:56Z). Empty: no such tag."},
+    {.name = "operator_key",
+     .type = IRFW_OPT_STRING,
+     .def = "irfw:operator",
+     .help = "Key of the tag holding the ARN of the identity that ran irfw. Empty: no such tag."},
+    {.name = "extra",
+     .type = IRFW_OPT_LIST,
+     .def = "",
+     .help = "More tags, as key=value words separated by commas or blanks (so neither key nor value "
+             "may contain a blank or a comma); values are templates: team=secops, "
+             "ticket=${case_id}. An extra tag with the key of a fixed one replaces it."},
+    {.name = "resources",
+     .type = IRFW_OPT_LIST,
+     .def = "instance, volumes, enis",
+     .help = "What to tag: any of instance, volumes (every attached EBS volume), enis (every "
+             "attached network interface)."},
+    {.name = NULL},
 };
 
 enum { RES_INSTANCE = 1, RES_VOLUMES = 2, RES_ENIS = 4 };
@@ -65,75 +65,44 @@ struct tag_state {
 	unsigned resources; /* RES_* */
 };
 
-/* Split an INI list the way core does: commas and blanks. */
-static char **split_list(const char *s, size_t *n)
-{
-	*n = 0;
-	size_t cap = 0;
-	char **v = NULL;
-	char *copy = strdup(s ? s : "");
-	if (!copy)
-		return NULL;
-	char *save = NULL;
-	for (char *tok = strtok_r(copy, ", \t\n", &save); tok; tok = strtok_r(NULL, ", \t\n", &save)) {
-		if (*n == cap) {
-			cap = cap ? cap * 2 : 8;
-			char **nv = realloc(v, cap * sizeof(*v));
-			if (!nv)
-				break;
-			v = nv;
-		}
-		v[(*n)++] = strdup(tok);
-	}
-	free(copy);
-	return v;
-}
-
-static void free_list(char **v, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		free(v[i]);
-	free(v);
-}
-
 static int init(irfw_step *step, void **state)
 {
 	struct tag_state *st = calloc(1, sizeof(*st));
 	if (!st)
 		return -1;
 	int rc = 0;
-	size_t n;
-	char **v = split_list(irfw_step_get(step, "resources"), &n);
-	for (size_t i = 0; i < n; i++) {
-		if (strcmp(v[i], "instance") == 0)
+	char **v = irfw_step_get_list(step, "resources");
+	for (char **w = v; w && *w; w++) {
+		if (strcmp(*w, "instance") == 0)
 			st->resources |= RES_INSTANCE;
-		else if (strcmp(v[i], "volumes") == 0)
+		else if (strcmp(*w, "volumes") == 0)
 			st->resources |= RES_VOLUMES;
-		else if (strcmp(v[i], "enis") == 0)
+		else if (strcmp(*w, "enis") == 0)
 			st->resources |= RES_ENIS;
 		else {
-			irfw_step_error(step, "resources", "unknown resource kind '%s' (known: instance volumes enis)",
-			                v[i]);
+			irfw_step_error(step, "resources",
+			                "unknown resource kind '%s' (known: instance volumes enis)", *w);
 			rc = -1;
 		}
 	}
-	free_list(v, n);
+	irfw_list_free(v);
 	if (rc == 0 && !st->resources) {
-		irfw_step_error(step, "resources", "nothing to tag: name at least one of instance volumes enis");
+		irfw_step_error(step, "resources",
+		                "nothing to tag: name at least one of instance volumes enis");
 		rc = -1;
 	}
-	v = split_list(irfw_step_get(step, "extra"), &n);
-	for (size_t i = 0; i < n; i++) {
-		const char *eq = strchr(v[i], '=');
-		if (!eq || eq == v[i]) {
-			irfw_step_error(step, "extra", "'%s' is not key=value", v[i]);
+	v = irfw_step_get_list(step, "extra");
+	for (char **w = v; w && *w; w++) {
+		const char *eq = strchr(*w, '=');
+		if (!eq || eq == *w) {
+			irfw_step_error(step, "extra", "'%s' is not key=value", *w);
 			rc = -1;
-		} else if (strncmp(v[i], "aws:", 4) == 0) {
-			irfw_step_error(step, "extra", "'%s': the aws: prefix is reserved by AWS", v[i]);
+		} else if (strncmp(*w, "aws:", 4) == 0) {
+			irfw_step_error(step, "extra", "'%s': the aws: prefix is reserved by AWS", *w);
 			rc = -1;
 		}
 	}
-	free_list(v, n);
+	irfw_list_free(v);
 	static const char *keys[] = {"case_key", "status_key", "time_key", "operator_key", NULL};
 	for (const char **k = keys; *k; k++) {
 		const char *val = irfw_step_get(step, *k);
@@ -221,24 +190,23 @@ static cJSON *build_tags(irfw_target *t)
 			irfw_note(t, "caller ARN unknown: no %s tag", op_key);
 		free(op_key);
 	}
-	size_t n;
-	char **extra = split_list(irfw_step_get(step, "extra"), &n);
-	for (size_t i = 0; i < n; i++) {
-		char *eq = strchr(extra[i], '=');
+	char **extra = irfw_step_get_list(step, "extra");
+	for (char **w = extra; w && *w; w++) {
+		char *eq = strchr(*w, '=');
 		if (!eq)
 			continue; /* refused by init */
 		*eq = '\0';
-		char *key = irfw_expand(t, extra[i]);
+		char *key = irfw_expand(t, *w);
 		char *value = irfw_expand(t, eq + 1);
 		if (!key || !value) {
 			free(key);
 			free(value);
-			free_list(extra, n);
+			irfw_list_free(extra);
 			goto fail;
 		}
 		put_tag(t, tags, key, value);
 	}
-	free_list(extra, n);
+	irfw_list_free(extra);
 	return tags;
 fail:
 	cJSON_Delete(tags);
@@ -269,10 +237,10 @@ static cJSON *collect_resources(irfw_target *t, unsigned kinds, int *n_vol, int 
 	if (kinds & RES_VOLUMES) {
 		cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(inst, "blockDeviceMapping"))
 		{
-			const cJSON *vol = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(it, "ebs"),
-			                                                    "volumeId");
-			if (cJSON_IsString(vol)) {
-				add_id(ids, vol->valuestring);
+			const char *vol =
+			    irfw_json_str(cJSON_GetObjectItemCaseSensitive(it, "ebs"), "volumeId");
+			if (vol) {
+				add_id(ids, vol);
 				(*n_vol)++;
 			}
 		}
@@ -280,9 +248,9 @@ static cJSON *collect_resources(irfw_target *t, unsigned kinds, int *n_vol, int 
 	if (kinds & RES_ENIS) {
 		cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(inst, "networkInterfaceSet"))
 		{
-			const cJSON *eni = cJSON_GetObjectItemCaseSensitive(it, "networkInterfaceId");
-			if (cJSON_IsString(eni)) {
-				add_id(ids, eni->valuestring);
+			const char *eni = irfw_json_str(it, "networkInterfaceId");
+			if (eni) {
+				add_id(ids, eni);
 				(*n_eni)++;
 			}
 		}
@@ -298,10 +266,9 @@ static cJSON *previous_values(irfw_target *t, const cJSON *tags)
 	const cJSON *it;
 	cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(irfw_target_instance(t), "tagSet"))
 	{
-		const cJSON *k = cJSON_GetObjectItemCaseSensitive(it, "key");
-		const cJSON *v = cJSON_GetObjectItemCaseSensitive(it, "value");
-		if (cJSON_IsString(k) && cJSON_GetObjectItemCaseSensitive(tags, k->valuestring))
-			cJSON_AddStringToObject(prev, k->valuestring, cJSON_IsString(v) ? v->valuestring : "");
+		const char *k = irfw_json_str(it, "key"), *v = irfw_json_str(it, "value");
+		if (k && cJSON_GetObjectItemCaseSensitive(tags, k))
+			cJSON_AddStringToObject(prev, k, v ? v : "");
 	}
 	return prev;
 }
@@ -351,7 +318,8 @@ static irfw_status run(irfw_target *t, void *state)
 		cJSON *params = cJSON_CreateObject();
 		cJSON *chunk = cJSON_AddArrayToObject(params, "ResourceId");
 		for (int i = from; i < n_ids && i < from + MAX_RESOURCES_PER_CALL; i++)
-			cJSON_AddItemToArray(chunk, cJSON_CreateString(cJSON_GetArrayItem(ids, i)->valuestring));
+			cJSON_AddItemToArray(chunk,
+			                     cJSON_CreateString(cJSON_GetArrayItem(ids, i)->valuestring));
 		cJSON_AddItemReferenceToObject(params, "Tag", tag_list);
 		cJSON *res = NULL;
 		int rc = irfw_aws_call(t, "ec2", "CreateTags", params, &res);
@@ -359,8 +327,8 @@ static irfw_status run(irfw_target *t, void *state)
 		cJSON_Delete(params);
 		if (rc != 0) {
 			cJSON_Delete(tag_list);
-			status = irfw_fail_aws(t, "CreateTags on %d resource(s) starting with %s", n_ids - from,
-			                       cJSON_GetArrayItem(ids, from)->valuestring);
+			status = irfw_fail_aws(t, "CreateTags on %d resource(s) starting with %s",
+			                       n_ids - from, cJSON_GetArrayItem(ids, from)->valuestring);
 			goto out;
 		}
 	}
@@ -375,7 +343,8 @@ static irfw_status run(irfw_target *t, void *state)
 	irfw_note(t, "%stagged %s%d volume%s and %d ENI%s with %d tag%s (%s)",
 	          irfw_target_dry_run(t) ? "dry run: would have " : "",
 	          (st->resources & RES_INSTANCE) ? "the instance, " : "", n_vol, n_vol == 1 ? "" : "s", n_eni,
-	          n_eni == 1 ? "" : "s", cJSON_GetArraySize(tags), cJSON_GetArraySize(tags) == 1 ? "" : "s", keys);
+	          n_eni == 1 ? "" : "s", cJSON_GetArraySize(tags), cJSON_GetArraySize(tags) == 1 ? "" : "s",
+	          keys);
 out:
 	cJSON_Delete(ids);
 	cJSON_Delete(tags);
@@ -383,29 +352,29 @@ out:
 }
 
 static const struct irfw_plugin plugin = {
-	IRFW_PLUGIN_HEADER,
-	.name = "tag",
-	.version = "1.0",
-	.summary = "tag the instance, its volumes and ENIs with the case",
-	.options = opts,
-	.init = init,
-	.run = run,
-	.fini = fini,
-	.description =
-		"Tags the instance, its attached EBS volumes and its network interfaces in one CreateTags "
-		"call: the case id, a status (quarantined), the time of tagging in UTC, the ARN of the "
-		"operator, and any extra key=value tags of the site. Every key can be renamed to fit the "
-		"site's naming rules, and an empty key turns that tag off. Keys longer than 128 characters "
-		"and values longer than 256 are cut, with a note. The tags set and the instance's former "
-		"values of those keys are recorded under 'tags' in the case record.\n"
-		"\n"
-		"It runs late in the pipeline, after containment and preservation: a tag is the public "
-		"sign that a resource is under investigation, so it should not alert an attacker watching "
-		"the account before the instance is isolated, and it should describe what was actually "
-		"done.\n"
-		"\n"
-		"Tags are not access control: anyone allowed to change tags can remove them. Resources "
-		"that are not attached at the time of the run (a detached volume) are not tagged.",
+    IRFW_PLUGIN_HEADER,
+    .name = "tag",
+    .version = "1.0",
+    .summary = "tag the instance, its volumes and ENIs with the case",
+    .options = opts,
+    .init = init,
+    .run = run,
+    .fini = fini,
+    .description =
+        "Tags the instance, its attached EBS volumes and its network interfaces in one CreateTags "
+        "call: the case id, a status (quarantined), the time of tagging in UTC, the ARN of the "
+        "operator, and any extra key=value tags of the site. Every key can be renamed to fit the "
+        "site's naming rules, and an empty key turns that tag off. Keys longer than 128 characters "
+        "and values longer than 256 are cut, with a note. The tags set and the instance's former "
+        "values of those keys are recorded under 'tags' in the case record.\n"
+        "\n"
+        "It runs late in the pipeline, after containment and preservation: a tag is the public "
+        "sign that a resource is under investigation, so it should not alert an attacker watching "
+        "the account before the instance is isolated, and it should describe what was actually "
+        "done.\n"
+        "\n"
+        "Tags are not access control: anyone allowed to change tags can remove them. Resources "
+        "that are not attached at the time of the run (a detached volume) are not tagged.",
 };
 
 IRFW_PLUGIN_ENTRY(tag, plugin)

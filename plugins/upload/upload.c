@@ -17,41 +17,41 @@
 #define MIB (1024ULL * 1024ULL)
 /* S3 limits: parts of 5 MiB at least (but the last), 10000 parts at most. */
 #define MIN_PART_MIB 5
-#define MAX_PARTS 10000
+#define MAX_PARTS    10000
 
 static const struct irfw_option opts[] = {
-	{.name = "bucket",
-	 .type = IRFW_OPT_STRING,
-	 .def = "s3-access-logs.${account_id}-${region}",
-	 .help = "Evidence bucket (template). The -b command-line option overrides it."},
-	{.name = "prefix",
-	 .type = IRFW_OPT_STRING,
-	 .def = "${case_id}/${instance_id}/",
-	 .help = "Key prefix of the case's objects (template); artifacts go under it by name, then "
-	         "manifest.json."},
-	{.name = "kms_key",
-	 .type = IRFW_OPT_STRING,
-	 .help = "KMS key for SSE-KMS: key id, key ARN, alias/NAME or alias ARN. Resolved once per run with "
-	         "DescribeKey to the key ARN, which must be enabled."},
-	{.name = "kms_key_description",
-	 .type = IRFW_OPT_STRING,
-	 .help = "Alternative to kms_key: use the one key whose description is exactly this text (ListKeys, "
-	         "then DescribeKey of each). No match or more than one is an error."},
-	{.name = "allow_unencrypted",
-	 .type = IRFW_OPT_BOOL,
-	 .def = "false",
-	 .help = "Upload without SSE-KMS (bucket default encryption only) when no key is configured. Off: "
-	         "the step refuses to upload and fails."},
-	{.name = "multipart_threshold",
-	 .type = IRFW_OPT_INT,
-	 .def = "64",
-	 .help = "Artifacts larger than this many MiB go up in parts (0: every non-empty artifact)."},
-	{.name = "part_size",
-	 .type = IRFW_OPT_INT,
-	 .def = "16",
-	 .help = "Part size in MiB for multipart uploads (at least 5; raised when a file would need more "
-	         "than 10000 parts)."},
-	{.name = NULL},
+    {.name = "bucket",
+     .type = IRFW_OPT_STRING,
+     .def = "s3-access-logs.${account_id}-${region}",
+     .help = "Evidence bucket (template). The -b command-line option overrides it."},
+    {.name = "prefix",
+     .type = IRFW_OPT_STRING,
+     .def = "${case_id}/${instance_id}/",
+     .help = "Key prefix of the case's objects (template); artifacts go under it by name, then "
+             "manifest.json."},
+    {.name = "kms_key",
+     .type = IRFW_OPT_STRING,
+     .help = "KMS key for SSE-KMS: key id, key ARN, alias/NAME or alias ARN. Resolved once per run with "
+             "DescribeKey to the key ARN, which must be enabled."},
+    {.name = "kms_key_description",
+     .type = IRFW_OPT_STRING,
+     .help = "Alternative to kms_key: use the one key whose description is exactly this text (ListKeys, "
+             "then DescribeKey of each). No match or more than one is an error."},
+    {.name = "allow_unencrypted",
+     .type = IRFW_OPT_BOOL,
+     .def = "false",
+     .help = "Upload without SSE-KMS (bucket default encryption only) when no key is configured. Off: "
+             "the step refuses to upload and fails."},
+    {.name = "multipart_threshold",
+     .type = IRFW_OPT_INT,
+     .def = "64",
+     .help = "Artifacts larger than this many MiB go up in parts (0: every non-empty artifact)."},
+    {.name = "part_size",
+     .type = IRFW_OPT_INT,
+     .def = "16",
+     .help = "Part size in MiB for multipart uploads (at least 5; raised when a file would need more "
+             "than 10000 parts)."},
+    {.name = NULL},
 };
 
 static int init(irfw_step *step, void **state)
@@ -63,8 +63,8 @@ static int init(irfw_step *step, void **state)
 		return -1;
 	}
 	if (irfw_step_get_int(step, "part_size") < MIN_PART_MIB) {
-		irfw_step_error(step, "part_size", "part_size must be at least %d (MiB): S3's minimum part size",
-		                MIN_PART_MIB);
+		irfw_step_error(step, "part_size",
+		                "part_size must be at least %d (MiB): S3's minimum part size", MIN_PART_MIB);
 		return -1;
 	}
 	if (irfw_step_get_int(step, "multipart_threshold") < 0) {
@@ -78,35 +78,30 @@ static int init(irfw_step *step, void **state)
 /* KMS key resolution, once per run and key spec (irfw_memo).           */
 
 struct kms_req {
-	const char *spec;   /* kms_key or the description */
-	bool by_desc;       /* spec is a description */
-	bool aws_error;     /* err came from the last AWS call */
+	const char *spec; /* kms_key or the description */
+	bool by_desc;     /* spec is a description */
+	bool aws_error;   /* err came from the last AWS call */
 	char err[512];
 };
-
-static const char *str_item(const cJSON *o, const char *name)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
-	return cJSON_IsString(v) ? v->valuestring : NULL;
-}
 
 /* The key must be usable for SSE-KMS: enabled and symmetric. */
 static char *usable_key_arn(const cJSON *meta, struct kms_req *rq)
 {
-	const char *arn = str_item(meta, "Arn"), *state = str_item(meta, "KeyState");
-	const char *spec = str_item(meta, "KeySpec");
+	const char *arn = irfw_json_str(meta, "Arn"), *state = irfw_json_str(meta, "KeyState");
+	const char *spec = irfw_json_str(meta, "KeySpec");
 	const cJSON *enabled = cJSON_GetObjectItemCaseSensitive(meta, "Enabled");
 	if (!arn) {
 		snprintf(rq->err, sizeof(rq->err), "KMS DescribeKey of %s gave no key ARN", rq->spec);
 		return NULL;
 	}
 	if (!cJSON_IsTrue(enabled) || (state && strcmp(state, "Enabled") != 0)) {
-		snprintf(rq->err, sizeof(rq->err), "KMS key %s is not enabled (state %s)", arn, state ? state : "?");
+		snprintf(rq->err, sizeof(rq->err), "KMS key %s is not enabled (state %s)", arn,
+		         state ? state : "?");
 		return NULL;
 	}
 	if (spec && strcmp(spec, "SYMMETRIC_DEFAULT") != 0) {
-		snprintf(rq->err, sizeof(rq->err), "KMS key %s is %s; S3 encrypts only with symmetric keys", arn,
-		         spec);
+		snprintf(rq->err, sizeof(rq->err), "KMS key %s is %s; S3 encrypts only with symmetric keys",
+		         arn, spec);
 		return NULL;
 	}
 	return strdup(arn);
@@ -146,34 +141,37 @@ static char *kms_by_description(irfw_target *t, struct kms_req *rq)
 		marker = NULL;
 		if (rc != 0) {
 			rq->aws_error = true;
-			snprintf(rq->err, sizeof(rq->err), "KMS ListKeys failed looking for the key described \"%s\"",
-			         rq->spec);
+			snprintf(rq->err, sizeof(rq->err),
+			         "KMS ListKeys failed looking for the key described \"%s\"", rq->spec);
 			cJSON_Delete(match);
 			return NULL;
 		}
 		const cJSON *k;
 		cJSON_ArrayForEach(k, cJSON_GetObjectItemCaseSensitive(res, "Keys"))
 		{
-			const char *id = str_item(k, "KeyId");
+			const char *id = irfw_json_str(k, "KeyId");
 			if (!id)
 				continue;
 			cJSON *dp = cJSON_CreateObject(), *dres = NULL;
 			cJSON_AddStringToObject(dp, "KeyId", id);
 			if (irfw_aws_call(t, "kms", "DescribeKey", dp, &dres) != 0) {
 				/* A key policy may hide a key from us; it cannot be ours then. */
-				irfw_log(t, IRFW_LOG_WARN, "KMS DescribeKey %s: %s: %s (ignored)", id, irfw_aws_error_code(t),
-				         irfw_aws_error_message(t));
+				irfw_log(t, IRFW_LOG_WARN, "KMS DescribeKey %s: %s: %s (ignored)", id,
+				         irfw_aws_error_code(t), irfw_aws_error_message(t));
 				n_unreadable++;
 			} else {
 				cJSON *meta = cJSON_DetachItemFromObjectCaseSensitive(dres, "KeyMetadata");
-				const char *d = str_item(meta, "Description"), *state = str_item(meta, "KeyState");
+				const char *d = irfw_json_str(meta, "Description"),
+				           *state = irfw_json_str(meta, "KeyState");
 				/* A key pending deletion is as good as gone. */
-				bool dying = state && strncmp(state, "Pending", 7) == 0 && strcmp(state, "PendingImport") != 0;
+				bool dying = state && strncmp(state, "Pending", 7) == 0 &&
+				             strcmp(state, "PendingImport") != 0;
 				if (d && strcmp(d, rq->spec) == 0 && !dying) {
 					n_match++;
-					const char *a = str_item(meta, "Arn");
+					const char *a = irfw_json_str(meta, "Arn");
 					size_t used = strlen(arns);
-					snprintf(arns + used, sizeof(arns) - used, "%s%s", used ? ", " : "", a ? a : id);
+					snprintf(arns + used, sizeof(arns) - used, "%s%s", used ? ", " : "",
+					         a ? a : id);
 					cJSON_Delete(match);
 					match = meta;
 					meta = NULL;
@@ -184,7 +182,7 @@ static char *kms_by_description(irfw_target *t, struct kms_req *rq)
 			cJSON_Delete(dres);
 		}
 		const cJSON *trunc = cJSON_GetObjectItemCaseSensitive(res, "Truncated");
-		const char *next = str_item(res, "NextMarker");
+		const char *next = irfw_json_str(res, "NextMarker");
 		if (cJSON_IsTrue(trunc) && next && *next)
 			marker = strdup(next);
 		cJSON_Delete(res);
@@ -197,8 +195,9 @@ static char *kms_by_description(irfw_target *t, struct kms_req *rq)
 		snprintf(rq->err, sizeof(rq->err), "no KMS key has the description \"%s\"%s", rq->spec,
 		         n_unreadable ? " (some keys could not be described)" : "");
 	else
-		snprintf(rq->err, sizeof(rq->err), "%d KMS keys have the description \"%s\" (%s): set kms_key instead",
-		         n_match, rq->spec, arns);
+		snprintf(rq->err, sizeof(rq->err),
+		         "%d KMS keys have the description \"%s\" (%s): set kms_key instead", n_match,
+		         rq->spec, arns);
 	cJSON_Delete(match);
 	return arn;
 }
@@ -226,7 +225,7 @@ struct dest {
 struct put {
 	char *etag;
 	char *version_id;
-	char *checksum; /* the object's checksum as S3 should report it, or NULL */
+	char *checksum;      /* the object's checksum as S3 should report it, or NULL */
 	char *full_checksum; /* multipart: the whole object's, which S3 may report instead */
 };
 
@@ -241,7 +240,7 @@ static void put_free(struct put *p)
 
 static char *dup_item(const cJSON *o, const char *name)
 {
-	const char *s = str_item(o, name);
+	const char *s = irfw_json_str(o, name);
 	return s ? strdup(s) : NULL;
 }
 
@@ -323,8 +322,10 @@ static void abort_upload(irfw_target *t, const struct dest *d, const char *key, 
 	cJSON *p = object_params(d, key);
 	cJSON_AddStringToObject(p, "UploadId", upload_id);
 	if (irfw_aws_call(t, "s3", "AbortMultipartUpload", p, NULL) != 0)
-		irfw_log(t, IRFW_LOG_WARN, "AbortMultipartUpload %s: %s: %s (parts may linger until a lifecycle rule "
-		         "removes them)", key, irfw_aws_error_code(t), irfw_aws_error_message(t));
+		irfw_log(t, IRFW_LOG_WARN,
+		         "AbortMultipartUpload %s: %s: %s (parts may linger until a lifecycle rule "
+		         "removes them)",
+		         key, irfw_aws_error_code(t), irfw_aws_error_message(t));
 	else
 		irfw_log(t, IRFW_LOG_INFO, "multipart upload of %s aborted", key);
 	cJSON_Delete(p);
@@ -333,9 +334,9 @@ static void abort_upload(irfw_target *t, const struct dest *d, const char *key, 
 /* Multipart upload; on any failure the upload is aborted, so no invisible
  * parts are left to pay for.  Returns 0, or -1 after recording the step's
  * failure (the AWS error of the failed call, then `ctx`). */
-static int put_multipart(irfw_target *t, const struct dest *d, const char *key, const char *path, uint64_t size,
-                         const char *media_type, const char *sha_b64, cJSON *meta, struct put *out,
-                         const char *ctx)
+static int put_multipart(irfw_target *t, const struct dest *d, const char *key, const char *path,
+                         uint64_t size, const char *media_type, const char *sha_b64, cJSON *meta,
+                         struct put *out, const char *ctx)
 {
 	cJSON *p = object_params(d, key), *res = NULL, *parts = NULL;
 	char *upload_id = NULL, *digests = NULL;
@@ -398,12 +399,13 @@ static int put_multipart(irfw_target *t, const struct dest *d, const char *key, 
 		cJSON_AddStringToObject(pp, "ChecksumSHA256", b64);
 		int prc = irfw_aws_call(t, "s3", "UploadPart", pp, &res);
 		cJSON_Delete(pp);
-		const char *etag = str_item(res, "ETag");
+		const char *etag = irfw_json_str(res, "ETag");
 		if (prc != 0 || !etag) {
 			if (prc != 0)
 				irfw_fail_aws(t, "UploadPart %llu %s", (unsigned long long)n + 1, ctx);
 			else
-				irfw_fail(t, "UploadPart %llu gave no ETag: %s", (unsigned long long)n + 1, ctx);
+				irfw_fail(t, "UploadPart %llu gave no ETag: %s", (unsigned long long)n + 1,
+				          ctx);
 			cJSON_Delete(res);
 			res = NULL;
 			abort_upload(t, d, key, upload_id);
@@ -424,7 +426,7 @@ static int put_multipart(irfw_target *t, const struct dest *d, const char *key, 
 	parts = NULL;
 	int crc = irfw_aws_call(t, "s3", "CompleteMultipartUpload", cp, &res);
 	cJSON_Delete(cp);
-	if (crc != 0 || !str_item(res, "ETag")) {
+	if (crc != 0 || !irfw_json_str(res, "ETag")) {
 		if (crc != 0)
 			irfw_fail_aws(t, "CompleteMultipartUpload %s", ctx);
 		else
@@ -475,9 +477,10 @@ static int verify(irfw_target *t, const struct dest *d, const char *key, uint64_
 		         irfw_aws_error_message(t));
 		goto out;
 	}
-	const char *len = str_item(res, "ContentLength"), *sse = str_item(res, "ServerSideEncryption");
-	const char *kid = str_item(res, "SSEKMSKeyId"), *ck = str_item(res, "ChecksumSHA256");
-	const char *etag = str_item(res, "ETag");
+	const char *len = irfw_json_str(res, "ContentLength"),
+	           *sse = irfw_json_str(res, "ServerSideEncryption");
+	const char *kid = irfw_json_str(res, "SSEKMSKeyId"), *ck = irfw_json_str(res, "ChecksumSHA256");
+	const char *etag = irfw_json_str(res, "ETag");
 	if (!len || strtoull(len, NULL, 10) != size) {
 		snprintf(why, why_len, "size in S3 is %s bytes, expected %llu", len ? len : "unknown",
 		         (unsigned long long)size);
@@ -490,8 +493,8 @@ static int verify(irfw_target *t, const struct dest *d, const char *key, uint64_
 			goto out;
 		}
 		if (!kid || strcmp(kid, d->kms_arn) != 0) {
-			snprintf(why, why_len, "object is encrypted with KMS key %s, not %s", kid ? kid : "(none)",
-			         d->kms_arn);
+			snprintf(why, why_len, "object is encrypted with KMS key %s, not %s",
+			         kid ? kid : "(none)", d->kms_arn);
 			goto out;
 		}
 	}
@@ -507,7 +510,8 @@ static int verify(irfw_target *t, const struct dest *d, const char *key, uint64_
 		strip_quotes(etag, a, sizeof(a));
 		strip_quotes(put->etag, b, sizeof(b));
 		if (strcmp(a, b) != 0) {
-			snprintf(why, why_len, "ETag in S3 %s differs from the upload's %s (overwritten meanwhile?)", etag,
+			snprintf(why, why_len,
+			         "ETag in S3 %s differs from the upload's %s (overwritten meanwhile?)", etag,
 			         put->etag);
 			goto out;
 		}
@@ -526,7 +530,7 @@ out:
 static const char *recorded_uri(const cJSON *summary, size_t i)
 {
 	const cJSON *arts = cJSON_GetObjectItemCaseSensitive(summary, "artifacts");
-	return str_item(cJSON_GetArrayItem(arts, (int)i), "uri");
+	return irfw_json_str(cJSON_GetArrayItem(arts, (int)i), "uri");
 }
 
 static char *manifest_dir(irfw_target *t)
@@ -563,7 +567,8 @@ static irfw_status run(irfw_target *t, void *state)
 	d.part_size = (uint64_t)irfw_step_get_int(step, "part_size") * MIB;
 
 	/* The key: once per run, not once per instance. */
-	const char *kms_key = irfw_step_get(step, "kms_key"), *kms_desc = irfw_step_get(step, "kms_key_description");
+	const char *kms_key = irfw_step_get(step, "kms_key"),
+	           *kms_desc = irfw_step_get(step, "kms_key_description");
 	struct kms_req rq;
 	memset(&rq, 0, sizeof(rq));
 	if (kms_key && *kms_key) {
@@ -574,27 +579,32 @@ static irfw_status run(irfw_target *t, void *state)
 	}
 	if (rq.spec) {
 		char memo_key[600];
-		snprintf(memo_key, sizeof(memo_key), "upload:kms:%s%s", rq.by_desc ? "description=" : "", rq.spec);
+		snprintf(memo_key, sizeof(memo_key), "upload:kms:%s%s", rq.by_desc ? "description=" : "",
+		         rq.spec);
 		d.kms_arn = irfw_memo(t, memo_key, make_kms, &rq);
 		if (!d.kms_arn) {
 			if (rq.aws_error)
-				st = irfw_fail_aws(t, "%s; nothing uploaded, evidence kept in %s", rq.err, dir);
+				st = irfw_fail_aws(t, "%s; nothing uploaded, evidence kept in %s", rq.err,
+				                   dir);
 			else
-				st = irfw_fail(t, "%s; nothing uploaded, evidence kept in %s", rq.err[0] ? rq.err :
-				               "cannot resolve the KMS key", dir);
+				st = irfw_fail(t, "%s; nothing uploaded, evidence kept in %s",
+				               rq.err[0] ? rq.err : "cannot resolve the KMS key", dir);
 			goto out;
 		}
 	} else if (!irfw_step_get_bool(step, "allow_unencrypted")) {
-		st = irfw_fail(t, "no KMS key configured; refusing to upload evidence unencrypted (set "
-		               "allow_unencrypted = true to override); evidence kept in %s", dir);
+		st = irfw_fail(t,
+		               "no KMS key configured; refusing to upload evidence unencrypted (set "
+		               "allow_unencrypted = true to override); evidence kept in %s",
+		               dir);
 		goto out;
 	}
 	const char *kms_text = d.kms_arn ? d.kms_arn : "none: bucket default encryption";
 
 	size_t n = irfw_evidence_count(t);
 	if (irfw_target_dry_run(t)) {
-		irfw_note(t, "dry run: would upload %zu artifacts and manifest.json to s3://%s/%s (KMS key %s)", n,
-		          d.bucket, d.prefix, kms_text);
+		irfw_note(t,
+		          "dry run: would upload %zu artifacts and manifest.json to s3://%s/%s (KMS key %s)",
+		          n, d.bucket, d.prefix, kms_text);
 		st = IRFW_OK;
 		goto out;
 	}
@@ -610,8 +620,10 @@ static irfw_status run(irfw_target *t, void *state)
 		const char *sha = irfw_evidence_sha256(t, i);
 		uint64_t size = irfw_evidence_size(t, i);
 		if (!name || !path || !sha) {
-			st = irfw_fail(t, "artifact %zu has no name, file or hash in the case record; evidence kept in %s",
-			               i, dir);
+			st = irfw_fail(
+			    t,
+			    "artifact %zu has no name, file or hash in the case record; evidence kept in %s",
+			    i, dir);
 			goto out;
 		}
 		free(uri);
@@ -643,13 +655,14 @@ static irfw_status run(irfw_target *t, void *state)
 		struct put put;
 		memset(&put, 0, sizeof(put));
 		char why[512] = "", ctx[1024];
-		snprintf(ctx, sizeof(ctx), "%s to %s failed after %zu of %zu artifacts; evidence kept in %s", name, uri,
-		         n_up + n_kept, n, dir);
+		snprintf(ctx, sizeof(ctx), "%s to %s failed after %zu of %zu artifacts; evidence kept in %s",
+		         name, uri, n_up + n_kept, n, dir);
 		cJSON_AddStringToObject(meta, "sha256", sha);
 		bool multi = size > 0 && (d.always_multipart || size > d.threshold);
-		int rc = multi ? put_multipart(t, &d, key, path, size, irfw_evidence_media_type(t, i), sha_b64, meta, &put,
-		                               ctx)
-		               : put_single(t, &d, key, path, irfw_evidence_media_type(t, i), sha_b64, meta, &put);
+		int rc =
+		    multi ? put_multipart(t, &d, key, path, size, irfw_evidence_media_type(t, i), sha_b64,
+		                          meta, &put, ctx)
+		          : put_single(t, &d, key, path, irfw_evidence_media_type(t, i), sha_b64, meta, &put);
 		cJSON_DeleteItemFromObjectCaseSensitive(meta, "sha256");
 		free(sha_b64);
 		if (rc != 0) {
@@ -659,7 +672,8 @@ static irfw_status run(irfw_target *t, void *state)
 			goto out;
 		}
 		if (verify(t, &d, key, size, &put, why, sizeof(why)) != 0) {
-			st = irfw_fail(t, "%s: verification of %s failed: %s; evidence kept in %s", name, uri, why, dir);
+			st = irfw_fail(t, "%s: verification of %s failed: %s; evidence kept in %s", name, uri,
+			               why, dir);
 			put_free(&put);
 			free(key);
 			goto out;
@@ -699,13 +713,17 @@ static irfw_status run(irfw_target *t, void *state)
 		}
 		snprintf(uri, ulen, "s3://%s/%s", d.bucket, key);
 		if (put_single(t, &d, key, mpath, "application/json", NULL, meta, &put) != 0) {
-			st = irfw_fail_aws(t, "PutObject manifest.json to %s failed (%zu artifacts uploaded); evidence kept "
-			                   "in %s", uri, n_up + n_kept, dir);
+			st = irfw_fail_aws(
+			    t,
+			    "PutObject manifest.json to %s failed (%zu artifacts uploaded); evidence kept "
+			    "in %s",
+			    uri, n_up + n_kept, dir);
 			free(key);
 			goto out;
 		}
 		if (verify(t, &d, key, (uint64_t)sb.st_size, &put, why, sizeof(why)) != 0) {
-			st = irfw_fail(t, "manifest.json: verification of %s failed: %s; evidence kept in %s", uri, why, dir);
+			st = irfw_fail(t, "manifest.json: verification of %s failed: %s; evidence kept in %s",
+			               uri, why, dir);
 			put_free(&put);
 			free(key);
 			goto out;
@@ -741,28 +759,28 @@ out:
 }
 
 static const struct irfw_plugin plugin = {
-	IRFW_PLUGIN_HEADER,
-	.name = "upload",
-	.version = "1.0",
-	.summary = "ship every artifact and the case manifest to S3 with SSE-KMS, checksums verified",
-	.options = opts,
-	.init = init,
-	.run = run,
-	.description =
-		"Uploads every artifact of the case (the core's describe-instance.json, capture's files, anything "
-		"other steps added) to s3://BUCKET/PREFIXNAME, encrypted with SSE-KMS, and then the case "
-		"manifest as PREFIXmanifest.json. Each PutObject carries the SHA-256 the manifest recorded when the "
-		"artifact was captured, so S3 refuses a body that changed since; large artifacts go up in parts, "
-		"each part checked the same way, and a failed multipart upload is aborted. After each upload "
-		"HeadObject confirms the object is there with the right size, checksum, and KMS key, and the "
-		"object's URI, ETag, version id and key are recorded in the manifest.\n\n"
-		"The KMS key is given by id, ARN or alias (kms_key), or by its description (kms_key_description, "
-		"the rule of the tool irfw replaces). It is resolved once per run to its ARN and must be enabled. "
-		"Without a key the step refuses to upload unless allow_unencrypted is set.\n\n"
-		"It runs last but for the notifications, so that the manifest it ships records every step before "
-		"it and the notification can name where the evidence is. A failed upload leaves the evidence in "
-		"the local case folder, which the failure message names; a re-run of the case uploads only what is "
-		"not yet at the same place in S3.",
+    IRFW_PLUGIN_HEADER,
+    .name = "upload",
+    .version = "1.0",
+    .summary = "ship every artifact and the case manifest to S3 with SSE-KMS, checksums verified",
+    .options = opts,
+    .init = init,
+    .run = run,
+    .description =
+        "Uploads every artifact of the case (the core's describe-instance.json, capture's files, anything "
+        "other steps added) to s3://BUCKET/PREFIXNAME, encrypted with SSE-KMS, and then the case "
+        "manifest as PREFIXmanifest.json. Each PutObject carries the SHA-256 the manifest recorded when the "
+        "artifact was captured, so S3 refuses a body that changed since; large artifacts go up in parts, "
+        "each part checked the same way, and a failed multipart upload is aborted. After each upload "
+        "HeadObject confirms the object is there with the right size, checksum, and KMS key, and the "
+        "object's URI, ETag, version id and key are recorded in the manifest.\n\n"
+        "The KMS key is given by id, ARN or alias (kms_key), or by its description (kms_key_description, "
+        "the rule of the tool irfw replaces). It is resolved once per run to its ARN and must be enabled. "
+        "Without a key the step refuses to upload unless allow_unencrypted is set.\n\n"
+        "It runs last but for the notifications, so that the manifest it ships records every step before "
+        "it and the notification can name where the evidence is. A failed upload leaves the evidence in "
+        "the local case folder, which the failure message names; a re-run of the case uploads only what is "
+        "not yet at the same place in S3.",
 };
 
 IRFW_PLUGIN_ENTRY(upload, plugin)
