@@ -235,6 +235,9 @@ int irfw_run_load(struct irfw_run *r, bool init_steps)
 		goto bad;
 	}
 
+	/* `irfw plugins` needs the search path, not the pipeline. */
+	if (!init_steps)
+		return 0;
 	const struct irfw_kv_line *pl = irfw_section_find(r->global, "pipeline");
 	char **names = NULL;
 	size_t n = irfw_split_list(pl->value, &names);
@@ -261,8 +264,6 @@ int irfw_run_load(struct irfw_run *r, bool init_steps)
 	irfw_strv_free(names);
 	if (cfg->n_errors)
 		goto bad;
-	if (!init_steps)
-		return 0;
 	for (size_t i = 0; i < r->n_steps; i++) {
 		struct irfw_step *s = r->steps[i];
 		if (s->mod->vt.init && s->mod->vt.init(s, &s->state) != 0) {

@@ -103,6 +103,26 @@ static bool file_exists(const char *p)
 	return stat(p, &st) == 0;
 }
 
+/* <build tree>/plugins when this binary runs from a build tree (libtool
+ * puts the real binary in .libs/); false for an installed binary. */
+static bool build_tree_plugins(char *out, size_t len)
+{
+	char exe[4096];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (n <= 0)
+		return false;
+	exe[n] = '\0';
+	char *slash = strrchr(exe, '/');
+	if (!slash)
+		return false;
+	*slash = '\0';
+	size_t dl = strlen(exe);
+	if (dl >= 6 && strcmp(exe + dl - 6, "/.libs") == 0)
+		exe[dl - 6] = '\0';
+	snprintf(out, len, "%s/plugins", exe);
+	return file_exists(out);
+}
+
 static char **split_csv(const char *s)
 {
 	char **v = NULL;
@@ -249,8 +269,13 @@ int main(int argc, char **argv)
 			goto out;
 		}
 	}
-	if (conf_fallback && file_exists("plugins") && !getenv("IRFW_PLUGIN_PATH"))
-		setenv("IRFW_PLUGIN_PATH", "plugins", 1);
+	if (conf_fallback && !getenv("IRFW_PLUGIN_PATH")) {
+		/* From the source tree: the plugins of the build tree this binary
+		 * belongs to (in-tree, or an out-of-tree build such as build/). */
+		static char dir[4096];
+		if (build_tree_plugins(dir, sizeof(dir)))
+			setenv("IRFW_PLUGIN_PATH", dir, 1);
+	}
 
 	status = irfw_run_load(&r, !plugins_cmd);
 	if (plugins_cmd) {

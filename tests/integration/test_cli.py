@@ -110,14 +110,14 @@ def test_plan_makes_no_aws_call(tmp_path):
 
 
 def test_plan_from_source_tree_default_conf():
-    """`irfw --plan -i ID` from the top of the build tree finds conf/irfw.ini."""
-    if not (BUILDDIR / "conf" / "irfw.ini").exists() and BUILDDIR != REPO:
-        # An out-of-tree build: run from the source tree with its plugins.
-        cwd, env = REPO, {"IRFW_PLUGIN_PATH": str(PLUGINDIR)}
-    else:
-        cwd, env = BUILDDIR, {}
-    p = run_plain("--plan", "-i", "i-0123456789abcdef0", env=env, cwd=cwd)
+    """`irfw --plan -i ID` from the top of the source tree finds
+    conf/irfw.ini and the plugins of the build tree the binary is from."""
+    p = run_plain("--plan", "-i", "i-0123456789abcdef0", cwd=REPO)
     assert p.returncode == 0, p.stderr
+    assert "isolate" in p.stdout and "notify_slack" in p.stdout
+    # `irfw plugins` from there lists them, and says nothing else.
+    p = run_plain("plugins", cwd=REPO)
+    assert p.returncode == 0 and p.stderr == "", p.stderr
     assert "isolate" in p.stdout
 
 
