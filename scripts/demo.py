@@ -77,6 +77,14 @@ def seed(c):
         for i in r["Instances"]:
             if i.get("InstanceLifecycle") == "spot":
                 spot = i["InstanceId"]
+    if spot:
+        # moto ignores a spot launch specification's block devices: give the
+        # worker its data volume by hand, going with the instance as AWS would.
+        az = ec2.describe_instances(InstanceIds=[spot])["Reservations"][0]["Instances"][0]["Placement"]["AvailabilityZone"]
+        vol = ec2.create_volume(Size=50, AvailabilityZone=az)["VolumeId"]
+        ec2.attach_volume(VolumeId=vol, InstanceId=spot, Device="/dev/sdf")
+        ec2.modify_instance_attribute(InstanceId=spot, BlockDeviceMappings=[
+            {"DeviceName": "/dev/sdf", "Ebs": {"DeleteOnTermination": True}}])
     kms = c("kms")
     key = kms.create_key(Description="irfw evidence")["KeyMetadata"]["Arn"]
     kms.create_alias(AliasName="alias/irfw-demo", TargetKeyId=key)
@@ -161,7 +169,8 @@ def main():
         c = clients(moto.url)
         say("=== Seeding an incident world")
         w = seed(c)
-        say(f"web server {w['web']} (2 interfaces, 2 volumes, role, behind web-tg), spot worker {w['spot']}")
+        say(f"web server {w['web']} (2 interfaces, 2 volumes, role, behind web-tg), "
+            f"spot worker {w['spot']} (persistent request, 2 volumes)")
         say(f"KMS key alias/irfw-demo, bucket {w['bucket']}, topic {w['topic']}")
         # moto lacks GetConsoleScreenshot: a small proxy answers it with a stand-in image.
         proxy = ScreenshotProxy(moto.url).__enter__()
