@@ -9,4 +9,4 @@ scripts/bootstrap.sh
 echo "=== Building irfw (out of tree, in build/)"
 ./autogen.sh >/dev/null 2>&1
 scripts/build.sh "$PWD/build"
-exec python3 scripts/demo.py --irfw "$PWD/build/irfw" --plugins "$PWD/build/plugins" --evidence "$PWD/demo-cases"
+exec python3 scripts/demo.py --irfw "$PWD/build/irfw" --plugins "$PWD/build/plugins" --workdir "$PWD"

@@ -157,9 +157,11 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--irfw", default=str(REPO / "build" / "irfw"))
     ap.add_argument("--plugins", default=str(REPO / "build" / "plugins"))
-    ap.add_argument("--evidence", default=str(REPO / "demo-cases"))
+    ap.add_argument("--workdir", default=str(REPO),
+                    help="where irfw runs; conf/demo.ini keeps the evidence in its demo-cases/")
     args = ap.parse_args()
-    evidence = Path(args.evidence)
+    workdir = Path(args.workdir).resolve()
+    evidence = workdir / "demo-cases"
 
     say("=== Starting the AWS emulator (moto) on 127.0.0.1")
     moto = Moto()
@@ -187,7 +189,7 @@ def main():
                "-i", w["web"]] + (["-i", w["spot"]] if w["spot"] else [])
         say("\n=== Running: " + " ".join(Path(cmd[0]).name if i == 0 else a for i, a in enumerate(cmd)))
         say("")
-        rc = subprocess.call(cmd, env=env, cwd=str(REPO))
+        rc = subprocess.call(cmd, env=env, cwd=str(workdir))
         say(f"\nirfw exit status: {rc}")
         report(c, w, case_id, evidence, slack)
         return rc
