@@ -868,9 +868,16 @@ cJSON *irfw_target_summary(const irfw_target *t)
 		cJSON_AddStringToObject(o, "name", t->name_tag);
 	cJSON *steps = cJSON_AddArrayToObject(o, "steps");
 	/* The step asking (a notifier) is not finished: leave it out. */
+	int count[3] = {0, 0, 0};
 	for (size_t i = 0; i < t->n_results; i++)
-		if (t->results[i].ran && &t->results[i] != t->cur_res)
+		if (t->results[i].ran && &t->results[i] != t->cur_res) {
 			cJSON_AddItemToArray(steps, result_json(&t->results[i]));
+			count[t->results[i].status]++;
+		}
+	cJSON *counts = cJSON_AddObjectToObject(o, "counts");
+	cJSON_AddNumberToObject(counts, "ok", count[IRFW_OK]);
+	cJSON_AddNumberToObject(counts, "skipped", count[IRFW_SKIPPED]);
+	cJSON_AddNumberToObject(counts, "failed", count[IRFW_FAILED]);
 	cJSON *arts = cJSON_AddArrayToObject(o, "artifacts");
 	for (size_t i = 0; t->rec && i < irfw_case_artifact_count(t->rec); i++) {
 		cJSON *a = cJSON_CreateObject();

@@ -161,3 +161,9 @@ const char *irfw_json_str(const cJSON *obj, const char *key)
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
 	return cJSON_IsString(v) ? v->valuestring : NULL;
 }
+
+int irfw_json_int(const cJSON *obj, const char *key, int def)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+	return cJSON_IsNumber(v) ? v->valueint : def;
+}

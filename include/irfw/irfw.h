@@ -348,9 +348,11 @@ IRFW_EXPORT int irfw_record(irfw_target *t, const char *key, cJSON *value);
  * or an earlier one), or NULL. */
 IRFW_EXPORT const cJSON *irfw_record_get(const irfw_target *t, const char *step, const char *key);
 
-/** A one-object summary of the target so far (the steps finished before
- * the current one, statuses, artifacts), for notification plugins; free
- * with cJSON_Delete. */
+/** A one-object summary of the target so far, for notification plugins:
+ * case_id, instance_id, account_id, region, name, steps (those finished
+ * before the current one: step, plugin, status, detail, aws_error,
+ * request_id, ms), counts {ok, skipped, failed}, artifacts {name, sha256,
+ * uri} and case_dir.  Free with cJSON_Delete. */
 IRFW_EXPORT cJSON *irfw_target_summary(const irfw_target *t);
 
 /* ------------------------------------------------------------------ */
@@ -359,6 +361,10 @@ IRFW_EXPORT cJSON *irfw_target_summary(const irfw_target *t);
 /** The string member `key` of a cJSON object (an AWS reply), or NULL when
  * it is absent or not a string. */
 IRFW_EXPORT const char *irfw_json_str(const cJSON *obj, const char *key);
+
+/** The number member `key` of a cJSON object as an int, or `def` when it
+ * is absent or not a number. */
+IRFW_EXPORT int irfw_json_int(const cJSON *obj, const char *key, int def);
 
 /** A growable string for building messages.  After an allocation failure
  * every later append is ignored and irfw_strbuf_steal() returns NULL, so a

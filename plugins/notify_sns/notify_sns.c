@@ -111,17 +111,11 @@ static char *format_text(const cJSON *sum)
 	const cJSON *arts = cJSON_GetObjectItemCaseSensitive(sum, "artifacts");
 	const cJSON *st;
 
-	int n_ok = 0, n_skip = 0, n_fail = 0;
-	cJSON_ArrayForEach(st, steps)
-	{
-		const char *s = str_nonempty(st, "status");
-		if (s && strcmp(s, "ok") == 0)
-			n_ok++;
-		else if (s && strcmp(s, "skipped") == 0)
-			n_skip++;
-		else
-			n_fail++;
-	}
+	/* The core counts the statuses of the steps in the summary. */
+	const cJSON *counts = cJSON_GetObjectItemCaseSensitive(sum, "counts");
+	int n_ok = irfw_json_int(counts, "ok", 0);
+	int n_skip = irfw_json_int(counts, "skipped", 0);
+	int n_fail = irfw_json_int(counts, "failed", 0);
 
 	irfw_strbuf_puts(b, "irfw incident response report\n\n");
 	irfw_strbuf_puts(b, "Instance: ");
