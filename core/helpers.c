@@ -167,3 +167,14 @@ int irfw_json_int(const cJSON *obj, const char *key, int def)
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
 	return cJSON_IsNumber(v) ? v->valueint : def;
 }
+
+size_t irfw_utf8_prefix(const char *s, size_t len, size_t max)
+{
+	if (len <= max)
+		return len;
+	size_t n = max;
+	/* Back up over continuation bytes to the start of a character. */
+	while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
+		n--;
+	return n;
+}

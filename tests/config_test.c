@@ -206,6 +206,17 @@ static void test_helpers(void **state)
 	assert_string_equal(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
 	assert_string_equal(b64, "ungWv48Bz+pBQUDeXa4iI7ADYaOWF3qctBD/YfIAFa0=");
 
+	/* "é" is two bytes: a cut inside it backs up to its start. */
+	assert_int_equal(irfw_utf8_prefix("ab\xc3\xa9z", 5, 3), 2);
+	assert_int_equal(irfw_utf8_prefix("ab\xc3\xa9z", 5, 4), 4);
+	assert_int_equal(irfw_utf8_prefix("abc", 3, 10), 3);
+	cJSON *o = cJSON_Parse("{\"n\":7,\"s\":\"x\"}");
+	assert_int_equal(irfw_json_int(o, "n", -1), 7);
+	assert_int_equal(irfw_json_int(o, "s", -1), -1);
+	assert_string_equal(irfw_json_str(o, "s"), "x");
+	assert_null(irfw_json_str(o, "n"));
+	cJSON_Delete(o);
+
 	irfw_strbuf *sb = irfw_strbuf_new();
 	assert_string_equal(irfw_strbuf_str(sb), "");
 	irfw_strbuf_puts(sb, "step ");

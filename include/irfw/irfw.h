@@ -366,6 +366,10 @@ IRFW_EXPORT const char *irfw_json_str(const cJSON *obj, const char *key);
  * is absent or not a number. */
 IRFW_EXPORT int irfw_json_int(const cJSON *obj, const char *key, int def);
 
+/** The length of the longest prefix of s[0..len) that is at most `max`
+ * bytes and does not split a UTF-8 sequence (for APIs with byte limits). */
+IRFW_EXPORT size_t irfw_utf8_prefix(const char *s, size_t len, size_t max);
+
 /** A growable string for building messages.  After an allocation failure
  * every later append is ignored and irfw_strbuf_steal() returns NULL, so a
  * caller checks once, at the end. */

@@ -50,18 +50,6 @@ static const struct irfw_option opts[] = {
     {.name = NULL},
 };
 
-/* Length of s cut to at most max bytes without splitting a UTF-8 sequence. */
-static size_t utf8_prefix(const char *s, size_t max)
-{
-	size_t len = strlen(s);
-	if (len <= max)
-		return len;
-	size_t n = max;
-	while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
-		n--;
-	return n;
-}
-
 /*
  * Append text for a mrkdwn field: & < > escaped as Slack asks (which also
  * stops a detail from carrying <!channel> or a link), control characters
@@ -69,7 +57,7 @@ static size_t utf8_prefix(const char *s, size_t max)
  */
 static void buf_mrkdwn(irfw_strbuf *b, const char *s, size_t max)
 {
-	size_t n = utf8_prefix(s, max);
+	size_t n = irfw_utf8_prefix(s, strlen(s), max);
 	for (size_t i = 0; i < n; i++) {
 		char c = s[i];
 		if (c == '&')
@@ -421,7 +409,7 @@ static char *build_payload(irfw_target *t, const cJSON *sum)
 	fallback = irfw_strbuf_steal(fb);
 	if (!root || !header || !acct || !steps_s || !ev || !fallback)
 		goto out;
-	header[utf8_prefix(header, HEADER_MAX)] = '\0';
+	header[irfw_utf8_prefix(header, strlen(header), HEADER_MAX)] = '\0';
 
 	/* `text` is what notifications and screen readers show. */
 	cJSON_AddStringToObject(root, "text", fallback);

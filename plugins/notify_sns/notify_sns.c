@@ -55,22 +55,6 @@ static const char *str_nonempty(const cJSON *o, const char *key)
 	return s && *s ? s : NULL;
 }
 
-/*
- * Cut `s` (len bytes) so that it, plus the marker, fits in `max` bytes
- * without splitting a UTF-8 sequence; returns the new length.  The marker
- * is appended by the caller.
- */
-static size_t utf8_cut(const char *s, size_t len, size_t max)
-{
-	if (len <= max)
-		return len;
-	size_t n = max;
-	/* Back up over continuation bytes to the start of a character. */
-	while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
-		n--;
-	return n;
-}
-
 /* Make the SNS subject: printable ASCII only (a multi-byte character becomes
  * one '?'), no leading blanks (SNS wants a letter, digit or punctuation
  * first), at most SNS_SUBJECT_MAX characters. */
@@ -206,7 +190,7 @@ static char *fit_message(char *msg)
 	size_t len = strlen(msg);
 	if (len <= SNS_MESSAGE_MAX)
 		return msg;
-	size_t keep = utf8_cut(msg, len, SNS_MESSAGE_MAX - (sizeof(TRUNCATED_MARKER) - 1));
+	size_t keep = irfw_utf8_prefix(msg, len, SNS_MESSAGE_MAX - (sizeof(TRUNCATED_MARKER) - 1));
 	memcpy(msg + keep, TRUNCATED_MARKER, sizeof(TRUNCATED_MARKER));
 	return msg;
 }
