@@ -68,6 +68,11 @@ const struct irfw_option irfw_step_options[] = {
 	{"on_error", IRFW_OPT_ENUM, "continue", 0,
 	 "When this step fails for an instance: `continue` with its next steps, or `stop` them.",
 	 "stop|continue"},
+	{"phase", IRFW_OPT_ENUM, NULL, 0,
+	 "Phase of the step (default: the plugin's own): `contain` (take the instance out of service "
+	 "and cut it off), `preserve` (protect and capture evidence) or `report` (tag, upload, "
+	 "notify). A failed step of the contain phase keeps the instance from being reported contained.",
+	 "contain|preserve|report"},
 	{NULL, 0, NULL, 0, NULL, NULL},
 };
 
@@ -264,9 +269,14 @@ const struct irfw_option *irfw_option_find(const struct irfw_option *opts, const
 }
 
 static const char *known_vars[] = {"account_id", "region", "instance_id", "vpc_id", "case_id",
-                                   "date", "time", "name_tag", NULL};
+                                   "date", "time", "name_tag", "containment", "outcome", NULL};
 
 const char *irfw_template_check(const char *value)
+{
+	return irfw_template_check_vars(value, known_vars);
+}
+
+const char *irfw_template_check_vars(const char *value, const char *const *vars)
 {
 	static __thread char msg[160];
 	for (const char *p = value; (p = strchr(p, '$')) != NULL;) {
@@ -281,14 +291,18 @@ const char *irfw_template_check(const char *value)
 			return "unterminated ${variable}";
 		size_t n = (size_t)(end - p - 2);
 		bool ok = false;
-		for (const char **v = known_vars; *v; v++)
+		for (const char *const *v = vars; *v; v++)
 			if (strlen(*v) == n && strncmp(*v, p + 2, n) == 0)
 				ok = true;
 		if (!ok) {
-			snprintf(msg, sizeof(msg),
-			         "unknown variable ${%.*s} (known: account_id region instance_id vpc_id "
-			         "case_id date time name_tag)",
-			         (int)(n > 40 ? 40 : n), p + 2);
+			size_t len = (size_t)snprintf(msg, sizeof(msg), "%s variable ${%.*s} (known%s:",
+			                              vars == known_vars ? "unknown" : "no",
+			                              (int)(n > 40 ? 40 : n), p + 2,
+			                              vars == known_vars ? "" : " here");
+			for (const char *const *v = vars; *v && len < sizeof(msg); v++)
+				len += (size_t)snprintf(msg + len, sizeof(msg) - len, " %s", *v);
+			if (len < sizeof(msg))
+				snprintf(msg + len, sizeof(msg) - len, ")");
 			return msg;
 		}
 		p = end + 1;
@@ -396,6 +410,8 @@ char *irfw_template_expand(const char *tmpl, const struct irfw_vars *v, const ch
 		VAR("vpc_id", v->vpc_id);
 		VAR("case_id", v->case_id);
 		VAR("name_tag", v->name_tag ? v->name_tag : "");
+		VAR("containment", v->containment);
+		VAR("outcome", v->outcome);
 		VAR("date", date);
 		VAR("time", tod);
 		else known = false;

@@ -182,7 +182,21 @@ static int add_step(struct irfw_run *r, const char *name, int line)
 	irfw_config_validate(cfg, s->sec, s->mod->vt.options, irfw_step_options);
 	const char *oe = irfw_step_get(s, "on_error");
 	s->stop_on_error = oe && strcmp(oe, "stop") == 0;
+	/* A 1.0 module's copy is zero past its size: phase unset. */
+	s->phase = s->mod->vt.phase >= IRFW_PHASE_CONTAIN && s->mod->vt.phase <= IRFW_PHASE_REPORT
+	               ? s->mod->vt.phase
+	               : IRFW_PHASE_PRESERVE;
+	const struct irfw_kv_line *ph = irfw_section_find(s->sec, "phase");
+	if (ph)
+		s->phase = strcmp(ph->value, "contain") == 0    ? IRFW_PHASE_CONTAIN
+		           : strcmp(ph->value, "report") == 0 ? IRFW_PHASE_REPORT
+		                                              : IRFW_PHASE_PRESERVE;
 	return 0;
+}
+
+static const char *phase_name(irfw_phase p)
+{
+	return p == IRFW_PHASE_CONTAIN ? "contain" : p == IRFW_PHASE_REPORT ? "report" : "preserve";
 }
 
 /* Only the plugin search path, for `irfw plugins` without a usable
@@ -400,6 +414,12 @@ void irfw_step_error(irfw_step *step, const char *key, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	if (step->run->preparing) {
+		/* About the batch (a -g group of another VPC), not a file line. */
+		irfw_logf(IRFW_LOG_ERROR, step->name, "%s%s%s", key ? key : "", key ? ": " : "", msg);
+		step->run->prepare_usage_error = true;
+		return;
+	}
 	const struct irfw_kv_line *kv = key ? irfw_section_find(step->sec, key) : NULL;
 	int line = kv ? kv->line : step->sec ? step->sec->line : 0;
 	if (key)
@@ -469,6 +489,11 @@ const cJSON *irfw_target_instance(const irfw_target *t)
 	return t->instance;
 }
 
+const char *irfw_target_state(const irfw_target *t)
+{
+	return t->state ? t->state : "";
+}
+
 bool irfw_target_dry_run(const irfw_target *t)
 {
 	return t->run->dry_run;
@@ -523,14 +548,28 @@ void irfw_log(irfw_target *t, irfw_log_level level, const char *fmt, ...)
 	free(tag);
 }
 
+static const char *containment_outcome(irfw_containment c)
+{
+	switch (c) {
+	case IRFW_CONTAINED: return "CONTAINED";
+	case IRFW_PARTIALLY_CONTAINED: return "PARTIALLY CONTAINED";
+	case IRFW_NOT_CONTAINED: return "NOT CONTAINED";
+	case IRFW_CONTAINMENT_NOT_ATTEMPTED: break;
+	}
+	return "CONTAINMENT NOT ATTEMPTED";
+}
+
 char *irfw_expand(irfw_target *t, const char *tmpl)
 {
+	irfw_containment c = irfw_target_containment(t, NULL);
 	struct irfw_vars v = {.account_id = t->run->account_id,
 	                      .region = t->run->resolved_region,
 	                      .instance_id = t->id,
 	                      .vpc_id = t->vpc_id,
 	                      .case_id = t->run->case_id_resolved,
 	                      .name_tag = t->name_tag,
+	                      .containment = irfw_containment_name(c),
+	                      .outcome = containment_outcome(c),
 	                      .now = t->run->started};
 	const char *err = NULL;
 	char *s = irfw_template_expand(tmpl, &v, &err);
@@ -543,6 +582,151 @@ char *irfw_step_expand(irfw_target *t, const char *key)
 {
 	const char *v = t->cur ? irfw_step_get(t->cur, key) : NULL;
 	return v ? irfw_expand(t, v) : NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* Containment.                                                        */
+
+const char *irfw_containment_name(irfw_containment c)
+{
+	switch (c) {
+	case IRFW_CONTAINED: return "contained";
+	case IRFW_PARTIALLY_CONTAINED: return "partially-contained";
+	case IRFW_NOT_CONTAINED: return "not-contained";
+	case IRFW_CONTAINMENT_NOT_ATTEMPTED: break;
+	}
+	return "not-attempted";
+}
+
+static bool containment_from_name(const char *s, irfw_containment *out)
+{
+	for (int c = IRFW_CONTAINMENT_NOT_ATTEMPTED; c <= IRFW_NOT_CONTAINED; c++)
+		if (s && strcmp(s, irfw_containment_name((irfw_containment)c)) == 0) {
+			*out = (irfw_containment)c;
+			return true;
+		}
+	return false;
+}
+
+/* Keep `step`'s report (replacing an earlier one); takes `cause`. */
+static void cont_put(irfw_target *t, const char *step, irfw_containment c, char *cause)
+{
+	for (size_t i = 0; i < t->n_cont; i++)
+		if (strcmp(t->cont[i].step, step) == 0) {
+			free(t->cont[i].cause);
+			t->cont[i].state = c;
+			t->cont[i].cause = cause;
+			return;
+		}
+	struct irfw_cont_report *v = realloc(t->cont, (t->n_cont + 1) * sizeof(*v));
+	char *name = strdup(step);
+	if (!v || !name) {
+		if (v)
+			t->cont = v;
+		free(name);
+		free(cause);
+		return;
+	}
+	t->cont = v;
+	t->cont[t->n_cont++] = (struct irfw_cont_report){.step = name, .state = c, .cause = cause};
+}
+
+/* Reports kept by earlier runs of the case: steps.<step>.records.containment. */
+static void cont_load(irfw_target *t)
+{
+	const cJSON *steps = cJSON_GetObjectItemCaseSensitive(irfw_case_manifest(t->rec), "steps");
+	const cJSON *st;
+	cJSON_ArrayForEach(st, steps)
+	{
+		const cJSON *rec = cJSON_GetObjectItemCaseSensitive(
+		    cJSON_GetObjectItemCaseSensitive(st, "records"), "containment");
+		irfw_containment c;
+		if (st->string && containment_from_name(irfw_json_str(rec, "state"), &c))
+			cont_put(t, st->string, c, irfw_strdup(irfw_json_str(rec, "cause")));
+	}
+}
+
+int irfw_containment_report(irfw_target *t, irfw_containment c, const char *fmt, ...)
+{
+	if (t->run->dry_run || !t->cur)
+		return 0;
+	if (c < IRFW_CONTAINMENT_NOT_ATTEMPTED || c > IRFW_NOT_CONTAINED)
+		c = IRFW_NOT_CONTAINED;
+	char msg[1024] = "";
+	if (fmt) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(msg, sizeof(msg), fmt, ap);
+		va_end(ap);
+	}
+	cont_put(t, t->cur->name, c, strdup(msg));
+	irfw_log(t, c == IRFW_CONTAINED ? IRFW_LOG_INFO : IRFW_LOG_WARN, "containment: %s%s%s",
+	         irfw_containment_name(c), *msg ? ": " : "", msg);
+	if (!t->rec)
+		return -1;
+	cJSON *v = cJSON_CreateObject();
+	cJSON_AddStringToObject(v, "state", irfw_containment_name(c));
+	cJSON_AddStringToObject(v, "cause", msg);
+	char ts[32];
+	irfw_iso_now(ts);
+	cJSON_AddStringToObject(v, "verified_at", ts);
+	return irfw_case_record(t->rec, t->cur->name, "containment", v);
+}
+
+static const struct irfw_step *step_named(const struct irfw_run *r, const char *name)
+{
+	for (size_t i = 0; i < r->n_steps; i++)
+		if (strcmp(r->steps[i]->name, name) == 0)
+			return r->steps[i];
+	return NULL;
+}
+
+static bool has_report(const irfw_target *t, const char *step)
+{
+	for (size_t i = 0; i < t->n_cont; i++)
+		if (strcmp(t->cont[i].step, step) == 0)
+			return true;
+	return false;
+}
+
+irfw_containment irfw_target_containment(const irfw_target *t, const char **cause)
+{
+	irfw_target *mt = (irfw_target *)t; /* the cause is cached per target */
+	irfw_containment worst = IRFW_CONTAINMENT_NOT_ATTEMPTED;
+	struct irfw_buf b = {0};
+	irfw_buf_puts(&b, "");
+	if (t->run->dry_run) {
+		irfw_buf_puts(&b, "dry run: nothing was changed");
+		goto out;
+	}
+	for (size_t i = 0; i < t->n_cont; i++) {
+		const struct irfw_cont_report *c = &t->cont[i];
+		if (c->state > worst)
+			worst = c->state;
+		if (c->state != IRFW_CONTAINED && c->cause && *c->cause)
+			irfw_buf_printf(&b, "%s%s", b.len ? "; " : "", c->cause);
+	}
+	/* A failed step of the contain phase that said nothing itself: what
+	 * it was for did not happen. */
+	for (size_t i = 0; i < t->n_results; i++) {
+		const struct irfw_step_result *res = &t->results[i];
+		const struct irfw_step *s = res->step ? step_named(t->run, res->step) : NULL;
+		if (!res->ran || !res->step || res->status != IRFW_FAILED || !s || s->phase != IRFW_PHASE_CONTAIN ||
+		    has_report(t, res->step) || res == t->cur_res)
+			continue;
+		if (worst == IRFW_CONTAINED)
+			worst = IRFW_PARTIALLY_CONTAINED;
+		else if (worst == IRFW_CONTAINMENT_NOT_ATTEMPTED)
+			worst = IRFW_NOT_CONTAINED;
+		irfw_buf_printf(&b, "%s%s failed%s%s", b.len ? "; " : "", res->step, res->detail ? ": " : "",
+		                res->detail ? res->detail : "");
+	}
+out:
+	free(mt->cont_cause);
+	mt->cont_cause = b.data;
+	if (cause)
+		*cause = mt->cont_cause ? mt->cont_cause : "";
+	return worst;
 }
 
 /* ------------------------------------------------------------------ */
@@ -651,6 +835,36 @@ const char *irfw_aws_last_request_id(const irfw_target *t)
 int irfw_aws_call(irfw_target *t, const char *service, const char *operation, const cJSON *params,
                   cJSON **result)
 {
+	return irfw_aws_call_in(t, NULL, service, operation, params, result);
+}
+
+bool irfw_arn_region(const char *arn, char out[64])
+{
+	/* arn:partition:service:region:account:resource */
+	if (!arn || strncmp(arn, "arn:", 4) != 0)
+		return false;
+	const char *p = arn + 4;
+	for (int field = 0; field < 2; field++) {
+		p = strchr(p, ':');
+		if (!p)
+			return false;
+		p++;
+	}
+	const char *end = strchr(p, ':');
+	size_t n = end ? (size_t)(end - p) : 0;
+	if (!end || n == 0 || n >= 64)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!((p[i] >= 'a' && p[i] <= 'z') || (p[i] >= '0' && p[i] <= '9') || p[i] == '-'))
+			return false;
+	memcpy(out, p, n);
+	out[n] = '\0';
+	return true;
+}
+
+int irfw_aws_call_in(irfw_target *t, const char *region, const char *service, const char *operation,
+                     const cJSON *params, cJSON **result)
+{
 	if (result)
 		*result = NULL;
 	memset(&t->err, 0, sizeof(t->err));
@@ -662,8 +876,8 @@ int irfw_aws_call(irfw_target *t, const char *service, const char *operation, co
 	}
 	cJSON *res = NULL;
 	char rid[128] = "";
-	int rc = irfw_aws_request(t->run->aws, t->run->resolved_region, service, operation, params,
-	                          t->run->dry_run, &res, &t->err, rid);
+	int rc = irfw_aws_request(t->run->aws, region && *region ? region : t->run->resolved_region, service,
+	                          operation, params, t->run->dry_run, &res, &t->err, rid);
 	const char *id = rc == 0 ? rid : t->err.request_id;
 	if (*id && t->cur_res) {
 		if (!t->cur_res->request_ids)
@@ -852,7 +1066,21 @@ static cJSON *result_json(const struct irfw_step_result *res)
 	cJSON_AddNumberToObject(s, "ms", (double)res->ms);
 	if (res->resumed)
 		cJSON_AddTrueToObject(s, "resumed");
+	if (res->phase)
+		cJSON_AddStringToObject(s, "phase", phase_name(res->phase));
 	return s;
+}
+
+/* {"state": "...", "outcome": "...", "cause": "..."} of the target. */
+static cJSON *containment_json(const irfw_target *t)
+{
+	const char *cause;
+	irfw_containment c = irfw_target_containment(t, &cause);
+	cJSON *o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "state", irfw_containment_name(c));
+	cJSON_AddStringToObject(o, "outcome", containment_outcome(c));
+	cJSON_AddStringToObject(o, "cause", cause);
+	return o;
 }
 
 cJSON *irfw_target_summary(const irfw_target *t)
@@ -878,6 +1106,7 @@ cJSON *irfw_target_summary(const irfw_target *t)
 	cJSON_AddNumberToObject(counts, "ok", count[IRFW_OK]);
 	cJSON_AddNumberToObject(counts, "skipped", count[IRFW_SKIPPED]);
 	cJSON_AddNumberToObject(counts, "failed", count[IRFW_FAILED]);
+	cJSON_AddItemToObject(o, "containment", containment_json(t));
 	cJSON *arts = cJSON_AddArrayToObject(o, "artifacts");
 	for (size_t i = 0; t->rec && i < irfw_case_artifact_count(t->rec); i++) {
 		cJSON *a = cJSON_CreateObject();
@@ -954,11 +1183,14 @@ static void run_target(struct irfw_target *t, bool check_only)
 	if (!t->results)
 		return;
 	t->n_results = r->n_steps;
+	for (size_t i = 0; i < r->n_steps; i++) {
+		t->results[i].step = r->steps[i]->name;
+		t->results[i].plugin = r->steps[i]->mod->name;
+		t->results[i].phase = r->steps[i]->phase;
+	}
 	bool stopped = false;
 	for (size_t i = 0; i < r->n_steps; i++) {
 		struct irfw_step_result *res = &t->results[i];
-		res->step = r->steps[i]->name;
-		res->plugin = r->steps[i]->mod->name;
 		if (stopped)
 			continue;
 		run_step(t, r->steps[i], res, check_only);
@@ -1059,6 +1291,8 @@ static int describe_targets(struct irfw_run *r)
 						continue;
 					t->found = true;
 					t->instance = cJSON_Duplicate(inst, true);
+					t->state = irfw_strdup(
+					    irfw_json_str(cJSON_GetObjectItemCaseSensitive(inst, "instanceState"), "name"));
 					const cJSON *vpc = cJSON_GetObjectItemCaseSensitive(inst, "vpcId");
 					t->vpc_id = cJSON_IsString(vpc) ? strdup(vpc->valuestring) : NULL;
 					t->name_tag = irfw_strdup(tag_value(inst, "Name"));
@@ -1096,6 +1330,13 @@ static int resolve_case_id(struct irfw_run *r)
 	return 0;
 }
 
+static const char *result_word(const struct irfw_step_result *res)
+{
+	if (!res->ran)
+		return "not-run";
+	return res->status == IRFW_OK ? "ok" : res->status == IRFW_SKIPPED ? "skipped" : "FAILED";
+}
+
 static void print_text(struct irfw_run *r)
 {
 	printf("\ncase %s%s\n", r->case_id_resolved ? r->case_id_resolved : "-", r->dry_run ? " (dry run)" : "");
@@ -1103,6 +1344,13 @@ static void print_text(struct irfw_run *r)
 		struct irfw_target *t = r->batch.targets[i];
 		if (!t->found) {
 			printf("%s  NOT FOUND in %s\n", t->id, r->resolved_region ? r->resolved_region : "?");
+			continue;
+		}
+		char *name = irfw_escape_text(t->name_tag);
+		if (t->skipped_state) {
+			printf("%s%s%s%s  %s: not handled\n", t->id, name ? " (" : "", name ? name : "",
+			       name ? ")" : "", t->state ? t->state : "gone");
+			free(name);
 			continue;
 		}
 		size_t ok = 0, sk = 0, fl = 0;
@@ -1115,16 +1363,23 @@ static void print_text(struct irfw_run *r)
 				sk++;
 			else
 				fl++;
-		printf("%s%s%s%s  %zu ok, %zu skipped, %zu failed\n", t->id, t->name_tag ? " (" : "",
-		       t->name_tag ? t->name_tag : "", t->name_tag ? ")" : "", ok, sk, fl);
+		const char *cause;
+		irfw_containment c = irfw_target_containment(t, &cause);
+		char *ecause = irfw_escape_text(cause);
+		printf("%s%s%s%s  %s%s%s  (%zu ok, %zu skipped, %zu failed)\n", t->id, name ? " (" : "",
+		       name ? name : "", name ? ")" : "", containment_outcome(c), ecause && *ecause ? ": " : "",
+		       ecause ? ecause : "", ok, sk, fl);
+		free(ecause);
+		free(name);
 		for (size_t k = 0; k < t->n_results; k++) {
 			const struct irfw_step_result *res = &t->results[k];
-			printf("  %-8s %-14s %s%s%s%s%s\n",
-			       res->ran ? (res->status == IRFW_OK ? "ok" : res->status == IRFW_SKIPPED ? "skipped" : "FAILED")
-			                : "not-run",
-			       res->step, res->detail ? res->detail : "", res->aws_error ? " [" : "",
-			       res->aws_error ? res->aws_error : "", res->request_id ? " request " : "",
-			       res->request_id ? res->request_id : "");
+			char *detail = irfw_escape_text(res->detail);
+			char *aerr = irfw_escape_text(res->aws_error);
+			printf("  %-8s %-14s %s%s%s%s%s%s\n", result_word(res), res->step, detail ? detail : "",
+			       aerr ? " [" : "", aerr ? aerr : "", res->request_id ? ", request " : "",
+			       res->request_id ? res->request_id : "", aerr ? "]" : "");
+			free(detail);
+			free(aerr);
 		}
 		if (t->rec)
 			printf("  evidence: %s\n", irfw_case_dir(t->rec));
@@ -1146,6 +1401,12 @@ static void print_json(struct irfw_run *r)
 		cJSON *it = cJSON_CreateObject();
 		cJSON_AddStringToObject(it, "instance_id", t->id);
 		cJSON_AddBoolToObject(it, "found", t->found);
+		if (t->state)
+			cJSON_AddStringToObject(it, "state", t->state);
+		if (t->found)
+			cJSON_AddBoolToObject(it, "handled", !t->skipped_state);
+		if (t->found && !t->skipped_state)
+			cJSON_AddItemToObject(it, "containment", containment_json(t));
 		if (t->rec) {
 			cJSON_AddStringToObject(it, "case_dir", irfw_case_dir(t->rec));
 			cJSON_AddStringToObject(it, "manifest", irfw_case_manifest_path(t->rec));
@@ -1162,16 +1423,27 @@ static void print_json(struct irfw_run *r)
 	cJSON_Delete(doc);
 }
 
+/* Every step's prepare, before any change.  Returns 0, 1 (an error) or 2
+ * (the operator's input is wrong: irfw_step_error was called). */
 static int call_prepare(struct irfw_run *r)
 {
-	for (size_t i = 0; i < r->n_steps; i++) {
+	int rc = 0;
+	r->preparing = true;
+	for (size_t i = 0; i < r->n_steps && rc == 0; i++) {
 		struct irfw_step *s = r->steps[i];
-		if (s->mod->vt.prepare && s->mod->vt.prepare(&r->batch, s->state) != 0) {
+		if (!s->mod->vt.prepare)
+			continue;
+		for (size_t k = 0; k < r->batch.n; k++)
+			r->batch.targets[k]->cur = s;
+		if (s->mod->vt.prepare(&r->batch, s->state) != 0 || r->prepare_usage_error) {
 			irfw_logf(IRFW_LOG_ERROR, s->name, "preparing the batch failed; nothing was changed");
-			return -1;
+			rc = r->prepare_usage_error ? 2 : 1;
 		}
 	}
-	return 0;
+	for (size_t k = 0; k < r->batch.n; k++)
+		r->batch.targets[k]->cur = NULL;
+	r->preparing = false;
+	return rc;
 }
 
 int irfw_run_execute(struct irfw_run *r, bool json, bool check_only)
@@ -1253,6 +1525,7 @@ int irfw_run_execute(struct irfw_run *r, bool json, bool check_only)
 				cJSON_Delete(info);
 				return 1;
 			}
+			cont_load(t);
 			/* The instance as found is the first piece of evidence. */
 			char *desc = cJSON_Print(t->instance);
 			if (desc) {
@@ -1265,8 +1538,11 @@ int irfw_run_execute(struct irfw_run *r, bool json, bool check_only)
 		irfw_logf(IRFW_LOG_INFO, NULL, "case %s: %zu instance(s), %zu step(s) each%s", r->case_id_resolved,
 		          found, r->n_steps, r->dry_run ? " (dry run: nothing is changed)" : "");
 	}
-	if (found && call_prepare(r) != 0)
-		return 1;
+	if (found) {
+		int prc = call_prepare(r);
+		if (prc != 0)
+			return prc;
+	}
 
 	size_t n_threads = (size_t)r->jobs < found ? (size_t)r->jobs : found;
 	pthread_t *th = calloc(n_threads ? n_threads : 1, sizeof(*th));
@@ -1281,12 +1557,23 @@ int irfw_run_execute(struct irfw_run *r, bool json, bool check_only)
 		pthread_join(th[i], NULL);
 	free(th);
 
+	/* The most important news decides the exit status: an instance left
+	 * open (4), then a failed step (1), then an instance not handled (3). */
+	bool failed = false, open = false;
 	for (size_t i = 0; i < r->batch.n; i++) {
 		struct irfw_target *t = r->batch.targets[i];
 		for (size_t k = 0; k < t->n_results; k++)
-			if (t->results[k].ran && t->results[k].status == IRFW_FAILED && status == 0)
-				status = 1;
+			if (t->results[k].ran && t->results[k].status == IRFW_FAILED)
+				failed = true;
+		if (t->found && !t->skipped_state && !r->dry_run && !check_only) {
+			irfw_containment c = irfw_target_containment(t, NULL);
+			open = open || c == IRFW_PARTIALLY_CONTAINED || c == IRFW_NOT_CONTAINED;
+		}
 	}
+	if (open)
+		status = 4;
+	else if (failed)
+		status = 1;
 	if (json)
 		print_json(r);
 	else
@@ -1411,6 +1698,13 @@ void irfw_run_free(struct irfw_run *r)
 		free(t->vpc_id);
 		free(t->name_tag);
 		free(t->notes);
+		free(t->state);
+		for (size_t k = 0; k < t->n_cont; k++) {
+			free(t->cont[k].step);
+			free(t->cont[k].cause);
+		}
+		free(t->cont);
+		free(t->cont_cause);
 		free(t->id);
 		free(t);
 	}

@@ -41,6 +41,14 @@ bool irfw_parse_bool(const char *s, bool *out);
 IRFW_EXPORT bool irfw_parse_long(const char *s, long *out);
 IRFW_EXPORT bool irfw_valid_instance_id(const char *s);
 bool irfw_valid_module_name(const char *s);
+/* A copy of s safe to print on a terminal: control characters, DEL, C1
+ * controls, bidirectional controls and bytes that are not UTF-8 become
+ * \xNN or \uNNNN (and a backslash is doubled, so nothing can pose as an
+ * escape).  NULL for NULL; free() the result. */
+char *irfw_escape_text(const char *s);
+/* True when irfw_escape_text(s) would return s unchanged but for
+ * backslashes. */
+bool irfw_text_is_safe(const char *s);
 /* ISO-8601 UTC now, with milliseconds ("2026-11-28T18:53:08.123Z"). */
 void irfw_iso_now(char out[32]);
 
@@ -97,6 +105,9 @@ void irfw_config_validate(struct irfw_config *cfg, const struct irfw_section *s,
 const char *irfw_option_check(const struct irfw_option *o, const char *value);
 /* Check that a template only names known ${variables}. */
 const char *irfw_template_check(const char *value);
+/* Same, with only the NULL-terminated `vars` allowed (a template expanded
+ * before instances are known, such as case_id). */
+const char *irfw_template_check_vars(const char *value, const char *const *vars);
 /* Look up `name` in an options table. */
 const struct irfw_option *irfw_option_find(const struct irfw_option *opts, const char *name);
 
@@ -108,6 +119,7 @@ extern const struct irfw_option irfw_step_options[];
 /* Variables of a template expansion. */
 struct irfw_vars {
 	const char *account_id, *region, *instance_id, *vpc_id, *case_id, *name_tag;
+	const char *containment, *outcome;
 	time_t now;
 };
 /* Expand ${var}; "$$" is a literal "$".  NULL and *err set on an unknown
@@ -159,10 +171,18 @@ struct irfw_step {
 	bool initialised;
 	bool stop_on_error;
 	bool init_failed;
+	irfw_phase phase;           /* the plugin's, or the section's `phase =` */
 };
 
 struct irfw_fact {
 	char *key, *value;
+};
+
+/* One step's containment report (irfw_containment_report). */
+struct irfw_cont_report {
+	char *step;
+	irfw_containment state;
+	char *cause;
 };
 
 struct irfw_step_result {
@@ -174,6 +194,7 @@ struct irfw_step_result {
 	char *request_id;
 	cJSON *request_ids;         /* every request id of the step's calls */
 	long ms;
+	irfw_phase phase;           /* the step's */
 	bool resumed;               /* done in an earlier run of this case */
 	bool ran;                   /* false: not reached (an earlier stop) */
 };
@@ -196,6 +217,11 @@ struct irfw_target {
 	struct irfw_aws_error first_err; /* first failed call of the current step */
 	char last_request_id[128];
 	char *notes;                /* accumulated irfw_note text */
+	char *state;                /* instance-state name, or NULL */
+	struct irfw_cont_report *cont;  /* reports of this run and earlier ones */
+	size_t n_cont;
+	char *cont_cause;           /* last irfw_target_containment() cause */
+	bool skipped_state;         /* terminated or shutting down: not handled */
 };
 
 struct irfw_memo_entry {
@@ -241,6 +267,8 @@ struct irfw_run {
 	size_t n_memo;
 
 	size_t next_target;         /* work queue index, under memo_lock */
+	bool preparing;             /* in the steps' prepare callbacks */
+	bool prepare_usage_error;   /* irfw_step_error() called from prepare */
 };
 
 /* A global key's value: CLI override first, then [irfw], then the default. */

@@ -87,11 +87,17 @@ void irfw_vlogf(irfw_log_level level, const char *origin, const char *fmt, va_li
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	static const char *names[] = {"error: ", "warning: ", "", ""};
 	static const char *colors[] = {"\033[31m", "\033[33m", "", "\033[2m"};
+	/* Text from AWS (tags, names, error messages) reaches the terminal
+	 * only escaped: a Name tag holding a newline or U+202E cannot forge a
+	 * line of its own. */
+	char *safe = irfw_text_is_safe(msg) ? NULL : irfw_escape_text(msg);
 	pthread_mutex_lock(&log_lock);
-	mask_secrets(msg);
-	fprintf(stderr, "%s%s%s%s%s%s%s\n", log_color ? colors[level] : "", origin ? "[" : "",
-	        origin ? origin : "", origin ? "] " : "", names[level], msg, log_color ? "\033[0m" : "");
+	mask_secrets(safe ? safe : msg);
+	bool color = log_color && colors[level][0];
+	fprintf(stderr, "%s%s%s%s%s%s%s\n", color ? colors[level] : "", origin ? "[" : "", origin ? origin : "",
+	        origin ? "] " : "", names[level], safe ? safe : msg, color ? "\033[0m" : "");
 	pthread_mutex_unlock(&log_lock);
+	free(safe);
 }
 
 void irfw_logf(irfw_log_level level, const char *origin, const char *fmt, ...)

@@ -33,9 +33,21 @@ extern "C" {
 
 /* ABI of the plugin contract.  A module must carry the same major; its minor
  * must not be newer than the core's.  New vtable fields are only ever
- * appended, with a minor bump. */
+ * appended, and every new field, function or enum value of this header
+ * bumps the minor, so that a module using it is refused (with its file and
+ * the reason) by an older core instead of failing in the middle of a run.
+ * Modules are also bound at load: a module calling a function this libirfw
+ * lacks is refused before any instance is touched.
+ *
+ *   1.0  the first contract
+ *   1.1  irfw_utf8_prefix (shipped without a bump: a 1.0 module using it
+ *        must be rebuilt); the vtable's `phase`; containment reports
+ *        (irfw_containment_report, irfw_target_containment); calls in
+ *        another region (irfw_aws_call_in, irfw_arn_region); the target's
+ *        instance state (irfw_target_state); irfw_step_error from prepare
+ */
 #define IRFW_ABI_MAJOR 1
-#define IRFW_ABI_MINOR 0
+#define IRFW_ABI_MINOR 1
 
 #if defined(__GNUC__)
 #define IRFW_EXPORT __attribute__((visibility("default")))
@@ -65,6 +77,21 @@ typedef enum irfw_opt_type {
 	IRFW_OPT_LIST,       /* comma-separated list of words */
 	IRFW_OPT_ENUM        /* one of `choices` ("a|b|c") */
 } irfw_opt_type;
+
+/**
+ * The phase a step belongs to.  In an incident the order of business is:
+ * stop the bleeding on every instance (contain), then preserve the evidence
+ * (preserve), then record and tell (report).  A plugin declares its
+ * default in the vtable; a site may override it with `phase =` in the
+ * step's section.  A step of the contain phase that FAILED keeps its
+ * instance from being reported as contained.
+ */
+typedef enum irfw_phase {
+	IRFW_PHASE_UNSET = 0,    /* not declared (a 1.0 module): preserve */
+	IRFW_PHASE_CONTAIN = 1,  /* take it out of service and cut it off */
+	IRFW_PHASE_PRESERVE = 2, /* protect, capture, snapshot */
+	IRFW_PHASE_REPORT = 3    /* tag, upload, notify */
+} irfw_phase;
 
 /* Option flags. */
 #define IRFW_OPT_REQUIRED 0x1u /* must be given in the section */
@@ -102,13 +129,26 @@ struct irfw_plugin {
 	/** Called once per step, with the step's section validated.  May set
 	 * *state.  Return 0, or -1 after irfw_step_error(). */
 	int (*init)(irfw_step *step, void **state);
-	/** Optional.  Once per batch, all targets known, before any run. */
+	/** Optional.  Once per batch, all targets known, before any run (and
+	 * before any change to any instance).  While it runs, each target's
+	 * irfw_target_step() is this step, so irfw_step_expand(),
+	 * irfw_aws_call() and irfw_memo() work on any target of the batch.
+	 * Return 0, or -1 to stop the run before anything is changed; call
+	 * irfw_step_error() first when the cause is the operator's input (a
+	 * -g group of another VPC), which makes the exit status 2. */
 	int (*prepare)(irfw_batch *batch, void *state);
-	/** Optional.  Permission preflight for `irfw check`; changes nothing. */
+	/** Optional.  Permission preflight for `irfw check`: it must change
+	 * nothing.  Called with irfw_target_dry_run() true, so EC2 changes made
+	 * through irfw_aws_call() are sent with DryRun (AWS answers with the
+	 * permission verdict) and other changes are not sent at all.  A step
+	 * without `check` is reported "not checked (no preflight)": the core
+	 * never calls `run` from `irfw check`.  A plugin whose `run` is safe
+	 * under these rules may give the same function for both. */
 	irfw_status (*check)(irfw_target *t, void *state);
 	/** Act on one instance. */
 	irfw_status (*run)(irfw_target *t, void *state);
-	/** Optional.  Undo what run did, for `irfw release`. */
+	/** Optional, and not called yet: reserved for a future `irfw
+	 * release` that undoes what run recorded (irfw_record). */
 	irfw_status (*release)(irfw_target *t, void *state);
 	/** Optional.  Free what init made. */
 	void (*fini)(void *state);
@@ -117,6 +157,11 @@ struct irfw_plugin {
 	 * --describe`: what the step does, why it sits where it does, and
 	 * what it cannot do.  Paragraphs are separated by a blank line. */
 	const char *description;
+
+	/* ---- ABI 1.1 ---- */
+	/** The step's default phase (a site may override it with `phase =`).
+	 * IRFW_PHASE_UNSET is taken as IRFW_PHASE_PRESERVE. */
+	irfw_phase phase;
 };
 
 /* The least the loader accepts: the vtable up to `fini`.  Fields after it
@@ -212,7 +257,12 @@ IRFW_EXPORT const char *irfw_target_vpc_id(const irfw_target *t);
 /** The instance as DescribeInstances returned it (an "item" of
  * instancesSet, keys as on the wire: instanceId, networkInterfaceSet...). */
 IRFW_EXPORT const cJSON *irfw_target_instance(const irfw_target *t);
-/** True for `--dry-run`: mutating calls carry DryRun and change nothing. */
+/** The instance's state as DescribeInstances gave it ("pending",
+ * "running", "stopping", "stopped"; terminated and shutting-down
+ * instances never reach a step), or "" when unknown. */
+IRFW_EXPORT const char *irfw_target_state(const irfw_target *t);
+/** True for `--dry-run` and `irfw check`: mutating calls carry DryRun and
+ * change nothing; operations without a DryRun parameter are not sent. */
 IRFW_EXPORT bool irfw_target_dry_run(const irfw_target *t);
 /** The step being run for this target. */
 IRFW_EXPORT irfw_step *irfw_target_step(irfw_target *t);
@@ -225,13 +275,54 @@ IRFW_EXPORT const char *irfw_fact_get(const irfw_target *t, const char *key);
 
 /**
  * Expand ${account_id} ${region} ${instance_id} ${vpc_id} ${case_id}
- * ${date} ${name_tag} in `tmpl`.  Returns a string to free(), or NULL
- * (unknown variable: logged).
+ * ${date} ${time} ${name_tag} ${containment} ${outcome} in `tmpl` ($$ is a
+ * literal $).  ${name_tag} is "" for an instance without a Name tag;
+ * ${containment} is the word irfw_containment_name() gives for the
+ * instance's containment so far, ${outcome} the same as a headline
+ * ("CONTAINED", "PARTIALLY CONTAINED", "NOT CONTAINED", "CONTAINMENT NOT
+ * ATTEMPTED").  Returns a string to free(), or NULL (unknown variable:
+ * logged).
  */
 IRFW_EXPORT char *irfw_expand(irfw_target *t, const char *tmpl);
 
 /** irfw_expand() of the step's `key`; NULL when the key is unset. */
 IRFW_EXPORT char *irfw_step_expand(irfw_target *t, const char *key);
+
+/* ------------------------------------------------------------------ */
+/* Containment: a fact verified by reading AWS back.                    */
+
+/** What AWS shows about an instance's containment. */
+typedef enum irfw_containment {
+	IRFW_CONTAINMENT_NOT_ATTEMPTED = 0, /* no step reported on it (yet) */
+	IRFW_CONTAINED = 1,                 /* verified closed */
+	IRFW_PARTIALLY_CONTAINED = 2,       /* some of it is open: the cause says what */
+	IRFW_NOT_CONTAINED = 3              /* nothing verified closed: the cause says why */
+} irfw_containment;
+
+/**
+ * Report what the current step established about the instance's
+ * containment, from what AWS shows after its changes (read back, not
+ * assumed from the calls' answers).  `fmt` says what is open or why (may
+ * be NULL for IRFW_CONTAINED).  Replaces this step's earlier report in
+ * this case; kept in the case record, so a resumed run knows it.  Ignored
+ * in a dry run (nothing was changed).  Returns 0, or -1 when it could not
+ * be recorded (the report still holds for this run).
+ *
+ * The instance's containment is the worst report of all its steps, and a
+ * FAILED step of the contain phase makes a contained instance partially
+ * contained (and one without any report not contained).  Tags, the
+ * notification, the summaries and the exit status all take it from here.
+ */
+IRFW_EXPORT int irfw_containment_report(irfw_target *t, irfw_containment c, const char *fmt, ...)
+	IRFW_PRINTF(3, 4);
+
+/** The instance's containment as established so far (this run and earlier
+ * runs of the case); *cause (may be NULL) gets what is open or why, ""
+ * when contained or not attempted.  Valid until the next report. */
+IRFW_EXPORT irfw_containment irfw_target_containment(const irfw_target *t, const char **cause);
+
+/** "contained", "partially-contained", "not-contained", "not-attempted". */
+IRFW_EXPORT const char *irfw_containment_name(irfw_containment c);
 
 /* ------------------------------------------------------------------ */
 /* Step results.                                                        */
@@ -284,6 +375,17 @@ IRFW_EXPORT void irfw_note(irfw_target *t, const char *fmt, ...) IRFW_PRINTF(2, 
  */
 IRFW_EXPORT int irfw_aws_call(irfw_target *t, const char *service, const char *operation,
                               const cJSON *params, cJSON **result);
+
+/** irfw_aws_call() in `region` rather than the target's (NULL: the
+ * target's): for a resource named by an ARN of another region, such as a
+ * central SNS topic or a KMS key. */
+IRFW_EXPORT int irfw_aws_call_in(irfw_target *t, const char *region, const char *service,
+                                 const char *operation, const cJSON *params, cJSON **result);
+
+/** The region of an ARN ("arn:aws:sns:eu-west-1:123456789012:oncall" gives
+ * "eu-west-1") into out; false when `arn` is not an ARN or names no region
+ * (S3 and IAM ARNs). */
+IRFW_EXPORT bool irfw_arn_region(const char *arn, char out[64]);
 
 /** Same as irfw_aws_call(), for work outside one target (prepare). */
 IRFW_EXPORT int irfw_batch_aws_call(irfw_batch *b, const char *region, const char *service,

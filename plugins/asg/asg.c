@@ -306,8 +306,11 @@ static const struct irfw_plugin plugin = {
     .version = "1.0",
     .summary = "detach the instance from its Auto Scaling group (or move it to Standby)",
     .options = opts,
+    .phase = IRFW_PHASE_CONTAIN,
     .init = init,
     .prepare = prepare,
+    /* Run dry: EC2 changes carry DryRun, others are not sent. */
+    .check = run,
     .run = run,
     .fini = fini,
     .description =

@@ -294,6 +294,9 @@ static const struct irfw_plugin plugin = {
     .version = "1.0",
     .summary = "store user data, network interfaces, console output and a console screenshot as evidence",
     .options = opts,
+    .phase = IRFW_PHASE_PRESERVE,
+    /* Run dry: EC2 changes carry DryRun, others are not sent. */
+    .check = run,
     .run = run,
     .description =
         "Collects the evidence EC2 itself holds about the instance and adds each piece to the case "

@@ -225,6 +225,9 @@ static const struct irfw_plugin plugin = {
     .version = "1.0",
     .summary = "disassociate the instance's Elastic IPs, recording them",
     .options = opts,
+    .phase = IRFW_PHASE_CONTAIN,
+    /* Run dry: EC2 changes carry DryRun, others are not sent. */
+    .check = run,
     .run = run,
     .description =
         "Finds every Elastic IP on the instance (DescribeAddresses by instance-id and by each attached "

@@ -382,7 +382,10 @@ static const struct irfw_plugin plugin = {
     .version = "1.0",
     .summary = "deregister the instance from every target group and classic load balancer",
     .options = opts,
+    .phase = IRFW_PHASE_CONTAIN,
     .init = init,
+    /* Run dry: EC2 changes carry DryRun, others are not sent. */
+    .check = run,
     .run = run,
     .description =
         "Looks through every ELBv2 target group of the instance's VPC (DescribeTargetGroups, paginated, "

@@ -386,7 +386,10 @@ static const struct irfw_plugin plugin = {
     .version = "1.0",
     .summary = "remove (or replace) the instance profile; optionally revoke the role's older sessions",
     .options = opts,
+    .phase = IRFW_PHASE_CONTAIN,
     .init = init,
+    /* Run dry: EC2 changes carry DryRun, others are not sent. */
+    .check = run,
     .run = run,
     .description =
         "Takes the IAM role away from the instance.  With mode = disassociate (the default) the instance "

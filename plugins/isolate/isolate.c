@@ -1006,7 +1006,10 @@ static const struct irfw_plugin plugin = {
     .version = "1.0",
     .summary = "quarantine security group on every interface, tracked flows broken, originals recorded",
     .options = opts,
+    .phase = IRFW_PHASE_CONTAIN,
     .init = init,
+    /* Run dry: EC2 changes carry DryRun, others are not sent. */
+    .check = run,
     .run = run,
     .fini = fini,
     .description =

@@ -538,7 +538,10 @@ static const struct irfw_plugin plugin = {
     .version = "1.0",
     .summary = "post a summary of what was done to a Slack incoming webhook",
     .options = opts,
+    .phase = IRFW_PHASE_REPORT,
     .init = init,
+    /* Run dry: EC2 changes carry DryRun, others are not sent. */
+    .check = run,
     .run = run,
     .description =
         "Posts one Block Kit message per instance to a Slack incoming webhook: a header, the "

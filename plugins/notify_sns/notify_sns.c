@@ -276,6 +276,9 @@ static const struct irfw_plugin plugin = {
     .version = "1.0",
     .summary = "publish a summary of what was done to an SNS topic",
     .options = opts,
+    .phase = IRFW_PHASE_REPORT,
+    /* Run dry: EC2 changes carry DryRun, others are not sent. */
+    .check = run,
     .run = run,
     .description =
         "Publishes one message per instance to an SNS topic: the instance, its Name tag, account, "

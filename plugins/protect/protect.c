@@ -265,6 +265,9 @@ static const struct irfw_plugin plugin = {
     .version = "1.0",
     .summary = "termination and stop protection, shutdown=stop, keep EBS volumes",
     .options = opts,
+    .phase = IRFW_PHASE_PRESERVE,
+    /* Run dry: EC2 changes carry DryRun, others are not sent. */
+    .check = run,
     .run = run,
     .description =
         "Turns on termination protection and stop protection, sets the instance-initiated shutdown "

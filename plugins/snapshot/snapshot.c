@@ -471,7 +471,10 @@ static const struct irfw_plugin plugin = {
     .version = "1.0",
     .summary = "crash-consistent EBS snapshots of every volume, tagged with the case",
     .options = opts,
+    .phase = IRFW_PHASE_PRESERVE,
     .init = init,
+    /* Run dry: EC2 changes carry DryRun, others are not sent. */
+    .check = run,
     .run = run,
     .description =
         "Takes crash-consistent snapshots of every EBS volume of the instance, root volume "

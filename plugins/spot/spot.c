@@ -257,6 +257,9 @@ static const struct irfw_plugin plugin = {
     .version = "1.0",
     .summary = "keep a spot instance's volumes and cancel its persistent spot request",
     .options = opts,
+    .phase = IRFW_PHASE_CONTAIN,
+    /* Run dry: EC2 changes carry DryRun, others are not sent. */
+    .check = run,
     .run = run,
     .description =
         "Detects a spot instance (instanceLifecycle = spot); any other instance is skipped with the "

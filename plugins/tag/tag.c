@@ -357,7 +357,10 @@ static const struct irfw_plugin plugin = {
     .version = "1.0",
     .summary = "tag the instance, its volumes and ENIs with the case",
     .options = opts,
+    .phase = IRFW_PHASE_REPORT,
     .init = init,
+    /* Run dry: EC2 changes carry DryRun, others are not sent. */
+    .check = run,
     .run = run,
     .fini = fini,
     .description =

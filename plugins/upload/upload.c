@@ -764,7 +764,10 @@ static const struct irfw_plugin plugin = {
     .version = "1.0",
     .summary = "ship every artifact and the case manifest to S3 with SSE-KMS, checksums verified",
     .options = opts,
+    .phase = IRFW_PHASE_REPORT,
     .init = init,
+    /* Run dry: EC2 changes carry DryRun, others are not sent. */
+    .check = run,
     .run = run,
     .description =
         "Uploads every artifact of the case (the core's describe-instance.json, capture's files, anything "

@@ -143,7 +143,7 @@ def test_sgid_in_other_vpc_is_refused(world):
     other = ec2.create_vpc(CidrBlock="10.20.0.0/16")["Vpc"]["VpcId"]
     foreign = ec2.create_security_group(GroupName="q-elsewhere", Description="x", VpcId=other)["GroupId"]
     conf = world.write_conf(["isolate"], {"isolate": {}})
-    p = run(world, conf, iid, extra=("-g", foreign), rc=1)
+    p = run(world, conf, iid, extra=("-g", foreign), rc=4)
     s = step(p, iid)
     assert s["status"] == "failed"
     assert foreign in s["detail"] and other in s["detail"] and vpc in s["detail"]
@@ -226,7 +226,7 @@ def test_nacl_refused_on_shared_subnet(world):
     iid, other, vpc = w["instances"][0], w["instances"][1], w["vpc"]
     default_acl = subnet_acl(world, w["subnet"])["NetworkAclId"]
     conf = world.write_conf(["isolate"], {"isolate": {"nacl": "true"}})
-    p = run(world, conf, iid, rc=1)
+    p = run(world, conf, iid, rc=4)
     s = step(p, iid)
     assert s["status"] == "failed"
     assert other in s["detail"] and w["subnet"] in s["detail"] and "nacl_shared_subnet" in s["detail"]
