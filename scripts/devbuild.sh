@@ -16,5 +16,5 @@ mkdir -p "$b"
 cd "$b"
 [ -f Makefile ] || "$src/configure" --enable-werror $flags >configure.out 2>&1 || { tail -30 configure.out; exit 1; }
 make -j"$(nproc)" >make.out 2>&1 || { grep -E 'error|warning' make.out | head -40; exit 1; }
-for f in good badmajor newminor shortsize noentry misnamed badopts awscall; do echo tests/fixtures/$f.la; done | xargs make -j"$(nproc)" >>make.out 2>&1
+for f in good badmajor newminor shortsize noentry misnamed badopts awscall contain unresolved; do echo tests/fixtures/$f.la; done | xargs make -j"$(nproc)" >>make.out 2>&1
 echo "built in $b"
