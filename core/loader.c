@@ -12,6 +12,7 @@
 #include "config.h"
 
 #include <dirent.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -117,6 +118,54 @@ static char *basename_noext(const char *file)
 	return s;
 }
 
+/*
+ * Resolve every symbol of a module now rather than at its first call.
+ * libltdl opens modules with RTLD_LAZY, so a module calling a function this
+ * libirfw lacks (built against a newer SDK) would load, pass every check,
+ * and kill the process with "symbol lookup error" in the middle of an
+ * incident.  glibc does not rebind an object already loaded lazily, so the
+ * file libltdl chose is closed, opened again with RTLD_NOW (which fails
+ * naming the symbol), then handed back to libltdl while that binding holds.
+ */
+static int bind_now(lt_dlhandle lazy, lt_dlhandle *out, const char *file, char *err, size_t errlen)
+{
+	const lt_dlinfo *info = lt_dlgetinfo(lazy);
+	char *real = info && info->filename ? strdup(info->filename) : NULL;
+	if (!real) {
+		snprintf(err, errlen, "%s: cannot tell which file libltdl opened", file);
+		lt_dlclose(lazy);
+		*out = NULL;
+		return -1;
+	}
+	lt_dlclose(lazy);
+	*out = NULL;
+	dlerror();
+	void *now = dlopen(real, RTLD_NOW | RTLD_LOCAL);
+	if (!now) {
+		const char *e = dlerror();
+		const char *sym = e ? strstr(e, "undefined symbol: ") : NULL;
+		if (sym)
+			snprintf(err, errlen,
+			         "%s: refers to %s, which this libirfw (%s, plugin ABI %d.%d) does not have: "
+			         "rebuild the module against this irfw's SDK, or upgrade irfw",
+			         real, sym + strlen("undefined symbol: "), PACKAGE_VERSION, IRFW_ABI_MAJOR,
+			         IRFW_ABI_MINOR);
+		else
+			snprintf(err, errlen, "%s: cannot load module: %s", real, e ? e : "unknown error");
+		free(real);
+		return -1;
+	}
+	*out = lt_dlopenext(file);
+	dlclose(now);
+	free(real);
+	if (!*out) {
+		const char *e = lt_dlerror();
+		snprintf(err, errlen, "%s: cannot load module: %s", file, e ? e : "unknown error");
+		return -1;
+	}
+	return 0;
+}
+
 struct irfw_module *irfw_loader_load_file(struct irfw_loader *l, const char *file, const char *expect,
                                           char *err, size_t errlen)
 {
@@ -133,6 +182,8 @@ struct irfw_module *irfw_loader_load_file(struct irfw_loader *l, const char *fil
 		snprintf(err, errlen, "%s: cannot load module: %s", file, e ? e : "unknown error");
 		goto fail;
 	}
+	if (bind_now(h, &h, file, err, errlen) != 0)
+		goto fail;
 	m->handle = h;
 	const struct irfw_plugin *(*get)(void);
 	void *sym = lt_dlsym(h, "irfw_plugin_get");

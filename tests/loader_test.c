@@ -85,6 +85,15 @@ static void test_unknown_and_invalid(void **state)
 	assert_non_null(strstr(err, "not a valid plugin name"));
 }
 
+static void test_unresolved_symbol(void **state)
+{
+	(void)state;
+	char err[1024];
+	assert_null(irfw_loader_get(&loader, "unresolved", err, sizeof(err)));
+	assert_non_null(strstr(err, "irfw_function_from_the_future"));
+	assert_non_null(strstr(err, "unresolved.so"));
+}
+
 static void test_duplicate_name(void **state)
 {
 	(void)state;
@@ -106,8 +115,9 @@ static void test_scan(void **state)
 	(void)state;
 	int refused = 0;
 	irfw_loader_scan(&loader, report, &refused);
-	assert_int_equal(refused, 6);
-	assert_true(loader.n_mods >= 1); /* good and awscall */
+	/* The six broken vtables, and unresolved (bound at load). */
+	assert_int_equal(refused, 7);
+	assert_true(loader.n_mods >= 1); /* good, awscall and contain */
 }
 
 int main(void)
@@ -117,6 +127,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unknown_and_invalid, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_duplicate_name, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unresolved_symbol, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_scan, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -241,3 +241,23 @@ def test_valgrind_full_run(world):
     conf = world.write_conf(["good", "second"], {"good": {"needed": "x"},
                                                  "second": {"plugin": "good", "needed": "y"}})
     world.irfw("--conf", conf, "-i", inst, "-o", "json", check_rc=0)
+
+
+def test_module_calling_missing_function_refused_at_load(world):
+    """A module built against a newer SDK (it calls a function this libirfw
+    lacks) is refused when loaded, naming the file and the symbol, by every
+    command, before any instance is touched; lazily bound, it would pass
+    these and die with "symbol lookup error" in the middle of a run."""
+    w = world.vpc_world(enis=1, volumes=1)
+    inst, web = w["instances"][0], w["sg"]
+    conf = world.write_conf(["good", "isolate", "unresolved"], {**GOOD, "isolate": {}})
+    for args in (["--plan"], ["check"], []):
+        p = world.irfw(*args, "--conf", conf, "-i", inst)
+        assert p.returncode == 2, (args, p.stdout, p.stderr)
+        assert "unresolved.so" in p.stderr and "irfw_function_from_the_future" in p.stderr, p.stderr
+        assert "symbol lookup error" not in p.stderr
+    p = world.irfw("plugins", "--conf", conf)
+    assert "irfw_function_from_the_future" in p.stderr
+    assert not world.evidence.exists()
+    eni = world.instance(inst)["NetworkInterfaces"][0]
+    assert [g["GroupId"] for g in eni["Groups"]] == [web]
