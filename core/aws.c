@@ -655,7 +655,7 @@ int irfw_aws_request(struct irfw_aws *a, const char *region, const char *service
 	cJSON *res = NULL;
 	int rc;
 	if (dry_run && irfw_operation_mutates(operation)) {
-		if (strcmp(service, "ec2") == 0) {
+		if (irfw_operation_dry_sendable(service, operation)) {
 			/* EC2 checks permissions and parameters and answers DryRunOperation. */
 			cJSON *p = params ? cJSON_Duplicate(params, true) : cJSON_CreateObject();
 			cJSON_DeleteItemFromObjectCaseSensitive(p, "DryRun");
@@ -664,7 +664,8 @@ int irfw_aws_request(struct irfw_aws *a, const char *region, const char *service
 			cJSON_Delete(p);
 		} else {
 			/* No DryRun in this API: the call is not made at all. */
-			irfw_logf(IRFW_LOG_INFO, "dry-run", "not calling %s %s", service, operation);
+			irfw_logf(IRFW_LOG_INFO, "dry-run", "not calling %s %s (no DryRun in its API: not checked)",
+			          service, operation);
 			memset(e, 0, sizeof(*e));
 			req_id[0] = '\0';
 			rc = 0;
@@ -710,6 +711,14 @@ static char *url_host(const char *url)
 	curl_free(h);
 	curl_url_cleanup(u);
 	return out ? out : strdup("(unparsable URL)");
+}
+
+/* True for an answer that is one short error word (Slack's "invalid_token",
+ * "no_text", "channel_not_found"), which cannot hold a URL. */
+static bool webhook_error_word(const char *body)
+{
+	size_t n = body ? strlen(body) : 0;
+	return n > 0 && n <= 64 && strspn(body, "abcdefghijklmnopqrstuvwxyz_") == n;
 }
 
 int irfw_http_post(irfw_target *t, const char *url, const char *content_type, const char *body, size_t len,
@@ -767,9 +776,14 @@ int irfw_http_post(irfw_target *t, const char *url, const char *content_type, co
 			curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, http_status);
 			if (*http_status >= 200 && *http_status < 300)
 				rc = 0;
+			else if (webhook_error_word(resp.body.data))
+				irfw_log(t, IRFW_LOG_ERROR, "post to %s: HTTP %ld: %s", host, *http_status,
+				         resp.body.data);
 			else
-				irfw_log(t, IRFW_LOG_ERROR, "post to %s: HTTP %ld: %.200s", host, *http_status,
-				         resp.body.data ? resp.body.data : "");
+				/* A server may echo the request path, which is the
+				 * secret part of a webhook URL: show no free text. */
+				irfw_log(t, IRFW_LOG_ERROR, "post to %s: HTTP %ld (%zu-byte answer not shown: it may "
+				         "quote the webhook URL)", host, *http_status, resp.body.len);
 		}
 		curl_easy_setopt(c, CURLOPT_HTTPHEADER, NULL);
 	}

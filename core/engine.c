@@ -18,6 +18,7 @@
 
 #include "caserec.h"
 #include "internal.h"
+#include "aws_proto.h"
 
 #ifndef IRFW_PLUGINDIR
 #define IRFW_PLUGINDIR "/usr/lib/irfw/plugins"
@@ -50,7 +51,7 @@ const char *irfw_run_global(const struct irfw_run *r, const char *key)
 	struct {
 		const char *key, *val;
 	} cli[] = {{"region", r->region}, {"profile", r->profile}, {"bucket", r->bucket},
-	           {"topic", r->topic},   {"sgid", r->sgid}};
+	           {"topic", r->topic},   {"sgid", r->sgid},     {"evidence_dir", r->evidence_dir_opt}};
 	for (size_t i = 0; i < sizeof(cli) / sizeof(cli[0]); i++)
 		if (cli[i].val && strcmp(cli[i].key, key) == 0)
 			return cli[i].val;
@@ -209,6 +210,44 @@ static int loader_only(struct irfw_run *r)
 	return irfw_loader_init(&r->loader, dirs, n_dirs);
 }
 
+/* The values an operator types that name AWS things, checked for syntax
+ * before anything is loaded or sent: a typo is a usage error (exit 2), not
+ * a failed step after the instance was already changed. */
+static void check_global_values(struct irfw_run *r)
+{
+	static const struct {
+		const char *key, *flag, *what;
+		bool (*valid)(const char *);
+	} checks[] = {
+		{"sgid", "-g/--sgid", "is not a security group id (sg- and 8 or 17 hex digits)", irfw_valid_sg_id},
+		{"topic", "-t/--topic", "is not an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME)",
+		 irfw_valid_topic_arn},
+		{"bucket", "-b/--bucket", "is not an S3 bucket name (3-63 of a-z 0-9 . -)", irfw_valid_bucket},
+		{"region", "-r/--region", "is not an AWS region (like us-east-1)", irfw_valid_region},
+	};
+	const char *cli[] = {r->sgid, r->topic, r->bucket, r->region};
+	static const char *const no_vars[] = {NULL};
+	for (size_t i = 0; i < sizeof(checks) / sizeof(checks[0]); i++) {
+		if (cli[i] && !checks[i].valid(cli[i])) {
+			char *e = irfw_escape_text(cli[i]);
+			irfw_logf(IRFW_LOG_ERROR, NULL, "%s '%s' %s", checks[i].flag, e ? e : "", checks[i].what);
+			free(e);
+			r->usage_error = true;
+		}
+		const struct irfw_kv_line *kv = irfw_section_find(r->global, checks[i].key);
+		/* A template is checked when it is expanded. */
+		if (!cli[i] && kv && irfw_template_check_vars(kv->value, no_vars) == NULL && !checks[i].valid(kv->value))
+			irfw_config_error(&r->cfg, kv->line, "[irfw] %s = %s %s", checks[i].key, kv->value,
+			                  checks[i].what);
+	}
+	/* The case id is made before any instance is known. */
+	static const char *const case_vars[] = {"account_id", "region", "date", "time", NULL};
+	const struct irfw_kv_line *cid = irfw_section_find(r->global, "case_id");
+	const char *why = cid ? irfw_template_check_vars(cid->value, case_vars) : NULL;
+	if (why)
+		irfw_config_error(&r->cfg, cid->line, "[irfw] case_id = %s: %s", cid->value, why);
+}
+
 int irfw_run_load(struct irfw_run *r, bool init_steps)
 {
 	struct irfw_config *cfg = &r->cfg;
@@ -238,7 +277,8 @@ int irfw_run_load(struct irfw_run *r, bool init_steps)
 	}
 	if (!r->jobs)
 		r->jobs = jobs;
-	if (cfg->n_errors)
+	check_global_values(r);
+	if (cfg->n_errors || r->usage_error)
 		goto bad;
 
 	char **dirs;
@@ -874,6 +914,19 @@ int irfw_aws_call_in(irfw_target *t, const char *region, const char *service, co
 		snprintf(t->err.message, sizeof(t->err.message), "no AWS client in this mode");
 		return -1;
 	}
+	if (t->run->dry_run && t->cur_res && !irfw_operation_dry_sendable(service, operation)) {
+		/* Not sent (no DryRun in its API): say so rather than let the
+		 * step's "ok" vouch for a permission nobody checked. */
+		char *name = irfw_strfmt("%s:%s", service, operation);
+		bool seen = false;
+		const cJSON *u;
+		cJSON_ArrayForEach(u, t->cur_res->unchecked) seen = seen || (name && strcmp(u->valuestring, name) == 0);
+		if (!t->cur_res->unchecked)
+			t->cur_res->unchecked = cJSON_CreateArray();
+		if (name && !seen)
+			cJSON_AddItemToArray(t->cur_res->unchecked, cJSON_CreateString(name));
+		free(name);
+	}
 	cJSON *res = NULL;
 	char rid[128] = "";
 	int rc = irfw_aws_request(t->run->aws, region && *region ? region : t->run->resolved_region, service,
@@ -972,8 +1025,11 @@ int irfw_evidence_add(irfw_target *t, const char *name, const char *media_type, 
 		irfw_log(t, IRFW_LOG_DEBUG, "check: %s (%zu bytes) not stored", name, len);
 		return 0;
 	}
-	if (!t->rec)
+	if (!t->rec) {
+		irfw_log(t, IRFW_LOG_ERROR, "cannot store evidence %s: this instance has no case record (see the "
+		                            "warning at the start of the run)", name);
 		return -1;
+	}
 	int rc = irfw_case_artifact_add(t->rec, t->cur ? t->cur->name : "core", name, media_type, data, len);
 	if (rc != 0)
 		irfw_log(t, IRFW_LOG_ERROR, "cannot store evidence %s: %s", name, irfw_case_error(t->rec));
@@ -1029,10 +1085,14 @@ int irfw_record(irfw_target *t, const char *key, cJSON *value)
 		return 0;
 	}
 	if (!t->rec) {
+		irfw_log(t, IRFW_LOG_ERROR, "cannot record %s: this instance has no case record", key);
 		cJSON_Delete(value);
 		return -1;
 	}
-	return irfw_case_record(t->rec, t->cur ? t->cur->name : "core", key, value);
+	int rc = irfw_case_record(t->rec, t->cur ? t->cur->name : "core", key, value);
+	if (rc != 0)
+		irfw_log(t, IRFW_LOG_ERROR, "cannot record %s: %s", key, irfw_case_error(t->rec));
+	return rc;
 }
 
 const cJSON *irfw_record_get(const irfw_target *t, const char *step, const char *key)
@@ -1050,7 +1110,10 @@ static cJSON *result_json(const struct irfw_step_result *res)
 	cJSON *s = cJSON_CreateObject();
 	cJSON_AddStringToObject(s, "step", res->step);
 	cJSON_AddStringToObject(s, "plugin", res->plugin);
-	cJSON_AddStringToObject(s, "status", res->ran ? status_name(res->status) : "not-run");
+	cJSON_AddStringToObject(s, "status",
+	                        !res->ran ? "not-run" : res->not_checked ? "not-checked" : status_name(res->status));
+	if (res->unchecked)
+		cJSON_AddItemToObject(s, "not_checked", cJSON_Duplicate(res->unchecked, true));
 	if (res->detail)
 		cJSON_AddStringToObject(s, "detail", res->detail);
 	else
@@ -1126,6 +1189,22 @@ cJSON *irfw_target_summary(const irfw_target *t)
 /* ------------------------------------------------------------------ */
 /* Running.                                                            */
 
+/* A report step (tag, notify) done in an earlier run told what the
+ * containment was then; when it has changed since (isolate failed then and
+ * worked now), what it wrote is no longer true, so it runs again. */
+static bool report_is_stale(irfw_target *t, const struct irfw_step *s)
+{
+	if (s->phase != IRFW_PHASE_REPORT)
+		return false;
+	const char *seen = irfw_json_str(irfw_case_record_get(t->rec, s->name, "containment_seen"), "state");
+	const char *now = irfw_containment_name(irfw_target_containment(t, NULL));
+	if (!seen || strcmp(seen, now) == 0)
+		return false;
+	irfw_log(t, IRFW_LOG_INFO, "done in an earlier run when the instance was %s; it is %s now: run again",
+	         seen, now);
+	return true;
+}
+
 static void run_step(struct irfw_target *t, struct irfw_step *s, struct irfw_step_result *res, bool check_only)
 {
 	t->cur = s;
@@ -1136,7 +1215,7 @@ static void run_step(struct irfw_target *t, struct irfw_step *s, struct irfw_ste
 	memset(&t->first_err, 0, sizeof(t->first_err));
 	/* A dry run changes nothing and so must not mark steps done. */
 	bool record = !check_only && t->rec && !t->run->dry_run;
-	if (record && !t->run->no_resume && irfw_case_step_done(t->rec, s->name)) {
+	if (record && !t->run->no_resume && irfw_case_step_done(t->rec, s->name) && !report_is_stale(t, s)) {
 		res->status = IRFW_OK;
 		res->resumed = true;
 		res->detail = irfw_strfmt("done in an earlier run of this case (%s); not repeated",
@@ -1144,11 +1223,16 @@ static void run_step(struct irfw_target *t, struct irfw_step *s, struct irfw_ste
 		irfw_log(t, IRFW_LOG_INFO, "%s", res->detail);
 		return;
 	}
-	/* Without a check of its own, a step is checked by running it dry:
-	 * EC2 answers DryRun calls with the permission verdict, and nothing
-	 * else is sent. */
-	irfw_status (*fn)(irfw_target *, void *) =
-		check_only && s->mod->vt.check ? s->mod->vt.check : s->mod->vt.run;
+	/* `irfw check` promises to change nothing: only a plugin's own check
+	 * is called, never its run. */
+	if (check_only && !s->mod->vt.check) {
+		res->status = IRFW_SKIPPED;
+		res->not_checked = true;
+		res->detail = strdup("not checked (no preflight): the plugin has no check");
+		irfw_log(t, IRFW_LOG_INFO, "%s", res->detail);
+		return;
+	}
+	irfw_status (*fn)(irfw_target *, void *) = check_only ? s->mod->vt.check : s->mod->vt.run;
 	if (record && irfw_case_step_begin(t->rec, s->name, s->mod->name) != 0)
 		irfw_log(t, IRFW_LOG_WARN, "journal: %s", irfw_case_error(t->rec));
 	irfw_log(t, IRFW_LOG_DEBUG, "start");
@@ -1160,8 +1244,26 @@ static void run_step(struct irfw_target *t, struct irfw_step *s, struct irfw_ste
 	res->status = st;
 	if (st == IRFW_OK && t->notes && !res->detail)
 		res->detail = strdup(t->notes);
+	if (res->unchecked && st != IRFW_FAILED) {
+		/* What the dry run could not ask AWS about. */
+		struct irfw_buf b = {0};
+		irfw_buf_printf(&b, "%s%snot checked (no DryRun in the API):", res->detail ? res->detail : "",
+		                res->detail ? "; " : "");
+		const cJSON *u;
+		cJSON_ArrayForEach(u, res->unchecked) irfw_buf_printf(&b, " %s", u->valuestring);
+		if (b.data) {
+			free(res->detail);
+			res->detail = b.data;
+		}
+	}
 	else if (st != IRFW_OK && !res->detail)
 		res->detail = strdup(st == IRFW_SKIPPED ? "skipped (no reason given)" : "failed (no reason given)");
+	if (record && s->phase == IRFW_PHASE_REPORT && st != IRFW_FAILED) {
+		cJSON *seen = cJSON_CreateObject();
+		cJSON_AddStringToObject(seen, "state", irfw_containment_name(irfw_target_containment(t, NULL)));
+		if (irfw_case_record(t->rec, s->name, "containment_seen", seen) != 0)
+			irfw_log(t, IRFW_LOG_WARN, "case record: %s", irfw_case_error(t->rec));
+	}
 	if (record &&
 	    irfw_case_step_end(t->rec, s->name, status_name(st), res->detail, res->aws_error, res->request_ids,
 	                       res->ms) != 0)
@@ -1218,7 +1320,7 @@ static void *worker(void *arg)
 		pthread_mutex_unlock(&r->memo_lock);
 		if (i >= r->batch.n)
 			break;
-		if (r->batch.targets[i]->found)
+		if (r->batch.targets[i]->found && !r->batch.targets[i]->skipped_state)
 			run_target(r->batch.targets[i], w->check_only);
 	}
 	return NULL;
@@ -1334,6 +1436,8 @@ static const char *result_word(const struct irfw_step_result *res)
 {
 	if (!res->ran)
 		return "not-run";
+	if (res->not_checked)
+		return "unchecked";
 	return res->status == IRFW_OK ? "ok" : res->status == IRFW_SKIPPED ? "skipped" : "FAILED";
 }
 
@@ -1496,6 +1600,19 @@ int irfw_run_execute(struct irfw_run *r, bool json, bool check_only)
 			status = 3;
 			continue;
 		}
+		if (t->state && (strcmp(t->state, "terminated") == 0 || strcmp(t->state, "shutting-down") == 0)) {
+			/* Nothing left to contain; its volumes are going or gone.
+			 * Steps never see it: no instance, no VPC. */
+			irfw_logf(IRFW_LOG_ERROR, t->id, "instance is %s: nothing to contain or preserve; not handled",
+			          t->state);
+			t->skipped_state = true;
+			cJSON_Delete(t->instance);
+			t->instance = NULL;
+			free(t->vpc_id);
+			t->vpc_id = NULL;
+			status = 3;
+			continue;
+		}
 		found++;
 	}
 	if (!check_only) {
@@ -1518,12 +1635,19 @@ int irfw_run_execute(struct irfw_run *r, bool json, bool check_only)
 			cJSON_AddItemToArray(steps, cJSON_CreateString(r->steps[i]->name));
 		for (size_t i = 0; i < r->batch.n; i++) {
 			struct irfw_target *t = r->batch.targets[i];
-			if (!t->found)
+			if (!t->found || t->skipped_state)
 				continue;
 			if (irfw_case_open(ev, r->case_id_resolved, t->id, info, &t->rec, err, sizeof(err)) != 0) {
-				irfw_logf(IRFW_LOG_ERROR, t->id, "case record: %s", err);
-				cJSON_Delete(info);
-				return 1;
+				/* Containment goes first and alone: a full or unwritable
+				 * evidence folder must not keep the instance open.  The
+				 * steps that need the record say so when they fail. */
+				irfw_logf(IRFW_LOG_WARN, t->id,
+				          "no case record: %s; containment goes on, but evidence and records of this "
+				          "instance cannot be kept (free the folder or give --evidence-dir, then run "
+				          "again with --case-id %s to complete the case)",
+				          err, r->case_id_resolved);
+				t->rec = NULL;
+				continue;
 			}
 			cont_load(t);
 			/* The instance as found is the first piece of evidence. */
@@ -1685,6 +1809,7 @@ void irfw_run_free(struct irfw_run *r)
 			free(t->results[k].aws_error);
 			free(t->results[k].request_id);
 			cJSON_Delete(t->results[k].request_ids);
+			cJSON_Delete(t->results[k].unchecked);
 		}
 		free(t->results);
 		for (size_t k = 0; k < t->n_facts; k++) {

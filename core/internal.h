@@ -40,6 +40,11 @@ IRFW_EXPORT void irfw_strv_free(char **v);
 bool irfw_parse_bool(const char *s, bool *out);
 IRFW_EXPORT bool irfw_parse_long(const char *s, long *out);
 IRFW_EXPORT bool irfw_valid_instance_id(const char *s);
+/* Syntax checks of what an operator types, before any AWS call. */
+bool irfw_valid_sg_id(const char *s);
+bool irfw_valid_region(const char *s);
+bool irfw_valid_bucket(const char *s);
+bool irfw_valid_topic_arn(const char *s);
 bool irfw_valid_module_name(const char *s);
 /* A copy of s safe to print on a terminal: control characters, DEL, C1
  * controls, bidirectional controls and bytes that are not UTF-8 become
@@ -193,6 +198,8 @@ struct irfw_step_result {
 	char *aws_error;            /* "Code: message" or NULL */
 	char *request_id;
 	cJSON *request_ids;         /* every request id of the step's calls */
+	cJSON *unchecked;           /* dry run: changes not sent ("sns:Publish") */
+	bool not_checked;           /* `irfw check` of a plugin without check */
 	long ms;
 	irfw_phase phase;           /* the step's */
 	bool resumed;               /* done in an earlier run of this case */
@@ -242,6 +249,7 @@ struct irfw_run {
 	/* From the command line (may be NULL). */
 	const char *conf_path;
 	const char *region, *profile, *bucket, *topic, *sgid, *case_id;
+	const char *evidence_dir_opt; /* --evidence-dir, else $IRFW_EVIDENCE_DIR */
 	bool plan, dry_run, no_resume;
 	long jobs;
 	char **only, **skip;
@@ -267,6 +275,7 @@ struct irfw_run {
 	size_t n_memo;
 
 	size_t next_target;         /* work queue index, under memo_lock */
+	bool usage_error;           /* a command-line value was refused */
 	bool preparing;             /* in the steps' prepare callbacks */
 	bool prepare_usage_error;   /* irfw_step_error() called from prepare */
 };

@@ -1,7 +1,8 @@
 /*
  * main.c - the irfw command: parses the command line and hands the work to
  * libirfw.  Exit status: 0 every step OK or SKIPPED, 1 a step FAILED, 2 a
- * usage or configuration error, 3 an instance was not found.
+ * usage or configuration error (nothing changed), 3 an instance was not
+ * found or is terminated, 4 an instance is not (fully) contained.
  */
 #define _GNU_SOURCE
 #include "config.h"
@@ -36,12 +37,15 @@ static void usage(FILE *out)
 	        "Configuration:\n"
 	        "  -c, --conf FILE        site configuration (default %s/irfw/irfw.ini,\n"
 	        "                         then conf/irfw.ini when run from the source tree)\n"
-	        "  -r, --region REGION    AWS region (else AWS_REGION, the profile, IMDS)\n"
+	        "  -r, --region REGION    AWS region (else [irfw] region, AWS_REGION,\n"
+	        "                         AWS_DEFAULT_REGION, the profile's region, IMDS)\n"
 	        "  -p, --profile NAME     AWS profile from ~/.aws/config and ~/.aws/credentials\n"
 	        "  -g, --sgid SG          quarantine security group to use\n"
 	        "  -b, --bucket BUCKET    evidence bucket\n"
 	        "  -t, --topic ARN        SNS topic for notifications\n"
 	        "      --case-id ID       case to record into; an existing case is resumed\n"
+	        "      --evidence-dir DIR where case records are kept (else $IRFW_EVIDENCE_DIR,\n"
+	        "                         [irfw] evidence_dir, /var/lib/irfw/cases)\n"
 	        "\n"
 	        "What to do:\n"
 	        "      --plan             print each instance's steps and exit; no AWS call\n"
@@ -62,17 +66,23 @@ static void usage(FILE *out)
 	        "      --describe NAME    options of plugin NAME ('irfw' for the [irfw] section)\n"
 	        "      --man              with --describe: man page (roff) format\n"
 	        "\n"
-	        "Exit status: 0 all steps ok or skipped, 1 a step failed, 2 usage or\n"
-	        "configuration error, 3 an instance was not found.\n"
+	        "Exit status: 0 all steps ok or skipped; 4 an instance is not (fully)\n"
+	        "contained; else 1 a step failed; else 3 an instance was not found or is\n"
+	        "terminated; 2 usage or configuration error (nothing was changed).\n"
 	        "See irfw(1) and irfw.ini(5).\n",
 	        IRFW_SYSCONFDIR);
 }
 
 static int add_ids_from_file(struct irfw_run *r, const char *path)
 {
+	struct stat st;
+	if (strcmp(path, "-") != 0 && stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+		fprintf(stderr, "irfw: --from-file %s: is a folder; give a file of instance ids, one a line\n", path);
+		return 2;
+	}
 	FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "r");
 	if (!f) {
-		fprintf(stderr, "irfw: cannot open %s: %m\n", path);
+		fprintf(stderr, "irfw: --from-file %s: %m\n", path);
 		return 2;
 	}
 	char *line = NULL;
@@ -132,7 +142,7 @@ static char **split_csv(const char *s)
 
 int main(int argc, char **argv)
 {
-	enum { OPT_PLAN = 256, OPT_CASE, OPT_ONLY, OPT_SKIP, OPT_DESCRIBE, OPT_MAN, OPT_NO_RESUME };
+	enum { OPT_PLAN = 256, OPT_CASE, OPT_ONLY, OPT_SKIP, OPT_DESCRIBE, OPT_MAN, OPT_NO_RESUME, OPT_EVIDENCE };
 	static const struct option longopts[] = {
 		{"iid", required_argument, NULL, 'i'},       {"from-file", required_argument, NULL, 'f'},
 		{"conf", required_argument, NULL, 'c'},      {"region", required_argument, NULL, 'r'},
@@ -145,6 +155,7 @@ int main(int argc, char **argv)
 		{"quiet", no_argument, NULL, 'q'},           {"version", no_argument, NULL, 'V'},
 		{"help", no_argument, NULL, 'h'},            {"describe", required_argument, NULL, OPT_DESCRIBE},
 		{"man", no_argument, NULL, OPT_MAN},         {"no-resume", no_argument, NULL, OPT_NO_RESUME},
+		{"evidence-dir", required_argument, NULL, OPT_EVIDENCE},
 		{NULL, 0, NULL, 0},
 	};
 	struct irfw_run r;
@@ -182,6 +193,7 @@ int main(int argc, char **argv)
 		case 'b': r.bucket = optarg; break;
 		case 't': r.topic = optarg; break;
 		case OPT_CASE: r.case_id = optarg; break;
+		case OPT_EVIDENCE: r.evidence_dir_opt = optarg; break;
 		case OPT_PLAN: r.plan = true; break;
 		case 'n': r.dry_run = true; break;
 		case OPT_ONLY: irfw_strv_free(r.only); r.only = split_csv(optarg); break;
@@ -214,6 +226,8 @@ int main(int argc, char **argv)
 		}
 	}
 	irfw_log_level_set(verbosity > IRFW_LOG_DEBUG ? IRFW_LOG_DEBUG : verbosity);
+	if (!r.evidence_dir_opt && getenv("IRFW_EVIDENCE_DIR") && *getenv("IRFW_EVIDENCE_DIR"))
+		r.evidence_dir_opt = getenv("IRFW_EVIDENCE_DIR");
 	irfw_log_set_color(isatty(STDERR_FILENO) && !getenv("NO_COLOR"));
 
 	const char *cmd = optind < argc ? argv[optind++] : NULL;

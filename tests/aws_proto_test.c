@@ -82,6 +82,14 @@ static void test_mutates(void **state)
 	assert_true(irfw_operation_mutates("ModifyInstanceAttribute"));
 	assert_true(irfw_operation_mutates("Getaway"));
 	assert_true(irfw_operation_mutates("PutObject"));
+	/* What a dry run may send. */
+	assert_true(irfw_operation_dry_sendable("ec2", "DescribeInstances"));
+	assert_true(irfw_operation_dry_sendable("ec2", "ModifyNetworkInterfaceAttribute"));
+	assert_true(irfw_operation_dry_sendable("s3", "HeadObject"));
+	assert_false(irfw_operation_dry_sendable("ec2", "DisassociateIamInstanceProfile"));
+	assert_false(irfw_operation_dry_sendable("ec2", "ReplaceIamInstanceProfileAssociation"));
+	assert_false(irfw_operation_dry_sendable("sns", "Publish"));
+	assert_false(irfw_operation_dry_sendable("autoscaling", "DetachInstances"));
 }
 
 static void test_s3(void **state)

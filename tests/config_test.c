@@ -230,13 +230,76 @@ static void test_helpers(void **state)
 	free(text);
 }
 
+static void check_escape(const char *in, const char *want)
+{
+	char *got = irfw_escape_text(in);
+	assert_string_equal(got, want);
+	free(got);
+}
+
+static void test_escape(void **state)
+{
+	(void)state;
+	check_escape("web-1 (prod)", "web-1 (prod)");
+	check_escape("caf\xc3\xa9", "caf\xc3\xa9"); /* UTF-8 stays */
+	check_escape("a\nb\tc", "a\\x0ab\\x09c");
+	check_escape("x\x1b[2Jy\x7f", "x\\x1b[2Jy\\x7f");
+	check_escape("\xe2\x80\xaegnp.exe", "\\u202egnp.exe"); /* U+202E */
+	check_escape("\xc2\x9b", "\\x9b");                   /* C1 CSI */
+	check_escape("\xff\xc3", "\\xff\\xc3");            /* not UTF-8 */
+	check_escape("back\\slash", "back\\\\slash");
+	assert_null(irfw_escape_text(NULL));
+	assert_true(irfw_text_is_safe("plain text \xc3\xa9"));
+	assert_false(irfw_text_is_safe("two\nlines"));
+	assert_false(irfw_text_is_safe("\xe2\x81\xa6isolate"));
+}
+
+static void test_operator_values(void **state)
+{
+	(void)state;
+	assert_true(irfw_valid_sg_id("sg-0123456789abcdef0"));
+	assert_true(irfw_valid_sg_id("sg-01234567"));
+	assert_false(irfw_valid_sg_id("sg-0123"));
+	assert_false(irfw_valid_sg_id("web"));
+	assert_true(irfw_valid_region("us-east-1"));
+	assert_true(irfw_valid_region("us-gov-west-1"));
+	assert_true(irfw_valid_region("ap-southeast-4"));
+	assert_false(irfw_valid_region("us-east"));
+	assert_false(irfw_valid_region("US-EAST-1"));
+	assert_false(irfw_valid_region("us-east-1; rm -rf"));
+	assert_true(irfw_valid_bucket("irfw-evidence.example"));
+	assert_false(irfw_valid_bucket("ab"));
+	assert_false(irfw_valid_bucket("Evidence"));
+	assert_false(irfw_valid_bucket("a..b"));
+	assert_false(irfw_valid_bucket("192.168.1.1"));
+	assert_false(irfw_valid_bucket("-lead"));
+	assert_true(irfw_valid_topic_arn("arn:aws:sns:eu-west-1:123456789012:oncall"));
+	assert_true(irfw_valid_topic_arn("arn:aws-us-gov:sns:us-gov-west-1:123456789012:a_b-c.fifo"));
+	assert_false(irfw_valid_topic_arn("arn:aws:sqs:eu-west-1:123456789012:q"));
+	assert_false(irfw_valid_topic_arn("arn:aws:sns:eu-west-1:1234:oncall"));
+	assert_false(irfw_valid_topic_arn("arn:aws:sns:eu-west-1:123456789012:"));
+	assert_false(irfw_valid_topic_arn("oncall"));
+}
+
+static void test_template_context(void **state)
+{
+	(void)state;
+	static const char *const case_vars[] = {"date", "time", NULL};
+	assert_null(irfw_template_check_vars("IR-${date}-${time}", case_vars));
+	const char *why = irfw_template_check_vars("IR-${name_tag}", case_vars);
+	assert_non_null(why);
+	assert_non_null(strstr(why, "no variable ${name_tag}"));
+	assert_null(irfw_template_check("${outcome}: ${instance_id} ${containment}"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_parse_ok),          cmocka_unit_test(test_missing_file),
 		cmocka_unit_test(test_long_line),         cmocka_unit_test(test_duplicate_and_syntax),
 		cmocka_unit_test(test_validate),          cmocka_unit_test(test_templates),
-		cmocka_unit_test(test_helpers),
+		cmocka_unit_test(test_helpers),          cmocka_unit_test(test_escape),
+		cmocka_unit_test(test_operator_values),   cmocka_unit_test(test_template_context),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -255,7 +255,9 @@ IRFW_EXPORT const char *irfw_target_caller_arn(const irfw_target *t);
 /** The instance's VPC, or NULL (EC2-Classic, or not yet described). */
 IRFW_EXPORT const char *irfw_target_vpc_id(const irfw_target *t);
 /** The instance as DescribeInstances returned it (an "item" of
- * instancesSet, keys as on the wire: instanceId, networkInterfaceSet...). */
+ * instancesSet, keys as on the wire: instanceId, networkInterfaceSet...),
+ * or NULL for a target of the batch that is not handled (not found, or
+ * terminated or shutting down): prepare must skip those. */
 IRFW_EXPORT const cJSON *irfw_target_instance(const irfw_target *t);
 /** The instance's state as DescribeInstances gave it ("pending",
  * "running", "stopping", "stopped"; terminated and shutting-down
