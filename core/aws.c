@@ -866,7 +866,9 @@ int irfw_aws_new(struct irfw_run *r, struct irfw_aws **out, char *err, size_t er
 	if (!a->region)
 		a->region = irfw_imds_region(&co);
 	if (!a->region) {
-		snprintf(err, errlen, "no AWS region: give --region, set region in [irfw] or AWS_REGION, or run on EC2");
+		snprintf(err, errlen, "no AWS region: irfw does not guess one (a wrong region finds no instance, or the wrong ones); "
+		         "give --region REGION, or set region in the [irfw] section, AWS_REGION or AWS_DEFAULT_REGION, "
+		         "or region in the AWS profile; on EC2 the instance's own region is used");
 		irfw_aws_free(a);
 		return -1;
 	}
