@@ -462,6 +462,11 @@ static char *shared_path(const char *env, const char *name)
 	return p;
 }
 
+char *irfw_shared_credentials_path(void)
+{
+	return shared_path("AWS_SHARED_CREDENTIALS_FILE", "credentials");
+}
+
 static int cfgfile_load(struct cfgfile *f, char *err, size_t errlen)
 {
 	struct ini_ctx c;

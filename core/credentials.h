@@ -116,4 +116,8 @@ char *irfw_imds_region(const struct irfw_cred_options *o);
  */
 char *irfw_profile_get(const char *profile, const char *key);
 
+/* Path of the shared credentials file (AWS_SHARED_CREDENTIALS_FILE, else
+ * ~/.aws/credentials), to free(); NULL without HOME. */
+char *irfw_shared_credentials_path(void);
+
 #endif /* IRFW_CREDENTIALS_H */

@@ -19,6 +19,9 @@
 #include "caserec.h"
 #include "internal.h"
 #include "aws_proto.h"
+#include "credentials.h"
+
+#include <sys/stat.h>
 
 #ifndef IRFW_PLUGINDIR
 #define IRFW_PLUGINDIR "/usr/lib/irfw/plugins"
@@ -1550,6 +1553,31 @@ static int call_prepare(struct irfw_run *r)
 	return rc;
 }
 
+/* A file holding secrets that group or others can read: say so (a warning,
+ * not a refusal: the file is the site's business, the warning ours). */
+static void warn_if_readable(const char *path, const char *what)
+{
+	struct stat st;
+	if (path && stat(path, &st) == 0 && (st.st_mode & (S_IRGRP | S_IROTH)))
+		irfw_logf(IRFW_LOG_WARN, NULL, "%s %s is readable by %s (mode %04o): chmod go-r %s", what, path,
+		          (st.st_mode & S_IROTH) ? "anyone" : "its group", (unsigned)(st.st_mode & 07777), path);
+}
+
+/* The site file, when one of its steps holds a secret value inline. */
+static void warn_readable_secrets(struct irfw_run *r)
+{
+	for (size_t i = 0; i < r->n_steps; i++) {
+		const struct irfw_step *s = r->steps[i];
+		for (const struct irfw_option *o = s->mod->vt.options; o && o->name; o++)
+			if ((o->flags & IRFW_OPT_SECRET) && irfw_section_find(s->sec, o->name)) {
+				char *what = irfw_strfmt("the site file, holding [%s] %s,", s->name, o->name);
+				warn_if_readable(r->cfg.path, what ? what : "the site file");
+				free(what);
+				return;
+			}
+	}
+}
+
 int irfw_run_execute(struct irfw_run *r, bool json, bool check_only)
 {
 	char err[1024] = "";
@@ -1559,6 +1587,10 @@ int irfw_run_execute(struct irfw_run *r, bool json, bool check_only)
 		return 2;
 	}
 	r->resolved_region = strdup(irfw_aws_region(r->aws));
+	warn_readable_secrets(r);
+	char *creds = irfw_shared_credentials_path();
+	warn_if_readable(creds, "the AWS credentials file");
+	free(creds);
 
 	/* Who is acting: the account keys names and rate limits, the ARN goes
 	 * into the case record. */

@@ -161,6 +161,10 @@ struct irfw_module *irfw_loader_load_file(struct irfw_loader *l, const char *fil
  * are reported through `report`. */
 void irfw_loader_scan(struct irfw_loader *l, void (*report)(const char *what, void *ctx), void *ctx);
 void irfw_loader_fini(struct irfw_loader *l);
+/* 0 when `file` and every folder above it (as given and resolved) are
+ * owned by root or the invoking user and not writable by group or others
+ * (a sticky folder such as /tmp excepted); else -1 with why. */
+int irfw_loader_trusted(const char *file, char *why, size_t len);
 
 /* ------------------------------------------------------------------ */
 /* Engine objects behind the public opaque handles (engine.c).          */

@@ -8,7 +8,7 @@
  * 1.0 size, name equal to the file's basename, mandatory fields present,
  * options table well formed) and copied, never more than its declared size.
  */
-#define _POSIX_C_SOURCE 200809L
+#define _XOPEN_SOURCE 700
 #include "config.h"
 
 #include <dirent.h>
@@ -17,7 +17,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <limits.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <ltdl.h>
 
@@ -118,6 +120,87 @@ static char *basename_noext(const char *file)
 	return s;
 }
 
+/* ------------------------------------------------------------------ */
+/* Who could have written the module.                                  */
+
+/* One file or folder: owned by root or by the user running irfw, and not
+ * writable by group or others -- except a folder with the sticky bit (such
+ * as /tmp), where nobody can replace an entry owned by someone else. */
+static bool node_trusted(const char *path, bool dir, char *why, size_t len)
+{
+	struct stat st;
+	if (stat(path, &st) != 0) {
+		snprintf(why, len, "%s: %s", path, strerror(errno));
+		return false;
+	}
+	uid_t me = getuid();
+	if (st.st_uid != 0 && st.st_uid != me) {
+		snprintf(why, len, "%s %s is owned by uid %u, neither root nor you (uid %u)", dir ? "folder" : "file",
+		         path, (unsigned)st.st_uid, (unsigned)me);
+		return false;
+	}
+	bool sticky_dir = dir && (st.st_mode & S_ISVTX);
+	if ((st.st_mode & (S_IWGRP | S_IWOTH)) && !sticky_dir) {
+		snprintf(why, len, "%s %s is writable by %s (mode %04o); chmod go-w %s", dir ? "folder" : "file", path,
+		         (st.st_mode & S_IWOTH) ? "anyone" : "its group", (unsigned)(st.st_mode & 07777), path);
+		return false;
+	}
+	return true;
+}
+
+/* The file and every folder above it, as given and as resolved (a symbolic
+ * link must not lead through, or out of, a folder others can write). */
+static bool path_trusted_as(const char *path, char *why, size_t len)
+{
+	if (!node_trusted(path, false, why, len))
+		return false;
+	char *copy = strdup(path);
+	if (!copy) {
+		snprintf(why, len, "out of memory");
+		return false;
+	}
+	bool ok = true;
+	for (char *slash = strrchr(copy, '/'); ok && slash; slash = strrchr(copy, '/')) {
+		if (slash == copy) {
+			ok = node_trusted("/", true, why, len);
+			break;
+		}
+		*slash = '\0';
+		ok = node_trusted(copy, true, why, len);
+	}
+	free(copy);
+	return ok;
+}
+
+/* Refuse to load `file` (and, for a libtool .la, the .libs folder beside it
+ * where the code is) when someone but root or the invoking user could
+ * have written it: the module runs with the responder's AWS credentials. */
+int irfw_loader_trusted(const char *file, char *why, size_t len)
+{
+	char *abs = file[0] == '/' ? strdup(file) : NULL;
+	if (!abs) {
+		char cwd[4096];
+		abs = getcwd(cwd, sizeof(cwd)) ? irfw_strfmt("%s/%s", cwd, file) : NULL;
+	}
+	char real[PATH_MAX];
+	bool ok = abs && path_trusted_as(abs, why, len) && realpath(abs, real) && path_trusted_as(real, why, len);
+	if (ok && strlen(abs) > 3 && strcmp(abs + strlen(abs) - 3, ".la") == 0) {
+		char *libs = irfw_strfmt("%s", abs);
+		char *slash = libs ? strrchr(libs, '/') : NULL;
+		if (slash) {
+			strcpy(slash, "/.libs");
+			struct stat st;
+			if (stat(libs, &st) == 0)
+				ok = node_trusted(libs, true, why, len);
+		}
+		free(libs);
+	}
+	if (!abs)
+		snprintf(why, len, "out of memory");
+	free(abs);
+	return ok ? 0 : -1;
+}
+
 /*
  * Resolve every symbol of a module now rather than at its first call.
  * libltdl opens modules with RTLD_LAZY, so a module calling a function this
@@ -139,6 +222,13 @@ static int bind_now(lt_dlhandle lazy, lt_dlhandle *out, const char *file, char *
 	}
 	lt_dlclose(lazy);
 	*out = NULL;
+	char why[1024];
+	if (irfw_loader_trusted(real, why, sizeof(why)) != 0) {
+		snprintf(err, errlen, "%s: not loaded: %s (whoever can write it would run code with your AWS credentials)", file,
+		         why);
+		free(real);
+		return -1;
+	}
 	dlerror();
 	void *now = dlopen(real, RTLD_NOW | RTLD_LOCAL);
 	if (!now) {
@@ -176,6 +266,12 @@ struct irfw_module *irfw_loader_load_file(struct irfw_loader *l, const char *fil
 		goto fail;
 	}
 	m->path = strdup(file);
+	char why[1024];
+	if (irfw_loader_trusted(file, why, sizeof(why)) != 0) {
+		snprintf(err, errlen, "%s: not loaded: %s (whoever can write it would run code with your AWS credentials)", file,
+		         why);
+		goto fail;
+	}
 	lt_dlhandle h = lt_dlopenext(file);
 	if (!h) {
 		const char *e = lt_dlerror();
@@ -233,9 +329,9 @@ struct irfw_module *irfw_loader_load_file(struct irfw_loader *l, const char *fil
 		snprintf(err, errlen, "%s: plugin has no run function", file);
 		goto fail;
 	}
-	const char *why = check_options(m->vt.options);
-	if (why) {
-		snprintf(err, errlen, "%s: %s", file, why);
+	const char *bad_opts = check_options(m->vt.options);
+	if (bad_opts) {
+		snprintf(err, errlen, "%s: %s", file, bad_opts);
 		goto fail;
 	}
 	if (find_loaded(l, base)) {

@@ -113,9 +113,10 @@ static bool file_exists(const char *p)
 	return stat(p, &st) == 0;
 }
 
-/* <build tree>/plugins when this binary runs from a build tree (libtool
- * puts the real binary in .libs/); false for an installed binary. */
-static bool build_tree_plugins(char *out, size_t len)
+/* The build tree this binary runs from (libtool puts the real binary in
+ * .libs/; configure leaves config.status at the top of the tree), or false
+ * for an installed binary. */
+static bool build_tree(char *out, size_t len)
 {
 	char exe[4096];
 	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
@@ -129,8 +130,26 @@ static bool build_tree_plugins(char *out, size_t len)
 	size_t dl = strlen(exe);
 	if (dl >= 6 && strcmp(exe + dl - 6, "/.libs") == 0)
 		exe[dl - 6] = '\0';
-	snprintf(out, len, "%s/plugins", exe);
-	return file_exists(out);
+	char marker[4200];
+	snprintf(marker, sizeof(marker), "%s/config.status", exe);
+	if (!file_exists(marker))
+		return false;
+	snprintf(out, len, "%s", exe);
+	return true;
+}
+
+/* conf/irfw.ini of the working directory, only for a binary of a build
+ * tree inside that directory (the source tree and its build/): an
+ * installed irfw run from a cloned repository, a scratch folder or an
+ * evidence share must never load a configuration (and so plugins) that
+ * someone else put there. */
+static bool source_tree_conf(const char *build)
+{
+	char cwd[4096], real_build[4096];
+	if (!getcwd(cwd, sizeof(cwd)) || !realpath(build, real_build) || !file_exists("conf/irfw.ini"))
+		return false;
+	size_t n = strlen(cwd);
+	return strncmp(real_build, cwd, n) == 0 && (real_build[n] == '\0' || real_build[n] == '/');
 }
 
 static char **split_csv(const char *s)
@@ -267,18 +286,22 @@ int main(int argc, char **argv)
 		goto out;
 	}
 
-	static char default_conf[4096];
+	static char default_conf[4096], build[4096];
+	bool in_build_tree = build_tree(build, sizeof(build));
 	if (!r.conf_path) {
 		snprintf(default_conf, sizeof(default_conf), "%s/irfw/irfw.ini", IRFW_SYSCONFDIR);
 		if (file_exists(default_conf)) {
 			r.conf_path = default_conf;
-		} else if (file_exists("conf/irfw.ini")) {
+		} else if (in_build_tree && source_tree_conf(build)) {
 			/* Run from the source tree: its sample site and its plugins. */
 			r.conf_path = "conf/irfw.ini";
 			conf_fallback = true;
 		} else if (!plugins_cmd) {
-			fprintf(stderr, "irfw: no configuration: %s does not exist; give one with --conf FILE\n",
-			        default_conf);
+			fprintf(stderr,
+			        "irfw: no configuration: looked for %s%s; give one with --conf FILE (the "
+			        "documented sample is conf/irfw.ini of the source)%s\n",
+			        default_conf, in_build_tree ? " and conf/irfw.ini of the source tree" : "",
+			        in_build_tree ? "" : "; an installed irfw never reads conf/irfw.ini from the working folder");
 			status = 2;
 			goto out;
 		}
@@ -286,8 +309,9 @@ int main(int argc, char **argv)
 	if (conf_fallback && !getenv("IRFW_PLUGIN_PATH")) {
 		/* From the source tree: the plugins of the build tree this binary
 		 * belongs to (in-tree, or an out-of-tree build such as build/). */
-		static char dir[4096];
-		if (build_tree_plugins(dir, sizeof(dir)))
+		static char dir[4200];
+		snprintf(dir, sizeof(dir), "%s/plugins", build);
+		if (file_exists(dir))
 			setenv("IRFW_PLUGIN_PATH", dir, 1);
 	}
 

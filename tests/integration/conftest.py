@@ -135,14 +135,14 @@ class World:
         path.write_text("\n".join(lines) + "\n")
         return path
 
-    def irfw(self, *args, env=None, input=None, check_rc=None, timeout=300):
+    def irfw(self, *args, env=None, input=None, check_rc=None, timeout=300, cwd=None):
         """Run irfw; returns CompletedProcess with .json (parsed stdout when -o json)."""
         cmd = [str(IRFW_BIN), *map(str, args)]
         if os.environ.get("IRFW_VALGRIND") == "1":
             cmd = [str(BUILDDIR / "libtool"), "--mode=execute", "valgrind", "--quiet", "--error-exitcode=99",
                    "--leak-check=full", "--errors-for-leak-kinds=definite,indirect", *cmd]
         p = subprocess.run(cmd, env=self.env(**(env or {})), input=input, capture_output=True, text=True,
-                           timeout=timeout, cwd=self.tmp)
+                           timeout=timeout, cwd=cwd or self.tmp)
         p.json = None
         if "json" in args and p.stdout.strip().startswith("{"):
             p.json = json.loads(p.stdout)

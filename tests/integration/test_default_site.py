@@ -24,15 +24,11 @@ def test_seed_one_liner_with_default_site(world):
     qarn = sqs.get_queue_attributes(QueueUrl=q, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=qarn)
 
-    # The sample site, with only the evidence folder moved into the test's.
-    (world.tmp / "conf").mkdir()
-    text = (REPO / "conf" / "irfw.ini").read_text()
-    text = text.replace("evidence_dir = /var/lib/irfw/cases", f"evidence_dir = {world.evidence}")
-    (world.tmp / "conf" / "irfw.ini").write_text(text)
-
+    # The sample site of the source tree, found from its top as a developer
+    # would run it, with only the evidence folder moved into the test's.
     with ScreenshotProxy(world.moto.url) as proxy:
         p = world.irfw("-i", iid, "-r", region, "-b", "ir-evidence", "-t", topic, "-o", "json",
-                       env={"AWS_ENDPOINT_URL": proxy.url})
+                       env={"AWS_ENDPOINT_URL": proxy.url, "IRFW_EVIDENCE_DIR": str(world.evidence)}, cwd=REPO)
     assert p.returncode == 0, p.stdout + p.stderr
     steps = {s["step"]: s for s in p.json["instances"][0]["steps"]}
     assert [s for s in steps.values() if s["status"] == "failed"] == []
