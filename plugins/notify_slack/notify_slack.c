@@ -2,8 +2,10 @@
  * notify_slack.c - tell the people on call what irfw did, in a Slack channel.
  *
  * Posts the instance's summary as Block Kit to an incoming webhook: a
- * header, the instance / case / account facts, one line per earlier step with
- * an emoji for its status, and where the evidence is.  The webhook URL is a
+ * header that leads with the instance's containment as the core verified
+ * it (":rotating_light: NOT CONTAINED: i-..."), the cause when it is not
+ * contained, the instance / case / account facts, one line per earlier step
+ * with an emoji for its status, and where the evidence is.  The webhook URL is a
  * credential (anyone holding it can post to the channel), so it is read from
  * the INI, a file or the environment and never logged or recorded.
  */
@@ -221,6 +223,19 @@ static const char *status_emoji(const char *s)
 	return ":grey_question:";
 }
 
+/* The emoji for the instance's containment state (the summary's
+ * containment.state): the first thing the channel shows. */
+static const char *containment_emoji(const char *state)
+{
+	if (state && strcmp(state, "contained") == 0)
+		return ":lock:";
+	if (state && strcmp(state, "partially-contained") == 0)
+		return ":warning:";
+	if (state && strcmp(state, "not-contained") == 0)
+		return ":rotating_light:";
+	return ":grey_question:"; /* not attempted, or unknown */
+}
+
 /* One line for a step: emoji, name, status, detail, AWS code and request. */
 static char *step_line(const cJSON *st, size_t detail_max)
 {
@@ -381,18 +396,32 @@ static char *build_payload(irfw_target *t, const cJSON *sum)
 	snprintf(result, sizeof(result), "%s%d ok, %d skipped, %d failed", n_fail ? ":warning: " : "", n_ok,
 	         n_skip, n_fail);
 
+	/* The containment as the core verified it leads the message. */
+	const cJSON *cont = cJSON_GetObjectItemCaseSensitive(sum, "containment");
+	const char *outcome = str_nonempty(cont, "outcome"), *cause = str_nonempty(cont, "cause");
+	const char *emoji = containment_emoji(str_nonempty(cont, "state"));
+	if (!outcome)
+		outcome = "CONTAINMENT UNKNOWN";
+
 	cJSON *root = cJSON_CreateObject();
 	char *out = NULL, *header = NULL, *acct = NULL, *steps_s = NULL, *ev = NULL, *fallback = NULL;
+	char *cause_s = NULL;
 
 	/* The header is plain text: no escaping, only the length limit. */
 	irfw_strbuf *hb = irfw_strbuf_new();
-	irfw_strbuf_puts(hb, n_fail ? ":rotating_light: irfw: " : "irfw: ");
+	irfw_strbuf_printf(hb, "%s %s: ", emoji, outcome);
 	irfw_strbuf_puts(hb, iid ? iid : "?");
 	if (n_fail)
 		irfw_strbuf_printf(hb, ", %d step%s FAILED", n_fail, n_fail == 1 ? "" : "s");
 	else
 		irfw_strbuf_puts(hb, ", no step failed");
 	header = irfw_strbuf_steal(hb);
+	if (cause) {
+		irfw_strbuf *cb = irfw_strbuf_new();
+		irfw_strbuf_printf(cb, "%s *%s:* ", emoji, outcome);
+		buf_mrkdwn(cb, cause, SECTION_MAX / 2);
+		cause_s = irfw_strbuf_steal(cb);
+	}
 	irfw_strbuf *ab = irfw_strbuf_new();
 	irfw_strbuf_puts(ab, str_nonempty(sum, "account_id") ? str_nonempty(sum, "account_id") : "?");
 	irfw_strbuf_puts(ab, " / ");
@@ -400,18 +429,24 @@ static char *build_payload(irfw_target *t, const cJSON *sum)
 	acct = irfw_strbuf_steal(ab);
 	steps_s = steps_text(steps);
 	ev = evidence_text(sum);
+	/* `text` is what notifications and screen readers show: outcome and
+	 * cause first, so a phone's lock screen says it. */
 	irfw_strbuf *fb = irfw_strbuf_new();
-	irfw_strbuf_puts(fb, header ? header : "irfw");
+	irfw_strbuf_printf(fb, "%s %s: ", emoji, outcome);
+	buf_mrkdwn(fb, iid ? iid : "?", 100);
+	if (cause) {
+		irfw_strbuf_puts(fb, ": ");
+		buf_mrkdwn(fb, cause, SECTION_MAX / 2);
+	}
 	irfw_strbuf_puts(fb, " (case ");
 	buf_mrkdwn(fb, case_id ? case_id : "?", 200);
 	irfw_strbuf_puts(fb, "): ");
 	irfw_strbuf_puts(fb, result);
 	fallback = irfw_strbuf_steal(fb);
-	if (!root || !header || !acct || !steps_s || !ev || !fallback)
+	if (!root || !header || !acct || !steps_s || !ev || !fallback || (cause && !cause_s))
 		goto out;
 	header[irfw_utf8_prefix(header, strlen(header), HEADER_MAX)] = '\0';
 
-	/* `text` is what notifications and screen readers show. */
 	cJSON_AddStringToObject(root, "text", fallback);
 	const char *channel = irfw_step_get(step, "channel"), *username = irfw_step_get(step, "username");
 	if (channel && channel[0])
@@ -424,6 +459,14 @@ static char *build_payload(irfw_target *t, const cJSON *sum)
 	cJSON_AddStringToObject(blk, "type", "header");
 	cJSON_AddItemToObject(blk, "text", text_obj("plain_text", header));
 	cJSON_AddItemToArray(blocks, blk);
+
+	/* Why it is not contained, right under the header. */
+	if (cause_s) {
+		blk = cJSON_CreateObject();
+		cJSON_AddStringToObject(blk, "type", "section");
+		cJSON_AddItemToObject(blk, "text", text_obj("mrkdwn", cause_s));
+		cJSON_AddItemToArray(blocks, blk);
+	}
 
 	blk = cJSON_CreateObject();
 	cJSON_AddStringToObject(blk, "type", "section");
@@ -453,6 +496,7 @@ out:
 	free(steps_s);
 	free(ev);
 	free(fallback);
+	free(cause_s);
 	return out;
 }
 
@@ -544,10 +588,14 @@ static const struct irfw_plugin plugin = {
     .check = run,
     .run = run,
     .description =
-        "Posts one Block Kit message per instance to a Slack incoming webhook: a header, the "
-        "instance and its Name tag, the case, account and region, one line per earlier step with an "
-        "emoji for ok, skipped or FAILED (and the AWS error code and request id), and where the "
-        "evidence is (S3 prefix and local case folder).\n\n"
+        "Posts one Block Kit message per instance to a Slack incoming webhook. It leads with the "
+        "instance's containment as the core verified it by reading AWS back, an emoji and the outcome "
+        "(:lock: CONTAINED, :warning: PARTIALLY CONTAINED, :rotating_light: NOT CONTAINED, "
+        ":grey_question: CONTAINMENT NOT ATTEMPTED) in the header and the notification text, and the "
+        "cause right under it when the instance is not contained. Then the instance and its Name tag, "
+        "the case, account and region, one line per earlier step with an emoji for ok, skipped or "
+        "FAILED (and the AWS error code and request id), and where the evidence is (S3 prefix and "
+        "local case folder).\n\n"
         "It runs last so that the summary covers every step of the instance. A failed post fails "
         "this step with the HTTP status and nothing else; the instance's containment is not undone. "
         "To post to two channels, add a second step with `plugin = notify_slack`.\n\n"

@@ -1,11 +1,16 @@
 /*
  * notify_sns.c - tell the people on call what irfw did, through SNS.
  *
- * Publishes a summary of the instance's pipeline (every earlier step's
- * status, detail and AWS error, the artifacts and where they went, the local
- * case folder) to one SNS topic, as plain text for a human or as the JSON
- * summary object for a machine.  The topic's subscribers (e-mail, a Lambda
- * that forwards to chat, a ticketing queue) are the site's business.
+ * Publishes a summary of the instance's pipeline (its containment as the
+ * core verified it, every earlier step's status, detail and AWS error, the
+ * artifacts and where they went, the local case folder) to one SNS topic,
+ * as plain text for a human or as the JSON summary object for a machine.
+ * The subject and the first line say the containment (NOT CONTAINED: ...)
+ * because that is what a responder woken at 3 a.m. must read first, and it
+ * must be what AWS shows, not what irfw tried.  The topic may be in another
+ * region than the run (a central on-call topic): Publish goes to the
+ * topic's own region.  The topic's subscribers (e-mail, a Lambda that
+ * forwards to chat, a ticketing queue) are the site's business.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -23,18 +28,23 @@ static const struct irfw_option opts[] = {
      .type = IRFW_OPT_STRING,
      .def = "arn:aws:sns:${region}:${account_id}:slack-events",
      .help = "ARN of the topic to publish to (templates expand). The global `topic` key or `-t ARN` "
-             "overrides it. The default is the naming rule of the tool irfw replaces."},
+             "overrides it. Publish is sent to the region the ARN names, which may differ from the "
+             "run's. The default is the naming rule of the tool irfw replaces."},
     {.name = "subject",
      .type = IRFW_OPT_STRING,
-     .def = "irfw: ${instance_id} quarantined (case ${case_id})",
-     .help = "Subject template (e-mail subscribers see it). Control characters and non-ASCII are "
-             "replaced and it is cut to the 99 characters SNS accepts."},
+     .def = "${outcome}: ${instance_id} (case ${case_id})",
+     .help = "Subject template (e-mail subscribers see it). ${outcome} is the verified containment "
+             "as a headline: CONTAINED, PARTIALLY CONTAINED, NOT CONTAINED or CONTAINMENT NOT "
+             "ATTEMPTED. Control characters and non-ASCII are replaced and it is cut to the 99 "
+             "characters SNS accepts."},
     {.name = "format",
      .type = IRFW_OPT_ENUM,
      .def = "text",
      .choices = "text|json",
-     .help = "`text`: a report for a human; `json`: the summary object (case_id, instance_id, name, "
-             "account_id, region, steps, artifacts, case_dir) for a program."},
+     .help = "`text`: a report for a human, whose first line is the containment outcome and its "
+             "cause; `json`: the summary object (case_id, instance_id, name, account_id, region, "
+             "containment {state, outcome, cause}, steps, counts, artifacts, case_dir) for a "
+             "program."},
     {.name = NULL},
 };
 
@@ -101,7 +111,16 @@ static char *format_text(const cJSON *sum)
 	int n_skip = irfw_json_int(counts, "skipped", 0);
 	int n_fail = irfw_json_int(counts, "failed", 0);
 
-	irfw_strbuf_puts(b, "irfw incident response report\n\n");
+	/* First what a responder must know: is it cut off, and if not, why.
+	 * The core's verified containment, never a guess from step results. */
+	const cJSON *cont = cJSON_GetObjectItemCaseSensitive(sum, "containment");
+	const char *outcome = str_nonempty(cont, "outcome"), *cause = str_nonempty(cont, "cause");
+	buf_put_line(b, outcome ? outcome : "CONTAINMENT UNKNOWN");
+	if (cause) {
+		irfw_strbuf_puts(b, ": ");
+		buf_put_line(b, cause);
+	}
+	irfw_strbuf_puts(b, "\n\nirfw incident response report\n\n");
 	irfw_strbuf_puts(b, "Instance: ");
 	buf_put_line(b, iid ? iid : "?");
 	if (name) {
@@ -240,12 +259,16 @@ static irfw_status run(irfw_target *t, void *state)
 	}
 	msg = fit_message(msg);
 
+	/* A central on-call topic lives in its own region: Publish goes there
+	 * (an ARN that names no region is left to SNS to refuse). */
+	char region[64];
+	bool has_region = irfw_arn_region(topic, region);
 	params = cJSON_CreateObject();
 	cJSON_AddStringToObject(params, "TopicArn", topic);
 	cJSON_AddStringToObject(params, "Message", msg);
 	if (subject[0])
 		cJSON_AddStringToObject(params, "Subject", subject);
-	if (irfw_aws_call(t, "sns", "Publish", params, &res) != 0) {
+	if (irfw_aws_call_in(t, has_region ? region : NULL, "sns", "Publish", params, &res) != 0) {
 		st = irfw_fail_aws(t, "Publish to %s", topic);
 		goto out;
 	}
@@ -281,11 +304,16 @@ static const struct irfw_plugin plugin = {
     .check = run,
     .run = run,
     .description =
-        "Publishes one message per instance to an SNS topic: the instance, its Name tag, account, "
-        "region and case, one line per earlier step (ok, skipped or FAILED, with the detail, the AWS "
-        "error code and request id), every artifact with its SHA-256 and S3 location, and the local "
-        "case folder. With format = json the message is the summary object instead. The MessageId is "
-        "recorded in the case record.\n\n"
+        "Publishes one message per instance to an SNS topic. The subject and the first line of the "
+        "message give the instance's containment as the core verified it by reading AWS back "
+        "(CONTAINED, PARTIALLY CONTAINED, NOT CONTAINED or CONTAINMENT NOT ATTEMPTED) and, when it is "
+        "not contained, the cause (\"NOT CONTAINED: eni-0ab still in sg-1\"). Then the instance, its "
+        "Name tag, account, region and case, one line per earlier step (ok, skipped or FAILED, with "
+        "the detail, the AWS error code and request id), every artifact with its SHA-256 and S3 "
+        "location, and the local case folder. With format = json the message is the summary object "
+        "instead, containment included. The MessageId is recorded in the case record.\n\n"
+        "Publish goes to the region the topic's ARN names, so a central on-call topic in another "
+        "region than the instances is reached.\n\n"
         "It runs last so that the summary covers every step of the instance, including failed ones; "
         "a step stopped by on_error = stop stops the notification too, so keep on_error = continue "
         "on the steps before it when people must always be told.\n\n"

@@ -1,8 +1,16 @@
 /*
- * tag.c - mark a quarantined instance, its volumes and its network
+ * tag.c - mark an instance under investigation, its volumes and its network
  * interfaces with the case, following the site's tag naming rules, so that
  * anyone looking at the console, a cost report or an inventory script sees
- * at once that the resource is evidence and whom to ask.
+ * at once that the resource is evidence, whom to ask, and whether it is
+ * really cut off.
+ *
+ * The status tag says what AWS shows, not what irfw tried: its value
+ * follows the containment the core verified (irfw_target_containment), so
+ * "quarantined" appears only on a contained instance, and the tags that
+ * claim a quarantine (the time tag) or explain its absence (the cause tag)
+ * are written only when they are true, and removed when an earlier run left
+ * them and they no longer are.
  *
  * The tags are fixed options with renamable keys rather than one list of
  * key=value templates: INI lists split on commas and blanks, which would
@@ -31,16 +39,41 @@ static const struct irfw_option opts[] = {
     {.name = "status_key",
      .type = IRFW_OPT_STRING,
      .def = "irfw:status",
-     .help = "Key of the status tag. Empty: no such tag."},
+     .help = "Key of the status tag, whose value follows the instance's verified containment (the "
+             "four status_* keys). Empty: no such tag."},
     {.name = "status_value",
      .type = IRFW_OPT_STRING,
      .def = "quarantined",
-     .help = "Value of the status tag (a template)."},
+     .help = "Value of the status tag when the instance is contained: AWS shows every network "
+             "interface in the quarantine group and nothing else open (a template)."},
+    {.name = "status_partial",
+     .type = IRFW_OPT_STRING,
+     .def = "partially-contained",
+     .help = "Value of the status tag when the instance is partially contained: something of it is "
+             "still open, the cause tag says what (a template)."},
+    {.name = "status_not_contained",
+     .type = IRFW_OPT_STRING,
+     .def = "containment-failed",
+     .help = "Value of the status tag when containment was attempted and AWS does not show the "
+             "instance cut off (a template)."},
+    {.name = "status_not_attempted",
+     .type = IRFW_OPT_STRING,
+     .def = "under-investigation",
+     .help = "Value of the status tag when no step of the run tried to contain the instance (a "
+             "pipeline without isolate, or a dry run) (a template)."},
     {.name = "time_key",
      .type = IRFW_OPT_STRING,
      .def = "irfw:quarantined-at",
-     .help = "Key of the tag holding the time of tagging, ISO 8601 in UTC "
-             "(2024-05-01T12:34:56Z). Empty: no such tag."},
+     .help = "Key of the tag holding the time of tagging, ISO 8601 in UTC (2024-05-01T12:34:56Z), "
+             "written only when the instance is contained, since its key claims a quarantine; on "
+             "an instance that is not, an earlier run's tag of this key is removed. Empty: no such "
+             "tag."},
+    {.name = "cause_key",
+     .type = IRFW_OPT_STRING,
+     .def = "irfw:containment",
+     .help = "Key of the tag saying why the instance is not (fully) contained (\"eni-0ab still in "
+             "sg-1\"), cut to 256 characters; written only when it is partially or not contained, "
+             "removed otherwise when an earlier run left it. Empty: no such tag."},
     {.name = "operator_key",
      .type = IRFW_OPT_STRING,
      .def = "irfw:operator",
@@ -103,7 +136,7 @@ static int init(irfw_step *step, void **state)
 		}
 	}
 	irfw_list_free(v);
-	static const char *keys[] = {"case_key", "status_key", "time_key", "operator_key", NULL};
+	static const char *keys[] = {"case_key", "status_key", "time_key", "cause_key", "operator_key", NULL};
 	for (const char **k = keys; *k; k++) {
 		const char *val = irfw_step_get(step, *k);
 		if (val && strncmp(val, "aws:", 4) == 0) {
@@ -142,8 +175,9 @@ static bool truncate_utf8(char *s, size_t max)
 
 /* Add a tag to `tags` (a cJSON object key -> value), replacing an earlier
  * one with the same key: one CreateTags call must not name a key twice.
- * Takes ownership of key and value. */
-static void put_tag(irfw_target *t, cJSON *tags, char *key, char *value)
+ * Takes ownership of key and value.  *written (may be NULL) gets a copy of
+ * the key as set, or stays NULL when no tag was set. */
+static void put_tag(irfw_target *t, cJSON *tags, char *key, char *value, char **written)
 {
 	if (!key || !value || !*key)
 		goto out; /* an empty key turns the tag off */
@@ -153,9 +187,22 @@ static void put_tag(irfw_target *t, cJSON *tags, char *key, char *value)
 		irfw_note(t, "value of tag %s cut to %d characters", key, MAX_VALUE_CHARS);
 	cJSON_DeleteItemFromObjectCaseSensitive(tags, key);
 	cJSON_AddStringToObject(tags, key, value);
+	if (written)
+		*written = strdup(key);
 out:
 	free(key);
 	free(value);
+}
+
+/* Add `key` (owned) to the keys to remove, cut as put_tag would have cut
+ * it when an earlier run wrote it. */
+static void drop_key(cJSON *remove, char *key)
+{
+	if (key && *key) {
+		truncate_utf8(key, MAX_KEY_CHARS);
+		cJSON_AddItemToArray(remove, cJSON_CreateString(key));
+	}
+	free(key);
 }
 
 static char *iso_now(void)
@@ -168,23 +215,83 @@ static char *iso_now(void)
 	return strdup(buf);
 }
 
-/* The tags to set, per the step's options, for this target.  NULL when a
- * template does not expand (logged by core). */
-static cJSON *build_tags(irfw_target *t)
+/* A copy of `s` with line breaks and other control characters made blanks:
+ * a tag value is read on one line in the console. */
+static char *one_line(const char *s)
 {
+	char *out = strdup(s);
+	for (char *p = out; p && *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = ' ';
+	return out;
+}
+
+/* What the step does to the tags of one target. */
+struct plan {
+	cJSON *tags;    /* key -> value, to set */
+	cJSON *remove;  /* keys whose claim is not true now, to remove */
+	irfw_containment containment;
+	char *status_key; /* the status tag's key as set, or NULL when off */
+};
+
+static void plan_free(struct plan *pl)
+{
+	cJSON_Delete(pl->tags);
+	cJSON_Delete(pl->remove);
+	free(pl->status_key);
+	memset(pl, 0, sizeof(*pl));
+}
+
+/* The tags to set and to remove, per the step's options and the instance's
+ * containment as the core verified it.  -1 when a template does not
+ * expand (logged by core). */
+static int build_plan(irfw_target *t, struct plan *pl)
+{
+	/* The status option for each containment state. */
+	static const char *const status_opt[] = {
+	    [IRFW_CONTAINMENT_NOT_ATTEMPTED] = "status_not_attempted",
+	    [IRFW_CONTAINED] = "status_value",
+	    [IRFW_PARTIALLY_CONTAINED] = "status_partial",
+	    [IRFW_NOT_CONTAINED] = "status_not_contained",
+	};
 	irfw_step *step = irfw_target_step(t);
-	cJSON *tags = cJSON_CreateObject();
+	const char *cause_now = NULL;
+	memset(pl, 0, sizeof(*pl));
+	pl->tags = cJSON_CreateObject();
+	pl->remove = cJSON_CreateArray();
+	pl->containment = irfw_target_containment(t, &cause_now);
+	/* A copy: the core rebuilds the cause at every irfw_target_containment()
+	 * call, which irfw_expand() makes for ${containment}. */
+	char *cause = cause_now && *cause_now ? one_line(cause_now) : NULL;
+	/* A state this plugin does not know (a newer core) claims nothing. */
+	if ((unsigned)pl->containment > IRFW_NOT_CONTAINED)
+		pl->containment = IRFW_NOT_CONTAINED;
+	bool contained = pl->containment == IRFW_CONTAINED;
+	bool open = pl->containment == IRFW_PARTIALLY_CONTAINED || pl->containment == IRFW_NOT_CONTAINED;
+
 	const char *case_id = irfw_target_case_id(t);
-	put_tag(t, tags, irfw_step_expand(t, "case_key"), strdup(case_id ? case_id : ""));
-	char *sv = irfw_step_expand(t, "status_value");
+	put_tag(t, pl->tags, irfw_step_expand(t, "case_key"), strdup(case_id ? case_id : ""), NULL);
+	char *sv = irfw_step_expand(t, status_opt[pl->containment]);
 	if (!sv)
 		goto fail;
-	put_tag(t, tags, irfw_step_expand(t, "status_key"), sv);
-	put_tag(t, tags, irfw_step_expand(t, "time_key"), iso_now());
+	put_tag(t, pl->tags, irfw_step_expand(t, "status_key"), sv, &pl->status_key);
+	/* The time tag's key claims a quarantine: only a contained instance
+	 * gets it.  The cause tag explains why one is not. */
+	if (contained)
+		put_tag(t, pl->tags, irfw_step_expand(t, "time_key"), iso_now(), NULL);
+	else
+		drop_key(pl->remove, irfw_step_expand(t, "time_key"));
+	if (open && cause) {
+		put_tag(t, pl->tags, irfw_step_expand(t, "cause_key"), cause, NULL);
+		cause = NULL;
+	} else {
+		drop_key(pl->remove, irfw_step_expand(t, "cause_key"));
+	}
+
 	const char *op = irfw_target_caller_arn(t);
 	char *op_key = irfw_step_expand(t, "operator_key");
 	if (op && *op) {
-		put_tag(t, tags, op_key, strdup(op));
+		put_tag(t, pl->tags, op_key, strdup(op), NULL);
 	} else {
 		if (op_key && *op_key)
 			irfw_note(t, "caller ARN unknown: no %s tag", op_key);
@@ -204,13 +311,43 @@ static cJSON *build_tags(irfw_target *t)
 			irfw_list_free(extra);
 			goto fail;
 		}
-		put_tag(t, tags, key, value);
+		put_tag(t, pl->tags, key, value, NULL);
 	}
 	irfw_list_free(extra);
-	return tags;
+	/* A key being set (an extra tag may reuse one) is not removed. */
+	for (int i = cJSON_GetArraySize(pl->remove) - 1; i >= 0; i--) {
+		const char *k = cJSON_GetArrayItem(pl->remove, i)->valuestring;
+		if (cJSON_GetObjectItemCaseSensitive(pl->tags, k))
+			cJSON_DeleteItemFromArray(pl->remove, i);
+	}
+	free(cause);
+	return 0;
 fail:
-	cJSON_Delete(tags);
-	return NULL;
+	free(cause);
+	plan_free(pl);
+	return -1;
+}
+
+/* Keep in `remove` only the keys the instance carries (DescribeInstances at
+ * the start of the run): they were set by an earlier run together on the
+ * instance and its volumes and ENIs, so an instance without them means
+ * there is nothing to remove, and no DeleteTags call is made. */
+static void keep_carried(irfw_target *t, cJSON *remove)
+{
+	const cJSON *tag_set = cJSON_GetObjectItemCaseSensitive(irfw_target_instance(t), "tagSet");
+	for (int i = cJSON_GetArraySize(remove) - 1; i >= 0; i--) {
+		const char *k = cJSON_GetArrayItem(remove, i)->valuestring;
+		bool carried = false;
+		const cJSON *it;
+		cJSON_ArrayForEach(it, tag_set)
+		{
+			const char *tk = irfw_json_str(it, "key");
+			if (tk && strcmp(tk, k) == 0)
+				carried = true;
+		}
+		if (!carried)
+			cJSON_DeleteItemFromArray(remove, i);
+	}
 }
 
 /* Add `id` to the array unless it is there already. */
@@ -258,62 +395,33 @@ static cJSON *collect_resources(irfw_target *t, unsigned kinds, int *n_vol, int 
 	return ids;
 }
 
-/* The instance's current values of the keys about to be set, so a release
- * can put them back. */
-static cJSON *previous_values(irfw_target *t, const cJSON *tags)
+/* The instance's current values of the keys about to be set or removed, so
+ * a release can put them back. */
+static cJSON *previous_values(irfw_target *t, const struct plan *pl)
 {
 	cJSON *prev = cJSON_CreateObject();
 	const cJSON *it;
 	cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(irfw_target_instance(t), "tagSet"))
 	{
 		const char *k = irfw_json_str(it, "key"), *v = irfw_json_str(it, "value");
-		if (k && cJSON_GetObjectItemCaseSensitive(tags, k))
+		bool removed = false;
+		const cJSON *r;
+		cJSON_ArrayForEach(r, pl->remove)
+		{
+			if (k && strcmp(r->valuestring, k) == 0)
+				removed = true;
+		}
+		if (k && (removed || cJSON_GetObjectItemCaseSensitive(pl->tags, k)))
 			cJSON_AddStringToObject(prev, k, v ? v : "");
 	}
 	return prev;
 }
 
-static irfw_status run(irfw_target *t, void *state)
+/* CreateTags or DeleteTags of `tag_list` on every id, in as few calls as
+ * EC2 takes.  Returns IRFW_OK or the step's failure. */
+static irfw_status tag_call(irfw_target *t, const char *op, const cJSON *ids, cJSON *tag_list)
 {
-	const struct tag_state *st = state;
-	irfw_status status = IRFW_OK;
-	int n_vol, n_eni;
-	cJSON *ids = NULL;
-	cJSON *tags = build_tags(t);
-	if (!tags)
-		return irfw_fail(t, "a tag template does not expand (see the log)");
-	if (!cJSON_GetArraySize(tags)) {
-		status = irfw_skip(t, "no tags configured (every key is empty)");
-		goto out;
-	}
-	ids = collect_resources(t, st->resources, &n_vol, &n_eni);
 	int n_ids = cJSON_GetArraySize(ids);
-	if (n_ids == 0) {
-		status = irfw_skip(t, "nothing to tag: no resources of the kinds configured");
-		goto out;
-	}
-
-	/* Record before changing anything (a dry run changes nothing, and a
-	 * release must not undo it). */
-	cJSON *rec = cJSON_CreateObject();
-	cJSON_AddItemToObject(rec, "resources", cJSON_Duplicate(ids, true));
-	cJSON_AddItemToObject(rec, "tags", cJSON_Duplicate(tags, true));
-	cJSON_AddItemToObject(rec, "previous_instance_values", previous_values(t, tags));
-	if (irfw_target_dry_run(t))
-		cJSON_Delete(rec);
-	else
-		irfw_record(t, "tags", rec);
-
-	cJSON *tag_list = cJSON_CreateArray();
-	const cJSON *tg;
-	cJSON_ArrayForEach(tg, tags)
-	{
-		cJSON *o = cJSON_CreateObject();
-		cJSON_AddStringToObject(o, "Key", tg->string);
-		cJSON_AddStringToObject(o, "Value", tg->valuestring);
-		cJSON_AddItemToArray(tag_list, o);
-	}
-	/* One call for everything, unless there are more than EC2 takes. */
 	for (int from = 0; from < n_ids; from += MAX_RESOURCES_PER_CALL) {
 		cJSON *params = cJSON_CreateObject();
 		cJSON *chunk = cJSON_AddArrayToObject(params, "ResourceId");
@@ -322,32 +430,115 @@ static irfw_status run(irfw_target *t, void *state)
 			                     cJSON_CreateString(cJSON_GetArrayItem(ids, i)->valuestring));
 		cJSON_AddItemReferenceToObject(params, "Tag", tag_list);
 		cJSON *res = NULL;
-		int rc = irfw_aws_call(t, "ec2", "CreateTags", params, &res);
+		int rc = irfw_aws_call(t, "ec2", op, params, &res);
 		cJSON_Delete(res);
 		cJSON_Delete(params);
-		if (rc != 0) {
-			cJSON_Delete(tag_list);
-			status = irfw_fail_aws(t, "CreateTags on %d resource(s) starting with %s",
-			                       n_ids - from, cJSON_GetArrayItem(ids, from)->valuestring);
-			goto out;
-		}
+		if (rc != 0)
+			return irfw_fail_aws(t, "%s on %d resource(s) starting with %s", op, n_ids - from,
+			                     cJSON_GetArrayItem(ids, from)->valuestring);
 	}
-	cJSON_Delete(tag_list);
+	return IRFW_OK;
+}
 
-	char keys[512] = "";
-	cJSON_ArrayForEach(tg, tags)
+/* "k1, k2" of an object's keys or an array's strings, into buf. */
+static void join_keys(const cJSON *keys, char *buf, size_t size)
+{
+	const cJSON *k;
+	buf[0] = '\0';
+	cJSON_ArrayForEach(k, keys)
 	{
-		size_t len = strlen(keys);
-		snprintf(keys + len, sizeof(keys) - len, "%s%s", len ? ", " : "", tg->string);
+		size_t len = strlen(buf);
+		snprintf(buf + len, size - len, "%s%s", len ? ", " : "",
+		         cJSON_IsString(k) ? k->valuestring : k->string);
 	}
-	irfw_note(t, "%stagged %s%d volume%s and %d ENI%s with %d tag%s (%s)",
-	          irfw_target_dry_run(t) ? "dry run: would have " : "",
-	          (st->resources & RES_INSTANCE) ? "the instance, " : "", n_vol, n_vol == 1 ? "" : "s", n_eni,
-	          n_eni == 1 ? "" : "s", cJSON_GetArraySize(tags), cJSON_GetArraySize(tags) == 1 ? "" : "s",
-	          keys);
+}
+
+static irfw_status run(irfw_target *t, void *state)
+{
+	const struct tag_state *st = state;
+	irfw_status status = IRFW_OK;
+	int n_vol, n_eni;
+	cJSON *ids = NULL, *tag_list = NULL, *key_list = NULL;
+	struct plan pl;
+	if (build_plan(t, &pl) != 0)
+		return irfw_fail(t, "a tag template does not expand (see the log)");
+	if (!cJSON_GetArraySize(pl.tags) && !cJSON_GetArraySize(pl.remove)) {
+		status = irfw_skip(t, "no tags configured (every key is empty)");
+		goto out;
+	}
+	ids = collect_resources(t, st->resources, &n_vol, &n_eni);
+	if (cJSON_GetArraySize(ids) == 0) {
+		status = irfw_skip(t, "nothing to tag: no resources of the kinds configured");
+		goto out;
+	}
+	/* Without the instance among the resources its tags cannot tell
+	 * whether an earlier run left a claim: remove it everywhere. */
+	if (st->resources & RES_INSTANCE)
+		keep_carried(t, pl.remove);
+	const char *cont_name = irfw_containment_name(pl.containment);
+
+	/* Record before changing anything (a dry run changes nothing, and a
+	 * release must not undo it). */
+	cJSON *rec = cJSON_CreateObject();
+	cJSON_AddItemToObject(rec, "resources", cJSON_Duplicate(ids, true));
+	cJSON_AddStringToObject(rec, "containment", cont_name);
+	cJSON_AddItemToObject(rec, "tags", cJSON_Duplicate(pl.tags, true));
+	if (cJSON_GetArraySize(pl.remove))
+		cJSON_AddItemToObject(rec, "removed", cJSON_Duplicate(pl.remove, true));
+	cJSON_AddItemToObject(rec, "previous_instance_values", previous_values(t, &pl));
+	if (irfw_target_dry_run(t))
+		cJSON_Delete(rec);
+	else
+		irfw_record(t, "tags", rec);
+
+	/* The status first: if the removal fails, the instance still says
+	 * what is true now, and the failure names what is left. */
+	tag_list = cJSON_CreateArray();
+	const cJSON *tg;
+	cJSON_ArrayForEach(tg, pl.tags)
+	{
+		cJSON *o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, "Key", tg->string);
+		cJSON_AddStringToObject(o, "Value", tg->valuestring);
+		cJSON_AddItemToArray(tag_list, o);
+	}
+	if (cJSON_GetArraySize(tag_list) && (status = tag_call(t, "CreateTags", ids, tag_list)) != IRFW_OK)
+		goto out;
+	/* A key without a value deletes the tag whatever its value. */
+	key_list = cJSON_CreateArray();
+	cJSON_ArrayForEach(tg, pl.remove)
+	{
+		cJSON *o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, "Key", tg->valuestring);
+		cJSON_AddItemToArray(key_list, o);
+	}
+	if (cJSON_GetArraySize(key_list) && (status = tag_call(t, "DeleteTags", ids, key_list)) != IRFW_OK)
+		goto out;
+
+	bool dry = irfw_target_dry_run(t);
+	char keys[512], removed[256] = "", status_text[400];
+	join_keys(pl.tags, keys, sizeof(keys));
+	if (cJSON_GetArraySize(pl.remove)) {
+		char rk[200];
+		join_keys(pl.remove, rk, sizeof(rk));
+		snprintf(removed, sizeof(removed), "; %s %s, no longer true",
+		         dry ? "would have removed" : "removed", rk);
+	}
+	const cJSON *sv = pl.status_key ? cJSON_GetObjectItemCaseSensitive(pl.tags, pl.status_key) : NULL;
+	if (cJSON_IsString(sv))
+		snprintf(status_text, sizeof(status_text), "status %s=%s (instance %s)", pl.status_key,
+		         sv->valuestring, cont_name);
+	else
+		snprintf(status_text, sizeof(status_text), "no status tag (instance %s)", cont_name);
+	irfw_note(t, "%stagged %s%d volume%s and %d ENI%s with %d tag%s (%s); %s%s",
+	          dry ? "dry run: would have " : "", (st->resources & RES_INSTANCE) ? "the instance, " : "",
+	          n_vol, n_vol == 1 ? "" : "s", n_eni, n_eni == 1 ? "" : "s", cJSON_GetArraySize(pl.tags),
+	          cJSON_GetArraySize(pl.tags) == 1 ? "" : "s", keys, status_text, removed);
 out:
+	cJSON_Delete(tag_list);
+	cJSON_Delete(key_list);
 	cJSON_Delete(ids);
-	cJSON_Delete(tags);
+	plan_free(&pl);
 	return status;
 }
 
@@ -355,7 +546,7 @@ static const struct irfw_plugin plugin = {
     IRFW_PLUGIN_HEADER,
     .name = "tag",
     .version = "1.0",
-    .summary = "tag the instance, its volumes and ENIs with the case",
+    .summary = "tag the instance, its volumes and ENIs with the case and its verified containment",
     .options = opts,
     .phase = IRFW_PHASE_REPORT,
     .init = init,
@@ -365,16 +556,26 @@ static const struct irfw_plugin plugin = {
     .fini = fini,
     .description =
         "Tags the instance, its attached EBS volumes and its network interfaces in one CreateTags "
-        "call: the case id, a status (quarantined), the time of tagging in UTC, the ARN of the "
-        "operator, and any extra key=value tags of the site. Every key can be renamed to fit the "
-        "site's naming rules, and an empty key turns that tag off. Keys longer than 128 characters "
-        "and values longer than 256 are cut, with a note. The tags set and the instance's former "
+        "call: the case id, a status, the time of tagging in UTC, the ARN of the operator, and any "
+        "extra key=value tags of the site. Every key can be renamed to fit the site's naming rules, "
+        "and an empty key turns that tag off. Keys longer than 128 characters and values longer than "
+        "256 are cut, with a note. The tags set, the instance's containment, and the instance's former "
         "values of those keys are recorded under 'tags' in the case record.\n"
         "\n"
-        "It runs late in the pipeline, after containment and preservation: a tag is the public "
-        "sign that a resource is under investigation, so it should not alert an attacker watching "
-        "the account before the instance is isolated, and it should describe what was actually "
-        "done.\n"
+        "The status tag says what AWS shows, not what was tried: its value follows the containment "
+        "the core verified by reading AWS back. status_value (quarantined) only when the instance is "
+        "contained; status_partial (partially-contained), status_not_contained (containment-failed) or "
+        "status_not_attempted (under-investigation) otherwise. The time tag (irfw:quarantined-at) "
+        "claims a quarantine, so it is written only on a contained instance; the cause tag "
+        "(irfw:containment) says what is still open, and is written only on an instance that is "
+        "partially or not contained. When the instance carries one of these two from an earlier run "
+        "and it is no longer true, it is removed (DeleteTags) from every resource tagged. The step's "
+        "detail names the status written.\n"
+        "\n"
+        "It runs late in the pipeline (report phase), after containment and preservation: a tag is the "
+        "public sign that a resource is under investigation, so it should not alert an attacker "
+        "watching the account before the instance is isolated, and it should describe what was "
+        "actually done.\n"
         "\n"
         "Tags are not access control: anyone allowed to change tags can remove them. Resources "
         "that are not attached at the time of the run (a detached volume) are not tagged.",

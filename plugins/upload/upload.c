@@ -3,6 +3,12 @@
  * the integrity of every object checked by S3 on the way in and by us
  * afterwards, and record where each artifact went in the case manifest.
  * The manifest itself goes last, so the copy in S3 lists every object.
+ *
+ * The bucket may be in another region than the run (a central evidence
+ * account's bucket): its region is looked up once per run, and every S3
+ * call goes there.  S3 encrypts only with a KMS key of the bucket's region,
+ * so a key elsewhere is refused before anything is uploaded rather than
+ * after the first PutObject fails.
  */
 /* POSIX: strdup, fseeko, off_t */
 #define _POSIX_C_SOURCE 200809L
@@ -27,16 +33,21 @@ static const struct irfw_option opts[] = {
     {.name = "prefix",
      .type = IRFW_OPT_STRING,
      .def = "${case_id}/${instance_id}/",
-     .help = "Key prefix of the case's objects (template); artifacts go under it by name, then "
-             "manifest.json."},
+     .help = "Key prefix of the case's objects (template), a folder: artifacts go under it by name, "
+             "then manifest.json. Empty segments are dropped (an instance without a Name tag makes "
+             "${name_tag} empty), so no key has a leading slash or an empty segment (//), and a "
+             "slash ends it unless it is empty."},
     {.name = "kms_key",
      .type = IRFW_OPT_STRING,
      .help = "KMS key for SSE-KMS: key id, key ARN, alias/NAME or alias ARN. Resolved once per run with "
-             "DescribeKey to the key ARN, which must be enabled."},
+             "DescribeKey to the key ARN, which must be enabled; an ARN is described in the region it "
+             "names, an id or alias in the bucket's region. A key in another region than the bucket is "
+             "refused before anything is uploaded: S3 encrypts only with a key of the bucket's "
+             "region."},
     {.name = "kms_key_description",
      .type = IRFW_OPT_STRING,
-     .help = "Alternative to kms_key: use the one key whose description is exactly this text (ListKeys, "
-             "then DescribeKey of each). No match or more than one is an error."},
+     .help = "Alternative to kms_key: use the one key of the bucket's region whose description is exactly "
+             "this text (ListKeys, then DescribeKey of each). No match or more than one is an error."},
     {.name = "allow_unencrypted",
      .type = IRFW_OPT_BOOL,
      .def = "false",
@@ -78,8 +89,9 @@ static int init(irfw_step *step, void **state)
 /* KMS key resolution, once per run and key spec (irfw_memo).           */
 
 struct kms_req {
-	const char *spec; /* kms_key or the description */
-	bool by_desc;     /* spec is a description */
+	const char *spec;   /* kms_key or the description */
+	bool by_desc;       /* spec is a description */
+	const char *region; /* where the key is looked for */
 	bool aws_error;   /* err came from the last AWS call */
 	char err[512];
 };
@@ -112,9 +124,10 @@ static char *kms_by_id(irfw_target *t, struct kms_req *rq)
 	cJSON *p = cJSON_CreateObject(), *res = NULL;
 	char *arn = NULL;
 	cJSON_AddStringToObject(p, "KeyId", rq->spec);
-	if (irfw_aws_call(t, "kms", "DescribeKey", p, &res) != 0) {
+	if (irfw_aws_call_in(t, rq->region, "kms", "DescribeKey", p, &res) != 0) {
 		rq->aws_error = true;
-		snprintf(rq->err, sizeof(rq->err), "KMS key %s: DescribeKey failed", rq->spec);
+		snprintf(rq->err, sizeof(rq->err), "KMS key %s: DescribeKey in %s failed", rq->spec,
+		         rq->region);
 	} else {
 		arn = usable_key_arn(cJSON_GetObjectItemCaseSensitive(res, "KeyMetadata"), rq);
 	}
@@ -135,14 +148,15 @@ static char *kms_by_description(irfw_target *t, struct kms_req *rq)
 		cJSON_AddNumberToObject(p, "Limit", 1000);
 		if (marker)
 			cJSON_AddStringToObject(p, "Marker", marker);
-		int rc = irfw_aws_call(t, "kms", "ListKeys", p, &res);
+		int rc = irfw_aws_call_in(t, rq->region, "kms", "ListKeys", p, &res);
 		cJSON_Delete(p);
 		free(marker);
 		marker = NULL;
 		if (rc != 0) {
 			rq->aws_error = true;
 			snprintf(rq->err, sizeof(rq->err),
-			         "KMS ListKeys failed looking for the key described \"%s\"", rq->spec);
+			         "KMS ListKeys in %s failed looking for the key described \"%s\"", rq->region,
+			         rq->spec);
 			cJSON_Delete(match);
 			return NULL;
 		}
@@ -154,7 +168,7 @@ static char *kms_by_description(irfw_target *t, struct kms_req *rq)
 				continue;
 			cJSON *dp = cJSON_CreateObject(), *dres = NULL;
 			cJSON_AddStringToObject(dp, "KeyId", id);
-			if (irfw_aws_call(t, "kms", "DescribeKey", dp, &dres) != 0) {
+			if (irfw_aws_call_in(t, rq->region, "kms", "DescribeKey", dp, &dres) != 0) {
 				/* A key policy may hide a key from us; it cannot be ours then. */
 				irfw_log(t, IRFW_LOG_WARN, "KMS DescribeKey %s: %s: %s (ignored)", id,
 				         irfw_aws_error_code(t), irfw_aws_error_message(t));
@@ -192,8 +206,8 @@ static char *kms_by_description(irfw_target *t, struct kms_req *rq)
 	if (n_match == 1)
 		arn = usable_key_arn(match, rq);
 	else if (n_match == 0)
-		snprintf(rq->err, sizeof(rq->err), "no KMS key has the description \"%s\"%s", rq->spec,
-		         n_unreadable ? " (some keys could not be described)" : "");
+		snprintf(rq->err, sizeof(rq->err), "no KMS key in %s has the description \"%s\"%s",
+		         rq->region, rq->spec, n_unreadable ? " (some keys could not be described)" : "");
 	else
 		snprintf(rq->err, sizeof(rq->err),
 		         "%d KMS keys have the description \"%s\" (%s): set kms_key instead", n_match,
@@ -209,12 +223,74 @@ static char *make_kms(irfw_target *t, void *arg)
 }
 
 /* ------------------------------------------------------------------ */
+/* The bucket's region, once per run and bucket (irfw_memo).            */
+
+struct region_req {
+	const char *bucket;
+	bool aws_error; /* err came with the last AWS call's error */
+	char err[768];
+};
+
+/* GetBucketLocation's LocationConstraint as a region: S3 answers none for
+ * us-east-1, and the legacy "EU" for some eu-west-1 buckets. */
+static char *location_region(const char *lc)
+{
+	if (!lc || !*lc)
+		return strdup("us-east-1");
+	if (strcmp(lc, "EU") == 0)
+		return strdup("eu-west-1");
+	return strdup(lc);
+}
+
+static char *make_bucket_region(irfw_target *t, void *arg)
+{
+	struct region_req *rq = arg;
+	cJSON *p = cJSON_CreateObject(), *res = NULL;
+	char *region = NULL, first[400];
+	cJSON_AddStringToObject(p, "Bucket", rq->bucket);
+	/* GetBucketLocation answers from any region, for the bucket's own
+	 * account. */
+	if (irfw_aws_call(t, "s3", "GetBucketLocation", p, &res) == 0) {
+		region = location_region(irfw_json_str(res, "LocationConstraint"));
+		goto out;
+	}
+	if (strcmp(irfw_aws_error_code(t), "NoSuchBucket") == 0) {
+		rq->aws_error = true;
+		snprintf(rq->err, sizeof(rq->err), "evidence bucket %s: GetBucketLocation failed",
+		         rq->bucket);
+		goto out;
+	}
+	/* Refused (no s3:GetBucketLocation, or another account's bucket,
+	 * whose policy does not apply outside its region).  HeadBucket in the
+	 * run's region answers 200 with x-amz-bucket-region when the bucket is
+	 * there; elsewhere AWS answers 301 with that header, which the client
+	 * does not hand to plugins, so the region stays unknown then. */
+	snprintf(first, sizeof(first), "GetBucketLocation: %s: %s", irfw_aws_error_code(t),
+	         irfw_aws_error_message(t));
+	if (irfw_aws_call(t, "s3", "HeadBucket", p, &res) == 0) {
+		const char *br = irfw_json_str(res, "BucketRegion");
+		region = strdup(br && *br ? br : irfw_target_region(t));
+		goto out;
+	}
+	rq->aws_error = true;
+	snprintf(rq->err, sizeof(rq->err),
+	         "cannot find the region of evidence bucket %s (%s; HeadBucket in %s failed too: allow "
+	         "s3:GetBucketLocation on it)",
+	         rq->bucket, first, irfw_target_region(t));
+out:
+	cJSON_Delete(p);
+	cJSON_Delete(res);
+	return region;
+}
+
+/* ------------------------------------------------------------------ */
 /* One object.                                                          */
 
 /* Where and how the objects of this target go. */
 struct dest {
 	char *bucket;
 	char *prefix;
+	const char *region;  /* the bucket's: every S3 call goes there */
 	const char *kms_arn; /* NULL: no SSE-KMS (allow_unencrypted) */
 	uint64_t threshold;  /* bytes; multipart above it */
 	uint64_t part_size;  /* bytes */
@@ -289,7 +365,7 @@ static int put_single(irfw_target *t, const struct dest *d, const char *key, con
 		cJSON_AddStringToObject(p, "ChecksumSHA256", sha_b64);
 	add_sse(p, d);
 	cJSON_AddItemToObject(p, "Metadata", cJSON_Duplicate(meta, true));
-	int rc = irfw_aws_call(t, "s3", "PutObject", p, &res);
+	int rc = irfw_aws_call_in(t, d->region, "s3", "PutObject", p, &res);
 	cJSON_Delete(p);
 	if (rc == 0) {
 		out->etag = dup_item(res, "ETag");
@@ -321,7 +397,7 @@ static void abort_upload(irfw_target *t, const struct dest *d, const char *key, 
 {
 	cJSON *p = object_params(d, key);
 	cJSON_AddStringToObject(p, "UploadId", upload_id);
-	if (irfw_aws_call(t, "s3", "AbortMultipartUpload", p, NULL) != 0)
+	if (irfw_aws_call_in(t, d->region, "s3", "AbortMultipartUpload", p, NULL) != 0)
 		irfw_log(t, IRFW_LOG_WARN,
 		         "AbortMultipartUpload %s: %s: %s (parts may linger until a lifecycle rule "
 		         "removes them)",
@@ -346,7 +422,7 @@ static int put_multipart(irfw_target *t, const struct dest *d, const char *key, 
 	cJSON_AddStringToObject(p, "ChecksumAlgorithm", "SHA256");
 	add_sse(p, d);
 	cJSON_AddItemToObject(p, "Metadata", cJSON_Duplicate(meta, true));
-	if (irfw_aws_call(t, "s3", "CreateMultipartUpload", p, &res) != 0) {
+	if (irfw_aws_call_in(t, d->region, "s3", "CreateMultipartUpload", p, &res) != 0) {
 		irfw_fail_aws(t, "CreateMultipartUpload %s", ctx);
 		goto out;
 	}
@@ -397,7 +473,7 @@ static int put_multipart(irfw_target *t, const struct dest *d, const char *key, 
 		cJSON_AddNumberToObject(pp, "BodyLength", (double)len);
 		cJSON_AddStringToObject(pp, "ChecksumAlgorithm", "SHA256");
 		cJSON_AddStringToObject(pp, "ChecksumSHA256", b64);
-		int prc = irfw_aws_call(t, "s3", "UploadPart", pp, &res);
+		int prc = irfw_aws_call_in(t, d->region, "s3", "UploadPart", pp, &res);
 		cJSON_Delete(pp);
 		const char *etag = irfw_json_str(res, "ETag");
 		if (prc != 0 || !etag) {
@@ -424,7 +500,7 @@ static int put_multipart(irfw_target *t, const struct dest *d, const char *key, 
 	cJSON_AddStringToObject(cp, "UploadId", upload_id);
 	cJSON_AddItemToObject(cp, "Parts", parts);
 	parts = NULL;
-	int crc = irfw_aws_call(t, "s3", "CompleteMultipartUpload", cp, &res);
+	int crc = irfw_aws_call_in(t, d->region, "s3", "CompleteMultipartUpload", cp, &res);
 	cJSON_Delete(cp);
 	if (crc != 0 || !irfw_json_str(res, "ETag")) {
 		if (crc != 0)
@@ -472,7 +548,7 @@ static int verify(irfw_target *t, const struct dest *d, const char *key, uint64_
 	cJSON *p = object_params(d, key), *res = NULL;
 	int rc = -1;
 	cJSON_AddStringToObject(p, "ChecksumMode", "ENABLED");
-	if (irfw_aws_call(t, "s3", "HeadObject", p, &res) != 0) {
+	if (irfw_aws_call_in(t, d->region, "s3", "HeadObject", p, &res) != 0) {
 		snprintf(why, why_len, "HeadObject after the upload failed: %s: %s", irfw_aws_error_code(t),
 		         irfw_aws_error_message(t));
 		goto out;
@@ -526,6 +602,33 @@ out:
 /* ------------------------------------------------------------------ */
 /* The step.                                                            */
 
+/* The expanded prefix as a folder: its non-empty segments, each followed by
+ * a slash.  An empty ${name_tag} (an instance without a Name tag) in
+ * "${case_id}/${name_tag}/" must not make "case//", nor a leading slash
+ * an empty first segment: S3 would keep them, and the console would show a
+ * folder without a name.  An empty prefix stays empty (the bucket's top). */
+static char *folder_prefix(const char *in)
+{
+	char *out = malloc(strlen(in) + 2);
+	if (!out)
+		return NULL;
+	size_t o = 0;
+	for (const char *p = in; *p;) {
+		while (*p == '/')
+			p++;
+		const char *seg = p;
+		while (*p && *p != '/')
+			p++;
+		if (p > seg) {
+			memcpy(out + o, seg, (size_t)(p - seg));
+			o += (size_t)(p - seg);
+			out[o++] = '/';
+		}
+	}
+	out[o] = '\0';
+	return out;
+}
+
 /* The URI of artifact i as an earlier run recorded it, or NULL. */
 static const char *recorded_uri(const cJSON *summary, size_t i)
 {
@@ -556,7 +659,9 @@ static irfw_status run(irfw_target *t, void *state)
 	/* -b on the command line wins over the site's rule. */
 	const char *cli_bucket = irfw_global_get(step, "bucket");
 	d.bucket = cli_bucket && *cli_bucket ? irfw_expand(t, cli_bucket) : irfw_step_expand(t, "bucket");
-	d.prefix = irfw_step_expand(t, "prefix");
+	char *raw_prefix = irfw_step_expand(t, "prefix");
+	d.prefix = raw_prefix ? folder_prefix(raw_prefix) : NULL;
+	free(raw_prefix);
 	if (!d.bucket || !*d.bucket || !d.prefix) {
 		st = irfw_fail(t, "cannot expand bucket or prefix (see the log); evidence kept in %s", dir);
 		goto out;
@@ -566,7 +671,6 @@ static irfw_status run(irfw_target *t, void *state)
 	d.threshold = (uint64_t)thr * MIB;
 	d.part_size = (uint64_t)irfw_step_get_int(step, "part_size") * MIB;
 
-	/* The key: once per run, not once per instance. */
 	const char *kms_key = irfw_step_get(step, "kms_key"),
 	           *kms_desc = irfw_step_get(step, "kms_key_description");
 	struct kms_req rq;
@@ -577,10 +681,39 @@ static irfw_status run(irfw_target *t, void *state)
 		rq.spec = kms_desc;
 		rq.by_desc = true;
 	}
+	if (!rq.spec && !irfw_step_get_bool(step, "allow_unencrypted")) {
+		st = irfw_fail(t,
+		               "no KMS key configured; refusing to upload evidence unencrypted (set "
+		               "allow_unencrypted = true to override); evidence kept in %s",
+		               dir);
+		goto out;
+	}
+
+	/* The bucket's region, once per run: every S3 call goes there. */
+	struct region_req brq;
+	memset(&brq, 0, sizeof(brq));
+	brq.bucket = d.bucket;
+	char memo_key[600];
+	snprintf(memo_key, sizeof(memo_key), "upload:bucket-region:%s", d.bucket);
+	d.region = irfw_memo(t, memo_key, make_bucket_region, &brq);
+	if (!d.region) {
+		if (brq.aws_error)
+			st = irfw_fail_aws(t, "%s; nothing uploaded, evidence kept in %s", brq.err, dir);
+		else
+			st = irfw_fail(t, "cannot find the region of evidence bucket %s; nothing uploaded, "
+			               "evidence kept in %s", d.bucket, dir);
+		goto out;
+	}
+
+	/* The key: once per run, not once per instance.  An ARN names its
+	 * region; an id, alias or description is looked for where S3 will
+	 * look for it, in the bucket's region. */
+	char spec_region[64];
 	if (rq.spec) {
-		char memo_key[600];
-		snprintf(memo_key, sizeof(memo_key), "upload:kms:%s%s", rq.by_desc ? "description=" : "",
-		         rq.spec);
+		bool arn = !rq.by_desc && strncmp(rq.spec, "arn:", 4) == 0;
+		rq.region = arn && irfw_arn_region(rq.spec, spec_region) ? spec_region : d.region;
+		snprintf(memo_key, sizeof(memo_key), "upload:kms:%s:%s%s", rq.region,
+		         rq.by_desc ? "description=" : "", rq.spec);
 		d.kms_arn = irfw_memo(t, memo_key, make_kms, &rq);
 		if (!d.kms_arn) {
 			if (rq.aws_error)
@@ -591,20 +724,37 @@ static irfw_status run(irfw_target *t, void *state)
 				               rq.err[0] ? rq.err : "cannot resolve the KMS key", dir);
 			goto out;
 		}
-	} else if (!irfw_step_get_bool(step, "allow_unencrypted")) {
-		st = irfw_fail(t,
-		               "no KMS key configured; refusing to upload evidence unencrypted (set "
-		               "allow_unencrypted = true to override); evidence kept in %s",
-		               dir);
-		goto out;
+		/* S3 encrypts only with a key of the bucket's region: say so
+		 * now rather than after the first PutObject is refused. */
+		char key_region[64];
+		if (!irfw_arn_region(d.kms_arn, key_region)) {
+			st = irfw_fail(t,
+			               "cannot tell the region of KMS key %s; nothing uploaded, evidence "
+			               "kept in %s",
+			               d.kms_arn, dir);
+			goto out;
+		}
+		if (strcmp(key_region, d.region) != 0) {
+			const char *id = strrchr(d.kms_arn, '/');
+			bool mrk = id && strncmp(id + 1, "mrk-", 4) == 0;
+			st = irfw_fail(t,
+			               "KMS key %s is in %s but evidence bucket %s is in %s: S3 encrypts "
+			               "only with a key of the bucket's region%s%s%s; nothing uploaded, "
+			               "evidence kept in %s",
+			               d.kms_arn, key_region, d.bucket, d.region,
+			               mrk ? " (a multi-Region key: give its replica's ARN in " : "",
+			               mrk ? d.region : "", mrk ? ")" : "", dir);
+			goto out;
+		}
 	}
 	const char *kms_text = d.kms_arn ? d.kms_arn : "none: bucket default encryption";
 
 	size_t n = irfw_evidence_count(t);
 	if (irfw_target_dry_run(t)) {
 		irfw_note(t,
-		          "dry run: would upload %zu artifacts and manifest.json to s3://%s/%s (KMS key %s)",
-		          n, d.bucket, d.prefix, kms_text);
+		          "dry run: would upload %zu artifacts and manifest.json to s3://%s/%s (KMS key %s), "
+		          "bucket in %s",
+		          n, d.bucket, d.prefix, kms_text, d.region);
 		st = IRFW_OK;
 		goto out;
 	}
@@ -736,12 +886,14 @@ static irfw_status run(irfw_target *t, void *state)
 			cJSON_AddStringToObject(rec, "version_id", put.version_id);
 		if (d.kms_arn)
 			cJSON_AddStringToObject(rec, "kms_key", d.kms_arn);
+		cJSON_AddStringToObject(rec, "region", d.region);
 		cJSON_AddNumberToObject(rec, "artifacts", (double)(n_up + n_kept));
 		irfw_record(t, "manifest", rec);
 		put_free(&put);
 		free(key);
 	}
-	irfw_note(t, "%zu artifacts to s3://%s/%s (KMS key %s)", n_up + n_kept, d.bucket, d.prefix, kms_text);
+	irfw_note(t, "%zu artifacts to s3://%s/%s (KMS key %s), bucket in %s", n_up + n_kept, d.bucket,
+	          d.prefix, kms_text, d.region);
 	if (n_kept)
 		irfw_note(t, "%zu already uploaded by an earlier run", n_kept);
 	st = IRFW_OK;
@@ -777,9 +929,16 @@ static const struct irfw_plugin plugin = {
         "each part checked the same way, and a failed multipart upload is aborted. After each upload "
         "HeadObject confirms the object is there with the right size, checksum, and KMS key, and the "
         "object's URI, ETag, version id and key are recorded in the manifest.\n\n"
-        "The KMS key is given by id, ARN or alias (kms_key), or by its description (kms_key_description, "
-        "the rule of the tool irfw replaces). It is resolved once per run to its ARN and must be enabled. "
-        "Without a key the step refuses to upload unless allow_unencrypted is set.\n\n"
+        "The bucket may be in another region than the run: its region is found once per run "
+        "(GetBucketLocation, or HeadBucket in the run's region when that is refused) and every S3 call "
+        "goes there. The KMS key is given by id, ARN or alias (kms_key), or by its description "
+        "(kms_key_description, the rule of the tool irfw replaces). It is resolved once per run to its "
+        "ARN, in the region its ARN names or else in the bucket's, and must be enabled. S3 encrypts only "
+        "with a key of the bucket's region, so a key of another region is refused, naming both regions, "
+        "before anything is uploaded. Without a key the step refuses to upload unless allow_unencrypted "
+        "is set.\n\n"
+        "The prefix is a folder: its empty segments are dropped (an instance without a Name tag makes "
+        "${name_tag} empty), so no key has a leading slash or an empty segment.\n\n"
         "It runs last but for the notifications, so that the manifest it ships records every step before "
         "it and the notification can name where the evidence is. A failed upload leaves the evidence in "
         "the local case folder, which the failure message names; a re-run of the case uploads only what is "

@@ -61,8 +61,11 @@ def test_sns_publishes_readable_summary(world):
     assert len(got) == 1
     n = got[0]
     assert n["TopicArn"] == arn
-    assert n["Subject"] == f"irfw: {iid} quarantined (case {CASE})"
+    # No step of this pipeline contains the instance: the subject and the
+    # first line must not claim it is (test_report_truth.py has the rest).
+    assert n["Subject"] == f"CONTAINMENT NOT ATTEMPTED: {iid} (case {CASE})"
     msg = n["Message"]
+    assert msg.splitlines()[0] == "CONTAINMENT NOT ATTEMPTED"
     assert iid in msg and CASE in msg and "(web-0)" in msg
     good = step_result(p, iid, "good")
     assert f"  ok      good: {good['detail']}" in msg.splitlines()
@@ -90,6 +93,8 @@ def test_sns_default_topic_rule_and_json_format(world):
     assert body["account_id"] == world.account_id and body["region"] == "us-east-1"
     assert [s["step"] for s in body["steps"]] == ["good"]
     assert body["steps"][0]["status"] == "ok"
+    assert body["containment"] == {"state": "not-attempted", "outcome": "CONTAINMENT NOT ATTEMPTED",
+                                   "cause": ""}
 
 
 def test_sns_cli_topic_overrides_the_step(world):

@@ -1,4 +1,9 @@
-"""tag: the instance, its volumes and ENIs carry the site's case tags."""
+"""tag: the instance, its volumes and ENIs carry the site's case tags.
+
+The status tag follows the instance's verified containment (see
+test_report_truth.py for every state); the tests here that expect
+"quarantined" run the `contain` test fixture first, reporting contained,
+since no tag may say quarantined without a containment report."""
 import re
 
 
@@ -23,7 +28,7 @@ def test_tag_defaults(world):
     w = world.vpc_world()
     iid = w["instances"][0]
     ec2 = world.client("ec2")
-    conf = world.write_conf(["tag"])
+    conf = world.write_conf(["contain", "tag"])
     p = world.irfw("--conf", conf, "-i", iid, "--case-id", "IR-42", "-o", "json", check_rc=0)
     s = step(p, "tag")
     assert s["status"] == "ok", s
@@ -42,13 +47,15 @@ def test_tag_defaults(world):
     rec = world.manifest("IR-42", iid)["steps"]["tag"]["records"]["tags"]
     assert sorted(rec["resources"]) == sorted([iid, *vols, *enis])
     assert rec["tags"]["irfw:case"] == "IR-42"
+    assert rec["containment"] == "contained"
+    assert "status irfw:status=quarantined (instance contained)" in s["detail"], s
 
 
 def test_tag_site_naming(world):
     w = world.vpc_world()
     iid = w["instances"][0]
     ec2 = world.client("ec2")
-    conf = world.write_conf(["tag"], {"tag": {
+    conf = world.write_conf(["contain", "tag"], {"tag": {
         "case_key": "acme:incident",
         "status_key": "acme:state",
         "status_value": "under investigation (${case_id})",
