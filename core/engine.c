@@ -765,8 +765,14 @@ irfw_containment irfw_target_containment(const irfw_target *t, const char **caus
 		                res->detail ? res->detail : "");
 	}
 out:
-	free(mt->cont_cause);
-	mt->cont_cause = b.data;
+	/* Keep the pointer a caller holds valid while the text is the same:
+	 * it changes only with a report or a failed step. */
+	if (mt->cont_cause && b.data && strcmp(mt->cont_cause, b.data) == 0) {
+		irfw_buf_free(&b);
+	} else {
+		free(mt->cont_cause);
+		mt->cont_cause = b.data;
+	}
 	if (cause)
 		*cause = mt->cont_cause ? mt->cont_cause : "";
 	return worst;

@@ -320,7 +320,8 @@ IRFW_EXPORT int irfw_containment_report(irfw_target *t, irfw_containment c, cons
 
 /** The instance's containment as established so far (this run and earlier
  * runs of the case); *cause (may be NULL) gets what is open or why, ""
- * when contained or not attempted.  Valid until the next report. */
+ * when contained or not attempted.  The text stays valid until it changes
+ * (a report, or a step of the contain phase failing): copy it to keep it. */
 IRFW_EXPORT irfw_containment irfw_target_containment(const irfw_target *t, const char **cause);
 
 /** "contained", "partially-contained", "not-contained", "not-attempted". */
