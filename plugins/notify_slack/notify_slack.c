@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "irfw/irfw.h"
 
@@ -103,6 +104,16 @@ static const char *errno_text(int e)
 }
 
 /* The first line of `path`, blanks trimmed; NULL with *err set. */
+/* The webhook URL is a credential: anyone who reads the file can post as
+ * irfw.  A warning, not a refusal (the file is the site's business). */
+static void warn_if_readable(irfw_target *t, const char *path)
+{
+	struct stat st;
+	if (stat(path, &st) == 0 && (st.st_mode & (S_IRGRP | S_IROTH)))
+		irfw_log(t, IRFW_LOG_WARN, "webhook_url_file %s is readable by %s (mode %04o): chmod go-r %s", path,
+		         (st.st_mode & S_IROTH) ? "anyone" : "its group", (unsigned)(st.st_mode & 07777), path);
+}
+
 static char *read_first_line(const char *path, const char **err)
 {
 	FILE *f = fopen(path, "r");
@@ -153,6 +164,7 @@ static irfw_status webhook_url(irfw_target *t, char **url, char *source, size_t 
 		if (!path)
 			return irfw_fail(t, "webhook_url_file: the path template did not expand");
 		const char *err = NULL;
+		warn_if_readable(t, path);
 		*url = read_first_line(path, &err);
 		irfw_status st = IRFW_OK;
 		if (!*url)

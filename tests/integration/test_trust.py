@@ -144,3 +144,17 @@ def test_readable_secrets_warned(world):
     (aws / "credentials").chmod(0o600)
     p = world.irfw("--conf", conf, "-i", inst, "--dry-run")
     assert "is readable by" not in p.stderr
+
+
+def test_group_readable_webhook_file_warned(world):
+    inst = world.vpc_world(enis=1, volumes=1)["instances"][0]
+    hook = world.tmp / "slack-hook"
+    hook.write_text("https://hooks.example/services/T0/B0/xyzzy1234\n")
+    hook.chmod(0o640)
+    conf = world.write_conf(["notify_slack"], {"notify_slack": {"webhook_url_file": str(hook)}})
+    p = world.irfw("--conf", conf, "-i", inst, "--dry-run")
+    assert f"webhook_url_file {hook} is readable by its group (mode 0640)" in p.stderr, p.stderr
+    assert "xyzzy1234" not in p.stdout + p.stderr
+    hook.chmod(0o600)
+    p = world.irfw("--conf", conf, "-i", inst, "--dry-run")
+    assert "is readable by" not in p.stderr
