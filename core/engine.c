@@ -36,15 +36,6 @@ static double now_ms(void)
 	return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
 }
 
-const char *irfw_version(void)
-{
-	return PACKAGE_VERSION;
-}
-
-void irfw_log_level_set(int level)
-{
-	irfw_log_set_level(level);
-}
 
 /* ------------------------------------------------------------------ */
 /* Globals.                                                            */
@@ -256,14 +247,14 @@ int irfw_run_load(struct irfw_run *r, bool init_steps)
 	struct irfw_config *cfg = &r->cfg;
 	if (!r->conf_path) {
 		if (!init_steps && loader_only(r) == 0)
-			return 0;
+			return IRFW_RUN_OK;
 		irfw_logf(IRFW_LOG_ERROR, NULL, "no configuration file");
-		return 2;
+		return IRFW_RUN_USAGE;
 	}
 	if (irfw_config_load(r->conf_path, cfg) != 0) {
 		if (!init_steps) {
 			print_config_errors(cfg);
-			return loader_only(r) == 0 ? 0 : 2;
+			return loader_only(r) == 0 ? IRFW_RUN_OK : IRFW_RUN_USAGE;
 		}
 		goto bad;
 	}
@@ -294,7 +285,7 @@ int irfw_run_load(struct irfw_run *r, bool init_steps)
 
 	/* `irfw plugins` needs the search path, not the pipeline. */
 	if (!init_steps)
-		return 0;
+		return IRFW_RUN_OK;
 	const struct irfw_kv_line *pl = irfw_section_find(r->global, "pipeline");
 	char **names = NULL;
 	size_t n = irfw_split_list(pl->value, &names);
@@ -333,10 +324,10 @@ int irfw_run_load(struct irfw_run *r, bool init_steps)
 	}
 	if (cfg->n_errors)
 		goto bad;
-	return 0;
+	return IRFW_RUN_OK;
 bad:
 	print_config_errors(cfg);
-	return 2;
+	return IRFW_RUN_USAGE;
 }
 
 int irfw_run_add_target(struct irfw_run *r, const char *id)
@@ -344,22 +335,22 @@ int irfw_run_add_target(struct irfw_run *r, const char *id)
 	if (!irfw_valid_instance_id(id)) {
 		irfw_logf(IRFW_LOG_ERROR, NULL,
 		          "'%s' is not an instance id (expected i- followed by 8 or 17 lowercase hex digits)", id);
-		return 2;
+		return IRFW_RUN_USAGE;
 	}
 	for (size_t i = 0; i < r->batch.n; i++)
 		if (strcmp(r->batch.targets[i]->id, id) == 0)
-			return 0; /* the same instance twice is handled once */
+			return IRFW_RUN_OK; /* the same instance twice is handled once */
 	struct irfw_target *t = calloc(1, sizeof(*t));
 	struct irfw_target **v = t ? realloc(r->batch.targets, (r->batch.n + 1) * sizeof(*v)) : NULL;
 	if (!v) {
 		free(t);
-		return 2;
+		return IRFW_RUN_USAGE;
 	}
 	r->batch.targets = v;
 	t->run = r;
 	t->id = strdup(id);
 	r->batch.targets[r->batch.n++] = t;
-	return 0;
+	return IRFW_RUN_OK;
 }
 
 /* ------------------------------------------------------------------ */
@@ -390,7 +381,7 @@ int irfw_run_plan(struct irfw_run *r, bool json)
 			puts(out);
 		free(out);
 		cJSON_Delete(doc);
-		return 0;
+		return IRFW_RUN_OK;
 	}
 	printf("Plan (no AWS call made)%s:\n", r->dry_run ? ", dry run" : "");
 	for (size_t t = 0; t < r->batch.n; t++) {
@@ -402,7 +393,7 @@ int irfw_run_plan(struct irfw_run *r, bool json)
 			       s->stop_on_error ? "  [stops on error]" : "");
 		}
 	}
-	return 0;
+	return IRFW_RUN_OK;
 }
 
 /* ------------------------------------------------------------------ */
@@ -1550,7 +1541,7 @@ static int call_prepare(struct irfw_run *r)
 			r->batch.targets[k]->cur = s;
 		if (s->mod->vt.prepare(&r->batch, s->state) != 0 || r->prepare_usage_error) {
 			irfw_logf(IRFW_LOG_ERROR, s->name, "preparing the batch failed; nothing was changed");
-			rc = r->prepare_usage_error ? 2 : 1;
+			rc = r->prepare_usage_error ? IRFW_RUN_USAGE : IRFW_RUN_STEP_FAILED;
 		}
 	}
 	for (size_t k = 0; k < r->batch.n; k++)
@@ -1587,10 +1578,10 @@ static void warn_readable_secrets(struct irfw_run *r)
 int irfw_run_execute(struct irfw_run *r, bool json, bool check_only)
 {
 	char err[1024] = "";
-	int status = 0;
+	int status = IRFW_RUN_OK;
 	if (irfw_aws_new(r, &r->aws, err, sizeof(err)) != 0) {
 		irfw_logf(IRFW_LOG_ERROR, NULL, "%s", err);
-		return 2;
+		return IRFW_RUN_USAGE;
 	}
 	r->resolved_region = strdup(irfw_aws_region(r->aws));
 	warn_readable_secrets(r);
@@ -1606,7 +1597,7 @@ int irfw_run_execute(struct irfw_run *r, bool json, bool check_only)
 	if (irfw_aws_request(r->aws, r->resolved_region, "sts", "GetCallerIdentity", NULL, false, &who, &e, rid) != 0) {
 		irfw_logf(IRFW_LOG_ERROR, NULL, "sts:GetCallerIdentity: %s: %s (request %s)", e.code, e.message,
 		          e.request_id[0] ? e.request_id : "-");
-		return e.http_status == 0 ? 1 : (e.http_status == 403 || e.http_status == 401) ? 2 : 1;
+		return e.http_status == 403 || e.http_status == 401 ? IRFW_RUN_USAGE : IRFW_RUN_STEP_FAILED;
 	}
 	const cJSON *res = cJSON_GetObjectItemCaseSensitive(who, "GetCallerIdentityResult");
 	const cJSON *acct = cJSON_GetObjectItemCaseSensitive(res, "Account");
@@ -1616,26 +1607,26 @@ int irfw_run_execute(struct irfw_run *r, bool json, bool check_only)
 	cJSON_Delete(who);
 	if (!r->account_id) {
 		irfw_logf(IRFW_LOG_ERROR, NULL, "sts:GetCallerIdentity returned no account id");
-		return 1;
+		return IRFW_RUN_STEP_FAILED;
 	}
 	irfw_logf(IRFW_LOG_INFO, NULL, "acting as %s in account %s, region %s", r->caller_arn ? r->caller_arn : "?",
 	          r->account_id, r->resolved_region);
 	if (check_only && r->batch.n == 0) {
 		printf("configuration, plugins and credentials are fine (%zu steps)\n", r->n_steps);
-		return 0;
+		return IRFW_RUN_OK;
 	}
 
 	if (resolve_case_id(r) != 0)
-		return 2;
+		return IRFW_RUN_USAGE;
 	if (describe_targets(r) != 0)
-		return 1;
+		return IRFW_RUN_STEP_FAILED;
 	size_t found = 0;
 	for (size_t i = 0; i < r->batch.n; i++) {
 		struct irfw_target *t = r->batch.targets[i];
 		if (!t->found) {
 			irfw_logf(IRFW_LOG_ERROR, t->id, "instance not found in account %s, region %s", r->account_id,
 			          r->resolved_region);
-			status = 3;
+			status = IRFW_RUN_NOT_HANDLED;
 			continue;
 		}
 		if (t->state && (strcmp(t->state, "terminated") == 0 || strcmp(t->state, "shutting-down") == 0)) {
@@ -1648,7 +1639,7 @@ int irfw_run_execute(struct irfw_run *r, bool json, bool check_only)
 			t->instance = NULL;
 			free(t->vpc_id);
 			t->vpc_id = NULL;
-			status = 3;
+			status = IRFW_RUN_NOT_HANDLED;
 			continue;
 		}
 		found++;
@@ -1733,9 +1724,9 @@ int irfw_run_execute(struct irfw_run *r, bool json, bool check_only)
 		}
 	}
 	if (open)
-		status = 4;
+		status = IRFW_RUN_NOT_CONTAINED;
 	else if (failed)
-		status = 1;
+		status = IRFW_RUN_STEP_FAILED;
 	if (json)
 		print_json(r);
 	else
@@ -1766,7 +1757,7 @@ int irfw_plugins_list(struct irfw_run *r)
 	for (size_t d = 0; d < r->loader.n_dirs; d++)
 		printf(" %s", r->loader.dirs[d]);
 	printf("\n");
-	return bad ? 2 : 0;
+	return bad ? IRFW_RUN_USAGE : IRFW_RUN_OK;
 }
 
 static const char *type_name(irfw_opt_type t)
@@ -1798,13 +1789,13 @@ int irfw_plugins_describe(struct irfw_run *r, const char *name, bool man)
 	if (strcmp(name, "irfw") == 0) {
 		printf(man ? ".SS [irfw]\n" : "[irfw]  global settings\n\n");
 		describe_options(irfw_global_options, man);
-		return 0;
+		return IRFW_RUN_OK;
 	}
 	char err[1024];
 	struct irfw_module *m = irfw_loader_get(&r->loader, name, err, sizeof(err));
 	if (!m) {
 		irfw_logf(IRFW_LOG_ERROR, NULL, "%s", err);
-		return 2;
+		return IRFW_RUN_USAGE;
 	}
 	if (man) {
 		printf(".SS [%s] \\(em %s\n", m->name, m->vt.summary ? m->vt.summary : "");
@@ -1825,7 +1816,7 @@ int irfw_plugins_describe(struct irfw_run *r, const char *name, bool man)
 	}
 	describe_options(m->vt.options, man);
 	describe_options(irfw_step_options, man);
-	return 0;
+	return IRFW_RUN_OK;
 }
 
 /* ------------------------------------------------------------------ */

@@ -16,59 +16,13 @@
 struct irfw_case;
 struct irfw_aws;
 
-/* ------------------------------------------------------------------ */
-/* Small string helpers (util.c).  Those marked IRFW_EXPORT are used by
- * the irfw front end too; they are not part of the plugin SDK.          */
+#include "base/buf.h"
+#include "base/log.h"
+#include "base/text.h"
+#include "aws/names.h"
 
-/* A growable string. */
-struct irfw_buf {
-	char *data;
-	size_t len, cap;
-};
-int irfw_buf_add(struct irfw_buf *b, const void *data, size_t len);
-int irfw_buf_puts(struct irfw_buf *b, const char *s);
-int irfw_buf_printf(struct irfw_buf *b, const char *fmt, ...) IRFW_PRINTF(2, 3);
-void irfw_buf_free(struct irfw_buf *b);
-
-char *irfw_strdup(const char *s);          /* NULL-safe; aborts never */
-char *irfw_strfmt(const char *fmt, ...) IRFW_PRINTF(1, 2);
-IRFW_EXPORT char *irfw_trim(char *s);                  /* in place */
-/* Split a comma (or blank) separated list; returns count, *out a NULL-ended
- * array of strings to free with irfw_strv_free. */
-IRFW_EXPORT size_t irfw_split_list(const char *s, char ***out);
-IRFW_EXPORT void irfw_strv_free(char **v);
-bool irfw_parse_bool(const char *s, bool *out);
-IRFW_EXPORT bool irfw_parse_long(const char *s, long *out);
-IRFW_EXPORT bool irfw_valid_instance_id(const char *s);
-/* Syntax checks of what an operator types, before any AWS call. */
-bool irfw_valid_sg_id(const char *s);
-bool irfw_valid_region(const char *s);
-bool irfw_valid_bucket(const char *s);
-bool irfw_valid_topic_arn(const char *s);
+/* [a-z0-9_]+, at most 64: a plugin module's name (loader.c). */
 bool irfw_valid_module_name(const char *s);
-/* A copy of s safe to print on a terminal: control characters, DEL, C1
- * controls, bidirectional controls and bytes that are not UTF-8 become
- * \xNN or \uNNNN (and a backslash is doubled, so nothing can pose as an
- * escape).  NULL for NULL; free() the result. */
-char *irfw_escape_text(const char *s);
-/* True when irfw_escape_text(s) would return s unchanged but for
- * backslashes. */
-bool irfw_text_is_safe(const char *s);
-/* ISO-8601 UTC now, with milliseconds ("2026-11-28T18:53:08.123Z"). */
-void irfw_iso_now(char out[32]);
-
-/* ------------------------------------------------------------------ */
-/* Logging (log.c).                                                    */
-
-void irfw_log_set_level(int level);        /* irfw_log_level */
-int irfw_log_get_level(void);
-IRFW_EXPORT void irfw_log_set_color(bool on);
-/* Mask this string wherever it would appear in a log line. */
-void irfw_log_add_secret(const char *s);
-void irfw_log_clear_secrets(void);
-/* Core messages: `origin` is the bracketed tag without brackets, or NULL. */
-void irfw_logf(irfw_log_level level, const char *origin, const char *fmt, ...) IRFW_PRINTF(3, 4);
-void irfw_vlogf(irfw_log_level level, const char *origin, const char *fmt, va_list ap) IRFW_PRINTF(3, 0);
 
 /* ------------------------------------------------------------------ */
 /* Configuration (config.c).                                           */
@@ -287,7 +241,6 @@ struct irfw_run {
 /* A global key's value: CLI override first, then [irfw], then the default. */
 const char *irfw_run_global(const struct irfw_run *r, const char *key);
 
-#endif /* IRFW_INTERNAL_H */
 
 /* ------------------------------------------------------------------ */
 /* AWS client (aws.c).                                                 */
@@ -305,19 +258,28 @@ int irfw_aws_request(struct irfw_aws *a, const char *region, const char *service
 const char *irfw_aws_region(const struct irfw_aws *a);
 
 /* ------------------------------------------------------------------ */
-/* Front end (engine.c), exported for the irfw binary only.            */
+/* The run, as runner.c drives it (engine.c).                          */
 
-IRFW_EXPORT int irfw_run_init(struct irfw_run *r);
-/* Load configuration and plugins, validate, init steps.  0 or exit code 2. */
-IRFW_EXPORT int irfw_run_load(struct irfw_run *r, bool init_steps);
-IRFW_EXPORT int irfw_run_add_target(struct irfw_run *r, const char *id);
+/* What a run ended with (runner.c turns it into an irfw_result). */
+enum irfw_run_status {
+	IRFW_RUN_OK = 0,
+	IRFW_RUN_STEP_FAILED = 1,
+	IRFW_RUN_USAGE = 2,
+	IRFW_RUN_NOT_HANDLED = 3,
+	IRFW_RUN_NOT_CONTAINED = 4
+};
+
+int irfw_run_init(struct irfw_run *r);
+/* Load configuration and plugins, validate, init steps. */
+int irfw_run_load(struct irfw_run *r, bool init_steps);
+int irfw_run_add_target(struct irfw_run *r, const char *id);
 /* Print each target's steps; no AWS call. */
-IRFW_EXPORT int irfw_run_plan(struct irfw_run *r, bool json);
-/* The whole run; returns the exit status (0, 1, 2, 3). */
-IRFW_EXPORT int irfw_run_execute(struct irfw_run *r, bool json, bool check_only);
-IRFW_EXPORT void irfw_run_free(struct irfw_run *r);
+int irfw_run_plan(struct irfw_run *r, bool json);
+/* The whole run (or `irfw check`). */
+int irfw_run_execute(struct irfw_run *r, bool json, bool check_only);
+void irfw_run_free(struct irfw_run *r);
 /* `irfw plugins`: list, or describe one (text or man format). */
-IRFW_EXPORT int irfw_plugins_list(struct irfw_run *r);
-IRFW_EXPORT int irfw_plugins_describe(struct irfw_run *r, const char *name, bool man);
-IRFW_EXPORT void irfw_log_level_set(int level);
-IRFW_EXPORT const char *irfw_version(void);
+int irfw_plugins_list(struct irfw_run *r);
+int irfw_plugins_describe(struct irfw_run *r, const char *name, bool man);
+
+#endif /* IRFW_INTERNAL_H */

@@ -11,6 +11,7 @@
 #define _XOPEN_SOURCE 700
 #include "config.h"
 
+#include <ctype.h>
 #include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
@@ -24,6 +25,16 @@
 #include <ltdl.h>
 
 #include "internal.h"
+
+bool irfw_valid_module_name(const char *s)
+{
+	if (!s || !*s || strlen(s) > 64)
+		return false;
+	for (; *s; s++)
+		if (!(islower((unsigned char)*s) || isdigit((unsigned char)*s) || *s == '_'))
+			return false;
+	return true;
+}
 
 int irfw_loader_init(struct irfw_loader *l, char **dirs, size_t n_dirs)
 {

@@ -14,7 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "irfw/runner.h"
 
 #ifndef IRFW_SYSCONFDIR
 #define IRFW_SYSCONFDIR "/etc"
@@ -73,40 +73,6 @@ static void usage(FILE *out)
 	        IRFW_SYSCONFDIR);
 }
 
-static int add_ids_from_file(struct irfw_run *r, const char *path)
-{
-	struct stat st;
-	if (strcmp(path, "-") != 0 && stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
-		fprintf(stderr, "irfw: --from-file %s: is a folder; give a file of instance ids, one a line\n", path);
-		return 2;
-	}
-	FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "r");
-	if (!f) {
-		fprintf(stderr, "irfw: --from-file %s: %m\n", path);
-		return 2;
-	}
-	char *line = NULL;
-	size_t cap = 0;
-	int rc = 0, lineno = 0;
-	while (getline(&line, &cap, f) >= 0) {
-		lineno++;
-		char *id = irfw_trim(line);
-		if (!*id || *id == '#')
-			continue;
-		if (!irfw_valid_instance_id(id)) {
-			fprintf(stderr, "irfw: %s:%d: '%s' is not an instance id\n", path, lineno, id);
-			rc = 2;
-			continue;
-		}
-		if (irfw_run_add_target(r, id) != 0)
-			rc = 2;
-	}
-	free(line);
-	if (f != stdin)
-		fclose(f);
-	return rc;
-}
-
 static bool file_exists(const char *p)
 {
 	struct stat st;
@@ -152,11 +118,17 @@ static bool source_tree_conf(const char *build)
 	return strncmp(real_build, cwd, n) == 0 && (real_build[n] == '\0' || real_build[n] == '/');
 }
 
-static char **split_csv(const char *s)
+/* The one place where a run's result becomes an exit status (irfw(1)). */
+static int exit_status(irfw_result res)
 {
-	char **v = NULL;
-	irfw_split_list(s, &v);
-	return v;
+	switch (res) {
+	case IRFW_RESULT_OK: return 0;
+	case IRFW_RESULT_STEP_FAILED: return 1;
+	case IRFW_RESULT_USAGE: return 2;
+	case IRFW_RESULT_NOT_HANDLED: return 3;
+	case IRFW_RESULT_NOT_CONTAINED: return 4;
+	}
+	return 2;
 }
 
 int main(int argc, char **argv)
@@ -177,124 +149,139 @@ int main(int argc, char **argv)
 		{"evidence-dir", required_argument, NULL, OPT_EVIDENCE},
 		{NULL, 0, NULL, 0},
 	};
-	struct irfw_run r;
-	irfw_run_init(&r);
-	int verbosity = IRFW_LOG_INFO, status = 0, opt;
-	bool json = false, man = false, conf_fallback = false;
+	irfw_runner *r = irfw_runner_new();
+	if (!r) {
+		fprintf(stderr, "irfw: out of memory\n");
+		return 2;
+	}
+	int verbosity = IRFW_LOG_INFO, opt;
+	irfw_result res = IRFW_RESULT_OK;
+	bool man = false, plan = false, have_conf = false, have_evidence = false, done = false;
 	const char *describe = NULL;
 	char **from_files = NULL;
 	size_t n_from = 0;
 	char **ids = NULL;
 	size_t n_ids = 0;
+	static const struct {
+		int opt;
+		irfw_setting what;
+	} settings[] = {{'c', IRFW_SET_CONF},          {'r', IRFW_SET_REGION}, {'p', IRFW_SET_PROFILE},
+	                {'g', IRFW_SET_SGID},          {'b', IRFW_SET_BUCKET}, {'t', IRFW_SET_TOPIC},
+	                {OPT_CASE, IRFW_SET_CASE_ID},  {OPT_ONLY, IRFW_SET_ONLY}, {OPT_SKIP, IRFW_SET_SKIP},
+	                {OPT_EVIDENCE, IRFW_SET_EVIDENCE_DIR}, {'j', IRFW_SET_JOBS}};
 
-	while ((opt = getopt_long(argc, argv, "i:f:c:r:p:g:b:t:nj:o:vqVh", longopts, NULL)) != -1) {
-		switch (opt) {
-		case 'i': {
-			char **v = realloc(ids, (n_ids + 1) * sizeof(*v));
-			if (!v)
-				return 2;
-			ids = v;
-			ids[n_ids++] = optarg;
-			break;
-		}
-		case 'f': {
-			char **v = realloc(from_files, (n_from + 1) * sizeof(*v));
-			if (!v)
-				return 2;
-			from_files = v;
-			from_files[n_from++] = optarg;
-			break;
-		}
-		case 'c': r.conf_path = optarg; break;
-		case 'r': r.region = optarg; break;
-		case 'p': r.profile = optarg; break;
-		case 'g': r.sgid = optarg; break;
-		case 'b': r.bucket = optarg; break;
-		case 't': r.topic = optarg; break;
-		case OPT_CASE: r.case_id = optarg; break;
-		case OPT_EVIDENCE: r.evidence_dir_opt = optarg; break;
-		case OPT_PLAN: r.plan = true; break;
-		case 'n': r.dry_run = true; break;
-		case OPT_ONLY: irfw_strv_free(r.only); r.only = split_csv(optarg); break;
-		case OPT_SKIP: irfw_strv_free(r.skip); r.skip = split_csv(optarg); break;
-		case OPT_NO_RESUME: r.no_resume = true; break;
-		case 'j':
-			if (!irfw_parse_long(optarg, &r.jobs) || r.jobs < 1 || r.jobs > 64) {
-				fprintf(stderr, "irfw: --jobs takes a number from 1 to 64\n");
-				status = 2;
+	while (!done && (opt = getopt_long(argc, argv, "i:f:c:r:p:g:b:t:nj:o:vqVh", longopts, NULL)) != -1) {
+		bool setting = false;
+		for (size_t i = 0; i < sizeof(settings) / sizeof(settings[0]); i++)
+			if (settings[i].opt == opt) {
+				setting = true;
+				if (irfw_runner_set(r, settings[i].what, optarg) != 0)
+					res = IRFW_RESULT_USAGE;
 			}
+		have_conf = have_conf || opt == 'c';
+		have_evidence = have_evidence || opt == OPT_EVIDENCE;
+		if (setting)
+			continue;
+		switch (opt) {
+		case 'i':
+		case 'f': {
+			char ***v = opt == 'i' ? &ids : &from_files;
+			size_t *n = opt == 'i' ? &n_ids : &n_from;
+			char **grown = realloc(*v, (*n + 1) * sizeof(**v));
+			if (!grown) {
+				res = IRFW_RESULT_USAGE;
+				done = true;
+				break;
+			}
+			*v = grown;
+			(*v)[(*n)++] = optarg;
 			break;
+		}
+		case OPT_PLAN: plan = true; break;
+		case 'n': irfw_runner_set_flag(r, IRFW_FLAG_DRY_RUN, true); break;
+		case OPT_NO_RESUME: irfw_runner_set_flag(r, IRFW_FLAG_NO_RESUME, true); break;
 		case 'o':
 			if (strcmp(optarg, "json") == 0)
-				json = true;
+				irfw_runner_set_flag(r, IRFW_FLAG_JSON, true);
 			else if (strcmp(optarg, "text") != 0) {
 				fprintf(stderr, "irfw: --output takes text or json\n");
-				status = 2;
+				res = IRFW_RESULT_USAGE;
 			}
 			break;
 		case 'v': verbosity++; break;
 		case 'q': verbosity = IRFW_LOG_ERROR; break;
-		case 'V': printf("irfw %s (plugin ABI %d.%d)\n", irfw_version(), IRFW_ABI_MAJOR, IRFW_ABI_MINOR); goto out;
-		case 'h': usage(stdout); goto out;
+		case 'V':
+			printf("irfw %s (plugin ABI %d.%d)\n", irfw_version(), IRFW_ABI_MAJOR, IRFW_ABI_MINOR);
+			done = true;
+			break;
+		case 'h':
+			usage(stdout);
+			done = true;
+			break;
 		case OPT_DESCRIBE: describe = optarg; break;
 		case OPT_MAN: man = true; break;
 		default:
 			fprintf(stderr, "Try 'irfw --help'.\n");
-			status = 2;
-			goto out;
+			res = IRFW_RESULT_USAGE;
+			done = true;
+			break;
 		}
 	}
-	irfw_log_level_set(verbosity > IRFW_LOG_DEBUG ? IRFW_LOG_DEBUG : verbosity);
-	if (!r.evidence_dir_opt && getenv("IRFW_EVIDENCE_DIR") && *getenv("IRFW_EVIDENCE_DIR"))
-		r.evidence_dir_opt = getenv("IRFW_EVIDENCE_DIR");
-	irfw_log_set_color(isatty(STDERR_FILENO) && !getenv("NO_COLOR"));
+	if (done)
+		goto out;
+	irfw_set_log_level(verbosity > IRFW_LOG_DEBUG ? IRFW_LOG_DEBUG : (irfw_log_level)verbosity);
+	irfw_set_log_color(isatty(STDERR_FILENO) && !getenv("NO_COLOR"));
+	const char *env_evidence = getenv("IRFW_EVIDENCE_DIR");
+	if (!have_evidence && env_evidence && *env_evidence)
+		irfw_runner_set(r, IRFW_SET_EVIDENCE_DIR, env_evidence);
 
 	const char *cmd = optind < argc ? argv[optind++] : NULL;
 	if (cmd && strcmp(cmd, "check") != 0 && strcmp(cmd, "plugins") != 0) {
 		fprintf(stderr, "irfw: unknown command '%s' (commands: check, plugins)\nTry 'irfw --help'.\n", cmd);
-		status = 2;
+		res = IRFW_RESULT_USAGE;
 		goto out;
 	}
 	if (optind < argc) {
 		fprintf(stderr, "irfw: unexpected argument '%s'\nTry 'irfw --help'.\n", argv[optind]);
-		status = 2;
+		res = IRFW_RESULT_USAGE;
 		goto out;
 	}
-	if (status)
+	if (res != IRFW_RESULT_OK)
 		goto out;
 	bool plugins_cmd = cmd && strcmp(cmd, "plugins") == 0;
 	bool check_cmd = cmd && strcmp(cmd, "check") == 0;
 	if ((describe || man) && !plugins_cmd) {
 		fprintf(stderr, "irfw: --describe and --man belong to 'irfw plugins'\n");
-		status = 2;
+		res = IRFW_RESULT_USAGE;
 		goto out;
 	}
 
 	/* Instance ids are checked before anything else is done. */
 	for (size_t i = 0; i < n_ids; i++)
-		if (irfw_run_add_target(&r, ids[i]) != 0)
-			status = 2;
+		if (irfw_runner_add_instance(r, ids[i]) != 0)
+			res = IRFW_RESULT_USAGE;
 	for (size_t i = 0; i < n_from; i++)
-		if (add_ids_from_file(&r, from_files[i]) != 0)
-			status = 2;
-	if (status)
+		if (irfw_runner_add_instance_file(r, from_files[i]) != 0)
+			res = IRFW_RESULT_USAGE;
+	if (res != IRFW_RESULT_OK)
 		goto out;
-	if (!plugins_cmd && !check_cmd && r.batch.n == 0) {
+	if (!plugins_cmd && !check_cmd && irfw_runner_instance_count(r) == 0) {
 		fprintf(stderr, "irfw: no instance given: use -i INSTANCE_ID or --from-file FILE\n"
 		                "Try 'irfw --help'.\n");
-		status = 2;
+		res = IRFW_RESULT_USAGE;
 		goto out;
 	}
 
-	static char default_conf[4096], build[4096];
+	char default_conf[4096], build[4096];
 	bool in_build_tree = build_tree(build, sizeof(build));
-	if (!r.conf_path) {
+	bool conf_fallback = false;
+	if (!have_conf) {
 		snprintf(default_conf, sizeof(default_conf), "%s/irfw/irfw.ini", IRFW_SYSCONFDIR);
 		if (file_exists(default_conf)) {
-			r.conf_path = default_conf;
+			irfw_runner_set(r, IRFW_SET_CONF, default_conf);
 		} else if (in_build_tree && source_tree_conf(build)) {
 			/* Run from the source tree: its sample site and its plugins. */
-			r.conf_path = "conf/irfw.ini";
+			irfw_runner_set(r, IRFW_SET_CONF, "conf/irfw.ini");
 			conf_fallback = true;
 		} else if (!plugins_cmd) {
 			fprintf(stderr,
@@ -302,41 +289,32 @@ int main(int argc, char **argv)
 			        "documented sample is conf/irfw.ini of the source)%s\n",
 			        default_conf, in_build_tree ? " and conf/irfw.ini of the source tree" : "",
 			        in_build_tree ? "" : "; an installed irfw never reads conf/irfw.ini from the working folder");
-			status = 2;
+			res = IRFW_RESULT_USAGE;
 			goto out;
 		}
 	}
 	if (conf_fallback && !getenv("IRFW_PLUGIN_PATH")) {
 		/* From the source tree: the plugins of the build tree this binary
 		 * belongs to (in-tree, or an out-of-tree build such as build/). */
-		static char dir[4200];
+		char dir[4200];
 		snprintf(dir, sizeof(dir), "%s/plugins", build);
 		if (file_exists(dir))
 			setenv("IRFW_PLUGIN_PATH", dir, 1);
 	}
 
-	status = irfw_run_load(&r, !plugins_cmd);
-	if (plugins_cmd) {
-		/* A broken configuration should not hide the installed plugins. */
-		if (r.loader.ltdl_up)
-			status = describe ? irfw_plugins_describe(&r, describe, man) : irfw_plugins_list(&r);
-		goto out;
-	}
-	if (status)
-		goto out;
-	if (r.plan) {
-		status = irfw_run_plan(&r, json);
-		goto out;
-	}
-	/* check changes nothing: its steps run dry. */
-	if (check_cmd)
-		r.dry_run = true;
-	status = irfw_run_execute(&r, json, check_cmd);
+	if (plugins_cmd)
+		res = irfw_runner_plugins(r, describe, man);
+	else if ((res = irfw_runner_load(r)) != IRFW_RESULT_OK)
+		; /* the reasons are logged */
+	else if (plan)
+		res = irfw_runner_plan(r);
+	else if (check_cmd)
+		res = irfw_runner_check(r);
+	else
+		res = irfw_runner_execute(r);
 out:
 	free(ids);
 	free(from_files);
-	irfw_strv_free(r.only);
-	irfw_strv_free(r.skip);
-	irfw_run_free(&r);
-	return status;
+	irfw_runner_free(r);
+	return exit_status(res);
 }

@@ -5,7 +5,6 @@
  * that logs a webhook URL by mistake still does not leak it.
  */
 #define _POSIX_C_SOURCE 200809L
-#include "config.h"
 
 #include <pthread.h>
 #include <stdarg.h>
@@ -14,7 +13,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "log.h"
+#include "text.h"
 
 static int log_level = IRFW_LOG_INFO;
 static bool log_color;

@@ -1,0 +1,204 @@
+/*
+ * runner.c - the public API for programs that run irfw (irfw/runner.h):
+ * a thin shell over the run (struct irfw_run) that copies its settings,
+ * checks values that are wrong by themselves, and turns the engine's
+ * outcome into an irfw_result.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "internal.h"
+#include "irfw/runner.h"
+
+struct irfw_runner {
+	struct irfw_run run;
+	bool json, loaded;
+	/* Owned copies of the settings the run points to. */
+	char *values[IRFW_SET_JOBS + 1];
+};
+
+irfw_runner *irfw_runner_new(void)
+{
+	irfw_runner *r = calloc(1, sizeof(*r));
+	if (r)
+		irfw_run_init(&r->run);
+	return r;
+}
+
+void irfw_runner_free(irfw_runner *r)
+{
+	if (!r)
+		return;
+	irfw_strv_free(r->run.only);
+	irfw_strv_free(r->run.skip);
+	irfw_run_free(&r->run);
+	for (size_t i = 0; i < sizeof(r->values) / sizeof(r->values[0]); i++)
+		free(r->values[i]);
+	free(r);
+}
+
+int irfw_runner_set(irfw_runner *r, irfw_setting what, const char *value)
+{
+	if ((unsigned)what > IRFW_SET_JOBS || !value)
+		return -1;
+	if (what == IRFW_SET_JOBS) {
+		long jobs;
+		if (!irfw_parse_long(value, &jobs) || jobs < 1 || jobs > 64) {
+			irfw_logf(IRFW_LOG_ERROR, NULL, "--jobs takes a number from 1 to 64");
+			return -1;
+		}
+		r->run.jobs = jobs;
+		return 0;
+	}
+	if (what == IRFW_SET_ONLY || what == IRFW_SET_SKIP) {
+		char ***list = what == IRFW_SET_ONLY ? &r->run.only : &r->run.skip;
+		irfw_strv_free(*list);
+		irfw_split_list(value, list);
+		return *list ? 0 : -1;
+	}
+	char *copy = strdup(value);
+	if (!copy)
+		return -1;
+	free(r->values[what]);
+	r->values[what] = copy;
+	switch (what) {
+	case IRFW_SET_CONF: r->run.conf_path = copy; break;
+	case IRFW_SET_REGION: r->run.region = copy; break;
+	case IRFW_SET_PROFILE: r->run.profile = copy; break;
+	case IRFW_SET_SGID: r->run.sgid = copy; break;
+	case IRFW_SET_BUCKET: r->run.bucket = copy; break;
+	case IRFW_SET_TOPIC: r->run.topic = copy; break;
+	case IRFW_SET_CASE_ID: r->run.case_id = copy; break;
+	case IRFW_SET_EVIDENCE_DIR: r->run.evidence_dir_opt = copy; break;
+	default: break;
+	}
+	return 0;
+}
+
+void irfw_runner_set_flag(irfw_runner *r, irfw_flag what, bool on)
+{
+	switch (what) {
+	case IRFW_FLAG_DRY_RUN: r->run.dry_run = on; break;
+	case IRFW_FLAG_NO_RESUME: r->run.no_resume = on; break;
+	case IRFW_FLAG_JSON: r->json = on; break;
+	}
+}
+
+int irfw_runner_add_instance(irfw_runner *r, const char *id)
+{
+	return irfw_run_add_target(&r->run, id) == 0 ? 0 : -1;
+}
+
+int irfw_runner_add_instance_file(irfw_runner *r, const char *path)
+{
+	struct stat st;
+	bool in = strcmp(path, "-") == 0;
+	if (!in && stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+		irfw_logf(IRFW_LOG_ERROR, NULL, "--from-file %s: is a folder; give a file of instance ids, one a line",
+		          path);
+		return -1;
+	}
+	FILE *f = in ? stdin : fopen(path, "r");
+	if (!f) {
+		irfw_logf(IRFW_LOG_ERROR, NULL, "--from-file %s: %s", path, strerror(errno));
+		return -1;
+	}
+	char *line = NULL;
+	size_t cap = 0;
+	int rc = 0, lineno = 0;
+	while (getline(&line, &cap, f) >= 0) {
+		lineno++;
+		char *id = irfw_trim(line);
+		if (!*id || *id == '#')
+			continue;
+		if (!irfw_valid_instance_id(id)) {
+			char *e = irfw_escape_text(id);
+			irfw_logf(IRFW_LOG_ERROR, NULL, "%s:%d: '%s' is not an instance id", path, lineno, e ? e : "");
+			free(e);
+			rc = -1;
+			continue;
+		}
+		if (irfw_run_add_target(&r->run, id) != 0)
+			rc = -1;
+	}
+	free(line);
+	if (!in)
+		fclose(f);
+	return rc;
+}
+
+size_t irfw_runner_instance_count(const irfw_runner *r)
+{
+	return r->run.batch.n;
+}
+
+static irfw_result from_status(int status)
+{
+	switch (status) {
+	case IRFW_RUN_OK: return IRFW_RESULT_OK;
+	case IRFW_RUN_STEP_FAILED: return IRFW_RESULT_STEP_FAILED;
+	case IRFW_RUN_NOT_HANDLED: return IRFW_RESULT_NOT_HANDLED;
+	case IRFW_RUN_NOT_CONTAINED: return IRFW_RESULT_NOT_CONTAINED;
+	default: return IRFW_RESULT_USAGE;
+	}
+}
+
+irfw_result irfw_runner_load(irfw_runner *r)
+{
+	irfw_result res = from_status(irfw_run_load(&r->run, true));
+	r->loaded = res == IRFW_RESULT_OK;
+	return res;
+}
+
+irfw_result irfw_runner_plan(irfw_runner *r)
+{
+	if (!r->loaded)
+		return IRFW_RESULT_USAGE;
+	return from_status(irfw_run_plan(&r->run, r->json));
+}
+
+irfw_result irfw_runner_execute(irfw_runner *r)
+{
+	if (!r->loaded)
+		return IRFW_RESULT_USAGE;
+	return from_status(irfw_run_execute(&r->run, r->json, false));
+}
+
+irfw_result irfw_runner_check(irfw_runner *r)
+{
+	if (!r->loaded)
+		return IRFW_RESULT_USAGE;
+	/* check changes nothing: its steps run dry. */
+	r->run.dry_run = true;
+	return from_status(irfw_run_execute(&r->run, r->json, true));
+}
+
+irfw_result irfw_runner_plugins(irfw_runner *r, const char *name, bool man)
+{
+	/* A broken configuration should not hide the installed plugins. */
+	irfw_run_load(&r->run, false);
+	if (!r->run.loader.ltdl_up)
+		return IRFW_RESULT_USAGE;
+	return from_status(name ? irfw_plugins_describe(&r->run, name, man) : irfw_plugins_list(&r->run));
+}
+
+void irfw_set_log_level(irfw_log_level level)
+{
+	irfw_log_set_level(level);
+}
+
+void irfw_set_log_color(bool on)
+{
+	irfw_log_set_color(on);
+}
+
+const char *irfw_version(void)
+{
+	return PACKAGE_VERSION;
+}

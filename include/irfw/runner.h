@@ -1,0 +1,119 @@
+/*
+ * runner.h - running irfw from a program.
+ *
+ * The irfw command is one such program (core/cli/main.c: it parses the
+ * command line, calls these functions and turns their result into its exit
+ * status); a Lambda handler or a SOAR integration can be another.  Plugins
+ * do not use this header: theirs is irfw.h.
+ *
+ * A runner is used from one thread; the run itself uses worker threads of
+ * its own.  Every function that can fail logs why (standard error, tagged,
+ * secrets masked) and returns -1 or an irfw_result other than IRFW_RESULT_OK.
+ * Nothing is changed in AWS before irfw_runner_execute().
+ *
+ * Part of the plugin ABI's versioning (irfw.h): functions are only added,
+ * with a minor bump.
+ */
+#ifndef IRFW_RUNNER_H
+#define IRFW_RUNNER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "irfw/irfw.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** What a run ended with; the most important news wins, in this order:
+ * IRFW_RESULT_USAGE (nothing was done), IRFW_RESULT_NOT_CONTAINED,
+ * IRFW_RESULT_STEP_FAILED, IRFW_RESULT_NOT_HANDLED. */
+typedef enum irfw_result {
+	IRFW_RESULT_OK = 0,            /* every step ok or skipped, every instance contained */
+	IRFW_RESULT_STEP_FAILED = 1,   /* a step failed (for an instance that is contained) */
+	IRFW_RESULT_USAGE = 2,         /* usage, configuration, plugin or credentials error: nothing changed */
+	IRFW_RESULT_NOT_HANDLED = 3,   /* an instance was not found, or is terminated (the others were handled) */
+	IRFW_RESULT_NOT_CONTAINED = 4  /* an instance is not contained, or only partially */
+} irfw_result;
+
+/** Settings taking a value, as the command line's options do. */
+typedef enum irfw_setting {
+	IRFW_SET_CONF = 0,     /* site configuration file (required before load) */
+	IRFW_SET_REGION,       /* AWS region (syntax checked at load) */
+	IRFW_SET_PROFILE,      /* profile of the AWS shared files */
+	IRFW_SET_SGID,         /* quarantine security group (syntax checked at load) */
+	IRFW_SET_BUCKET,       /* evidence bucket (syntax checked at load) */
+	IRFW_SET_TOPIC,        /* SNS topic ARN (syntax checked at load) */
+	IRFW_SET_CASE_ID,      /* case to record into; an existing case is resumed */
+	IRFW_SET_EVIDENCE_DIR, /* where case records are kept */
+	IRFW_SET_ONLY,         /* run only these steps (comma-separated) */
+	IRFW_SET_SKIP,         /* do not run these steps (comma-separated) */
+	IRFW_SET_JOBS          /* instances handled in parallel, 1 to 64 */
+} irfw_setting;
+
+/** Switches. */
+typedef enum irfw_flag {
+	IRFW_FLAG_DRY_RUN = 0, /* EC2 changes with DryRun, other changes not sent */
+	IRFW_FLAG_NO_RESUME,   /* repeat steps an earlier run of the case did */
+	IRFW_FLAG_JSON         /* results as one JSON document on standard output */
+} irfw_flag;
+
+typedef struct irfw_runner irfw_runner;
+
+/** A new runner, or NULL (out of memory). */
+IRFW_EXPORT irfw_runner *irfw_runner_new(void);
+IRFW_EXPORT void irfw_runner_free(irfw_runner *r);
+
+/** Set a value; the string is copied.  -1 for a value that is wrong by
+ * itself (--jobs 0), logged; the syntax of AWS names is checked by
+ * irfw_runner_load(). */
+IRFW_EXPORT int irfw_runner_set(irfw_runner *r, irfw_setting what, const char *value);
+IRFW_EXPORT void irfw_runner_set_flag(irfw_runner *r, irfw_flag what, bool on);
+
+/** Add an instance (the same one twice is handled once); -1 when `id` is
+ * not an instance id (logged). */
+IRFW_EXPORT int irfw_runner_add_instance(irfw_runner *r, const char *id);
+
+/** Add the instance ids of a file, one a line ("-": standard input; blank
+ * lines and lines starting with # ignored); -1 when the file cannot be
+ * read or holds a word that is not an instance id (logged, with file:line;
+ * the good ids are added all the same). */
+IRFW_EXPORT int irfw_runner_add_instance_file(irfw_runner *r, const char *path);
+
+/** Number of instances added. */
+IRFW_EXPORT size_t irfw_runner_instance_count(const irfw_runner *r);
+
+/** Read the configuration, load and check the plugins, initialise the
+ * steps.  IRFW_RESULT_OK or IRFW_RESULT_USAGE. */
+IRFW_EXPORT irfw_result irfw_runner_load(irfw_runner *r);
+
+/** Print each instance's steps; no AWS call.  After load. */
+IRFW_EXPORT irfw_result irfw_runner_plan(irfw_runner *r);
+
+/** Handle the instances.  After load. */
+IRFW_EXPORT irfw_result irfw_runner_execute(irfw_runner *r);
+
+/** The permission preflight of `irfw check`: changes nothing, records no
+ * case.  Without instances, checks the configuration and credentials only.
+ * After load. */
+IRFW_EXPORT irfw_result irfw_runner_check(irfw_runner *r);
+
+/** `irfw plugins`: list the plugins of the search path (and any module
+ * that would be refused), or describe one (`name`; "irfw" for the [irfw]
+ * section), as text or as a man page.  Needs no configuration; uses one
+ * when set. */
+IRFW_EXPORT irfw_result irfw_runner_plugins(irfw_runner *r, const char *name, bool man);
+
+/** Log level of the process (IRFW_LOG_ERROR .. IRFW_LOG_DEBUG), and colour
+ * on standard error. */
+IRFW_EXPORT void irfw_set_log_level(irfw_log_level level);
+IRFW_EXPORT void irfw_set_log_color(bool on);
+
+/** The package version ("0.1.0"). */
+IRFW_EXPORT const char *irfw_version(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* IRFW_RUNNER_H */

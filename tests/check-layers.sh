@@ -1,0 +1,55 @@
+#!/bin/sh
+# check-layers.sh - the promises of the tree's layout, checked by `make check`:
+#  1. libirfw.so exports exactly the functions its installed headers declare
+#     with IRFW_EXPORT (the plugin SDK and the runner API), nothing else;
+#  2. the lower layers include nothing from the layers above them:
+#     core/base/ nothing of core/aws/ or the engine, core/aws/ nothing of
+#     the engine (its include path has no engine folder, and no file may
+#     reach one by a relative path either).
+set -u
+src=${IRFW_TEST_SRCDIR:?}
+build=${IRFW_TEST_BUILDDIR:?}
+fail=0
+
+lib=$build/.libs/libirfw.so
+if [ -f "$lib" ]; then
+	declared=$(cat "$src"/include/irfw/*.h |
+		perl -0ne 'while (/IRFW_EXPORT\s+[^;{(#]*?\b(irfw_\w+)\s*\(/g) { print "$1\n" }' | sort -u)
+	exported=$(nm -D --defined-only "$lib" | awk '$2 ~ /^[TDBRVW]$/ && $3 !~ /^_/ {print $3}' | sort -u)
+	extra=$(printf '%s\n' "$exported" | grep -vxF "$declared")
+	missing=$(printf '%s\n' "$declared" | grep -vxF "$exported")
+	if [ -n "$extra" ]; then
+		echo "FAIL: libirfw.so exports symbols no installed header documents:"; echo "$extra"; fail=1
+	fi
+	if [ -n "$missing" ]; then
+		echo "FAIL: declared with IRFW_EXPORT but not exported:"; echo "$missing"; fail=1
+	fi
+	[ $fail = 0 ] && echo "ok: libirfw.so exports the $(printf '%s\n' "$exported" | wc -l) documented functions"
+else
+	echo "FAIL: $lib not built"; fail=1
+fi
+
+# Engine headers: everything directly in core/ (and core/engine/, core/cli/).
+engine_headers=$(cd "$src/core" && ls *.h 2>/dev/null; cd "$src/core" && ls engine/*.h cli/*.h 2>/dev/null)
+for layer in base aws; do
+	for f in "$src"/core/$layer/*.[ch]; do
+		[ -f "$f" ] || continue
+		incs=$(sed -n 's/^[[:space:]]*#[[:space:]]*include[[:space:]]*"\([^"]*\)".*/\1/p' "$f")
+		for i in $incs; do
+			base=$(basename "$i")
+			case "$i" in
+			../*|*/../*) echo "FAIL: $f includes $i: no relative way out of core/$layer/"; fail=1 ;;
+			esac
+			if [ "$layer" = base ] && [ -f "$src/core/aws/$base" ] && [ ! -f "$src/core/base/$base" ]; then
+				echo "FAIL: $f (base) includes $i of the AWS layer"; fail=1
+			fi
+			for e in $engine_headers; do
+				if [ "$base" = "$(basename "$e")" ] && [ ! -f "$src/core/$layer/$base" ] && [ "$base" != config.h ]; then
+					echo "FAIL: $f ($layer) includes the engine header $i"; fail=1
+				fi
+			done
+		done
+	done
+done
+[ $fail = 0 ] && echo "ok: core/base and core/aws include nothing from the layers above"
+exit $fail
