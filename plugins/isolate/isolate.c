@@ -1193,7 +1193,7 @@ static void swap(irfw_target *t, const cJSON *eni, const char *q, const char *u,
 	         r->id, u);
 	snprintf(r->act, sizeof(r->act),
 	         "ModifyNetworkInterfaceAttribute with the quarantine group %s refused "
-	         "on %s: %s, and putting its original groups back was refused too: %s",
+	         "on %s: %s, and so was putting its groups back: %s",
 	         q, r->id, e1, e2);
 }
 
