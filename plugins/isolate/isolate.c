@@ -1754,6 +1754,19 @@ static irfw_status check(irfw_target *t, void *state)
 	if (ent && ent->note_failed)
 		cause_add(bad, "%s", ent->note);
 	cause_add(ok, "DescribeSecurityGroups");
+	/* The read-back of a real run: without it every run would report
+	 * the instance not contained. */
+	cJSON *rb = cJSON_CreateObject();
+	add_filter(rb, "attachment.instance-id", irfw_target_id(t));
+	if (ec2(t, "DescribeNetworkInterfaces", rb, NULL) != 0) {
+		aws_brief(t, err, sizeof(err));
+		cause_add(bad,
+		          "DescribeNetworkInterfaces (the read-back that verifies containment) refused: %s",
+		          err);
+		call_failed = true;
+	} else {
+		cause_add(ok, "DescribeNetworkInterfaces");
+	}
 	if (!*q)
 		cause_add(ok, "CreateSecurityGroup");
 	if (u && !*u && *q)
@@ -1815,7 +1828,6 @@ static irfw_status check(irfw_target *t, void *state)
 		              "AuthorizeSecurityGroupIngress/Egress)");
 	if (u)
 		cause_add(nc, "DeleteSecurityGroup of the untracking group after the run");
-	cause_add(nc, "the read-back after the change (DescribeNetworkInterfaces)");
 	irfw_note(t, "checked: %s; not checked: %s", irfw_strbuf_str(ok), irfw_strbuf_str(nc));
 	if (irfw_strbuf_len(bad))
 		ret = call_failed ? irfw_fail_aws_first(t, "isolate would fail: %s", irfw_strbuf_str(bad))

@@ -139,16 +139,20 @@ def rules(g):
     return norm(g["IpPermissions"]), norm(g["IpPermissionsEgress"])
 
 
-def console_group(world, vpc, name, tags=None, wide_ingress=True):
+def console_group(world, vpc, name, tags=None, wide_ingress=True, ref=None):
     """A group as the console makes it: AWS's default allow-all egress, no
-    irfw marker; with an HTTPS rule open to the world, and an SSH rule from
-    inside admin_cidrs (which may stay)."""
+    irfw marker; with HTTPS open to the world (IPv4 and IPv6), 8080 from
+    another group `ref`, and an SSH rule from inside admin_cidrs (which may
+    stay)."""
     ec2 = world.client("ec2")
     kw = {"TagSpecifications": [{"ResourceType": "security-group", "Tags": tags}]} if tags else {}
     gid = ec2.create_security_group(GroupName=name, Description="made by hand", VpcId=vpc, **kw)["GroupId"]
     perms = [{"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "10.1.0.0/16"}]}]
     if wide_ingress:
-        perms.append({"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]})
+        perms.append({"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "IpRanges": [{"CidrIp": "0.0.0.0/0"}],
+                      "Ipv6Ranges": [{"CidrIpv6": "::/0"}]})
+    if ref:
+        perms.append({"IpProtocol": "tcp", "FromPort": 8080, "ToPort": 8080, "UserIdGroupPairs": [{"GroupId": ref}]})
     ec2.authorize_security_group_ingress(GroupId=gid, IpPermissions=perms)
     assert group(world, gid)["IpPermissionsEgress"], "moto gave the new group no default egress"
     return gid
@@ -175,7 +179,7 @@ def test_open_site_group_refused_by_default(world, source):
     w = world.vpc_world()
     iid, vpc = w["instances"][0], w["vpc"]
     name = f"irfw-quarantine-{vpc}" if source == "name" else "site-quarantine"
-    gid = console_group(world, vpc, name)
+    gid = console_group(world, vpc, name, ref=w["sg"])
     before = snapshot_groups(world, vpc)
     section = {"admin_cidrs": ADMIN}
     extra = ()
@@ -190,8 +194,8 @@ def test_open_site_group_refused_by_default(world, source):
     assert_untouched(world, w, iid, before)
     assert group_named(world, vpc, f"irfw-untrack-{vpc}") is None
     # The message names the group, the open rules and the ways on.
-    for word in (gid, "egress open", "all traffic to 0.0.0.0/0", "tcp 443 from 0.0.0.0/0",
-                 "existing_group = fix", "-g", iid):
+    for word in (gid, "egress open", "all traffic to 0.0.0.0/0", "tcp 443 from 0.0.0.0/0", "tcp 443 from ::/0",
+                 f"tcp 8080 from group {w['sg']}", "existing_group = fix", "-g", iid):
         assert word in p.stderr, word
     assert "tcp 22 from 10.1.0.0/16" not in p.stderr  # inside admin_cidrs: not open
 
@@ -201,7 +205,7 @@ def test_open_site_group_fixed(world, source):
     w = world.vpc_world()
     iid, vpc = w["instances"][0], w["vpc"]
     name = f"irfw-quarantine-{vpc}" if source == "name" else "site-quarantine"
-    gid = console_group(world, vpc, name)
+    gid = console_group(world, vpc, name, ref=w["sg"])
     section = {"admin_cidrs": ADMIN, "existing_group": "fix"}
     extra = ()
     if source == "sgid":
@@ -223,8 +227,9 @@ def test_open_site_group_fixed(world, source):
     rec = world.manifest("C1", iid)["steps"]["isolate"]["records"]["revoked_rules"]
     assert rec["group_id"] == gid
     assert [r["IpProtocol"] for r in rec["egress"]] == ["-1"]
-    assert [(r["IpProtocol"], r["FromPort"], r["IpRanges"][0]["CidrIp"]) for r in rec["ingress"]] == \
-        [("tcp", 443, "0.0.0.0/0")]
+    assert sorted((r["IpProtocol"], r["FromPort"], next(iter(x.values()))) for r in rec["ingress"]
+                  for k in ("IpRanges", "Ipv6Ranges", "Groups") for x in r.get(k, [])) == \
+        [("tcp", 443, "0.0.0.0/0"), ("tcp", 443, "::/0"), ("tcp", 8080, w["sg"])]
     # Only one quarantine group in the VPC: the site's.
     assert not [x for x in vpc_groups(world, vpc)
                 if x["GroupId"] != gid and x["GroupName"].startswith("irfw-quarantine")]
@@ -251,7 +256,7 @@ def test_open_site_group_used_is_not_contained(world, source):
     c = containment(p, iid)
     assert c["state"] == "not-contained"
     assert f"egress open: {gid} allows all traffic to 0.0.0.0/0" in c["cause"]
-    assert "tcp 443 from 0.0.0.0/0" in c["cause"]
+    assert "tcp 443 from 0.0.0.0/0" in c["cause"] and "tcp 443 from ::/0" in c["cause"]
     assert step(p, iid)["status"] == "failed"
 
 
@@ -576,3 +581,59 @@ def test_untrack_group_removed_after_the_batch(world):
     for i in w["instances"]:
         assert containment(p, i)["state"] == "contained"
         assert "after the untracking group" in step(p, i)["detail"]
+
+
+@pytest.fixture
+def small_disk(world):
+    """A tiny tmpfs for the evidence folder, to fill up on purpose."""
+    import subprocess
+    mnt = world.tmp / "small"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (needs root): the full-disk path is not exercised")
+    yield mnt
+    subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+
+
+def fill(path):
+    with open(path, "wb") as f:
+        try:
+            while True:
+                f.write(b"\0" * 65536)
+                f.flush()
+        except OSError:
+            pass
+
+
+def test_full_evidence_disk_does_not_stop_containment(world, proxy, small_disk):
+    """The case record cannot be written (the evidence folder is full): the
+    instance is contained all the same, and the step ends FAILED after it,
+    saying so and giving the original groups that could not be recorded."""
+    w = world.vpc_world()
+    iid, vpc, web = w["instances"][0], w["vpc"], w["sg"]
+    world.evidence = small_disk / "cases"
+
+    def rule(action, params, forward):
+        # The last call of prepare (opening the new untracking group): the
+        # case is open, nothing is changed on the instance yet.
+        if action == "AuthorizeSecurityGroupIngress" and \
+                name_of(world, params["GroupId"]).startswith("irfw-untrack"):
+            fill(small_disk / "filler")
+        return None
+
+    px = proxy(rule)
+    conf = world.write_conf(["isolate"], {"isolate": {"admin_cidrs": ADMIN}})
+    p = run(world, conf, iid, rc=1, proxy=px)
+    qid = group_named(world, vpc, f"irfw-quarantine-{vpc}")["GroupId"]
+    enis = enis_of(world, iid)
+    for eni in enis:
+        assert own_groups(world, vpc, eni) == {qid}
+    assert containment(p, iid)["state"] == "contained"
+    s = step(p, iid)
+    assert s["status"] == "failed"
+    assert s["detail"].startswith("contained; but the original groups could not be recorded")
+    for eni in enis:
+        assert f"{eni}={web}" in s["detail"]
+    # The tag, set after the change, still keeps them.
+    assert sorted(tags_of(world, iid)[TAG].split(";")) == sorted(f"{e}={web}" for e in enis)
