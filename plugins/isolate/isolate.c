@@ -35,32 +35,32 @@
 static const struct irfw_option opts[] = {
     {.name = "group_id",
      .type = IRFW_OPT_STRING,
-     .help = "Quarantine security group to use instead of finding or creating one. -g/--sgid (or sgid in "
-             "[irfw]) wins over it. It must exist and be in the VPC of every instance of the run, else "
-             "the run stops before any change (exit status 2). It is checked like any existing group "
-             "(see existing_group)."},
+     .help =
+         "Quarantine security group to use instead of finding or creating one. -g/--sgid (or sgid in [irfw]) "
+         "wins over it. It must exist and be in the VPC of every instance of the run, else the run stops "
+         "before any change (exit status 2). It is checked like any existing group (see existing_group)."},
     {.name = "group_name",
      .type = IRFW_OPT_STRING,
      .def = "irfw-quarantine-${vpc_id}",
-     .help = "Name of the per-VPC quarantine group, found by this name (or by the tag "
-             "irfw:quarantine=true) or else created with no egress rule and ingress only from admin_cidrs. "
-             "A group carrying the tag irfw:quarantine=true is irfw's own and is completed to that shape "
-             "whatever state it is in; one without it is checked (see existing_group)."},
+     .help = "Name of the per-VPC quarantine group, found by this name (or by the tag irfw:quarantine=true) "
+             "or else created with no egress rule and ingress only from admin_cidrs. A group carrying the "
+             "tag irfw:quarantine=true is irfw's own and is completed to that shape whatever state it is in; "
+             "one without it is checked (see existing_group)."},
     {.name = "existing_group",
      .type = IRFW_OPT_ENUM,
      .def = "refuse",
      .choices = "refuse|fix|use",
      .help = "What to do with a quarantine group irfw did not make (given with -g or group_id, or found by "
-             "name without the tag irfw:quarantine=true) that has an egress rule or ingress from "
-             "anything admin_cidrs does not cover: refuse (stop the run before any change, exit status 2, "
-             "naming the open rules), fix (record the open rules in the case, then revoke them) or use "
-             "(use it as it is; the instance is reported not contained, exit status 4)."},
+             "name without the tag irfw:quarantine=true) that has an egress rule or ingress from anything "
+             "admin_cidrs does not cover: refuse (stop the run before any change, exit status 2, naming the "
+             "open rules), fix (record the open rules in the case, then revoke them) or use (use it as it "
+             "is; the instance is reported not contained, exit status 4)."},
     {.name = "admin_cidrs",
      .type = IRFW_OPT_LIST,
      .def = NULL,
      .help = "CIDRs (IPv4 or IPv6) allowed in on admin_ports by the quarantine group irfw makes, and the "
-             "only sources an existing group may let in. Default none: the group lets nothing in. Nothing "
-             "is opened to 0.0.0.0/0 unless written here."},
+             "only sources an existing group may let in. Default none: the group lets nothing in. Nothing is "
+             "opened to 0.0.0.0/0 unless written here."},
     {.name = "admin_ports",
      .type = IRFW_OPT_LIST,
      .def = "22",
@@ -68,16 +68,16 @@ static const struct irfw_option opts[] = {
     {.name = "break_tracked",
      .type = IRFW_OPT_BOOL,
      .def = "true",
-     .help = "Break tracked connections first: put the per-VPC all-open untracking group on each "
-             "interface for an instant, then the quarantine group, so established flows are dropped "
-             "instead of surviving the change. The untracking group is deleted once no instance of the "
-             "run needs it any more."},
+     .help =
+         "Break tracked connections first: put the per-VPC all-open untracking group on each interface for "
+         "an instant, then the quarantine group, so established flows are dropped instead of surviving the "
+         "change. The untracking group is deleted once no instance of the run needs it any more."},
     {.name = "untrack_group_name",
      .type = IRFW_OPT_STRING,
      .def = "irfw-untrack-${vpc_id}",
-     .help = "Name of the per-VPC untracking group (all traffic in and out from 0.0.0.0/0 and ::/0), "
-             "found by this name (or the tag irfw:untrack=true) or else created. A group of this name "
-             "without the tag irfw:untrack=true is not irfw's: the run stops before any change."},
+     .help = "Name of the per-VPC untracking group (all traffic in and out from 0.0.0.0/0 and ::/0), found "
+             "by this name (or the tag irfw:untrack=true) or else created. A group of this name without the "
+             "tag irfw:untrack=true is not irfw's: the run stops before any change."},
     {.name = "original_groups_tag",
      .type = IRFW_OPT_STRING,
      .def = "irfw:original-sgs",
@@ -86,9 +86,9 @@ static const struct irfw_option opts[] = {
     {.name = "nacl",
      .type = IRFW_OPT_BOOL,
      .def = "false",
-     .help = "Also associate a deny-all network ACL with the instance's subnet(s). Stateless, it cuts "
-             "what security groups cannot (ICMP, untrackable flows) but it cuts the whole subnet. When it "
-             "is not applied the instance is reported partially contained."},
+     .help = "Also associate a deny-all network ACL with the instance's subnet(s). Stateless, it cuts what "
+             "security groups cannot (ICMP, untrackable flows) but it cuts the whole subnet. When it is not "
+             "applied the instance is reported partially contained."},
     {.name = "nacl_name",
      .type = IRFW_OPT_STRING,
      .def = "irfw-quarantine-${vpc_id}",
@@ -97,9 +97,9 @@ static const struct irfw_option opts[] = {
      .type = IRFW_OPT_ENUM,
      .def = "refuse",
      .choices = "refuse|allow",
-     .help = "When the subnet holds other instances or interfaces: refuse (the ACL is not applied, the "
-             "security groups stay applied, the instance is partially contained) or allow (cut them off "
-             "too)."},
+     .help =
+         "When the subnet holds other instances or interfaces: refuse (the ACL is not applied, the security "
+         "groups stay applied, the instance is partially contained) or allow (cut them off too)."},
     {.name = NULL},
 };
 
@@ -670,11 +670,10 @@ static void complete_quarantine(irfw_target *t, struct make_ctx *c, const cJSON 
 		ctx_note(c, "created the quarantine group %s (%s)", gid,
 		         str_of(g, "groupName") ? str_of(g, "groupName") : "");
 	else if (n_eg + n_in + n_add)
-		ctx_note(
-		    c,
-		    "%s irfw's quarantine group %s: %d egress rule(s) and %d other ingress rule(s) revoked, "
-		    "%d admin rule(s) added",
-		    irfw_target_dry_run(t) ? "would complete" : "completed", gid, n_eg, n_in, n_add);
+		ctx_note(c,
+		         "%s irfw's quarantine group %s: %d egress rule(s) and %d other ingress rule(s) "
+		         "revoked, %d admin rule(s) added",
+		         irfw_target_dry_run(t) ? "would complete" : "completed", gid, n_eg, n_in, n_add);
 	rules_change(t, c, "RevokeSecurityGroupEgress", gid, eg);
 	rules_change(t, c, "RevokeSecurityGroupIngress", gid, in);
 	rules_change(t, c, "AuthorizeSecurityGroupIngress", gid, add);
@@ -747,23 +746,19 @@ static char *settle(irfw_target *t, struct make_ctx *c, const cJSON *g, const ch
 		return strdup(gid);
 	}
 	if (c->untrack) {
-		ctx_fail(
-		    c, false, true,
-		    "a security group named %s (%s) exists in %s but is not irfw's untracking group (it "
-		    "lacks "
-		    "the tag %s=true): irfw does not put a group it does not know on the interfaces of %s. "
-		    "Delete or rename it, set untrack_group_name to a free name, or set break_tracked = "
-		    "false "
-		    "(nothing was changed)",
-		    gname, gid, c->vpc, TAG_UNTRACK, c->who);
+		ctx_fail(c, false, true,
+		         "a security group named %s (%s) exists in %s but is not irfw's untracking group (it "
+		         "lacks the tag %s=true): irfw does not put a group it does not know on the "
+		         "interfaces of %s. Delete or rename it, set untrack_group_name to a free name, or "
+		         "set break_tracked = false (nothing was changed)",
+		         gname, gid, c->vpc, TAG_UNTRACK, c->who);
 		return NULL;
 	}
 	if (has_marker(g, TAG_UNTRACK)) {
-		ctx_fail(
-		    c, false, true,
-		    "%s (%s, %s) is irfw's ALL-OPEN untracking group, not a quarantine group: give another "
-		    "group (nothing was changed)",
-		    gid, gname, how);
+		ctx_fail(c, false, true,
+		         "%s (%s, %s) is irfw's ALL-OPEN untracking group, not a quarantine group: give "
+		         "another group (nothing was changed)",
+		         gid, gname, how);
 		return NULL;
 	}
 	cJSON *eg = cJSON_CreateArray(), *in = cJSON_CreateArray();
@@ -803,16 +798,14 @@ static char *settle(irfw_target *t, struct make_ctx *c, const cJSON *g, const ch
 		         irfw_strbuf_str(txt));
 		id = strdup(gid);
 	} else {
-		ctx_fail(
-		    c, false, true,
-		    "quarantine group %s (%s, %s in %s) for %s is not closed: %s. irfw did not make it (it "
-		    "lacks the tag %s=true) and does not trust it: set existing_group = fix in [%s] to "
-		    "revoke "
-		    "those rules (recorded in the case first), existing_group = use to use it as it is (the "
-		    "instance is then reported not contained), or give a closed group with -g (nothing was "
-		    "changed)",
-		    gid, gname, how, c->vpc, c->who, irfw_strbuf_str(txt), TAG_QUARANTINE,
-		    irfw_step_name(step));
+		ctx_fail(c, false, true,
+		         "quarantine group %s (%s, %s in %s) for %s is not closed: %s. irfw did not make it "
+		         "(it lacks the tag %s=true) and does not trust it: set existing_group = fix in [%s] "
+		         "to revoke those rules (recorded in the case first), existing_group = use to use it "
+		         "as it is (the instance is then reported not contained), or give a closed group "
+		         "with -g (nothing was changed)",
+		         gid, gname, how, c->vpc, c->who, irfw_strbuf_str(txt), TAG_QUARANTINE,
+		         irfw_step_name(step));
 	}
 	cJSON_Delete(eg);
 	cJSON_Delete(in);
@@ -832,12 +825,11 @@ static char *use_given(irfw_target *t, struct make_ctx *c, const char *given)
 		char why[512];
 		aws_long(t, why, sizeof(why));
 		if (missing)
-			ctx_fail(
-			    c, false, true,
-			    "quarantine group %s (from %s) does not exist in account %s, region %s (%s); %s "
-			    "is in %s (nothing was changed)",
-			    given, from, irfw_target_account_id(t), irfw_target_region(t), why, c->who,
-			    c->vpc);
+			ctx_fail(c, false, true,
+			         "quarantine group %s (from %s) does not exist in account %s, region %s "
+			         "(%s); %s is in %s (nothing was changed)",
+			         given, from, irfw_target_account_id(t), irfw_target_region(t), why, c->who,
+			         c->vpc);
 		else
 			ctx_fail(c, true, false, "describing the quarantine group %s (from %s): %s", given,
 			         from, why);
@@ -1148,9 +1140,8 @@ static void swap(irfw_target *t, const cJSON *eni, const char *q, const char *u,
 		         r->id, e1);
 		r->untrack_missed = true;
 		snprintf(r->act, sizeof(r->act),
-		         "ModifyNetworkInterfaceAttribute with the untracking group %s "
-		         "refused on %s: %s",
-		         u, r->id, e1);
+		         "ModifyNetworkInterfaceAttribute with the untracking group %s refused on %s: %s", u,
+		         r->id, e1);
 		u = NULL;
 		if (set_group(t, r->id, q) == 0) {
 			r->swapped = true;
@@ -1158,9 +1149,8 @@ static void swap(irfw_target *t, const cJSON *eni, const char *q, const char *u,
 		}
 		aws_brief(t, e2, sizeof(e2));
 		snprintf(r->act, sizeof(r->act),
-		         "ModifyNetworkInterfaceAttribute refused on %s: %s; original "
-		         "groups kept",
-		         r->id, e2);
+		         "ModifyNetworkInterfaceAttribute refused on %s: %s; original groups kept", r->id,
+		         e2);
 		return;
 	}
 	if (set_group(t, r->id, q) == 0) {
@@ -1170,9 +1160,8 @@ static void swap(irfw_target *t, const cJSON *eni, const char *q, const char *u,
 	aws_brief(t, e1, sizeof(e1));
 	if (!u) {
 		snprintf(r->act, sizeof(r->act),
-		         "ModifyNetworkInterfaceAttribute refused on %s: %s; original "
-		         "groups kept",
-		         r->id, e1);
+		         "ModifyNetworkInterfaceAttribute refused on %s: %s; original groups kept", r->id,
+		         e1);
 		return;
 	}
 	cJSON *before = group_ids(eni);
@@ -1180,8 +1169,8 @@ static void swap(irfw_target *t, const cJSON *eni, const char *q, const char *u,
 	cJSON_Delete(before);
 	if (rc == 0) {
 		snprintf(r->act, sizeof(r->act),
-		         "ModifyNetworkInterfaceAttribute with the quarantine group %s "
-		         "refused on %s: %s; original groups put back",
+		         "ModifyNetworkInterfaceAttribute with the quarantine group %s refused on %s: %s; "
+		         "original groups put back",
 		         q, r->id, e1);
 		return;
 	}
@@ -1192,8 +1181,8 @@ static void swap(irfw_target *t, const cJSON *eni, const char *q, const char *u,
 	irfw_log(t, IRFW_LOG_ERROR, "%s is left with the ALL-OPEN untracking group %s: change it by hand now",
 	         r->id, u);
 	snprintf(r->act, sizeof(r->act),
-	         "ModifyNetworkInterfaceAttribute with the quarantine group %s refused "
-	         "on %s: %s, and so was putting its groups back: %s",
+	         "ModifyNetworkInterfaceAttribute with the quarantine group %s refused on %s: %s, and so was "
+	         "putting its groups back: %s",
 	         q, r->id, e1, e2);
 }
 
@@ -1560,8 +1549,7 @@ static int apply_nacl(irfw_target *t, const char *vpc, const cJSON *enis, char *
 		if (who[0] && !allow_shared) {
 			snprintf(why, len,
 			         "subnet %s also holds %s, which it would cut off too (set "
-			         "nacl_shared_subnet = allow "
-			         "to do it anyway)",
+			         "nacl_shared_subnet = allow to do it anyway)",
 			         s->valuestring, who);
 			goto out;
 		}
@@ -1845,7 +1833,7 @@ out:
 static irfw_status contain(irfw_target *t, struct iso_state *st)
 {
 	irfw_step *step = irfw_target_step(t);
-	const char *iid = irfw_target_id(t), *vpc = irfw_target_vpc_id(t), *why;
+	const char *vpc = irfw_target_vpc_id(t), *why;
 	const cJSON *enis = interfaces_of(t, &why), *e;
 	struct make_ctx c, cu;
 	struct eni_res *res = NULL;
@@ -1967,8 +1955,7 @@ static irfw_status contain(irfw_target *t, struct iso_state *st)
 	if (!groups_recorded)
 		snprintf(rec, sizeof(rec),
 		         "the original groups could not be recorded in the case record (is the evidence "
-		         "folder full "
-		         "or read-only? see the log): they were %s",
+		         "folder full or read-only? see the log): they were %s",
 		         tagv[0] ? tagv : "(none known)");
 	else if (!report_recorded)
 		snprintf(rec, sizeof(rec), "the containment verdict could not be written to the case record");
@@ -1982,7 +1969,6 @@ static irfw_status contain(irfw_target *t, struct iso_state *st)
 	else
 		ret = irfw_fail(t, "%s: %s%s%s", irfw_containment_name(cs), irfw_strbuf_str(cause),
 		                rec[0] ? "; and " : "", rec);
-	(void)iid;
 out:
 	free(res);
 	cJSON_Delete(orig);
@@ -2032,8 +2018,7 @@ static void untrack_release(irfw_target *t, struct iso_state *st)
 	if (irfw_strbuf_len(who)) {
 		irfw_log(t, IRFW_LOG_ERROR,
 		         "the ALL-OPEN untracking group %s of %s is still on %s: it is kept; put those "
-		         "interfaces in "
-		         "the quarantine group by hand, then delete it",
+		         "interfaces in the quarantine group by hand, then delete it",
 		         u, vpc, irfw_strbuf_str(who));
 		irfw_note(t, "the ALL-OPEN untracking group %s is kept: still on %s", u,
 		          irfw_strbuf_str(who));
@@ -2051,11 +2036,10 @@ static void untrack_release(irfw_target *t, struct iso_state *st)
 	}
 	aws_brief(t, err, sizeof(err));
 	if (streq(irfw_aws_error_code(t), "DependencyViolation"))
-		irfw_log(
-		    t, IRFW_LOG_ERROR,
-		    "the ALL-OPEN untracking group %s of %s is still held by an interface (%s): it is kept; "
-		    "find it with the filter group-id=%s and quarantine it by hand",
-		    u, vpc, err, u);
+		irfw_log(t, IRFW_LOG_ERROR,
+		         "the ALL-OPEN untracking group %s of %s is still held by an interface (%s): it is "
+		         "kept; find it with the filter group-id=%s and quarantine it by hand",
+		         u, vpc, err, u);
 	else
 		irfw_log(t, IRFW_LOG_WARN,
 		         "the untracking group %s of %s could not be deleted (%s): delete it later", u, vpc,
@@ -2286,57 +2270,54 @@ static const struct irfw_plugin plugin = {
     .description =
         "Contains the instance. The quarantine group of its VPC becomes the only group of every network "
         "interface, with ModifyNetworkInterfaceAttribute (ModifyInstanceAttribute refuses instances with "
-        "several interfaces). The group is the -g group (or group_id), which must exist in the VPC of "
-        "every instance of the run; else the one named group_name or tagged irfw:quarantine=true; else a "
-        "new one, made with that tag, with no egress rule and ingress only from admin_cidrs on "
-        "admin_ports.\n\n"
+        "several interfaces). The group is the -g group (or group_id), which must exist in the VPC of every "
+        "instance of the run; else the one named group_name or tagged irfw:quarantine=true; else a new one, "
+        "made with that tag, with no egress rule and ingress only from admin_cidrs on admin_ports.\n\n"
         "Each VPC's groups are resolved once per run, in prepare, before any instance is touched. A group "
         "carrying irfw's tag (irfw:quarantine=true, irfw:untrack=true) is irfw's own and is completed "
         "whatever a lost answer or a kill left it in: egress revoked, other ingress revoked, the admin "
-        "ingress added. Any other group is checked: an egress rule, or ingress from a CIDR admin_cidrs "
-        "does not cover, a prefix list or another group, makes it open, and existing_group decides: "
-        "refuse stops the run with exit status 2 naming the open rules, before any change; fix records "
-        "them in the case (records.revoked_rules) and revokes them; use puts it on as it is and the "
-        "instance is reported not contained. A -g group that does not exist or is of another VPC, and a "
-        "group named like the untracking group without its tag, also stop the run with exit status 2.\n\n"
-        "Containment is a verified fact. After the change (and when the instance was already isolated) "
-        "the step reads back every interface attached to the instance (DescribeNetworkInterfaces, and "
-        "where groupSet shows other groups, the group-id filter to confirm which the interface really "
-        "holds) and the quarantine group's rules, and reports contained only when every attached "
-        "interface holds only the quarantine group and the group has no egress and no ingress beyond "
-        "admin_cidrs; partially contained names the interface that is not (or the deny-all network ACL "
-        "the site asked for and did not get); not contained gives the cause, with the AWS error code and "
-        "request id of the change that failed. The step is FAILED whenever the instance is not "
-        "contained.\n\n"
-        "A security group change does not end connections EC2 already tracks. With break_tracked, "
-        "as AWS's incident response guide advises, each interface first gets the VPC's untracking "
-        "group (all traffic in and out from 0.0.0.0/0 and ::/0, which makes flows untracked) and "
-        "right after it the quarantine group, which then drops them. The all-open group is on an "
-        "interface only between two API calls; if the second is refused the interface's groups of just "
-        "before are put back, and if that is refused too the interface is reported LEFT ALL-OPEN (not "
-        "contained), naming it. If the untracking group cannot go on, the quarantine group goes on "
-        "directly and the instance is reported partially contained (tracked flows may survive). The "
-        "untracking group is deleted by the last isolate of its VPC in the run, unless an interface "
-        "still holds it (then it is named, loudly); it stays behind when some instance of the batch did "
-        "not run isolate (an earlier step stopped its pipeline, or the step was done in an earlier run "
-        "of the case), and the next run removes it. This cannot break ICMP flows, nor flows through a "
-        "Network Load Balancer, NAT gateway or Transit Gateway, which stay tracked whatever the rules; "
-        "nacl = true (a deny-all network ACL on the subnet, refused on a shared subnet unless "
-        "nacl_shared_subnet = allow) cuts those too, at the price of the whole subnet.\n\n"
+        "ingress added. Any other group is checked: an egress rule, or ingress from a CIDR admin_cidrs does "
+        "not cover, a prefix list or another group, makes it open, and existing_group decides: refuse stops "
+        "the run with exit status 2 naming the open rules, before any change; fix records them in the case "
+        "(records.revoked_rules) and revokes them; use puts it on as it is and the instance is reported not "
+        "contained. A -g group that does not exist or is of another VPC, and a group named like the "
+        "untracking group without its tag, also stop the run with exit status 2.\n\n"
+        "Containment is a verified fact. After the change (and when the instance was already isolated) the "
+        "step reads back every interface attached to the instance (DescribeNetworkInterfaces, and where "
+        "groupSet shows other groups, the group-id filter to confirm which the interface really holds) and "
+        "the quarantine group's rules, and reports contained only when every attached interface holds only "
+        "the quarantine group and the group has no egress and no ingress beyond admin_cidrs; partially "
+        "contained names the interface that is not (or the deny-all network ACL the site asked for and did "
+        "not get); not contained gives the cause, with the AWS error code and request id of the change that "
+        "failed. The step is FAILED whenever the instance is not contained.\n\n"
+        "A security group change does not end connections EC2 already tracks. With break_tracked, as AWS's "
+        "incident response guide advises, each interface first gets the VPC's untracking group (all traffic "
+        "in and out from 0.0.0.0/0 and ::/0, which makes flows untracked) and right after it the quarantine "
+        "group, which then drops them. The all-open group is on an interface only between two API calls; if "
+        "the second is refused the interface's groups of just before are put back, and if that is refused "
+        "too the interface is reported LEFT ALL-OPEN (not contained), naming it. If the untracking group "
+        "cannot go on, the quarantine group goes on directly and the instance is reported partially "
+        "contained (tracked flows may survive). The untracking group is deleted by the last isolate of its "
+        "VPC in the run, unless an interface still holds it (then it is named, loudly); it stays behind when "
+        "some instance of the batch did not run isolate (an earlier step stopped its pipeline, or the step "
+        "was done in an earlier run of the case), and the next run removes it. This cannot break ICMP flows, "
+        "nor flows through a Network Load Balancer, NAT gateway or Transit Gateway, which stay tracked "
+        "whatever the rules; nacl = true (a deny-all network ACL on the subnet, refused on a shared subnet "
+        "unless nacl_shared_subnet = allow) cuts those too, at the price of the whole subnet.\n\n"
         "Containment goes first and alone. Before the change the original groups of each interface are "
-        "recorded in the case (records.original_groups) and logged; a record that cannot be written "
-        "does not stop the change, and the step then ends FAILED after the containment was done and "
-        "reported. The instance tag original_groups_tag is set after the change, and a refused tag is "
-        "only noted. The subnet's original network ACL association goes to records.original_nacl; later "
-        "steps get the fact quarantine_sg.\n\n"
-        "irfw check (and --dry-run) proves the rights without changing anything: the groups are looked "
-        "up, a missing one is asked for with a DryRun CreateSecurityGroup, and each interface gets a "
-        "DryRun ModifyNetworkInterfaceAttribute (with the quarantine group when it exists, else with its "
-        "current groups), plus a DryRun CreateTags; what cannot be asked without the group existing is "
-        "listed as not checked.\n\n"
-        "It runs after asg and elb, so the instance is out of service before it is cut off (an Auto "
-        "Scaling health check would otherwise replace it), and before protect, capture and snapshot, so "
-        "the evidence is preserved from an instance that can no longer talk.",
+        "recorded in the case (records.original_groups) and logged; a record that cannot be written does not "
+        "stop the change, and the step then ends FAILED after the containment was done and reported. The "
+        "instance tag original_groups_tag is set after the change, and a refused tag is only noted. The "
+        "subnet's original network ACL association goes to records.original_nacl; later steps get the fact "
+        "quarantine_sg.\n\n"
+        "irfw check (and --dry-run) proves the rights without changing anything: the groups are looked up, a "
+        "missing one is asked for with a DryRun CreateSecurityGroup, and each interface gets a DryRun "
+        "ModifyNetworkInterfaceAttribute (with the quarantine group when it exists, else with its current "
+        "groups), plus a DryRun CreateTags; what cannot be asked without the group existing is listed as not "
+        "checked.\n\n"
+        "It runs after asg and elb, so the instance is out of service before it is cut off (an Auto Scaling "
+        "health check would otherwise replace it), and before protect, capture and snapshot, so the evidence "
+        "is preserved from an instance that can no longer talk.",
 };
 
 IRFW_PLUGIN_ENTRY(isolate, plugin)
