@@ -1891,6 +1891,12 @@ static irfw_status contain(irfw_target *t, struct iso_state *st)
 			groups_recorded = false;
 		if (irfw_record(t, "quarantine_sg", cJSON_CreateString(q)) != 0)
 			groups_recorded = false;
+		if (!groups_recorded)
+			irfw_log(
+			    t, IRFW_LOG_ERROR,
+			    "the original groups could not be recorded in the case record (is the evidence "
+			    "folder full or read-only?): %s; containing all the same",
+			    tagv[0] ? tagv : "(none known)");
 		i = 0;
 		cJSON_ArrayForEach(e, enis)
 		{
@@ -1955,7 +1961,7 @@ static irfw_status contain(irfw_target *t, struct iso_state *st)
 	if (!groups_recorded)
 		snprintf(rec, sizeof(rec),
 		         "the original groups could not be recorded in the case record (is the evidence "
-		         "folder full or read-only? see the log): they were %s",
+		         "folder full or read-only?): they were %s",
 		         tagv[0] ? tagv : "(none known)");
 	else if (!report_recorded)
 		snprintf(rec, sizeof(rec), "the containment verdict could not be written to the case record");

@@ -399,6 +399,24 @@ def test_modify_refused_not_contained(world, proxy):
     assert group_named(world, vpc, f"irfw-untrack-{vpc}") is None
 
 
+def test_one_interface_refused_partially_contained(world, proxy):
+    """One interface of two cannot be changed: partially contained, and the
+    cause names that interface (and not the other)."""
+    w = world.vpc_world()
+    iid, vpc, web = w["instances"][0], w["vpc"], w["sg"]
+    good, bad = enis_of(world, iid)
+    px = proxy(lambda a, p, f: unauthorized()
+               if a == "ModifyNetworkInterfaceAttribute" and p.get("NetworkInterfaceId") == bad else None)
+    conf = world.write_conf(["isolate"], {"isolate": {"admin_cidrs": ADMIN}})
+    p = run(world, conf, iid, rc=4, proxy=px)
+    qid = group_named(world, vpc, f"irfw-quarantine-{vpc}")["GroupId"]
+    assert own_groups(world, vpc, good) == {qid}
+    assert own_groups(world, vpc, bad) == {web}
+    c = containment(p, iid)
+    assert c["state"] == "partially-contained"
+    assert f"{bad} still in {web} (web)" in c["cause"] and good not in c["cause"]
+
+
 def name_of(world, gid, cache={}):
     if gid not in cache:
         cache[gid] = group(world, gid)["GroupName"]
