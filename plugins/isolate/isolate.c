@@ -2,18 +2,29 @@
  * isolate.c - contain an instance: a quarantine security group on every
  * network interface, tracked connections broken first, the original groups
  * recorded for release, and optionally a deny-all network ACL on its subnet.
+ *
+ * What it reports is what AWS shows afterwards: the interfaces and the
+ * group's rules are read back and the verdict goes to
+ * irfw_containment_report() on every path.  The per-VPC groups are found,
+ * checked, completed or created in prepare, before any instance is touched,
+ * so that a group that cannot be trusted stops the run with exit status 2
+ * instead of being put on interfaces.
  */
 /* strdup */
 #define _POSIX_C_SOURCE 200809L
 
+#include <arpa/inet.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "irfw/irfw.h"
 
 /* Tags that mark the groups irfw made, so a later run finds them even when
- * the site changed its naming template in between. */
+ * the site changed its naming template in between, and knows them for its
+ * own (to complete) rather than a site's (to check). */
 #define TAG_QUARANTINE "irfw:quarantine"
 #define TAG_UNTRACK    "irfw:untrack"
 /* EC2 tag values hold at most 256 characters. */
@@ -24,19 +35,32 @@
 static const struct irfw_option opts[] = {
     {.name = "group_id",
      .type = IRFW_OPT_STRING,
-     .help = "Quarantine security group to use as it is, instead of finding or creating one. -g/--sgid "
-             "(or sgid in [irfw]) wins over it. It must be in the instance's VPC, else the step fails "
-             "without touching the instance."},
+     .help =
+         "Quarantine security group to use instead of finding or creating one. -g/--sgid (or sgid in [irfw]) "
+         "wins over it. It must exist and be in the VPC of every instance of the run, else the run stops "
+         "before any change (exit status 2). It is checked like any existing group (see existing_group)."},
     {.name = "group_name",
      .type = IRFW_OPT_STRING,
      .def = "irfw-quarantine-${vpc_id}",
-     .help = "Name of the per-VPC quarantine group, found by this name (or by the tag "
-             "irfw:quarantine=true) or else created with no egress rule and ingress only from admin_cidrs."},
+     .help = "Name of the per-VPC quarantine group, found by this name (or by the tag irfw:quarantine=true) "
+             "or else created with no egress rule and ingress only from admin_cidrs. A group carrying the "
+             "tag irfw:quarantine=true is irfw's own and is completed to that shape whatever state it is in; "
+             "one without it is checked (see existing_group)."},
+    {.name = "existing_group",
+     .type = IRFW_OPT_ENUM,
+     .def = "refuse",
+     .choices = "refuse|fix|use",
+     .help = "What to do with a quarantine group irfw did not make (given with -g or group_id, or found by "
+             "name without the tag irfw:quarantine=true) that has an egress rule or ingress from anything "
+             "admin_cidrs does not cover: refuse (stop the run before any change, exit status 2, naming the "
+             "open rules), fix (record the open rules in the case, then revoke them) or use (use it as it "
+             "is; the instance is reported not contained, exit status 4)."},
     {.name = "admin_cidrs",
      .type = IRFW_OPT_LIST,
      .def = NULL,
-     .help = "CIDRs (IPv4 or IPv6) allowed in on admin_ports when irfw creates the quarantine group. "
-             "Default none: the group lets nothing in. Nothing is opened to 0.0.0.0/0 unless written here."},
+     .help = "CIDRs (IPv4 or IPv6) allowed in on admin_ports by the quarantine group irfw makes, and the "
+             "only sources an existing group may let in. Default none: the group lets nothing in. Nothing is "
+             "opened to 0.0.0.0/0 unless written here."},
     {.name = "admin_ports",
      .type = IRFW_OPT_LIST,
      .def = "22",
@@ -44,24 +68,27 @@ static const struct irfw_option opts[] = {
     {.name = "break_tracked",
      .type = IRFW_OPT_BOOL,
      .def = "true",
-     .help = "Break tracked connections first: put the per-VPC all-open untracking group on each "
-             "interface for an instant, then the quarantine group, so established flows are dropped "
-             "instead of surviving the change."},
+     .help =
+         "Break tracked connections first: put the per-VPC all-open untracking group on each interface for "
+         "an instant, then the quarantine group, so established flows are dropped instead of surviving the "
+         "change. The untracking group is deleted once no instance of the run needs it any more."},
     {.name = "untrack_group_name",
      .type = IRFW_OPT_STRING,
      .def = "irfw-untrack-${vpc_id}",
-     .help = "Name of the per-VPC untracking group (all traffic in and out from 0.0.0.0/0 and ::/0), "
-             "found by this name (or the tag irfw:untrack=true) or else created."},
+     .help = "Name of the per-VPC untracking group (all traffic in and out from 0.0.0.0/0 and ::/0), found "
+             "by this name (or the tag irfw:untrack=true) or else created. A group of this name without the "
+             "tag irfw:untrack=true is not irfw's: the run stops before any change."},
     {.name = "original_groups_tag",
      .type = IRFW_OPT_STRING,
      .def = "irfw:original-sgs",
      .help = "Instance tag that keeps the original groups (eni-1=sg-a+sg-b;eni-2=sg-c, cut at 256 "
-             "characters) next to the manifest record. Empty: no tag."},
+             "characters) next to the manifest record, set after the change. Empty: no tag."},
     {.name = "nacl",
      .type = IRFW_OPT_BOOL,
      .def = "false",
-     .help = "Also associate a deny-all network ACL with the instance's subnet(s). Stateless, it cuts "
-             "what security groups cannot (ICMP, untrackable flows) but it cuts the whole subnet."},
+     .help = "Also associate a deny-all network ACL with the instance's subnet(s). Stateless, it cuts what "
+             "security groups cannot (ICMP, untrackable flows) but it cuts the whole subnet. When it is not "
+             "applied the instance is reported partially contained."},
     {.name = "nacl_name",
      .type = IRFW_OPT_STRING,
      .def = "irfw-quarantine-${vpc_id}",
@@ -70,8 +97,9 @@ static const struct irfw_option opts[] = {
      .type = IRFW_OPT_ENUM,
      .def = "refuse",
      .choices = "refuse|allow",
-     .help = "When the subnet holds other instances or interfaces: refuse (fail the step, the security "
-             "groups stay applied) or allow (cut them off too)."},
+     .help =
+         "When the subnet holds other instances or interfaces: refuse (the ACL is not applied, the security "
+         "groups stay applied, the instance is partially contained) or allow (cut them off too)."},
     {.name = NULL},
 };
 
@@ -79,12 +107,31 @@ struct port_range {
 	long from, to;
 };
 
-/* Parsed admin_cidrs and admin_ports; read-only after init. */
+/* A parsed CIDR. */
+struct cidr {
+	int af; /* AF_INET or AF_INET6 */
+	unsigned char addr[16];
+	int len;
+};
+
+/* One VPC of the batch.  Built in prepare; afterwards only `left` changes. */
+struct vpc_ent {
+	char *vpc;
+	atomic_int left;  /* instances of the batch whose isolate has not finished */
+	size_t first;     /* index of its first target in the batch */
+	char *note;       /* what prepare did to its groups, for the run's detail */
+	bool note_failed; /* ...and a change prepare needed was refused */
+};
+
+/* Parsed options, read-only after init; the VPC map, built in prepare. */
 struct iso_state {
 	char **cidrs; /* irfw_step_get_list(): NULL-terminated */
 	size_t n_cidrs;
+	struct cidr *nets; /* cidrs, parsed */
 	struct port_range *ports;
 	size_t n_ports;
+	struct vpc_ent *vpcs;
+	size_t n_vpcs;
 };
 
 /* ------------------------------------------------------------------ */
@@ -93,6 +140,13 @@ struct iso_state {
 static bool streq(const char *a, const char *b)
 {
 	return a && b && strcmp(a, b) == 0;
+}
+
+/* irfw_json_str, with an empty XML element read as absent. */
+static const char *str_of(const cJSON *o, const char *key)
+{
+	const char *s = irfw_json_str(o, key);
+	return s && *s ? s : NULL;
 }
 
 static bool parse_port(const char *s, long *out)
@@ -105,15 +159,102 @@ static bool parse_port(const char *s, long *out)
 	return true;
 }
 
-static void add_filter(cJSON *params, const char *name, const char *value)
+/* A number of a reply (the XML gives strings), or `def`. */
+static long num_of(const cJSON *o, const char *key, long def)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+	if (cJSON_IsNumber(v))
+		return (long)v->valuedouble;
+	if (!cJSON_IsString(v) || !*v->valuestring)
+		return def;
+	char *end;
+	long l = strtol(v->valuestring, &end, 10);
+	return *end ? def : l;
+}
+
+static bool cidr_parse(const char *s, struct cidr *c)
+{
+	char host[64];
+	const char *slash = s ? strchr(s, '/') : NULL;
+	if (!slash || (size_t)(slash - s) >= sizeof(host))
+		return false;
+	memcpy(host, s, (size_t)(slash - s));
+	host[slash - s] = '\0';
+	memset(c, 0, sizeof(*c));
+	c->af = strchr(host, ':') ? AF_INET6 : AF_INET;
+	if (inet_pton(c->af, host, c->addr) != 1)
+		return false;
+	char *end;
+	long n = strtol(slash + 1, &end, 10);
+	if (end == slash + 1 || *end || n < 0 || n > (c->af == AF_INET ? 32 : 128))
+		return false;
+	c->len = (int)n;
+	return true;
+}
+
+/* True when every address of `in` is in `out`. */
+static bool cidr_inside(const struct cidr *in, const struct cidr *out)
+{
+	if (in->af != out->af || in->len < out->len)
+		return false;
+	size_t full = (size_t)out->len / 8;
+	int rest = out->len % 8;
+	if (memcmp(in->addr, out->addr, full) != 0)
+		return false;
+	if (!rest)
+		return true;
+	unsigned char m = (unsigned char)(0xffu << (8 - rest));
+	return (in->addr[full] & m) == (out->addr[full] & m);
+}
+
+static bool cidr_equal(const char *a, const char *b)
+{
+	struct cidr x, y;
+	return cidr_parse(a, &x) && cidr_parse(b, &y) && cidr_inside(&x, &y) && x.len == y.len;
+}
+
+/* True when one of admin_cidrs covers `s`. */
+static bool admin_covers(const struct iso_state *st, const char *s)
+{
+	struct cidr c;
+	if (!cidr_parse(s, &c))
+		return false;
+	for (size_t i = 0; i < st->n_cidrs; i++)
+		if (cidr_inside(&c, &st->nets[i]))
+			return true;
+	return false;
+}
+
+static void add_filter_values(cJSON *params, const char *name, const cJSON *values)
 {
 	cJSON *f = cJSON_GetObjectItemCaseSensitive(params, "Filter");
 	if (!f)
 		f = cJSON_AddArrayToObject(params, "Filter");
 	cJSON *it = cJSON_CreateObject();
 	cJSON_AddStringToObject(it, "Name", name);
-	cJSON_AddItemToArray(cJSON_AddArrayToObject(it, "Value"), cJSON_CreateString(value));
+	cJSON_AddItemToObject(it, "Value", cJSON_Duplicate(values, true));
 	cJSON_AddItemToArray(f, it);
+}
+
+static void add_filter(cJSON *params, const char *name, const char *value)
+{
+	cJSON *v = cJSON_CreateArray();
+	cJSON_AddItemToArray(v, cJSON_CreateString(value));
+	add_filter_values(params, name, v);
+	cJSON_Delete(v);
+}
+
+static bool list_has(const cJSON *list, const char *s)
+{
+	const cJSON *x;
+	cJSON_ArrayForEach(x, list) if (cJSON_IsString(x) && streq(x->valuestring, s)) return true;
+	return false;
+}
+
+static void list_add_unique(cJSON *list, const char *s)
+{
+	if (s && !list_has(list, s))
+		cJSON_AddItemToArray(list, cJSON_CreateString(s));
 }
 
 /* TagSpecification.1 for a resource being created. */
@@ -132,6 +273,18 @@ static void add_tag_spec(cJSON *params, const char *type, const char *name, cons
 	cJSON_AddItemToArray(cJSON_AddArrayToObject(params, "TagSpecification"), spec);
 }
 
+/* True when a described resource carries the tag key=true. */
+static bool has_marker(const cJSON *res, const char *key)
+{
+	const cJSON *tag;
+	cJSON_ArrayForEach(tag, cJSON_GetObjectItemCaseSensitive(res, "tagSet"))
+	{
+		if (streq(irfw_json_str(tag, "key"), key) && streq(irfw_json_str(tag, "value"), "true"))
+			return true;
+	}
+	return false;
+}
+
 /* irfw_aws_call on EC2 that also frees `params`. */
 static int ec2(irfw_target *t, const char *op, cJSON *params, cJSON **res)
 {
@@ -145,117 +298,169 @@ static int ec2(irfw_target *t, const char *op, cJSON *params, cJSON **res)
 	return rc;
 }
 
-/* ------------------------------------------------------------------ */
-/* Finding and creating the per-VPC groups.                            */
-
-/* Why making a memo value failed, for the caller to report. */
-struct make_ctx {
-	const struct iso_state *st;
-	const char *vpc;
-	const char *given; /* -g / group_id, or NULL */
-	bool untrack;      /* making the untracking group, not the quarantine one */
-	char err[768];
-	bool aws; /* err describes the last AWS call's failure */
-};
-
-static void ctx_fail(struct make_ctx *c, bool aws, const char *fmt, ...) IRFW_PRINTF(3, 4);
-static void ctx_fail(struct make_ctx *c, bool aws, const char *fmt, ...)
+/* The last failed call as "Code (request id)": short enough for a cause
+ * (UnauthorizedOperation's message can be kilobytes long). */
+static void aws_brief(irfw_target *t, char *out, size_t n)
 {
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(c->err, sizeof(c->err), fmt, ap);
-	va_end(ap);
-	c->aws = aws;
+	const char *code = irfw_aws_error_code(t), *rid = irfw_aws_request_id(t);
+	snprintf(out, n, "%s (request %s)", code && *code ? code : "Error", rid && *rid ? rid : "-");
 }
 
-/* DescribeSecurityGroups in `vpc` by one extra filter.  Returns the first
- * match's id (to free), NULL with *err = 0 when none, NULL with *err = 1 on
- * an AWS error. */
-static char *sg_lookup(irfw_target *t, const char *vpc, const char *fname, const char *fvalue, int *err)
+/* The last failed call as "Code: message (request id)", for the log. */
+static void aws_long(irfw_target *t, char *out, size_t n)
 {
-	cJSON *p = cJSON_CreateObject(), *res = NULL;
-	add_filter(p, "vpc-id", vpc);
-	add_filter(p, fname, fvalue);
-	*err = 0;
-	if (ec2(t, "DescribeSecurityGroups", p, &res) != 0) {
-		*err = 1;
-		return NULL;
+	const char *code = irfw_aws_error_code(t), *msg = irfw_aws_error_message(t);
+	const char *rid = irfw_aws_request_id(t);
+	snprintf(out, n, "%s%s%s (request %s)", code && *code ? code : "Error", msg && *msg ? ": " : "",
+	         msg ? msg : "", rid && *rid ? rid : "-");
+}
+
+static void memo_key(char *out, size_t n, irfw_target *t, const char *what, const char *vpc)
+{
+	snprintf(out, n, "isolate:%s:%s:%s", irfw_step_name(irfw_target_step(t)), what, vpc);
+}
+
+static struct vpc_ent *vpc_find(struct iso_state *st, const char *vpc)
+{
+	for (size_t i = 0; vpc && i < st->n_vpcs; i++)
+		if (streq(st->vpcs[i].vpc, vpc))
+			return &st->vpcs[i];
+	return NULL;
+}
+
+static void vpcs_free(struct iso_state *st)
+{
+	for (size_t i = 0; i < st->n_vpcs; i++) {
+		free(st->vpcs[i].vpc);
+		free(st->vpcs[i].note);
 	}
-	char *id = NULL;
-	const cJSON *g;
-	cJSON_ArrayForEach(g, cJSON_GetObjectItemCaseSensitive(res, "securityGroupInfo"))
-	{
-		const char *gid = irfw_json_str(g, "groupId");
-		if (gid && streq(irfw_json_str(g, "vpcId"), vpc)) {
-			id = strdup(gid);
-			break;
+	free(st->vpcs);
+	st->vpcs = NULL;
+	st->n_vpcs = 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Security group rules, from the wire shapes of DescribeSecurityGroups. */
+
+/* The sources of a rule: where they are on the wire, and in a request. */
+static const struct {
+	const char *wlist, *wkey, *rlist, *rkey, *label;
+} SRC[] = {
+    {"ipRanges", "cidrIp", "IpRanges", "CidrIp", ""},
+    {"ipv6Ranges", "cidrIpv6", "Ipv6Ranges", "CidrIpv6", ""},
+    {"prefixListIds", "prefixListId", "PrefixListIds", "PrefixListId", "prefix list "},
+    {"groups", "groupId", "Groups", "GroupId", "group "},
+};
+#define N_SRC (sizeof(SRC) / sizeof(SRC[0]))
+
+/* "all traffic", "tcp 22", "tcp 8000-8010", "udp (all ports)", "icmp". */
+static void proto_text(const cJSON *w, char *out, size_t n)
+{
+	const char *p = str_of(w, "ipProtocol");
+	if (!p || streq(p, "-1")) {
+		snprintf(out, n, "all traffic");
+		return;
+	}
+	const char *name = streq(p, "6")    ? "tcp"
+	                   : streq(p, "17") ? "udp"
+	                   : streq(p, "1")  ? "icmp"
+	                   : streq(p, "58") ? "icmpv6"
+	                                    : p;
+	long from = num_of(w, "fromPort", -1), to = num_of(w, "toPort", -1);
+	bool icmp = streq(name, "icmp") || streq(name, "icmpv6");
+	if (icmp)
+		snprintf(out, n, from < 0 ? "%s" : "%s type %ld", name, from);
+	else if (from < 0 || to < 0 || (from == 0 && to == 65535))
+		snprintf(out, n, "%s (all ports)", name);
+	else if (from == to)
+		snprintf(out, n, "%s %ld", name, from);
+	else
+		snprintf(out, n, "%s %ld-%ld", name, from, to);
+}
+
+static void copy_port(cJSON *perm, const cJSON *w, const char *wkey, const char *rkey)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(w, wkey);
+	if (cJSON_IsNumber(v) || (cJSON_IsString(v) && *v->valuestring))
+		cJSON_AddNumberToObject(perm, rkey, (double)num_of(w, wkey, 0));
+}
+
+/* A request-shaped permission for one source of the wire rule `w`: a
+ * revoke must name the rule exactly as AWS holds it. */
+static cJSON *perm_one(const cJSON *w, size_t k, const char *value)
+{
+	cJSON *perm = cJSON_CreateObject();
+	const char *proto = str_of(w, "ipProtocol");
+	cJSON_AddStringToObject(perm, "IpProtocol", proto ? proto : "-1");
+	copy_port(perm, w, "fromPort", "FromPort");
+	copy_port(perm, w, "toPort", "ToPort");
+	cJSON *r = cJSON_CreateObject();
+	cJSON_AddStringToObject(r, SRC[k].rkey, value);
+	cJSON_AddItemToArray(cJSON_AddArrayToObject(perm, SRC[k].rlist), r);
+	return perm;
+}
+
+/*
+ * The rules that make group `g` open: every egress rule, and ingress from
+ * anything admin_cidrs does not cover (a wider CIDR, a prefix list, another
+ * group).  Their texts go to `eg_txt` / `in_txt` ("all traffic to
+ * 0.0.0.0/0", "tcp 443 from 0.0.0.0/0"), and request-shaped permissions to
+ * `eg` / `in` (each may be NULL).  Returns how many there are.
+ */
+static int open_rules(const struct iso_state *st, const cJSON *g, irfw_strbuf *eg_txt, irfw_strbuf *in_txt,
+                      cJSON *eg, cJSON *in)
+{
+	int n = 0;
+	for (int dir = 0; dir < 2; dir++) {
+		const cJSON *w;
+		cJSON_ArrayForEach(
+		    w, cJSON_GetObjectItemCaseSensitive(g, dir ? "ipPermissions" : "ipPermissionsEgress"))
+		{
+			char proto[64];
+			proto_text(w, proto, sizeof(proto));
+			for (size_t k = 0; k < N_SRC; k++) {
+				const cJSON *it;
+				cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(w, SRC[k].wlist))
+				{
+					const char *v = str_of(it, SRC[k].wkey);
+					if (!v || (dir && k < 2 && admin_covers(st, v)))
+						continue;
+					irfw_strbuf *txt = dir ? in_txt : eg_txt;
+					if (txt)
+						irfw_strbuf_printf(txt, "%s%s %s %s%s",
+						                   irfw_strbuf_len(txt) ? ", " : "", proto,
+						                   dir ? "from" : "to", SRC[k].label, v);
+					if (dir ? in != NULL : eg != NULL)
+						cJSON_AddItemToArray(dir ? in : eg, perm_one(w, k, v));
+					n++;
+				}
+			}
 		}
 	}
-	cJSON_Delete(res);
-	return id;
+	return n;
 }
 
-/* One security group by id, or NULL (AWS error). */
-static cJSON *sg_describe(irfw_target *t, const char *gid)
+/* "egress open: sg-1 allows all traffic to 0.0.0.0/0; ingress open: sg-1
+ * allows tcp 443 from 0.0.0.0/0" into `out`, or nothing when closed.
+ * Returns the number of open rules. */
+static int open_text(const struct iso_state *st, const cJSON *g, irfw_strbuf *out)
 {
-	cJSON *p = cJSON_CreateObject(), *res = NULL;
-	cJSON_AddItemToArray(cJSON_AddArrayToObject(p, "GroupId"), cJSON_CreateString(gid));
-	if (ec2(t, "DescribeSecurityGroups", p, &res) != 0)
-		return NULL;
-	const cJSON *info = cJSON_GetObjectItemCaseSensitive(res, "securityGroupInfo");
-	cJSON *g = NULL;
-	if (cJSON_IsArray(info) && cJSON_GetArraySize(info) > 0)
-		g = cJSON_Duplicate(cJSON_GetArrayItem(info, 0), true);
-	cJSON_Delete(res);
-	return g ? g : cJSON_CreateObject();
+	irfw_strbuf *eg = irfw_strbuf_new(), *in = irfw_strbuf_new();
+	int n = open_rules(st, g, eg, in, NULL, NULL);
+	const char *id = irfw_json_str(g, "groupId");
+	if (irfw_strbuf_len(eg))
+		irfw_strbuf_printf(out, "%segress open: %s allows %s", irfw_strbuf_len(out) ? "; " : "", id,
+		                   irfw_strbuf_str(eg));
+	if (irfw_strbuf_len(in))
+		irfw_strbuf_printf(out, "%singress open: %s allows %s", irfw_strbuf_len(out) ? "; " : "", id,
+		                   irfw_strbuf_str(in));
+	irfw_strbuf_free(eg);
+	irfw_strbuf_free(in);
+	return n;
 }
 
-/* Copy the wire items `from[].wkey` into a request list `to[].rkey`. */
-static void copy_ranges(cJSON *perm, const cJSON *w, const char *wlist, const char *wkey, const char *rlist,
-                        const char *rkey)
+static int sg_rules_call(irfw_target *t, const char *op, const char *gid, cJSON *perms)
 {
-	const cJSON *it;
-	cJSON *out = NULL;
-	cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(w, wlist))
-	{
-		const char *v = irfw_json_str(it, wkey);
-		if (!v || !*v)
-			continue;
-		if (!out)
-			out = cJSON_AddArrayToObject(perm, rlist);
-		cJSON *o = cJSON_CreateObject();
-		cJSON_AddStringToObject(o, rkey, v);
-		cJSON_AddItemToArray(out, o);
-	}
-}
-
-/* Revoke every egress rule of a group just created.  AWS gives a new group
- * allow-all egress (IPv4, and IPv6 in a dual-stack VPC); a quarantine group
- * must have none, so whatever it came with is read back and revoked. */
-static int revoke_all_egress(irfw_target *t, const char *gid)
-{
-	cJSON *g = sg_describe(t, gid);
-	if (!g)
-		return -1;
-	cJSON *perms = cJSON_CreateArray();
-	const cJSON *w;
-	cJSON_ArrayForEach(w, cJSON_GetObjectItemCaseSensitive(g, "ipPermissionsEgress"))
-	{
-		cJSON *perm = cJSON_CreateObject();
-		const char *proto = irfw_json_str(w, "ipProtocol");
-		cJSON_AddStringToObject(perm, "IpProtocol", proto ? proto : "-1");
-		const char *from = irfw_json_str(w, "fromPort"), *to = irfw_json_str(w, "toPort");
-		if (from && *from)
-			cJSON_AddStringToObject(perm, "FromPort", from);
-		if (to && *to)
-			cJSON_AddStringToObject(perm, "ToPort", to);
-		copy_ranges(perm, w, "ipRanges", "cidrIp", "IpRanges", "CidrIp");
-		copy_ranges(perm, w, "ipv6Ranges", "cidrIpv6", "Ipv6Ranges", "CidrIpv6");
-		copy_ranges(perm, w, "prefixListIds", "prefixListId", "PrefixListIds", "PrefixListId");
-		copy_ranges(perm, w, "groups", "groupId", "Groups", "GroupId");
-		cJSON_AddItemToArray(perms, perm);
-	}
-	cJSON_Delete(g);
 	if (cJSON_GetArraySize(perms) == 0) {
 		cJSON_Delete(perms);
 		return 0;
@@ -263,203 +468,526 @@ static int revoke_all_egress(irfw_target *t, const char *gid)
 	cJSON *p = cJSON_CreateObject();
 	cJSON_AddStringToObject(p, "GroupId", gid);
 	cJSON_AddItemToObject(p, "IpPermissions", perms);
-	return ec2(t, "RevokeSecurityGroupEgress", p, NULL);
+	return ec2(t, op, p, NULL);
 }
 
-/* Ingress of a new quarantine group: admin_cidrs on admin_ports, nothing
- * else.  One rule per port range, holding every CIDR. */
-static int authorize_admin(irfw_target *t, const struct iso_state *st, const char *gid)
+/* ------------------------------------------------------------------ */
+/* Finding, checking, completing and creating the per-VPC groups.      */
+
+/* What making a memo value found, for the caller to report. */
+struct make_ctx {
+	const struct iso_state *st;
+	irfw_batch *batch; /* in prepare: records go to every instance of the VPC */
+	const char *vpc;
+	const char *who; /* the instance(s) of the VPC, for messages */
+	bool untrack;    /* the untracking group, not the quarantine one */
+	bool validate;   /* look and judge only: change nothing, create nothing */
+	const char *key; /* the option a usage error names: "sgid", "group_id" or NULL */
+	char err[1536];
+	bool aws;   /* err follows a failed AWS call */
+	bool usage; /* the operator's input or the site's groups are wrong */
+	char note[1024];
+	bool note_failed; /* a change the group needed was refused */
+};
+
+static void ctx_fail(struct make_ctx *c, bool aws, bool usage, const char *fmt, ...) IRFW_PRINTF(4, 5);
+static void ctx_fail(struct make_ctx *c, bool aws, bool usage, const char *fmt, ...)
 {
-	if (st->n_cidrs == 0 || st->n_ports == 0)
-		return 0;
-	cJSON *p = cJSON_CreateObject();
-	cJSON_AddStringToObject(p, "GroupId", gid);
-	cJSON *perms = cJSON_AddArrayToObject(p, "IpPermissions");
-	for (size_t i = 0; i < st->n_ports; i++) {
-		cJSON *perm = cJSON_CreateObject();
-		cJSON_AddStringToObject(perm, "IpProtocol", "tcp");
-		cJSON_AddNumberToObject(perm, "FromPort", (double)st->ports[i].from);
-		cJSON_AddNumberToObject(perm, "ToPort", (double)st->ports[i].to);
-		cJSON *v4 = NULL, *v6 = NULL;
-		for (size_t k = 0; k < st->n_cidrs; k++) {
-			bool six = strchr(st->cidrs[k], ':') != NULL;
-			cJSON **list = six ? &v6 : &v4;
-			if (!*list)
-				*list = cJSON_AddArrayToObject(perm, six ? "Ipv6Ranges" : "IpRanges");
-			cJSON *r = cJSON_CreateObject();
-			cJSON_AddStringToObject(r, six ? "CidrIpv6" : "CidrIp", st->cidrs[k]);
-			cJSON_AddStringToObject(r, "Description", "irfw admin access");
-			cJSON_AddItemToArray(*list, r);
-		}
-		cJSON_AddItemToArray(perms, perm);
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(c->err, sizeof(c->err), fmt, ap);
+	va_end(ap);
+	c->aws = aws;
+	c->usage = usage;
+}
+
+static void ctx_note(struct make_ctx *c, const char *fmt, ...) IRFW_PRINTF(2, 3);
+static void ctx_note(struct make_ctx *c, const char *fmt, ...)
+{
+	size_t n = strlen(c->note);
+	if (n + 3 >= sizeof(c->note))
+		return;
+	if (n)
+		n += (size_t)snprintf(c->note + n, sizeof(c->note) - n, "; ");
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(c->note + n, sizeof(c->note) - n, fmt, ap);
+	va_end(ap);
+}
+
+/* The first group of `vpc` matching one more filter, as described (to
+ * cJSON_Delete); NULL with *err = 0 when none, *err = 1 on an AWS error. */
+static cJSON *sg_find(irfw_target *t, const char *vpc, const char *fname, const char *fvalue, int *err)
+{
+	cJSON *p = cJSON_CreateObject(), *res = NULL, *g = NULL;
+	add_filter(p, "vpc-id", vpc);
+	add_filter(p, fname, fvalue);
+	*err = 0;
+	if (ec2(t, "DescribeSecurityGroups", p, &res) != 0) {
+		*err = 1;
+		return NULL;
 	}
-	return ec2(t, "AuthorizeSecurityGroupIngress", p, NULL);
+	const cJSON *it;
+	cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(res, "securityGroupInfo"))
+	{
+		if (str_of(it, "groupId") && streq(irfw_json_str(it, "vpcId"), vpc)) {
+			g = cJSON_Duplicate(it, true);
+			break;
+		}
+	}
+	cJSON_Delete(res);
+	return g;
 }
 
-/* The untracking group: every protocol in and out from anywhere.  When all
- * rules of every group on an interface allow all traffic both ways, EC2
- * stops tracking its flows; the quarantine group put on right after then
- * drops them, where a tracked flow would have outlived the change. */
-static int open_untrack(irfw_target *t, const char *gid)
+/* One group by id (to cJSON_Delete).  NULL on an AWS error, with
+ * *missing set when AWS says there is no such group. */
+static cJSON *sg_get(irfw_target *t, const char *gid, bool *missing)
 {
-	cJSON *p = cJSON_CreateObject();
-	cJSON_AddStringToObject(p, "GroupId", gid);
-	cJSON *perm = cJSON_CreateObject();
-	cJSON_AddStringToObject(perm, "IpProtocol", "-1");
-	cJSON *r = cJSON_CreateObject();
-	cJSON_AddStringToObject(r, "CidrIp", "0.0.0.0/0");
-	cJSON_AddItemToArray(cJSON_AddArrayToObject(perm, "IpRanges"), r);
-	r = cJSON_CreateObject();
-	cJSON_AddStringToObject(r, "CidrIpv6", "::/0");
-	cJSON_AddItemToArray(cJSON_AddArrayToObject(perm, "Ipv6Ranges"), r);
-	cJSON_AddItemToArray(cJSON_AddArrayToObject(p, "IpPermissions"), perm);
-	if (ec2(t, "AuthorizeSecurityGroupIngress", p, NULL) != 0 &&
-	    !streq(irfw_aws_error_code(t), "InvalidPermission.Duplicate"))
-		return -1;
-	/* Egress already allows 0.0.0.0/0; add ::/0 (a dual-stack VPC's new
-	 * group may have it already). */
-	p = cJSON_CreateObject();
-	cJSON_AddStringToObject(p, "GroupId", gid);
-	perm = cJSON_CreateObject();
-	cJSON_AddStringToObject(perm, "IpProtocol", "-1");
-	r = cJSON_CreateObject();
-	cJSON_AddStringToObject(r, "CidrIpv6", "::/0");
-	cJSON_AddItemToArray(cJSON_AddArrayToObject(perm, "Ipv6Ranges"), r);
-	cJSON_AddItemToArray(cJSON_AddArrayToObject(p, "IpPermissions"), perm);
-	if (ec2(t, "AuthorizeSecurityGroupEgress", p, NULL) != 0 &&
-	    !streq(irfw_aws_error_code(t), "InvalidPermission.Duplicate"))
-		return -1;
+	cJSON *p = cJSON_CreateObject(), *res = NULL, *g = NULL;
+	cJSON_AddItemToArray(cJSON_AddArrayToObject(p, "GroupId"), cJSON_CreateString(gid));
+	if (missing)
+		*missing = false;
+	if (ec2(t, "DescribeSecurityGroups", p, &res) != 0) {
+		const char *code = irfw_aws_error_code(t);
+		if (missing)
+			*missing = streq(code, "InvalidGroup.NotFound") ||
+			           streq(code, "InvalidGroupId.Malformed") ||
+			           streq(code, "InvalidGroupId.NotFound");
+		return NULL;
+	}
+	const cJSON *it;
+	cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(res, "securityGroupInfo"))
+	{
+		if (streq(irfw_json_str(it, "groupId"), gid)) {
+			g = cJSON_Duplicate(it, true);
+			break;
+		}
+	}
+	cJSON_Delete(res);
+	if (!g && missing)
+		*missing = true;
+	return g;
+}
+
+/* Record `v` in the case of every instance of the VPC (in prepare), or
+ * of `t` alone.  False when a record could not be written. */
+static bool record_for_vpc(irfw_target *t, const struct make_ctx *c, const char *key, const cJSON *v)
+{
+	bool ok = true, any = false;
+	for (size_t i = 0, n = c->batch ? irfw_batch_count(c->batch) : 0; i < n; i++) {
+		irfw_target *x = irfw_batch_target(c->batch, i);
+		if (!irfw_target_instance(x) || !streq(irfw_target_vpc_id(x), c->vpc))
+			continue;
+		any = true;
+		if (irfw_record(x, key, cJSON_Duplicate(v, true)) != 0)
+			ok = false;
+	}
+	if (!any && irfw_record(t, key, cJSON_Duplicate(v, true)) != 0)
+		ok = false;
+	return ok;
+}
+
+/* Revoke or authorize `perms` (freed); on a refusal, say so in the note.
+ * A duplicate authorization is what was wanted. */
+static void rules_change(irfw_target *t, struct make_ctx *c, const char *op, const char *gid, cJSON *perms)
+{
+	if (sg_rules_call(t, op, gid, perms) == 0 ||
+	    streq(irfw_aws_error_code(t), "InvalidPermission.Duplicate"))
+		return;
+	char why[512];
+	aws_long(t, why, sizeof(why));
+	irfw_log(t, IRFW_LOG_ERROR, "%s on %s refused: %s", op, gid, why);
+	aws_brief(t, why, sizeof(why));
+	ctx_note(c, "%s on %s refused: %s", op, gid, why);
+	c->note_failed = true;
+}
+
+/*
+ * Make irfw's own quarantine group what it must be, whatever state a lost
+ * answer or a kill left it in: no egress rule, ingress exactly admin_cidrs
+ * on admin_ports.  Egress goes first: it is what lets the instance talk.
+ * A refusal is noted, and the group still used: the read-back after the
+ * change reports what it lets through.
+ */
+static void complete_quarantine(irfw_target *t, struct make_ctx *c, const cJSON *g, bool fresh)
+{
+	const struct iso_state *st = c->st;
+	const char *gid = irfw_json_str(g, "groupId");
+	cJSON *eg = cJSON_CreateArray(), *in = cJSON_CreateArray(), *add = cJSON_CreateArray();
+	size_t n_want = st->n_ports * st->n_cidrs;
+	bool *have = calloc(n_want ? n_want : 1, sizeof(*have));
+	const cJSON *w, *it;
+	cJSON_ArrayForEach(w, cJSON_GetObjectItemCaseSensitive(g, "ipPermissionsEgress"))
+	{
+		for (size_t k = 0; k < N_SRC; k++)
+			cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(w, SRC[k].wlist))
+			{
+				const char *v = str_of(it, SRC[k].wkey);
+				if (v)
+					cJSON_AddItemToArray(eg, perm_one(w, k, v));
+			}
+	}
+	cJSON_ArrayForEach(w, cJSON_GetObjectItemCaseSensitive(g, "ipPermissions"))
+	{
+		const char *proto = str_of(w, "ipProtocol");
+		bool tcp = streq(proto, "tcp") || streq(proto, "6");
+		long from = num_of(w, "fromPort", -2), to = num_of(w, "toPort", -2);
+		for (size_t k = 0; k < N_SRC; k++)
+			cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(w, SRC[k].wlist))
+			{
+				const char *v = str_of(it, SRC[k].wkey);
+				bool wanted = false;
+				for (size_t i = 0; v && tcp && k < 2 && have && i < st->n_ports; i++)
+					for (size_t j = 0; j < st->n_cidrs; j++)
+						if (st->ports[i].from == from && st->ports[i].to == to &&
+						    cidr_equal(v, st->cidrs[j])) {
+							have[i * st->n_cidrs + j] = true;
+							wanted = true;
+						}
+				if (v && !wanted)
+					cJSON_AddItemToArray(in, perm_one(w, k, v));
+			}
+	}
+	for (size_t i = 0; have && i < st->n_ports; i++)
+		for (size_t j = 0; j < st->n_cidrs; j++) {
+			if (have[i * st->n_cidrs + j])
+				continue;
+			bool six = st->nets[j].af == AF_INET6;
+			cJSON *perm = cJSON_CreateObject();
+			cJSON_AddStringToObject(perm, "IpProtocol", "tcp");
+			cJSON_AddNumberToObject(perm, "FromPort", (double)st->ports[i].from);
+			cJSON_AddNumberToObject(perm, "ToPort", (double)st->ports[i].to);
+			cJSON *r = cJSON_CreateObject();
+			cJSON_AddStringToObject(r, six ? "CidrIpv6" : "CidrIp", st->cidrs[j]);
+			cJSON_AddStringToObject(r, "Description", "irfw admin access");
+			cJSON_AddItemToArray(cJSON_AddArrayToObject(perm, six ? "Ipv6Ranges" : "IpRanges"),
+			                     r);
+			cJSON_AddItemToArray(add, perm);
+		}
+	free(have);
+	int n_eg = cJSON_GetArraySize(eg), n_in = cJSON_GetArraySize(in), n_add = cJSON_GetArraySize(add);
+	if (fresh)
+		ctx_note(c, "created the quarantine group %s (%s)", gid,
+		         str_of(g, "groupName") ? str_of(g, "groupName") : "");
+	else if (n_eg + n_in + n_add)
+		ctx_note(c,
+		         "%s irfw's quarantine group %s: %d egress rule(s) and %d other ingress rule(s) "
+		         "revoked, %d admin rule(s) added",
+		         irfw_target_dry_run(t) ? "would complete" : "completed", gid, n_eg, n_in, n_add);
+	rules_change(t, c, "RevokeSecurityGroupEgress", gid, eg);
+	rules_change(t, c, "RevokeSecurityGroupIngress", gid, in);
+	rules_change(t, c, "AuthorizeSecurityGroupIngress", gid, add);
+}
+
+/* irfw's untracking group: all traffic in and out from 0.0.0.0/0 and
+ * ::/0, or it does not untrack.  When all rules of every group on an
+ * interface allow all traffic both ways, EC2 stops tracking its flows; the
+ * quarantine group put on right after then drops them, where a tracked
+ * flow would have outlived the change.  0 or -1 (c->err set). */
+static int complete_untrack(irfw_target *t, struct make_ctx *c, const cJSON *g)
+{
+	const char *gid = irfw_json_str(g, "groupId");
+	static const char *const any[2] = {"0.0.0.0/0", "::/0"};
+	for (int dir = 0; dir < 2; dir++) {
+		bool have[2] = {false, false};
+		const cJSON *w, *it;
+		cJSON_ArrayForEach(
+		    w, cJSON_GetObjectItemCaseSensitive(g, dir ? "ipPermissions" : "ipPermissionsEgress"))
+		{
+			if (!streq(str_of(w, "ipProtocol"), "-1"))
+				continue;
+			for (size_t k = 0; k < 2; k++)
+				cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(w, SRC[k].wlist))
+				    have[k] = have[k] || streq(str_of(it, SRC[k].wkey), any[k]);
+		}
+		if (have[0] && have[1])
+			continue;
+		cJSON *perm = cJSON_CreateObject();
+		cJSON_AddStringToObject(perm, "IpProtocol", "-1");
+		for (size_t k = 0; k < 2; k++) {
+			if (have[k])
+				continue;
+			cJSON *r = cJSON_CreateObject();
+			cJSON_AddStringToObject(r, SRC[k].rkey, any[k]);
+			cJSON_AddItemToArray(cJSON_AddArrayToObject(perm, SRC[k].rlist), r);
+		}
+		cJSON *perms = cJSON_CreateArray();
+		cJSON_AddItemToArray(perms, perm);
+		const char *op = dir ? "AuthorizeSecurityGroupIngress" : "AuthorizeSecurityGroupEgress";
+		if (sg_rules_call(t, op, gid, perms) != 0 &&
+		    !streq(irfw_aws_error_code(t), "InvalidPermission.Duplicate")) {
+			char why[512];
+			aws_long(t, why, sizeof(why));
+			ctx_fail(c, true, false, "opening the untracking group %s (%s): %s", gid, op, why);
+			return -1;
+		}
+	}
 	return 0;
 }
 
-/* Use the group the operator named: it must be in the instance's VPC. */
-static char *use_given(irfw_target *t, struct make_ctx *c)
+/* Use group `g` (found, given or just created) if it may be used: irfw's
+ * own is completed; a site's is checked against existing_group.  Returns
+ * its id (to free) or NULL with c->err set. */
+static char *settle(irfw_target *t, struct make_ctx *c, const cJSON *g, const char *how)
 {
-	cJSON *g = sg_describe(t, c->given);
+	irfw_step *step = irfw_target_step(t);
+	const char *gid = irfw_json_str(g, "groupId"), *gname = irfw_json_str(g, "groupName");
+	const char *what = c->untrack ? "untracking" : "quarantine";
+	if (!gname)
+		gname = "";
+	if (has_marker(g, c->untrack ? TAG_UNTRACK : TAG_QUARANTINE)) {
+		if (c->validate)
+			return strdup(gid);
+		if (c->untrack && complete_untrack(t, c, g) != 0)
+			return NULL;
+		if (!c->untrack)
+			complete_quarantine(t, c, g, streq(how, "created"));
+		irfw_log(t, IRFW_LOG_INFO, "%s group of %s: %s (%s; irfw's own)", what, c->vpc, gid, how);
+		return strdup(gid);
+	}
+	if (c->untrack) {
+		ctx_fail(c, false, true,
+		         "a security group named %s (%s) exists in %s but is not irfw's untracking group (it "
+		         "lacks the tag %s=true): irfw does not put a group it does not know on the "
+		         "interfaces of %s. Delete or rename it, set untrack_group_name to a free name, or "
+		         "set break_tracked = false (nothing was changed)",
+		         gname, gid, c->vpc, TAG_UNTRACK, c->who);
+		return NULL;
+	}
+	if (has_marker(g, TAG_UNTRACK)) {
+		ctx_fail(c, false, true,
+		         "%s (%s, %s) is irfw's ALL-OPEN untracking group, not a quarantine group: give "
+		         "another group (nothing was changed)",
+		         gid, gname, how);
+		return NULL;
+	}
+	cJSON *eg = cJSON_CreateArray(), *in = cJSON_CreateArray();
+	irfw_strbuf *txt = irfw_strbuf_new();
+	int n = open_rules(c->st, g, NULL, NULL, eg, in);
+	open_text(c->st, g, txt);
+	char *id = NULL;
+	const char *policy = irfw_step_get(step, "existing_group");
+	if (n == 0 || (c->validate && !streq(policy, "refuse"))) {
+		if (!c->validate)
+			irfw_log(t, IRFW_LOG_INFO, "quarantine group of %s: %s (%s, %s; closed)", c->vpc, gid,
+			         gname, how);
+		id = strdup(gid);
+	} else if (streq(policy, "fix")) {
+		/* Recorded first, so that release can give the site its rules back. */
+		cJSON *rec = cJSON_CreateObject();
+		cJSON_AddStringToObject(rec, "group_id", gid);
+		cJSON_AddItemToObject(rec, "egress", cJSON_Duplicate(eg, true));
+		cJSON_AddItemToObject(rec, "ingress", cJSON_Duplicate(in, true));
+		if (!record_for_vpc(t, c, "revoked_rules", rec))
+			irfw_log(
+			    t, IRFW_LOG_ERROR,
+			    "the rules about to be revoked from %s could not be recorded in the case: %s",
+			    gid, irfw_strbuf_str(txt));
+		cJSON_Delete(rec);
+		ctx_note(c, "%s the open rules of %s (%s, %s; existing_group = fix): %s",
+		         irfw_target_dry_run(t) ? "would revoke" : "revoked", gid, gname, how,
+		         irfw_strbuf_str(txt));
+		rules_change(t, c, "RevokeSecurityGroupEgress", gid, eg);
+		rules_change(t, c, "RevokeSecurityGroupIngress", gid, in);
+		eg = in = NULL;
+		id = strdup(gid);
+	} else if (streq(policy, "use")) {
+		irfw_log(t, IRFW_LOG_WARN, "quarantine group %s used as it is (existing_group = use): %s",
+		         gid, irfw_strbuf_str(txt));
+		ctx_note(c, "%s (%s, %s) used as it is (existing_group = use) although %s", gid, gname, how,
+		         irfw_strbuf_str(txt));
+		id = strdup(gid);
+	} else {
+		ctx_fail(c, false, true,
+		         "quarantine group %s (%s, %s in %s) for %s is not closed: %s. irfw did not make it "
+		         "(it lacks the tag %s=true) and does not trust it: set existing_group = fix in [%s] "
+		         "to revoke those rules (recorded in the case first), existing_group = use to use it "
+		         "as it is (the instance is then reported not contained), or give a closed group "
+		         "with -g (nothing was changed)",
+		         gid, gname, how, c->vpc, c->who, irfw_strbuf_str(txt), TAG_QUARANTINE,
+		         irfw_step_name(step));
+	}
+	cJSON_Delete(eg);
+	cJSON_Delete(in);
+	irfw_strbuf_free(txt);
+	return id;
+}
+
+/* The group the operator named (-g/--sgid or group_id): it must exist in
+ * the instance's VPC, and is then checked like any other. */
+static char *use_given(irfw_target *t, struct make_ctx *c, const char *given)
+{
+	const char *from = streq(c->key, "sgid") ? "-g/--sgid" : "group_id";
+	bool missing = false;
+	cJSON *g = sg_get(t, given, &missing);
+	char *id = NULL;
 	if (!g) {
-		ctx_fail(c, true, "quarantine group %s (from -g/--sgid or group_id) could not be described",
-		         c->given);
+		char why[512];
+		aws_long(t, why, sizeof(why));
+		if (missing)
+			ctx_fail(c, false, true,
+			         "quarantine group %s (from %s) does not exist in account %s, region %s "
+			         "(%s); %s is in %s (nothing was changed)",
+			         given, from, irfw_target_account_id(t), irfw_target_region(t), why, c->who,
+			         c->vpc);
+		else
+			ctx_fail(c, true, false, "describing the quarantine group %s (from %s): %s", given,
+			         from, why);
 		return NULL;
 	}
 	const char *gvpc = irfw_json_str(g, "vpcId");
-	char *id = NULL;
-	if (!streq(gvpc, c->vpc))
+	if (!streq(gvpc, c->vpc)) {
 		ctx_fail(
-		    c, false,
-		    "quarantine group %s is in VPC %s, but instance %s is in VPC %s: a security group only "
+		    c, false, true,
+		    "quarantine group %s (from %s) is in VPC %s, but %s is in VPC %s: a security group only "
 		    "applies to interfaces of its own VPC; give a group of %s (nothing was changed)",
-		    c->given, gvpc && *gvpc ? gvpc : "(none)", irfw_target_id(t), c->vpc, c->vpc);
-	else
-		id = strdup(c->given);
+		    given, from, gvpc && *gvpc ? gvpc : "(none)", c->who, c->vpc, c->vpc);
+	} else {
+		char how[64];
+		snprintf(how, sizeof(how), "given with %s", from);
+		id = settle(t, c, g, how);
+	}
 	cJSON_Delete(g);
 	return id;
 }
 
-/* irfw_memo maker for "isolate:sg:<vpc>" and "isolate:untrack:<vpc>":
- * the group's id, WOULD_CREATE in a dry run when it does not exist yet, or
+/* irfw_memo maker for the quarantine and untracking groups of a VPC: the
+ * group's id, WOULD_CREATE in a dry run when it does not exist yet, or
  * NULL with c->err set. */
 static char *make_group(irfw_target *t, void *arg)
 {
 	struct make_ctx *c = arg;
-	if (c->given)
-		return use_given(t, c);
+	irfw_step *step = irfw_target_step(t);
 	const char *what = c->untrack ? "untracking" : "quarantine";
 	const char *marker = c->untrack ? TAG_UNTRACK : TAG_QUARANTINE;
-	char *name = irfw_step_expand(t, c->untrack ? "untrack_group_name" : "group_name");
-	char *id = NULL;
-	int err;
+	char *name = NULL, *id = NULL;
+	cJSON *g = NULL, *res = NULL;
+	int err = 0;
+	char tagf[64], why[768];
+	snprintf(tagf, sizeof(tagf), "tag:%s", marker);
+	if (!c->untrack) {
+		const char *given = irfw_global_get(step, "sgid");
+		c->key = "sgid";
+		if (!given || !*given) {
+			given = irfw_step_get(step, "group_id");
+			c->key = "group_id";
+		}
+		if (given && *given)
+			return use_given(t, c, given);
+		c->key = NULL;
+	}
+	name = irfw_step_expand(t, c->untrack ? "untrack_group_name" : "group_name");
 	if (!name || !*name) {
-		ctx_fail(c, false, "%s group name template does not expand", what);
+		ctx_fail(c, false, true, "the %s group name template does not expand", what);
 		goto out;
 	}
-	id = sg_lookup(t, c->vpc, "group-name", name, &err);
-	if (!id && !err) {
-		char tagf[64];
-		snprintf(tagf, sizeof(tagf), "tag:%s", marker);
-		id = sg_lookup(t, c->vpc, tagf, "true", &err);
+	const char *how = "found by name";
+	g = sg_find(t, c->vpc, "group-name", name, &err);
+	if (!err && (!g || (c->untrack && !has_marker(g, marker)))) {
+		/* By the marker: a group irfw made under another naming rule
+		 * (and, for the untracking group, rather than a stranger that
+		 * happens to hold the name). */
+		cJSON *m = sg_find(t, c->vpc, tagf, "true", &err);
+		if (m) {
+			cJSON_Delete(g);
+			g = m;
+			how = "found by the tag " TAG_QUARANTINE "=true";
+			if (c->untrack)
+				how = "found by the tag " TAG_UNTRACK "=true";
+		}
+		err = g ? 0 : err;
 	}
 	if (err) {
-		ctx_fail(c, true, "looking up the %s group %s in %s", what, name, c->vpc);
+		aws_long(t, why, sizeof(why));
+		ctx_fail(c, true, false, "looking up the %s group %s in %s: %s", what, name, c->vpc, why);
 		goto out;
 	}
-	if (id) {
-		irfw_log(t, IRFW_LOG_INFO, "%s group of %s: %s (existing)", what, c->vpc, id);
+	if (g || c->validate) {
+		id = g ? settle(t, c, g, how) : strdup(WOULD_CREATE);
 		goto out;
 	}
 
-	cJSON *p = cJSON_CreateObject(), *res = NULL;
+	cJSON *p = cJSON_CreateObject();
 	cJSON_AddStringToObject(p, "GroupName", name);
 	cJSON_AddStringToObject(p, "GroupDescription",
 	                        c->untrack
 	                            ? "irfw: all-open for an instant, to untrack flows before quarantine"
 	                            : "irfw: quarantine, no egress, admin ingress only");
 	cJSON_AddStringToObject(p, "VpcId", c->vpc);
+	/* The marker goes on in the same call, so that a group whose answer
+	 * was lost, or whose run was killed before its rules were set, is
+	 * known for irfw's and completed by the next look-up. */
 	add_tag_spec(p, "security-group", name, marker);
-	if (ec2(t, "CreateSecurityGroup", p, &res) != 0) {
-		if (streq(irfw_aws_error_code(t), "InvalidGroup.Duplicate")) {
-			/* Another irfw run made it between our look-up and now. */
-			id = sg_lookup(t, c->vpc, "group-name", name, &err);
-			if (!id)
-				ctx_fail(c, err != 0, "%s group %s exists in %s but cannot be found", what,
-				         name, c->vpc);
+	int rc = ec2(t, "CreateSecurityGroup", p, &res);
+	if (rc == 0 && !res) {
+		id = strdup(WOULD_CREATE); /* dry run: AWS said it would */
+		goto out;
+	}
+	const char *gid = rc == 0 ? str_of(res, "groupId") : NULL;
+	if (!gid) {
+		if (rc != 0)
+			aws_long(t, why, sizeof(why));
+		else
+			snprintf(why, sizeof(why), "the answer holds no groupId");
+		/* The group may exist all the same: made by a call whose answer
+		 * was lost (the retry then answers InvalidGroup.Duplicate), or
+		 * by another run in between.  Look again before giving up. */
+		g = sg_find(t, c->vpc, "group-name", name, &err);
+		if (g) {
+			irfw_log(t, IRFW_LOG_INFO,
+			         "CreateSecurityGroup for %s failed (%s), but the group exists", name, why);
+			id = settle(t, c, g, "found after CreateSecurityGroup failed");
 		} else {
-			ctx_fail(c, true, "creating the %s group %s in %s", what, name, c->vpc);
+			ctx_fail(c, rc != 0, false, "creating the %s group %s in %s: %s", what, name, c->vpc,
+			         why);
 		}
 		goto out;
 	}
-	if (!res) { /* dry run */
-		id = strdup(WOULD_CREATE);
+	g = sg_get(t, gid, NULL);
+	if (!g) {
+		/* Not visible yet (AWS is eventually consistent): what a new
+		 * group holds is known, allow-all IPv4 egress. */
+		g = cJSON_Parse("{\"ipPermissionsEgress\":[{\"ipProtocol\":\"-1\",\"ipRanges\":[{\"cidrIp\":"
+		                "\"0.0.0.0/0\"}]}],\"ipPermissions\":[],\"tagSet\":[]}");
+		if (g) {
+			cJSON_AddStringToObject(g, "groupId", gid);
+			cJSON *tag = cJSON_CreateObject();
+			cJSON_AddStringToObject(tag, "key", marker);
+			cJSON_AddStringToObject(tag, "value", "true");
+			cJSON_AddItemToArray(cJSON_GetObjectItemCaseSensitive(g, "tagSet"), tag);
+		}
+	}
+	if (!g) {
+		ctx_fail(c, false, false, "out of memory");
 		goto out;
 	}
-	const char *gid = irfw_json_str(res, "groupId");
-	id = gid ? strdup(gid) : NULL;
-	cJSON_Delete(res);
-	if (!id) {
-		ctx_fail(c, false, "CreateSecurityGroup for %s answered without a groupId", name);
-		goto out;
-	}
-	int rc = c->untrack ? open_untrack(t, id) : revoke_all_egress(t, id);
-	if (rc == 0 && !c->untrack)
-		rc = authorize_admin(t, c->st, id);
-	if (rc != 0) {
-		/* A half-made group would be found by name next time and trusted:
-		 * delete it rather than leave it behind. */
-		ctx_fail(c, true, "setting the rules of the new %s group %s (%s)", what, id, name);
-		cJSON *d = cJSON_CreateObject();
-		cJSON_AddStringToObject(d, "GroupId", id);
-		char saved[sizeof(c->err)];
-		memcpy(saved, c->err, sizeof(saved));
-		if (ec2(t, "DeleteSecurityGroup", d, NULL) != 0)
-			irfw_log(t, IRFW_LOG_ERROR,
-			         "could not delete the half-made %s group %s: delete it by hand", what, id);
-		memcpy(c->err, saved, sizeof(saved));
-		free(id);
-		id = NULL;
-		goto out;
-	}
-	irfw_log(t, IRFW_LOG_INFO, "%s group of %s: %s (created)", what, c->vpc, id);
+	id = settle(t, c, g, "created");
 out:
+	cJSON_Delete(res);
+	cJSON_Delete(g);
 	free(name);
 	return id;
 }
 
-/* The memoized group of this VPC, or NULL after recording the failure. */
-static const char *vpc_group(irfw_target *t, const struct iso_state *st, const char *vpc, const char *given,
-                             bool untrack, irfw_status *fail)
+/* A memo maker that makes nothing: irfw_memo() with it reads a value
+ * without causing one. */
+static char *make_none(irfw_target *t, void *arg)
 {
-	struct make_ctx c = {.st = st, .vpc = vpc, .given = given, .untrack = untrack};
-	char key[160];
-	snprintf(key, sizeof(key), "isolate:%s:%s", untrack ? "untrack" : "sg", vpc);
-	const char *id = irfw_memo(t, key, make_group, &c);
-	if (!id) {
-		if (!c.err[0])
-			*fail = irfw_fail(t, "could not get the %s group of %s",
-			                  untrack ? "untracking" : "quarantine", vpc);
-		else if (c.aws)
-			*fail = irfw_fail_aws(t, "%s", c.err);
-		else
-			*fail = irfw_fail(t, "%s", c.err);
-	}
+	(void)t;
+	(void)arg;
+	return NULL;
+}
+
+/* The memoized group of this VPC: made at most once per run, however many
+ * instances ask at once.  NULL with c->err set. */
+static const char *vpc_group(irfw_target *t, struct make_ctx *c)
+{
+	char key[256];
+	memo_key(key, sizeof(key), t, c->untrack ? "untrack" : "sg", c->vpc);
+	const char *id = irfw_memo(t, key, make_group, c);
+	if (!id && !c->err[0])
+		ctx_fail(c, false, false, "could not get the %s group of %s",
+		         c->untrack ? "untracking" : "quarantine", c->vpc);
 	return id;
 }
 
@@ -480,6 +1008,15 @@ static bool only_group(const cJSON *eni, const char *gid)
 	return ok && n == 1;
 }
 
+/* True when DescribeInstances shows every interface in only `q`. */
+static bool all_in(const cJSON *enis, const char *q)
+{
+	bool all = q && *q;
+	const cJSON *e;
+	cJSON_ArrayForEach(e, enis) all = all && only_group(e, q);
+	return all;
+}
+
 static int set_groups(irfw_target *t, const char *eni, const cJSON *ids)
 {
 	cJSON *p = cJSON_CreateObject();
@@ -495,6 +1032,16 @@ static int set_group(irfw_target *t, const char *eni, const char *gid)
 	int rc = set_groups(t, eni, ids);
 	cJSON_Delete(ids);
 	return rc;
+}
+
+/* The group ids of an interface's groupSet. */
+static cJSON *group_ids(const cJSON *eni)
+{
+	cJSON *ids = cJSON_CreateArray();
+	const cJSON *g;
+	cJSON_ArrayForEach(g, cJSON_GetObjectItemCaseSensitive(eni, "groupSet"))
+	    list_add_unique(ids, str_of(g, "groupId"));
+	return ids;
 }
 
 /* The original groups: kept from an earlier run of this case, plus the
@@ -568,23 +1115,281 @@ static int tag_instance(irfw_target *t, const char *key, const char *value)
 	return ec2(t, "CreateTags", p, NULL);
 }
 
-/* After the untracking group went on and the quarantine group failed: the
- * interface must not stay all-open.  Put its original groups back. */
-static irfw_status undo_untrack(irfw_target *t, const char *eni, const cJSON *orig, const char *u)
+/* What happened to one interface, for the containment cause. */
+struct eni_res {
+	const char *id;
+	char act[640];       /* the change that failed and what followed; "" when none */
+	bool untrack_missed; /* quarantined without the untracking group first */
+	bool swapped;        /* the quarantine group went on */
+};
+
+/*
+ * The two-step swap on one interface: the untracking group, then the
+ * quarantine group.  If the second is refused the interface must not stay
+ * all-open: its groups of just before are put back.  If the untracking
+ * group is refused (or gone: another run removed it), the quarantine group
+ * goes on directly: containment first, even with tracked flows surviving.
+ */
+static void swap(irfw_target *t, const cJSON *eni, const char *q, const char *u, struct eni_res *r)
 {
-	char what[512];
-	snprintf(what, sizeof(what), "%s: %s", irfw_aws_error_code(t), irfw_aws_error_message(t));
-	if (cJSON_GetArraySize(orig) > 0 && set_groups(t, eni, orig) == 0)
-		return irfw_fail(
-		    t, "applying the quarantine group to %s failed (%s); its original groups were put back",
-		    eni, what);
+	char e1[256], e2[256];
+	if (u && set_group(t, r->id, u) != 0) {
+		aws_brief(t, e1, sizeof(e1));
+		irfw_log(t, IRFW_LOG_WARN,
+		         "the untracking group %s could not go on %s (%s): quarantining it directly", u,
+		         r->id, e1);
+		r->untrack_missed = true;
+		snprintf(r->act, sizeof(r->act),
+		         "ModifyNetworkInterfaceAttribute with the untracking group %s refused on %s: %s", u,
+		         r->id, e1);
+		u = NULL;
+		if (set_group(t, r->id, q) == 0) {
+			r->swapped = true;
+			return;
+		}
+		aws_brief(t, e2, sizeof(e2));
+		snprintf(r->act, sizeof(r->act),
+		         "ModifyNetworkInterfaceAttribute refused on %s: %s; original groups kept", r->id,
+		         e2);
+		return;
+	}
+	if (set_group(t, r->id, q) == 0) {
+		r->swapped = true;
+		return;
+	}
+	aws_brief(t, e1, sizeof(e1));
+	if (!u) {
+		snprintf(r->act, sizeof(r->act),
+		         "ModifyNetworkInterfaceAttribute refused on %s: %s; original groups kept", r->id,
+		         e1);
+		return;
+	}
+	cJSON *before = group_ids(eni);
+	int rc = cJSON_GetArraySize(before) > 0 ? set_groups(t, r->id, before) : -1;
+	cJSON_Delete(before);
+	if (rc == 0) {
+		snprintf(r->act, sizeof(r->act),
+		         "ModifyNetworkInterfaceAttribute with the quarantine group %s refused on %s: %s; "
+		         "original groups put back",
+		         q, r->id, e1);
+		return;
+	}
+	if (cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(eni, "groupSet")) > 0)
+		aws_brief(t, e2, sizeof(e2));
+	else
+		snprintf(e2, sizeof(e2), "its groups were not known");
 	irfw_log(t, IRFW_LOG_ERROR, "%s is left with the ALL-OPEN untracking group %s: change it by hand now",
-	         eni, u);
-	return irfw_fail(
-	    t,
-	    "applying the quarantine group to %s failed (%s) and its original groups could not be put "
-	    "back: %s is LEFT WITH THE ALL-OPEN untracking group %s; change it by hand now",
-	    eni, what, eni, u);
+	         r->id, u);
+	snprintf(r->act, sizeof(r->act),
+	         "ModifyNetworkInterfaceAttribute with the quarantine group %s refused on %s: %s, and so was "
+	         "putting its groups back: %s",
+	         q, r->id, e1, e2);
+}
+
+/* The ids among `enis` that DescribeNetworkInterfaces shows holding one of
+ * `groups` (the group-id filter looks at the interface's own groups), or
+ * NULL on an AWS error. */
+static cJSON *enis_holding(irfw_target *t, const cJSON *enis, const cJSON *groups)
+{
+	cJSON *p = cJSON_CreateObject(), *res = NULL;
+	add_filter_values(p, "network-interface-id", enis);
+	add_filter_values(p, "group-id", groups);
+	if (ec2(t, "DescribeNetworkInterfaces", p, &res) != 0)
+		return NULL;
+	cJSON *ids = cJSON_CreateArray();
+	const cJSON *e;
+	cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(res, "networkInterfaceSet"))
+	    list_add_unique(ids, str_of(e, "networkInterfaceId"));
+	cJSON_Delete(res);
+	return ids;
+}
+
+static void cause_add(irfw_strbuf *b, const char *fmt, ...) IRFW_PRINTF(2, 3);
+static void cause_add(irfw_strbuf *b, const char *fmt, ...)
+{
+	char msg[2048];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	irfw_strbuf_printf(b, "%s%s", irfw_strbuf_len(b) ? "; " : "", msg);
+}
+
+static const struct eni_res *res_of(const struct eni_res *res, size_t n, const char *id)
+{
+	for (size_t i = 0; i < n; i++)
+		if (streq(res[i].id, id))
+			return &res[i];
+	return NULL;
+}
+
+/*
+ * What AWS holds now: every interface attached to the instance and the
+ * quarantine group's rules, read back.  Contained only when each attached
+ * interface holds only `q` and `q` has no egress rule and no ingress wider
+ * than admin_cidrs.  groupSet is read with one DescribeNetworkInterfaces;
+ * where it shows other groups than `q`, one more call filtered by
+ * group-id says which interfaces really hold them (the filter agrees with
+ * groupSet on AWS; moto lists the instance's launch groups in groupSet
+ * too).  The cause names what is open, prefixed by the change that failed.
+ */
+static irfw_containment verify(irfw_target *t, const struct iso_state *st, const char *q, const char *u,
+                               const struct eni_res *res, size_t n_res, irfw_strbuf *cause)
+{
+	const char *iid = irfw_target_id(t);
+	irfw_containment c = IRFW_NOT_CONTAINED;
+	cJSON *p = cJSON_CreateObject(), *now = NULL, *grp = NULL;
+	cJSON *x_enis = cJSON_CreateArray(), *x_groups = cJSON_CreateArray(), *u_enis = cJSON_CreateArray();
+	cJSON *x_held = NULL, *u_held = NULL;
+	irfw_strbuf *open = irfw_strbuf_new(), *gtxt = irfw_strbuf_new();
+	char why[256];
+	int n_att = 0, n_closed = 0;
+	bool left_open = false, group_bad = false;
+	add_filter(p, "attachment.instance-id", iid);
+	if (ec2(t, "DescribeNetworkInterfaces", p, &now) != 0) {
+		aws_brief(t, why, sizeof(why));
+		for (size_t i = 0; i < n_res; i++)
+			if (res[i].act[0])
+				cause_add(cause, "%s", res[i].act);
+		cause_add(cause,
+		          "the interfaces of %s could not be read back (DescribeNetworkInterfaces: %s): "
+		          "nothing is verified",
+		          iid, why);
+		goto out;
+	}
+	const cJSON *list = cJSON_GetObjectItemCaseSensitive(now, "networkInterfaceSet"), *e, *g;
+	cJSON_ArrayForEach(e, list)
+	{
+		const char *id = str_of(e, "networkInterfaceId");
+		cJSON_ArrayForEach(g, cJSON_GetObjectItemCaseSensitive(e, "groupSet"))
+		{
+			const char *gid = str_of(g, "groupId");
+			if (!id || !gid || streq(gid, q))
+				continue;
+			if (streq(gid, u)) {
+				list_add_unique(u_enis, id);
+			} else {
+				list_add_unique(x_enis, id);
+				list_add_unique(x_groups, gid);
+			}
+		}
+	}
+	bool x_err = false, u_err = false;
+	if (cJSON_GetArraySize(x_enis) > 0 && !(x_held = enis_holding(t, x_enis, x_groups))) {
+		x_err = true;
+		aws_brief(t, why, sizeof(why));
+		cause_add(open, "which groups %s hold could not be confirmed (%s)", "its interfaces", why);
+	}
+	if (cJSON_GetArraySize(u_enis) > 0) {
+		cJSON *ug = cJSON_CreateArray();
+		cJSON_AddItemToArray(ug, cJSON_CreateString(u));
+		u_held = enis_holding(t, u_enis, ug);
+		cJSON_Delete(ug);
+		if (!u_held) {
+			u_err = true;
+			aws_brief(t, why, sizeof(why));
+			cause_add(
+			    open,
+			    "whether its interfaces hold the untracking group %s could not be confirmed (%s)",
+			    u, why);
+		}
+	}
+
+	/* The group's rules, as AWS holds them now. */
+	p = cJSON_CreateObject();
+	add_filter(p, "group-id", q);
+	if (ec2(t, "DescribeSecurityGroups", p, &grp) != 0) {
+		aws_brief(t, why, sizeof(why));
+		cause_add(gtxt, "the rules of the quarantine group %s could not be read back (%s)", q, why);
+		group_bad = true;
+	} else {
+		const cJSON *qg = NULL;
+		cJSON_ArrayForEach(g, cJSON_GetObjectItemCaseSensitive(grp, "securityGroupInfo"))
+		{
+			if (streq(irfw_json_str(g, "groupId"), q))
+				qg = g;
+		}
+		if (!qg) {
+			cause_add(gtxt, "the quarantine group %s does not exist", q);
+			group_bad = true;
+		} else if (open_text(st, qg, gtxt) > 0) {
+			group_bad = true;
+		}
+	}
+
+	cJSON_ArrayForEach(e, list)
+	{
+		const char *id = str_of(e, "networkInterfaceId");
+		if (!id)
+			continue;
+		n_att++;
+		bool in_q = false;
+		irfw_strbuf *names = irfw_strbuf_new();
+		cJSON_ArrayForEach(g, cJSON_GetObjectItemCaseSensitive(e, "groupSet"))
+		{
+			const char *gid = str_of(g, "groupId"), *gn = str_of(g, "groupName");
+			if (streq(gid, q))
+				in_q = true;
+			else if (gid && !streq(gid, u))
+				irfw_strbuf_printf(names, "%s%s%s%s%s", irfw_strbuf_len(names) ? ", " : "",
+				                   gid, gn ? " (" : "", gn ? gn : "", gn ? ")" : "");
+		}
+		bool holds_u = list_has(u_enis, id) && (u_err || list_has(u_held, id));
+		bool holds_x = list_has(x_enis, id) && (x_err || list_has(x_held, id));
+		const struct eni_res *r = res_of(res, n_res, id);
+		if (in_q && !holds_u && !holds_x) {
+			n_closed++;
+		} else {
+			char seen[1024];
+			if (holds_u) {
+				left_open = true;
+				snprintf(seen, sizeof(seen),
+				         "%s LEFT IN THE ALL-OPEN untracking group %s: change it by hand now",
+				         id, u);
+			} else if (holds_x) {
+				snprintf(seen, sizeof(seen), "%s still in %s", id, irfw_strbuf_str(names));
+			} else {
+				snprintf(seen, sizeof(seen), "%s is not in the quarantine group %s", id, q);
+			}
+			if (r && r->act[0])
+				cause_add(open, "%s; read back: %s", r->act, seen);
+			else
+				cause_add(open, "%s", seen);
+		}
+		irfw_strbuf_free(names);
+	}
+	/* Changes that failed on interfaces no longer attached. */
+	for (size_t i = 0; i < n_res; i++) {
+		bool listed = false;
+		cJSON_ArrayForEach(e, list) listed =
+		    listed || streq(str_of(e, "networkInterfaceId"), res[i].id);
+		if (!listed && res[i].act[0])
+			cause_add(open, "%s", res[i].act);
+	}
+	if (n_att == 0)
+		cause_add(open, "no interface is attached to %s in the read-back", iid);
+
+	if (irfw_strbuf_len(gtxt))
+		cause_add(cause, "%s", irfw_strbuf_str(gtxt));
+	if (irfw_strbuf_len(open))
+		cause_add(cause, "%s", irfw_strbuf_str(open));
+	if (n_att == 0 || left_open || group_bad || n_closed == 0)
+		c = IRFW_NOT_CONTAINED;
+	else if (n_closed < n_att || irfw_strbuf_len(open))
+		c = IRFW_PARTIALLY_CONTAINED;
+	else
+		c = IRFW_CONTAINED;
+out:
+	cJSON_Delete(now);
+	cJSON_Delete(grp);
+	cJSON_Delete(x_enis);
+	cJSON_Delete(x_groups);
+	cJSON_Delete(u_enis);
+	cJSON_Delete(x_held);
+	cJSON_Delete(u_held);
+	irfw_strbuf_free(open);
+	irfw_strbuf_free(gtxt);
+	return c;
 }
 
 /* ------------------------------------------------------------------ */
@@ -596,22 +1401,24 @@ static char *make_nacl(irfw_target *t, void *arg)
 	char *name = irfw_step_expand(t, "nacl_name");
 	char *id = NULL;
 	cJSON *p, *res = NULL;
+	char why[512];
 	if (!name || !*name) {
-		ctx_fail(c, false, "nacl_name does not expand");
+		ctx_fail(c, false, false, "nacl_name does not expand");
 		goto out;
 	}
 	p = cJSON_CreateObject();
 	add_filter(p, "vpc-id", c->vpc);
 	add_filter(p, "tag:Name", name);
 	if (ec2(t, "DescribeNetworkAcls", p, &res) != 0) {
-		ctx_fail(c, true, "looking up the network ACL %s in %s", name, c->vpc);
+		aws_brief(t, why, sizeof(why));
+		ctx_fail(c, true, false, "looking up the network ACL %s in %s: %s", name, c->vpc, why);
 		goto out;
 	}
 	const cJSON *a;
 	cJSON_ArrayForEach(a, cJSON_GetObjectItemCaseSensitive(res, "networkAclSet"))
 	{
-		if (irfw_json_str(a, "networkAclId")) {
-			id = strdup(irfw_json_str(a, "networkAclId"));
+		if (str_of(a, "networkAclId")) {
+			id = strdup(str_of(a, "networkAclId"));
 			break;
 		}
 	}
@@ -624,20 +1431,21 @@ static char *make_nacl(irfw_target *t, void *arg)
 	cJSON_AddStringToObject(p, "VpcId", c->vpc);
 	add_tag_spec(p, "network-acl", name, TAG_QUARANTINE);
 	if (ec2(t, "CreateNetworkAcl", p, &res) != 0) {
-		ctx_fail(c, true, "creating the deny-all network ACL %s in %s", name, c->vpc);
+		aws_brief(t, why, sizeof(why));
+		ctx_fail(c, true, false, "creating the deny-all network ACL %s in %s: %s", name, c->vpc, why);
 		goto out;
 	}
 	if (!res) {
 		id = strdup(WOULD_CREATE);
 		goto out;
 	}
-	const char *nid = irfw_json_str(cJSON_GetObjectItemCaseSensitive(res, "networkAcl"), "networkAclId");
+	const char *nid = str_of(cJSON_GetObjectItemCaseSensitive(res, "networkAcl"), "networkAclId");
 	if (nid)
 		id = strdup(nid);
 	else
-		ctx_fail(c, false, "CreateNetworkAcl answered without a networkAclId");
-	cJSON_Delete(res);
+		ctx_fail(c, false, false, "CreateNetworkAcl answered without a networkAclId");
 out:
+	cJSON_Delete(res);
 	free(name);
 	return id;
 }
@@ -649,13 +1457,12 @@ static int subnet_neighbours(irfw_target *t, const char *subnet, char *who, size
 	const char *self = irfw_target_id(t);
 	cJSON *p = cJSON_CreateObject(), *res = NULL;
 	add_filter(p, "subnet-id", subnet);
-	cJSON *states = cJSON_CreateObject();
-	cJSON_AddStringToObject(states, "Name", "instance-state-name");
-	cJSON *sv = cJSON_AddArrayToObject(states, "Value");
+	cJSON *states = cJSON_CreateArray();
 	const char *live[] = {"pending", "running", "stopping", "stopped"};
 	for (size_t i = 0; i < 4; i++)
-		cJSON_AddItemToArray(sv, cJSON_CreateString(live[i]));
-	cJSON_AddItemToArray(cJSON_GetObjectItemCaseSensitive(p, "Filter"), states);
+		cJSON_AddItemToArray(states, cJSON_CreateString(live[i]));
+	add_filter_values(p, "instance-state-name", states);
+	cJSON_Delete(states);
 	if (ec2(t, "DescribeInstances", p, &res) != 0)
 		return -1;
 	size_t n = strlen(who);
@@ -682,9 +1489,8 @@ static int subnet_neighbours(irfw_target *t, const char *subnet, char *who, size
 		const char *id = irfw_json_str(e, "networkInterfaceId");
 		if (id && (!owner || !*owner) && n < len)
 			n += (size_t)snprintf(who + n, len - n, "%s%s (%s)", n ? ", " : "", id,
-			                      irfw_json_str(e, "interfaceType")
-			                          ? irfw_json_str(e, "interfaceType")
-			                          : "interface");
+			                      str_of(e, "interfaceType") ? str_of(e, "interfaceType")
+			                                                 : "interface");
 	}
 	cJSON_Delete(res);
 	return 0;
@@ -703,55 +1509,48 @@ static int subnet_assoc(irfw_target *t, const char *subnet, char **assoc, char *
 	    cJSON_ArrayForEach(as, cJSON_GetObjectItemCaseSensitive(a, "associationSet"))
 	{
 		if (!*assoc && streq(irfw_json_str(as, "subnetId"), subnet) &&
-		    irfw_json_str(as, "networkAclAssociationId")) {
-			*assoc = strdup(irfw_json_str(as, "networkAclAssociationId"));
-			*acl =
-			    strdup(irfw_json_str(a, "networkAclId") ? irfw_json_str(a, "networkAclId") : "");
+		    str_of(as, "networkAclAssociationId")) {
+			*assoc = strdup(str_of(as, "networkAclAssociationId"));
+			*acl = strdup(str_of(a, "networkAclId") ? str_of(a, "networkAclId") : "");
 		}
 	}
 	cJSON_Delete(res);
 	return 0;
 }
 
-/* Put the deny-all ACL on every subnet of the instance's interfaces.
- * `done` describes the security-group part, for a failure message. */
-static irfw_status apply_nacl(irfw_target *t, const char *vpc, const cJSON *enis, const char *done)
+/*
+ * Put the deny-all ACL on every subnet of the instance's interfaces, and
+ * read each association back.  0 when it is on all of them (in a dry run:
+ * when AWS would allow it), else -1 with `why` saying what is not.
+ */
+static int apply_nacl(irfw_target *t, const char *vpc, const cJSON *enis, char *why, size_t len)
 {
 	irfw_step *step = irfw_target_step(t);
 	bool allow_shared = streq(irfw_step_get(step, "nacl_shared_subnet"), "allow");
-	cJSON *subnets = cJSON_CreateArray();
-	const cJSON *e;
-	cJSON_ArrayForEach(e, enis)
-	{
-		const char *s = irfw_json_str(e, "subnetId");
-		bool seen = false;
-		const cJSON *x;
-		cJSON_ArrayForEach(x, subnets) seen = seen || streq(x->valuestring, s);
-		if (s && !seen)
-			cJSON_AddItemToArray(subnets, cJSON_CreateString(s));
-	}
-	if (cJSON_GetArraySize(subnets) == 0 && irfw_json_str(irfw_target_instance(t), "subnetId"))
-		cJSON_AddItemToArray(subnets,
-		                     cJSON_CreateString(irfw_json_str(irfw_target_instance(t), "subnetId")));
-
-	irfw_status st = IRFW_OK;
-	cJSON *rec = NULL;
-	const cJSON *s;
-	char who[1024];
+	bool dry = irfw_target_dry_run(t);
+	cJSON *subnets = cJSON_CreateArray(), *rec = NULL;
+	const cJSON *e, *s;
+	char who[1024], err[256];
+	int rc = -1;
+	cJSON_ArrayForEach(e, enis) list_add_unique(subnets, str_of(e, "subnetId"));
+	if (cJSON_GetArraySize(subnets) == 0)
+		list_add_unique(subnets, str_of(irfw_target_instance(t), "subnetId"));
+	why[0] = '\0';
 	/* Refuse before touching any subnet. */
 	cJSON_ArrayForEach(s, subnets)
 	{
 		who[0] = '\0';
 		if (subnet_neighbours(t, s->valuestring, who, sizeof(who)) != 0) {
-			st = irfw_fail_aws(t, "%s; checking who else is in subnet %s", done, s->valuestring);
+			aws_brief(t, err, sizeof(err));
+			snprintf(why, len, "who else is in subnet %s could not be read: %s", s->valuestring,
+			         err);
 			goto out;
 		}
 		if (who[0] && !allow_shared) {
-			st = irfw_fail(
-			    t,
-			    "%s; deny-all network ACL refused: subnet %s also holds %s, which it would cut "
-			    "off too (set nacl_shared_subnet = allow to do it anyway)",
-			    done, s->valuestring, who);
+			snprintf(why, len,
+			         "subnet %s also holds %s, which it would cut off too (set "
+			         "nacl_shared_subnet = allow to do it anyway)",
+			         s->valuestring, who);
 			goto out;
 		}
 		if (who[0])
@@ -761,18 +1560,18 @@ static irfw_status apply_nacl(irfw_target *t, const char *vpc, const cJSON *enis
 	}
 
 	struct make_ctx c = {.vpc = vpc};
-	char key[160];
-	snprintf(key, sizeof(key), "isolate:nacl:%s", vpc);
+	char key[256];
+	memo_key(key, sizeof(key), t, "nacl", vpc);
 	const char *nacl = irfw_memo(t, key, make_nacl, &c);
 	if (!nacl) {
-		st = c.aws ? irfw_fail_aws(t, "%s; %s", done, c.err)
-		           : irfw_fail(t, "%s; %s", done, c.err[0] ? c.err : "no deny-all network ACL");
+		snprintf(why, len, "%s", c.err[0] ? c.err : "no deny-all network ACL");
 		goto out;
 	}
 	if (!*nacl) {
 		irfw_note(t,
 		          "dry run: would create the deny-all network ACL and associate it with %d subnet(s)",
 		          cJSON_GetArraySize(subnets));
+		rc = 0;
 		goto out;
 	}
 	const cJSON *prior = irfw_record_get(t, irfw_step_name(step), "original_nacl");
@@ -781,11 +1580,16 @@ static irfw_status apply_nacl(irfw_target *t, const char *vpc, const cJSON *enis
 	cJSON_ArrayForEach(s, subnets)
 	{
 		char *assoc = NULL, *acl = NULL;
-		if (subnet_assoc(t, s->valuestring, &assoc, &acl) != 0 || !assoc) {
-			st = assoc ? irfw_fail(t, "%s; subnet %s has no network ACL association", done,
-			                       s->valuestring)
-			           : irfw_fail_aws(t, "%s; reading the network ACL of subnet %s", done,
-			                           s->valuestring);
+		int ar = subnet_assoc(t, s->valuestring, &assoc, &acl);
+		if (ar != 0 || !assoc) {
+			if (ar == 0) {
+				snprintf(why, len, "subnet %s has no network ACL association",
+				         s->valuestring);
+			} else {
+				aws_brief(t, err, sizeof(err));
+				snprintf(why, len, "the network ACL of subnet %s could not be read: %s",
+				         s->valuestring, err);
+			}
 			free(assoc);
 			free(acl);
 			goto out;
@@ -795,145 +1599,594 @@ static irfw_status apply_nacl(irfw_target *t, const char *vpc, const cJSON *enis
 			free(acl);
 			continue;
 		}
-		if (!irfw_target_dry_run(t) && !cJSON_GetObjectItemCaseSensitive(rec, s->valuestring)) {
+		if (!dry && !cJSON_GetObjectItemCaseSensitive(rec, s->valuestring)) {
 			cJSON *o = cJSON_CreateObject();
 			cJSON_AddStringToObject(o, "association_id", assoc);
 			cJSON_AddStringToObject(o, "network_acl_id", acl);
 			cJSON_AddItemToObject(rec, s->valuestring, o);
 			/* Before the change, so release can put it back. */
-			irfw_record(t, "original_nacl", cJSON_Duplicate(rec, true));
+			if (irfw_record(t, "original_nacl", cJSON_Duplicate(rec, true)) != 0)
+				irfw_log(t, IRFW_LOG_ERROR,
+				         "the original network ACL of %s (%s, association %s) could not be "
+				         "recorded",
+				         s->valuestring, acl, assoc);
 		}
 		cJSON *p = cJSON_CreateObject();
 		cJSON_AddStringToObject(p, "AssociationId", assoc);
 		cJSON_AddStringToObject(p, "NetworkAclId", nacl);
-		int rc = ec2(t, "ReplaceNetworkAclAssociation", p, NULL);
+		int r = ec2(t, "ReplaceNetworkAclAssociation", p, NULL);
 		free(assoc);
 		free(acl);
-		if (rc != 0) {
-			st = irfw_fail_aws(t, "%s; associating the deny-all network ACL %s with %s", done,
-			                   nacl, s->valuestring);
+		if (r != 0) {
+			aws_brief(t, err, sizeof(err));
+			snprintf(why, len, "ReplaceNetworkAclAssociation of %s with %s refused: %s",
+			         s->valuestring, nacl, err);
 			goto out;
 		}
 		changed++;
 	}
+	if (dry) {
+		irfw_note(t, "dry run: would associate the deny-all network ACL %s with %d subnet(s)", nacl,
+		          changed);
+		rc = 0;
+		goto out;
+	}
+	/* Read back: what the subnets hold now, not what the calls said. */
+	cJSON_ArrayForEach(s, subnets)
+	{
+		char *assoc = NULL, *acl = NULL;
+		int r = subnet_assoc(t, s->valuestring, &assoc, &acl);
+		if (r != 0)
+			aws_brief(t, err, sizeof(err));
+		if (r != 0 || !streq(acl, nacl))
+			snprintf(why, len, "subnet %s %s%s", s->valuestring,
+			         r != 0 ? "could not be read back: "
+			                : "does not hold the deny-all network ACL ",
+			         r != 0 ? err : nacl);
+		free(assoc);
+		free(acl);
+		if (why[0])
+			goto out;
+	}
 	irfw_note(t, "deny-all network ACL %s on %d subnet(s)%s", nacl, cJSON_GetArraySize(subnets),
 	          changed ? "" : " (already)");
+	rc = 0;
 out:
 	cJSON_Delete(rec);
 	cJSON_Delete(subnets);
-	return st;
+	return rc;
 }
 
 /* ------------------------------------------------------------------ */
 /* The step.                                                           */
 
-static irfw_status run(irfw_target *t, void *state)
+/* The VPC's quarantine (or untracking) group, through the memo. */
+static const char *group_of(irfw_target *t, const struct iso_state *st, const char *vpc, bool untrack,
+                            struct make_ctx *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->st = st;
+	c->vpc = vpc;
+	c->who = irfw_target_id(t);
+	c->untrack = untrack;
+	return vpc_group(t, c);
+}
+
+/* The preconditions of run and check; NULL when the step cannot apply,
+ * with *why set. */
+static const cJSON *interfaces_of(irfw_target *t, const char **why)
+{
+	const char *vpc = irfw_target_vpc_id(t);
+	const cJSON *enis = cJSON_GetObjectItemCaseSensitive(irfw_target_instance(t), "networkInterfaceSet");
+	*why = NULL;
+	if (!vpc || !*vpc)
+		*why = "instance is not in a VPC: security groups of a VPC cannot be applied";
+	else if (cJSON_GetArraySize(enis) == 0)
+		*why = "instance has no network interface";
+	return *why ? NULL : enis;
+}
+
+/*
+ * `irfw check` and --dry-run: prove the rights isolate needs, change
+ * nothing.  prepare has resolved the groups without creating any (a
+ * DryRun CreateSecurityGroup when one is missing); each interface gets a
+ * DryRun ModifyNetworkInterfaceAttribute, with the quarantine group when
+ * it exists, else with its current groups (valid ids, so only the right
+ * is judged).  Never reports containment: nothing was changed.
+ */
+static irfw_status check(irfw_target *t, void *state)
 {
 	const struct iso_state *st = state;
 	irfw_step *step = irfw_target_step(t);
-	const cJSON *inst = irfw_target_instance(t);
-	const char *vpc = irfw_target_vpc_id(t);
-	bool dry = irfw_target_dry_run(t);
-	irfw_status fail = IRFW_FAILED;
-	cJSON *orig = NULL;
+	const char *vpc = irfw_target_vpc_id(t), *why;
+	const cJSON *enis = interfaces_of(t, &why), *e;
+	if (!enis)
+		return irfw_skip(t, "%s", why);
+	int n_enis = cJSON_GetArraySize(enis);
+	struct make_ctx c, cu;
+	irfw_strbuf *ok = irfw_strbuf_new(), *bad = irfw_strbuf_new(), *nc = irfw_strbuf_new();
+	char err[512];
+	bool call_failed = false;
+	irfw_status ret;
+	struct vpc_ent *ent = vpc_find((struct iso_state *)st, vpc);
 
-	if (!vpc || !*vpc)
-		return irfw_skip(t, "instance is not in a VPC: security groups of a VPC cannot be applied");
-	const cJSON *enis = cJSON_GetObjectItemCaseSensitive(inst, "networkInterfaceSet");
-	int n_enis = 0;
-	const cJSON *e;
-	cJSON_ArrayForEach(e, enis) n_enis++;
-	if (n_enis == 0)
-		return irfw_skip(t, "instance has no network interface");
-
-	const char *given = irfw_global_get(step, "sgid");
-	if (!given || !*given)
-		given = irfw_step_get(step, "group_id");
-	if (given && !*given)
-		given = NULL;
-	const char *q = vpc_group(t, st, vpc, given, false, &fail);
-	if (!q)
-		return fail;
-
-	bool all_done = *q != '\0';
-	cJSON_ArrayForEach(e, enis) all_done = all_done && only_group(e, q);
-	char done[256];
-	if (all_done) {
-		irfw_fact_set(t, "quarantine_sg", q);
-		irfw_note(t, "already isolated: %s is the only group of all %d interface(s)", q, n_enis);
-		snprintf(done, sizeof(done), "already isolated in %s", q);
-		return irfw_step_get_bool(step, "nacl") ? apply_nacl(t, vpc, enis, done) : IRFW_OK;
+	const char *q = group_of(t, st, vpc, false, &c);
+	if (!q) {
+		ret = c.aws ? irfw_fail_aws_first(t, "isolate would fail: %s", c.err)
+		            : irfw_fail(t, "isolate would fail: %s", c.err);
+		goto out;
 	}
-
+	bool all_done = all_in(enis, q);
 	const char *u = NULL;
-	if (irfw_step_get_bool(step, "break_tracked")) {
-		u = vpc_group(t, st, vpc, NULL, true, &fail);
-		if (!u)
-			return fail;
-	}
-
-	int unknown = 0;
-	orig = original_groups(t, enis, q, u, &unknown);
-	if (!dry) {
-		/* Recorded before anything changes, so release can undo it. */
-		irfw_record(t, "original_groups", cJSON_Duplicate(orig, true));
-		irfw_record(t, "quarantine_sg", cJSON_CreateString(q));
-	}
-	const char *tagkey = irfw_step_get(step, "original_groups_tag");
-	if (tagkey && *tagkey && cJSON_GetArraySize(orig) > 0) {
-		char value[TAG_VALUE_MAX + 1];
-		tag_value(orig, value);
-		if (tag_instance(t, tagkey, value) != 0) {
-			fail = irfw_fail_aws(t, "tagging %s with its original groups (nothing changed yet)",
-			                     irfw_target_id(t));
-			goto out;
+	if (!all_done && irfw_step_get_bool(step, "break_tracked")) {
+		u = group_of(t, st, vpc, true, &cu);
+		if (!u) {
+			cause_add(bad, "the untracking group: %s", cu.err);
+			call_failed = call_failed || cu.aws;
 		}
 	}
-
-	if (!*q || (u && !*u)) {
-		irfw_note(t, "dry run: would create the %s group and apply it to %d interface(s)",
-		          !*q ? "quarantine" : "untracking", n_enis);
-		goto ok;
+	char *qname = irfw_step_expand(t, "group_name");
+	if (all_done)
+		irfw_note(t, "dry run: already isolated: %s is the only group of all %d interface(s)", q,
+		          n_enis);
+	else if (*q)
+		irfw_note(t, "dry run: would put quarantine group %s on %d interface(s)%s%s%s", q, n_enis,
+		          u ? ", after the untracking group " : "", u && *u ? u : "",
+		          u && !*u ? "(to be created)" : "");
+	else
+		irfw_note(t, "dry run: would create the quarantine group %s and apply it to %d interface(s)",
+		          qname ? qname : "", n_enis);
+	free(qname);
+	if (ent && ent->note)
+		irfw_note(t, "%s", ent->note);
+	if (ent && ent->note_failed)
+		cause_add(bad, "%s", ent->note);
+	cause_add(ok, "DescribeSecurityGroups");
+	/* The read-back of a real run: without it every run would report
+	 * the instance not contained. */
+	cJSON *rb = cJSON_CreateObject();
+	add_filter(rb, "attachment.instance-id", irfw_target_id(t));
+	if (ec2(t, "DescribeNetworkInterfaces", rb, NULL) != 0) {
+		aws_brief(t, err, sizeof(err));
+		cause_add(bad,
+		          "DescribeNetworkInterfaces (the read-back that verifies containment) refused: %s",
+		          err);
+		call_failed = true;
+	} else {
+		cause_add(ok, "DescribeNetworkInterfaces");
 	}
+	if (!*q)
+		cause_add(ok, "CreateSecurityGroup");
+	if (u && !*u && *q)
+		cause_add(ok, "CreateSecurityGroup (untracking group)");
 
-	int changed = 0;
+	int n_mod = 0;
 	cJSON_ArrayForEach(e, enis)
 	{
-		const char *id = irfw_json_str(e, "networkInterfaceId");
-		if (!id || only_group(e, q))
+		const char *id = str_of(e, "networkInterfaceId");
+		cJSON *ids = *q ? cJSON_CreateArray() : group_ids(e);
+		if (*q)
+			cJSON_AddItemToArray(ids, cJSON_CreateString(q));
+		if (!id || cJSON_GetArraySize(ids) == 0) {
+			cause_add(nc, "ModifyNetworkInterfaceAttribute on %s (no group to ask with)",
+			          id ? id : "?");
+			cJSON_Delete(ids);
 			continue;
-		if (u && set_group(t, id, u) != 0) {
-			fail = irfw_fail_aws(
-			    t, "applying the untracking group %s to %s (%d interface(s) done before)", u, id,
-			    changed);
-			goto out;
 		}
-		if (set_group(t, id, q) != 0) {
-			fail =
-			    u ? undo_untrack(t, id, cJSON_GetObjectItemCaseSensitive(orig, id), u)
-			      : irfw_fail_aws(
-			            t, "applying the quarantine group %s to %s (%d interface(s) done before)",
-			            q, id, changed);
-			goto out;
+		if (set_groups(t, id, ids) != 0) {
+			aws_brief(t, err, sizeof(err));
+			cause_add(bad, "ModifyNetworkInterfaceAttribute on %s refused: %s", id, err);
+			call_failed = true;
+		} else {
+			n_mod++;
 		}
-		changed++;
+		cJSON_Delete(ids);
+		if (u && *u && set_group(t, id, u) != 0) {
+			aws_brief(t, err, sizeof(err));
+			cause_add(
+			    bad,
+			    "ModifyNetworkInterfaceAttribute with the untracking group on %s refused: %s", id,
+			    err);
+			call_failed = true;
+		}
 	}
-	irfw_note(t, "%squarantine group %s on %d of %d interface(s)%s%s", dry ? "dry run: would put " : "",
-	          q, changed, n_enis, u ? ", after the untracking group " : "", u ? u : "");
+	cause_add(ok, "ModifyNetworkInterfaceAttribute on %d of %d interface(s) (%s)", n_mod, n_enis,
+	          *q ? "with the quarantine group"
+	             : "with their current groups: the quarantine group is not made yet");
+	const char *tagkey = irfw_step_get(step, "original_groups_tag");
+	if (!all_done && tagkey && *tagkey) {
+		if (tag_instance(t, tagkey, "check") != 0) {
+			aws_brief(t, err, sizeof(err));
+			cause_add(bad, "CreateTags (the original-groups tag) refused: %s", err);
+			call_failed = true;
+		} else {
+			cause_add(ok, "CreateTags");
+		}
+	}
+	if (irfw_step_get_bool(step, "nacl")) {
+		char nwhy[2048];
+		if (apply_nacl(t, vpc, enis, nwhy, sizeof(nwhy)) != 0)
+			cause_add(bad, "deny-all network ACL: %s", nwhy);
+		else
+			cause_add(ok, "the deny-all network ACL (DescribeNetworkAcls, CreateNetworkAcl, "
+			              "ReplaceNetworkAclAssociation)");
+	}
+	if (!*q || (u && !*u))
+		cause_add(nc, "the rules of a group still to be made (RevokeSecurityGroupEgress, "
+		              "AuthorizeSecurityGroupIngress/Egress)");
+	if (u)
+		cause_add(nc, "DeleteSecurityGroup of the untracking group after the run");
+	irfw_note(t, "checked: %s; not checked: %s", irfw_strbuf_str(ok), irfw_strbuf_str(nc));
+	if (irfw_strbuf_len(bad))
+		ret = call_failed ? irfw_fail_aws_first(t, "isolate would fail: %s", irfw_strbuf_str(bad))
+		                  : irfw_fail(t, "isolate would fail: %s", irfw_strbuf_str(bad));
+	else
+		ret = IRFW_OK;
+out:
+	irfw_strbuf_free(ok);
+	irfw_strbuf_free(bad);
+	irfw_strbuf_free(nc);
+	return ret;
+}
+
+/* Contain the instance, read back what AWS holds, report it. */
+static irfw_status contain(irfw_target *t, struct iso_state *st)
+{
+	irfw_step *step = irfw_target_step(t);
+	const char *vpc = irfw_target_vpc_id(t), *why;
+	const cJSON *enis = interfaces_of(t, &why), *e;
+	struct make_ctx c, cu;
+	struct eni_res *res = NULL;
+	cJSON *orig = NULL;
+	irfw_strbuf *cause = irfw_strbuf_new(), *extra = irfw_strbuf_new();
+	irfw_status ret = IRFW_FAILED;
+	bool groups_recorded = true, report_recorded = true, call_failed = false;
+	char tagv[TAG_VALUE_MAX + 1], err[512];
+	if (!enis) {
+		irfw_containment_report(t, IRFW_NOT_CONTAINED, "isolate could not apply: %s", why);
+		ret = irfw_skip(t, "%s", why);
+		goto out;
+	}
+	int n_enis = cJSON_GetArraySize(enis);
+	struct vpc_ent *ent = vpc_find(st, vpc);
+
+	const char *q = group_of(t, st, vpc, false, &c);
+	if (!q || !*q) {
+		irfw_containment_report(t, IRFW_NOT_CONTAINED, "no quarantine group for %s: %s", vpc,
+		                        c.err[0] ? c.err : "none");
+		ret = c.aws
+		          ? irfw_fail_aws_first(t, "%s; nothing was changed", c.err)
+		          : irfw_fail(t, "%s; nothing was changed", c.err[0] ? c.err : "no quarantine group");
+		goto out;
+	}
+	bool all_done = all_in(enis, q);
+	const char *u = NULL;
+	if (!all_done && irfw_step_get_bool(step, "break_tracked")) {
+		u = group_of(t, st, vpc, true, &cu);
+		if (!u || !*u) {
+			u = NULL;
+			irfw_log(t, IRFW_LOG_WARN, "no untracking group (%s): quarantining directly", cu.err);
+			cause_add(
+			    extra,
+			    "tracked connections may survive: the untracking group could not be had (%s)",
+			    cu.err);
+		}
+	}
+	int unknown = 0, changed = 0, i = 0;
+	orig = original_groups(t, enis, q, u, &unknown);
+	tag_value(orig, tagv);
+	res = calloc((size_t)n_enis, sizeof(*res));
+	if (!res || !orig) {
+		irfw_containment_report(t, IRFW_NOT_CONTAINED, "out of memory before any change");
+		ret = irfw_fail(t, "out of memory before any change");
+		goto out;
+	}
+	cJSON_ArrayForEach(e, enis) res[i++].id = str_of(e, "networkInterfaceId");
+	if (!all_done) {
+		/* Recorded before anything changes, so release can undo it, and
+		 * logged too; a record that cannot be written does not stop
+		 * the containment. */
+		irfw_log(t, IRFW_LOG_INFO, "original groups: %s", tagv[0] ? tagv : "(none known)");
+		if (irfw_record(t, "original_groups", cJSON_Duplicate(orig, true)) != 0)
+			groups_recorded = false;
+		if (irfw_record(t, "quarantine_sg", cJSON_CreateString(q)) != 0)
+			groups_recorded = false;
+		if (!groups_recorded)
+			irfw_log(
+			    t, IRFW_LOG_ERROR,
+			    "the original groups could not be recorded in the case record (is the evidence "
+			    "folder full or read-only?): %s; containing all the same",
+			    tagv[0] ? tagv : "(none known)");
+		i = 0;
+		cJSON_ArrayForEach(e, enis)
+		{
+			struct eni_res *r = &res[i++];
+			if (!r->id || only_group(e, q))
+				continue;
+			swap(t, e, q, u, r);
+			if (r->swapped)
+				changed++;
+			if (r->act[0])
+				call_failed = true;
+			if (r->swapped && r->untrack_missed)
+				cause_add(extra, "tracked connections of %s may survive (%s)", r->id, r->act);
+		}
+		/* The tag comes after the change: containment first.  The
+		 * record holds the groups; the tag is a convenience. */
+		const char *tagkey = irfw_step_get(step, "original_groups_tag");
+		if (tagkey && *tagkey && cJSON_GetArraySize(orig) > 0 && tag_instance(t, tagkey, tagv) != 0) {
+			aws_brief(t, err, sizeof(err));
+			irfw_note(t, "the original-groups tag %s could not be set (%s): %s", tagkey, err,
+			          groups_recorded ? "the case record holds them"
+			                          : "they are in the log only");
+		}
+	}
+	if (irfw_step_get_bool(step, "nacl")) {
+		char nwhy[2048];
+		if (apply_nacl(t, vpc, enis, nwhy, sizeof(nwhy)) != 0)
+			cause_add(extra, "deny-all network ACL not applied: %s", nwhy);
+	}
+
+	irfw_containment cs = verify(t, st, q, u, res, (size_t)n_enis, cause);
+	if (irfw_strbuf_len(extra)) {
+		cause_add(cause, "%s", irfw_strbuf_str(extra));
+		if (cs == IRFW_CONTAINED)
+			cs = IRFW_PARTIALLY_CONTAINED;
+	}
+	if (irfw_containment_report(t, cs, "%s", irfw_strbuf_str(cause)) != 0)
+		report_recorded = false;
+	irfw_fact_set(t, "quarantine_sg", q);
+
+	if (all_done)
+		irfw_note(t, "already isolated: %s is the only group of all %d interface(s)", q, n_enis);
+	else
+		irfw_note(t, "quarantine group %s on %d of %d interface(s)%s%s", q, changed, n_enis,
+		          u ? ", after the untracking group " : "", u ? u : "");
+	if (ent && ent->note)
+		irfw_note(t, "%s", ent->note);
+	if (c.note[0])
+		irfw_note(t, "%s", c.note);
 	if (unknown)
 		irfw_note(t,
-		          "%d interface(s) were in quarantine before this case: their original "
-		          "groups are not known",
+		          "%d interface(s) were in quarantine before this case: their original groups are "
+		          "not known",
 		          unknown);
+	if (cs == IRFW_CONTAINED)
+		irfw_note(t,
+		          "verified: every attached interface holds only %s, which allows no egress and no "
+		          "ingress beyond admin_cidrs",
+		          q);
 
-ok:
-	if (*q)
-		irfw_fact_set(t, "quarantine_sg", q);
-	snprintf(done, sizeof(done), "quarantine group %s applied to %d interface(s)", q, n_enis);
-	fail = irfw_step_get_bool(step, "nacl") ? apply_nacl(t, vpc, enis, done) : IRFW_OK;
+	char rec[TAG_VALUE_MAX + 512] = "";
+	if (!groups_recorded)
+		snprintf(rec, sizeof(rec),
+		         "the original groups could not be recorded in the case record (is the evidence "
+		         "folder full or read-only?): they were %s",
+		         tagv[0] ? tagv : "(none known)");
+	else if (!report_recorded)
+		snprintf(rec, sizeof(rec), "the containment verdict could not be written to the case record");
+	if (cs == IRFW_CONTAINED && !rec[0])
+		ret = IRFW_OK;
+	else if (cs == IRFW_CONTAINED)
+		ret = irfw_fail(t, "contained; but %s", rec);
+	else if (call_failed)
+		ret = irfw_fail_aws_first(t, "%s: %s%s%s", irfw_containment_name(cs), irfw_strbuf_str(cause),
+		                          rec[0] ? "; and " : "", rec);
+	else
+		ret = irfw_fail(t, "%s: %s%s%s", irfw_containment_name(cs), irfw_strbuf_str(cause),
+		                rec[0] ? "; and " : "", rec);
 out:
+	free(res);
 	cJSON_Delete(orig);
-	return fail;
+	irfw_strbuf_free(cause);
+	irfw_strbuf_free(extra);
+	return ret;
+}
+
+/*
+ * The untracking group is all-open by design, and scanners rightly flag an
+ * all-open group: it is removed once no instance of this run needs it, by
+ * the last isolate of its VPC to finish.  Never while an interface holds
+ * it: that interface is left all-open and must be named, not hidden.
+ */
+static void untrack_release(irfw_target *t, struct iso_state *st)
+{
+	const char *vpc = irfw_target_vpc_id(t);
+	struct vpc_ent *ent = vpc_find(st, vpc);
+	if (!ent || atomic_fetch_sub(&ent->left, 1) != 1)
+		return;
+	char key[256], err[512];
+	memo_key(key, sizeof(key), t, "untrack", vpc);
+	const char *u = irfw_memo(t, key, make_none, NULL);
+	if (!u || !*u)
+		return;
+	cJSON *p = cJSON_CreateObject(), *res = NULL;
+	add_filter(p, "group-id", u);
+	if (ec2(t, "DescribeNetworkInterfaces", p, &res) != 0) {
+		aws_brief(t, err, sizeof(err));
+		irfw_log(t, IRFW_LOG_WARN,
+		         "the untracking group %s of %s is kept: who holds it could not be read (%s)", u, vpc,
+		         err);
+		irfw_note(t, "the untracking group %s is kept: who holds it could not be read (%s)", u, err);
+		return;
+	}
+	irfw_strbuf *who = irfw_strbuf_new();
+	const cJSON *e;
+	cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(res, "networkInterfaceSet"))
+	{
+		const char *id = str_of(e, "networkInterfaceId");
+		const char *owner = str_of(cJSON_GetObjectItemCaseSensitive(e, "attachment"), "instanceId");
+		if (id)
+			irfw_strbuf_printf(who, "%s%s%s%s%s", irfw_strbuf_len(who) ? ", " : "", id,
+			                   owner ? " (" : "", owner ? owner : "", owner ? ")" : "");
+	}
+	cJSON_Delete(res);
+	if (irfw_strbuf_len(who)) {
+		irfw_log(t, IRFW_LOG_ERROR,
+		         "the ALL-OPEN untracking group %s of %s is still on %s: it is kept; put those "
+		         "interfaces in the quarantine group by hand, then delete it",
+		         u, vpc, irfw_strbuf_str(who));
+		irfw_note(t, "the ALL-OPEN untracking group %s is kept: still on %s", u,
+		          irfw_strbuf_str(who));
+		irfw_strbuf_free(who);
+		return;
+	}
+	irfw_strbuf_free(who);
+	p = cJSON_CreateObject();
+	cJSON_AddStringToObject(p, "GroupId", u);
+	if (ec2(t, "DeleteSecurityGroup", p, NULL) == 0) {
+		irfw_log(t, IRFW_LOG_INFO,
+		         "untracking group %s of %s removed: no instance of this run needs it", u, vpc);
+		irfw_note(t, "untracking group %s removed", u);
+		return;
+	}
+	aws_brief(t, err, sizeof(err));
+	if (streq(irfw_aws_error_code(t), "DependencyViolation"))
+		irfw_log(t, IRFW_LOG_ERROR,
+		         "the ALL-OPEN untracking group %s of %s is still held by an interface (%s): it is "
+		         "kept; find it with the filter group-id=%s and quarantine it by hand",
+		         u, vpc, err, u);
+	else
+		irfw_log(t, IRFW_LOG_WARN,
+		         "the untracking group %s of %s could not be deleted (%s): delete it later", u, vpc,
+		         err);
+	irfw_note(t, "the untracking group %s is kept: DeleteSecurityGroup refused (%s)", u, err);
+}
+
+static irfw_status run(irfw_target *t, void *state)
+{
+	struct iso_state *st = state;
+	if (irfw_target_dry_run(t))
+		return check(t, state);
+	irfw_status s = contain(t, st);
+	untrack_release(t, st);
+	return s;
+}
+
+/* "instance i-1" or "instances i-1, i-2 and 3 more" of `vpc`. */
+static char *instances_in(irfw_batch *b, const char *vpc)
+{
+	irfw_strbuf *w = irfw_strbuf_new();
+	size_t n = 0;
+	for (size_t i = 0, m = irfw_batch_count(b); i < m; i++) {
+		irfw_target *t = irfw_batch_target(b, i);
+		if (!irfw_target_instance(t) || !streq(irfw_target_vpc_id(t), vpc))
+			continue;
+		if (++n <= 5)
+			irfw_strbuf_printf(w, "%s%s", n > 1 ? ", " : "", irfw_target_id(t));
+	}
+	if (n > 5)
+		irfw_strbuf_printf(w, " and %zu more", n - 5);
+	char *list = irfw_strbuf_steal(w);
+	irfw_strbuf *out = irfw_strbuf_new();
+	irfw_strbuf_printf(out, "%s %s", n == 1 ? "instance" : "instances", list ? list : "");
+	free(list);
+	return irfw_strbuf_steal(out);
+}
+
+/* Does some instance of `vpc` need the untracking group (not already in
+ * only `q`)? */
+static bool vpc_needs_untrack(irfw_batch *b, const char *vpc, const char *q)
+{
+	for (size_t i = 0, m = irfw_batch_count(b); i < m; i++) {
+		irfw_target *t = irfw_batch_target(b, i);
+		if (irfw_target_instance(t) && streq(irfw_target_vpc_id(t), vpc) &&
+		    !all_in(cJSON_GetObjectItemCaseSensitive(irfw_target_instance(t), "networkInterfaceSet"),
+		            q))
+			return true;
+	}
+	return false;
+}
+
+/* Resolve one group of one VPC in prepare; false after a usage error. */
+static bool prepare_group(irfw_batch *b, struct iso_state *st, struct vpc_ent *ent, const char *who,
+                          bool untrack, bool validate, char **q_out)
+{
+	irfw_target *t = irfw_batch_target(b, ent->first);
+	irfw_step *step = irfw_target_step(t);
+	struct make_ctx c = {
+	    .st = st, .batch = b, .vpc = ent->vpc, .who = who, .untrack = untrack, .validate = validate};
+	char *own = NULL;
+	const char *id = validate ? (own = make_group(t, &c)) : vpc_group(t, &c);
+	if (q_out)
+		*q_out = id ? strdup(id) : NULL;
+	free(own);
+	if (c.note[0]) {
+		irfw_step_log(step, c.note_failed ? IRFW_LOG_ERROR : IRFW_LOG_INFO, "%s: %s", ent->vpc,
+		              c.note);
+		char *n = NULL;
+		irfw_strbuf *w = irfw_strbuf_new();
+		irfw_strbuf_printf(w, "%s%s%s", ent->note ? ent->note : "", ent->note ? "; " : "", c.note);
+		n = irfw_strbuf_steal(w);
+		if (n) {
+			free(ent->note);
+			ent->note = n;
+		}
+		ent->note_failed = ent->note_failed || c.note_failed;
+	}
+	if (id)
+		return true;
+	if (c.usage) {
+		irfw_step_error(step, untrack ? "untrack_group_name" : c.key, "%s", c.err);
+		return false;
+	}
+	if (!validate)
+		irfw_step_log(step, IRFW_LOG_WARN, "%s; each instance of %s tries again", c.err, ent->vpc);
+	return true;
+}
+
+/*
+ * Before any instance is touched: every VPC's groups found and judged
+ * first (nothing changed), so that a group that cannot be used stops the
+ * run with exit status 2 with nothing changed anywhere; then completed,
+ * fixed or created, once per VPC.  Also counts each VPC's instances, for
+ * removing the untracking group after the last.
+ */
+static int prepare(irfw_batch *b, void *state)
+{
+	struct iso_state *st = state;
+	vpcs_free(st);
+	for (size_t i = 0, n = irfw_batch_count(b); i < n; i++) {
+		irfw_target *t = irfw_batch_target(b, i);
+		const char *vpc = irfw_target_instance(t) ? irfw_target_vpc_id(t) : NULL;
+		if (!vpc || !*vpc)
+			continue;
+		struct vpc_ent *ent = vpc_find(st, vpc);
+		if (!ent) {
+			struct vpc_ent *v = realloc(st->vpcs, (st->n_vpcs + 1) * sizeof(*v));
+			if (!v)
+				return -1;
+			st->vpcs = v;
+			ent = &st->vpcs[st->n_vpcs];
+			ent->vpc = strdup(vpc);
+			ent->first = i;
+			ent->note = NULL;
+			ent->note_failed = false;
+			atomic_init(&ent->left, 0);
+			if (!ent->vpc)
+				return -1;
+			st->n_vpcs++;
+		}
+		atomic_fetch_add(&ent->left, 1);
+	}
+	int rc = 0;
+	for (int pass = 0; pass < 2 && rc == 0; pass++) {
+		bool validate = pass == 0;
+		for (size_t k = 0; k < st->n_vpcs; k++) {
+			struct vpc_ent *ent = &st->vpcs[k];
+			irfw_target *t = irfw_batch_target(b, ent->first);
+			char *who = instances_in(b, ent->vpc), *q = NULL;
+			if (!prepare_group(b, st, ent, who ? who : "", false, validate, &q))
+				rc = -1;
+			else if (q && irfw_step_get_bool(irfw_target_step(t), "break_tracked") &&
+			         vpc_needs_untrack(b, ent->vpc, q) &&
+			         !prepare_group(b, st, ent, who ? who : "", true, validate, NULL))
+				rc = -1;
+			free(q);
+			free(who);
+		}
+	}
+	return rc;
 }
 
 /* ------------------------------------------------------------------ */
@@ -944,7 +2197,9 @@ static void fini(void *state)
 	struct iso_state *st = state;
 	if (!st)
 		return;
+	vpcs_free(st);
 	irfw_list_free(st->cidrs);
+	free(st->nets);
 	free(st->ports);
 	free(st);
 }
@@ -958,13 +2213,19 @@ static int init(irfw_step *step, void **state)
 	st->cidrs = irfw_step_get_list(step, "admin_cidrs");
 	if (!st->cidrs)
 		goto bad;
-	for (; st->cidrs[st->n_cidrs]; st->n_cidrs++) {
-		const char *w = st->cidrs[st->n_cidrs];
-		if (!strchr(w, '/') || strspn(w, "0123456789abcdefABCDEF.:/") != strlen(w)) {
-			irfw_step_error(step, "admin_cidrs", "'%s' is not a CIDR (like 10.0.0.0/8)", w);
+	while (st->cidrs[st->n_cidrs])
+		st->n_cidrs++;
+	st->nets = calloc(st->n_cidrs ? st->n_cidrs : 1, sizeof(*st->nets));
+	if (!st->nets)
+		goto bad;
+	for (size_t i = 0; i < st->n_cidrs; i++) {
+		const char *w = st->cidrs[i];
+		if (!cidr_parse(w, &st->nets[i])) {
+			irfw_step_error(step, "admin_cidrs",
+			                "'%s' is not a CIDR (like 10.0.0.0/8 or 2001:db8::/32)", w);
 			goto bad;
 		}
-		if (strcmp(w, "0.0.0.0/0") == 0 || strcmp(w, "::/0") == 0)
+		if (st->nets[i].len == 0)
 			irfw_step_log(step, IRFW_LOG_WARN,
 			              "admin_cidrs holds %s: the quarantine group lets anyone in", w);
 	}
@@ -1003,37 +2264,66 @@ bad:
 static const struct irfw_plugin plugin = {
     IRFW_PLUGIN_HEADER,
     .name = "isolate",
-    .version = "1.0",
-    .summary = "quarantine security group on every interface, tracked flows broken, originals recorded",
+    .version = "1.1",
+    .summary = "quarantine security group on every interface, tracked flows broken, containment verified",
     .options = opts,
     .phase = IRFW_PHASE_CONTAIN,
     .init = init,
-    /* Run dry: EC2 changes carry DryRun, others are not sent. */
-    .check = run,
+    .prepare = prepare,
+    .check = check,
     .run = run,
     .fini = fini,
     .description =
-        "Contains the instance. The quarantine group of its VPC (the -g group, which must be in that "
-        "VPC; else the one named group_name or tagged irfw:quarantine=true; else a new one with no "
-        "egress rule and ingress only from admin_cidrs on admin_ports) becomes the only group of "
-        "every network interface, with ModifyNetworkInterfaceAttribute (ModifyInstanceAttribute "
-        "refuses instances with several interfaces). Each VPC's group is found or created once per "
-        "run, however many instances are handled in parallel.\n\n"
-        "A security group change does not end connections EC2 already tracks. With break_tracked, "
-        "as AWS's incident response guide advises, each interface first gets the VPC's untracking "
-        "group (all traffic in and out from 0.0.0.0/0 and ::/0, which makes flows untracked) and "
-        "right after it the quarantine group, which then drops them. The all-open group is on an "
-        "interface only between two API calls; if the second fails the original groups are put back. "
-        "This cannot break ICMP flows, nor flows through a Network Load Balancer, NAT gateway or "
-        "Transit Gateway, which stay tracked whatever the rules; nacl = true (a deny-all network "
-        "ACL on the subnet, refused on a shared subnet unless nacl_shared_subnet = allow) cuts those "
-        "too, at the price of the whole subnet.\n\n"
-        "Before changing anything, the original groups of each interface are recorded in the case "
-        "(records.original_groups) and in an instance tag (original_groups_tag), and the subnet's "
-        "original network ACL association in records.original_nacl; later steps get the fact "
-        "quarantine_sg. It runs after asg and elb, so the instance is out of service before it is cut "
-        "off (an Auto Scaling health check would otherwise replace it), and before protect, capture "
-        "and snapshot, so the evidence is preserved from an instance that can no longer talk.",
+        "Contains the instance. The quarantine group of its VPC becomes the only group of every network "
+        "interface, with ModifyNetworkInterfaceAttribute (ModifyInstanceAttribute refuses instances with "
+        "several interfaces). The group is the -g group (or group_id), which must exist in the VPC of every "
+        "instance of the run; else the one named group_name or tagged irfw:quarantine=true; else a new one, "
+        "made with that tag, with no egress rule and ingress only from admin_cidrs on admin_ports.\n\n"
+        "Each VPC's groups are resolved once per run, in prepare, before any instance is touched. A group "
+        "carrying irfw's tag (irfw:quarantine=true, irfw:untrack=true) is irfw's own and is completed "
+        "whatever a lost answer or a kill left it in: egress revoked, other ingress revoked, the admin "
+        "ingress added. Any other group is checked: an egress rule, or ingress from a CIDR admin_cidrs does "
+        "not cover, a prefix list or another group, makes it open, and existing_group decides: refuse stops "
+        "the run with exit status 2 naming the open rules, before any change; fix records them in the case "
+        "(records.revoked_rules) and revokes them; use puts it on as it is and the instance is reported not "
+        "contained. A -g group that does not exist or is of another VPC, and a group named like the "
+        "untracking group without its tag, also stop the run with exit status 2.\n\n"
+        "Containment is a verified fact. After the change (and when the instance was already isolated) the "
+        "step reads back every interface attached to the instance (DescribeNetworkInterfaces, and where "
+        "groupSet shows other groups, the group-id filter to confirm which the interface really holds) and "
+        "the quarantine group's rules, and reports contained only when every attached interface holds only "
+        "the quarantine group and the group has no egress and no ingress beyond admin_cidrs; partially "
+        "contained names the interface that is not (or the deny-all network ACL the site asked for and did "
+        "not get); not contained gives the cause, with the AWS error code and request id of the change that "
+        "failed. The step is FAILED whenever the instance is not contained.\n\n"
+        "A security group change does not end connections EC2 already tracks. With break_tracked, as AWS's "
+        "incident response guide advises, each interface first gets the VPC's untracking group (all traffic "
+        "in and out from 0.0.0.0/0 and ::/0, which makes flows untracked) and right after it the quarantine "
+        "group, which then drops them. The all-open group is on an interface only between two API calls; if "
+        "the second is refused the interface's groups of just before are put back, and if that is refused "
+        "too the interface is reported LEFT ALL-OPEN (not contained), naming it. If the untracking group "
+        "cannot go on, the quarantine group goes on directly and the instance is reported partially "
+        "contained (tracked flows may survive). The untracking group is deleted by the last isolate of its "
+        "VPC in the run, unless an interface still holds it (then it is named, loudly); it stays behind when "
+        "some instance of the batch did not run isolate (an earlier step stopped its pipeline, or the step "
+        "was done in an earlier run of the case), and the next run removes it. This cannot break ICMP flows, "
+        "nor flows through a Network Load Balancer, NAT gateway or Transit Gateway, which stay tracked "
+        "whatever the rules; nacl = true (a deny-all network ACL on the subnet, refused on a shared subnet "
+        "unless nacl_shared_subnet = allow) cuts those too, at the price of the whole subnet.\n\n"
+        "Containment goes first and alone. Before the change the original groups of each interface are "
+        "recorded in the case (records.original_groups) and logged; a record that cannot be written does not "
+        "stop the change, and the step then ends FAILED after the containment was done and reported. The "
+        "instance tag original_groups_tag is set after the change, and a refused tag is only noted. The "
+        "subnet's original network ACL association goes to records.original_nacl; later steps get the fact "
+        "quarantine_sg.\n\n"
+        "irfw check (and --dry-run) proves the rights without changing anything: the groups are looked up, a "
+        "missing one is asked for with a DryRun CreateSecurityGroup, and each interface gets a DryRun "
+        "ModifyNetworkInterfaceAttribute (with the quarantine group when it exists, else with its current "
+        "groups), plus a DryRun CreateTags; what cannot be asked without the group existing is listed as not "
+        "checked.\n\n"
+        "It runs after asg and elb, so the instance is out of service before it is cut off (an Auto Scaling "
+        "health check would otherwise replace it), and before protect, capture and snapshot, so the evidence "
+        "is preserved from an instance that can no longer talk.",
 };
 
 IRFW_PLUGIN_ENTRY(isolate, plugin)
