@@ -14,6 +14,7 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,8 +23,9 @@
 #include <ini.h>
 
 #include "internal.h"
+#include "aws/ratelimit.h"
 
-const struct irfw_option irfw_global_options[] = {
+static const struct irfw_option global_base[] = {
 	{"pipeline", IRFW_OPT_LIST, NULL, IRFW_OPT_REQUIRED,
 	 "Steps to run for each instance, in order. Each names an INI section; the section's "
 	 "`plugin` (default: its name) is the module run.", NULL},
@@ -51,17 +53,44 @@ const struct irfw_option irfw_global_options[] = {
 	 "Send every AWS call to this endpoint (an emulator, a VPC endpoint). AWS_ENDPOINT_URL and "
 	 "AWS_ENDPOINT_URL_<SERVICE> take precedence.", NULL},
 	{"s3_path_style", IRFW_OPT_BOOL, "false", 0, "Address S3 buckets path-style instead of virtual-host style.", NULL},
-	{"ratelimit.ec2-describe", IRFW_OPT_STRING, "100/20", 0, "EC2 Describe*/Get* token bucket: capacity/refill per second.", NULL},
-	{"ratelimit.ec2-mutate", IRFW_OPT_STRING, "50/5", 0, "EC2 mutating calls token bucket.", NULL},
-	{"ratelimit.ec2-snapshot", IRFW_OPT_STRING, "100/5", 0, "CreateSnapshot(s) token bucket.", NULL},
-	{"ratelimit.ec2-eni", IRFW_OPT_STRING, "100/5", 0, "ModifyNetworkInterfaceAttribute token bucket.", NULL},
-	{"ratelimit.ec2-tags", IRFW_OPT_STRING, "100/10", 0, "CreateTags token bucket.", NULL},
-	{"ratelimit.other", IRFW_OPT_STRING, "50/10", 0, "Token bucket of each other service.", NULL},
 	{"bucket", IRFW_OPT_STRING, NULL, 0, "Evidence bucket for every step that takes one (-b overrides).", NULL},
 	{"topic", IRFW_OPT_STRING, NULL, 0, "SNS topic ARN for every step that takes one (-t overrides).", NULL},
 	{"sgid", IRFW_OPT_STRING, NULL, 0, "Quarantine security group id to use instead of finding one (-g overrides).", NULL},
 	{NULL, 0, NULL, 0, NULL, NULL},
 };
+
+/* The [irfw] keys: the table above and one ratelimit.<class> key per
+ * rate-limit class of the AWS client, from its one list (ratelimit.c). */
+#define N_BASE (sizeof(global_base) / sizeof(global_base[0]) - 1)
+#define N_RL_MAX 8
+static struct irfw_option global_all[N_BASE + N_RL_MAX + 1];
+static char rl_names[N_RL_MAX][48], rl_helps[N_RL_MAX][200];
+static pthread_once_t global_once = PTHREAD_ONCE_INIT;
+
+static void build_global_options(void)
+{
+	size_t n = 0;
+	for (; n < N_BASE; n++)
+		global_all[n] = global_base[n];
+	for (size_t i = 0; i < irfw_ratelimit_class_count() && i < N_RL_MAX; i++) {
+		snprintf(rl_names[i], sizeof(rl_names[i]), "ratelimit.%s", irfw_ratelimit_class_name(i));
+		snprintf(rl_helps[i], sizeof(rl_helps[i]),
+		         "Client-side token bucket of %s: CAPACITY/REFILL_PER_SECOND, shared by all threads "
+		         "(0 refill: no limit).",
+		         irfw_ratelimit_class_help(i));
+		global_all[n++] = (struct irfw_option){.name = rl_names[i],
+		                                       .type = IRFW_OPT_STRING,
+		                                       .def = irfw_ratelimit_class_default(i),
+		                                       .help = rl_helps[i]};
+	}
+	global_all[n] = (struct irfw_option){.name = NULL};
+}
+
+const struct irfw_option *irfw_global_options(void)
+{
+	pthread_once(&global_once, build_global_options);
+	return global_all;
+}
 
 const struct irfw_option irfw_step_options[] = {
 	{"plugin", IRFW_OPT_STRING, NULL, 0, "Module this step runs (default: the section's name).", NULL},

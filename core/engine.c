@@ -18,8 +18,8 @@
 
 #include "caserec.h"
 #include "internal.h"
-#include "aws_proto.h"
-#include "credentials.h"
+#include "aws/credentials.h"
+#include "aws/ratelimit.h"
 
 #include <sys/stat.h>
 
@@ -54,7 +54,7 @@ const char *irfw_run_global(const struct irfw_run *r, const char *key)
 	const struct irfw_kv_line *kv = irfw_section_find(r->global, key);
 	if (kv)
 		return kv->value;
-	const struct irfw_option *o = irfw_option_find(irfw_global_options, key);
+	const struct irfw_option *o = irfw_option_find(irfw_global_options(), key);
 	return o ? o->def : NULL;
 }
 
@@ -234,6 +234,17 @@ static void check_global_values(struct irfw_run *r)
 			irfw_config_error(&r->cfg, kv->line, "[irfw] %s = %s %s", checks[i].key, kv->value,
 			                  checks[i].what);
 	}
+	/* Rate limits, so that a typo is exit 2 with its line, not a client
+	 * that cannot start. */
+	for (size_t i = 0; i < irfw_ratelimit_class_count(); i++) {
+		char key[64];
+		double cap, rate;
+		snprintf(key, sizeof(key), "ratelimit.%s", irfw_ratelimit_class_name(i));
+		const struct irfw_kv_line *kv = irfw_section_find(r->global, key);
+		if (kv && irfw_ratelimit_parse_spec(kv->value, &cap, &rate) != 0)
+			irfw_config_error(&r->cfg, kv->line,
+			                  "[irfw] %s = %s: expected CAPACITY/REFILL_PER_SECOND, e.g. 50/5", key, kv->value);
+	}
 	/* The case id is made before any instance is known. */
 	static const char *const case_vars[] = {"account_id", "region", "date", "time", NULL};
 	const struct irfw_kv_line *cid = irfw_section_find(r->global, "case_id");
@@ -263,7 +274,7 @@ int irfw_run_load(struct irfw_run *r, bool init_steps)
 		irfw_config_error(cfg, 0, "no [irfw] section (it holds the pipeline and the global settings)");
 		goto bad;
 	}
-	irfw_config_validate(cfg, r->global, irfw_global_options, NULL);
+	irfw_config_validate(cfg, r->global, irfw_global_options(), NULL);
 	long jobs = 0;
 	if (!irfw_parse_long(irfw_run_global(r, "jobs"), &jobs) || jobs < 1 || jobs > 64) {
 		const struct irfw_kv_line *kv = irfw_section_find(r->global, "jobs");
@@ -1015,6 +1026,29 @@ const char *irfw_memo(irfw_target *t, const char *key, char *(*make)(irfw_target
 	}
 }
 
+int irfw_http_post(irfw_target *t, const char *url, const char *content_type, const char *body, size_t len,
+                   long *http_status)
+{
+	*http_status = 0;
+	if (!t->run->aws) {
+		irfw_log(t, IRFW_LOG_ERROR, "no HTTP client in this mode");
+		return -1;
+	}
+	char why[512];
+	if (irfw_aws_http_url_check(url, why, sizeof(why)) != 0) {
+		irfw_log(t, IRFW_LOG_ERROR, "%s", why);
+		return -1;
+	}
+	if (t->run->dry_run) {
+		irfw_log(t, IRFW_LOG_INFO, "dry run: not posting the webhook");
+		return 0;
+	}
+	int rc = irfw_aws_http_post(t->run->aws, url, content_type, body, len, http_status, why, sizeof(why));
+	if (rc != 0)
+		irfw_log(t, IRFW_LOG_ERROR, "%s", why);
+	return rc;
+}
+
 /* ------------------------------------------------------------------ */
 /* Evidence and record.                                                */
 
@@ -1575,11 +1609,42 @@ static void warn_readable_secrets(struct irfw_run *r)
 	}
 }
 
+static long global_long(const struct irfw_run *r, const char *key)
+{
+	long v;
+	const char *s = irfw_run_global(r, key);
+	return s && irfw_parse_long(s, &v) && v > 0 ? v : 0;
+}
+
+/* The AWS client, configured from the command line and [irfw]. */
+static int aws_client(struct irfw_run *r, char *err, size_t errlen)
+{
+	bool path_style = false;
+	const char *ps = irfw_run_global(r, "s3_path_style");
+	struct irfw_aws_config c = {
+	    .region = irfw_run_global(r, "region"),
+	    .profile = irfw_run_global(r, "profile"),
+	    .endpoint_url = irfw_run_global(r, "endpoint_url"),
+	    .ca_file = irfw_run_global(r, "ca_file"),
+	    .connect_timeout = global_long(r, "connect_timeout"),
+	    .timeout = global_long(r, "timeout"),
+	    .max_attempts = (int)global_long(r, "max_attempts"),
+	    .s3_path_style = ps && irfw_parse_bool(ps, &path_style) && path_style,
+	};
+	char key[64];
+	for (size_t i = 0; i < irfw_ratelimit_class_count() && i < sizeof(c.ratelimit) / sizeof(c.ratelimit[0]); i++) {
+		snprintf(key, sizeof(key), "ratelimit.%s", irfw_ratelimit_class_name(i));
+		const struct irfw_kv_line *kv = irfw_section_find(r->global, key);
+		c.ratelimit[i] = kv ? kv->value : NULL;
+	}
+	return irfw_aws_new(&c, &r->aws, err, errlen);
+}
+
 int irfw_run_execute(struct irfw_run *r, bool json, bool check_only)
 {
 	char err[1024] = "";
 	int status = IRFW_RUN_OK;
-	if (irfw_aws_new(r, &r->aws, err, sizeof(err)) != 0) {
+	if (aws_client(r, err, sizeof(err)) != 0) {
 		irfw_logf(IRFW_LOG_ERROR, NULL, "%s", err);
 		return IRFW_RUN_USAGE;
 	}
@@ -1605,6 +1670,8 @@ int irfw_run_execute(struct irfw_run *r, bool json, bool check_only)
 	r->account_id = cJSON_IsString(acct) ? strdup(acct->valuestring) : NULL;
 	r->caller_arn = cJSON_IsString(arn) ? strdup(arn->valuestring) : NULL;
 	cJSON_Delete(who);
+	if (r->account_id)
+		irfw_aws_set_account(r->aws, r->account_id);
 	if (!r->account_id) {
 		irfw_logf(IRFW_LOG_ERROR, NULL, "sts:GetCallerIdentity returned no account id");
 		return IRFW_RUN_STEP_FAILED;
@@ -1788,7 +1855,7 @@ int irfw_plugins_describe(struct irfw_run *r, const char *name, bool man)
 {
 	if (strcmp(name, "irfw") == 0) {
 		printf(man ? ".SS [irfw]\n" : "[irfw]  global settings\n\n");
-		describe_options(irfw_global_options, man);
+		describe_options(irfw_global_options(), man);
 		return IRFW_RUN_OK;
 	}
 	char err[1024];

@@ -11,7 +11,7 @@
 #include <time.h>
 
 #include "irfw/irfw.h"
-#include "awsxml.h"
+#include "aws/client.h"
 
 struct irfw_case;
 struct irfw_aws;
@@ -71,7 +71,7 @@ const char *irfw_template_check_vars(const char *value, const char *const *vars)
 const struct irfw_option *irfw_option_find(const struct irfw_option *opts, const char *name);
 
 /* Global [irfw] keys, documented like a plugin's options. */
-extern const struct irfw_option irfw_global_options[];
+const struct irfw_option *irfw_global_options(void);
 /* Keys every step section accepts besides its plugin's. */
 extern const struct irfw_option irfw_step_options[];
 
@@ -241,21 +241,6 @@ struct irfw_run {
 /* A global key's value: CLI override first, then [irfw], then the default. */
 const char *irfw_run_global(const struct irfw_run *r, const char *key);
 
-
-/* ------------------------------------------------------------------ */
-/* AWS client (aws.c).                                                 */
-
-/* Create the client: credentials, region, HTTP, rate limits, from the
- * run's configuration.  Returns 0, or -1 with err. */
-int irfw_aws_new(struct irfw_run *r, struct irfw_aws **out, char *err, size_t errlen);
-void irfw_aws_free(struct irfw_aws *a);
-/* One call with retries.  `account` keys the rate limit.  On failure fills
- * *e; on success copies the request id into req_id. */
-int irfw_aws_request(struct irfw_aws *a, const char *region, const char *service, const char *operation,
-                     const cJSON *params, bool dry_run, cJSON **result, struct irfw_aws_error *e,
-                     char req_id[128]);
-/* The region the client resolved. */
-const char *irfw_aws_region(const struct irfw_aws *a);
 
 /* ------------------------------------------------------------------ */
 /* The run, as runner.c drives it (engine.c).                          */

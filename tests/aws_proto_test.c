@@ -9,7 +9,8 @@
 
 #include <cmocka.h>
 
-#include "aws_proto.h"
+#include "aws/client.h"
+#include "aws/protocol.h"
 
 static void test_endpoints(void **state)
 {

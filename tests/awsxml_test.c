@@ -14,7 +14,7 @@
 
 #include <cmocka.h>
 
-#include "awsxml.h"
+#include "aws/xml.h"
 
 /* DescribeInstances with two ENIs; @NS@ is replaced by the namespace. */
 static const char describe_instances_tmpl[] =

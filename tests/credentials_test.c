@@ -27,7 +27,7 @@
 #include <cmocka.h>
 #include <curl/curl.h>
 
-#include "credentials.h"
+#include "aws/credentials.h"
 
 static char tmpdir[256];
 static char cred_path[300], conf_path[300], tok_path[300];

@@ -19,7 +19,7 @@
 
 #include <cmocka.h>
 
-#include "ratelimit.h"
+#include "aws/ratelimit.h"
 
 #define EPS 1e-9
 

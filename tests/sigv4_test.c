@@ -29,7 +29,7 @@
 
 #include <cJSON.h>
 
-#include "sigv4.h"
+#include "aws/sigv4.h"
 
 #define MAX_CASES 64
 #define MAX_HDRS 32

@@ -13,7 +13,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "aws_proto.h"
+#include "protocol.h"
 #include "sigv4.h"
 
 static const struct irfw_service services[] = {
@@ -96,21 +96,6 @@ bool irfw_operation_mutates(const char *op)
 	return true;
 }
 
-bool irfw_operation_dry_sendable(const char *service, const char *op)
-{
-	if (!irfw_operation_mutates(op))
-		return true;
-	if (strcmp(service, "ec2") != 0)
-		return false;
-	/* EC2 actions whose request has no DryRun parameter (API reference):
-	 * sent "dry", they would really be performed. */
-	static const char *no_dry_run[] = {"AssociateIamInstanceProfile", "DisassociateIamInstanceProfile",
-	                                   "ReplaceIamInstanceProfileAssociation", NULL};
-	for (const char **p = no_dry_run; *p; p++)
-		if (strcmp(op, *p) == 0)
-			return false;
-	return true;
-}
 
 /* ------------------------------------------------------------------ */
 /* Query protocols.                                                    */

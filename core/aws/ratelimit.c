@@ -85,14 +85,36 @@ static const struct {
 	const char *name;
 	double capacity;
 	double rate;
+	const char *spec; /* the same, as a site writes it */
+	const char *help;
 } rl_defaults[RL_NCLASSES] = {
-	[RL_EC2_DESCRIBE] = { "ec2-describe", 100, 20 },
-	[RL_EC2_MUTATE] = { "ec2-mutate", 50, 5 },
-	[RL_EC2_SNAPSHOT] = { "ec2-snapshot", 100, 5 },
-	[RL_EC2_ENI] = { "ec2-eni", 100, 5 },
-	[RL_EC2_TAGS] = { "ec2-tags", 100, 10 },
-	[RL_OTHER] = { "other", 50, 10 },
+	[RL_EC2_DESCRIBE] = { "ec2-describe", 100, 20, "100/20", "EC2 Describe*, Get* and List* calls" },
+	[RL_EC2_MUTATE] = { "ec2-mutate", 50, 5, "50/5", "EC2 changes not listed below" },
+	[RL_EC2_SNAPSHOT] = { "ec2-snapshot", 100, 5, "100/5", "EC2 CreateSnapshot and CreateSnapshots" },
+	[RL_EC2_ENI] = { "ec2-eni", 100, 5, "100/5", "EC2 ModifyNetworkInterfaceAttribute" },
+	[RL_EC2_TAGS] = { "ec2-tags", 100, 10, "100/10", "EC2 CreateTags" },
+	[RL_OTHER] = { "other", 50, 10, "50/10", "each other service, one bucket per service" },
 };
+
+size_t irfw_ratelimit_class_count(void)
+{
+	return RL_NCLASSES;
+}
+
+const char *irfw_ratelimit_class_name(size_t i)
+{
+	return i < RL_NCLASSES ? rl_defaults[i].name : NULL;
+}
+
+const char *irfw_ratelimit_class_default(size_t i)
+{
+	return i < RL_NCLASSES ? rl_defaults[i].spec : NULL;
+}
+
+const char *irfw_ratelimit_class_help(size_t i)
+{
+	return i < RL_NCLASSES ? rl_defaults[i].help : NULL;
+}
 
 /* "Describe" followed by a capital: the start of the next CamelCase word,
  * so a bare or odd name ("Get", "Listen") is not taken for a read. */

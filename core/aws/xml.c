@@ -3,7 +3,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 
-#include "awsxml.h"
+#include "xml.h"
 
 #include <expat.h>
 #include <stdarg.h>

@@ -1,5 +1,5 @@
 /*
- * aws.c - the AWS client every plugin calls through irfw_aws_call():
+ * client.c - the AWS client every plugin calls through irfw_aws_call():
  * endpoint, protocol, SigV4 signature, client-side rate limit, retries with
  * capped exponential backoff and jitter, and one error value whatever the
  * wire said.  libcurl does the HTTP, one easy handle per thread sharing DNS
@@ -19,12 +19,15 @@
 
 #include <curl/curl.h>
 
-#include "aws_proto.h"
-#include "awsxml.h"
+#include "buf.h"
+#include "client.h"
 #include "credentials.h"
-#include "internal.h"
+#include "log.h"
+#include "protocol.h"
 #include "ratelimit.h"
 #include "sigv4.h"
+#include "text.h"
+#include "xml.h"
 
 #define MAX_RESPONSE ((size_t)64 << 20)
 #define USER_AGENT "irfw/" PACKAGE_VERSION
@@ -35,7 +38,7 @@ struct easy_slot {
 };
 
 struct irfw_aws {
-	struct irfw_run *run;
+	char account[64]; /* keys the rate limits; set before any worker runs */
 	char *region;
 	char *profile;
 	char *endpoint_cfg;     /* [irfw] endpoint_url */
@@ -540,8 +543,7 @@ static int do_call(struct irfw_aws *a, const struct irfw_creds *creds, bool anon
 	int max = a->max_attempts > 0 ? a->max_attempts : 1;
 	for (int attempt = 1; attempt <= max; attempt++) {
 		memset(e, 0, sizeof(*e));
-		const char *account = a->run && a->run->account_id ? a->run->account_id : "";
-		irfw_ratelimit_acquire(a->rl, account, region, service, op);
+		irfw_ratelimit_acquire(a->rl, a->account, region, service, op);
 		struct irfw_creds own = {0};
 		const struct irfw_creds *use = creds;
 		char err[512] = "";
@@ -649,6 +651,22 @@ out:
 	return rc;
 }
 
+bool irfw_operation_dry_sendable(const char *service, const char *op)
+{
+	if (!irfw_operation_mutates(op))
+		return true;
+	if (strcmp(service, "ec2") != 0)
+		return false;
+	/* EC2 actions whose request has no DryRun parameter (API reference):
+	 * sent "dry", they would really be performed. */
+	static const char *no_dry_run[] = {"AssociateIamInstanceProfile", "DisassociateIamInstanceProfile",
+	                                   "ReplaceIamInstanceProfileAssociation", NULL};
+	for (const char **p = no_dry_run; *p; p++)
+		if (strcmp(op, *p) == 0)
+			return false;
+	return true;
+}
+
 int irfw_aws_request(struct irfw_aws *a, const char *region, const char *service, const char *operation,
                      const cJSON *params, bool dry_run, cJSON **result, struct irfw_aws_error *e, char req_id[128])
 {
@@ -721,27 +739,28 @@ static bool webhook_error_word(const char *body)
 	return n > 0 && n <= 64 && strspn(body, "abcdefghijklmnopqrstuvwxyz_") == n;
 }
 
-int irfw_http_post(irfw_target *t, const char *url, const char *content_type, const char *body, size_t len,
-                   long *http_status)
+int irfw_aws_http_url_check(const char *url, char *why, size_t whylen)
+{
+	irfw_set_err(why, whylen, "%s", "");
+	irfw_log_add_secret(url);
+	if (strncmp(url, "https://", 8) == 0)
+		return 0;
+	/* Plain http only to this machine (test receivers). */
+	if (strncmp(url, "http://127.0.0.1", 16) == 0 || strncmp(url, "http://localhost", 16) == 0)
+		return 0;
+	char *host = url_host(url);
+	irfw_set_err(why, whylen, "refusing to post to %s: only https URLs are allowed", host);
+	free(host);
+	return -1;
+}
+
+int irfw_aws_http_post(struct irfw_aws *a, const char *url, const char *content_type, const char *body,
+                       size_t len, long *http_status, char *why, size_t whylen)
 {
 	*http_status = 0;
-	struct irfw_aws *a = t->run->aws;
-	irfw_log_add_secret(url);
+	if (irfw_aws_http_url_check(url, why, whylen) != 0)
+		return -1;
 	char *host = url_host(url);
-	if (!a || strncmp(url, "https://", 8) != 0) {
-		/* Plain http only to this machine (test receivers). */
-		bool local = strncmp(url, "http://127.0.0.1", 16) == 0 || strncmp(url, "http://localhost", 16) == 0;
-		if (!a || !local) {
-			irfw_log(t, IRFW_LOG_ERROR, "refusing to post to %s: only https URLs are allowed", host);
-			free(host);
-			return -1;
-		}
-	}
-	if (t->run->dry_run) {
-		irfw_log(t, IRFW_LOG_INFO, "dry run: not posting to %s", host);
-		free(host);
-		return 0;
-	}
 	CURL *c = thread_easy(a);
 	struct http_resp resp = {0};
 	char errbuf[CURL_ERROR_SIZE] = "";
@@ -750,6 +769,8 @@ int irfw_http_post(irfw_target *t, const char *url, const char *content_type, co
 	hl = curl_slist_append(hl, ct);
 	free(ct);
 	int rc = -1;
+	if (!c)
+		irfw_set_err(why, whylen, "post to %s: out of memory", host);
 	if (c) {
 		curl_easy_setopt(c, CURLOPT_URL, url);
 		curl_easy_setopt(c, CURLOPT_SHARE, a->share);
@@ -770,20 +791,21 @@ int irfw_http_post(irfw_target *t, const char *url, const char *content_type, co
 		curl_easy_setopt(c, CURLOPT_WRITEDATA, &resp);
 		CURLcode cr = curl_easy_perform(c);
 		if (cr != CURLE_OK) {
-			/* curl's messages may quote the URL: log the code's text only. */
-			irfw_log(t, IRFW_LOG_ERROR, "post to %s failed: %s", host, curl_easy_strerror(cr));
+			/* curl's messages may quote the URL: the code's text only. */
+			irfw_set_err(why, whylen, "post to %s failed: %s", host, curl_easy_strerror(cr));
 		} else {
 			curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, http_status);
 			if (*http_status >= 200 && *http_status < 300)
 				rc = 0;
 			else if (webhook_error_word(resp.body.data))
-				irfw_log(t, IRFW_LOG_ERROR, "post to %s: HTTP %ld: %s", host, *http_status,
-				         resp.body.data);
+				irfw_set_err(why, whylen, "post to %s: HTTP %ld: %s", host, *http_status, resp.body.data);
 			else
 				/* A server may echo the request path, which is the
 				 * secret part of a webhook URL: show no free text. */
-				irfw_log(t, IRFW_LOG_ERROR, "post to %s: HTTP %ld (%zu-byte answer not shown: it may "
-				         "quote the webhook URL)", host, *http_status, resp.body.len);
+				irfw_set_err(why, whylen,
+				             "post to %s: HTTP %ld (%zu-byte answer not shown: it may quote the "
+				             "webhook URL)",
+				             host, *http_status, resp.body.len);
 		}
 		curl_easy_setopt(c, CURLOPT_HTTPHEADER, NULL);
 	}
@@ -798,14 +820,12 @@ const char *irfw_aws_region(const struct irfw_aws *a)
 	return a->region;
 }
 
-static long global_long(struct irfw_run *r, const char *key, long def)
+void irfw_aws_set_account(struct irfw_aws *a, const char *account_id)
 {
-	long v;
-	const char *s = irfw_run_global(r, key);
-	return s && irfw_parse_long(s, &v) && v > 0 ? v : def;
+	snprintf(a->account, sizeof(a->account), "%s", account_id ? account_id : "");
 }
 
-int irfw_aws_new(struct irfw_run *r, struct irfw_aws **out, char *err, size_t errlen)
+int irfw_aws_new(const struct irfw_aws_config *cfg, struct irfw_aws **out, char *err, size_t errlen)
 {
 	*out = NULL;
 	pthread_once(&curl_once, curl_init);
@@ -816,7 +836,6 @@ int irfw_aws_new(struct irfw_run *r, struct irfw_aws **out, char *err, size_t er
 	struct irfw_aws *a = calloc(1, sizeof(*a));
 	if (!a)
 		return -1;
-	a->run = r;
 	pthread_mutex_init(&a->slots_lock, NULL);
 	for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
 		pthread_mutex_init(&a->share_lock[i], NULL);
@@ -829,46 +848,40 @@ int irfw_aws_new(struct irfw_run *r, struct irfw_aws **out, char *err, size_t er
 		curl_share_setopt(a->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
 		curl_share_setopt(a->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
 	}
-	a->connect_timeout = global_long(r, "connect_timeout", 10);
-	a->timeout = global_long(r, "timeout", 120);
-	a->max_attempts = (int)global_long(r, "max_attempts", 5);
-	a->ca_file = irfw_strdup(irfw_run_global(r, "ca_file"));
-	a->endpoint_cfg = irfw_strdup(irfw_run_global(r, "endpoint_url"));
-	bool ps = false;
-	const char *pss = irfw_run_global(r, "s3_path_style");
-	a->s3_path_style = pss && irfw_parse_bool(pss, &ps) && ps;
-	const char *prof = irfw_run_global(r, "profile");
+	a->connect_timeout = cfg->connect_timeout > 0 ? cfg->connect_timeout : 10;
+	a->timeout = cfg->timeout > 0 ? cfg->timeout : 120;
+	a->max_attempts = cfg->max_attempts > 0 ? cfg->max_attempts : 5;
+	a->ca_file = irfw_strdup(cfg->ca_file);
+	a->endpoint_cfg = irfw_strdup(cfg->endpoint_url);
+	a->s3_path_style = cfg->s3_path_style;
+	const char *prof = cfg->profile;
 	a->profile = irfw_strdup(prof);
 	a->endpoint_profile = irfw_profile_get(prof, "endpoint_url");
 
 	a->rl = irfw_ratelimit_new(irfw_clock_real());
-	static const char *classes[] = {"ec2-describe", "ec2-mutate", "ec2-snapshot", "ec2-eni", "ec2-tags", "other"};
-	for (size_t i = 0; a->rl && i < sizeof(classes) / sizeof(classes[0]); i++) {
-		char key[64];
+	for (size_t i = 0; a->rl && i < irfw_ratelimit_class_count(); i++) {
 		double cap, rate;
-		snprintf(key, sizeof(key), "ratelimit.%s", classes[i]);
-		const char *spec = irfw_run_global(r, key);
+		const char *spec = i < sizeof(cfg->ratelimit) / sizeof(cfg->ratelimit[0]) ? cfg->ratelimit[i] : NULL;
 		if (spec && (irfw_ratelimit_parse_spec(spec, &cap, &rate) != 0 ||
-		             irfw_ratelimit_configure(a->rl, classes[i], cap, rate) != 0)) {
-			const struct irfw_kv_line *kv = irfw_section_find(r->global, key);
-			snprintf(err, errlen, "%s:%d: [irfw] %s = %s: expected CAPACITY/REFILL_PER_SECOND, e.g. 50/5",
-			         r->cfg.path, kv ? kv->line : 0, key, spec);
+		             irfw_ratelimit_configure(a->rl, irfw_ratelimit_class_name(i), cap, rate) != 0)) {
+			snprintf(err, errlen, "ratelimit.%s = %s: expected CAPACITY/REFILL_PER_SECOND, e.g. 50/5",
+			         irfw_ratelimit_class_name(i), spec);
 			irfw_aws_free(a);
 			return -1;
 		}
 	}
 
-	/* Region: --region, [irfw] region, AWS_REGION, AWS_DEFAULT_REGION, the profile, IMDS. */
-	const char *cfg_region = irfw_run_global(r, "region");
-	a->region = irfw_resolve_region(cfg_region, prof);
+	/* Region: the one given, AWS_REGION, AWS_DEFAULT_REGION, the profile, IMDS. */
+	a->region = irfw_resolve_region(cfg->region, prof);
 	struct irfw_cred_options co = {
-		.profile = prof, .region = a->region, .sts = sts_hook, .sts_ctx = a, .timeout_ms = 2000};
+	    .profile = prof, .region = a->region, .sts = sts_hook, .sts_ctx = a, .timeout_ms = 2000};
 	if (!a->region)
 		a->region = irfw_imds_region(&co);
 	if (!a->region) {
-		snprintf(err, errlen, "no AWS region: irfw does not guess one (a wrong region finds no instance, or the wrong ones); "
-		         "give --region REGION, or set region in the [irfw] section, AWS_REGION or AWS_DEFAULT_REGION, "
-		         "or region in the AWS profile; on EC2 the instance's own region is used");
+		snprintf(err, errlen,
+		         "no AWS region: irfw does not guess one (a wrong region finds no instance, or the wrong "
+		         "ones); give --region REGION, or set region in the [irfw] section, AWS_REGION or "
+		         "AWS_DEFAULT_REGION, or region in the AWS profile; on EC2 the instance's own region is used");
 		irfw_aws_free(a);
 		return -1;
 	}

@@ -13,6 +13,8 @@
 #ifndef IRFW_CORE_RATELIMIT_H
 #define IRFW_CORE_RATELIMIT_H
 
+#include <stddef.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -46,6 +48,13 @@ const struct irfw_clock *irfw_clock_real(void);
  * NULL service, "ec2-mutate" for a NULL EC2 operation).
  */
 const char *irfw_ratelimit_class(const char *service, const char *operation);
+
+/** The classes above, in a fixed order, with their defaults: the one list
+ * the site file's ratelimit.* keys and their documentation come from. */
+size_t irfw_ratelimit_class_count(void);
+const char *irfw_ratelimit_class_name(size_t i);      /* NULL past the end */
+const char *irfw_ratelimit_class_default(size_t i);   /* "100/20" */
+const char *irfw_ratelimit_class_help(size_t i);      /* what it paces */
 
 /** Registry of buckets shared by all threads. */
 struct irfw_ratelimit;

@@ -12,8 +12,8 @@
 
 #include <cJSON.h>
 
-#include "awsxml.h"
-#include "internal.h"
+#include "xml.h"
+#include "buf.h"
 
 struct irfw_service {
 	const char *name;         /* as plugins name it: "ec2", "elb" ... */
@@ -48,11 +48,7 @@ char *irfw_query_body(const struct irfw_service *svc, const char *operation, con
 /* True when `operation` changes something (for --dry-run). */
 bool irfw_operation_mutates(const char *operation);
 
-/* True when a dry run may send `operation` of `service`: it reads, or it
- * is an EC2 change whose API has a DryRun parameter (AWS then answers with
- * the permission verdict and changes nothing).  Every other change is not
- * sent by a dry run, so its permission is not checked. */
-bool irfw_operation_dry_sendable(const char *service, const char *operation);
+
 
 /* An S3 request built from parameters. */
 struct irfw_s3_request {
