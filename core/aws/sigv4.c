@@ -9,6 +9,8 @@
 
 #include "sigv4.h"
 
+#include "buf.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,80 +24,7 @@
 /* AWS refuses presigned URLs valid for longer than seven days. */
 #define MAX_PRESIGN_EXPIRES 604800L
 
-/* A growable string.  Allocation failure is sticky so that callers can
- * append freely and check once at the end. */
-struct buf {
-	char *p;
-	size_t len, cap;
-	bool oom;
-};
 
-static void buf_add(struct buf *b, const char *s, size_t n)
-{
-	if (b->oom)
-		return;
-	if (b->len + n + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 128;
-		while (cap < b->len + n + 1)
-			cap *= 2;
-		char *p = realloc(b->p, cap);
-		if (!p) {
-			b->oom = true;
-			return;
-		}
-		b->p = p;
-		b->cap = cap;
-	}
-	if (n)
-		memcpy(b->p + b->len, s, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-}
-
-static void buf_adds(struct buf *b, const char *s)
-{
-	buf_add(b, s, strlen(s));
-}
-
-static void buf_addc(struct buf *b, char c)
-{
-	buf_add(b, &c, 1);
-}
-
-/* Hands the string over to the caller; NULL when anything failed. */
-static char *buf_take(struct buf *b)
-{
-	char *p;
-
-	if (!b->p && !b->oom)
-		buf_add(b, "", 0);
-	if (b->oom) {
-		free(b->p);
-		p = NULL;
-	} else {
-		p = b->p;
-	}
-	memset(b, 0, sizeof(*b));
-	return p;
-}
-
-static void buf_free(struct buf *b)
-{
-	free(b->p);
-	memset(b, 0, sizeof(*b));
-}
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 static void free_secret(char *s)
 {
@@ -111,27 +40,27 @@ static bool is_unreserved(unsigned char c)
 	       c == '-' || c == '.' || c == '_' || c == '~';
 }
 
-static void encode_into(struct buf *b, const char *s, size_t len, bool keep_slash)
+static void encode_into(struct irfw_buf *b, const char *s, size_t len, bool keep_slash)
 {
 	static const char hex[] = "0123456789ABCDEF";
 
 	for (size_t i = 0; i < len; i++) {
 		unsigned char c = (unsigned char)s[i];
 		if (is_unreserved(c) || (keep_slash && c == '/')) {
-			buf_addc(b, (char)c);
+			irfw_buf_putc(b, (char)c);
 		} else {
 			char esc[3] = {'%', hex[c >> 4], hex[c & 0xf]};
-			buf_add(b, esc, 3);
+			irfw_buf_add(b, esc, 3);
 		}
 	}
 }
 
 char *irfw_uri_encode(const char *s, size_t len, bool keep_slash)
 {
-	struct buf b = {0};
+	struct irfw_buf b = {0};
 
 	encode_into(&b, s, len, keep_slash);
-	return buf_take(&b);
+	return irfw_buf_take(&b);
 }
 
 void irfw_sha256_hex(const void *data, size_t len, char out[65])
@@ -188,7 +117,7 @@ static char *uri_decode(const char *s, size_t len, size_t *outlen)
  * survives when the path had one. */
 static char *canonical_path(const char *path, bool normalize, int passes)
 {
-	struct buf norm = {0}, once = {0}, twice = {0};
+	struct irfw_buf norm = {0}, once = {0}, twice = {0};
 	const char *src = path && *path ? path : "/";
 	char *res = NULL;
 
@@ -213,40 +142,40 @@ static char *canonical_path(const char *path, bool normalize, int passes)
 					norm.len = starts[--depth];
 			} else {
 				starts[depth++] = norm.len;
-				buf_addc(&norm, '/');
-				buf_add(&norm, p, sl);
+				irfw_buf_putc(&norm, '/');
+				irfw_buf_add(&norm, p, sl);
 			}
 			p += sl;
 		}
 		free(starts);
-		if (norm.p && !norm.oom)
-			norm.p[norm.len] = '\0';
+		if (norm.data && !norm.failed)
+			norm.data[norm.len] = '\0';
 		if (norm.len == 0 || src[n - 1] == '/')
-			buf_addc(&norm, '/');
-		if (norm.oom)
+			irfw_buf_putc(&norm, '/');
+		if (norm.failed)
 			goto out;
-		src = norm.p;
+		src = norm.data;
 	} else if (src[0] != '/') {
-		buf_addc(&norm, '/');
-		buf_adds(&norm, src);
-		if (norm.oom)
+		irfw_buf_putc(&norm, '/');
+		irfw_buf_puts(&norm, src);
+		if (norm.failed)
 			goto out;
-		src = norm.p;
+		src = norm.data;
 	}
 
 	encode_into(&once, src, strlen(src), true);
 	if (passes == 1) {
-		res = buf_take(&once);
+		res = irfw_buf_take(&once);
 		goto out;
 	}
-	if (once.oom)
+	if (once.failed)
 		goto out;
-	encode_into(&twice, once.p, once.len, true);
-	res = buf_take(&twice);
+	encode_into(&twice, once.data, once.len, true);
+	res = irfw_buf_take(&twice);
 out:
-	buf_free(&norm);
-	buf_free(&once);
-	buf_free(&twice);
+	irfw_buf_free(&norm);
+	irfw_buf_free(&once);
+	irfw_buf_free(&twice);
 	return res;
 }
 
@@ -357,7 +286,7 @@ static char *lower_dup(const char *s)
 
 static char *canonical_value(const char *v)
 {
-	struct buf b = {0};
+	struct irfw_buf b = {0};
 	bool space = false;
 
 	for (const char *p = v; *p; p++) {
@@ -366,11 +295,11 @@ static char *canonical_value(const char *v)
 			continue;
 		}
 		if (space)
-			buf_addc(&b, ' ');
+			irfw_buf_putc(&b, ' ');
 		space = false;
-		buf_addc(&b, *p);
+		irfw_buf_putc(&b, *p);
 	}
-	return buf_take(&b);
+	return irfw_buf_take(&b);
 }
 
 static int hdr_add(struct hdr *h, size_t *n, const char *name, const char *value)
@@ -413,51 +342,51 @@ static int check_inputs(const struct irfw_sigv4_request *req, const struct irfw_
 	bool host = false;
 
 	if (!req || !p || !req->method || !*req->method) {
-		set_err(err, errlen, "sigv4: no request method");
+		irfw_set_err(err, errlen, "sigv4: no request method");
 		return -1;
 	}
 	if (!p->access_key_id || !*p->access_key_id || !p->secret_access_key ||
 	    !*p->secret_access_key) {
-		set_err(err, errlen, "sigv4: missing access key id or secret access key");
+		irfw_set_err(err, errlen, "sigv4: missing access key id or secret access key");
 		return -1;
 	}
 	if (!p->region || !*p->region || !p->service || !*p->service ||
 	    strpbrk(p->region, "/ \r\n") || strpbrk(p->service, "/ \r\n")) {
-		set_err(err, errlen, "sigv4: missing or invalid region or service");
+		irfw_set_err(err, errlen, "sigv4: missing or invalid region or service");
 		return -1;
 	}
 	if (p->presign_expires > MAX_PRESIGN_EXPIRES) {
-		set_err(err, errlen, "sigv4: presign expiry %ld s exceeds the %ld s AWS allows",
+		irfw_set_err(err, errlen, "sigv4: presign expiry %ld s exceeds the %ld s AWS allows",
 		        p->presign_expires, MAX_PRESIGN_EXPIRES);
 		return -1;
 	}
 	if (p->session_token && strpbrk(p->session_token, "\r\n")) {
-		set_err(err, errlen, "sigv4: session token contains a line break");
+		irfw_set_err(err, errlen, "sigv4: session token contains a line break");
 		return -1;
 	}
 	if (req->n_headers && !req->headers) {
-		set_err(err, errlen, "sigv4: n_headers is set but headers is NULL");
+		irfw_set_err(err, errlen, "sigv4: n_headers is set but headers is NULL");
 		return -1;
 	}
 	if (req->body_len && !req->body && !req->payload_hash) {
-		set_err(err, errlen, "sigv4: body_len is set but body is NULL");
+		irfw_set_err(err, errlen, "sigv4: body_len is set but body is NULL");
 		return -1;
 	}
 	for (size_t i = 0; i < req->n_headers; i++) {
 		const char *n = req->headers[i].name, *v = req->headers[i].value;
 		if (!n || !*n || !v) {
-			set_err(err, errlen, "sigv4: header %zu has no name or value", i);
+			irfw_set_err(err, errlen, "sigv4: header %zu has no name or value", i);
 			return -1;
 		}
 		for (const char *c = n; *c; c++) {
 			if (!is_tchar((unsigned char)*c)) {
-				set_err(err, errlen, "sigv4: invalid header name \"%s\"", n);
+				irfw_set_err(err, errlen, "sigv4: invalid header name \"%s\"", n);
 				return -1;
 			}
 		}
 		/* A line break would let a value smuggle in unsigned headers. */
 		if (strpbrk(v, "\r\n")) {
-			set_err(err, errlen, "sigv4: value of header %s contains a line break", n);
+			irfw_set_err(err, errlen, "sigv4: value of header %s contains a line break", n);
 			return -1;
 		}
 		if (name_is(n, "host"))
@@ -465,14 +394,14 @@ static int check_inputs(const struct irfw_sigv4_request *req, const struct irfw_
 		if (name_is(n, "authorization") || name_is(n, "x-amz-date") ||
 		    name_is(n, "x-amz-security-token") ||
 		    (!query_mode && p->sign_body && name_is(n, "x-amz-content-sha256"))) {
-			set_err(err, errlen, "sigv4: header %s is added by the signer", n);
+			irfw_set_err(err, errlen, "sigv4: header %s is added by the signer", n);
 			return -1;
 		}
 	}
 	/* SigV4 requires Host to be signed; without it anyone could replay the
 	 * signature against another endpoint. */
 	if (!host) {
-		set_err(err, errlen, "sigv4: request has no Host header");
+		irfw_set_err(err, errlen, "sigv4: request has no Host header");
 		return -1;
 	}
 	return 0;
@@ -485,7 +414,7 @@ static char *canonical_query(const char *query, const struct qparam *extra, size
 {
 	struct qparam *q = NULL;
 	size_t n = 0, cap = n_extra + 1;
-	struct buf b = {0};
+	struct irfw_buf b = {0};
 	char *res = NULL;
 
 	if (query)
@@ -502,7 +431,7 @@ static char *canonical_query(const char *query, const struct qparam *extra, size
 		if (len && n_extra) {
 			for (size_t i = 0; i < sizeof(presign_names) / sizeof(*presign_names); i++) {
 				if (!strcmp(q[n - 1].name, presign_names[i])) {
-					set_err(err, errlen,
+					irfw_set_err(err, errlen,
 					        "sigv4: query parameter %s is added by the signer",
 					        presign_names[i]);
 					goto out;
@@ -523,48 +452,48 @@ static char *canonical_query(const char *query, const struct qparam *extra, size
 	qsort(q, n, sizeof(*q), qparam_cmp);
 	for (size_t i = 0; i < n; i++) {
 		if (i)
-			buf_addc(&b, '&');
-		buf_adds(&b, q[i].name);
-		buf_addc(&b, '=');
-		buf_adds(&b, q[i].value);
+			irfw_buf_putc(&b, '&');
+		irfw_buf_puts(&b, q[i].name);
+		irfw_buf_putc(&b, '=');
+		irfw_buf_puts(&b, q[i].value);
 	}
-	res = buf_take(&b);
+	res = irfw_buf_take(&b);
 	if (!res)
 		goto oom;
 	goto out;
 oom:
-	set_err(err, errlen, "sigv4: out of memory");
+	irfw_set_err(err, errlen, "sigv4: out of memory");
 out:
 	qparams_free(q, n);
-	buf_free(&b);
+	irfw_buf_free(&b);
 	return res;
 }
 
 /* Canonical header block ("name:value\n" each) and the signed header list.
  * Duplicate names are merged with ',' in order of appearance. */
-static int canonical_headers(struct hdr *h, size_t n, struct buf *block, struct buf *signed_list)
+static int canonical_headers(struct hdr *h, size_t n, struct irfw_buf *block, struct irfw_buf *signed_list)
 {
 	qsort(h, n, sizeof(*h), hdr_cmp);
 	for (size_t i = 0; i < n; i++) {
 		if (i > 0 && !strcmp(h[i].name, h[i - 1].name)) {
 			/* block ends in '\n'; replace it to continue the line. */
 			block->len--;
-			buf_addc(block, ',');
+			irfw_buf_putc(block, ',');
 		} else {
 			if (signed_list->len)
-				buf_addc(signed_list, ';');
-			buf_adds(signed_list, h[i].name);
-			buf_adds(block, h[i].name);
-			buf_addc(block, ':');
+				irfw_buf_putc(signed_list, ';');
+			irfw_buf_puts(signed_list, h[i].name);
+			irfw_buf_puts(block, h[i].name);
+			irfw_buf_putc(block, ':');
 		}
-		buf_adds(block, h[i].value);
-		buf_addc(block, '\n');
+		irfw_buf_puts(block, h[i].value);
+		irfw_buf_putc(block, '\n');
 	}
-	if (!block->p)
-		buf_add(block, "", 0);
-	if (!signed_list->p)
-		buf_add(signed_list, "", 0);
-	return block->oom || signed_list->oom ? -1 : 0;
+	if (!block->data)
+		irfw_buf_add(block, "", 0);
+	if (!signed_list->data)
+		irfw_buf_add(signed_list, "", 0);
+	return block->failed || signed_list->failed ? -1 : 0;
 }
 
 static bool hmac(const void *key, size_t keylen, const char *msg, unsigned char out[32])
@@ -583,14 +512,14 @@ static int compute_signature(const struct irfw_sigv4_params *p, const char *date
 {
 	/* Separate buffers: HMAC's key and output never alias. */
 	unsigned char k1[32], k2[32], sig[32];
-	struct buf key = {0};
+	struct irfw_buf key = {0};
 	int rc = -1;
 
-	buf_adds(&key, "AWS4");
-	buf_adds(&key, p->secret_access_key);
-	if (key.oom)
+	irfw_buf_puts(&key, "AWS4");
+	irfw_buf_puts(&key, p->secret_access_key);
+	if (key.failed)
 		goto out;
-	if (!hmac(key.p, key.len, date8, k1) || !hmac(k1, 32, p->region, k2) ||
+	if (!hmac(key.data, key.len, date8, k1) || !hmac(k1, 32, p->region, k2) ||
 	    !hmac(k2, 32, p->service, k1) || !hmac(k1, 32, "aws4_request", k2) ||
 	    !hmac(k2, 32, sts, sig))
 		goto out;
@@ -598,9 +527,9 @@ static int compute_signature(const struct irfw_sigv4_params *p, const char *date
 		snprintf(out + 2 * i, 3, "%02x", sig[i]);
 	rc = 0;
 out:
-	if (key.p)
-		OPENSSL_cleanse(key.p, key.len);
-	buf_free(&key);
+	if (key.data)
+		OPENSSL_cleanse(key.data, key.len);
+	irfw_buf_free(&key);
 	OPENSSL_cleanse(k1, sizeof(k1));
 	OPENSSL_cleanse(k2, sizeof(k2));
 	OPENSSL_cleanse(sig, sizeof(sig));
@@ -629,12 +558,12 @@ int irfw_sigv4_sign(const struct irfw_sigv4_request *req, const struct irfw_sigv
 	size_t nh = 0;
 	struct qparam extra[6] = {{0}};
 	size_t n_extra = 0;
-	struct buf hblock = {0}, slist = {0}, creq = {0}, sts = {0}, scope = {0}, tmp = {0};
+	struct irfw_buf hblock = {0}, slist = {0}, creq = {0}, sts = {0}, scope = {0}, tmp = {0};
 	char *path = NULL, *cquery = NULL;
 	int rc = -1;
 
 	if (!out) {
-		set_err(err, errlen, "sigv4: no result");
+		irfw_set_err(err, errlen, "sigv4: no result");
 		return -1;
 	}
 	memset(out, 0, sizeof(*out));
@@ -646,7 +575,7 @@ int irfw_sigv4_sign(const struct irfw_sigv4_request *req, const struct irfw_sigv
 
 	if (!gmtime_r(&p->when, &tm) || tm.tm_year + 1900 < 1000 || tm.tm_year + 1900 > 9999 ||
 	    strftime(amzdate, sizeof(amzdate), "%Y%m%dT%H%M%SZ", &tm) != 16) {
-		set_err(err, errlen, "sigv4: signing time out of range");
+		irfw_set_err(err, errlen, "sigv4: signing time out of range");
 		return -1;
 	}
 	memcpy(date8, amzdate, 8);
@@ -659,17 +588,17 @@ int irfw_sigv4_sign(const struct irfw_sigv4_request *req, const struct irfw_sigv
 		payload_hash = payload;
 	}
 	if (!*payload_hash || strpbrk(payload_hash, "\r\n")) {
-		set_err(err, errlen, "sigv4: invalid or failed payload hash");
+		irfw_set_err(err, errlen, "sigv4: invalid or failed payload hash");
 		return -1;
 	}
 
-	buf_adds(&scope, date8);
-	buf_addc(&scope, '/');
-	buf_adds(&scope, p->region);
-	buf_addc(&scope, '/');
-	buf_adds(&scope, p->service);
-	buf_adds(&scope, "/aws4_request");
-	if (scope.oom)
+	irfw_buf_puts(&scope, date8);
+	irfw_buf_putc(&scope, '/');
+	irfw_buf_puts(&scope, p->region);
+	irfw_buf_putc(&scope, '/');
+	irfw_buf_puts(&scope, p->service);
+	irfw_buf_puts(&scope, "/aws4_request");
+	if (scope.failed)
 		goto oom;
 
 	path = canonical_path(req->path, !p->s3_mode,
@@ -696,16 +625,16 @@ int irfw_sigv4_sign(const struct irfw_sigv4_request *req, const struct irfw_sigv
 
 	if (query_mode) {
 		char expires[24];
-		buf_adds(&tmp, p->access_key_id);
-		buf_addc(&tmp, '/');
-		buf_adds(&tmp, scope.p);
-		if (tmp.oom)
+		irfw_buf_puts(&tmp, p->access_key_id);
+		irfw_buf_putc(&tmp, '/');
+		irfw_buf_puts(&tmp, scope.data);
+		if (tmp.failed)
 			goto oom;
 		snprintf(expires, sizeof(expires), "%ld", p->presign_expires);
 		if (qparam_add_raw(extra, &n_extra, "X-Amz-Algorithm", ALGORITHM) < 0 ||
-		    qparam_add_raw(extra, &n_extra, "X-Amz-Credential", tmp.p) < 0 ||
+		    qparam_add_raw(extra, &n_extra, "X-Amz-Credential", tmp.data) < 0 ||
 		    qparam_add_raw(extra, &n_extra, "X-Amz-Date", amzdate) < 0 ||
-		    qparam_add_raw(extra, &n_extra, "X-Amz-SignedHeaders", slist.p) < 0 ||
+		    qparam_add_raw(extra, &n_extra, "X-Amz-SignedHeaders", slist.data) < 0 ||
 		    qparam_add_raw(extra, &n_extra, "X-Amz-Expires", expires) < 0)
 			goto oom;
 		if (token_signed || token_after) {
@@ -713,7 +642,7 @@ int irfw_sigv4_sign(const struct irfw_sigv4_request *req, const struct irfw_sigv
 			                   p->session_token) < 0)
 				goto oom;
 		}
-		buf_free(&tmp);
+		irfw_buf_free(&tmp);
 	}
 	/* An unsigned token is sent but kept out of the canonical query; it is
 	 * last in extra. */
@@ -722,52 +651,52 @@ int irfw_sigv4_sign(const struct irfw_sigv4_request *req, const struct irfw_sigv
 	if (!cquery)
 		goto out;
 
-	buf_adds(&creq, req->method);
-	buf_addc(&creq, '\n');
-	buf_adds(&creq, path);
-	buf_addc(&creq, '\n');
-	buf_adds(&creq, cquery);
-	buf_addc(&creq, '\n');
-	buf_adds(&creq, hblock.p);
-	buf_addc(&creq, '\n');
-	buf_adds(&creq, slist.p);
-	buf_addc(&creq, '\n');
-	buf_adds(&creq, payload_hash);
-	if (creq.oom)
+	irfw_buf_puts(&creq, req->method);
+	irfw_buf_putc(&creq, '\n');
+	irfw_buf_puts(&creq, path);
+	irfw_buf_putc(&creq, '\n');
+	irfw_buf_puts(&creq, cquery);
+	irfw_buf_putc(&creq, '\n');
+	irfw_buf_puts(&creq, hblock.data);
+	irfw_buf_putc(&creq, '\n');
+	irfw_buf_puts(&creq, slist.data);
+	irfw_buf_putc(&creq, '\n');
+	irfw_buf_puts(&creq, payload_hash);
+	if (creq.failed)
 		goto oom;
 
-	irfw_sha256_hex(creq.p, creq.len, creq_hash);
+	irfw_sha256_hex(creq.data, creq.len, creq_hash);
 	if (!creq_hash[0])
 		goto crypto;
-	buf_adds(&sts, ALGORITHM "\n");
-	buf_adds(&sts, amzdate);
-	buf_addc(&sts, '\n');
-	buf_adds(&sts, scope.p);
-	buf_addc(&sts, '\n');
-	buf_adds(&sts, creq_hash);
-	if (sts.oom)
+	irfw_buf_puts(&sts, ALGORITHM "\n");
+	irfw_buf_puts(&sts, amzdate);
+	irfw_buf_putc(&sts, '\n');
+	irfw_buf_puts(&sts, scope.data);
+	irfw_buf_putc(&sts, '\n');
+	irfw_buf_puts(&sts, creq_hash);
+	if (sts.failed)
 		goto oom;
 
-	if (compute_signature(p, date8, sts.p, sig) < 0)
+	if (compute_signature(p, date8, sts.data, sig) < 0)
 		goto crypto;
 
 	if (query_mode) {
 		if (req->query && *req->query) {
-			buf_adds(&tmp, req->query);
-			buf_addc(&tmp, '&');
+			irfw_buf_puts(&tmp, req->query);
+			irfw_buf_putc(&tmp, '&');
 		}
 		/* Wire order as aws-c-auth emits it; the server does not care.  The
 		 * names are unreserved, so their encoded form is the name. */
 		for (size_t i = 0; i < n_extra; i++) {
 			if (i)
-				buf_addc(&tmp, '&');
-			buf_adds(&tmp, extra[i].name);
-			buf_addc(&tmp, '=');
-			buf_adds(&tmp, extra[i].value);
+				irfw_buf_putc(&tmp, '&');
+			irfw_buf_puts(&tmp, extra[i].name);
+			irfw_buf_putc(&tmp, '=');
+			irfw_buf_puts(&tmp, extra[i].value);
 		}
-		buf_adds(&tmp, "&X-Amz-Signature=");
-		buf_adds(&tmp, sig);
-		out->query = buf_take(&tmp);
+		irfw_buf_puts(&tmp, "&X-Amz-Signature=");
+		irfw_buf_puts(&tmp, sig);
+		out->query = irfw_buf_take(&tmp);
 		if (!out->query)
 			goto oom;
 	} else {
@@ -777,31 +706,31 @@ int irfw_sigv4_sign(const struct irfw_sigv4_request *req, const struct irfw_sigv
 			goto oom;
 		if (p->sign_body && add_out(out, "x-amz-content-sha256", payload_hash) < 0)
 			goto oom;
-		buf_adds(&tmp, ALGORITHM " Credential=");
-		buf_adds(&tmp, p->access_key_id);
-		buf_addc(&tmp, '/');
-		buf_adds(&tmp, scope.p);
-		buf_adds(&tmp, ", SignedHeaders=");
-		buf_adds(&tmp, slist.p);
-		buf_adds(&tmp, ", Signature=");
-		buf_adds(&tmp, sig);
-		if (tmp.oom)
+		irfw_buf_puts(&tmp, ALGORITHM " Credential=");
+		irfw_buf_puts(&tmp, p->access_key_id);
+		irfw_buf_putc(&tmp, '/');
+		irfw_buf_puts(&tmp, scope.data);
+		irfw_buf_puts(&tmp, ", SignedHeaders=");
+		irfw_buf_puts(&tmp, slist.data);
+		irfw_buf_puts(&tmp, ", Signature=");
+		irfw_buf_puts(&tmp, sig);
+		if (tmp.failed)
 			goto oom;
-		if (add_out(out, "Authorization", tmp.p) < 0)
+		if (add_out(out, "Authorization", tmp.data) < 0)
 			goto oom;
 	}
-	out->canonical_request = buf_take(&creq);
-	out->string_to_sign = buf_take(&sts);
+	out->canonical_request = irfw_buf_take(&creq);
+	out->string_to_sign = irfw_buf_take(&sts);
 	out->signature = strdup(sig);
 	if (!out->canonical_request || !out->string_to_sign || !out->signature)
 		goto oom;
 	rc = 0;
 	goto out;
 crypto:
-	set_err(err, errlen, "sigv4: OpenSSL SHA-256/HMAC failed");
+	irfw_set_err(err, errlen, "sigv4: OpenSSL SHA-256/HMAC failed");
 	goto out;
 oom:
-	set_err(err, errlen, "sigv4: out of memory");
+	irfw_set_err(err, errlen, "sigv4: out of memory");
 out:
 	if (rc < 0)
 		irfw_sigv4_result_free(out);
@@ -812,14 +741,14 @@ out:
 	}
 	free(path);
 	free_secret(cquery);
-	if (tmp.p)
-		OPENSSL_cleanse(tmp.p, tmp.len);
-	buf_free(&tmp);
-	buf_free(&hblock);
-	buf_free(&slist);
-	buf_free(&creq);
-	buf_free(&sts);
-	buf_free(&scope);
+	if (tmp.data)
+		OPENSSL_cleanse(tmp.data, tmp.len);
+	irfw_buf_free(&tmp);
+	irfw_buf_free(&hblock);
+	irfw_buf_free(&slist);
+	irfw_buf_free(&creq);
+	irfw_buf_free(&sts);
+	irfw_buf_free(&scope);
 	OPENSSL_cleanse(sig, sizeof(sig));
 	return rc;
 }

@@ -5,6 +5,8 @@
 
 #include "xml.h"
 
+#include "buf.h"
+
 #include <expat.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -279,18 +281,6 @@ static void XMLCALL on_doctype(void *ud, const XML_Char *name, const XML_Char *s
 }
 
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...) AWSXML_PRINTF(3, 4);
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 cJSON *irfw_xml_to_json(const char *xml, size_t len, char *err, size_t errlen)
 {
@@ -298,15 +288,15 @@ cJSON *irfw_xml_to_json(const char *xml, size_t len, char *err, size_t errlen)
 	cJSON *out = NULL;
 
 	memset(&st, 0, sizeof(st));
-	set_err(err, errlen, "%s", "");
+	irfw_set_err(err, errlen, "%s", "");
 	if (len > IRFW_XML_MAX_BYTES) {
-		set_err(err, errlen, "XML reply of %zu bytes exceeds the %zu-byte limit", len,
+		irfw_set_err(err, errlen, "XML reply of %zu bytes exceeds the %zu-byte limit", len,
 		        IRFW_XML_MAX_BYTES);
 		return NULL;
 	}
 	st.parser = XML_ParserCreateNS(NULL, NS_SEP);
 	if (!st.parser) {
-		set_err(err, errlen, "out of memory");
+		irfw_set_err(err, errlen, "out of memory");
 		return NULL;
 	}
 	XML_SetUserData(st.parser, &st);
@@ -317,15 +307,15 @@ cJSON *irfw_xml_to_json(const char *xml, size_t len, char *err, size_t errlen)
 	if (XML_Parse(st.parser, xml ? xml : "", (int)len, XML_TRUE) == XML_STATUS_ERROR ||
 	    st.failed) {
 		if (st.failed)
-			set_err(err, errlen, "%s", st.errmsg);
+			irfw_set_err(err, errlen, "%s", st.errmsg);
 		else
-			set_err(err, errlen, "XML error at line %llu, column %llu: %s", xml_line(&st),
+			irfw_set_err(err, errlen, "XML error at line %llu, column %llu: %s", xml_line(&st),
 			        (unsigned long long)XML_GetCurrentColumnNumber(st.parser),
 			        XML_ErrorString(XML_GetErrorCode(st.parser)));
 		goto out;
 	}
 	if (!st.result) {
-		set_err(err, errlen, "XML reply has no root element");
+		irfw_set_err(err, errlen, "XML reply has no root element");
 		goto out;
 	}
 	out = st.result;
