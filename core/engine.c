@@ -1851,9 +1851,80 @@ static void describe_options(const struct irfw_option *opts, bool man)
 	}
 }
 
-int irfw_plugins_describe(struct irfw_run *r, const char *name, bool man)
+/* `text` as "; " comment lines of at most 76 columns; a blank line of
+ * the text (a paragraph break) becomes a lone ";". */
+static void ini_comment(const char *text)
 {
+	for (const char *p = text; p && *p;) {
+		if (*p == '\n') {
+			if (p[1] == '\n')
+				printf(";\n");
+			p += p[1] == '\n' ? 2 : 1;
+			continue;
+		}
+		const char *end = p;
+		const char *brk = NULL;
+		while (*end && *end != '\n' && end - p < 74) {
+			if (*end == ' ')
+				brk = end;
+			end++;
+		}
+		if (*end && *end != '\n' && *end != ' ' && brk)
+			end = brk;
+		int n = (int)(end - p);
+		while (n > 0 && p[n - 1] == ' ')
+			n--;
+		printf("; %.*s\n", n, p);
+		p = end;
+		while (*p == ' ')
+			p++;
+	}
+}
+
+/* A section of the sample site file: the plugin's description and each
+ * key's help as comments, each key with its default, commented out so
+ * that a later version's defaults apply to a site that did not choose. */
+static void describe_ini(const char *section, const char *summary, const char *description,
+                         const struct irfw_option *opts)
+{
+	printf("[%s]\n", section);
+	if (summary) {
+		char *line = irfw_strfmt("%s: %s.", section, summary);
+		ini_comment(line);
+		free(line);
+	}
+	if (description) {
+		printf(";\n");
+		ini_comment(description);
+	}
+	for (const struct irfw_option *o = opts; o && o->name; o++) {
+		printf("\n");
+		struct irfw_buf b = {0};
+		irfw_buf_printf(&b, "%s", o->help ? o->help : "");
+		if (o->type == IRFW_OPT_ENUM)
+			irfw_buf_printf(&b, " One of: %s.", o->choices);
+		if (o->flags & IRFW_OPT_REQUIRED)
+			irfw_buf_puts(&b, " Required.");
+		char *help = irfw_buf_take(&b);
+		ini_comment(help);
+		free(help);
+		if (o->flags & IRFW_OPT_REQUIRED)
+			printf("%s =\n", o->name);
+		else if (o->def && *o->def && !(o->flags & IRFW_OPT_SECRET))
+			printf(";%s = %s\n", o->name, o->def);
+		else
+			printf(";%s =\n", o->name);
+	}
+}
+
+int irfw_plugins_describe(struct irfw_run *r, const char *name, int format)
+{
+	bool man = format == IRFW_DESCRIBE_MAN;
 	if (strcmp(name, "irfw") == 0) {
+		if (format == IRFW_DESCRIBE_INI) {
+			describe_ini("irfw", "the global settings", NULL, irfw_global_options());
+			return IRFW_RUN_OK;
+		}
 		printf(man ? ".SS [irfw]\n" : "[irfw]  global settings\n\n");
 		describe_options(irfw_global_options(), man);
 		return IRFW_RUN_OK;
@@ -1863,6 +1934,10 @@ int irfw_plugins_describe(struct irfw_run *r, const char *name, bool man)
 	if (!m) {
 		irfw_logf(IRFW_LOG_ERROR, NULL, "%s", err);
 		return IRFW_RUN_USAGE;
+	}
+	if (format == IRFW_DESCRIBE_INI) {
+		describe_ini(m->name, m->vt.summary, m->vt.description, m->vt.options);
+		return IRFW_RUN_OK;
 	}
 	if (man) {
 		printf(".SS [%s] \\(em %s\n", m->name, m->vt.summary ? m->vt.summary : "");

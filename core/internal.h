@@ -265,6 +265,7 @@ int irfw_run_execute(struct irfw_run *r, bool json, bool check_only);
 void irfw_run_free(struct irfw_run *r);
 /* `irfw plugins`: list, or describe one (text or man format). */
 int irfw_plugins_list(struct irfw_run *r);
-int irfw_plugins_describe(struct irfw_run *r, const char *name, bool man);
+enum { IRFW_DESCRIBE_TEXT, IRFW_DESCRIBE_MAN, IRFW_DESCRIBE_INI };
+int irfw_plugins_describe(struct irfw_run *r, const char *name, int format);
 
 #endif /* IRFW_INTERNAL_H */

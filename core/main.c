@@ -65,6 +65,7 @@ static void usage(FILE *out)
 	        "plugins:\n"
 	        "      --describe NAME    options of plugin NAME ('irfw' for the [irfw] section)\n"
 	        "      --man              with --describe: man page (roff) format\n"
+	        "      --ini              with --describe: a documented site-file section\n"
 	        "\n"
 	        "Exit status: 0 all steps ok or skipped; 4 an instance is not (fully)\n"
 	        "contained; else 1 a step failed; else 3 an instance was not found or is\n"
@@ -133,7 +134,7 @@ static int exit_status(irfw_result res)
 
 int main(int argc, char **argv)
 {
-	enum { OPT_PLAN = 256, OPT_CASE, OPT_ONLY, OPT_SKIP, OPT_DESCRIBE, OPT_MAN, OPT_NO_RESUME, OPT_EVIDENCE };
+	enum { OPT_PLAN = 256, OPT_CASE, OPT_ONLY, OPT_SKIP, OPT_DESCRIBE, OPT_MAN, OPT_INI, OPT_NO_RESUME, OPT_EVIDENCE };
 	static const struct option longopts[] = {
 		{"iid", required_argument, NULL, 'i'},       {"from-file", required_argument, NULL, 'f'},
 		{"conf", required_argument, NULL, 'c'},      {"region", required_argument, NULL, 'r'},
@@ -146,7 +147,7 @@ int main(int argc, char **argv)
 		{"quiet", no_argument, NULL, 'q'},           {"version", no_argument, NULL, 'V'},
 		{"help", no_argument, NULL, 'h'},            {"describe", required_argument, NULL, OPT_DESCRIBE},
 		{"man", no_argument, NULL, OPT_MAN},         {"no-resume", no_argument, NULL, OPT_NO_RESUME},
-		{"evidence-dir", required_argument, NULL, OPT_EVIDENCE},
+		{"evidence-dir", required_argument, NULL, OPT_EVIDENCE}, {"ini", no_argument, NULL, OPT_INI},
 		{NULL, 0, NULL, 0},
 	};
 	irfw_runner *r = irfw_runner_new();
@@ -156,7 +157,7 @@ int main(int argc, char **argv)
 	}
 	int verbosity = IRFW_LOG_INFO, opt;
 	irfw_result res = IRFW_RESULT_OK;
-	bool man = false, plan = false, have_conf = false, have_evidence = false, done = false;
+	bool man = false, ini = false, plan = false, have_conf = false, have_evidence = false, done = false;
 	const char *describe = NULL;
 	char **from_files = NULL;
 	size_t n_from = 0;
@@ -220,6 +221,7 @@ int main(int argc, char **argv)
 			break;
 		case OPT_DESCRIBE: describe = optarg; break;
 		case OPT_MAN: man = true; break;
+		case OPT_INI: ini = true; break;
 		default:
 			fprintf(stderr, "Try 'irfw --help'.\n");
 			res = IRFW_RESULT_USAGE;
@@ -250,8 +252,8 @@ int main(int argc, char **argv)
 		goto out;
 	bool plugins_cmd = cmd && strcmp(cmd, "plugins") == 0;
 	bool check_cmd = cmd && strcmp(cmd, "check") == 0;
-	if ((describe || man) && !plugins_cmd) {
-		fprintf(stderr, "irfw: --describe and --man belong to 'irfw plugins'\n");
+	if ((describe || man || ini) && !plugins_cmd) {
+		fprintf(stderr, "irfw: --describe, --man and --ini belong to 'irfw plugins'\n");
 		res = IRFW_RESULT_USAGE;
 		goto out;
 	}
@@ -303,7 +305,8 @@ int main(int argc, char **argv)
 	}
 
 	if (plugins_cmd)
-		res = irfw_runner_plugins(r, describe, man);
+		res = irfw_runner_plugins(r, describe,
+		                          man ? IRFW_DESCRIBE_AS_MAN : ini ? IRFW_DESCRIBE_AS_INI : IRFW_DESCRIBE_AS_TEXT);
 	else if ((res = irfw_runner_load(r)) != IRFW_RESULT_OK)
 		; /* the reasons are logged */
 	else if (plan)

@@ -179,13 +179,16 @@ irfw_result irfw_runner_check(irfw_runner *r)
 	return from_status(irfw_run_execute(&r->run, r->json, true));
 }
 
-irfw_result irfw_runner_plugins(irfw_runner *r, const char *name, bool man)
+irfw_result irfw_runner_plugins(irfw_runner *r, const char *name, irfw_describe how)
 {
 	/* A broken configuration should not hide the installed plugins. */
 	irfw_run_load(&r->run, false);
 	if (!r->run.loader.ltdl_up)
 		return IRFW_RESULT_USAGE;
-	return from_status(name ? irfw_plugins_describe(&r->run, name, man) : irfw_plugins_list(&r->run));
+	int format = how == IRFW_DESCRIBE_AS_MAN ? IRFW_DESCRIBE_MAN
+	             : how == IRFW_DESCRIBE_AS_INI ? IRFW_DESCRIBE_INI
+	                                           : IRFW_DESCRIBE_TEXT;
+	return from_status(name ? irfw_plugins_describe(&r->run, name, format) : irfw_plugins_list(&r->run));
 }
 
 void irfw_set_log_level(irfw_log_level level)

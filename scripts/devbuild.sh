@@ -6,7 +6,7 @@
 set -e
 src=$(cd "$(dirname "$0")/.." && pwd)
 b=$1; shift
-all="spot asg elb iam_profile eip isolate protect capture snapshot tag upload notify_sns notify_slack"
+all=$(sed -n 's/^IRFW_PLUGIN(\[\([a-z0-9_]*\)\].*/\1/p' "$src/configure.ac")
 flags=""
 for p in $all; do
 	case " $* " in *" $p "*) flags="$flags --enable-$p" ;; *) flags="$flags --disable-$p" ;; esac

@@ -99,11 +99,17 @@ IRFW_EXPORT irfw_result irfw_runner_execute(irfw_runner *r);
  * After load. */
 IRFW_EXPORT irfw_result irfw_runner_check(irfw_runner *r);
 
+/** How irfw_runner_plugins() describes a plugin. */
+typedef enum irfw_describe {
+	IRFW_DESCRIBE_AS_TEXT = 0, /* for a terminal */
+	IRFW_DESCRIBE_AS_MAN,      /* roff, for irfw.ini(5) */
+	IRFW_DESCRIBE_AS_INI       /* a documented section of a site file */
+} irfw_describe;
+
 /** `irfw plugins`: list the plugins of the search path (and any module
  * that would be refused), or describe one (`name`; "irfw" for the [irfw]
- * section), as text or as a man page.  Needs no configuration; uses one
- * when set. */
-IRFW_EXPORT irfw_result irfw_runner_plugins(irfw_runner *r, const char *name, bool man);
+ * section).  Needs no configuration; uses one when set. */
+IRFW_EXPORT irfw_result irfw_runner_plugins(irfw_runner *r, const char *name, irfw_describe how);
 
 /** Log level of the process (IRFW_LOG_ERROR .. IRFW_LOG_DEBUG), and colour
  * on standard error. */

@@ -1,0 +1,46 @@
+#!/bin/sh
+# check-conf.sh - one source for every fact, checked by `make check`:
+#  1. conf/irfw.ini (committed, installed as the sample site file) is what
+#     scripts/gen-conf.sh makes from the options tables: not stale;
+#  2. the plugin list is configure.ac's: plugins/Makemodule.am includes
+#     exactly those plugins, and each has its folder.
+# Skips (77) the first check in a build with some plugin disabled.
+set -u
+src=${IRFW_TEST_SRCDIR:?}
+build=${IRFW_TEST_BUILDDIR:?}
+fail=0
+
+all=$(sed -n 's/^IRFW_PLUGIN(\[\([a-z0-9_]*\)\].*/\1/p' "$src/configure.ac" | sort)
+inc=$(sed -n 's|^include plugins/\([a-z0-9_]*\)/Makemodule.am|\1|p' "$src/plugins/Makemodule.am" | sort)
+if [ "$all" != "$inc" ]; then
+	echo "FAIL: plugins/Makemodule.am includes [$(echo $inc)], configure.ac knows [$(echo $all)]"
+	fail=1
+fi
+for p in $all; do
+	[ -f "$src/plugins/$p/$p.c" ] && [ -f "$src/plugins/$p/Makemodule.am" ] ||
+		{ echo "FAIL: configure.ac's plugin $p has no plugins/$p/$p.c and Makemodule.am"; fail=1; }
+done
+
+for p in $all; do
+	if [ ! -f "$build/plugins/$p.la" ]; then
+		echo "SKIP: plugin $p is not built here: the sample site file is checked in full builds only"
+		[ $fail = 0 ] && exit 77
+		exit $fail
+	fi
+done
+tmp=$(mktemp)
+trap 'rm -f "$tmp"' EXIT
+if ! sh "$src/scripts/gen-conf.sh" "$build" "$tmp"; then
+	echo "FAIL: scripts/gen-conf.sh failed"
+	exit 1
+fi
+if ! diff -u "$src/conf/irfw.ini" "$tmp" >"$tmp.diff"; then
+	head -40 "$tmp.diff"
+	echo "FAIL: conf/irfw.ini is stale: run scripts/gen-conf.sh $build and commit it"
+	fail=1
+else
+	echo "ok: conf/irfw.ini is what the options tables make"
+fi
+rm -f "$tmp.diff"
+[ $fail = 0 ] && echo "ok: the plugin list is configure.ac's"
+exit $fail
