@@ -174,7 +174,17 @@ static int add_step(struct irfw_run *r, const char *name, int line)
 		irfw_config_error(cfg, pl ? pl->line : line, "step '%s': %s", name, err);
 		return -1;
 	}
-	irfw_config_validate(cfg, s->sec, s->mod->vt.options, irfw_step_options);
+	if (s->sec) {
+		irfw_config_validate(cfg, s->sec, s->mod->vt.options, irfw_step_options);
+	} else {
+		/* No section (inih reports none that holds no key): name the
+		 * step and its pipeline line. */
+		for (const struct irfw_option *o = s->mod->vt.options; o && o->name; o++)
+			if (o->flags & IRFW_OPT_REQUIRED)
+				irfw_config_error(cfg, line,
+				                  "step '%s' has no [%s] section with keys, and its plugin %s requires '%s'",
+				                  name, name, s->mod->name, o->name);
+	}
 	const char *oe = irfw_step_get(s, "on_error");
 	s->stop_on_error = oe && strcmp(oe, "stop") == 0;
 	/* A 1.0 module's copy is zero past its size: phase unset. */
@@ -1257,16 +1267,17 @@ static void run_step(struct irfw_target *t, struct irfw_step *s, struct irfw_ste
 		irfw_log(t, IRFW_LOG_INFO, "%s", res->detail);
 		return;
 	}
-	/* `irfw check` promises to change nothing: only a plugin's own check
-	 * is called, never its run. */
-	if (check_only && !s->mod->vt.check) {
+	/* `irfw check` and --dry-run promise to change nothing: only a
+	 * plugin's own check is called, never its run. */
+	bool preflight = check_only || t->run->dry_run;
+	if (preflight && !s->mod->vt.check) {
 		res->status = IRFW_SKIPPED;
 		res->not_checked = true;
 		res->detail = strdup("not checked (no preflight): the plugin has no check");
 		irfw_log(t, IRFW_LOG_INFO, "%s", res->detail);
 		return;
 	}
-	irfw_status (*fn)(irfw_target *, void *) = check_only ? s->mod->vt.check : s->mod->vt.run;
+	irfw_status (*fn)(irfw_target *, void *) = preflight ? s->mod->vt.check : s->mod->vt.run;
 	if (record && irfw_case_step_begin(t->rec, s->name, s->mod->name) != 0)
 		irfw_log(t, IRFW_LOG_WARN, "journal: %s", irfw_case_error(t->rec));
 	irfw_log(t, IRFW_LOG_DEBUG, "start");
@@ -1711,7 +1722,9 @@ int irfw_run_execute(struct irfw_run *r, bool json, bool check_only)
 		}
 		found++;
 	}
-	if (!check_only) {
+	/* A dry run changes nothing, not even the evidence folder: what its
+	 * steps read is dropped, as for `irfw check`. */
+	if (!check_only && !r->dry_run) {
 		const char *ev = irfw_run_global(r, "evidence_dir");
 		cJSON *info = cJSON_CreateObject();
 		char ts[32];
@@ -1755,8 +1768,13 @@ int irfw_run_execute(struct irfw_run *r, bool json, bool check_only)
 			}
 		}
 		cJSON_Delete(info);
-		irfw_logf(IRFW_LOG_INFO, NULL, "case %s: %zu instance(s), %zu step(s) each%s", r->case_id_resolved,
-		          found, r->n_steps, r->dry_run ? " (dry run: nothing is changed)" : "");
+		irfw_logf(IRFW_LOG_INFO, NULL, "case %s: %zu instance(s), %zu step(s) each", r->case_id_resolved,
+		          found, r->n_steps);
+	} else if (r->dry_run && !check_only) {
+		irfw_logf(IRFW_LOG_INFO, NULL,
+		          "dry run of case %s: %zu instance(s), %zu step(s) each; nothing is changed and no case "
+		          "record is written",
+		          r->case_id_resolved, found, r->n_steps);
 	}
 	if (found) {
 		int prc = call_prepare(r);

@@ -7,7 +7,8 @@
 #    the integration suite against the sanitizer build,
 # 4. runs `make distcheck`,
 # 5. runs the irfw CLI once under valgrind against moto,
-# 6. runs the integration suite (pytest, moto on 127.0.0.1), whose summary
+# 6. builds examples/ against a `make install DESTDIR=` tree and runs it,
+# 7. runs the integration suite (pytest, moto on 127.0.0.1), whose summary
 #    line is the last line printed.
 # IRFW_QUICK=1 skips the clang, sanitizer and distcheck builds.
 set -euo pipefail
@@ -56,6 +57,10 @@ IRFW_BUILDDIR="$src/build" IRFW_VALGRIND=1 python3 -m pytest -q -p no:cacheprovi
 	tests/integration/test_cli.py tests/integration/test_default_site.py -k "valgrind or one_liner" \
 	>build/valgrind.out 2>&1 || { tail -60 build/valgrind.out; exit 1; }
 tail -1 build/valgrind.out
+
+step "the out-of-tree example plugin, built and run against the installed SDK"
+scripts/test-example.sh "$src/build" >build/example.out 2>&1 || { tail -60 build/example.out; exit 1; }
+tail -1 build/example.out
 
 step "integration tests (moto)"
 IRFW_BUILDDIR="$src/build" exec python3 -m pytest -p no:cacheprovider -q -rs tests/integration

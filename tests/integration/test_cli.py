@@ -54,6 +54,7 @@ BAD_CONFIGS = [
     # (ini text, expected line, expected message)
     ("[irfw]\npipeline = good\n\n[good]\nneeded = x\ncolour = blue\n", 6, "unknown key 'colour'"),
     ("[irfw]\npipeline = good\n\n[good]\ncount = 3\n", 4, "required key 'needed' is missing"),
+    ("[irfw]\npipeline = good\n\n[good]\n", 2, "no [good] section with keys, and its plugin good requires 'needed'"),
     ("[irfw]\npipeline = good\n\n[good]\nneeded = x\ncount = three\n", 6, "expected an integer"),
     ("[irfw]\npipeline = good\n\n[good]\nneeded = x\nloud = sometimes\n", 6, "expected a boolean"),
     ("[irfw]\npipeline = good\n\n[good]\nneeded = x\nmode = c\n", 6, "expected one of a|b"),

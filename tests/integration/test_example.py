@@ -181,9 +181,9 @@ def test_overwrite_false_keeps_the_value(world):
 
 
 @pytest.mark.parametrize("keys,msg,where", [
-    # Required, absent: the core names the file (not a line: a section
-    # without keys is not seen by inih, so it has none).
-    ({}, "required key 'key' is missing", ":"),
+    # Required, absent: the core names the step and the pipeline's line
+    # (a section without keys is not seen by inih).
+    ({}, "has no [site_tag] section with keys, and its plugin site_tag requires 'key'", ":2:"),
     # Refused by the plugin's init, and not in its options table.
     ({"key": "aws:incident"}, "[site_tag] key: 'aws:incident': the aws: prefix is reserved by AWS",
      ":7: "),
