@@ -1873,7 +1873,9 @@ static void describe_options(const struct irfw_option *opts, bool man)
  * the text (a paragraph break) becomes a lone ";". */
 static void ini_comment(const char *text)
 {
-	for (const char *p = text; p && *p;) {
+	if (!text)
+		return;
+	for (const char *p = text; *p;) {
 		if (*p == '\n') {
 			if (p[1] == '\n')
 				printf(";\n");
