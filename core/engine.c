@@ -427,13 +427,19 @@ const char *irfw_step_name(const irfw_step *step)
 
 const char *irfw_step_get(const irfw_step *step, const char *key)
 {
-	const struct irfw_kv_line *kv = irfw_section_find(step->sec, key);
-	if (kv)
-		return kv->value;
 	const struct irfw_option *o = irfw_option_find(step->mod->vt.options, key);
 	if (!o)
 		o = irfw_option_find(irfw_step_options, key);
-	return o ? o->def : NULL;
+	if (!o) {
+		/* A typo in the plugin's code would read as "unset" forever:
+		 * say so loudly, every time. */
+		irfw_logf(IRFW_LOG_ERROR, step->name,
+		          "plugin bug: %s asked for key '%s', which its options table does not declare",
+		          step->mod->name, key ? key : "(null)");
+		return NULL;
+	}
+	const struct irfw_kv_line *kv = irfw_section_find(step->sec, key);
+	return kv ? kv->value : o->def;
 }
 
 bool irfw_step_get_bool(const irfw_step *step, const char *key)

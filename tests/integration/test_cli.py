@@ -262,3 +262,15 @@ def test_module_calling_missing_function_refused_at_load(world):
     assert not world.evidence.exists()
     eni = world.instance(inst)["NetworkInterfaces"][0]
     assert [g["GroupId"] for g in eni["Groups"]] == [web]
+
+
+def test_undeclared_key_is_a_loud_plugin_bug(world):
+    """irfw_step_get() on a key the plugin's table does not declare (a typo
+    in its code) must not read as "unset" silently.  The awscall fixture
+    reads the keys its INI names; asking for "servce" is such a typo."""
+    inst = world.vpc_world(enis=1, volumes=1)["instances"][0]
+    conf = world.write_conf(["call"], {"call": {"plugin": "awscall", "service": "ec2",
+                                                "operation": "DescribeRegions", "params": "{}",
+                                                "also_read": "servce"}})
+    p = world.irfw("--conf", conf, "-i", inst)
+    assert "plugin bug: awscall asked for key 'servce'" in p.stderr, p.stderr
