@@ -1,0 +1,454 @@
+/*
+ * sdk_json_test.c - the SDK's view of AWS results: the neutral shape made
+ * of real reply bodies (EC2, query with one and several members, S3 with
+ * one and two Contents, JSON left alone), the typed getters on every kind
+ * of value, the request builders, and the paginator's token rules.
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include <limits.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "aws_proto.h"
+#include "awsxml.h"
+#include "internal.h"
+#include "sdk_json.h"
+
+static cJSON *xml(const char *s)
+{
+	char err[256];
+	cJSON *j = irfw_xml_to_json(s, strlen(s), err, sizeof(err));
+	if (!j)
+		fail_msg("XML not parsed: %s", err);
+	return j;
+}
+
+static cJSON *neutral(const char *body, const char *service, const char *op)
+{
+	cJSON *j = xml(body);
+	irfw_result_neutral(j, service, op, NULL);
+	return j;
+}
+
+static const cJSON *get(const cJSON *o, const char *k)
+{
+	return cJSON_GetObjectItemCaseSensitive(o, k);
+}
+
+/* The tree as compact JSON, for whole-shape comparisons. */
+static void assert_json(const cJSON *j, const char *want)
+{
+	char *s = cJSON_PrintUnformatted(j);
+	assert_non_null(s);
+	assert_string_equal(s, want);
+	free(s);
+}
+
+/* ------------------------------------------------------------------ */
+/* The neutral result.                                                  */
+
+static const char ec2_groups[] =
+	"<DescribeSecurityGroupsResponse xmlns=\"http://ec2.amazonaws.com/doc/2016-11-15/\">"
+	"<requestId>req-1</requestId>"
+	"<securityGroupInfo><item><groupId>sg-1</groupId><groupDescription/>"
+	"<ipPermissions/>"
+	"<ipPermissionsEgress><item><ipProtocol>-1</ipProtocol><groups/>"
+	"<ipRanges><item><cidrIp>0.0.0.0/0</cidrIp></item></ipRanges><ipv6Ranges/>"
+	"<prefixListIds/></item></ipPermissionsEgress>"
+	"<tagSet/></item></securityGroupInfo>"
+	"</DescribeSecurityGroupsResponse>";
+
+static void test_ec2(void **state)
+{
+	(void)state;
+	cJSON *j = neutral(ec2_groups, "ec2", "DescribeSecurityGroups");
+	/* No request id; every list an array, empty ones too; an empty
+	 * scalar stays "". */
+	assert_json(j, "{\"securityGroupInfo\":[{\"groupId\":\"sg-1\",\"groupDescription\":\"\","
+	               "\"ipPermissions\":[],\"ipPermissionsEgress\":[{\"ipProtocol\":\"-1\",\"groups\":[],"
+	               "\"ipRanges\":[{\"cidrIp\":\"0.0.0.0/0\"}],\"ipv6Ranges\":[],\"prefixListIds\":[]}],"
+	               "\"tagSet\":[]}]}");
+	cJSON_Delete(j);
+
+	/* An empty top-level set, and no list at all. */
+	j = neutral("<DescribeAddressesResponse><requestId>r</requestId><addressesSet/>"
+	            "</DescribeAddressesResponse>",
+	            "ec2", "DescribeAddresses");
+	assert_json(j, "{\"addressesSet\":[]}");
+	cJSON_Delete(j);
+	j = neutral("<ModifyInstanceAttributeResponse><requestId>r</requestId><return>true</return>"
+	            "</ModifyInstanceAttributeResponse>",
+	            "ec2", "ModifyInstanceAttribute");
+	assert_json(j, "{\"return\":\"true\"}");
+	assert_true(irfw_json_bool(j, "return", false));
+	cJSON_Delete(j);
+}
+
+static const char asg_one[] =
+	"<DescribeAutoScalingGroupsResponse xmlns=\"http://autoscaling.amazonaws.com/doc/2011-01-01/\">"
+	"<DescribeAutoScalingGroupsResult><AutoScalingGroups><member>"
+	"<AutoScalingGroupName>web</AutoScalingGroupName><MinSize>1</MinSize>"
+	"<SuspendedProcesses/><Instances><member><InstanceId>i-1</InstanceId>"
+	"<ProtectedFromScaleIn>false</ProtectedFromScaleIn></member></Instances>"
+	"</member></AutoScalingGroups><NextToken>tok-2</NextToken></DescribeAutoScalingGroupsResult>"
+	"<ResponseMetadata><RequestId>req-9</RequestId></ResponseMetadata>"
+	"</DescribeAutoScalingGroupsResponse>";
+
+static const char asg_two[] =
+	"<DescribeAutoScalingInstancesResponse><DescribeAutoScalingInstancesResult>"
+	"<AutoScalingInstances><member><InstanceId>i-1</InstanceId></member>"
+	"<member><InstanceId>i-2</InstanceId></member></AutoScalingInstances>"
+	"</DescribeAutoScalingInstancesResult><ResponseMetadata><RequestId>r</RequestId>"
+	"</ResponseMetadata></DescribeAutoScalingInstancesResponse>";
+
+static void test_query(void **state)
+{
+	(void)state;
+	/* One member: the wrapper's members at the top, alone; the list an
+	 * array of one, the empty list []. */
+	cJSON *j = neutral(asg_one, "autoscaling", "DescribeAutoScalingGroups");
+	assert_json(j, "{\"AutoScalingGroups\":[{\"AutoScalingGroupName\":\"web\",\"MinSize\":\"1\","
+	               "\"SuspendedProcesses\":[],\"Instances\":[{\"InstanceId\":\"i-1\","
+	               "\"ProtectedFromScaleIn\":\"false\"}]}],\"NextToken\":\"tok-2\"}");
+	const cJSON *g = irfw_json_list_item(j, "AutoScalingGroups", 0);
+	assert_int_equal(irfw_json_long(g, "MinSize", -1), 1);
+	assert_false(irfw_json_bool(irfw_json_list_item(g, "Instances", 0), "ProtectedFromScaleIn", true));
+	cJSON_Delete(j);
+
+	/* Several members. */
+	j = neutral(asg_two, "autoscaling", "DescribeAutoScalingInstances");
+	assert_json(j, "{\"AutoScalingInstances\":[{\"InstanceId\":\"i-1\"},{\"InstanceId\":\"i-2\"}]}");
+	cJSON_Delete(j);
+
+	/* None: an empty list, and an empty Result element. */
+	j = neutral("<DescribeAutoScalingInstancesResponse><DescribeAutoScalingInstancesResult>"
+	            "<AutoScalingInstances/></DescribeAutoScalingInstancesResult><ResponseMetadata>"
+	            "<RequestId>r</RequestId></ResponseMetadata></DescribeAutoScalingInstancesResponse>",
+	            "autoscaling", "DescribeAutoScalingInstances");
+	assert_json(j, "{\"AutoScalingInstances\":[]}");
+	cJSON_Delete(j);
+	j = neutral("<SetInstanceProtectionResponse><SetInstanceProtectionResult/><ResponseMetadata>"
+	            "<RequestId>r</RequestId></ResponseMetadata></SetInstanceProtectionResponse>",
+	            "autoscaling", "SetInstanceProtection");
+	assert_json(j, "{}");
+	cJSON_Delete(j);
+
+	/* STS and SNS the same way; an empty scalar is not a list. */
+	j = neutral("<GetCallerIdentityResponse><GetCallerIdentityResult><Arn>arn:aws:iam::1:user/r</Arn>"
+	            "<UserId>AID</UserId><Account>1</Account></GetCallerIdentityResult><ResponseMetadata>"
+	            "<RequestId>r</RequestId></ResponseMetadata></GetCallerIdentityResponse>",
+	            "sts", "GetCallerIdentity");
+	assert_json(j, "{\"Arn\":\"arn:aws:iam::1:user/r\",\"UserId\":\"AID\",\"Account\":\"1\"}");
+	cJSON_Delete(j);
+	j = neutral("<ListTopicsResponse><ListTopicsResult><Topics/><NextToken/></ListTopicsResult>"
+	            "</ListTopicsResponse>",
+	            "sns", "ListTopics");
+	assert_json(j, "{\"Topics\":[],\"NextToken\":\"\"}");
+	cJSON_Delete(j);
+
+	/* ELB classic: Instances inside each description. */
+	j = neutral("<DescribeLoadBalancersResponse><DescribeLoadBalancersResult><LoadBalancerDescriptions>"
+	            "<member><LoadBalancerName>lb</LoadBalancerName><Instances/></member>"
+	            "</LoadBalancerDescriptions></DescribeLoadBalancersResult></DescribeLoadBalancersResponse>",
+	            "elb", "DescribeLoadBalancers");
+	assert_json(j, "{\"LoadBalancerDescriptions\":[{\"LoadBalancerName\":\"lb\",\"Instances\":[]}]}");
+	cJSON_Delete(j);
+}
+
+static void test_s3(void **state)
+{
+	(void)state;
+	static const char head[] = "<ListBucketResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">"
+	                           "<Name>b</Name><KeyCount>";
+	char body[1024];
+
+	snprintf(body, sizeof(body), "%s1</KeyCount><IsTruncated>false</IsTruncated>"
+	         "<Contents><Key>a</Key><Size>3</Size></Contents></ListBucketResult>", head);
+	cJSON *j = neutral(body, "s3", "ListObjectsV2");
+	assert_json(j, "{\"Name\":\"b\",\"KeyCount\":\"1\",\"IsTruncated\":\"false\","
+	               "\"Contents\":[{\"Key\":\"a\",\"Size\":\"3\"}]}");
+	cJSON_Delete(j);
+
+	snprintf(body, sizeof(body), "%s2</KeyCount><Contents><Key>a</Key></Contents>"
+	         "<Contents><Key>b</Key></Contents><Marker/></ListBucketResult>", head);
+	j = neutral(body, "s3", "ListObjectsV2");
+	assert_json(j, "{\"Name\":\"b\",\"KeyCount\":\"2\",\"Contents\":[{\"Key\":\"a\"},{\"Key\":\"b\"}],"
+	               "\"Marker\":\"\"}");
+	assert_int_equal(irfw_json_list_count(j, "Contents"), 2);
+	cJSON_Delete(j);
+
+	/* None: S3 leaves Contents out, and so does the result. */
+	snprintf(body, sizeof(body), "%s0</KeyCount></ListBucketResult>", head);
+	j = neutral(body, "s3", "ListObjectsV2");
+	assert_json(j, "{\"Name\":\"b\",\"KeyCount\":\"0\"}");
+	cJSON_Delete(j);
+
+	/* The place of a wrapped member is kept. */
+	j = neutral("<ServerSideEncryptionConfiguration><Rule><ApplyServerSideEncryptionByDefault>"
+	            "<SSEAlgorithm>aws:kms</SSEAlgorithm></ApplyServerSideEncryptionByDefault></Rule>"
+	            "<Other>x</Other></ServerSideEncryptionConfiguration>",
+	            "s3", "GetBucketEncryption");
+	assert_json(j, "{\"Rule\":[{\"ApplyServerSideEncryptionByDefault\":{\"SSEAlgorithm\":\"aws:kms\"}}],"
+	               "\"Other\":\"x\"}");
+	cJSON_Delete(j);
+
+	/* Another operation's members are left as they are. */
+	j = neutral("<CompleteMultipartUploadResult><Location>l</Location><Key>k</Key>"
+	            "</CompleteMultipartUploadResult>",
+	            "s3", "CompleteMultipartUpload");
+	assert_json(j, "{\"Location\":\"l\",\"Key\":\"k\"}");
+	cJSON_Delete(j);
+}
+
+static void test_json_and_old_modules(void **state)
+{
+	(void)state;
+	/* JSON protocol replies are left alone, whatever they hold. */
+	static const char kms[] = "{\"Keys\":[],\"Truncated\":false,\"DescribeKeyResult\":{\"a\":1},"
+	                          "\"ResponseMetadata\":\"\",\"Tags\":\"\",\"requestId\":\"x\"}";
+	cJSON *j = cJSON_Parse(kms), *copy = cJSON_Duplicate(j, true);
+	irfw_result_neutral(j, "kms", "DescribeKey", NULL);
+	assert_true(cJSON_Compare(j, copy, true));
+	irfw_result_neutral(j, "ssm", "DescribeKey", NULL);
+	irfw_result_neutral(j, "no-such-service", "DescribeKey", NULL);
+	assert_true(cJSON_Compare(j, copy, true));
+	cJSON_Delete(j);
+	cJSON_Delete(copy);
+	irfw_result_neutral(NULL, "ec2", "DescribeInstances", NULL);
+
+	/* A module built for ABI 1.1 keeps the wire's tree; 1.2 gets the
+	 * neutral one. */
+	struct irfw_module mod = {.name = "old"};
+	struct irfw_step step = {.name = "old", .mod = &mod};
+	mod.vt.abi_major = 1;
+	mod.vt.abi_minor = 1;
+	j = xml(asg_one);
+	copy = cJSON_Duplicate(j, true);
+	irfw_result_neutral(j, "autoscaling", "DescribeAutoScalingGroups", &step);
+	assert_true(cJSON_Compare(j, copy, true));
+	mod.vt.abi_minor = 2;
+	irfw_result_neutral(j, "autoscaling", "DescribeAutoScalingGroups", &step);
+	assert_null(get(j, "DescribeAutoScalingGroupsResult"));
+	assert_non_null(get(j, "AutoScalingGroups"));
+	cJSON_Delete(j);
+	cJSON_Delete(copy);
+}
+
+/* ------------------------------------------------------------------ */
+/* Getters.                                                             */
+
+static void test_getters(void **state)
+{
+	(void)state;
+	cJSON *o = cJSON_Parse("{\"s\":\"abc\",\"e\":\"\",\"n\":42,\"neg\":-7.9,\"big\":1e30,\"ds\":\"17\","
+	                       "\"dneg\":\"-1\",\"dplus\":\"+5\",\"blank\":\" 5\",\"junk\":\"5x\","
+	                       "\"huge\":\"99999999999999999999\",\"long\":\"3000000000\",\"t\":true,"
+	                       "\"f\":false,\"st\":\"true\",\"sf\":\"false\",\"sT\":\"True\",\"nul\":null,"
+	                       "\"arr\":[1,2],\"obj\":{\"k\":\"v\"}}");
+	assert_non_null(o);
+
+	assert_string_equal(irfw_json_str(o, "s"), "abc");
+	assert_string_equal(irfw_json_str(o, "e"), "");
+	assert_null(irfw_json_str(o, "n"));
+	assert_null(irfw_json_str(o, "absent"));
+	assert_null(irfw_json_str(NULL, "s"));
+
+	assert_string_equal(irfw_json_text(o, "s"), "abc");
+	assert_null(irfw_json_text(o, "e"));
+	assert_null(irfw_json_text(o, "n"));
+	assert_null(irfw_json_text(o, "t"));
+	assert_null(irfw_json_text(o, "absent"));
+	assert_null(irfw_json_text(NULL, "s"));
+
+	assert_int_equal(irfw_json_long(o, "n", -2), 42);
+	assert_int_equal(irfw_json_long(o, "neg", -2), -7);
+	assert_int_equal(irfw_json_long(o, "big", -2), -2);
+	assert_int_equal(irfw_json_long(o, "ds", -2), 17);
+	assert_int_equal(irfw_json_long(o, "dneg", -2), -1);
+	assert_int_equal(irfw_json_long(o, "dplus", -2), 5);
+	assert_int_equal(irfw_json_long(o, "blank", -2), -2);
+	assert_int_equal(irfw_json_long(o, "junk", -2), -2);
+	assert_int_equal(irfw_json_long(o, "e", -2), -2);
+	assert_int_equal(irfw_json_long(o, "huge", -2), -2);
+	assert_int_equal(irfw_json_long(o, "long", -2), 3000000000L);
+	assert_int_equal(irfw_json_long(o, "t", -2), -2);
+	assert_int_equal(irfw_json_long(o, "absent", -2), -2);
+	assert_int_equal(irfw_json_long(NULL, "n", -2), -2);
+
+	assert_int_equal(irfw_json_int(o, "n", -2), 42);
+	assert_int_equal(irfw_json_int(o, "ds", -2), 17);
+	assert_int_equal(irfw_json_int(o, "dneg", -2), -1);
+	assert_int_equal(irfw_json_int(o, "long", -2), -2); /* out of int's range */
+	assert_int_equal(irfw_json_int(o, "junk", -2), -2);
+	assert_int_equal(irfw_json_int(o, "s", -2), -2);
+	assert_int_equal(irfw_json_int(o, "absent", -2), -2);
+
+	assert_true(irfw_json_bool(o, "t", false));
+	assert_false(irfw_json_bool(o, "f", true));
+	assert_true(irfw_json_bool(o, "st", false));
+	assert_false(irfw_json_bool(o, "sf", true));
+	assert_true(irfw_json_bool(o, "sT", true)); /* not AWS's spelling: the default */
+	assert_false(irfw_json_bool(o, "sT", false));
+	assert_true(irfw_json_bool(o, "n", true));
+	assert_false(irfw_json_bool(o, "e", false));
+	assert_true(irfw_json_bool(o, "absent", true));
+	assert_false(irfw_json_bool(NULL, "t", false));
+
+	assert_int_equal(irfw_json_list_count(o, "arr"), 2);
+	assert_int_equal(irfw_json_list_count(o, "obj"), 1);
+	assert_int_equal(irfw_json_list_count(o, "s"), 1);
+	assert_int_equal(irfw_json_list_count(o, "e"), 0);
+	assert_int_equal(irfw_json_list_count(o, "nul"), 0);
+	assert_int_equal(irfw_json_list_count(o, "absent"), 0);
+	assert_int_equal(irfw_json_list_count(NULL, "arr"), 0);
+	assert_int_equal(irfw_json_list_count(get(o, "arr"), NULL), 2);
+	assert_int_equal(irfw_json_list_item(o, "arr", 1)->valueint, 2);
+	assert_null(irfw_json_list_item(o, "arr", 2));
+	assert_null(irfw_json_list_item(o, "arr", -1));
+	assert_ptr_equal(irfw_json_list_item(o, "obj", 0), get(o, "obj"));
+	assert_null(irfw_json_list_item(o, "obj", 1));
+	assert_null(irfw_json_list_item(o, "e", 0));
+	assert_null(irfw_json_list_item(o, "absent", 0));
+	assert_ptr_equal(irfw_json_list_item(get(o, "obj"), NULL, 0), get(o, "obj"));
+	cJSON_Delete(o);
+
+	assert_int_equal(irfw_utf8_prefix("h\xc3\xa9llo", 6, 2), 1); /* not inside é */
+	assert_int_equal(irfw_utf8_prefix("abc", 3, 5), 3);
+}
+
+static void test_iso8601(void **state)
+{
+	(void)state;
+	char out[21];
+	assert_string_equal(irfw_iso8601(0, out), "1970-01-01T00:00:00Z");
+	assert_string_equal(irfw_iso8601(1714566896, out), "2024-05-01T12:34:56Z");
+	assert_int_equal(strlen(irfw_iso8601(253402300799, out)), 20); /* 9999-12-31T23:59:59Z */
+}
+
+/* ------------------------------------------------------------------ */
+/* Builders.                                                            */
+
+static void test_builders(void **state)
+{
+	(void)state;
+	cJSON *p = cJSON_CreateObject();
+	assert_int_equal(irfw_ec2_filter(p, "vpc-id", "vpc-1"), 0);
+	assert_int_equal(irfw_ec2_filter(p, "group-id", "sg-1"), 0);
+	assert_int_equal(irfw_ec2_filter(p, "group-id", "sg-2"), 0);
+	assert_int_equal(irfw_ec2_filter(p, "group-id", "sg-1"), 0); /* once */
+	assert_json(p, "{\"Filter\":[{\"Name\":\"vpc-id\",\"Value\":[\"vpc-1\"]},"
+	               "{\"Name\":\"group-id\",\"Value\":[\"sg-1\",\"sg-2\"]}]}");
+	assert_int_equal(irfw_ec2_filter(NULL, "a", "b"), -1);
+	assert_int_equal(irfw_ec2_filter(p, NULL, "b"), -1);
+	assert_int_equal(irfw_ec2_filter(p, "a", NULL), -1);
+	cJSON_Delete(p);
+
+	/* What the query flattening makes of it: Filter.2.Value.2=sg-2. */
+	p = cJSON_CreateObject();
+	irfw_ec2_filter(p, "a", "1");
+	irfw_ec2_filter(p, "b", "2");
+	irfw_ec2_filter(p, "b", "3");
+	const struct irfw_service *ec2 = irfw_service_find("ec2");
+	char *q = irfw_query_body(ec2, "DescribeThings", p);
+	assert_non_null(strstr(q, "Filter.1.Name=a&Filter.1.Value.1=1&Filter.2.Name=b&Filter.2.Value.1=2&"
+	                          "Filter.2.Value.2=3"));
+	free(q);
+	cJSON_Delete(p);
+
+	p = cJSON_CreateObject();
+	assert_int_equal(irfw_ec2_tag_spec(p, "security-group", "Name", "q"), 0);
+	assert_int_equal(irfw_ec2_tag_spec(p, "security-group", "irfw:quarantine", "true"), 0);
+	assert_int_equal(irfw_ec2_tag_spec(p, "network-acl", "Name", "n"), 0);
+	assert_int_equal(irfw_ec2_tag_spec(p, "security-group", "Name", "q2"), 0); /* replaced */
+	assert_json(p, "{\"TagSpecification\":[{\"ResourceType\":\"security-group\",\"Tag\":["
+	               "{\"Key\":\"irfw:quarantine\",\"Value\":\"true\"},{\"Key\":\"Name\",\"Value\":\"q2\"}]},"
+	               "{\"ResourceType\":\"network-acl\",\"Tag\":[{\"Key\":\"Name\",\"Value\":\"n\"}]}]}");
+	assert_int_equal(irfw_ec2_tag_spec(p, "snapshot", NULL, "x"), -1);
+	assert_int_equal(irfw_ec2_tag_spec(p, "snapshot", "k", NULL), -1);
+	q = irfw_query_body(ec2, "CreateSecurityGroup", p);
+	assert_non_null(strstr(q, "TagSpecification.1.ResourceType=security-group&"
+	                          "TagSpecification.1.Tag.1.Key=irfw%3Aquarantine&"
+	                          "TagSpecification.1.Tag.1.Value=true"));
+	free(q);
+	cJSON_Delete(p);
+
+	p = cJSON_CreateObject();
+	assert_int_equal(irfw_ec2_tag(p, "a", "1"), 0);
+	assert_int_equal(irfw_ec2_tag(p, "b", NULL), 0);
+	assert_int_equal(irfw_ec2_tag(p, "a", "2"), 0);
+	assert_json(p, "{\"Tag\":[{\"Key\":\"b\"},{\"Key\":\"a\",\"Value\":\"2\"}]}");
+	assert_int_equal(irfw_ec2_tag(p, NULL, "1"), -1);
+	cJSON_Delete(p);
+
+	/* A member of the wrong type is not overwritten. */
+	p = cJSON_Parse("{\"Filter\":\"x\",\"Tag\":{}}");
+	assert_int_equal(irfw_ec2_filter(p, "a", "b"), -1);
+	assert_int_equal(irfw_ec2_tag(p, "a", "b"), -1);
+	assert_json(p, "{\"Filter\":\"x\",\"Tag\":{}}");
+	cJSON_Delete(p);
+}
+
+/* ------------------------------------------------------------------ */
+/* Pagination.                                                          */
+
+static void test_page_next(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *reply, *param, *token; /* param NULL: the last page */
+	} cases[] = {
+	    {"{\"reservationSet\":[],\"nextToken\":\"e2\"}", "NextToken", "e2"},
+	    {"{\"AutoScalingGroups\":[],\"NextToken\":\"q2\"}", "NextToken", "q2"},
+	    {"{\"TargetGroups\":[],\"NextMarker\":\"m2\"}", "Marker", "m2"},
+	    {"{\"Keys\":[],\"Truncated\":true,\"NextMarker\":\"k2\"}", "Marker", "k2"},
+	    {"{\"Keys\":[],\"Truncated\":false,\"NextMarker\":\"k2\"}", NULL, NULL},
+	    {"{\"IsTruncated\":\"true\",\"NextContinuationToken\":\"c2\",\"ContinuationToken\":\"c1\"}",
+	     "ContinuationToken", "c2"},
+	    {"{\"IsTruncated\":\"false\",\"ContinuationToken\":\"c1\"}", NULL, NULL},
+	    {"{\"Roles\":[],\"IsTruncated\":\"true\",\"Marker\":\"i2\"}", "Marker", "i2"},
+	    {"{\"Roles\":[],\"IsTruncated\":\"false\",\"Marker\":\"i2\"}", NULL, NULL},
+	    {"{\"Roles\":[],\"Marker\":\"i2\"}", NULL, NULL}, /* an echoed Marker is no token */
+	    {"{\"NextToken\":\"\"}", NULL, NULL},             /* an empty element */
+	    {"{\"NextToken\":5}", NULL, NULL},
+	    {"{}", NULL, NULL},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		cJSON *r = cJSON_Parse(cases[i].reply);
+		const char *param = NULL, *token = NULL;
+		bool more = irfw_page_next(r, &param, &token);
+		if (!cases[i].param) {
+			assert_false(more);
+		} else {
+			assert_true(more);
+			assert_string_equal(param, cases[i].param);
+			assert_string_equal(token, cases[i].token);
+		}
+		cJSON_Delete(r);
+	}
+	const char *param, *token;
+	assert_false(irfw_page_next(NULL, &param, &token));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_ec2),
+		cmocka_unit_test(test_query),
+		cmocka_unit_test(test_s3),
+		cmocka_unit_test(test_json_and_old_modules),
+		cmocka_unit_test(test_getters),
+		cmocka_unit_test(test_iso8601),
+		cmocka_unit_test(test_builders),
+		cmocka_unit_test(test_page_next),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
