@@ -230,31 +230,76 @@ int irfw_ec2_tag(cJSON *params, const char *key, const char *value)
 
 /* EC2 lists not named ...Set (every ...Set is a list). */
 static const char *const ec2_lists[] = {
-    "securityGroupInfo", "ipPermissions", "ipPermissionsEgress", "ipRanges",     "ipv6Ranges",
-    "prefixListIds",     "groups",        "userIdGroupPairs",    "blockDeviceMapping", "productCodes",
+    "securityGroupInfo",
+    "ipPermissions",
+    "ipPermissionsEgress",
+    "ipRanges",
+    "ipv6Ranges",
+    "prefixListIds",
+    "groups",
+    "userIdGroupPairs",
+    "blockDeviceMapping",
+    "productCodes",
     NULL,
 };
 
 /* The query services' lists: with <member> entries they are arrays
  * anyway; these names make an empty one [] rather than "". */
 static const char *const autoscaling_lists[] = {
-    "AutoScalingGroups", "AutoScalingInstances", "Instances",    "SuspendedProcesses", "LoadBalancerNames",
-    "TargetGroupARNs",   "Tags",                 "Activities",   "AvailabilityZones",  "EnabledMetrics",
-    "TerminationPolicies", "LifecycleHooks",     "TrafficSources", "Processes",        NULL,
+    "AutoScalingGroups",
+    "AutoScalingInstances",
+    "Instances",
+    "SuspendedProcesses",
+    "LoadBalancerNames",
+    "TargetGroupARNs",
+    "Tags",
+    "Activities",
+    "AvailabilityZones",
+    "EnabledMetrics",
+    "TerminationPolicies",
+    "LifecycleHooks",
+    "TrafficSources",
+    "Processes",
+    NULL,
 };
 static const char *const elbv2_lists[] = {
-    "TargetGroups",      "TargetHealthDescriptions", "LoadBalancers", "LoadBalancerArns", "AvailabilityZones",
-    "SecurityGroups",    "Listeners",                "Rules",         "TagDescriptions",  "Tags",
+    "TargetGroups",
+    "TargetHealthDescriptions",
+    "LoadBalancers",
+    "LoadBalancerArns",
+    "AvailabilityZones",
+    "SecurityGroups",
+    "Listeners",
+    "Rules",
+    "TagDescriptions",
+    "Tags",
     NULL,
 };
 static const char *const elb_lists[] = {
-    "LoadBalancerDescriptions", "Instances",       "InstanceStates", "ListenerDescriptions",
-    "AvailabilityZones",        "Subnets",         "SecurityGroups", "BackendServerDescriptions",
-    "PolicyNames",              "TagDescriptions", "Tags",           NULL,
+    "LoadBalancerDescriptions",
+    "Instances",
+    "InstanceStates",
+    "ListenerDescriptions",
+    "AvailabilityZones",
+    "Subnets",
+    "SecurityGroups",
+    "BackendServerDescriptions",
+    "PolicyNames",
+    "TagDescriptions",
+    "Tags",
+    NULL,
 };
 static const char *const iam_lists[] = {
-    "Roles",    "InstanceProfiles", "Users", "Groups", "Policies", "PolicyNames", "AttachedPolicies",
-    "AccessKeyMetadata", "Tags", NULL,
+    "Roles",
+    "InstanceProfiles",
+    "Users",
+    "Groups",
+    "Policies",
+    "PolicyNames",
+    "AttachedPolicies",
+    "AccessKeyMetadata",
+    "Tags",
+    NULL,
 };
 static const char *const sns_lists[] = {"Topics", "Subscriptions", "Tags", NULL};
 
@@ -262,9 +307,12 @@ static const struct {
 	const char *service;
 	const char *const *lists;
 } query_lists[] = {
-    {"autoscaling", autoscaling_lists}, {"elasticloadbalancing", elbv2_lists},
-    {"elbv2", elbv2_lists},             {"elb", elb_lists},
-    {"iam", iam_lists},                 {"sns", sns_lists},
+    {"autoscaling", autoscaling_lists},
+    {"elasticloadbalancing", elbv2_lists},
+    {"elbv2", elbv2_lists},
+    {"elb", elb_lists},
+    {"iam", iam_lists},
+    {"sns", sns_lists},
 };
 
 /* S3 repeats an element once per entry, with no wrapper around them. */
@@ -279,9 +327,8 @@ static const struct {
 	const char *operation;
 	const char *const *lists;
 } s3_lists[] = {
-    {"ListObjectsV2", s3_objects},        {"ListObjects", s3_objects},
-    {"ListObjectVersions", s3_versions},  {"ListParts", s3_parts},
-    {"ListMultipartUploads", s3_uploads}, {"GetBucketEncryption", s3_rules},
+    {"ListObjectsV2", s3_objects}, {"ListObjects", s3_objects},          {"ListObjectVersions", s3_versions},
+    {"ListParts", s3_parts},       {"ListMultipartUploads", s3_uploads}, {"GetBucketEncryption", s3_rules},
     {"DeleteObjects", s3_deleted},
 };
 
@@ -493,7 +540,8 @@ static int paginate(const struct pager *pg, const cJSON *params)
 		}
 		cJSON *res = NULL;
 		if ((pg->t ? irfw_aws_call_in(pg->t, pg->region, pg->service, pg->operation, p, &res)
-		           : irfw_batch_aws_call(pg->b, pg->region, pg->service, pg->operation, p, &res)) != 0) {
+		           : irfw_batch_aws_call(pg->b, pg->region, pg->service, pg->operation, p, &res)) !=
+		    0) {
 			rc = -1;
 			break;
 		}
@@ -530,8 +578,8 @@ int irfw_aws_paginate_in(irfw_target *t, const char *region, const char *service
                          const cJSON *params, int (*page)(irfw_target *t, const cJSON *result, void *ctx),
                          void *ctx)
 {
-	struct pager pg = {.t = t, .region = region, .service = service, .operation = operation,
-	                   .tpage = page, .ctx = ctx};
+	struct pager pg = {
+	    .t = t, .region = region, .service = service, .operation = operation, .tpage = page, .ctx = ctx};
 	if (!t || !page)
 		return -1;
 	return paginate(&pg, params);
@@ -547,8 +595,8 @@ int irfw_batch_aws_paginate(irfw_batch *b, const char *region, const char *servi
                             const cJSON *params, int (*page)(irfw_batch *b, const cJSON *result, void *ctx),
                             void *ctx)
 {
-	struct pager pg = {.b = b, .region = region, .service = service, .operation = operation,
-	                   .bpage = page, .ctx = ctx};
+	struct pager pg = {
+	    .b = b, .region = region, .service = service, .operation = operation, .bpage = page, .ctx = ctx};
 	if (!b || !page)
 		return -1;
 	return paginate(&pg, params);

@@ -2,7 +2,9 @@
  * sdk_json_test.c - the SDK's view of AWS results: the neutral shape made
  * of real reply bodies (EC2, query with one and several members, S3 with
  * one and two Contents, JSON left alone), the typed getters on every kind
- * of value, the request builders, and the paginator's token rules.
+ * of value, the request builders, and the paginator, driven through the
+ * real irfw_aws_call_in() with the HTTP client replaced by pages of our
+ * own (the link wraps irfw_aws_request).
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -56,15 +58,15 @@ static void assert_json(const cJSON *j, const char *want)
 /* The neutral result.                                                  */
 
 static const char ec2_groups[] =
-	"<DescribeSecurityGroupsResponse xmlns=\"http://ec2.amazonaws.com/doc/2016-11-15/\">"
-	"<requestId>req-1</requestId>"
-	"<securityGroupInfo><item><groupId>sg-1</groupId><groupDescription/>"
-	"<ipPermissions/>"
-	"<ipPermissionsEgress><item><ipProtocol>-1</ipProtocol><groups/>"
-	"<ipRanges><item><cidrIp>0.0.0.0/0</cidrIp></item></ipRanges><ipv6Ranges/>"
-	"<prefixListIds/></item></ipPermissionsEgress>"
-	"<tagSet/></item></securityGroupInfo>"
-	"</DescribeSecurityGroupsResponse>";
+    "<DescribeSecurityGroupsResponse xmlns=\"http://ec2.amazonaws.com/doc/2016-11-15/\">"
+    "<requestId>req-1</requestId>"
+    "<securityGroupInfo><item><groupId>sg-1</groupId><groupDescription/>"
+    "<ipPermissions/>"
+    "<ipPermissionsEgress><item><ipProtocol>-1</ipProtocol><groups/>"
+    "<ipRanges><item><cidrIp>0.0.0.0/0</cidrIp></item></ipRanges><ipv6Ranges/>"
+    "<prefixListIds/></item></ipPermissionsEgress>"
+    "<tagSet/></item></securityGroupInfo>"
+    "</DescribeSecurityGroupsResponse>";
 
 static void test_ec2(void **state)
 {
@@ -93,21 +95,21 @@ static void test_ec2(void **state)
 }
 
 static const char asg_one[] =
-	"<DescribeAutoScalingGroupsResponse xmlns=\"http://autoscaling.amazonaws.com/doc/2011-01-01/\">"
-	"<DescribeAutoScalingGroupsResult><AutoScalingGroups><member>"
-	"<AutoScalingGroupName>web</AutoScalingGroupName><MinSize>1</MinSize>"
-	"<SuspendedProcesses/><Instances><member><InstanceId>i-1</InstanceId>"
-	"<ProtectedFromScaleIn>false</ProtectedFromScaleIn></member></Instances>"
-	"</member></AutoScalingGroups><NextToken>tok-2</NextToken></DescribeAutoScalingGroupsResult>"
-	"<ResponseMetadata><RequestId>req-9</RequestId></ResponseMetadata>"
-	"</DescribeAutoScalingGroupsResponse>";
+    "<DescribeAutoScalingGroupsResponse xmlns=\"http://autoscaling.amazonaws.com/doc/2011-01-01/\">"
+    "<DescribeAutoScalingGroupsResult><AutoScalingGroups><member>"
+    "<AutoScalingGroupName>web</AutoScalingGroupName><MinSize>1</MinSize>"
+    "<SuspendedProcesses/><Instances><member><InstanceId>i-1</InstanceId>"
+    "<ProtectedFromScaleIn>false</ProtectedFromScaleIn></member></Instances>"
+    "</member></AutoScalingGroups><NextToken>tok-2</NextToken></DescribeAutoScalingGroupsResult>"
+    "<ResponseMetadata><RequestId>req-9</RequestId></ResponseMetadata>"
+    "</DescribeAutoScalingGroupsResponse>";
 
 static const char asg_two[] =
-	"<DescribeAutoScalingInstancesResponse><DescribeAutoScalingInstancesResult>"
-	"<AutoScalingInstances><member><InstanceId>i-1</InstanceId></member>"
-	"<member><InstanceId>i-2</InstanceId></member></AutoScalingInstances>"
-	"</DescribeAutoScalingInstancesResult><ResponseMetadata><RequestId>r</RequestId>"
-	"</ResponseMetadata></DescribeAutoScalingInstancesResponse>";
+    "<DescribeAutoScalingInstancesResponse><DescribeAutoScalingInstancesResult>"
+    "<AutoScalingInstances><member><InstanceId>i-1</InstanceId></member>"
+    "<member><InstanceId>i-2</InstanceId></member></AutoScalingInstances>"
+    "</DescribeAutoScalingInstancesResult><ResponseMetadata><RequestId>r</RequestId>"
+    "</ResponseMetadata></DescribeAutoScalingInstancesResponse>";
 
 static void test_query(void **state)
 {
@@ -155,10 +157,11 @@ static void test_query(void **state)
 	cJSON_Delete(j);
 
 	/* ELB classic: Instances inside each description. */
-	j = neutral("<DescribeLoadBalancersResponse><DescribeLoadBalancersResult><LoadBalancerDescriptions>"
-	            "<member><LoadBalancerName>lb</LoadBalancerName><Instances/></member>"
-	            "</LoadBalancerDescriptions></DescribeLoadBalancersResult></DescribeLoadBalancersResponse>",
-	            "elb", "DescribeLoadBalancers");
+	j = neutral(
+	    "<DescribeLoadBalancersResponse><DescribeLoadBalancersResult><LoadBalancerDescriptions>"
+	    "<member><LoadBalancerName>lb</LoadBalancerName><Instances/></member>"
+	    "</LoadBalancerDescriptions></DescribeLoadBalancersResult></DescribeLoadBalancersResponse>",
+	    "elb", "DescribeLoadBalancers");
 	assert_json(j, "{\"LoadBalancerDescriptions\":[{\"LoadBalancerName\":\"lb\",\"Instances\":[]}]}");
 	cJSON_Delete(j);
 }
@@ -170,15 +173,19 @@ static void test_s3(void **state)
 	                           "<Name>b</Name><KeyCount>";
 	char body[1024];
 
-	snprintf(body, sizeof(body), "%s1</KeyCount><IsTruncated>false</IsTruncated>"
-	         "<Contents><Key>a</Key><Size>3</Size></Contents></ListBucketResult>", head);
+	snprintf(body, sizeof(body),
+	         "%s1</KeyCount><IsTruncated>false</IsTruncated>"
+	         "<Contents><Key>a</Key><Size>3</Size></Contents></ListBucketResult>",
+	         head);
 	cJSON *j = neutral(body, "s3", "ListObjectsV2");
 	assert_json(j, "{\"Name\":\"b\",\"KeyCount\":\"1\",\"IsTruncated\":\"false\","
 	               "\"Contents\":[{\"Key\":\"a\",\"Size\":\"3\"}]}");
 	cJSON_Delete(j);
 
-	snprintf(body, sizeof(body), "%s2</KeyCount><Contents><Key>a</Key></Contents>"
-	         "<Contents><Key>b</Key></Contents><Marker/></ListBucketResult>", head);
+	snprintf(body, sizeof(body),
+	         "%s2</KeyCount><Contents><Key>a</Key></Contents>"
+	         "<Contents><Key>b</Key></Contents><Marker/></ListBucketResult>",
+	         head);
 	j = neutral(body, "s3", "ListObjectsV2");
 	assert_json(j, "{\"Name\":\"b\",\"KeyCount\":\"2\",\"Contents\":[{\"Key\":\"a\"},{\"Key\":\"b\"}],"
 	               "\"Marker\":\"\"}");
@@ -368,9 +375,10 @@ static void test_builders(void **state)
 	assert_int_equal(irfw_ec2_tag_spec(p, "security-group", "irfw:quarantine", "true"), 0);
 	assert_int_equal(irfw_ec2_tag_spec(p, "network-acl", "Name", "n"), 0);
 	assert_int_equal(irfw_ec2_tag_spec(p, "security-group", "Name", "q2"), 0); /* replaced */
-	assert_json(p, "{\"TagSpecification\":[{\"ResourceType\":\"security-group\",\"Tag\":["
-	               "{\"Key\":\"irfw:quarantine\",\"Value\":\"true\"},{\"Key\":\"Name\",\"Value\":\"q2\"}]},"
-	               "{\"ResourceType\":\"network-acl\",\"Tag\":[{\"Key\":\"Name\",\"Value\":\"n\"}]}]}");
+	assert_json(p,
+	            "{\"TagSpecification\":[{\"ResourceType\":\"security-group\",\"Tag\":["
+	            "{\"Key\":\"irfw:quarantine\",\"Value\":\"true\"},{\"Key\":\"Name\",\"Value\":\"q2\"}]},"
+	            "{\"ResourceType\":\"network-acl\",\"Tag\":[{\"Key\":\"Name\",\"Value\":\"n\"}]}]}");
 	assert_int_equal(irfw_ec2_tag_spec(p, "snapshot", NULL, "x"), -1);
 	assert_int_equal(irfw_ec2_tag_spec(p, "snapshot", "k", NULL), -1);
 	q = irfw_query_body(ec2, "CreateSecurityGroup", p);
@@ -437,17 +445,277 @@ static void test_page_next(void **state)
 	assert_false(irfw_page_next(NULL, &param, &token));
 }
 
+/* The fake AWS: irfw_aws_request() answers from `pages`, or with an
+ * error, and keeps every request it saw. */
+static struct {
+	const char *pages[8]; /* reply bodies (XML or JSON by service) */
+	int n_pages;
+	int calls;
+	int fail_at;  /* call number that fails (1-based), 0: none */
+	bool endless; /* every reply holds a new token */
+	char seen[1200][96];
+} fake;
+
+int __wrap_irfw_aws_request(struct irfw_aws *a, const char *region, const char *service,
+                            const char *operation, const cJSON *params, bool dry_run, cJSON **result,
+                            struct irfw_aws_error *e, char req_id[128]);
+int __wrap_irfw_aws_request(struct irfw_aws *a, const char *region, const char *service,
+                            const char *operation, const cJSON *params, bool dry_run, cJSON **result,
+                            struct irfw_aws_error *e, char req_id[128])
+{
+	(void)a;
+	(void)region;
+	(void)dry_run;
+	int n = fake.calls++;
+	char *p = cJSON_PrintUnformatted(params);
+	if (n < 1200)
+		snprintf(fake.seen[n], sizeof(fake.seen[n]), "%s %s", operation, p ? p : "null");
+	free(p);
+	memset(e, 0, sizeof(*e));
+	snprintf(req_id, 128, "req-%d", n + 1);
+	if (fake.fail_at == n + 1) {
+		e->http_status = 400;
+		snprintf(e->code, sizeof(e->code), "AccessDenied");
+		snprintf(e->message, sizeof(e->message), "no");
+		snprintf(e->request_id, sizeof(e->request_id), "req-%d", n + 1);
+		return -1;
+	}
+	if (fake.endless) {
+		char body[128];
+		snprintf(body, sizeof(body), "{\"NextToken\":\"t%d\"}", n + 1);
+		*result = cJSON_Parse(body);
+		return 0;
+	}
+	const char *body = fake.pages[n < fake.n_pages ? n : fake.n_pages - 1];
+	*result = body[0] == '<' ? xml(body) : cJSON_Parse(body);
+	(void)service;
+	return 0;
+}
+
+struct world {
+	struct irfw_run run;
+	struct irfw_target t;
+	struct irfw_module mod;
+	struct irfw_step step;
+	struct irfw_target *targets[1];
+};
+
+static void world_init(struct world *w)
+{
+	memset(w, 0, sizeof(*w));
+	memset(&fake, 0, sizeof(fake));
+	w->run.aws = (struct irfw_aws *)&fake; /* never dereferenced: the fake answers */
+	w->run.resolved_region = "us-east-1";
+	w->mod.name = "test";
+	w->mod.vt.abi_major = IRFW_ABI_MAJOR;
+	w->mod.vt.abi_minor = IRFW_ABI_MINOR;
+	w->step.name = "test";
+	w->step.mod = &w->mod;
+	w->t.run = &w->run;
+	w->t.id = "i-1";
+	w->t.cur = &w->step;
+	w->targets[0] = &w->t;
+	w->run.batch.run = &w->run;
+	w->run.batch.targets = w->targets;
+	w->run.batch.n = 1;
+}
+
+/* Page callback: collects the ids it sees into ctx (a cJSON array) and
+ * stops after `stop_after` pages when that is set. */
+struct seen {
+	cJSON *ids;
+	int pages, stop_after;
+};
+
+static int collect(const cJSON *res, struct seen *s)
+{
+	const cJSON *g;
+	s->pages++;
+	cJSON_ArrayForEach(g, get(res, "AutoScalingGroups"))
+	{
+		cJSON_AddItemToArray(s->ids, cJSON_CreateString(irfw_json_str(g, "AutoScalingGroupName")));
+	}
+	return s->stop_after && s->pages == s->stop_after ? 7 : 0;
+}
+
+static int on_page(irfw_target *t, const cJSON *res, void *ctx)
+{
+	(void)t;
+	return collect(res, ctx);
+}
+
+static int on_batch_page(irfw_batch *b, const cJSON *res, void *ctx)
+{
+	(void)b;
+	return collect(res, ctx);
+}
+
+#define ASG_PAGE(name, next)                                                                                 \
+	"<DescribeAutoScalingGroupsResponse><DescribeAutoScalingGroupsResult><AutoScalingGroups><member>"    \
+	"<AutoScalingGroupName>" name "</AutoScalingGroupName></member></AutoScalingGroups>" next            \
+	"</DescribeAutoScalingGroupsResult><ResponseMetadata><RequestId>r</RequestId></ResponseMetadata>"    \
+	"</DescribeAutoScalingGroupsResponse>"
+
+static void test_paginate(void **state)
+{
+	(void)state;
+	struct world w;
+	struct seen s = {0};
+	world_init(&w);
+	fake.pages[0] = ASG_PAGE("a", "<NextToken>t1</NextToken>");
+	fake.pages[1] = ASG_PAGE("b", "<NextToken>t2</NextToken>");
+	fake.pages[2] = ASG_PAGE("c", "");
+	fake.n_pages = 3;
+	s.ids = cJSON_CreateArray();
+	cJSON *params = cJSON_Parse("{\"MaxRecords\":1,\"NextToken\":\"stale\"}");
+	cJSON *before = cJSON_Duplicate(params, true);
+
+	/* Through the real irfw_aws_call_in: the results are neutral, so the
+	 * token is found at the top. */
+	assert_int_equal(
+	    irfw_aws_paginate(&w.t, "autoscaling", "DescribeAutoScalingGroups", params, on_page, &s), 0);
+	assert_int_equal(fake.calls, 3);
+	assert_int_equal(s.pages, 3);
+	assert_json(s.ids, "[\"a\",\"b\",\"c\"]");
+	assert_string_equal(fake.seen[0],
+	                    "DescribeAutoScalingGroups {\"MaxRecords\":1,\"NextToken\":\"stale\"}");
+	assert_string_equal(fake.seen[1],
+	                    "DescribeAutoScalingGroups {\"MaxRecords\":1,\"NextToken\":\"t1\"}");
+	assert_string_equal(fake.seen[2],
+	                    "DescribeAutoScalingGroups {\"MaxRecords\":1,\"NextToken\":\"t2\"}");
+	assert_true(cJSON_Compare(params, before, true)); /* the caller's params are not changed */
+	assert_string_equal(irfw_aws_last_request_id(&w.t), "req-3");
+
+	/* The callback stops it, with its own value. */
+	world_init(&w);
+	fake.pages[0] = ASG_PAGE("a", "<NextToken>t1</NextToken>");
+	fake.pages[1] = ASG_PAGE("b", "<NextToken>t2</NextToken>");
+	fake.n_pages = 2;
+	cJSON_Delete(s.ids);
+	s = (struct seen){.ids = cJSON_CreateArray(), .stop_after = 2};
+	assert_int_equal(
+	    irfw_aws_paginate(&w.t, "autoscaling", "DescribeAutoScalingGroups", NULL, on_page, &s), 7);
+	assert_int_equal(fake.calls, 2);
+
+	/* An AWS error on page 2: -1, and the error is the target's. */
+	world_init(&w);
+	fake.pages[0] = ASG_PAGE("a", "<NextToken>t1</NextToken>");
+	fake.n_pages = 1;
+	fake.fail_at = 2;
+	cJSON_Delete(s.ids);
+	s = (struct seen){.ids = cJSON_CreateArray()};
+	assert_int_equal(irfw_aws_paginate_in(&w.t, "eu-west-1", "autoscaling", "DescribeAutoScalingGroups",
+	                                      NULL, on_page, &s),
+	                 -1);
+	assert_int_equal(s.pages, 1);
+	assert_string_equal(irfw_aws_error_code(&w.t), "AccessDenied");
+	assert_string_equal(irfw_aws_request_id(&w.t), "req-2");
+
+	/* A service that ignores the token: stopped, named. */
+	world_init(&w);
+	fake.pages[0] = ASG_PAGE("a", "<NextToken>same</NextToken>");
+	fake.n_pages = 1;
+	cJSON_Delete(s.ids);
+	s = (struct seen){.ids = cJSON_CreateArray()};
+	assert_int_equal(
+	    irfw_aws_paginate(&w.t, "autoscaling", "DescribeAutoScalingGroups", NULL, on_page, &s), -1);
+	assert_int_equal(fake.calls, 2);
+	assert_string_equal(irfw_aws_error_code(&w.t), "PaginationLoop");
+
+	/* Endless pages: bounded. */
+	world_init(&w);
+	fake.endless = true;
+	cJSON_Delete(s.ids);
+	s = (struct seen){.ids = cJSON_CreateArray()};
+	assert_int_equal(irfw_aws_paginate(&w.t, "ssm", "DescribeParameters", NULL, on_page, &s), -1);
+	assert_int_equal(fake.calls, IRFW_MAX_PAGES);
+	assert_string_equal(irfw_aws_error_code(&w.t), "PaginationLimit");
+	assert_string_equal(fake.seen[IRFW_MAX_PAGES - 1], "DescribeParameters {\"NextToken\":\"t999\"}");
+
+	/* EC2's nextToken and ELB's NextMarker go back by their request names. */
+	world_init(&w);
+	fake.pages[0] = "<DescribeInstancesResponse><reservationSet/><nextToken>e1</nextToken>"
+	                "</DescribeInstancesResponse>";
+	fake.pages[1] = "<DescribeInstancesResponse><reservationSet/></DescribeInstancesResponse>";
+	fake.n_pages = 2;
+	assert_int_equal(irfw_aws_paginate(&w.t, "ec2", "DescribeInstances", NULL, on_page, &s), 0);
+	assert_string_equal(fake.seen[1], "DescribeInstances {\"NextToken\":\"e1\"}");
+	world_init(&w);
+	fake.pages[0] =
+	    "<DescribeTargetGroupsResponse><DescribeTargetGroupsResult><TargetGroups/>"
+	    "<NextMarker>m1</NextMarker></DescribeTargetGroupsResult></DescribeTargetGroupsResponse>";
+	fake.pages[1] = "<DescribeTargetGroupsResponse><DescribeTargetGroupsResult><TargetGroups/>"
+	                "</DescribeTargetGroupsResult></DescribeTargetGroupsResponse>";
+	fake.n_pages = 2;
+	assert_int_equal(
+	    irfw_aws_paginate(&w.t, "elasticloadbalancing", "DescribeTargetGroups", NULL, on_page, &s), 0);
+	assert_string_equal(fake.seen[1], "DescribeTargetGroups {\"Marker\":\"m1\"}");
+
+	/* The batch's: the same loop, errors logged. */
+	world_init(&w);
+	fake.pages[0] = ASG_PAGE("a", "<NextToken>t1</NextToken>");
+	fake.pages[1] = ASG_PAGE("b", "");
+	fake.n_pages = 2;
+	cJSON_Delete(s.ids);
+	s = (struct seen){.ids = cJSON_CreateArray()};
+	assert_int_equal(irfw_batch_aws_paginate(&w.run.batch, NULL, "autoscaling",
+	                                         "DescribeAutoScalingGroups", NULL, on_batch_page, &s),
+	                 0);
+	assert_json(s.ids, "[\"a\",\"b\"]");
+	world_init(&w);
+	fake.pages[0] = ASG_PAGE("a", "<NextToken>t1</NextToken>");
+	fake.n_pages = 1;
+	fake.fail_at = 2;
+	assert_int_equal(irfw_batch_aws_paginate(&w.run.batch, NULL, "autoscaling",
+	                                         "DescribeAutoScalingGroups", NULL, on_batch_page, &s),
+	                 -1);
+
+	assert_int_equal(irfw_aws_paginate(NULL, "ec2", "DescribeInstances", NULL, on_page, &s), -1);
+	assert_int_equal(irfw_aws_paginate(&w.t, "ec2", "DescribeInstances", NULL, NULL, &s), -1);
+	cJSON_Delete(s.ids);
+	cJSON_Delete(params);
+	cJSON_Delete(before);
+}
+
+/* A module built for 1.1 gets the wrapper through irfw_aws_call too. */
+static void test_call_shape_by_module(void **state)
+{
+	(void)state;
+	struct world w;
+	world_init(&w);
+	fake.pages[0] = asg_one;
+	fake.n_pages = 1;
+	cJSON *res = NULL;
+	assert_int_equal(irfw_aws_call(&w.t, "autoscaling", "DescribeAutoScalingGroups", NULL, &res), 0);
+	assert_non_null(get(res, "AutoScalingGroups"));
+	assert_null(get(res, "ResponseMetadata"));
+	cJSON_Delete(res);
+	w.mod.vt.abi_minor = 1;
+	assert_int_equal(irfw_aws_call(&w.t, "autoscaling", "DescribeAutoScalingGroups", NULL, &res), 0);
+	assert_non_null(get(res, "DescribeAutoScalingGroupsResult"));
+	assert_non_null(get(res, "ResponseMetadata"));
+	cJSON_Delete(res);
+	assert_int_equal(
+	    irfw_batch_aws_call(&w.run.batch, NULL, "autoscaling", "DescribeAutoScalingGroups", NULL, &res),
+	    0);
+	assert_non_null(get(res, "DescribeAutoScalingGroupsResult"));
+	cJSON_Delete(res);
+	w.mod.vt.abi_minor = 2;
+	assert_int_equal(
+	    irfw_batch_aws_call(&w.run.batch, NULL, "autoscaling", "DescribeAutoScalingGroups", NULL, &res),
+	    0);
+	assert_non_null(get(res, "AutoScalingGroups"));
+	cJSON_Delete(res);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_ec2),
-		cmocka_unit_test(test_query),
-		cmocka_unit_test(test_s3),
-		cmocka_unit_test(test_json_and_old_modules),
-		cmocka_unit_test(test_getters),
-		cmocka_unit_test(test_iso8601),
-		cmocka_unit_test(test_builders),
-		cmocka_unit_test(test_page_next),
+	    cmocka_unit_test(test_ec2),      cmocka_unit_test(test_query),
+	    cmocka_unit_test(test_s3),       cmocka_unit_test(test_json_and_old_modules),
+	    cmocka_unit_test(test_getters),  cmocka_unit_test(test_iso8601),
+	    cmocka_unit_test(test_builders), cmocka_unit_test(test_page_next),
+	    cmocka_unit_test(test_paginate), cmocka_unit_test(test_call_shape_by_module),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

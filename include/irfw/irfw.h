@@ -266,7 +266,11 @@ IRFW_EXPORT const char *irfw_target_vpc_id(const irfw_target *t);
 /** The instance as DescribeInstances returned it (an "item" of
  * instancesSet, keys as on the wire: instanceId, networkInterfaceSet...),
  * or NULL for a target of the batch that is not handled (not found, or
- * terminated or shutting down): prepare must skip those. */
+ * terminated or shutting down): prepare must skip those.  Its lists with
+ * entries are arrays, but it is the wire's tree, not irfw_aws_call()'s
+ * shape: an empty list may be "" (cJSON_ArrayForEach reads it as none),
+ * and its scalars are strings (read them with irfw_json_text(),
+ * irfw_json_bool() and irfw_json_long()). */
 IRFW_EXPORT const cJSON *irfw_target_instance(const irfw_target *t);
 /** The instance's state as DescribeInstances gave it ("pending",
  * "running", "stopping", "stopped"; terminated and shutting-down
@@ -385,25 +389,35 @@ IRFW_EXPORT void irfw_note(irfw_target *t, const char *fmt, ...) IRFW_PRINTF(2, 
  *    gives it.
  *  - A list that is present is an array, with one entry as with many.  EC2
  *    and query lists (<item> and <member> entries) always are.  An EMPTY
- *    list is [] when it is EC2's and named ...Set, or one of
- *    securityGroupInfo, ipPermissions, ipPermissionsEgress, ipRanges,
- *    ipv6Ranges, prefixListIds, groups, userIdGroupPairs,
- *    blockDeviceMapping, productCodes; or a query service's list in the
- *    core's table (Auto Scaling: AutoScalingGroups, AutoScalingInstances,
- *    Instances, SuspendedProcesses, LoadBalancerNames, TargetGroupARNs,
- *    Tags...; ELBv2: TargetGroups, TargetHealthDescriptions, LoadBalancers,
- *    LoadBalancerArns...; ELB: LoadBalancerDescriptions, Instances...; IAM:
- *    Roles, InstanceProfiles...; SNS: Topics, Subscriptions...).  Any other
- *    empty list may arrive as "" (the wire's empty element), which
- *    cJSON_ArrayForEach, cJSON_GetArraySize and irfw_json_list_count() all
- *    read as no entries.  S3's repeated elements are arrays even when there
- *    is one: ListObjectsV2 (and ListObjects) Contents and CommonPrefixes,
- *    ListObjectVersions Version and DeleteMarker, ListParts Part,
- *    ListMultipartUploads Upload, GetBucketEncryption Rule, DeleteObjects
- *    Deleted and Error.  A list the reply leaves out stays absent (S3 omits
- *    an empty Contents).  So cJSON_ArrayForEach over any list is right;
- *    irfw_json_list_count() and irfw_json_list_item() also take a lone
- *    object (other services' repeated elements) and absence alike.
+ *    one (the wire sends an empty element) is [] at any depth when it is
+ *      EC2's and named ...Set, or securityGroupInfo, ipPermissions,
+ *        ipPermissionsEgress, ipRanges, ipv6Ranges, prefixListIds, groups,
+ *        userIdGroupPairs, blockDeviceMapping or productCodes;
+ *      Auto Scaling's AutoScalingGroups, AutoScalingInstances, Instances,
+ *        SuspendedProcesses, LoadBalancerNames, TargetGroupARNs, Tags,
+ *        Activities, AvailabilityZones, EnabledMetrics, TerminationPolicies,
+ *        LifecycleHooks, TrafficSources or Processes;
+ *      ELBv2's (elasticloadbalancing, elbv2) TargetGroups,
+ *        TargetHealthDescriptions, LoadBalancers, LoadBalancerArns,
+ *        AvailabilityZones, SecurityGroups, Listeners, Rules,
+ *        TagDescriptions or Tags;
+ *      ELB's (elb) LoadBalancerDescriptions, Instances, InstanceStates,
+ *        ListenerDescriptions, AvailabilityZones, Subnets, SecurityGroups,
+ *        BackendServerDescriptions, PolicyNames, TagDescriptions or Tags;
+ *      IAM's Roles, InstanceProfiles, Users, Groups, Policies, PolicyNames,
+ *        AttachedPolicies, AccessKeyMetadata or Tags;
+ *      SNS's Topics, Subscriptions or Tags.
+ *    Any other empty list may be "", which cJSON_ArrayForEach,
+ *    cJSON_GetArraySize and irfw_json_list_count() all read as no entries.
+ *    S3's repeated elements are arrays even when there is one:
+ *    ListObjectsV2 (and ListObjects) Contents and CommonPrefixes,
+ *    ListObjectVersions Version, DeleteMarker and CommonPrefixes, ListParts
+ *    Part, ListMultipartUploads Upload and CommonPrefixes,
+ *    GetBucketEncryption Rule, DeleteObjects Deleted and Error.  A list the
+ *    reply leaves out stays absent (S3 omits an empty Contents).  So
+ *    cJSON_ArrayForEach over any list is right, and irfw_json_list_count()
+ *    and irfw_json_list_item() also take a lone object (a repeated element
+ *    not named here) and absence alike.
  *  - Scalars of XML replies stay the strings the wire sent ("true", "42",
  *    "2024-05-01T12:34:56.000Z", "" for an empty element): read them with
  *    irfw_json_text(), irfw_json_bool() and irfw_json_long(), which take
@@ -564,8 +578,8 @@ IRFW_EXPORT cJSON *irfw_target_summary(const irfw_target *t);
 IRFW_EXPORT const char *irfw_json_str(const cJSON *obj, const char *key);
 
 /** The member `key` as an int: a number (saturated as cJSON does), or a
- * string holding a whole decimal number in int's range ("42", "-1": XML
- * replies send numbers so since ABI 1.2); `def` otherwise. */
+ * string holding a whole decimal number in int's range ("42", "-1", as XML
+ * replies send numbers; since ABI 1.2); `def` otherwise. */
 IRFW_EXPORT int irfw_json_int(const cJSON *obj, const char *key, int def);
 
 /** The member `key` as a long: a number (its fraction dropped), or a
