@@ -404,13 +404,15 @@ static void lists_walk(cJSON *node, const struct shape *sh)
 
 /* The query protocols answer <OpResponse><OpResult>...</OpResult>
  * <ResponseMetadata/></OpResponse>; the root is gone already.  The
- * members of OpResult become the top level, alone. */
+ * members of OpResult become the top level, alone.  Without an OpResult
+ * (an operation with no output) only ResponseMetadata goes. */
 static void unwrap_query(cJSON *res, const char *operation)
 {
 	char name[160];
 	snprintf(name, sizeof(name), "%sResult", operation);
 	cJSON *inner = cJSON_DetachItemFromObjectCaseSensitive(res, name);
-	while (res->child)
+	cJSON_DeleteItemFromObjectCaseSensitive(res, "ResponseMetadata");
+	while (inner && res->child)
 		cJSON_Delete(cJSON_DetachItemViaPointer(res, res->child));
 	while (cJSON_IsObject(inner) && inner->child) {
 		cJSON *m = cJSON_DetachItemViaPointer(inner, inner->child);

@@ -142,6 +142,12 @@ static void test_query(void **state)
 	            "autoscaling", "SetInstanceProtection");
 	assert_json(j, "{}");
 	cJSON_Delete(j);
+	/* No Result element at all: only the metadata goes. */
+	j = neutral("<DeleteTopicResponse><ResponseMetadata><RequestId>r</RequestId></ResponseMetadata>"
+	            "<Other>kept</Other></DeleteTopicResponse>",
+	            "sns", "DeleteTopic");
+	assert_json(j, "{\"Other\":\"kept\"}");
+	cJSON_Delete(j);
 
 	/* STS and SNS the same way; an empty scalar is not a list. */
 	j = neutral("<GetCallerIdentityResponse><GetCallerIdentityResult><Arn>arn:aws:iam::1:user/r</Arn>"
