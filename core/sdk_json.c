@@ -162,7 +162,7 @@ static cJSON *entry_of(cJSON *params, const char *list, const char *field, const
 	return e;
 }
 
-/* {"Key": key, "Value": value} into the array tags[list], replacing a tag
+/* {"Key": key, "Value": value} into the array holder[list], replacing a tag
  * of the same key: EC2 refuses a key twice in one request. */
 static int put_tag(cJSON *holder, const char *list, const char *key, const char *value)
 {
@@ -519,6 +519,7 @@ static int page_error(const struct pager *pg, const char *code, const char *fmt,
 		irfw_logf(IRFW_LOG_ERROR, NULL, "%s %s: %s: %s", pg->service, pg->operation, code, msg);
 		return -1;
 	}
+	irfw_log(pg->t, IRFW_LOG_DEBUG, "%s %s: %s: %s", pg->service, pg->operation, code, msg);
 	memset(&pg->t->err, 0, sizeof(pg->t->err));
 	snprintf(pg->t->err.code, sizeof(pg->t->err.code), "%s", code);
 	snprintf(pg->t->err.message, sizeof(pg->t->err.message), "%s", msg);
