@@ -584,7 +584,7 @@ IRFW_EXPORT int irfw_json_int(const cJSON *obj, const char *key, int def);
 
 /** The member `key` as a long: a number (its fraction dropped), or a
  * string holding a whole decimal number ("42", "-1", optional sign, no
- * blanks) in long's range; `def` when absent or anything else (ABI 1.2). */
+ * blanks), in long's range; `def` when absent or anything else (ABI 1.2). */
 IRFW_EXPORT long irfw_json_long(const cJSON *obj, const char *key, long def);
 
 /** The member `key` as a boolean: a JSON true/false (JSON protocols), or
@@ -609,8 +609,9 @@ IRFW_EXPORT int irfw_json_list_count(const cJSON *obj, const char *key);
 IRFW_EXPORT const cJSON *irfw_json_list_item(const cJSON *obj, const char *key, int i);
 
 /* Building requests (ABI 1.2).  Each returns 0, or -1 on a bad argument
- * (NULL params, name or key) or when memory ran out; params may then hold
- * part of the change. */
+ * (NULL params, name, key or value where one is needed), when params holds
+ * a member of that name that is not a list (left as it is), or when memory
+ * ran out (params may then hold part of the change). */
 
 /** Add `value` to the EC2 filter `name` of params (the Filter list:
  * [{"Name": name, "Value": [...]}]), creating the list and the filter as
