@@ -20,6 +20,7 @@
 #include "internal.h"
 #include "aws/credentials.h"
 #include "aws/ratelimit.h"
+#include "sdk_json.h"
 
 #include <sys/stat.h>
 
@@ -958,6 +959,8 @@ int irfw_aws_call_in(irfw_target *t, const char *region, const char *service, co
 	char rid[128] = "";
 	int rc = irfw_aws_request(t->run->aws, region && *region ? region : t->run->resolved_region, service,
 	                          operation, params, t->run->dry_run, &res, &t->err, rid);
+	if (rc == 0)
+		irfw_result_neutral(res, service, operation, t->cur);
 	const char *id = rc == 0 ? rid : t->err.request_id;
 	if (*id && t->cur_res) {
 		if (!t->cur_res->request_ids)
@@ -989,6 +992,8 @@ int irfw_batch_aws_call(irfw_batch *b, const char *region, const char *service, 
 	cJSON *res = NULL;
 	int rc = irfw_aws_request(b->run->aws, region ? region : b->run->resolved_region, service, operation,
 	                          params, b->run->dry_run, &res, &e, rid);
+	if (rc == 0) /* in prepare every target's step is the one preparing */
+		irfw_result_neutral(res, service, operation, b->n ? b->targets[0]->cur : NULL);
 	if (rc != 0)
 		irfw_logf(IRFW_LOG_ERROR, NULL, "%s %s: %s: %s (request %s)", service, operation, e.code, e.message,
 		          e.request_id[0] ? e.request_id : "-");

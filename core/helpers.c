@@ -155,26 +155,3 @@ void irfw_strbuf_free(irfw_strbuf *b)
 	irfw_buf_free(&b->b);
 	free(b);
 }
-
-const char *irfw_json_str(const cJSON *obj, const char *key)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
-	return cJSON_IsString(v) ? v->valuestring : NULL;
-}
-
-int irfw_json_int(const cJSON *obj, const char *key, int def)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
-	return cJSON_IsNumber(v) ? v->valueint : def;
-}
-
-size_t irfw_utf8_prefix(const char *s, size_t len, size_t max)
-{
-	if (len <= max)
-		return len;
-	size_t n = max;
-	/* Back up over continuation bytes to the start of a character. */
-	while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
-		n--;
-	return n;
-}

@@ -24,6 +24,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include <cJSON.h>
 
@@ -45,9 +46,17 @@ extern "C" {
  *        (irfw_containment_report, irfw_target_containment); calls in
  *        another region (irfw_aws_call_in, irfw_arn_region); the target's
  *        instance state (irfw_target_state); irfw_step_error from prepare
+ *   1.2  one shape of AWS result whatever the protocol (see irfw_aws_call:
+ *        no query <Operation>Result wrapper, lists always arrays), given to
+ *        modules built for 1.2 or later; the typed getters irfw_json_bool,
+ *        irfw_json_long, irfw_json_text, irfw_json_list_count and
+ *        irfw_json_list_item (and irfw_json_int reading decimal strings);
+ *        the paginators irfw_aws_paginate, irfw_aws_paginate_in and
+ *        irfw_batch_aws_paginate; the request builders irfw_ec2_filter,
+ *        irfw_ec2_tag_spec and irfw_ec2_tag; irfw_iso8601
  */
 #define IRFW_ABI_MAJOR 1
-#define IRFW_ABI_MINOR 1
+#define IRFW_ABI_MINOR 2
 
 #if defined(__GNUC__)
 #define IRFW_EXPORT __attribute__((visibility("default")))
@@ -257,7 +266,11 @@ IRFW_EXPORT const char *irfw_target_vpc_id(const irfw_target *t);
 /** The instance as DescribeInstances returned it (an "item" of
  * instancesSet, keys as on the wire: instanceId, networkInterfaceSet...),
  * or NULL for a target of the batch that is not handled (not found, or
- * terminated or shutting down): prepare must skip those. */
+ * terminated or shutting down): prepare must skip those.  Its lists with
+ * entries are arrays, but it is the wire's tree, not irfw_aws_call()'s
+ * shape: an empty list may be "" (cJSON_ArrayForEach reads it as none),
+ * and its scalars are strings (read them with irfw_json_text(),
+ * irfw_json_bool() and irfw_json_long()). */
 IRFW_EXPORT const cJSON *irfw_target_instance(const irfw_target *t);
 /** The instance's state as DescribeInstances gave it ("pending",
  * "running", "stopping", "stopped"; terminated and shutting-down
@@ -356,9 +369,59 @@ IRFW_EXPORT void irfw_note(irfw_target *t, const char *fmt, ...) IRFW_PRINTF(2, 
  * region.  Parameters are given in the API reference's shape (for EC2 and
  * query services a cJSON object whose arrays are flattened the protocol's
  * way; for JSON services the request object itself).  On success *result
- * is the reply as cJSON (XML turned into objects, lists into arrays), which
- * the caller frees with cJSON_Delete.  Retries, signing, rate limits and
- * endpoints are the core's business.
+ * is the reply as cJSON, which the caller frees with cJSON_Delete.
+ * Retries, signing, rate limits and endpoints are the core's business.
+ *
+ * The result has one shape whatever the protocol (ABI 1.2: for a module
+ * built against 1.2 or later; one built for 1.0 or 1.1 gets the tree of
+ * the wire it was written for, the query wrapper and request id included):
+ *  - Keys are the wire's member names: EC2's lowerCamel (reservationSet,
+ *    groupId), the query services' and S3's UpperCamel (AutoScalingGroups,
+ *    Contents).  KMS and SSM (JSON protocol) replies are the service's
+ *    JSON, untouched by anything below.
+ *  - The query services' (autoscaling, elasticloadbalancing/elbv2, elb,
+ *    sns, sts, iam) <Operation>Result wrapper is removed: its members are
+ *    the top level, with nothing beside them.  DescribeAutoScalingGroups
+ *    gives {"AutoScalingGroups": [...], "NextToken": "..."}, sts
+ *    GetCallerIdentity {"Arn", "UserId", "Account"}.
+ *  - The request id is never part of the result (EC2's requestId and the
+ *    query services' ResponseMetadata are removed): irfw_aws_last_request_id()
+ *    gives it.
+ *  - A list that is present is an array, with one entry as with many.  EC2
+ *    and query lists (<item> and <member> entries) always are.  An EMPTY
+ *    one (the wire sends an empty element) is [] at any depth when it is
+ *      EC2's and named ...Set, or securityGroupInfo, ipPermissions,
+ *        ipPermissionsEgress, ipRanges, ipv6Ranges, prefixListIds, groups,
+ *        userIdGroupPairs, blockDeviceMapping or productCodes;
+ *      Auto Scaling's AutoScalingGroups, AutoScalingInstances, Instances,
+ *        SuspendedProcesses, LoadBalancerNames, TargetGroupARNs, Tags,
+ *        Activities, AvailabilityZones, EnabledMetrics, TerminationPolicies,
+ *        LifecycleHooks, TrafficSources or Processes;
+ *      ELBv2's (elasticloadbalancing, elbv2) TargetGroups,
+ *        TargetHealthDescriptions, LoadBalancers, LoadBalancerArns,
+ *        AvailabilityZones, SecurityGroups, Listeners, Rules,
+ *        TagDescriptions or Tags;
+ *      ELB's (elb) LoadBalancerDescriptions, Instances, InstanceStates,
+ *        ListenerDescriptions, AvailabilityZones, Subnets, SecurityGroups,
+ *        BackendServerDescriptions, PolicyNames, TagDescriptions or Tags;
+ *      IAM's Roles, InstanceProfiles, Users, Groups, Policies, PolicyNames,
+ *        AttachedPolicies, AccessKeyMetadata or Tags;
+ *      SNS's Topics, Subscriptions or Tags.
+ *    Any other empty list may be "", which cJSON_ArrayForEach,
+ *    cJSON_GetArraySize and irfw_json_list_count() all read as no entries.
+ *    S3's repeated elements are arrays even when there is one:
+ *    ListObjectsV2 (and ListObjects) Contents and CommonPrefixes,
+ *    ListObjectVersions Version, DeleteMarker and CommonPrefixes, ListParts
+ *    Part, ListMultipartUploads Upload and CommonPrefixes,
+ *    GetBucketEncryption Rule, DeleteObjects Deleted and Error.  A list the
+ *    reply leaves out stays absent (S3 omits an empty Contents).  So
+ *    cJSON_ArrayForEach over any list is right, and irfw_json_list_count()
+ *    and irfw_json_list_item() also take a lone object (a repeated element
+ *    not named here) and absence alike.
+ *  - Scalars of XML replies stay the strings the wire sent ("true", "42",
+ *    "2024-05-01T12:34:56.000Z", "" for an empty element): read them with
+ *    irfw_json_text(), irfw_json_bool() and irfw_json_long(), which take
+ *    the JSON protocols' booleans and numbers as well.
  *
  * Returns 0 on success, -1 on failure; then irfw_aws_error_code() and friends
  * describe the error, and irfw_fail_aws() turns it into a step failure.
@@ -390,9 +453,52 @@ IRFW_EXPORT int irfw_aws_call_in(irfw_target *t, const char *region, const char 
  * (S3 and IAM ARNs). */
 IRFW_EXPORT bool irfw_arn_region(const char *arn, char out[64]);
 
-/** Same as irfw_aws_call(), for work outside one target (prepare). */
+/** Same as irfw_aws_call(), for work outside one target (prepare).
+ * `region` NULL: the run's.  A failure is logged with its AWS error code,
+ * message and request id (there is no target to hold them). */
 IRFW_EXPORT int irfw_batch_aws_call(irfw_batch *b, const char *region, const char *service,
                                     const char *operation, const cJSON *params, cJSON **result);
+
+/**
+ * Call a paginated operation page after page (ABI 1.2).  `params` (not
+ * changed; may be NULL) is sent with the token of the page before added as
+ * the operation's protocol asks: a result's NextContinuationToken goes back
+ * as ContinuationToken (S3), NextMarker as Marker (ELB, ELBv2, KMS),
+ * NextToken or EC2's nextToken as NextToken (EC2, Auto Scaling, SNS, SSM),
+ * and Marker as Marker when IsTruncated is true (IAM).  A result whose
+ * IsTruncated or Truncated is false, or that carries no such token, is the
+ * last page.
+ *
+ * `page` is called with each result (in the shape irfw_aws_call()
+ * describes; it is freed after the call, so copy what you keep) and
+ * returns 0 for the next page, or non-zero to stop there.  At most 1000
+ * pages are read.
+ *
+ * Returns 0 once the last page was read, the callback's value when it
+ * stopped (so stop with a positive value), or -1 when a call failed:
+ * irfw_aws_error_code() and friends then describe it, and irfw_fail_aws()
+ * reports it (code "PaginationLoop" when AWS gave back the token just
+ * sent, "PaginationLimit" past 1000 pages).  In a dry run an operation the
+ * dry run does not send gives no page and returns 0.
+ */
+IRFW_EXPORT int irfw_aws_paginate(irfw_target *t, const char *service, const char *operation,
+                                  const cJSON *params,
+                                  int (*page)(irfw_target *t, const cJSON *result, void *ctx), void *ctx);
+
+/** irfw_aws_paginate() in `region` rather than the target's (NULL: the
+ * target's), as irfw_aws_call_in(). */
+IRFW_EXPORT int irfw_aws_paginate_in(irfw_target *t, const char *region, const char *service,
+                                     const char *operation, const cJSON *params,
+                                     int (*page)(irfw_target *t, const cJSON *result, void *ctx),
+                                     void *ctx);
+
+/** irfw_aws_paginate() outside one target (prepare), as
+ * irfw_batch_aws_call(): `region` NULL is the run's, and a failure (-1)
+ * is logged rather than kept. */
+IRFW_EXPORT int irfw_batch_aws_paginate(irfw_batch *b, const char *region, const char *service,
+                                        const char *operation, const cJSON *params,
+                                        int (*page)(irfw_batch *b, const cJSON *result, void *ctx),
+                                        void *ctx);
 
 /** The last failed call's AWS error code ("AccessDenied"), or a transport
  * code ("Timeout", "ConnectionError"); "" when none. */
@@ -463,13 +569,73 @@ IRFW_EXPORT cJSON *irfw_target_summary(const irfw_target *t);
 /* ------------------------------------------------------------------ */
 /* Helpers, so a plugin needs no crypto or HTTP library of its own.     */
 
+/* Reading results.  Every getter takes obj NULL (and an absent key) and
+ * then gives its default, so calls can be chained through lookups. */
+
 /** The string member `key` of a cJSON object (an AWS reply), or NULL when
- * it is absent or not a string. */
+ * it is absent or not a string.  "" is returned as "": see
+ * irfw_json_text() for the value of an element that may be empty. */
 IRFW_EXPORT const char *irfw_json_str(const cJSON *obj, const char *key);
 
-/** The number member `key` of a cJSON object as an int, or `def` when it
- * is absent or not a number. */
+/** The member `key` as an int: a number (saturated as cJSON does), or a
+ * string holding a whole decimal number in int's range ("42", "-1", as XML
+ * replies send numbers; since ABI 1.2); `def` otherwise. */
 IRFW_EXPORT int irfw_json_int(const cJSON *obj, const char *key, int def);
+
+/** The member `key` as a long: a number (its fraction dropped), or a
+ * string holding a whole decimal number ("42", "-1", optional sign, no
+ * blanks), in long's range; `def` when absent or anything else (ABI 1.2). */
+IRFW_EXPORT long irfw_json_long(const cJSON *obj, const char *key, long def);
+
+/** The member `key` as a boolean: a JSON true/false (JSON protocols), or
+ * the string "true"/"false" (XML replies); `def` when absent or anything
+ * else (ABI 1.2). */
+IRFW_EXPORT bool irfw_json_bool(const cJSON *obj, const char *key, bool def);
+
+/** The member `key` when it is a non-empty string, else NULL: an empty XML
+ * element ("") reads as absent (ABI 1.2). */
+IRFW_EXPORT const char *irfw_json_text(const cJSON *obj, const char *key);
+
+/** The number of entries of the list `key` of obj (key NULL: obj itself):
+ * an array's size; 0 when absent, null or "" (an empty element); 1 for
+ * any other value (a list of one that a protocol sent as a lone object)
+ * (ABI 1.2). */
+IRFW_EXPORT int irfw_json_list_count(const cJSON *obj, const char *key);
+
+/** Entry i of the list `key` of obj (key NULL: obj itself), counted as
+ * irfw_json_list_count() does: an array's item, the lone value for i == 0,
+ * or NULL out of range.  O(i): walk long arrays with cJSON_ArrayForEach
+ * (ABI 1.2). */
+IRFW_EXPORT const cJSON *irfw_json_list_item(const cJSON *obj, const char *key, int i);
+
+/* Building requests (ABI 1.2).  Each returns 0, or -1 on a bad argument
+ * (NULL params, name, key or value where one is needed), when params holds
+ * a member of that name that is not a list (left as it is), or when memory
+ * ran out (params may then hold part of the change). */
+
+/** Add `value` to the EC2 filter `name` of params (the Filter list:
+ * [{"Name": name, "Value": [...]}]), creating the list and the filter as
+ * needed; a value the filter holds already is not added twice.  Several
+ * values of one filter match any of them; several filters must all
+ * match. */
+IRFW_EXPORT int irfw_ec2_filter(cJSON *params, const char *name, const char *value);
+
+/** Add the tag key=value to the TagSpecification of `resource_type`
+ * ("security-group", "snapshot") in params, creating the list and the
+ * specification as needed, so a resource is tagged in the call that
+ * creates it; a tag of the same key is replaced (EC2 refuses a key twice). */
+IRFW_EXPORT int irfw_ec2_tag_spec(cJSON *params, const char *resource_type, const char *key,
+                                  const char *value);
+
+/** Add the tag key=value to the Tag list of params (CreateTags), or the key
+ * alone with value NULL (DeleteTags then removes the tag whatever its
+ * value); a tag of the same key is replaced. */
+IRFW_EXPORT int irfw_ec2_tag(cJSON *params, const char *key, const char *value);
+
+/** `when` in ISO 8601 UTC to the second ("2024-05-01T12:34:56Z"), the form
+ * of AWS condition keys and of irfw's tags, into out; returns out ("" when
+ * the time cannot be represented) (ABI 1.2). */
+IRFW_EXPORT const char *irfw_iso8601(time_t when, char out[21]);
 
 /** The length of the longest prefix of s[0..len) that is at most `max`
  * bytes and does not split a UTF-8 sequence (for APIs with byte limits). */

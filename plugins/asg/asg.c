@@ -96,38 +96,6 @@ struct asg_state {
 	char *procs_text; /* the same, "A, B and C", for notes */
 };
 
-/* irfw_json_str, with an empty string (an empty XML element) read as absent. */
-static const char *str_nonempty(const cJSON *o, const char *key)
-{
-	const char *s = irfw_json_str(o, key);
-	return s && *s ? s : NULL;
-}
-
-static long num_item(const cJSON *o, const char *key)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-	if (cJSON_IsNumber(v))
-		return (long)v->valuedouble;
-	return cJSON_IsString(v) ? strtol(v->valuestring, NULL, 10) : -1;
-}
-
-/* Query replies carry booleans as the text "true" / "false". */
-static bool bool_item(const cJSON *o, const char *key)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-	return cJSON_IsTrue(v) || (cJSON_IsString(v) && strcmp(v->valuestring, "true") == 0);
-}
-
-static const cJSON *result_of(const cJSON *res, const char *op_result, const char *list)
-{
-	return cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(res, op_result), list);
-}
-
-static const char *next_token(const cJSON *res, const char *op_result)
-{
-	return str_nonempty(cJSON_GetObjectItemCaseSensitive(res, op_result), "NextToken");
-}
-
 static bool in_list(char *const *list, const char *word)
 {
 	for (; list && *list; list++)
@@ -156,17 +124,17 @@ static bool is_standby(const char *lstate)
 static void map_reply(cJSON *map, const cJSON *res)
 {
 	const cJSON *it;
-	cJSON_ArrayForEach(it, result_of(res, "DescribeAutoScalingInstancesResult", "AutoScalingInstances"))
+	cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(res, "AutoScalingInstances"))
 	{
-		const char *id = str_nonempty(it, "InstanceId");
-		const char *group = str_nonempty(it, "AutoScalingGroupName");
+		const char *id = irfw_json_text(it, "InstanceId");
+		const char *group = irfw_json_text(it, "AutoScalingGroupName");
 		if (!id || !group)
 			continue;
 		cJSON *e = cJSON_CreateObject();
 		cJSON_AddStringToObject(e, "group", group);
-		const char *ls = str_nonempty(it, "LifecycleState");
+		const char *ls = irfw_json_text(it, "LifecycleState");
 		cJSON_AddStringToObject(e, "state", ls ? ls : "");
-		cJSON_AddBoolToObject(e, "protected", bool_item(it, "ProtectedFromScaleIn"));
+		cJSON_AddBoolToObject(e, "protected", irfw_json_bool(it, "ProtectedFromScaleIn", false));
 		cJSON_DeleteItemFromObjectCaseSensitive(map, id);
 		cJSON_AddItemToObject(map, id, e);
 	}
@@ -261,6 +229,13 @@ fail:
 	return -1;
 }
 
+static int map_page(irfw_batch *b, const cJSON *res, void *found)
+{
+	(void)b;
+	map_reply(found, res);
+	return 0;
+}
+
 /* Describe one chunk of ids; on success mark all of them looked up. */
 static void prepare_chunk(irfw_batch *b, struct asg_state *s, cJSON *ids)
 {
@@ -268,24 +243,13 @@ static void prepare_chunk(irfw_batch *b, struct asg_state *s, cJSON *ids)
 	cJSON_AddItemReferenceToObject(params, "InstanceIds", ids);
 	cJSON_AddNumberToObject(params, "MaxRecords", DESCRIBE_CHUNK);
 	cJSON *found = cJSON_CreateObject();
-	for (;;) {
-		cJSON *res = NULL;
-		if (irfw_batch_aws_call(b, NULL, "autoscaling", "DescribeAutoScalingInstances", params,
-		                        &res) != 0) {
-			/* Not fatal: run looks these instances up one by one and
-			 * reports the error against each. */
-			irfw_step_log(s->step, IRFW_LOG_WARN,
-			              "batched DescribeAutoScalingInstances failed; looking up one by one");
-			goto out;
-		}
-		map_reply(found, res);
-		const char *tok = next_token(res, "DescribeAutoScalingInstancesResult");
-		cJSON_DeleteItemFromObjectCaseSensitive(params, "NextToken");
-		if (tok)
-			cJSON_AddStringToObject(params, "NextToken", tok);
-		cJSON_Delete(res);
-		if (!tok)
-			break;
+	if (irfw_batch_aws_paginate(b, NULL, "autoscaling", "DescribeAutoScalingInstances", params, map_page,
+	                            found) != 0) {
+		/* Not fatal: run looks these instances up one by one and
+		 * reports the error against each. */
+		irfw_step_log(s->step, IRFW_LOG_WARN,
+		              "batched DescribeAutoScalingInstances failed; looking up one by one");
+		goto out;
 	}
 	const cJSON *id;
 	cJSON_ArrayForEach(id, ids)
@@ -342,7 +306,7 @@ static void membership_clear(struct membership *m)
 
 static void membership_from(struct membership *m, const cJSON *e)
 {
-	const char *g = str_nonempty(e, "group"), *ls = str_nonempty(e, "state");
+	const char *g = irfw_json_text(e, "group"), *ls = irfw_json_text(e, "state");
 	m->group = g ? strdup(g) : NULL;
 	m->lstate = ls ? strdup(ls) : NULL;
 	m->protected = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(e, "protected"));
@@ -392,9 +356,7 @@ static int read_group(irfw_target *t, const char *group, cJSON **res, const cJSO
 	cJSON_AddItemToArray(names, cJSON_CreateString(group));
 	int rc = irfw_aws_call(t, "autoscaling", "DescribeAutoScalingGroups", params, res);
 	cJSON_Delete(params);
-	*g = rc == 0 ? cJSON_GetArrayItem(
-	                   result_of(*res, "DescribeAutoScalingGroupsResult", "AutoScalingGroups"), 0)
-	             : NULL;
+	*g = rc == 0 ? irfw_json_list_item(*res, "AutoScalingGroups", 0) : NULL;
 	return rc;
 }
 
@@ -403,13 +365,9 @@ static cJSON *suspended_names(const cJSON *g)
 {
 	cJSON *out = cJSON_CreateArray();
 	const cJSON *it;
-	/* An empty list arrives as "" (an empty element), not an array. */
-	const cJSON *sp = cJSON_GetObjectItemCaseSensitive(g, "SuspendedProcesses");
-	if (!cJSON_IsArray(sp))
-		return out;
-	cJSON_ArrayForEach(it, sp)
+	cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(g, "SuspendedProcesses"))
 	{
-		const char *n = str_nonempty(it, "ProcessName");
+		const char *n = irfw_json_text(it, "ProcessName");
 		if (n)
 			cJSON_AddItemToArray(out, cJSON_CreateString(n));
 	}
@@ -783,7 +741,7 @@ static irfw_status run(irfw_target *t, void *state)
 	if (!m.group) {
 		/* A resumed case with resume off: say where it went. */
 		const cJSON *prev = irfw_record_get(t, irfw_step_name(step), "asg");
-		const char *pg = str_nonempty(prev, "group");
+		const char *pg = irfw_json_text(prev, "group");
 		if (pg && !standby) {
 			irfw_note(t, "already out of Auto Scaling group %s (recorded by an earlier run)", pg);
 			goto out;
@@ -802,8 +760,8 @@ static irfw_status run(irfw_target *t, void *state)
 		st = irfw_fail_aws(t, "DescribeAutoScalingGroups %s", m.group);
 		goto out;
 	}
-	long desired = num_item(g, "DesiredCapacity"), min = num_item(g, "MinSize"),
-	     max = num_item(g, "MaxSize");
+	long desired = irfw_json_long(g, "DesiredCapacity", -1), min = irfw_json_long(g, "MinSize", -1),
+	     max = irfw_json_long(g, "MaxSize", -1);
 
 	a = (struct attempt){
 	    .t = t,

@@ -129,7 +129,6 @@ static void capture_metadata(irfw_target *t, struct tally *ty)
 		else
 			aws_failed(t, ty, "DescribeInstanceAttribute userData");
 	} else if (res) {
-		cJSON_DeleteItemFromObjectCaseSensitive(res, "requestId");
 		store_json(t, ty, "instance-attributes.json", res);
 		/* Attackers hide scripts in user data; keep the decoded bytes too
 		 * (often a shell script, sometimes gzip or MIME multipart). */
@@ -157,16 +156,12 @@ static void capture_metadata(irfw_target *t, struct tally *ty)
 	 * attached or detached since the batch was described is still seen. */
 	res = NULL;
 	p = cJSON_CreateObject();
-	cJSON *filters = cJSON_AddArrayToObject(p, "Filter");
-	cJSON *f = cJSON_CreateObject();
-	cJSON_AddStringToObject(f, "Name", "attachment.instance-id");
-	cJSON *vals = cJSON_AddArrayToObject(f, "Value");
-	cJSON_AddItemToArray(vals, cJSON_CreateString(irfw_target_id(t)));
-	cJSON_AddItemToArray(filters, f);
+	irfw_ec2_filter(p, "attachment.instance-id", irfw_target_id(t));
 	if (irfw_aws_call(t, "ec2", "DescribeNetworkInterfaces", p, &res) != 0) {
 		aws_failed(t, ty, "DescribeNetworkInterfaces");
 	} else if (res) {
-		cJSON_DeleteItemFromObjectCaseSensitive(res, "requestId");
+		/* The reply holds no request id (the core keeps it apart): the
+		 * artifact is the interfaces alone. */
 		store_json(t, ty, "network-interfaces.json", res);
 	}
 	cJSON_Delete(p);

@@ -25,40 +25,24 @@ static const struct irfw_option opts[] = {
     {.name = NULL},
 };
 
-/* irfw_json_str, with an empty string (an empty XML element) read as absent. */
-static const char *str_nonempty(const cJSON *o, const char *key)
-{
-	const char *s = irfw_json_str(o, key);
-	return s && *s ? s : NULL;
-}
-
-static void add_filter(cJSON *filters, const char *name, cJSON *values)
-{
-	cJSON *f = cJSON_CreateObject();
-	cJSON_AddStringToObject(f, "Name", name);
-	cJSON_AddItemToObject(f, "Value", values);
-	cJSON_AddItemToArray(filters, f);
-}
-
 /* Whether `addrs` already holds the address with this association. */
 static bool have_address(const cJSON *addrs, const char *assoc_id)
 {
 	const cJSON *a;
 	cJSON_ArrayForEach(a, addrs)
 	{
-		const char *id = str_nonempty(a, "associationId");
+		const char *id = irfw_json_text(a, "associationId");
 		if (id && strcmp(id, assoc_id) == 0)
 			return true;
 	}
 	return false;
 }
 
-/* Run one DescribeAddresses with one filter and add the associated
- * addresses it returns to `addrs` (deduplicated). */
-static int describe_into(irfw_target *t, const char *filter, cJSON *values, cJSON *addrs)
+/* Run one DescribeAddresses with the filter of `p` (freed) and add the
+ * associated addresses it returns to `addrs` (deduplicated). */
+static int describe_into(irfw_target *t, cJSON *p, cJSON *addrs)
 {
-	cJSON *p = cJSON_CreateObject(), *res = NULL;
-	add_filter(cJSON_AddArrayToObject(p, "Filter"), filter, values);
+	cJSON *res = NULL;
 	int rc = irfw_aws_call(t, "ec2", "DescribeAddresses", p, &res);
 	cJSON_Delete(p);
 	if (rc != 0)
@@ -66,7 +50,7 @@ static int describe_into(irfw_target *t, const char *filter, cJSON *values, cJSO
 	const cJSON *a;
 	cJSON_ArrayForEach(a, cJSON_GetObjectItemCaseSensitive(res, "addressesSet"))
 	{
-		const char *assoc = str_nonempty(a, "associationId");
+		const char *assoc = irfw_json_text(a, "associationId");
 		/* Only VPC associations have an id; EC2-Classic is retired. */
 		if (assoc && !have_address(addrs, assoc))
 			cJSON_AddItemToArray(addrs, cJSON_Duplicate(a, true));
@@ -82,23 +66,25 @@ static int describe_into(irfw_target *t, const char *filter, cJSON *values, cJSO
  */
 static int find_addresses(irfw_target *t, cJSON *addrs)
 {
-	const char *iid = irfw_target_id(t);
-	if (describe_into(t, "instance-id", cJSON_CreateStringArray(&iid, 1), addrs) != 0)
+	cJSON *p = cJSON_CreateObject();
+	irfw_ec2_filter(p, "instance-id", irfw_target_id(t));
+	if (describe_into(t, p, addrs) != 0)
 		return -1;
-	cJSON *enis = cJSON_CreateArray();
+	p = cJSON_CreateObject();
+	int n = 0;
 	const cJSON *ni;
 	cJSON_ArrayForEach(ni,
 	                   cJSON_GetObjectItemCaseSensitive(irfw_target_instance(t), "networkInterfaceSet"))
 	{
-		const char *id = str_nonempty(ni, "networkInterfaceId");
-		if (id)
-			cJSON_AddItemToArray(enis, cJSON_CreateString(id));
+		const char *id = irfw_json_text(ni, "networkInterfaceId");
+		if (id && irfw_ec2_filter(p, "network-interface-id", id) == 0)
+			n++;
 	}
-	if (cJSON_GetArraySize(enis) == 0) {
-		cJSON_Delete(enis);
+	if (n == 0) {
+		cJSON_Delete(p);
 		return 0;
 	}
-	return describe_into(t, "network-interface-id", enis, addrs);
+	return describe_into(t, p, addrs);
 }
 
 static cJSON *address_record(const cJSON *a)
@@ -110,7 +96,7 @@ static cJSON *address_record(const cJSON *a)
 	};
 	cJSON *r = cJSON_CreateObject();
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
-		const char *v = str_nonempty(a, keys[i][1]);
+		const char *v = irfw_json_text(a, keys[i][1]);
 		if (v)
 			cJSON_AddStringToObject(r, keys[i][0], v);
 		else
@@ -159,8 +145,8 @@ static irfw_status run(irfw_target *t, void *state)
 			const cJSON *r;
 			cJSON_ArrayForEach(r, rec)
 			{
-				const char *id = str_nonempty(r, "association_id");
-				if (id && strcmp(id, str_nonempty(a, "associationId")) == 0)
+				const char *id = irfw_json_text(r, "association_id");
+				if (id && strcmp(id, irfw_json_text(a, "associationId")) == 0)
 					seen = true;
 			}
 			if (!seen)
@@ -175,9 +161,9 @@ static irfw_status run(irfw_target *t, void *state)
 	const cJSON *a;
 	cJSON_ArrayForEach(a, addrs)
 	{
-		const char *ip = str_nonempty(a, "publicIp");
-		const char *assoc = str_nonempty(a, "associationId");
-		const char *alloc = str_nonempty(a, "allocationId");
+		const char *ip = irfw_json_text(a, "publicIp");
+		const char *assoc = irfw_json_text(a, "associationId");
+		const char *alloc = irfw_json_text(a, "allocationId");
 		cJSON *p = cJSON_CreateObject();
 		cJSON_AddStringToObject(p, "AssociationId", assoc);
 		int rc = irfw_aws_call(t, "ec2", "DisassociateAddress", p, &res);
@@ -206,7 +192,7 @@ static irfw_status run(irfw_target *t, void *state)
 			}
 			released++;
 		}
-		const char *eni = str_nonempty(a, "networkInterfaceId");
+		const char *eni = irfw_json_text(a, "networkInterfaceId");
 		irfw_note(t, "%s Elastic IP %s (%s) from %s%s",
 		          irfw_target_dry_run(t) ? "dry run: would disassociate" : "disassociated",
 		          ip ? ip : "?", alloc ? alloc : "no allocation id", eni ? eni : irfw_target_id(t),

@@ -36,18 +36,6 @@ static const struct irfw_option opts[] = {
     {.name = NULL},
 };
 
-/* irfw_json_str, with an empty string (an empty XML element) read as absent. */
-static const char *str_nonempty(const cJSON *o, const char *key)
-{
-	const char *s = irfw_json_str(o, key);
-	return s && *s ? s : NULL;
-}
-
-static const cJSON *reply_item(const cJSON *res, const char *op_result, const char *key)
-{
-	return cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(res, op_result), key);
-}
-
 static int init(irfw_step *step, void **state)
 {
 	(void)state;
@@ -61,82 +49,78 @@ static int init(irfw_step *step, void **state)
 /* ------------------------------------------------------------------ */
 /* ELBv2 target groups.                                                 */
 
+/* find_targets' walk over the pages of DescribeTargetGroups. */
+struct tg_walk {
+	cJSON *found;
+	irfw_status *st;
+};
+
+/* The instance's registrations in the target groups of one page: 0, or 1
+ * after reporting an AWS error (which stops the walk). */
+static int targets_in_page(irfw_target *t, const cJSON *res, void *ctx)
+{
+	struct tg_walk *w = ctx;
+	const char *id = irfw_target_id(t);
+	const char *vpc = irfw_target_vpc_id(t);
+	const cJSON *tg;
+	cJSON_ArrayForEach(tg, cJSON_GetObjectItemCaseSensitive(res, "TargetGroups"))
+	{
+		const char *arn = irfw_json_text(tg, "TargetGroupArn");
+		const char *type = irfw_json_text(tg, "TargetType");
+		const char *tg_vpc = irfw_json_text(tg, "VpcId");
+		/* Only instance targets name instance ids, and a target
+		 * group holds instances of its own VPC only. */
+		if (!arn || (type && strcmp(type, "instance") != 0) ||
+		    (vpc && tg_vpc && strcmp(vpc, tg_vpc) != 0))
+			continue;
+		cJSON *hp = cJSON_CreateObject();
+		cJSON_AddStringToObject(hp, "TargetGroupArn", arn);
+		cJSON *hres = NULL;
+		int hrc = irfw_aws_call(t, "elasticloadbalancing", "DescribeTargetHealth", hp, &hres);
+		cJSON_Delete(hp);
+		if (hrc != 0) {
+			/* Deleted between the two calls: nothing registered there. */
+			if (strcmp(irfw_aws_error_code(t), "TargetGroupNotFound") == 0)
+				continue;
+			*w->st = irfw_fail_aws(t, "DescribeTargetHealth %s", arn);
+			return 1;
+		}
+		const cJSON *d;
+		cJSON_ArrayForEach(d, cJSON_GetObjectItemCaseSensitive(hres, "TargetHealthDescriptions"))
+		{
+			const cJSON *target = cJSON_GetObjectItemCaseSensitive(d, "Target");
+			const char *tid = irfw_json_text(target, "Id");
+			if (!tid || strcmp(tid, id) != 0)
+				continue;
+			const char *state =
+			    irfw_json_text(cJSON_GetObjectItemCaseSensitive(d, "TargetHealth"), "State");
+			cJSON *f = cJSON_CreateObject();
+			cJSON_AddStringToObject(f, "target_group_arn", arn);
+			cJSON_AddNumberToObject(f, "port", (double)irfw_json_long(target, "Port", 0));
+			cJSON_AddStringToObject(f, "state", state ? state : "");
+			cJSON_AddItemToArray(w->found, f);
+		}
+		cJSON_Delete(hres);
+	}
+	return 0;
+}
+
 /* Where the instance is registered: [{arn, port, state}] into *found
  * (drained or deregistering targets included).  Returns 0, or -1 on an AWS
  * error (reported). */
 static int find_targets(irfw_target *t, cJSON *found, irfw_status *st)
 {
-	const char *id = irfw_target_id(t);
-	const char *vpc = irfw_target_vpc_id(t);
-	cJSON *params = cJSON_CreateObject();
-	int rc = 0;
-
-	for (;;) {
-		cJSON *res = NULL;
-		if (irfw_aws_call(t, "elasticloadbalancing", "DescribeTargetGroups", params, &res) != 0) {
-			*st = irfw_fail_aws(t, "DescribeTargetGroups");
-			rc = -1;
-			break;
-		}
-		const cJSON *tg;
-		cJSON_ArrayForEach(tg, reply_item(res, "DescribeTargetGroupsResult", "TargetGroups"))
-		{
-			const char *arn = str_nonempty(tg, "TargetGroupArn");
-			const char *type = str_nonempty(tg, "TargetType");
-			const char *tg_vpc = str_nonempty(tg, "VpcId");
-			/* Only instance targets name instance ids, and a target
-			 * group holds instances of its own VPC only. */
-			if (!arn || (type && strcmp(type, "instance") != 0) ||
-			    (vpc && tg_vpc && strcmp(vpc, tg_vpc) != 0))
-				continue;
-			cJSON *hp = cJSON_CreateObject();
-			cJSON_AddStringToObject(hp, "TargetGroupArn", arn);
-			cJSON *hres = NULL;
-			int hrc = irfw_aws_call(t, "elasticloadbalancing", "DescribeTargetHealth", hp, &hres);
-			cJSON_Delete(hp);
-			if (hrc != 0) {
-				/* Deleted between the two calls: nothing registered there. */
-				if (strcmp(irfw_aws_error_code(t), "TargetGroupNotFound") == 0)
-					continue;
-				*st = irfw_fail_aws(t, "DescribeTargetHealth %s", arn);
-				rc = -1;
-				break;
-			}
-			const cJSON *d;
-			cJSON_ArrayForEach(
-			    d, reply_item(hres, "DescribeTargetHealthResult", "TargetHealthDescriptions"))
-			{
-				const cJSON *target = cJSON_GetObjectItemCaseSensitive(d, "Target");
-				const char *tid = str_nonempty(target, "Id");
-				const char *port = str_nonempty(target, "Port");
-				if (!tid || strcmp(tid, id) != 0)
-					continue;
-				const char *state = str_nonempty(
-				    cJSON_GetObjectItemCaseSensitive(d, "TargetHealth"), "State");
-				cJSON *f = cJSON_CreateObject();
-				cJSON_AddStringToObject(f, "target_group_arn", arn);
-				cJSON_AddNumberToObject(f, "port", port ? strtol(port, NULL, 10) : 0);
-				cJSON_AddStringToObject(f, "state", state ? state : "");
-				cJSON_AddItemToArray(found, f);
-			}
-			cJSON_Delete(hres);
-		}
-		const char *marker = str_nonempty(
-		    cJSON_GetObjectItemCaseSensitive(res, "DescribeTargetGroupsResult"), "NextMarker");
-		cJSON_DeleteItemFromObjectCaseSensitive(params, "Marker");
-		if (rc == 0 && marker)
-			cJSON_AddStringToObject(params, "Marker", marker);
-		cJSON_Delete(res);
-		if (rc != 0 || !marker)
-			break;
-	}
-	cJSON_Delete(params);
-	return rc;
+	struct tg_walk w = {.found = found, .st = st};
+	int rc =
+	    irfw_aws_paginate(t, "elasticloadbalancing", "DescribeTargetGroups", NULL, targets_in_page, &w);
+	if (rc < 0)
+		*st = irfw_fail_aws(t, "DescribeTargetGroups");
+	return rc == 0 ? 0 : -1;
 }
 
 static bool draining(const cJSON *f)
 {
-	const char *s = str_nonempty(f, "state");
+	const char *s = irfw_json_text(f, "state");
 	return s && strcmp(s, "draining") == 0;
 }
 
@@ -148,7 +132,7 @@ static int deregister_targets(irfw_target *t, const cJSON *todo, irfw_status *st
 	int rc = 0;
 	cJSON_ArrayForEach(f, todo)
 	{
-		const char *arn = str_nonempty(f, "target_group_arn");
+		const char *arn = irfw_json_text(f, "target_group_arn");
 		if (cJSON_GetObjectItemCaseSensitive(done, arn))
 			continue;
 		cJSON_AddTrueToObject(done, arn);
@@ -158,7 +142,7 @@ static int deregister_targets(irfw_target *t, const cJSON *todo, irfw_status *st
 		const cJSON *g;
 		cJSON_ArrayForEach(g, todo)
 		{
-			if (strcmp(str_nonempty(g, "target_group_arn"), arn) != 0)
+			if (strcmp(irfw_json_text(g, "target_group_arn"), arn) != 0)
 				continue;
 			cJSON *tt = cJSON_CreateObject();
 			cJSON_AddStringToObject(tt, "Id", irfw_target_id(t));
@@ -187,7 +171,7 @@ static int drained(irfw_target *t, const cJSON *wait, bool *all_gone)
 	cJSON_ArrayForEach(f, wait)
 	{
 		cJSON *params = cJSON_CreateObject();
-		cJSON_AddStringToObject(params, "TargetGroupArn", str_nonempty(f, "target_group_arn"));
+		cJSON_AddStringToObject(params, "TargetGroupArn", irfw_json_text(f, "target_group_arn"));
 		cJSON *targets = cJSON_AddArrayToObject(params, "Targets");
 		cJSON *tt = cJSON_CreateObject();
 		cJSON_AddStringToObject(tt, "Id", irfw_target_id(t));
@@ -204,12 +188,11 @@ static int drained(irfw_target *t, const cJSON *wait, bool *all_gone)
 			return -1;
 		}
 		const cJSON *d;
-		cJSON_ArrayForEach(d,
-		                   reply_item(res, "DescribeTargetHealthResult", "TargetHealthDescriptions"))
+		cJSON_ArrayForEach(d, cJSON_GetObjectItemCaseSensitive(res, "TargetHealthDescriptions"))
 		{
-			const char *tid = str_nonempty(cJSON_GetObjectItemCaseSensitive(d, "Target"), "Id");
+			const char *tid = irfw_json_text(cJSON_GetObjectItemCaseSensitive(d, "Target"), "Id");
 			const char *s =
-			    str_nonempty(cJSON_GetObjectItemCaseSensitive(d, "TargetHealth"), "State");
+			    irfw_json_text(cJSON_GetObjectItemCaseSensitive(d, "TargetHealth"), "State");
 			if (tid && strcmp(tid, irfw_target_id(t)) == 0 && (!s || strcmp(s, "unused") != 0))
 				*all_gone = false;
 		}
@@ -253,44 +236,33 @@ static irfw_status wait_drain(irfw_target *t, const cJSON *wait, long timeout)
 /* ------------------------------------------------------------------ */
 /* Classic load balancers.                                              */
 
-static int find_classic(irfw_target *t, cJSON *names, irfw_status *st)
+/* The classic load balancers of one page that hold the instance. */
+static int classic_in_page(irfw_target *t, const cJSON *res, void *names)
 {
 	const char *id = irfw_target_id(t);
-	cJSON *params = cJSON_CreateObject();
-	int rc = 0;
-	for (;;) {
-		cJSON *res = NULL;
-		if (irfw_aws_call(t, "elb", "DescribeLoadBalancers", params, &res) != 0) {
-			*st = irfw_fail_aws(t, "DescribeLoadBalancers (classic)");
-			rc = -1;
-			break;
-		}
-		const cJSON *lb;
-		cJSON_ArrayForEach(lb,
-		                   reply_item(res, "DescribeLoadBalancersResult", "LoadBalancerDescriptions"))
+	const cJSON *lb;
+	cJSON_ArrayForEach(lb, cJSON_GetObjectItemCaseSensitive(res, "LoadBalancerDescriptions"))
+	{
+		const char *name = irfw_json_text(lb, "LoadBalancerName");
+		const cJSON *in;
+		cJSON_ArrayForEach(in, cJSON_GetObjectItemCaseSensitive(lb, "Instances"))
 		{
-			const char *name = str_nonempty(lb, "LoadBalancerName");
-			const cJSON *in;
-			cJSON_ArrayForEach(in, cJSON_GetObjectItemCaseSensitive(lb, "Instances"))
-			{
-				const char *iid = str_nonempty(in, "InstanceId");
-				if (name && iid && strcmp(iid, id) == 0) {
-					cJSON_AddItemToArray(names, cJSON_CreateString(name));
-					break;
-				}
+			const char *iid = irfw_json_text(in, "InstanceId");
+			if (name && iid && strcmp(iid, id) == 0) {
+				cJSON_AddItemToArray(names, cJSON_CreateString(name));
+				break;
 			}
 		}
-		const char *marker = str_nonempty(
-		    cJSON_GetObjectItemCaseSensitive(res, "DescribeLoadBalancersResult"), "NextMarker");
-		cJSON_DeleteItemFromObjectCaseSensitive(params, "Marker");
-		if (marker)
-			cJSON_AddStringToObject(params, "Marker", marker);
-		cJSON_Delete(res);
-		if (!marker)
-			break;
 	}
-	cJSON_Delete(params);
-	return rc;
+	return 0;
+}
+
+static int find_classic(irfw_target *t, cJSON *names, irfw_status *st)
+{
+	if (irfw_aws_paginate(t, "elb", "DescribeLoadBalancers", NULL, classic_in_page, names) == 0)
+		return 0;
+	*st = irfw_fail_aws(t, "DescribeLoadBalancers (classic)");
+	return -1;
 }
 
 static int deregister_classic(irfw_target *t, const cJSON *names, irfw_status *st)
@@ -340,7 +312,7 @@ static irfw_status run(irfw_target *t, void *state)
 			continue;
 		}
 		cJSON *r = cJSON_CreateObject();
-		cJSON_AddStringToObject(r, "target_group_arn", str_nonempty(f, "target_group_arn"));
+		cJSON_AddStringToObject(r, "target_group_arn", irfw_json_text(f, "target_group_arn"));
 		cJSON_AddNumberToObject(r, "port",
 		                        cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(f, "port")));
 		cJSON_AddItemToArray(todo, r);

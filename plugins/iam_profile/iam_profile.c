@@ -9,7 +9,7 @@
  * issued before now, which is the only way to kill credentials already
  * handed out.
  */
-#define _POSIX_C_SOURCE 200809L /* strdup, gmtime_r */
+#define _POSIX_C_SOURCE 200809L /* strdup */
 
 #include <stdbool.h>
 #include <stdlib.h>
@@ -97,23 +97,14 @@ static int find_association(irfw_target *t, cJSON **assoc)
 	*assoc = NULL;
 
 	cJSON *p = cJSON_CreateObject();
-	cJSON *filters = cJSON_AddArrayToObject(p, "Filter");
-	cJSON *f = cJSON_CreateObject();
-	cJSON_AddStringToObject(f, "Name", "instance-id");
-	cJSON_AddItemToObject(f, "Value", cJSON_CreateStringArray(&iid, 1));
-	cJSON_AddItemToArray(filters, f);
-	const char *associated = "associated";
-	f = cJSON_CreateObject();
-	cJSON_AddStringToObject(f, "Name", "state");
-	cJSON_AddItemToObject(f, "Value", cJSON_CreateStringArray(&associated, 1));
-	cJSON_AddItemToArray(filters, f);
+	irfw_ec2_filter(p, "instance-id", iid);
+	irfw_ec2_filter(p, "state", "associated");
 
 	int rc = irfw_aws_call(t, "ec2", "DescribeIamInstanceProfileAssociations", p, &res);
 	cJSON_Delete(p);
 	if (rc != 0)
 		return -1;
 	const cJSON *it;
-	/* An empty set arrives as "", which the loop takes as no items. */
 	cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(res, "iamInstanceProfileAssociationSet"))
 	{
 		const char *inst = irfw_json_str(it, "instanceId");
@@ -186,18 +177,9 @@ static char *role_of_profile(irfw_target *t, const char *pname, bool *role_missi
 	cJSON_Delete(p);
 	if (rc != 0)
 		return NULL;
-	const cJSON *prof = cJSON_GetObjectItemCaseSensitive(
-	    cJSON_GetObjectItemCaseSensitive(res, "GetInstanceProfileResult"), "InstanceProfile");
-	const cJSON *roles = cJSON_GetObjectItemCaseSensitive(prof, "Roles");
-	const char *name = NULL;
-	/* A profile holds at most one role.  Tolerate a one-member list that
-	 * arrives as an object rather than an array. */
-	if (cJSON_IsArray(roles))
-		name = irfw_json_str(cJSON_GetArrayItem(roles, 0), "RoleName");
-	else if (cJSON_IsObject(roles))
-		name = irfw_json_str(roles, "RoleName")
-		           ? irfw_json_str(roles, "RoleName")
-		           : irfw_json_str(cJSON_GetObjectItemCaseSensitive(roles, "member"), "RoleName");
+	const cJSON *prof = cJSON_GetObjectItemCaseSensitive(res, "InstanceProfile");
+	/* A profile holds at most one role. */
+	const char *name = irfw_json_text(irfw_json_list_item(prof, "Roles", 0), "RoleName");
 	if (name)
 		role = strdup(name);
 	else
@@ -242,11 +224,8 @@ static irfw_status revoke_sessions(irfw_target *t, const char *profile_arn)
 		return IRFW_OK;
 	}
 
-	char now[32];
-	time_t tt = time(NULL);
-	struct tm tm;
-	gmtime_r(&tt, &tm);
-	strftime(now, sizeof(now), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	char now[21];
+	irfw_iso8601(time(NULL), now);
 
 	char *doc = deny_older_sessions(now);
 	cJSON *p = cJSON_CreateObject(), *res = NULL;

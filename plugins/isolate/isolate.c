@@ -142,13 +142,6 @@ static bool streq(const char *a, const char *b)
 	return a && b && strcmp(a, b) == 0;
 }
 
-/* irfw_json_str, with an empty XML element read as absent. */
-static const char *str_of(const cJSON *o, const char *key)
-{
-	const char *s = irfw_json_str(o, key);
-	return s && *s ? s : NULL;
-}
-
 static bool parse_port(const char *s, long *out)
 {
 	char *end;
@@ -157,19 +150,6 @@ static bool parse_port(const char *s, long *out)
 		return false;
 	*out = v;
 	return true;
-}
-
-/* A number of a reply (the XML gives strings), or `def`. */
-static long num_of(const cJSON *o, const char *key, long def)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-	if (cJSON_IsNumber(v))
-		return (long)v->valuedouble;
-	if (!cJSON_IsString(v) || !*v->valuestring)
-		return def;
-	char *end;
-	long l = strtol(v->valuestring, &end, 10);
-	return *end ? def : l;
 }
 
 static bool cidr_parse(const char *s, struct cidr *c)
@@ -225,25 +205,6 @@ static bool admin_covers(const struct iso_state *st, const char *s)
 	return false;
 }
 
-static void add_filter_values(cJSON *params, const char *name, const cJSON *values)
-{
-	cJSON *f = cJSON_GetObjectItemCaseSensitive(params, "Filter");
-	if (!f)
-		f = cJSON_AddArrayToObject(params, "Filter");
-	cJSON *it = cJSON_CreateObject();
-	cJSON_AddStringToObject(it, "Name", name);
-	cJSON_AddItemToObject(it, "Value", cJSON_Duplicate(values, true));
-	cJSON_AddItemToArray(f, it);
-}
-
-static void add_filter(cJSON *params, const char *name, const char *value)
-{
-	cJSON *v = cJSON_CreateArray();
-	cJSON_AddItemToArray(v, cJSON_CreateString(value));
-	add_filter_values(params, name, v);
-	cJSON_Delete(v);
-}
-
 static bool list_has(const cJSON *list, const char *s)
 {
 	const cJSON *x;
@@ -255,22 +216,6 @@ static void list_add_unique(cJSON *list, const char *s)
 {
 	if (s && !list_has(list, s))
 		cJSON_AddItemToArray(list, cJSON_CreateString(s));
-}
-
-/* TagSpecification.1 for a resource being created. */
-static void add_tag_spec(cJSON *params, const char *type, const char *name, const char *marker)
-{
-	cJSON *spec = cJSON_CreateObject();
-	cJSON_AddStringToObject(spec, "ResourceType", type);
-	cJSON *tags = cJSON_AddArrayToObject(spec, "Tag");
-	const char *kv[][2] = {{"Name", name}, {marker, "true"}};
-	for (size_t i = 0; i < 2; i++) {
-		cJSON *tag = cJSON_CreateObject();
-		cJSON_AddStringToObject(tag, "Key", kv[i][0]);
-		cJSON_AddStringToObject(tag, "Value", kv[i][1]);
-		cJSON_AddItemToArray(tags, tag);
-	}
-	cJSON_AddItemToArray(cJSON_AddArrayToObject(params, "TagSpecification"), spec);
 }
 
 /* True when a described resource carries the tag key=true. */
@@ -356,7 +301,7 @@ static const struct {
 /* "all traffic", "tcp 22", "tcp 8000-8010", "udp (all ports)", "icmp". */
 static void proto_text(const cJSON *w, char *out, size_t n)
 {
-	const char *p = str_of(w, "ipProtocol");
+	const char *p = irfw_json_text(w, "ipProtocol");
 	if (!p || streq(p, "-1")) {
 		snprintf(out, n, "all traffic");
 		return;
@@ -366,7 +311,7 @@ static void proto_text(const cJSON *w, char *out, size_t n)
 	                   : streq(p, "1")  ? "icmp"
 	                   : streq(p, "58") ? "icmpv6"
 	                                    : p;
-	long from = num_of(w, "fromPort", -1), to = num_of(w, "toPort", -1);
+	long from = irfw_json_long(w, "fromPort", -1), to = irfw_json_long(w, "toPort", -1);
 	bool icmp = streq(name, "icmp") || streq(name, "icmpv6");
 	if (icmp)
 		snprintf(out, n, from < 0 ? "%s" : "%s type %ld", name, from);
@@ -380,9 +325,8 @@ static void proto_text(const cJSON *w, char *out, size_t n)
 
 static void copy_port(cJSON *perm, const cJSON *w, const char *wkey, const char *rkey)
 {
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(w, wkey);
-	if (cJSON_IsNumber(v) || (cJSON_IsString(v) && *v->valuestring))
-		cJSON_AddNumberToObject(perm, rkey, (double)num_of(w, wkey, 0));
+	if (cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(w, wkey)) || irfw_json_text(w, wkey))
+		cJSON_AddNumberToObject(perm, rkey, (double)irfw_json_long(w, wkey, 0));
 }
 
 /* A request-shaped permission for one source of the wire rule `w`: a
@@ -390,7 +334,7 @@ static void copy_port(cJSON *perm, const cJSON *w, const char *wkey, const char 
 static cJSON *perm_one(const cJSON *w, size_t k, const char *value)
 {
 	cJSON *perm = cJSON_CreateObject();
-	const char *proto = str_of(w, "ipProtocol");
+	const char *proto = irfw_json_text(w, "ipProtocol");
 	cJSON_AddStringToObject(perm, "IpProtocol", proto ? proto : "-1");
 	copy_port(perm, w, "fromPort", "FromPort");
 	copy_port(perm, w, "toPort", "ToPort");
@@ -422,7 +366,7 @@ static int open_rules(const struct iso_state *st, const cJSON *g, irfw_strbuf *e
 				const cJSON *it;
 				cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(w, SRC[k].wlist))
 				{
-					const char *v = str_of(it, SRC[k].wkey);
+					const char *v = irfw_json_text(it, SRC[k].wkey);
 					if (!v || (dir && k < 2 && admin_covers(st, v)))
 						continue;
 					irfw_strbuf *txt = dir ? in_txt : eg_txt;
@@ -520,8 +464,8 @@ static void ctx_note(struct make_ctx *c, const char *fmt, ...)
 static cJSON *sg_find(irfw_target *t, const char *vpc, const char *fname, const char *fvalue, int *err)
 {
 	cJSON *p = cJSON_CreateObject(), *res = NULL, *g = NULL;
-	add_filter(p, "vpc-id", vpc);
-	add_filter(p, fname, fvalue);
+	irfw_ec2_filter(p, "vpc-id", vpc);
+	irfw_ec2_filter(p, fname, fvalue);
 	*err = 0;
 	if (ec2(t, "DescribeSecurityGroups", p, &res) != 0) {
 		*err = 1;
@@ -530,7 +474,7 @@ static cJSON *sg_find(irfw_target *t, const char *vpc, const char *fname, const 
 	const cJSON *it;
 	cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(res, "securityGroupInfo"))
 	{
-		if (str_of(it, "groupId") && streq(irfw_json_str(it, "vpcId"), vpc)) {
+		if (irfw_json_text(it, "groupId") && streq(irfw_json_str(it, "vpcId"), vpc)) {
 			g = cJSON_Duplicate(it, true);
 			break;
 		}
@@ -622,20 +566,20 @@ static void complete_quarantine(irfw_target *t, struct make_ctx *c, const cJSON 
 		for (size_t k = 0; k < N_SRC; k++)
 			cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(w, SRC[k].wlist))
 			{
-				const char *v = str_of(it, SRC[k].wkey);
+				const char *v = irfw_json_text(it, SRC[k].wkey);
 				if (v)
 					cJSON_AddItemToArray(eg, perm_one(w, k, v));
 			}
 	}
 	cJSON_ArrayForEach(w, cJSON_GetObjectItemCaseSensitive(g, "ipPermissions"))
 	{
-		const char *proto = str_of(w, "ipProtocol");
+		const char *proto = irfw_json_text(w, "ipProtocol");
 		bool tcp = streq(proto, "tcp") || streq(proto, "6");
-		long from = num_of(w, "fromPort", -2), to = num_of(w, "toPort", -2);
+		long from = irfw_json_long(w, "fromPort", -2), to = irfw_json_long(w, "toPort", -2);
 		for (size_t k = 0; k < N_SRC; k++)
 			cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(w, SRC[k].wlist))
 			{
-				const char *v = str_of(it, SRC[k].wkey);
+				const char *v = irfw_json_text(it, SRC[k].wkey);
 				bool wanted = false;
 				for (size_t i = 0; v && tcp && k < 2 && have && i < st->n_ports; i++)
 					for (size_t j = 0; j < st->n_cidrs; j++)
@@ -668,7 +612,7 @@ static void complete_quarantine(irfw_target *t, struct make_ctx *c, const cJSON 
 	int n_eg = cJSON_GetArraySize(eg), n_in = cJSON_GetArraySize(in), n_add = cJSON_GetArraySize(add);
 	if (fresh)
 		ctx_note(c, "created the quarantine group %s (%s)", gid,
-		         str_of(g, "groupName") ? str_of(g, "groupName") : "");
+		         irfw_json_text(g, "groupName") ? irfw_json_text(g, "groupName") : "");
 	else if (n_eg + n_in + n_add)
 		ctx_note(c,
 		         "%s irfw's quarantine group %s: %d egress rule(s) and %d other ingress rule(s) "
@@ -694,11 +638,11 @@ static int complete_untrack(irfw_target *t, struct make_ctx *c, const cJSON *g)
 		cJSON_ArrayForEach(
 		    w, cJSON_GetObjectItemCaseSensitive(g, dir ? "ipPermissions" : "ipPermissionsEgress"))
 		{
-			if (!streq(str_of(w, "ipProtocol"), "-1"))
+			if (!streq(irfw_json_text(w, "ipProtocol"), "-1"))
 				continue;
 			for (size_t k = 0; k < 2; k++)
 				cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(w, SRC[k].wlist))
-				    have[k] = have[k] || streq(str_of(it, SRC[k].wkey), any[k]);
+				    have[k] = have[k] || streq(irfw_json_text(it, SRC[k].wkey), any[k]);
 		}
 		if (have[0] && have[1])
 			continue;
@@ -917,13 +861,14 @@ static char *make_group(irfw_target *t, void *arg)
 	/* The marker goes on in the same call, so that a group whose answer
 	 * was lost, or whose run was killed before its rules were set, is
 	 * known for irfw's and completed by the next look-up. */
-	add_tag_spec(p, "security-group", name, marker);
+	irfw_ec2_tag_spec(p, "security-group", "Name", name);
+	irfw_ec2_tag_spec(p, "security-group", marker, "true");
 	int rc = ec2(t, "CreateSecurityGroup", p, &res);
 	if (rc == 0 && !res) {
 		id = strdup(WOULD_CREATE); /* dry run: AWS said it would */
 		goto out;
 	}
-	const char *gid = rc == 0 ? str_of(res, "groupId") : NULL;
+	const char *gid = rc == 0 ? irfw_json_text(res, "groupId") : NULL;
 	if (!gid) {
 		if (rc != 0)
 			aws_long(t, why, sizeof(why));
@@ -1040,7 +985,7 @@ static cJSON *group_ids(const cJSON *eni)
 	cJSON *ids = cJSON_CreateArray();
 	const cJSON *g;
 	cJSON_ArrayForEach(g, cJSON_GetObjectItemCaseSensitive(eni, "groupSet"))
-	    list_add_unique(ids, str_of(g, "groupId"));
+	    list_add_unique(ids, irfw_json_text(g, "groupId"));
 	return ids;
 }
 
@@ -1108,10 +1053,7 @@ static int tag_instance(irfw_target *t, const char *key, const char *value)
 {
 	cJSON *p = cJSON_CreateObject();
 	cJSON_AddItemToArray(cJSON_AddArrayToObject(p, "ResourceId"), cJSON_CreateString(irfw_target_id(t)));
-	cJSON *tag = cJSON_CreateObject();
-	cJSON_AddStringToObject(tag, "Key", key);
-	cJSON_AddStringToObject(tag, "Value", value);
-	cJSON_AddItemToArray(cJSON_AddArrayToObject(p, "Tag"), tag);
+	irfw_ec2_tag(p, key, value);
 	return ec2(t, "CreateTags", p, NULL);
 }
 
@@ -1192,14 +1134,15 @@ static void swap(irfw_target *t, const cJSON *eni, const char *q, const char *u,
 static cJSON *enis_holding(irfw_target *t, const cJSON *enis, const cJSON *groups)
 {
 	cJSON *p = cJSON_CreateObject(), *res = NULL;
-	add_filter_values(p, "network-interface-id", enis);
-	add_filter_values(p, "group-id", groups);
+	const cJSON *v;
+	cJSON_ArrayForEach(v, enis) irfw_ec2_filter(p, "network-interface-id", v->valuestring);
+	cJSON_ArrayForEach(v, groups) irfw_ec2_filter(p, "group-id", v->valuestring);
 	if (ec2(t, "DescribeNetworkInterfaces", p, &res) != 0)
 		return NULL;
 	cJSON *ids = cJSON_CreateArray();
 	const cJSON *e;
 	cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(res, "networkInterfaceSet"))
-	    list_add_unique(ids, str_of(e, "networkInterfaceId"));
+	    list_add_unique(ids, irfw_json_text(e, "networkInterfaceId"));
 	cJSON_Delete(res);
 	return ids;
 }
@@ -1245,7 +1188,7 @@ static irfw_containment verify(irfw_target *t, const struct iso_state *st, const
 	char why[256];
 	int n_att = 0, n_closed = 0;
 	bool left_open = false, group_bad = false;
-	add_filter(p, "attachment.instance-id", iid);
+	irfw_ec2_filter(p, "attachment.instance-id", iid);
 	if (ec2(t, "DescribeNetworkInterfaces", p, &now) != 0) {
 		aws_brief(t, why, sizeof(why));
 		for (size_t i = 0; i < n_res; i++)
@@ -1260,10 +1203,10 @@ static irfw_containment verify(irfw_target *t, const struct iso_state *st, const
 	const cJSON *list = cJSON_GetObjectItemCaseSensitive(now, "networkInterfaceSet"), *e, *g;
 	cJSON_ArrayForEach(e, list)
 	{
-		const char *id = str_of(e, "networkInterfaceId");
+		const char *id = irfw_json_text(e, "networkInterfaceId");
 		cJSON_ArrayForEach(g, cJSON_GetObjectItemCaseSensitive(e, "groupSet"))
 		{
-			const char *gid = str_of(g, "groupId");
+			const char *gid = irfw_json_text(g, "groupId");
 			if (!id || !gid || streq(gid, q))
 				continue;
 			if (streq(gid, u)) {
@@ -1297,7 +1240,7 @@ static irfw_containment verify(irfw_target *t, const struct iso_state *st, const
 
 	/* The group's rules, as AWS holds them now. */
 	p = cJSON_CreateObject();
-	add_filter(p, "group-id", q);
+	irfw_ec2_filter(p, "group-id", q);
 	if (ec2(t, "DescribeSecurityGroups", p, &grp) != 0) {
 		aws_brief(t, why, sizeof(why));
 		cause_add(gtxt, "the rules of the quarantine group %s could not be read back (%s)", q, why);
@@ -1319,7 +1262,7 @@ static irfw_containment verify(irfw_target *t, const struct iso_state *st, const
 
 	cJSON_ArrayForEach(e, list)
 	{
-		const char *id = str_of(e, "networkInterfaceId");
+		const char *id = irfw_json_text(e, "networkInterfaceId");
 		if (!id)
 			continue;
 		n_att++;
@@ -1327,7 +1270,7 @@ static irfw_containment verify(irfw_target *t, const struct iso_state *st, const
 		irfw_strbuf *names = irfw_strbuf_new();
 		cJSON_ArrayForEach(g, cJSON_GetObjectItemCaseSensitive(e, "groupSet"))
 		{
-			const char *gid = str_of(g, "groupId"), *gn = str_of(g, "groupName");
+			const char *gid = irfw_json_text(g, "groupId"), *gn = irfw_json_text(g, "groupName");
 			if (streq(gid, q))
 				in_q = true;
 			else if (gid && !streq(gid, u))
@@ -1362,7 +1305,7 @@ static irfw_containment verify(irfw_target *t, const struct iso_state *st, const
 	for (size_t i = 0; i < n_res; i++) {
 		bool listed = false;
 		cJSON_ArrayForEach(e, list) listed =
-		    listed || streq(str_of(e, "networkInterfaceId"), res[i].id);
+		    listed || streq(irfw_json_text(e, "networkInterfaceId"), res[i].id);
 		if (!listed && res[i].act[0])
 			cause_add(open, "%s", res[i].act);
 	}
@@ -1407,8 +1350,8 @@ static char *make_nacl(irfw_target *t, void *arg)
 		goto out;
 	}
 	p = cJSON_CreateObject();
-	add_filter(p, "vpc-id", c->vpc);
-	add_filter(p, "tag:Name", name);
+	irfw_ec2_filter(p, "vpc-id", c->vpc);
+	irfw_ec2_filter(p, "tag:Name", name);
 	if (ec2(t, "DescribeNetworkAcls", p, &res) != 0) {
 		aws_brief(t, why, sizeof(why));
 		ctx_fail(c, true, false, "looking up the network ACL %s in %s: %s", name, c->vpc, why);
@@ -1417,8 +1360,8 @@ static char *make_nacl(irfw_target *t, void *arg)
 	const cJSON *a;
 	cJSON_ArrayForEach(a, cJSON_GetObjectItemCaseSensitive(res, "networkAclSet"))
 	{
-		if (str_of(a, "networkAclId")) {
-			id = strdup(str_of(a, "networkAclId"));
+		if (irfw_json_text(a, "networkAclId")) {
+			id = strdup(irfw_json_text(a, "networkAclId"));
 			break;
 		}
 	}
@@ -1429,7 +1372,8 @@ static char *make_nacl(irfw_target *t, void *arg)
 	/* A new network ACL has only the default entries, which deny all. */
 	p = cJSON_CreateObject();
 	cJSON_AddStringToObject(p, "VpcId", c->vpc);
-	add_tag_spec(p, "network-acl", name, TAG_QUARANTINE);
+	irfw_ec2_tag_spec(p, "network-acl", "Name", name);
+	irfw_ec2_tag_spec(p, "network-acl", TAG_QUARANTINE, "true");
 	if (ec2(t, "CreateNetworkAcl", p, &res) != 0) {
 		aws_brief(t, why, sizeof(why));
 		ctx_fail(c, true, false, "creating the deny-all network ACL %s in %s: %s", name, c->vpc, why);
@@ -1439,7 +1383,7 @@ static char *make_nacl(irfw_target *t, void *arg)
 		id = strdup(WOULD_CREATE);
 		goto out;
 	}
-	const char *nid = str_of(cJSON_GetObjectItemCaseSensitive(res, "networkAcl"), "networkAclId");
+	const char *nid = irfw_json_text(cJSON_GetObjectItemCaseSensitive(res, "networkAcl"), "networkAclId");
 	if (nid)
 		id = strdup(nid);
 	else
@@ -1456,13 +1400,10 @@ static int subnet_neighbours(irfw_target *t, const char *subnet, char *who, size
 {
 	const char *self = irfw_target_id(t);
 	cJSON *p = cJSON_CreateObject(), *res = NULL;
-	add_filter(p, "subnet-id", subnet);
-	cJSON *states = cJSON_CreateArray();
+	irfw_ec2_filter(p, "subnet-id", subnet);
 	const char *live[] = {"pending", "running", "stopping", "stopped"};
 	for (size_t i = 0; i < 4; i++)
-		cJSON_AddItemToArray(states, cJSON_CreateString(live[i]));
-	add_filter_values(p, "instance-state-name", states);
-	cJSON_Delete(states);
+		irfw_ec2_filter(p, "instance-state-name", live[i]);
 	if (ec2(t, "DescribeInstances", p, &res) != 0)
 		return -1;
 	size_t n = strlen(who);
@@ -1478,7 +1419,7 @@ static int subnet_neighbours(irfw_target *t, const char *subnet, char *who, size
 	/* Load balancers, NAT gateways, Lambda and RDS live in subnets too,
 	 * as interfaces that belong to no instance. */
 	p = cJSON_CreateObject();
-	add_filter(p, "subnet-id", subnet);
+	irfw_ec2_filter(p, "subnet-id", subnet);
 	if (ec2(t, "DescribeNetworkInterfaces", p, &res) != 0)
 		return -1;
 	const cJSON *e;
@@ -1489,8 +1430,9 @@ static int subnet_neighbours(irfw_target *t, const char *subnet, char *who, size
 		const char *id = irfw_json_str(e, "networkInterfaceId");
 		if (id && (!owner || !*owner) && n < len)
 			n += (size_t)snprintf(who + n, len - n, "%s%s (%s)", n ? ", " : "", id,
-			                      str_of(e, "interfaceType") ? str_of(e, "interfaceType")
-			                                                 : "interface");
+			                      irfw_json_text(e, "interfaceType")
+			                          ? irfw_json_text(e, "interfaceType")
+			                          : "interface");
 	}
 	cJSON_Delete(res);
 	return 0;
@@ -1500,7 +1442,7 @@ static int subnet_neighbours(irfw_target *t, const char *subnet, char *who, size
 static int subnet_assoc(irfw_target *t, const char *subnet, char **assoc, char **acl)
 {
 	cJSON *p = cJSON_CreateObject(), *res = NULL;
-	add_filter(p, "association.subnet-id", subnet);
+	irfw_ec2_filter(p, "association.subnet-id", subnet);
 	*assoc = *acl = NULL;
 	if (ec2(t, "DescribeNetworkAcls", p, &res) != 0)
 		return -1;
@@ -1509,9 +1451,10 @@ static int subnet_assoc(irfw_target *t, const char *subnet, char **assoc, char *
 	    cJSON_ArrayForEach(as, cJSON_GetObjectItemCaseSensitive(a, "associationSet"))
 	{
 		if (!*assoc && streq(irfw_json_str(as, "subnetId"), subnet) &&
-		    str_of(as, "networkAclAssociationId")) {
-			*assoc = strdup(str_of(as, "networkAclAssociationId"));
-			*acl = strdup(str_of(a, "networkAclId") ? str_of(a, "networkAclId") : "");
+		    irfw_json_text(as, "networkAclAssociationId")) {
+			*assoc = strdup(irfw_json_text(as, "networkAclAssociationId"));
+			*acl = strdup(irfw_json_text(a, "networkAclId") ? irfw_json_text(a, "networkAclId")
+			                                                : "");
 		}
 	}
 	cJSON_Delete(res);
@@ -1532,9 +1475,9 @@ static int apply_nacl(irfw_target *t, const char *vpc, const cJSON *enis, char *
 	const cJSON *e, *s;
 	char who[1024], err[256];
 	int rc = -1;
-	cJSON_ArrayForEach(e, enis) list_add_unique(subnets, str_of(e, "subnetId"));
+	cJSON_ArrayForEach(e, enis) list_add_unique(subnets, irfw_json_text(e, "subnetId"));
 	if (cJSON_GetArraySize(subnets) == 0)
-		list_add_unique(subnets, str_of(irfw_target_instance(t), "subnetId"));
+		list_add_unique(subnets, irfw_json_text(irfw_target_instance(t), "subnetId"));
 	why[0] = '\0';
 	/* Refuse before touching any subnet. */
 	cJSON_ArrayForEach(s, subnets)
@@ -1745,7 +1688,7 @@ static irfw_status check(irfw_target *t, void *state)
 	/* The read-back of a real run: without it every run would report
 	 * the instance not contained. */
 	cJSON *rb = cJSON_CreateObject();
-	add_filter(rb, "attachment.instance-id", irfw_target_id(t));
+	irfw_ec2_filter(rb, "attachment.instance-id", irfw_target_id(t));
 	if (ec2(t, "DescribeNetworkInterfaces", rb, NULL) != 0) {
 		aws_brief(t, err, sizeof(err));
 		cause_add(bad,
@@ -1763,7 +1706,7 @@ static irfw_status check(irfw_target *t, void *state)
 	int n_mod = 0;
 	cJSON_ArrayForEach(e, enis)
 	{
-		const char *id = str_of(e, "networkInterfaceId");
+		const char *id = irfw_json_text(e, "networkInterfaceId");
 		cJSON *ids = *q ? cJSON_CreateArray() : group_ids(e);
 		if (*q)
 			cJSON_AddItemToArray(ids, cJSON_CreateString(q));
@@ -1881,7 +1824,7 @@ static irfw_status contain(irfw_target *t, struct iso_state *st)
 		ret = irfw_fail(t, "out of memory before any change");
 		goto out;
 	}
-	cJSON_ArrayForEach(e, enis) res[i++].id = str_of(e, "networkInterfaceId");
+	cJSON_ArrayForEach(e, enis) res[i++].id = irfw_json_text(e, "networkInterfaceId");
 	if (!all_done) {
 		/* Recorded before anything changes, so release can undo it, and
 		 * logged too; a record that cannot be written does not stop
@@ -2001,7 +1944,7 @@ static void untrack_release(irfw_target *t, struct iso_state *st)
 	if (!u || !*u)
 		return;
 	cJSON *p = cJSON_CreateObject(), *res = NULL;
-	add_filter(p, "group-id", u);
+	irfw_ec2_filter(p, "group-id", u);
 	if (ec2(t, "DescribeNetworkInterfaces", p, &res) != 0) {
 		aws_brief(t, err, sizeof(err));
 		irfw_log(t, IRFW_LOG_WARN,
@@ -2014,8 +1957,9 @@ static void untrack_release(irfw_target *t, struct iso_state *st)
 	const cJSON *e;
 	cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(res, "networkInterfaceSet"))
 	{
-		const char *id = str_of(e, "networkInterfaceId");
-		const char *owner = str_of(cJSON_GetObjectItemCaseSensitive(e, "attachment"), "instanceId");
+		const char *id = irfw_json_text(e, "networkInterfaceId");
+		const char *owner =
+		    irfw_json_text(cJSON_GetObjectItemCaseSensitive(e, "attachment"), "instanceId");
 		if (id)
 			irfw_strbuf_printf(who, "%s%s%s%s%s", irfw_strbuf_len(who) ? ", " : "", id,
 			                   owner ? " (" : "", owner ? owner : "", owner ? ")" : "");

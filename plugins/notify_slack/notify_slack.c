@@ -78,13 +78,6 @@ static void buf_mrkdwn(irfw_strbuf *b, const char *s, size_t max)
 		irfw_strbuf_puts(b, "…");
 }
 
-/* irfw_json_str, with an empty string (an empty XML element) read as absent. */
-static const char *str_nonempty(const cJSON *o, const char *key)
-{
-	const char *s = irfw_json_str(o, key);
-	return s && *s ? s : NULL;
-}
-
 /* ------------------------------------------------------------------ */
 /* The webhook URL.                                                    */
 
@@ -252,10 +245,10 @@ static const char *containment_emoji(const char *state)
 static char *step_line(const cJSON *st, size_t detail_max)
 {
 	irfw_strbuf *b = irfw_strbuf_new();
-	const char *s = str_nonempty(st, "status"), *code = str_nonempty(st, "aws_error");
-	const char *rid = str_nonempty(st, "request_id"), *detail = str_nonempty(st, "detail");
+	const char *s = irfw_json_text(st, "status"), *code = irfw_json_text(st, "aws_error");
+	const char *rid = irfw_json_text(st, "request_id"), *detail = irfw_json_text(st, "detail");
 	irfw_strbuf_printf(b, "%s *", status_emoji(s));
-	buf_mrkdwn(b, str_nonempty(st, "step") ? str_nonempty(st, "step") : "?", 100);
+	buf_mrkdwn(b, irfw_json_text(st, "step") ? irfw_json_text(st, "step") : "?", 100);
 	irfw_strbuf_puts(b, "* ");
 	irfw_strbuf_puts(b, s && strcmp(s, "failed") == 0 ? "FAILED" : s ? s : "?");
 	if (detail) {
@@ -350,7 +343,7 @@ static char *evidence_text(const cJSON *sum)
 	cJSON_ArrayForEach(a, arts)
 	{
 		n++;
-		const char *uri = str_nonempty(a, "uri");
+		const char *uri = irfw_json_text(a, "uri");
 		if (!uri)
 			continue;
 		uploaded++;
@@ -383,7 +376,7 @@ static char *evidence_text(const cJSON *sum)
 	} else if (n) {
 		irfw_strbuf_puts(b, ", not uploaded");
 	}
-	const char *dir = str_nonempty(sum, "case_dir");
+	const char *dir = irfw_json_text(sum, "case_dir");
 	if (dir) {
 		irfw_strbuf_puts(b, " · local case folder `");
 		buf_mrkdwn(b, dir, 1000);
@@ -396,8 +389,8 @@ static char *evidence_text(const cJSON *sum)
 static char *build_payload(irfw_target *t, const cJSON *sum)
 {
 	irfw_step *step = irfw_target_step(t);
-	const char *iid = str_nonempty(sum, "instance_id"), *name = str_nonempty(sum, "name");
-	const char *case_id = str_nonempty(sum, "case_id");
+	const char *iid = irfw_json_text(sum, "instance_id"), *name = irfw_json_text(sum, "name");
+	const char *case_id = irfw_json_text(sum, "case_id");
 	const cJSON *steps = cJSON_GetObjectItemCaseSensitive(sum, "steps");
 	/* The core counts the statuses of the steps in the summary. */
 	const cJSON *counts = cJSON_GetObjectItemCaseSensitive(sum, "counts");
@@ -410,8 +403,8 @@ static char *build_payload(irfw_target *t, const cJSON *sum)
 
 	/* The containment as the core verified it leads the message. */
 	const cJSON *cont = cJSON_GetObjectItemCaseSensitive(sum, "containment");
-	const char *outcome = str_nonempty(cont, "outcome"), *cause = str_nonempty(cont, "cause");
-	const char *emoji = containment_emoji(str_nonempty(cont, "state"));
+	const char *outcome = irfw_json_text(cont, "outcome"), *cause = irfw_json_text(cont, "cause");
+	const char *emoji = containment_emoji(irfw_json_text(cont, "state"));
 	if (!outcome)
 		outcome = "CONTAINMENT UNKNOWN";
 
@@ -435,9 +428,9 @@ static char *build_payload(irfw_target *t, const cJSON *sum)
 		cause_s = irfw_strbuf_steal(cb);
 	}
 	irfw_strbuf *ab = irfw_strbuf_new();
-	irfw_strbuf_puts(ab, str_nonempty(sum, "account_id") ? str_nonempty(sum, "account_id") : "?");
+	irfw_strbuf_puts(ab, irfw_json_text(sum, "account_id") ? irfw_json_text(sum, "account_id") : "?");
 	irfw_strbuf_puts(ab, " / ");
-	irfw_strbuf_puts(ab, str_nonempty(sum, "region") ? str_nonempty(sum, "region") : "?");
+	irfw_strbuf_puts(ab, irfw_json_text(sum, "region") ? irfw_json_text(sum, "region") : "?");
 	acct = irfw_strbuf_steal(ab);
 	steps_s = steps_text(steps);
 	ev = evidence_text(sum);
@@ -553,7 +546,7 @@ static irfw_status run(irfw_target *t, void *state)
 	const char *self = irfw_step_name(irfw_target_step(t));
 	cJSON *steps = cJSON_GetObjectItemCaseSensitive(sum, "steps");
 	for (int i = cJSON_GetArraySize(steps) - 1; i >= 0; i--) {
-		const char *sn = str_nonempty(cJSON_GetArrayItem(steps, i), "step");
+		const char *sn = irfw_json_text(cJSON_GetArrayItem(steps, i), "step");
 		if (sn && strcmp(sn, self) == 0)
 			cJSON_DeleteItemFromArray(steps, i);
 	}

@@ -58,13 +58,6 @@ static void buf_put_line(irfw_strbuf *b, const char *s)
 	}
 }
 
-/* irfw_json_str, with an empty string (an empty XML element) read as absent. */
-static const char *str_nonempty(const cJSON *o, const char *key)
-{
-	const char *s = irfw_json_str(o, key);
-	return s && *s ? s : NULL;
-}
-
 /* Make the SNS subject: printable ASCII only (a multi-byte character becomes
  * one '?'), no leading blanks (SNS wants a letter, digit or punctuation
  * first), at most SNS_SUBJECT_MAX characters. */
@@ -99,8 +92,8 @@ static char *sanitize_subject(const char *in)
 static char *format_text(const cJSON *sum)
 {
 	irfw_strbuf *b = irfw_strbuf_new();
-	const char *iid = str_nonempty(sum, "instance_id"), *name = str_nonempty(sum, "name");
-	const char *acct = str_nonempty(sum, "account_id"), *region = str_nonempty(sum, "region");
+	const char *iid = irfw_json_text(sum, "instance_id"), *name = irfw_json_text(sum, "name");
+	const char *acct = irfw_json_text(sum, "account_id"), *region = irfw_json_text(sum, "region");
 	const cJSON *steps = cJSON_GetObjectItemCaseSensitive(sum, "steps");
 	const cJSON *arts = cJSON_GetObjectItemCaseSensitive(sum, "artifacts");
 	const cJSON *st;
@@ -114,7 +107,7 @@ static char *format_text(const cJSON *sum)
 	/* First what a responder must know: is it cut off, and if not, why.
 	 * The core's verified containment, never a guess from step results. */
 	const cJSON *cont = cJSON_GetObjectItemCaseSensitive(sum, "containment");
-	const char *outcome = str_nonempty(cont, "outcome"), *cause = str_nonempty(cont, "cause");
+	const char *outcome = irfw_json_text(cont, "outcome"), *cause = irfw_json_text(cont, "cause");
 	buf_put_line(b, outcome ? outcome : "CONTAINMENT UNKNOWN");
 	if (cause) {
 		irfw_strbuf_puts(b, ": ");
@@ -130,15 +123,15 @@ static char *format_text(const cJSON *sum)
 	}
 	irfw_strbuf_printf(b, "\nAccount:  %s\nRegion:   %s\nCase:     ", acct ? acct : "?",
 	                   region ? region : "?");
-	buf_put_line(b, str_nonempty(sum, "case_id") ? str_nonempty(sum, "case_id") : "?");
+	buf_put_line(b, irfw_json_text(sum, "case_id") ? irfw_json_text(sum, "case_id") : "?");
 	irfw_strbuf_printf(b, "\nResult:   %s%d ok, %d skipped, %d failed\n\nSteps:\n",
 	                   n_fail ? "ATTENTION: " : "", n_ok, n_skip, n_fail);
 
 	cJSON_ArrayForEach(st, steps)
 	{
-		const char *s = str_nonempty(st, "status"), *step = str_nonempty(st, "step");
-		const char *detail = str_nonempty(st, "detail"), *code = str_nonempty(st, "aws_error");
-		const char *rid = str_nonempty(st, "request_id");
+		const char *s = irfw_json_text(st, "status"), *step = irfw_json_text(st, "step");
+		const char *detail = irfw_json_text(st, "detail"), *code = irfw_json_text(st, "aws_error");
+		const char *rid = irfw_json_text(st, "request_id");
 		const char *label = !s                          ? "?"
 		                    : strcmp(s, "ok") == 0      ? "ok"
 		                    : strcmp(s, "skipped") == 0 ? "skipped"
@@ -170,15 +163,15 @@ static char *format_text(const cJSON *sum)
 	const cJSON *a;
 	cJSON_ArrayForEach(a, arts)
 	{
-		const char *an = str_nonempty(a, "name"), *sha = str_nonempty(a, "sha256"),
-		           *uri = str_nonempty(a, "uri");
+		const char *an = irfw_json_text(a, "name"), *sha = irfw_json_text(a, "sha256"),
+		           *uri = irfw_json_text(a, "uri");
 		irfw_strbuf_puts(b, "  ");
 		buf_put_line(b, an ? an : "?");
 		irfw_strbuf_printf(b, "  sha256 %s  ", sha ? sha : "?");
 		buf_put_line(b, uri ? uri : "(not uploaded)");
 		irfw_strbuf_puts(b, "\n");
 	}
-	const char *dir = str_nonempty(sum, "case_dir");
+	const char *dir = irfw_json_text(sum, "case_dir");
 	irfw_strbuf_puts(b, "\nLocal case folder: ");
 	buf_put_line(b, dir ? dir : "(none)");
 	irfw_strbuf_puts(b, "\n");
@@ -246,7 +239,7 @@ static irfw_status run(irfw_target *t, void *state)
 	/* The summary lists this step too (still running): leave it out. */
 	cJSON *steps = cJSON_GetObjectItemCaseSensitive(sum, "steps");
 	for (int i = cJSON_GetArraySize(steps) - 1; i >= 0; i--) {
-		const char *sn = str_nonempty(cJSON_GetArrayItem(steps, i), "step");
+		const char *sn = irfw_json_text(cJSON_GetArrayItem(steps, i), "step");
 		if (sn && strcmp(sn, irfw_step_name(step)) == 0)
 			cJSON_DeleteItemFromArray(steps, i);
 	}
@@ -277,7 +270,7 @@ static irfw_status run(irfw_target *t, void *state)
 		st = IRFW_OK;
 		goto out;
 	}
-	const char *mid = str_nonempty(cJSON_GetObjectItemCaseSensitive(res, "PublishResult"), "MessageId");
+	const char *mid = irfw_json_text(res, "MessageId");
 	if (mid)
 		irfw_record(t, "message_id", cJSON_CreateString(mid));
 	irfw_note(t, "published to %s, MessageId %s", topic, mid ? mid : "(none returned)");

@@ -147,11 +147,9 @@ static int keep_volumes(irfw_target *t, struct outcome *o)
 		cJSON *r = cJSON_CreateObject();
 		cJSON_AddStringToObject(r, "volume", vol);
 		cJSON_AddStringToObject(r, "device", dev);
-		if (cJSON_IsString(was))
+		if (cJSON_IsString(was) || cJSON_IsBool(was))
 			cJSON_AddBoolToObject(r, "deleteOnTerminationWas",
-			                      strcmp(was->valuestring, "true") == 0);
-		else if (cJSON_IsBool(was))
-			cJSON_AddBoolToObject(r, "deleteOnTerminationWas", cJSON_IsTrue(was));
+			                      irfw_json_bool(ebs, "deleteOnTermination", false));
 		cJSON_AddItemToArray(rec, r);
 		n++;
 	}

@@ -103,31 +103,13 @@ static struct vol *find_volume(struct job *j, const char *volume)
 	return NULL;
 }
 
-static void add_tag(cJSON *list, const char *key, const char *value)
-{
-	cJSON *o = cJSON_CreateObject();
-	cJSON_AddStringToObject(o, "Key", key);
-	cJSON_AddStringToObject(o, "Value", value);
-	cJSON_AddItemToArray(list, o);
-}
-
-static cJSON *filter(const char *name, const char *value)
-{
-	cJSON *f = cJSON_CreateObject();
-	cJSON_AddStringToObject(f, "Name", name);
-	cJSON *v = cJSON_AddArrayToObject(f, "Value");
-	cJSON_AddItemToArray(v, cJSON_CreateString(value));
-	return f;
-}
-
 /* Snapshots of this case and instance made by an earlier run (or an earlier
  * attempt of this one): fills v[].snapshot.  Returns 0 or -1 (AWS error). */
 static int find_existing(irfw_target *t, struct job *j)
 {
 	cJSON *params = cJSON_CreateObject();
-	cJSON *filters = cJSON_AddArrayToObject(params, "Filter");
-	cJSON_AddItemToArray(filters, filter("tag:" TAG_CASE, irfw_target_case_id(t)));
-	cJSON_AddItemToArray(filters, filter("tag:" TAG_INSTANCE, irfw_target_id(t)));
+	irfw_ec2_filter(params, "tag:" TAG_CASE, irfw_target_case_id(t));
+	irfw_ec2_filter(params, "tag:" TAG_INSTANCE, irfw_target_id(t));
 	cJSON *res = NULL;
 	int rc = irfw_aws_call(t, "ec2", "DescribeSnapshots", params, &res);
 	cJSON_Delete(params);
@@ -162,19 +144,13 @@ static size_t count_snapshots(const struct job *j)
 	return n;
 }
 
-/* The snapshot tags common to every volume. */
-static cJSON *tag_spec(irfw_target *t, const char *device)
+/* The snapshots' tags, in the call that creates them. */
+static void tag_spec(cJSON *params, irfw_target *t, const char *device)
 {
-	cJSON *specs = cJSON_CreateArray();
-	cJSON *spec = cJSON_CreateObject();
-	cJSON_AddStringToObject(spec, "ResourceType", "snapshot");
-	cJSON *tags = cJSON_AddArrayToObject(spec, "Tag");
-	add_tag(tags, TAG_CASE, irfw_target_case_id(t));
-	add_tag(tags, TAG_INSTANCE, irfw_target_id(t));
+	irfw_ec2_tag_spec(params, "snapshot", TAG_CASE, irfw_target_case_id(t));
+	irfw_ec2_tag_spec(params, "snapshot", TAG_INSTANCE, irfw_target_id(t));
 	if (device)
-		add_tag(tags, TAG_DEVICE, device);
-	cJSON_AddItemToArray(specs, spec);
-	return specs;
+		irfw_ec2_tag_spec(params, "snapshot", TAG_DEVICE, device);
 }
 
 /* Whether a refusal of CreateSnapshots means "use CreateSnapshot instead"
@@ -198,7 +174,7 @@ static int create_multi(irfw_target *t, struct job *j, const char *desc)
 	cJSON_AddStringToObject(params, "Description", desc);
 	cJSON_AddStringToObject(params, "CopyTagsFromSource", "volume");
 	/* CreateSnapshots cannot tag per volume: the device comes after. */
-	cJSON_AddItemToObject(params, "TagSpecification", tag_spec(t, NULL));
+	tag_spec(params, t, NULL);
 	cJSON *res = NULL;
 	int rc = irfw_aws_call(t, "ec2", "CreateSnapshots", params, &res);
 	cJSON_Delete(params);
@@ -236,7 +212,7 @@ static int create_each(irfw_target *t, struct job *j, const char *desc, char *er
 		cJSON *params = cJSON_CreateObject();
 		cJSON_AddStringToObject(params, "VolumeId", v->volume);
 		cJSON_AddStringToObject(params, "Description", desc);
-		cJSON_AddItemToObject(params, "TagSpecification", tag_spec(t, v->device));
+		tag_spec(params, t, v->device);
 		cJSON *res = NULL;
 		if (irfw_aws_call(t, "ec2", "CreateSnapshot", params, &res) == 0) {
 			if (irfw_json_str(res, "snapshotId")) {
@@ -269,7 +245,7 @@ static int tag_devices(irfw_target *t, struct job *j, char *err, size_t errlen)
 		cJSON *params = cJSON_CreateObject();
 		cJSON *ids = cJSON_AddArrayToObject(params, "ResourceId");
 		cJSON_AddItemToArray(ids, cJSON_CreateString(v->snapshot));
-		add_tag(cJSON_AddArrayToObject(params, "Tag"), TAG_DEVICE, v->device);
+		irfw_ec2_tag(params, TAG_DEVICE, v->device);
 		cJSON *res = NULL;
 		if (irfw_aws_call(t, "ec2", "CreateTags", params, &res) == 0) {
 			v->has_device_tag = true;

@@ -33,20 +33,6 @@ static const struct irfw_option opts[] = {
     {.name = NULL},
 };
 
-/* irfw_json_str, with an empty string (an empty XML element) read as absent. */
-static const char *str_nonempty(const cJSON *o, const char *key)
-{
-	const char *s = irfw_json_str(o, key);
-	return s && *s ? s : NULL;
-}
-
-/* Values come from XML, so booleans arrive as text. */
-static bool xml_true(const cJSON *o, const char *key)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-	return cJSON_IsTrue(v) || (cJSON_IsString(v) && strcmp(v->valuestring, "true") == 0);
-}
-
 /* DeleteOnTermination=false on every EBS volume that would go with the
  * instance.  The original flags are recorded first, so release can put
  * them back. */
@@ -62,14 +48,14 @@ static irfw_status keep_volumes(irfw_target *t, const cJSON *inst)
 	const cJSON *m;
 	cJSON_ArrayForEach(m, cJSON_GetObjectItemCaseSensitive(inst, "blockDeviceMapping"))
 	{
-		const char *dev = str_nonempty(m, "deviceName");
+		const char *dev = irfw_json_text(m, "deviceName");
 		const cJSON *ebs = cJSON_GetObjectItemCaseSensitive(m, "ebs");
 		if (!dev || !cJSON_IsObject(ebs))
 			continue; /* instance-store volumes have no such flag */
-		bool dot = xml_true(ebs, "deleteOnTermination");
+		bool dot = irfw_json_bool(ebs, "deleteOnTermination", false);
 		cJSON *r = cJSON_CreateObject();
 		cJSON_AddStringToObject(r, "device", dev);
-		const char *vol = str_nonempty(ebs, "volumeId");
+		const char *vol = irfw_json_text(ebs, "volumeId");
 		if (vol)
 			cJSON_AddStringToObject(r, "volume_id", vol);
 		cJSON_AddBoolToObject(r, "delete_on_termination", dot);
@@ -118,12 +104,7 @@ static cJSON *find_request(irfw_target *t, const char *req_id, bool *failed)
 		cJSON *ids = cJSON_AddArrayToObject(params, "SpotInstanceRequestId");
 		cJSON_AddItemToArray(ids, cJSON_CreateString(req_id));
 	} else {
-		cJSON *f = cJSON_CreateObject();
-		cJSON_AddStringToObject(f, "Name", "instance-id");
-		cJSON *vals = cJSON_AddArrayToObject(f, "Value");
-		cJSON_AddItemToArray(vals, cJSON_CreateString(irfw_target_id(t)));
-		cJSON *filters = cJSON_AddArrayToObject(params, "Filter");
-		cJSON_AddItemToArray(filters, f);
+		irfw_ec2_filter(params, "instance-id", irfw_target_id(t));
 	}
 	if (irfw_aws_call(t, "ec2", "DescribeSpotInstanceRequests", params, &res) != 0) {
 		/* A request that no longer exists is an answer, not a failure. */
@@ -133,7 +114,7 @@ static cJSON *find_request(irfw_target *t, const char *req_id, bool *failed)
 	const cJSON *it;
 	cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(res, "spotInstanceRequestSet"))
 	{
-		const char *inst = str_nonempty(it, "instanceId");
+		const char *inst = irfw_json_text(it, "instanceId");
 		/* By id there is one; by filter prefer the one naming us. */
 		if (req_id || (inst && strcmp(inst, irfw_target_id(t)) == 0)) {
 			found = cJSON_Duplicate(it, true);
@@ -148,7 +129,7 @@ out:
 
 static irfw_status handle_request(irfw_target *t, const cJSON *inst, bool cancel_persistent)
 {
-	const char *req_id = str_nonempty(inst, "spotInstanceRequestId");
+	const char *req_id = irfw_json_text(inst, "spotInstanceRequestId");
 	bool failed;
 	irfw_status st = IRFW_OK;
 	cJSON *req = find_request(t, req_id, &failed);
@@ -169,9 +150,9 @@ static irfw_status handle_request(irfw_target *t, const cJSON *inst, bool cancel
 		irfw_note(t, "spot request %snot found", req_id ? "named by the instance " : "");
 		return IRFW_OK;
 	}
-	const char *id = str_nonempty(req, "spotInstanceRequestId");
-	const char *type = str_nonempty(req, "type");
-	const char *state = str_nonempty(req, "state");
+	const char *id = irfw_json_text(req, "spotInstanceRequestId");
+	const char *type = irfw_json_text(req, "type");
+	const char *state = irfw_json_text(req, "state");
 	id = id ? id : req_id ? req_id : "?";
 	cJSON_AddStringToObject(rec, "id", id);
 	cJSON_AddStringToObject(rec, "type", type ? type : "unknown");
@@ -230,7 +211,7 @@ static irfw_status run(irfw_target *t, void *state)
 	(void)state;
 	irfw_step *step = irfw_target_step(t);
 	const cJSON *inst = irfw_target_instance(t);
-	const char *lifecycle = str_nonempty(inst, "instanceLifecycle");
+	const char *lifecycle = irfw_json_text(inst, "instanceLifecycle");
 
 	if (!lifecycle || strcmp(lifecycle, "spot") != 0)
 		return irfw_skip(t, "not a spot instance");

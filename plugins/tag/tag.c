@@ -17,7 +17,7 @@
  * break values with spaces (an operator's ARN cannot have one, but a status
  * text can).  Free-form extra tags are a list of key=value without blanks.
  */
-#define _POSIX_C_SOURCE 200809L /* strdup, gmtime_r */
+#define _POSIX_C_SOURCE 200809L /* strdup */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -207,12 +207,8 @@ static void drop_key(cJSON *remove, char *key)
 
 static char *iso_now(void)
 {
-	char buf[32];
-	struct tm tm;
-	time_t now = time(NULL);
-	gmtime_r(&now, &tm);
-	strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	return strdup(buf);
+	char buf[21];
+	return strdup(irfw_iso8601(time(NULL), buf));
 }
 
 /* A copy of `s` with line breaks and other control characters made blanks:
@@ -492,27 +488,19 @@ static irfw_status run(irfw_target *t, void *state)
 		irfw_record(t, "tags", rec);
 
 	/* The status first: if the removal fails, the instance still says
-	 * what is true now, and the failure names what is left. */
-	tag_list = cJSON_CreateArray();
+	 * what is true now, and the failure names what is left.  The lists
+	 * are built once, in holders, and sent with every chunk of ids. */
+	tag_list = cJSON_CreateObject();
 	const cJSON *tg;
-	cJSON_ArrayForEach(tg, pl.tags)
-	{
-		cJSON *o = cJSON_CreateObject();
-		cJSON_AddStringToObject(o, "Key", tg->string);
-		cJSON_AddStringToObject(o, "Value", tg->valuestring);
-		cJSON_AddItemToArray(tag_list, o);
-	}
-	if (cJSON_GetArraySize(tag_list) && (status = tag_call(t, "CreateTags", ids, tag_list)) != IRFW_OK)
+	cJSON_ArrayForEach(tg, pl.tags) irfw_ec2_tag(tag_list, tg->string, tg->valuestring);
+	cJSON *set = cJSON_GetObjectItemCaseSensitive(tag_list, "Tag");
+	if (cJSON_GetArraySize(set) && (status = tag_call(t, "CreateTags", ids, set)) != IRFW_OK)
 		goto out;
 	/* A key without a value deletes the tag whatever its value. */
-	key_list = cJSON_CreateArray();
-	cJSON_ArrayForEach(tg, pl.remove)
-	{
-		cJSON *o = cJSON_CreateObject();
-		cJSON_AddStringToObject(o, "Key", tg->valuestring);
-		cJSON_AddItemToArray(key_list, o);
-	}
-	if (cJSON_GetArraySize(key_list) && (status = tag_call(t, "DeleteTags", ids, key_list)) != IRFW_OK)
+	key_list = cJSON_CreateObject();
+	cJSON_ArrayForEach(tg, pl.remove) irfw_ec2_tag(key_list, tg->valuestring, NULL);
+	cJSON *drop = cJSON_GetObjectItemCaseSensitive(key_list, "Tag");
+	if (cJSON_GetArraySize(drop) && (status = tag_call(t, "DeleteTags", ids, drop)) != IRFW_OK)
 		goto out;
 
 	bool dry = irfw_target_dry_run(t);

@@ -136,83 +136,81 @@ static char *kms_by_id(irfw_target *t, struct kms_req *rq)
 	return arn;
 }
 
+/* kms_by_description's search through the pages of ListKeys. */
+struct kms_search {
+	struct kms_req *rq;
+	cJSON *match; /* KeyMetadata of the match */
+	int n_match, n_unreadable;
+	char arns[256];
+};
+
+/* DescribeKey of every key of one page, keeping those described so. */
+static int kms_page(irfw_target *t, const cJSON *res, void *ctx)
+{
+	struct kms_search *ks = ctx;
+	const cJSON *k;
+	cJSON_ArrayForEach(k, cJSON_GetObjectItemCaseSensitive(res, "Keys"))
+	{
+		const char *id = irfw_json_str(k, "KeyId");
+		if (!id)
+			continue;
+		cJSON *dp = cJSON_CreateObject(), *dres = NULL;
+		cJSON_AddStringToObject(dp, "KeyId", id);
+		if (irfw_aws_call_in(t, ks->rq->region, "kms", "DescribeKey", dp, &dres) != 0) {
+			/* A key policy may hide a key from us; it cannot be ours then. */
+			irfw_log(t, IRFW_LOG_WARN, "KMS DescribeKey %s: %s: %s (ignored)", id,
+			         irfw_aws_error_code(t), irfw_aws_error_message(t));
+			ks->n_unreadable++;
+		} else {
+			cJSON *meta = cJSON_DetachItemFromObjectCaseSensitive(dres, "KeyMetadata");
+			const char *d = irfw_json_str(meta, "Description"),
+			           *state = irfw_json_str(meta, "KeyState");
+			/* A key pending deletion is as good as gone. */
+			bool dying =
+			    state && strncmp(state, "Pending", 7) == 0 && strcmp(state, "PendingImport") != 0;
+			if (d && strcmp(d, ks->rq->spec) == 0 && !dying) {
+				ks->n_match++;
+				const char *a = irfw_json_str(meta, "Arn");
+				size_t used = strlen(ks->arns);
+				snprintf(ks->arns + used, sizeof(ks->arns) - used, "%s%s", used ? ", " : "",
+				         a ? a : id);
+				cJSON_Delete(ks->match);
+				ks->match = meta;
+				meta = NULL;
+			}
+			cJSON_Delete(meta);
+		}
+		cJSON_Delete(dp);
+		cJSON_Delete(dres);
+	}
+	return 0;
+}
+
 /* The old tool's rule: the key whose description is exactly `spec`. */
 static char *kms_by_description(irfw_target *t, struct kms_req *rq)
 {
-	cJSON *match = NULL; /* KeyMetadata of the match */
-	char *marker = NULL, *arn = NULL;
-	int n_match = 0, n_unreadable = 0;
-	char arns[256] = "";
-	for (;;) {
-		cJSON *p = cJSON_CreateObject(), *res = NULL;
-		cJSON_AddNumberToObject(p, "Limit", 1000);
-		if (marker)
-			cJSON_AddStringToObject(p, "Marker", marker);
-		int rc = irfw_aws_call_in(t, rq->region, "kms", "ListKeys", p, &res);
-		cJSON_Delete(p);
-		free(marker);
-		marker = NULL;
-		if (rc != 0) {
-			rq->aws_error = true;
-			snprintf(rq->err, sizeof(rq->err),
-			         "KMS ListKeys in %s failed looking for the key described \"%s\"", rq->region,
-			         rq->spec);
-			cJSON_Delete(match);
-			return NULL;
-		}
-		const cJSON *k;
-		cJSON_ArrayForEach(k, cJSON_GetObjectItemCaseSensitive(res, "Keys"))
-		{
-			const char *id = irfw_json_str(k, "KeyId");
-			if (!id)
-				continue;
-			cJSON *dp = cJSON_CreateObject(), *dres = NULL;
-			cJSON_AddStringToObject(dp, "KeyId", id);
-			if (irfw_aws_call_in(t, rq->region, "kms", "DescribeKey", dp, &dres) != 0) {
-				/* A key policy may hide a key from us; it cannot be ours then. */
-				irfw_log(t, IRFW_LOG_WARN, "KMS DescribeKey %s: %s: %s (ignored)", id,
-				         irfw_aws_error_code(t), irfw_aws_error_message(t));
-				n_unreadable++;
-			} else {
-				cJSON *meta = cJSON_DetachItemFromObjectCaseSensitive(dres, "KeyMetadata");
-				const char *d = irfw_json_str(meta, "Description"),
-				           *state = irfw_json_str(meta, "KeyState");
-				/* A key pending deletion is as good as gone. */
-				bool dying = state && strncmp(state, "Pending", 7) == 0 &&
-				             strcmp(state, "PendingImport") != 0;
-				if (d && strcmp(d, rq->spec) == 0 && !dying) {
-					n_match++;
-					const char *a = irfw_json_str(meta, "Arn");
-					size_t used = strlen(arns);
-					snprintf(arns + used, sizeof(arns) - used, "%s%s", used ? ", " : "",
-					         a ? a : id);
-					cJSON_Delete(match);
-					match = meta;
-					meta = NULL;
-				}
-				cJSON_Delete(meta);
-			}
-			cJSON_Delete(dp);
-			cJSON_Delete(dres);
-		}
-		const cJSON *trunc = cJSON_GetObjectItemCaseSensitive(res, "Truncated");
-		const char *next = irfw_json_str(res, "NextMarker");
-		if (cJSON_IsTrue(trunc) && next && *next)
-			marker = strdup(next);
-		cJSON_Delete(res);
-		if (!marker)
-			break;
-	}
-	if (n_match == 1)
-		arn = usable_key_arn(match, rq);
-	else if (n_match == 0)
-		snprintf(rq->err, sizeof(rq->err), "no KMS key in %s has the description \"%s\"%s",
-		         rq->region, rq->spec, n_unreadable ? " (some keys could not be described)" : "");
-	else
+	struct kms_search ks = {.rq = rq};
+	char *arn = NULL;
+	cJSON *p = cJSON_CreateObject();
+	cJSON_AddNumberToObject(p, "Limit", 1000);
+	int rc = irfw_aws_paginate_in(t, rq->region, "kms", "ListKeys", p, kms_page, &ks);
+	cJSON_Delete(p);
+	if (rc != 0) {
+		rq->aws_error = true;
 		snprintf(rq->err, sizeof(rq->err),
-		         "%d KMS keys have the description \"%s\" (%s): set kms_key instead", n_match,
-		         rq->spec, arns);
-	cJSON_Delete(match);
+		         "KMS ListKeys in %s failed looking for the key described \"%s\"", rq->region,
+		         rq->spec);
+	} else if (ks.n_match == 1) {
+		arn = usable_key_arn(ks.match, rq);
+	} else if (ks.n_match == 0) {
+		snprintf(rq->err, sizeof(rq->err), "no KMS key in %s has the description \"%s\"%s",
+		         rq->region, rq->spec, ks.n_unreadable ? " (some keys could not be described)" : "");
+	} else {
+		snprintf(rq->err, sizeof(rq->err),
+		         "%d KMS keys have the description \"%s\" (%s): set kms_key instead", ks.n_match,
+		         rq->spec, ks.arns);
+	}
+	cJSON_Delete(ks.match);
 	return arn;
 }
 
@@ -557,7 +555,8 @@ static int verify(irfw_target *t, const struct dest *d, const char *key, uint64_
 	           *sse = irfw_json_str(res, "ServerSideEncryption");
 	const char *kid = irfw_json_str(res, "SSEKMSKeyId"), *ck = irfw_json_str(res, "ChecksumSHA256");
 	const char *etag = irfw_json_str(res, "ETag");
-	if (!len || strtoull(len, NULL, 10) != size) {
+	long got = irfw_json_long(res, "ContentLength", -1);
+	if (got < 0 || (uint64_t)got != size) {
 		snprintf(why, why_len, "size in S3 is %s bytes, expected %llu", len ? len : "unknown",
 		         (unsigned long long)size);
 		goto out;
