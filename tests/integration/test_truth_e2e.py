@@ -14,6 +14,7 @@ import pytest
 
 from test_asg import REFUSE_ALL, REFUSE_DETACH_MIN, AsgProxy, asg_world, membership, refuse_min_size_standby
 from test_isolate import group_named, own_groups, tags_of
+from test_notify import topic_with_queue as named_topic_with_queue
 from test_isolate_truth import Proxy, proxy, unauthorized  # noqa: F401 (proxy is a fixture)
 
 CASE = "IR-E2E-1"
@@ -21,12 +22,7 @@ CHAIN = ["isolate", "tag", "notify_sns"]
 
 
 def topic_with_queue(world):
-    sns, sqs = world.client("sns"), world.client("sqs")
-    arn = sns.create_topic(Name="oncall")["TopicArn"]
-    q = sqs.create_queue(QueueName="oncall-q")["QueueUrl"]
-    qarn = sqs.get_queue_attributes(QueueUrl=q, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    sns.subscribe(TopicArn=arn, Protocol="sqs", Endpoint=qarn)
-    return arn, q
+    return named_topic_with_queue(world, "oncall")
 
 
 def subjects(world, q):
