@@ -268,4 +268,15 @@ int irfw_plugins_list(struct irfw_run *r);
 enum { IRFW_DESCRIBE_TEXT, IRFW_DESCRIBE_MAN, IRFW_DESCRIBE_INI };
 int irfw_plugins_describe(struct irfw_run *r, const char *name, int format);
 
+/* Shared between the engine's files. */
+const char *irfw_phase_name(irfw_phase p);                     /* run.c */
+const char *irfw_containment_outcome(irfw_containment c);      /* containment.c */
+void irfw_containment_load(irfw_target *t);                    /* containment.c */
+const char *irfw_status_name(irfw_status s);                   /* report.c */
+void irfw_report_text(struct irfw_run *r);                     /* report.c */
+void irfw_report_json(struct irfw_run *r);                     /* report.c */
+/* Run every handled target's pipeline on up to r->jobs worker threads
+ * (scheduler.c). */
+void irfw_schedule(struct irfw_run *r, size_t found, bool check_only);
+
 #endif /* IRFW_INTERNAL_H */

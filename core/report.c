@@ -1,0 +1,204 @@
+/*
+ * report.c - the outcome for people (text) and programs (JSON), and the
+ * summary a notification plugin gets (irfw_target_summary).
+ */
+#define _GNU_SOURCE
+#include "config.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "caserec.h"
+#include "internal.h"
+#include "aws/credentials.h"
+#include "aws/ratelimit.h"
+#include "sdk_json.h"
+
+const char *irfw_status_name(irfw_status s)
+{
+	return s == IRFW_OK ? "ok" : s == IRFW_SKIPPED ? "skipped" : "failed";
+}
+
+static cJSON *result_json(const struct irfw_step_result *res)
+{
+	cJSON *s = cJSON_CreateObject();
+	cJSON_AddStringToObject(s, "step", res->step);
+	cJSON_AddStringToObject(s, "plugin", res->plugin);
+	cJSON_AddStringToObject(s, "status",
+	                        !res->ran ? "not-run" : res->not_checked ? "not-checked" : irfw_status_name(res->status));
+	if (res->unchecked)
+		cJSON_AddItemToObject(s, "not_checked", cJSON_Duplicate(res->unchecked, true));
+	if (res->detail)
+		cJSON_AddStringToObject(s, "detail", res->detail);
+	else
+		cJSON_AddNullToObject(s, "detail");
+	if (res->aws_error)
+		cJSON_AddStringToObject(s, "aws_error", res->aws_error);
+	else
+		cJSON_AddNullToObject(s, "aws_error");
+	if (res->request_id)
+		cJSON_AddStringToObject(s, "request_id", res->request_id);
+	else
+		cJSON_AddNullToObject(s, "request_id");
+	cJSON_AddNumberToObject(s, "ms", (double)res->ms);
+	if (res->resumed)
+		cJSON_AddTrueToObject(s, "resumed");
+	if (res->phase)
+		cJSON_AddStringToObject(s, "phase", irfw_phase_name(res->phase));
+	return s;
+}
+
+/* {"state": "...", "outcome": "...", "cause": "..."} of the target. */
+static cJSON *containment_json(const irfw_target *t)
+{
+	const char *cause;
+	irfw_containment c = irfw_target_containment(t, &cause);
+	cJSON *o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "state", irfw_containment_name(c));
+	cJSON_AddStringToObject(o, "outcome", irfw_containment_outcome(c));
+	cJSON_AddStringToObject(o, "cause", cause);
+	return o;
+}
+
+cJSON *irfw_target_summary(const irfw_target *t)
+{
+	cJSON *o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "case_id", t->run->case_id_resolved ? t->run->case_id_resolved : "");
+	cJSON_AddStringToObject(o, "instance_id", t->id);
+	if (t->run->account_id)
+		cJSON_AddStringToObject(o, "account_id", t->run->account_id);
+	if (t->run->resolved_region)
+		cJSON_AddStringToObject(o, "region", t->run->resolved_region);
+	if (t->name_tag)
+		cJSON_AddStringToObject(o, "name", t->name_tag);
+	cJSON *steps = cJSON_AddArrayToObject(o, "steps");
+	/* The step asking (a notifier) is not finished: leave it out. */
+	int count[3] = {0, 0, 0};
+	for (size_t i = 0; i < t->n_results; i++)
+		if (t->results[i].ran && &t->results[i] != t->cur_res) {
+			cJSON_AddItemToArray(steps, result_json(&t->results[i]));
+			count[t->results[i].status]++;
+		}
+	cJSON *counts = cJSON_AddObjectToObject(o, "counts");
+	cJSON_AddNumberToObject(counts, "ok", count[IRFW_OK]);
+	cJSON_AddNumberToObject(counts, "skipped", count[IRFW_SKIPPED]);
+	cJSON_AddNumberToObject(counts, "failed", count[IRFW_FAILED]);
+	cJSON_AddItemToObject(o, "containment", containment_json(t));
+	cJSON *arts = cJSON_AddArrayToObject(o, "artifacts");
+	for (size_t i = 0; t->rec && i < irfw_case_artifact_count(t->rec); i++) {
+		cJSON *a = cJSON_CreateObject();
+		cJSON_AddStringToObject(a, "name", irfw_case_artifact_name(t->rec, i));
+		cJSON_AddStringToObject(a, "sha256", irfw_case_artifact_sha256(t->rec, i));
+		const cJSON *all = cJSON_GetObjectItemCaseSensitive(irfw_case_manifest(t->rec), "artifacts");
+		const cJSON *uri = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(all, (int)i), "uri");
+		if (cJSON_IsString(uri))
+			cJSON_AddStringToObject(a, "uri", uri->valuestring);
+		cJSON_AddItemToArray(arts, a);
+	}
+	if (t->rec)
+		cJSON_AddStringToObject(o, "case_dir", irfw_case_dir(t->rec));
+	return o;
+}
+
+static const char *result_word(const struct irfw_step_result *res)
+{
+	if (!res->ran)
+		return "not-run";
+	if (res->not_checked)
+		return "unchecked";
+	return res->status == IRFW_OK ? "ok" : res->status == IRFW_SKIPPED ? "skipped" : "FAILED";
+}
+
+void irfw_report_text(struct irfw_run *r)
+{
+	printf("\ncase %s%s\n", r->case_id_resolved ? r->case_id_resolved : "-", r->dry_run ? " (dry run)" : "");
+	for (size_t i = 0; i < r->batch.n; i++) {
+		struct irfw_target *t = r->batch.targets[i];
+		if (!t->found) {
+			printf("%s  NOT FOUND in %s\n", t->id, r->resolved_region ? r->resolved_region : "?");
+			continue;
+		}
+		char *name = irfw_escape_text(t->name_tag);
+		if (t->skipped_state) {
+			printf("%s%s%s%s  %s: not handled\n", t->id, name ? " (" : "", name ? name : "",
+			       name ? ")" : "", t->state ? t->state : "gone");
+			free(name);
+			continue;
+		}
+		size_t ok = 0, sk = 0, fl = 0;
+		for (size_t k = 0; k < t->n_results; k++)
+			if (!t->results[k].ran)
+				continue;
+			else if (t->results[k].status == IRFW_OK)
+				ok++;
+			else if (t->results[k].status == IRFW_SKIPPED)
+				sk++;
+			else
+				fl++;
+		const char *cause;
+		irfw_containment c = irfw_target_containment(t, &cause);
+		char *ecause = irfw_escape_text(cause);
+		printf("%s%s%s%s  %s%s%s  (%zu ok, %zu skipped, %zu failed)\n", t->id, name ? " (" : "",
+		       name ? name : "", name ? ")" : "", irfw_containment_outcome(c), ecause && *ecause ? ": " : "",
+		       ecause ? ecause : "", ok, sk, fl);
+		free(ecause);
+		free(name);
+		for (size_t k = 0; k < t->n_results; k++) {
+			const struct irfw_step_result *res = &t->results[k];
+			char *detail = irfw_escape_text(res->detail);
+			char *aerr = irfw_escape_text(res->aws_error);
+			printf("  %-8s %-14s %s%s%s%s%s%s\n", result_word(res), res->step, detail ? detail : "",
+			       aerr ? " [" : "", aerr ? aerr : "", res->request_id ? ", request " : "",
+			       res->request_id ? res->request_id : "", aerr ? "]" : "");
+			free(detail);
+			free(aerr);
+		}
+		if (t->rec)
+			printf("  evidence: %s\n", irfw_case_dir(t->rec));
+	}
+}
+
+void irfw_report_json(struct irfw_run *r)
+{
+	cJSON *doc = cJSON_CreateObject();
+	cJSON_AddStringToObject(doc, "case_id", r->case_id_resolved ? r->case_id_resolved : "");
+	if (r->account_id)
+		cJSON_AddStringToObject(doc, "account_id", r->account_id);
+	if (r->resolved_region)
+		cJSON_AddStringToObject(doc, "region", r->resolved_region);
+	cJSON_AddBoolToObject(doc, "dry_run", r->dry_run);
+	cJSON *arr = cJSON_AddArrayToObject(doc, "instances");
+	for (size_t i = 0; i < r->batch.n; i++) {
+		struct irfw_target *t = r->batch.targets[i];
+		cJSON *it = cJSON_CreateObject();
+		cJSON_AddStringToObject(it, "instance_id", t->id);
+		cJSON_AddBoolToObject(it, "found", t->found);
+		if (t->state)
+			cJSON_AddStringToObject(it, "state", t->state);
+		if (t->found)
+			cJSON_AddBoolToObject(it, "handled", !t->skipped_state);
+		if (t->found && !t->skipped_state)
+			cJSON_AddItemToObject(it, "containment", containment_json(t));
+		if (t->rec) {
+			cJSON_AddStringToObject(it, "case_dir", irfw_case_dir(t->rec));
+			cJSON_AddStringToObject(it, "manifest", irfw_case_manifest_path(t->rec));
+		}
+		cJSON *steps = cJSON_AddArrayToObject(it, "steps");
+		for (size_t k = 0; k < t->n_results; k++)
+			cJSON_AddItemToArray(steps, result_json(&t->results[k]));
+		cJSON_AddItemToArray(arr, it);
+	}
+	char *out = cJSON_Print(doc);
+	if (out)
+		puts(out);
+	free(out);
+	cJSON_Delete(doc);
+}
+

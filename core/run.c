@@ -1,0 +1,772 @@
+/*
+ * run.c - a run: the configuration and the plugins loaded and checked, the
+ * instances described once (DescribeInstances), the case records opened,
+ * every step prepared, the pipeline scheduled, and the outcome decided.
+ */
+#define _GNU_SOURCE
+#include "config.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "caserec.h"
+#include "internal.h"
+#include "aws/credentials.h"
+#include "aws/ratelimit.h"
+#include "sdk_json.h"
+
+#ifndef IRFW_PLUGINDIR
+#define IRFW_PLUGINDIR "/usr/lib/irfw/plugins"
+#endif
+
+/* ------------------------------------------------------------------ */
+/* Globals.                                                            */
+
+const char *irfw_run_global(const struct irfw_run *r, const char *key)
+{
+	struct {
+		const char *key, *val;
+	} cli[] = {{"region", r->region}, {"profile", r->profile}, {"bucket", r->bucket},
+	           {"topic", r->topic},   {"sgid", r->sgid},     {"evidence_dir", r->evidence_dir_opt}};
+	for (size_t i = 0; i < sizeof(cli) / sizeof(cli[0]); i++)
+		if (cli[i].val && strcmp(cli[i].key, key) == 0)
+			return cli[i].val;
+	if (strcmp(key, "region") == 0 && r->resolved_region)
+		return r->resolved_region;
+	const struct irfw_kv_line *kv = irfw_section_find(r->global, key);
+	if (kv)
+		return kv->value;
+	const struct irfw_option *o = irfw_option_find(irfw_global_options(), key);
+	return o ? o->def : NULL;
+}
+
+const char *irfw_global_get(const irfw_step *step, const char *key)
+{
+	return irfw_run_global(step->run, key);
+}
+
+/* ------------------------------------------------------------------ */
+/* Loading.                                                            */
+
+int irfw_run_init(struct irfw_run *r)
+{
+	memset(r, 0, sizeof(*r));
+	pthread_mutex_init(&r->memo_lock, NULL);
+	pthread_cond_init(&r->memo_cond, NULL);
+	r->started = time(NULL);
+	r->batch.run = r;
+	return 0;
+}
+
+static char *dir_of(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	if (!slash)
+		return strdup(".");
+	if (slash == path)
+		return strdup("/");
+	return strndup(path, (size_t)(slash - path));
+}
+
+static void add_dir(char ***dirs, size_t *n, char *dir)
+{
+	if (!dir)
+		return;
+	char **v = realloc(*dirs, (*n + 2) * sizeof(*v));
+	if (!v) {
+		free(dir);
+		return;
+	}
+	*dirs = v;
+	v[(*n)++] = dir;
+	v[*n] = NULL;
+}
+
+/* Search path: plugin_path (relative to the INI file's folder),
+ * $IRFW_PLUGIN_PATH, then the installed plugin folder. */
+static void plugin_dirs(struct irfw_run *r, char ***dirs, size_t *n)
+{
+	*dirs = NULL;
+	*n = 0;
+	const struct irfw_kv_line *pp = irfw_section_find(r->global, "plugin_path");
+	if (pp && r->cfg.path) {
+		char **list = NULL;
+		irfw_split_list(pp->value, &list);
+		char *base = dir_of(r->cfg.path);
+		for (char **p = list; p && *p; p++)
+			add_dir(dirs, n, **p == '/' ? strdup(*p) : irfw_strfmt("%s/%s", base, *p));
+		free(base);
+		irfw_strv_free(list);
+	}
+	const char *env = getenv("IRFW_PLUGIN_PATH");
+	if (env && *env) {
+		char *copy = strdup(env), *save = NULL;
+		for (char *t = copy ? strtok_r(copy, ":", &save) : NULL; t; t = strtok_r(NULL, ":", &save))
+			add_dir(dirs, n, strdup(t));
+		free(copy);
+	}
+	add_dir(dirs, n, strdup(IRFW_PLUGINDIR));
+}
+
+static bool in_list(char **list, const char *s)
+{
+	for (char **p = list; p && *p; p++)
+		if (strcmp(*p, s) == 0)
+			return true;
+	return false;
+}
+
+static void print_config_errors(const struct irfw_config *cfg)
+{
+	size_t shown = cfg->n_errors > 20 ? 20 : cfg->n_errors;
+	for (size_t i = 0; i < shown; i++)
+		irfw_logf(IRFW_LOG_ERROR, NULL, "%s", cfg->errors[i]);
+	if (cfg->n_errors > shown)
+		irfw_logf(IRFW_LOG_ERROR, NULL, "... and %zu more configuration errors", cfg->n_errors - shown);
+}
+
+static int add_step(struct irfw_run *r, const char *name, int line)
+{
+	struct irfw_config *cfg = &r->cfg;
+	for (size_t i = 0; i < r->n_steps; i++)
+		if (strcmp(r->steps[i]->name, name) == 0) {
+			irfw_config_error(cfg, line, "[irfw] pipeline lists step '%s' twice", name);
+			return -1;
+		}
+	if (!irfw_valid_module_name(name)) {
+		irfw_config_error(cfg, line, "[irfw] pipeline step '%s' is not a valid name ([a-z0-9_]+)", name);
+		return -1;
+	}
+	struct irfw_step *s = calloc(1, sizeof(*s));
+	struct irfw_step **v = s ? realloc(r->steps, (r->n_steps + 1) * sizeof(*v)) : NULL;
+	if (!v) {
+		free(s);
+		return -1;
+	}
+	r->steps = v;
+	r->steps[r->n_steps++] = s;
+	s->run = r;
+	s->name = strdup(name);
+	s->sec = irfw_config_section(cfg, name);
+	const struct irfw_kv_line *pl = irfw_section_find(s->sec, "plugin");
+	const char *modname = pl ? pl->value : name;
+	char err[1024];
+	s->mod = irfw_loader_get(&r->loader, modname, err, sizeof(err));
+	if (!s->mod) {
+		irfw_config_error(cfg, pl ? pl->line : line, "step '%s': %s", name, err);
+		return -1;
+	}
+	if (s->sec) {
+		irfw_config_validate(cfg, s->sec, s->mod->vt.options, irfw_step_options);
+	} else {
+		/* No section (inih reports none that holds no key): name the
+		 * step and its pipeline line. */
+		for (const struct irfw_option *o = s->mod->vt.options; o && o->name; o++)
+			if (o->flags & IRFW_OPT_REQUIRED)
+				irfw_config_error(cfg, line,
+				                  "step '%s' has no [%s] section with keys, and its plugin %s requires '%s'",
+				                  name, name, s->mod->name, o->name);
+	}
+	const char *oe = irfw_step_get(s, "on_error");
+	s->stop_on_error = oe && strcmp(oe, "stop") == 0;
+	/* A 1.0 module's copy is zero past its size: phase unset. */
+	s->phase = s->mod->vt.phase >= IRFW_PHASE_CONTAIN && s->mod->vt.phase <= IRFW_PHASE_REPORT
+	               ? s->mod->vt.phase
+	               : IRFW_PHASE_PRESERVE;
+	const struct irfw_kv_line *ph = irfw_section_find(s->sec, "phase");
+	if (ph)
+		s->phase = strcmp(ph->value, "contain") == 0    ? IRFW_PHASE_CONTAIN
+		           : strcmp(ph->value, "report") == 0 ? IRFW_PHASE_REPORT
+		                                              : IRFW_PHASE_PRESERVE;
+	return 0;
+}
+
+const char *irfw_phase_name(irfw_phase p)
+{
+	return p == IRFW_PHASE_CONTAIN ? "contain" : p == IRFW_PHASE_REPORT ? "report" : "preserve";
+}
+
+/* Only the plugin search path, for `irfw plugins` without a usable
+ * configuration. */
+static int loader_only(struct irfw_run *r)
+{
+	char **dirs;
+	size_t n_dirs;
+	plugin_dirs(r, &dirs, &n_dirs);
+	return irfw_loader_init(&r->loader, dirs, n_dirs);
+}
+
+/* The values an operator types that name AWS things, checked for syntax
+ * before anything is loaded or sent: a typo is a usage error (exit 2), not
+ * a failed step after the instance was already changed. */
+static void check_global_values(struct irfw_run *r)
+{
+	static const struct {
+		const char *key, *flag, *what;
+		bool (*valid)(const char *);
+	} checks[] = {
+		{"sgid", "-g/--sgid", "is not a security group id (sg- and 8 or 17 hex digits)", irfw_valid_sg_id},
+		{"topic", "-t/--topic", "is not an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME)",
+		 irfw_valid_topic_arn},
+		{"bucket", "-b/--bucket", "is not an S3 bucket name (3-63 of a-z 0-9 . -)", irfw_valid_bucket},
+		{"region", "-r/--region", "is not an AWS region (like us-east-1)", irfw_valid_region},
+	};
+	const char *cli[] = {r->sgid, r->topic, r->bucket, r->region};
+	static const char *const no_vars[] = {NULL};
+	for (size_t i = 0; i < sizeof(checks) / sizeof(checks[0]); i++) {
+		if (cli[i] && !checks[i].valid(cli[i])) {
+			char *e = irfw_escape_text(cli[i]);
+			irfw_logf(IRFW_LOG_ERROR, NULL, "%s '%s' %s", checks[i].flag, e ? e : "", checks[i].what);
+			free(e);
+			r->usage_error = true;
+		}
+		const struct irfw_kv_line *kv = irfw_section_find(r->global, checks[i].key);
+		/* A template is checked when it is expanded. */
+		if (!cli[i] && kv && irfw_template_check_vars(kv->value, no_vars) == NULL && !checks[i].valid(kv->value))
+			irfw_config_error(&r->cfg, kv->line, "[irfw] %s = %s %s", checks[i].key, kv->value,
+			                  checks[i].what);
+	}
+	/* Rate limits, so that a typo is exit 2 with its line, not a client
+	 * that cannot start. */
+	for (size_t i = 0; i < irfw_ratelimit_class_count(); i++) {
+		char key[64];
+		double cap, rate;
+		snprintf(key, sizeof(key), "ratelimit.%s", irfw_ratelimit_class_name(i));
+		const struct irfw_kv_line *kv = irfw_section_find(r->global, key);
+		if (kv && irfw_ratelimit_parse_spec(kv->value, &cap, &rate) != 0)
+			irfw_config_error(&r->cfg, kv->line,
+			                  "[irfw] %s = %s: expected CAPACITY/REFILL_PER_SECOND, e.g. 50/5", key, kv->value);
+	}
+	/* The case id is made before any instance is known. */
+	static const char *const case_vars[] = {"account_id", "region", "date", "time", NULL};
+	const struct irfw_kv_line *cid = irfw_section_find(r->global, "case_id");
+	const char *why = cid ? irfw_template_check_vars(cid->value, case_vars) : NULL;
+	if (why)
+		irfw_config_error(&r->cfg, cid->line, "[irfw] case_id = %s: %s", cid->value, why);
+}
+
+int irfw_run_load(struct irfw_run *r, bool init_steps)
+{
+	struct irfw_config *cfg = &r->cfg;
+	if (!r->conf_path) {
+		if (!init_steps && loader_only(r) == 0)
+			return IRFW_RUN_OK;
+		irfw_logf(IRFW_LOG_ERROR, NULL, "no configuration file");
+		return IRFW_RUN_USAGE;
+	}
+	if (irfw_config_load(r->conf_path, cfg) != 0) {
+		if (!init_steps) {
+			print_config_errors(cfg);
+			return loader_only(r) == 0 ? IRFW_RUN_OK : IRFW_RUN_USAGE;
+		}
+		goto bad;
+	}
+	r->global = irfw_config_section(cfg, "irfw");
+	if (!r->global) {
+		irfw_config_error(cfg, 0, "no [irfw] section (it holds the pipeline and the global settings)");
+		goto bad;
+	}
+	irfw_config_validate(cfg, r->global, irfw_global_options(), NULL);
+	long jobs = 0;
+	if (!irfw_parse_long(irfw_run_global(r, "jobs"), &jobs) || jobs < 1 || jobs > 64) {
+		const struct irfw_kv_line *kv = irfw_section_find(r->global, "jobs");
+		irfw_config_error(cfg, kv ? kv->line : 0, "[irfw] jobs must be between 1 and 64");
+	}
+	if (!r->jobs)
+		r->jobs = jobs;
+	check_global_values(r);
+	if (cfg->n_errors || r->usage_error)
+		goto bad;
+
+	char **dirs;
+	size_t n_dirs;
+	plugin_dirs(r, &dirs, &n_dirs);
+	if (irfw_loader_init(&r->loader, dirs, n_dirs) != 0) {
+		irfw_config_error(cfg, 0, "libltdl failed to initialise");
+		goto bad;
+	}
+
+	/* `irfw plugins` needs the search path, not the pipeline. */
+	if (!init_steps)
+		return IRFW_RUN_OK;
+	const struct irfw_kv_line *pl = irfw_section_find(r->global, "pipeline");
+	char **names = NULL;
+	size_t n = irfw_split_list(pl->value, &names);
+	if (n == 0)
+		irfw_config_error(cfg, pl->line, "[irfw] pipeline is empty");
+	for (char **p = r->only; p && *p; p++)
+		if (!in_list(names, *p))
+			irfw_config_error(cfg, pl->line, "--only %s: no such step in the pipeline (%s)", *p, pl->value);
+	for (char **p = r->skip; p && *p; p++)
+		if (!in_list(names, *p))
+			irfw_config_error(cfg, pl->line, "--skip %s: no such step in the pipeline (%s)", *p, pl->value);
+	for (size_t i = 0; i < n; i++) {
+		if ((r->only && !in_list(r->only, names[i])) || in_list(r->skip, names[i]))
+			continue;
+		add_step(r, names[i], pl->line);
+	}
+	/* A section nobody reads is most often a typo of a step's name. */
+	for (size_t i = 0; i < cfg->n_sections; i++) {
+		const char *sn = cfg->sections[i].name;
+		if (strcmp(sn, "irfw") != 0 && !in_list(names, sn))
+			irfw_logf(IRFW_LOG_DEBUG, NULL, "%s:%d: section [%s] is not in the pipeline; ignored", cfg->path,
+			          cfg->sections[i].line, sn);
+	}
+	irfw_strv_free(names);
+	if (cfg->n_errors)
+		goto bad;
+	for (size_t i = 0; i < r->n_steps; i++) {
+		struct irfw_step *s = r->steps[i];
+		if (s->mod->vt.init && s->mod->vt.init(s, &s->state) != 0) {
+			s->init_failed = true;
+			if (!cfg->n_errors)
+				irfw_config_error(cfg, s->sec ? s->sec->line : 0, "step '%s' refused its configuration",
+				                  s->name);
+		}
+		s->initialised = !s->init_failed;
+	}
+	if (cfg->n_errors)
+		goto bad;
+	return IRFW_RUN_OK;
+bad:
+	print_config_errors(cfg);
+	return IRFW_RUN_USAGE;
+}
+
+int irfw_run_add_target(struct irfw_run *r, const char *id)
+{
+	if (!irfw_valid_instance_id(id)) {
+		irfw_logf(IRFW_LOG_ERROR, NULL,
+		          "'%s' is not an instance id (expected i- followed by 8 or 17 lowercase hex digits)", id);
+		return IRFW_RUN_USAGE;
+	}
+	for (size_t i = 0; i < r->batch.n; i++)
+		if (strcmp(r->batch.targets[i]->id, id) == 0)
+			return IRFW_RUN_OK; /* the same instance twice is handled once */
+	struct irfw_target *t = calloc(1, sizeof(*t));
+	struct irfw_target **v = t ? realloc(r->batch.targets, (r->batch.n + 1) * sizeof(*v)) : NULL;
+	if (!v) {
+		free(t);
+		return IRFW_RUN_USAGE;
+	}
+	r->batch.targets = v;
+	t->run = r;
+	t->id = strdup(id);
+	r->batch.targets[r->batch.n++] = t;
+	return IRFW_RUN_OK;
+}
+
+static const char *tag_value(const cJSON *inst, const char *key)
+{
+	const cJSON *tags = cJSON_GetObjectItemCaseSensitive(inst, "tagSet");
+	const cJSON *tag;
+	cJSON_ArrayForEach(tag, tags)
+	{
+		const cJSON *k = cJSON_GetObjectItemCaseSensitive(tag, "key");
+		const cJSON *v = cJSON_GetObjectItemCaseSensitive(tag, "value");
+		if (cJSON_IsString(k) && cJSON_IsString(v) && strcmp(k->valuestring, key) == 0)
+			return v->valuestring;
+	}
+	return NULL;
+}
+
+static struct irfw_target *find_target(struct irfw_run *r, const char *id)
+{
+	for (size_t i = 0; i < r->batch.n; i++)
+		if (strcmp(r->batch.targets[i]->id, id) == 0)
+			return r->batch.targets[i];
+	return NULL;
+}
+
+/* DescribeInstances once for the whole batch.  The instance-id filter,
+ * unlike InstanceId.N, answers for the ids that exist instead of failing
+ * the whole call for one typo. */
+static int describe_targets(struct irfw_run *r)
+{
+	const size_t chunk = 200;
+	for (size_t start = 0; start < r->batch.n; start += chunk) {
+		cJSON *p = cJSON_CreateObject();
+		cJSON *filters = cJSON_AddArrayToObject(p, "Filter");
+		cJSON *f = cJSON_CreateObject();
+		cJSON_AddStringToObject(f, "Name", "instance-id");
+		cJSON *vals = cJSON_AddArrayToObject(f, "Value");
+		for (size_t i = start; i < r->batch.n && i < start + chunk; i++)
+			cJSON_AddItemToArray(vals, cJSON_CreateString(r->batch.targets[i]->id));
+		cJSON_AddItemToArray(filters, f);
+		char *token = NULL;
+		do {
+			if (token) {
+				cJSON_DeleteItemFromObjectCaseSensitive(p, "NextToken");
+				cJSON_AddStringToObject(p, "NextToken", token);
+			}
+			free(token);
+			token = NULL;
+			struct irfw_aws_error e;
+			char rid[128];
+			cJSON *res = NULL;
+			if (irfw_aws_request(r->aws, r->resolved_region, "ec2", "DescribeInstances", p, false, &res, &e,
+			                     rid) != 0) {
+				irfw_logf(IRFW_LOG_ERROR, NULL, "DescribeInstances: %s: %s (request %s)", e.code, e.message,
+				          e.request_id[0] ? e.request_id : "-");
+				cJSON_Delete(p);
+				return -1;
+			}
+			const cJSON *resv;
+			cJSON_ArrayForEach(resv, cJSON_GetObjectItemCaseSensitive(res, "reservationSet"))
+			{
+				const cJSON *inst;
+				cJSON_ArrayForEach(inst, cJSON_GetObjectItemCaseSensitive(resv, "instancesSet"))
+				{
+					const cJSON *id = cJSON_GetObjectItemCaseSensitive(inst, "instanceId");
+					struct irfw_target *t = cJSON_IsString(id) ? find_target(r, id->valuestring) : NULL;
+					if (!t || t->found)
+						continue;
+					t->found = true;
+					t->instance = cJSON_Duplicate(inst, true);
+					t->state = irfw_strdup(
+					    irfw_json_str(cJSON_GetObjectItemCaseSensitive(inst, "instanceState"), "name"));
+					const cJSON *vpc = cJSON_GetObjectItemCaseSensitive(inst, "vpcId");
+					t->vpc_id = cJSON_IsString(vpc) ? strdup(vpc->valuestring) : NULL;
+					t->name_tag = irfw_strdup(tag_value(inst, "Name"));
+				}
+			}
+			const cJSON *nt = cJSON_GetObjectItemCaseSensitive(res, "nextToken");
+			if (cJSON_IsString(nt) && *nt->valuestring)
+				token = strdup(nt->valuestring);
+			cJSON_Delete(res);
+		} while (token);
+		cJSON_Delete(p);
+	}
+	return 0;
+}
+
+static int resolve_case_id(struct irfw_run *r)
+{
+	const char *err = NULL;
+	if (r->case_id) {
+		r->case_id_resolved = strdup(r->case_id);
+	} else {
+		struct irfw_vars v = {.account_id = r->account_id, .region = r->resolved_region, .now = r->started};
+		r->case_id_resolved = irfw_template_expand(irfw_run_global(r, "case_id"), &v, &err);
+	}
+	const char *c = r->case_id_resolved;
+	bool ok = c && *c && strlen(c) <= 128 && strcmp(c, ".") != 0 && strcmp(c, "..") != 0;
+	for (; ok && *c; c++)
+		ok = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+		     strchr("._-:", *c);
+	if (!ok) {
+		irfw_logf(IRFW_LOG_ERROR, NULL, "case id '%s' %s; use letters, digits and . _ - : (at most 128)",
+		          r->case_id_resolved ? r->case_id_resolved : "", err ? err : "is not valid");
+		return -1;
+	}
+	return 0;
+}
+
+/* Every step's prepare, before any change.  Returns 0, 1 (an error) or 2
+ * (the operator's input is wrong: irfw_step_error was called). */
+static int call_prepare(struct irfw_run *r)
+{
+	int rc = 0;
+	r->preparing = true;
+	for (size_t i = 0; i < r->n_steps && rc == 0; i++) {
+		struct irfw_step *s = r->steps[i];
+		if (!s->mod->vt.prepare)
+			continue;
+		for (size_t k = 0; k < r->batch.n; k++)
+			r->batch.targets[k]->cur = s;
+		if (s->mod->vt.prepare(&r->batch, s->state) != 0 || r->prepare_usage_error) {
+			irfw_logf(IRFW_LOG_ERROR, s->name, "preparing the batch failed; nothing was changed");
+			rc = r->prepare_usage_error ? IRFW_RUN_USAGE : IRFW_RUN_STEP_FAILED;
+		}
+	}
+	for (size_t k = 0; k < r->batch.n; k++)
+		r->batch.targets[k]->cur = NULL;
+	r->preparing = false;
+	return rc;
+}
+
+/* A file holding secrets that group or others can read: say so (a warning,
+ * not a refusal: the file is the site's business, the warning ours). */
+static void warn_if_readable(const char *path, const char *what)
+{
+	struct stat st;
+	if (path && stat(path, &st) == 0 && (st.st_mode & (S_IRGRP | S_IROTH)))
+		irfw_logf(IRFW_LOG_WARN, NULL, "%s %s is readable by %s (mode %04o): chmod go-r %s", what, path,
+		          (st.st_mode & S_IROTH) ? "anyone" : "its group", (unsigned)(st.st_mode & 07777), path);
+}
+
+/* The site file, when one of its steps holds a secret value inline. */
+static void warn_readable_secrets(struct irfw_run *r)
+{
+	for (size_t i = 0; i < r->n_steps; i++) {
+		const struct irfw_step *s = r->steps[i];
+		for (const struct irfw_option *o = s->mod->vt.options; o && o->name; o++)
+			if ((o->flags & IRFW_OPT_SECRET) && irfw_section_find(s->sec, o->name)) {
+				char *what = irfw_strfmt("the site file, holding [%s] %s,", s->name, o->name);
+				warn_if_readable(r->cfg.path, what ? what : "the site file");
+				free(what);
+				return;
+			}
+	}
+}
+
+static long global_long(const struct irfw_run *r, const char *key)
+{
+	long v;
+	const char *s = irfw_run_global(r, key);
+	return s && irfw_parse_long(s, &v) && v > 0 ? v : 0;
+}
+
+/* The AWS client, configured from the command line and [irfw]. */
+static int aws_client(struct irfw_run *r, char *err, size_t errlen)
+{
+	bool path_style = false;
+	const char *ps = irfw_run_global(r, "s3_path_style");
+	struct irfw_aws_config c = {
+	    .region = irfw_run_global(r, "region"),
+	    .profile = irfw_run_global(r, "profile"),
+	    .endpoint_url = irfw_run_global(r, "endpoint_url"),
+	    .ca_file = irfw_run_global(r, "ca_file"),
+	    .connect_timeout = global_long(r, "connect_timeout"),
+	    .timeout = global_long(r, "timeout"),
+	    .max_attempts = (int)global_long(r, "max_attempts"),
+	    .s3_path_style = ps && irfw_parse_bool(ps, &path_style) && path_style,
+	};
+	char key[64];
+	for (size_t i = 0; i < irfw_ratelimit_class_count() && i < sizeof(c.ratelimit) / sizeof(c.ratelimit[0]); i++) {
+		snprintf(key, sizeof(key), "ratelimit.%s", irfw_ratelimit_class_name(i));
+		const struct irfw_kv_line *kv = irfw_section_find(r->global, key);
+		c.ratelimit[i] = kv ? kv->value : NULL;
+	}
+	return irfw_aws_new(&c, &r->aws, err, errlen);
+}
+
+int irfw_run_execute(struct irfw_run *r, bool json, bool check_only)
+{
+	char err[1024] = "";
+	int status = IRFW_RUN_OK;
+	if (aws_client(r, err, sizeof(err)) != 0) {
+		irfw_logf(IRFW_LOG_ERROR, NULL, "%s", err);
+		return IRFW_RUN_USAGE;
+	}
+	r->resolved_region = strdup(irfw_aws_region(r->aws));
+	warn_readable_secrets(r);
+	char *creds = irfw_shared_credentials_path();
+	warn_if_readable(creds, "the AWS credentials file");
+	free(creds);
+
+	/* Who is acting: the account keys names and rate limits, the ARN goes
+	 * into the case record. */
+	struct irfw_aws_error e;
+	char rid[128];
+	cJSON *who = NULL;
+	if (irfw_aws_request(r->aws, r->resolved_region, "sts", "GetCallerIdentity", NULL, false, &who, &e, rid) != 0) {
+		irfw_logf(IRFW_LOG_ERROR, NULL, "sts:GetCallerIdentity: %s: %s (request %s)", e.code, e.message,
+		          e.request_id[0] ? e.request_id : "-");
+		return e.http_status == 403 || e.http_status == 401 ? IRFW_RUN_USAGE : IRFW_RUN_STEP_FAILED;
+	}
+	const cJSON *res = cJSON_GetObjectItemCaseSensitive(who, "GetCallerIdentityResult");
+	const cJSON *acct = cJSON_GetObjectItemCaseSensitive(res, "Account");
+	const cJSON *arn = cJSON_GetObjectItemCaseSensitive(res, "Arn");
+	r->account_id = cJSON_IsString(acct) ? strdup(acct->valuestring) : NULL;
+	r->caller_arn = cJSON_IsString(arn) ? strdup(arn->valuestring) : NULL;
+	cJSON_Delete(who);
+	if (r->account_id)
+		irfw_aws_set_account(r->aws, r->account_id);
+	if (!r->account_id) {
+		irfw_logf(IRFW_LOG_ERROR, NULL, "sts:GetCallerIdentity returned no account id");
+		return IRFW_RUN_STEP_FAILED;
+	}
+	irfw_logf(IRFW_LOG_INFO, NULL, "acting as %s in account %s, region %s", r->caller_arn ? r->caller_arn : "?",
+	          r->account_id, r->resolved_region);
+	if (check_only && r->batch.n == 0) {
+		printf("configuration, plugins and credentials are fine (%zu steps)\n", r->n_steps);
+		return IRFW_RUN_OK;
+	}
+
+	if (resolve_case_id(r) != 0)
+		return IRFW_RUN_USAGE;
+	if (describe_targets(r) != 0)
+		return IRFW_RUN_STEP_FAILED;
+	size_t found = 0;
+	for (size_t i = 0; i < r->batch.n; i++) {
+		struct irfw_target *t = r->batch.targets[i];
+		if (!t->found) {
+			irfw_logf(IRFW_LOG_ERROR, t->id, "instance not found in account %s, region %s", r->account_id,
+			          r->resolved_region);
+			status = IRFW_RUN_NOT_HANDLED;
+			continue;
+		}
+		if (t->state && (strcmp(t->state, "terminated") == 0 || strcmp(t->state, "shutting-down") == 0)) {
+			/* Nothing left to contain; its volumes are going or gone.
+			 * Steps never see it: no instance, no VPC. */
+			irfw_logf(IRFW_LOG_ERROR, t->id, "instance is %s: nothing to contain or preserve; not handled",
+			          t->state);
+			t->skipped_state = true;
+			cJSON_Delete(t->instance);
+			t->instance = NULL;
+			free(t->vpc_id);
+			t->vpc_id = NULL;
+			status = IRFW_RUN_NOT_HANDLED;
+			continue;
+		}
+		found++;
+	}
+	/* A dry run changes nothing, not even the evidence folder: what its
+	 * steps read is dropped, as for `irfw check`. */
+	if (!check_only && !r->dry_run) {
+		const char *ev = irfw_run_global(r, "evidence_dir");
+		cJSON *info = cJSON_CreateObject();
+		char ts[32];
+		irfw_iso_now(ts);
+		cJSON_AddStringToObject(info, "tool", "irfw");
+		cJSON_AddStringToObject(info, "version", PACKAGE_VERSION);
+		cJSON_AddStringToObject(info, "started", ts);
+		cJSON_AddStringToObject(info, "caller_arn", r->caller_arn ? r->caller_arn : "");
+		cJSON_AddStringToObject(info, "account_id", r->account_id);
+		cJSON_AddStringToObject(info, "region", r->resolved_region);
+		cJSON_AddBoolToObject(info, "dry_run", r->dry_run);
+		char host[256] = "";
+		gethostname(host, sizeof(host) - 1);
+		cJSON_AddStringToObject(info, "host", host);
+		cJSON *steps = cJSON_AddArrayToObject(info, "pipeline");
+		for (size_t i = 0; i < r->n_steps; i++)
+			cJSON_AddItemToArray(steps, cJSON_CreateString(r->steps[i]->name));
+		for (size_t i = 0; i < r->batch.n; i++) {
+			struct irfw_target *t = r->batch.targets[i];
+			if (!t->found || t->skipped_state)
+				continue;
+			if (irfw_case_open(ev, r->case_id_resolved, t->id, info, &t->rec, err, sizeof(err)) != 0) {
+				/* Containment goes first and alone: a full or unwritable
+				 * evidence folder must not keep the instance open.  The
+				 * steps that need the record say so when they fail. */
+				irfw_logf(IRFW_LOG_WARN, t->id,
+				          "no case record: %s; containment goes on, but evidence and records of this "
+				          "instance cannot be kept (free the folder or give --evidence-dir, then run "
+				          "again with --case-id %s to complete the case)",
+				          err, r->case_id_resolved);
+				t->rec = NULL;
+				continue;
+			}
+			irfw_containment_load(t);
+			/* The instance as found is the first piece of evidence. */
+			char *desc = cJSON_Print(t->instance);
+			if (desc) {
+				irfw_case_artifact_add(t->rec, "core", "describe-instance.json", "application/json", desc,
+				                       strlen(desc));
+				free(desc);
+			}
+		}
+		cJSON_Delete(info);
+		irfw_logf(IRFW_LOG_INFO, NULL, "case %s: %zu instance(s), %zu step(s) each", r->case_id_resolved,
+		          found, r->n_steps);
+	} else if (r->dry_run && !check_only) {
+		irfw_logf(IRFW_LOG_INFO, NULL,
+		          "dry run of case %s: %zu instance(s), %zu step(s) each; nothing is changed and no case "
+		          "record is written",
+		          r->case_id_resolved, found, r->n_steps);
+	}
+	if (found) {
+		int prc = call_prepare(r);
+		if (prc != 0)
+			return prc;
+	}
+
+	irfw_schedule(r, found, check_only);
+
+	/* The most important news decides the exit status: an instance left
+	 * open (4), then a failed step (1), then an instance not handled (3). */
+	bool failed = false, open = false;
+	for (size_t i = 0; i < r->batch.n; i++) {
+		struct irfw_target *t = r->batch.targets[i];
+		for (size_t k = 0; k < t->n_results; k++)
+			if (t->results[k].ran && t->results[k].status == IRFW_FAILED)
+				failed = true;
+		if (t->found && !t->skipped_state && !r->dry_run && !check_only) {
+			irfw_containment c = irfw_target_containment(t, NULL);
+			open = open || c == IRFW_PARTIALLY_CONTAINED || c == IRFW_NOT_CONTAINED;
+		}
+	}
+	if (open)
+		status = IRFW_RUN_NOT_CONTAINED;
+	else if (failed)
+		status = IRFW_RUN_STEP_FAILED;
+	if (json)
+		irfw_report_json(r);
+	else
+		irfw_report_text(r);
+	return status;
+}
+
+
+void irfw_run_free(struct irfw_run *r)
+{
+	for (size_t i = 0; i < r->n_steps; i++) {
+		struct irfw_step *s = r->steps[i];
+		if (s->initialised && s->mod->vt.fini)
+			s->mod->vt.fini(s->state);
+		free(s->name);
+		free(s);
+	}
+	free(r->steps);
+	for (size_t i = 0; i < r->batch.n; i++) {
+		struct irfw_target *t = r->batch.targets[i];
+		for (size_t k = 0; k < t->n_results; k++) {
+			free(t->results[k].detail);
+			free(t->results[k].aws_error);
+			free(t->results[k].request_id);
+			cJSON_Delete(t->results[k].request_ids);
+			cJSON_Delete(t->results[k].unchecked);
+		}
+		free(t->results);
+		for (size_t k = 0; k < t->n_facts; k++) {
+			free(t->facts[k].key);
+			free(t->facts[k].value);
+		}
+		free(t->facts);
+		if (t->rec)
+			irfw_case_close(t->rec);
+		cJSON_Delete(t->instance);
+		free(t->vpc_id);
+		free(t->name_tag);
+		free(t->notes);
+		free(t->state);
+		for (size_t k = 0; k < t->n_cont; k++) {
+			free(t->cont[k].step);
+			free(t->cont[k].cause);
+		}
+		free(t->cont);
+		free(t->cont_cause);
+		free(t->id);
+		free(t);
+	}
+	free(r->batch.targets);
+	for (size_t i = 0; i < r->n_memo; i++) {
+		free(r->memo[i].key);
+		free(r->memo[i].value);
+	}
+	free(r->memo);
+	if (r->aws)
+		irfw_aws_free(r->aws);
+	/* Modules are closed after every step's fini has run. */
+	char **dirs = r->loader.dirs;
+	irfw_loader_fini(&r->loader);
+	irfw_strv_free(dirs);
+	irfw_config_free(&r->cfg);
+	free(r->resolved_region);
+	free(r->account_id);
+	free(r->caller_arn);
+	free(r->case_id_resolved);
+	free(r->evidence_dir);
+	pthread_mutex_destroy(&r->memo_lock);
+	pthread_cond_destroy(&r->memo_cond);
+	irfw_log_clear_secrets();
+}
+

@@ -1,0 +1,107 @@
+/*
+ * sdk_evidence.c - evidence and records of a step, in the case record.
+ */
+#define _GNU_SOURCE
+#include "config.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "caserec.h"
+#include "internal.h"
+#include "aws/credentials.h"
+#include "aws/ratelimit.h"
+#include "sdk_json.h"
+
+/* ------------------------------------------------------------------ */
+/* Evidence and record.                                                */
+
+int irfw_evidence_add(irfw_target *t, const char *name, const char *media_type, const void *data, size_t len)
+{
+	if (!t->rec && t->run->dry_run) {
+		/* `irfw check` opens no case record: what was read is dropped. */
+		irfw_log(t, IRFW_LOG_DEBUG, "check: %s (%zu bytes) not stored", name, len);
+		return 0;
+	}
+	if (!t->rec) {
+		irfw_log(t, IRFW_LOG_ERROR, "cannot store evidence %s: this instance has no case record (see the "
+		                            "warning at the start of the run)", name);
+		return -1;
+	}
+	int rc = irfw_case_artifact_add(t->rec, t->cur ? t->cur->name : "core", name, media_type, data, len);
+	if (rc != 0)
+		irfw_log(t, IRFW_LOG_ERROR, "cannot store evidence %s: %s", name, irfw_case_error(t->rec));
+	return rc;
+}
+
+size_t irfw_evidence_count(const irfw_target *t)
+{
+	return t->rec ? irfw_case_artifact_count(t->rec) : 0;
+}
+
+const char *irfw_evidence_name(const irfw_target *t, size_t i)
+{
+	return irfw_case_artifact_name(t->rec, i);
+}
+
+const char *irfw_evidence_path(const irfw_target *t, size_t i)
+{
+	return irfw_case_artifact_path(t->rec, i);
+}
+
+const char *irfw_evidence_media_type(const irfw_target *t, size_t i)
+{
+	return irfw_case_artifact_media_type(t->rec, i);
+}
+
+const char *irfw_evidence_sha256(const irfw_target *t, size_t i)
+{
+	return irfw_case_artifact_sha256(t->rec, i);
+}
+
+uint64_t irfw_evidence_size(const irfw_target *t, size_t i)
+{
+	return irfw_case_artifact_size(t->rec, i);
+}
+
+int irfw_evidence_set_location(irfw_target *t, size_t i, const char *uri, const char *version_id,
+                               const char *etag, const char *kms_key)
+{
+	return t->rec ? irfw_case_artifact_set_location(t->rec, i, uri, version_id, etag, kms_key) : -1;
+}
+
+const char *irfw_manifest_path(const irfw_target *t)
+{
+	return t->rec ? irfw_case_manifest_path(t->rec) : NULL;
+}
+
+int irfw_record(irfw_target *t, const char *key, cJSON *value)
+{
+	if (t->run->dry_run) {
+		/* Nothing was changed, so there is nothing to undo. */
+		cJSON_Delete(value);
+		return 0;
+	}
+	if (!t->rec) {
+		irfw_log(t, IRFW_LOG_ERROR, "cannot record %s: this instance has no case record", key);
+		cJSON_Delete(value);
+		return -1;
+	}
+	int rc = irfw_case_record(t->rec, t->cur ? t->cur->name : "core", key, value);
+	if (rc != 0)
+		irfw_log(t, IRFW_LOG_ERROR, "cannot record %s: %s", key, irfw_case_error(t->rec));
+	return rc;
+}
+
+const cJSON *irfw_record_get(const irfw_target *t, const char *step, const char *key)
+{
+	return t->rec ? irfw_case_record_get(t->rec, step, key) : NULL;
+}
+
