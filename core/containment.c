@@ -17,7 +17,11 @@
 #include <unistd.h>
 
 #include "caserec.h"
-#include "internal.h"
+#include "run.h"
+#include "containment.h"
+#include "base/buf.h"
+#include "base/log.h"
+#include "base/text.h"
 #include "aws/credentials.h"
 #include "aws/ratelimit.h"
 #include "sdk_json.h"

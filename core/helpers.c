@@ -9,7 +9,9 @@
 
 #include <openssl/evp.h>
 
-#include "internal.h"
+#include "base/buf.h"
+#include "base/log.h"
+#include "base/text.h"
 
 void irfw_sha256(const void *data, size_t len, char hex[65], char b64[45])
 {

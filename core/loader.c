@@ -24,7 +24,11 @@
 
 #include <ltdl.h>
 
-#include "internal.h"
+#include "loader.h"
+#include "siteconf.h"
+#include "base/buf.h"
+#include "base/log.h"
+#include "base/text.h"
 
 bool irfw_valid_module_name(const char *s)
 {

@@ -13,7 +13,12 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "internal.h"
+#include "run.h"
+#include "plugins_doc.h"
+#include "base/buf.h"
+#include "base/log.h"
+#include "base/text.h"
+#include "aws/names.h"
 #include "irfw/runner.h"
 
 struct irfw_runner {

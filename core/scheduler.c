@@ -17,7 +17,12 @@
 #include <unistd.h>
 
 #include "caserec.h"
-#include "internal.h"
+#include "run.h"
+#include "report.h"
+#include "scheduler.h"
+#include "base/buf.h"
+#include "base/log.h"
+#include "base/text.h"
 #include "aws/credentials.h"
 #include "aws/ratelimit.h"
 #include "sdk_json.h"

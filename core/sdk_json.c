@@ -20,6 +20,9 @@
 
 #include "aws/protocol.h"
 #include "sdk_json.h"
+#include "base/buf.h"
+#include "base/log.h"
+#include "base/text.h"
 
 /* Modules built for an older minor keep the wire's tree: they were written
  * to unwrap it themselves, and a minor bump must not break them. */

@@ -10,7 +10,7 @@
 
 #include <cJSON.h>
 
-#include "internal.h"
+#include "run.h"
 
 /* Most pages irfw_aws_paginate() reads of one operation. */
 #define IRFW_MAX_PAGES 1000

@@ -11,7 +11,10 @@
 
 #include <cmocka.h>
 
-#include "internal.h"
+#include "run.h"
+#include "base/buf.h"
+#include "base/text.h"
+#include "aws/names.h"
 
 static char *write_tmp(const char *text)
 {

@@ -10,7 +10,10 @@
 
 #include <cmocka.h>
 
-#include "internal.h"
+#include "run.h"
+#include "base/buf.h"
+#include "base/text.h"
+#include "aws/names.h"
 
 static const char *fixtures(void)
 {

@@ -21,7 +21,10 @@
 
 #include "aws/protocol.h"
 #include "aws/xml.h"
-#include "internal.h"
+#include "run.h"
+#include "base/buf.h"
+#include "base/text.h"
+#include "aws/names.h"
 #include "sdk_json.h"
 
 static cJSON *xml(const char *s)

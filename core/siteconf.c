@@ -22,7 +22,11 @@
 
 #include <ini.h>
 
-#include "internal.h"
+#include "siteconf.h"
+#include "base/buf.h"
+#include "base/log.h"
+#include "base/text.h"
+#include "aws/ratelimit.h"
 #include "aws/ratelimit.h"
 
 static const struct irfw_option global_base[] = {

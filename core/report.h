@@ -1,0 +1,15 @@
+/* report.h - the outcome for people and programs (report.c). */
+#ifndef IRFW_REPORT_H
+#define IRFW_REPORT_H
+
+#include "irfw/irfw.h"
+
+struct irfw_run;
+
+/* "ok", "skipped", "failed". */
+const char *irfw_status_name(irfw_status s);
+/* The run's results on standard output, as text or one JSON document. */
+void irfw_report_text(struct irfw_run *r);
+void irfw_report_json(struct irfw_run *r);
+
+#endif /* IRFW_REPORT_H */

@@ -1,0 +1,162 @@
+/*
+ * run.h - the engine's objects behind the SDK's opaque handles (a run, its
+ * steps, its batch of targets and their results), and the run's life:
+ * load, plan, execute, free (run.c; runner.c drives it).
+ */
+#ifndef IRFW_RUN_H
+#define IRFW_RUN_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <time.h>
+
+#include "irfw/irfw.h"
+#include "aws/client.h"
+#include "loader.h"
+#include "siteconf.h"
+
+struct irfw_case;
+struct irfw_aws;
+
+struct irfw_run;
+
+struct irfw_step {
+	struct irfw_run *run;
+	char *name;                 /* section name */
+	struct irfw_section *sec;   /* may be NULL when the section is absent */
+	struct irfw_module *mod;
+	void *state;
+	bool initialised;
+	bool stop_on_error;
+	bool init_failed;
+	irfw_phase phase;           /* the plugin's, or the section's `phase =` */
+};
+
+struct irfw_fact {
+	char *key, *value;
+};
+
+/* One step's containment report (irfw_containment_report). */
+struct irfw_cont_report {
+	char *step;
+	irfw_containment state;
+	char *cause;
+};
+
+struct irfw_step_result {
+	const char *step;           /* points into irfw_step */
+	const char *plugin;
+	irfw_status status;
+	char *detail;
+	char *aws_error;            /* "Code: message" or NULL */
+	char *request_id;
+	cJSON *request_ids;         /* every request id of the step's calls */
+	cJSON *unchecked;           /* dry run: changes not sent ("sns:Publish") */
+	bool not_checked;           /* `irfw check` of a plugin without check */
+	long ms;
+	irfw_phase phase;           /* the step's */
+	bool resumed;               /* done in an earlier run of this case */
+	bool ran;                   /* false: not reached (an earlier stop) */
+};
+
+
+struct irfw_target {
+	struct irfw_run *run;
+	char *id;
+	cJSON *instance;            /* owned copy of the DescribeInstances item */
+	char *vpc_id, *name_tag;
+	bool found;
+	struct irfw_case *rec;
+	struct irfw_fact *facts;
+	size_t n_facts;
+	struct irfw_step_result *results;
+	size_t n_results;
+	struct irfw_step *cur;      /* step running now */
+	struct irfw_step_result *cur_res;
+	struct irfw_aws_error err;       /* last failed call */
+	struct irfw_aws_error first_err; /* first failed call of the current step */
+	char last_request_id[128];
+	char *notes;                /* accumulated irfw_note text */
+	char *state;                /* instance-state name, or NULL */
+	struct irfw_cont_report *cont;  /* reports of this run and earlier ones */
+	size_t n_cont;
+	char *cont_cause;           /* last irfw_target_containment() cause */
+	bool skipped_state;         /* terminated or shutting down: not handled */
+};
+
+struct irfw_memo_entry {
+	char *key;
+	char *value;
+	bool busy;
+};
+
+struct irfw_batch {
+	struct irfw_run *run;
+	struct irfw_target **targets;
+	size_t n;
+};
+
+/* Everything a run needs: the parsed options, the configuration, modules,
+ * steps, the AWS client and the batch. */
+struct irfw_run {
+	/* From the command line (may be NULL). */
+	const char *conf_path;
+	const char *region, *profile, *bucket, *topic, *sgid, *case_id;
+	const char *evidence_dir_opt; /* --evidence-dir, else $IRFW_EVIDENCE_DIR */
+	bool plan, dry_run, no_resume;
+	long jobs;
+	char **only, **skip;
+
+	struct irfw_config cfg;
+	struct irfw_section *global;
+	struct irfw_loader loader;
+	struct irfw_step **steps;
+	size_t n_steps;
+
+	char *resolved_region;
+	char *account_id, *caller_arn;
+	char *case_id_resolved;
+	char *evidence_dir;
+	time_t started;
+
+	struct irfw_aws *aws;
+	struct irfw_batch batch;
+
+	pthread_mutex_t memo_lock;
+	pthread_cond_t memo_cond;
+	struct irfw_memo_entry *memo;
+	size_t n_memo;
+
+	size_t next_target;         /* work queue index, under memo_lock */
+	bool usage_error;           /* a command-line value was refused */
+	bool preparing;             /* in the steps' prepare callbacks */
+	bool prepare_usage_error;   /* irfw_step_error() called from prepare */
+};
+
+/* A global key's value: CLI override first, then [irfw], then the default. */
+const char *irfw_run_global(const struct irfw_run *r, const char *key);
+
+/* What a run ended with (runner.c turns it into an irfw_result). */
+enum irfw_run_status {
+	IRFW_RUN_OK = 0,
+	IRFW_RUN_STEP_FAILED = 1,
+	IRFW_RUN_USAGE = 2,
+	IRFW_RUN_NOT_HANDLED = 3,
+	IRFW_RUN_NOT_CONTAINED = 4
+};
+
+int irfw_run_init(struct irfw_run *r);
+/* Load configuration and plugins, validate, init steps. */
+int irfw_run_load(struct irfw_run *r, bool init_steps);
+int irfw_run_add_target(struct irfw_run *r, const char *id);
+/* Print each target's steps; no AWS call. */
+int irfw_run_plan(struct irfw_run *r, bool json);
+/* The whole run (or `irfw check`). */
+int irfw_run_execute(struct irfw_run *r, bool json, bool check_only);
+void irfw_run_free(struct irfw_run *r);
+
+/* "contain", "preserve", "report". */
+const char *irfw_phase_name(irfw_phase p);
+
+#endif /* IRFW_RUN_H */

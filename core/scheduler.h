@@ -1,0 +1,14 @@
+/* scheduler.h - the workers that run each instance's steps (scheduler.c). */
+#ifndef IRFW_SCHEDULER_H
+#define IRFW_SCHEDULER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct irfw_run;
+
+/* Run every handled target's pipeline on up to r->jobs worker threads;
+ * returns when all are done.  check_only: `irfw check`. */
+void irfw_schedule(struct irfw_run *r, size_t found, bool check_only);
+
+#endif /* IRFW_SCHEDULER_H */
