@@ -731,6 +731,7 @@ void irfw_run_free(struct irfw_run *r)
 			free(t->results[k].request_id);
 			cJSON_Delete(t->results[k].request_ids);
 			cJSON_Delete(t->results[k].unchecked);
+			free(t->results[k].record_error);
 		}
 		free(t->results);
 		for (size_t k = 0; k < t->n_facts; k++) {

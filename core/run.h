@@ -54,6 +54,7 @@ struct irfw_step_result {
 	cJSON *request_ids;         /* every request id of the step's calls */
 	cJSON *unchecked;           /* dry run: changes not sent ("sns:Publish") */
 	bool not_checked;           /* `irfw check` of a plugin without check */
+	char *record_error;         /* first irfw_record() that failed: the step fails */
 	long ms;
 	irfw_phase phase;           /* the step's */
 	bool resumed;               /* done in an earlier run of this case */

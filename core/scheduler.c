@@ -96,6 +96,16 @@ static void run_step(struct irfw_target *t, struct irfw_step *s, struct irfw_ste
 	res->status = st;
 	if (st == IRFW_OK && t->notes && !res->detail)
 		res->detail = strdup(t->notes);
+	if (res->record_error && st != IRFW_FAILED) {
+		char *d = irfw_strfmt("%s%sbut the case record could not be written (%s): what the step did is not "
+		                      "recorded",
+		                      res->detail ? res->detail : "", res->detail ? "; " : "", res->record_error);
+		if (d) {
+			free(res->detail);
+			res->detail = d;
+		}
+		st = res->status = IRFW_FAILED;
+	}
 	if (res->unchecked && st != IRFW_FAILED) {
 		/* What the dry run could not ask AWS about. */
 		struct irfw_buf b = {0};

@@ -92,14 +92,22 @@ int irfw_record(irfw_target *t, const char *key, cJSON *value)
 		cJSON_Delete(value);
 		return 0;
 	}
+	char why[600] = "";
+	int rc = -1;
 	if (!t->rec) {
-		irfw_log(t, IRFW_LOG_ERROR, "cannot record %s: this instance has no case record", key);
+		snprintf(why, sizeof(why), "this instance has no case record");
 		cJSON_Delete(value);
-		return -1;
+	} else if ((rc = irfw_case_record(t->rec, t->cur ? t->cur->name : "core", key, value)) != 0) {
+		snprintf(why, sizeof(why), "%s", irfw_case_error(t->rec));
 	}
-	int rc = irfw_case_record(t->rec, t->cur ? t->cur->name : "core", key, value);
-	if (rc != 0)
-		irfw_log(t, IRFW_LOG_ERROR, "cannot record %s: %s", key, irfw_case_error(t->rec));
+	if (rc != 0) {
+		irfw_log(t, IRFW_LOG_ERROR, "cannot record %s: %s", key, why);
+		/* What a step changed and cannot record is lost for release and
+		 * for the reader of the case: the step fails when it ends
+		 * (scheduler.c), whatever it returns. */
+		if (t->cur_res && !t->cur_res->record_error)
+			t->cur_res->record_error = irfw_strfmt("%s: %s", key, why);
+	}
 	return rc;
 }
 

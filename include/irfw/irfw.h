@@ -108,7 +108,9 @@ typedef enum irfw_phase {
 
 /**
  * One INI key a plugin accepts.  The table ends with an entry whose name is
- * NULL.  Core rejects unknown keys and missing required ones with file:line,
+ * NULL.  This struct is frozen for ABI major 1: a table is an array the
+ * core walks, so a new field would change its stride; options with new
+ * properties need a new struct and a major bump.  Core rejects unknown keys and missing required ones with file:line,
  * checks types, and generates `irfw plugins --describe` and the man page from
  * the table, so `help` is the user documentation of the key.
  */
@@ -282,7 +284,10 @@ IRFW_EXPORT bool irfw_target_dry_run(const irfw_target *t);
 /** The step being run for this target. */
 IRFW_EXPORT irfw_step *irfw_target_step(irfw_target *t);
 
-/** Leave a fact for later steps of this target (key and value copied). */
+/** Leave a fact for later steps of this target (key and value copied).
+ * Facts live for this run only: a resumed case does not see the facts of
+ * the run that did a step, so what a later run needs goes in irfw_record()
+ * (or is read from AWS again). */
 IRFW_EXPORT int irfw_fact_set(irfw_target *t, const char *key, const char *value);
 /** A fact left by an earlier step, or NULL.  Valid until the same key is
  * set again. */
@@ -552,6 +557,12 @@ IRFW_EXPORT const char *irfw_manifest_path(const irfw_target *t);
  * groups, the Auto Scaling group left...).  Takes ownership of `value`.
  * Written to manifest.json and journal.jsonl before the call returns.
  * In a dry run nothing is recorded (value is freed, 0 returned).
+ *
+ * Returns 0, or -1 when it could not be written (the evidence folder is
+ * full or read-only, or the instance has no case record): the reason is
+ * logged, and the step then ends FAILED whatever it returns, its detail
+ * saying what was not recorded.  A step may go on after a failure (isolate
+ * still contains the instance); it need not report it itself.
  */
 IRFW_EXPORT int irfw_record(irfw_target *t, const char *key, cJSON *value);
 

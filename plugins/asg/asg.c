@@ -852,7 +852,7 @@ out:
 static const struct irfw_plugin plugin = {
     IRFW_PLUGIN_HEADER,
     .name = "asg",
-    .version = "1.1",
+    .version = IRFW_PLUGIN_VERSION, /* the package's: in-tree plugins ship with it */
     .summary = "take the instance out of its Auto Scaling group's hands (detach, Standby, or protect)",
     .options = opts,
     .phase = IRFW_PHASE_CONTAIN,

@@ -286,7 +286,7 @@ static irfw_status run(irfw_target *t, void *state)
 static const struct irfw_plugin plugin = {
     IRFW_PLUGIN_HEADER,
     .name = "capture",
-    .version = "1.0",
+    .version = IRFW_PLUGIN_VERSION, /* the package's: in-tree plugins ship with it */
     .summary = "store user data, network interfaces, console output and a console screenshot as evidence",
     .options = opts,
     .phase = IRFW_PHASE_PRESERVE,

@@ -208,7 +208,7 @@ out:
 static const struct irfw_plugin plugin = {
     IRFW_PLUGIN_HEADER,
     .name = "eip",
-    .version = "1.0",
+    .version = IRFW_PLUGIN_VERSION, /* the package's: in-tree plugins ship with it */
     .summary = "disassociate the instance's Elastic IPs, recording them",
     .options = opts,
     .phase = IRFW_PHASE_CONTAIN,

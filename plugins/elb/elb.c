@@ -351,7 +351,7 @@ out:
 static const struct irfw_plugin plugin = {
     IRFW_PLUGIN_HEADER,
     .name = "elb",
-    .version = "1.0",
+    .version = IRFW_PLUGIN_VERSION, /* the package's: in-tree plugins ship with it */
     .summary = "deregister the instance from every target group and classic load balancer",
     .options = opts,
     .phase = IRFW_PHASE_CONTAIN,

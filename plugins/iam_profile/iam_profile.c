@@ -362,7 +362,7 @@ out:
 static const struct irfw_plugin plugin = {
     IRFW_PLUGIN_HEADER,
     .name = "iam_profile",
-    .version = "1.0",
+    .version = IRFW_PLUGIN_VERSION, /* the package's: in-tree plugins ship with it */
     .summary = "remove (or replace) the instance profile; optionally revoke the role's older sessions",
     .options = opts,
     .phase = IRFW_PHASE_CONTAIN,

@@ -2208,7 +2208,7 @@ bad:
 static const struct irfw_plugin plugin = {
     IRFW_PLUGIN_HEADER,
     .name = "isolate",
-    .version = "1.1",
+    .version = IRFW_PLUGIN_VERSION, /* the package's: in-tree plugins ship with it */
     .summary = "quarantine security group on every interface, tracked flows broken, containment verified",
     .options = opts,
     .phase = IRFW_PHASE_CONTAIN,

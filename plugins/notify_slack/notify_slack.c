@@ -584,7 +584,7 @@ out:
 static const struct irfw_plugin plugin = {
     IRFW_PLUGIN_HEADER,
     .name = "notify_slack",
-    .version = "1.0",
+    .version = IRFW_PLUGIN_VERSION, /* the package's: in-tree plugins ship with it */
     .summary = "post a summary of what was done to a Slack incoming webhook",
     .options = opts,
     .phase = IRFW_PHASE_REPORT,

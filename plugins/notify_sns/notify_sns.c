@@ -289,7 +289,7 @@ out:
 static const struct irfw_plugin plugin = {
     IRFW_PLUGIN_HEADER,
     .name = "notify_sns",
-    .version = "1.0",
+    .version = IRFW_PLUGIN_VERSION, /* the package's: in-tree plugins ship with it */
     .summary = "publish a summary of what was done to an SNS topic",
     .options = opts,
     .phase = IRFW_PHASE_REPORT,

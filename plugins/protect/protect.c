@@ -260,7 +260,7 @@ static irfw_status run(irfw_target *t, void *state)
 static const struct irfw_plugin plugin = {
     IRFW_PLUGIN_HEADER,
     .name = "protect",
-    .version = "1.0",
+    .version = IRFW_PLUGIN_VERSION, /* the package's: in-tree plugins ship with it */
     .summary = "termination and stop protection, shutdown=stop, keep EBS volumes",
     .options = opts,
     .phase = IRFW_PHASE_PRESERVE,

@@ -444,7 +444,7 @@ out:
 static const struct irfw_plugin plugin = {
     IRFW_PLUGIN_HEADER,
     .name = "snapshot",
-    .version = "1.0",
+    .version = IRFW_PLUGIN_VERSION, /* the package's: in-tree plugins ship with it */
     .summary = "crash-consistent EBS snapshots of every volume, tagged with the case",
     .options = opts,
     .phase = IRFW_PHASE_PRESERVE,

@@ -235,7 +235,7 @@ static irfw_status run(irfw_target *t, void *state)
 static const struct irfw_plugin plugin = {
     IRFW_PLUGIN_HEADER,
     .name = "spot",
-    .version = "1.0",
+    .version = IRFW_PLUGIN_VERSION, /* the package's: in-tree plugins ship with it */
     .summary = "keep a spot instance's volumes and cancel its persistent spot request",
     .options = opts,
     .phase = IRFW_PHASE_CONTAIN,

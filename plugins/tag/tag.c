@@ -533,7 +533,7 @@ out:
 static const struct irfw_plugin plugin = {
     IRFW_PLUGIN_HEADER,
     .name = "tag",
-    .version = "1.0",
+    .version = IRFW_PLUGIN_VERSION, /* the package's: in-tree plugins ship with it */
     .summary = "tag the instance, its volumes and ENIs with the case and its verified containment",
     .options = opts,
     .phase = IRFW_PHASE_REPORT,

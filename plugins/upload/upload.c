@@ -912,7 +912,7 @@ out:
 static const struct irfw_plugin plugin = {
     IRFW_PLUGIN_HEADER,
     .name = "upload",
-    .version = "1.0",
+    .version = IRFW_PLUGIN_VERSION, /* the package's: in-tree plugins ship with it */
     .summary = "ship every artifact and the case manifest to S3 with SSE-KMS, checksums verified",
     .options = opts,
     .phase = IRFW_PHASE_REPORT,

@@ -234,6 +234,21 @@ def test_unwritable_evidence_folder_does_not_stop_containment(world):
     assert step_of(p, iid, "good")["status"] == "ok"
 
 
+def test_a_step_whose_record_cannot_be_written_fails(world):
+    """protect changes the instance and records how it was; when the record
+    cannot be written the change stays (AWS shows it) but the step says it
+    is not recorded and fails."""
+    iid = world.vpc_world(enis=1, volumes=1)["instances"][0]
+    blocker = world.tmp / "a-file"
+    blocker.write_text("not a folder")
+    conf = world.write_conf(["protect"], {"protect": {}})
+    p = world.irfw("--conf", conf, "-i", iid, "-o", "json", "--evidence-dir", blocker / "cases", check_rc=1)
+    s = step_of(p, iid, "protect")
+    assert s["status"] == "failed" and "case record could not be written" in s["detail"], s
+    attr = world.client("ec2").describe_instance_attribute(InstanceId=iid, Attribute="disableApiTermination")
+    assert attr["DisableApiTermination"]["Value"] is True
+
+
 @pytest.mark.parametrize("how", ["flag", "env"])
 def test_evidence_dir_from_flag_or_environment(world, how):
     iid = world.vpc_world(enis=1, volumes=1)["instances"][0]
