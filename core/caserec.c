@@ -29,9 +29,9 @@
 #include <openssl/evp.h>
 
 #define ARTIFACT_NAME_MAX 200
-#define SUFFIX_MAX 10000
-#define COPY_CHUNK 65536
-#define TS_LEN 32
+#define SUFFIX_MAX        10000
+#define COPY_CHUNK        65536
+#define TS_LEN            32
 
 struct irfw_case {
 	char *dir;
@@ -53,8 +53,7 @@ struct irfw_case {
 /* Small helpers.                                                      */
 
 #if defined(__GNUC__)
-static void set_err(struct irfw_case *c, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+static void set_err(struct irfw_case *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 #endif
 
 static void set_err(struct irfw_case *c, const char *fmt, ...)
@@ -221,8 +220,8 @@ static bool artifact_name_ok(const char *name)
 	if (n > ARTIFACT_NAME_MAX + 8)
 		return false;
 	for (const char *p = name; *p; p++)
-		if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
-		      (*p >= '0' && *p <= '9') || *p == '.' || *p == '_' || *p == '-'))
+		if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
+		      *p == '.' || *p == '_' || *p == '-'))
 			return false;
 	return strcmp(name, "manifest.json") != 0 && strcmp(name, "journal.jsonl") != 0;
 }
@@ -256,7 +255,8 @@ static cJSON *find_artifact(const cJSON *m, const char *name, int *index)
 	cJSON *a;
 	int i = 0;
 
-	cJSON_ArrayForEach(a, arts) {
+	cJSON_ArrayForEach(a, arts)
+	{
 		const char *n = str_field(a, "name");
 		if (n && strcmp(n, name) == 0) {
 			if (index)
@@ -293,7 +293,7 @@ fail:
 static int apply_step_begin(cJSON *m, const cJSON *ev, const char *ts)
 {
 	const char *step = str_field(ev, "step");
-	static const char *const stale[] = { "finished", "ms", "detail", "aws_error", "request_ids" };
+	static const char *const stale[] = {"finished", "ms", "detail", "aws_error", "request_ids"};
 	cJSON *s, *att;
 	double attempts = 0;
 
@@ -342,8 +342,8 @@ static int apply_step_end(cJSON *m, const cJSON *ev, const char *ts)
 	}
 	if (set_item(s, "detail", string_or_null(str_field(ev, "detail"))) != 0 ||
 	    set_item(s, "aws_error", string_or_null(str_field(ev, "aws_error"))) != 0 ||
-	    set_item(s, "request_ids",
-	             cJSON_IsArray(ids) ? cJSON_Duplicate(ids, 1) : cJSON_CreateArray()) != 0)
+	    set_item(s, "request_ids", cJSON_IsArray(ids) ? cJSON_Duplicate(ids, 1) : cJSON_CreateArray()) !=
+	        0)
 		return -1;
 	return 0;
 }
@@ -371,8 +371,8 @@ static int apply_record(cJSON *m, const cJSON *ev)
 
 static int apply_artifact(cJSON *m, const cJSON *ev, const char *ts)
 {
-	static const char *const copied[] = { "name", "requested_name", "media_type", "size",
-		                              "sha256", "step" };
+	static const char *const copied[] = {"name", "requested_name", "media_type",
+	                                     "size", "sha256",         "step"};
 	cJSON *arts = cJSON_GetObjectItemCaseSensitive(m, "artifacts");
 	const char *name = str_field(ev, "name");
 	cJSON *a;
@@ -397,7 +397,7 @@ fail:
 
 static int apply_location(cJSON *m, const cJSON *ev, const char *ts)
 {
-	static const char *const fields[] = { "uri", "version_id", "etag", "kms_key", "uploaded" };
+	static const char *const fields[] = {"uri", "version_id", "etag", "kms_key", "uploaded"};
 	const char *name = str_field(ev, "name");
 	cJSON *a = name ? find_artifact(m, name, NULL) : NULL;
 
@@ -445,8 +445,7 @@ static cJSON *new_event(const char *type)
 	cJSON *ev = cJSON_CreateObject();
 
 	now_iso(ts);
-	if (!ev || !cJSON_AddStringToObject(ev, "ts", ts) ||
-	    !cJSON_AddStringToObject(ev, "event", type)) {
+	if (!ev || !cJSON_AddStringToObject(ev, "ts", ts) || !cJSON_AddStringToObject(ev, "event", type)) {
 		cJSON_Delete(ev);
 		return NULL;
 	}
@@ -598,8 +597,7 @@ static int commit(struct irfw_case *c, cJSON *ev)
 		return -1;
 	}
 	if (c->poisoned) {
-		set_err(c, "%s: case record is inconsistent after an earlier error; reopen it",
-		        c->dir);
+		set_err(c, "%s: case record is inconsistent after an earlier error; reopen it", c->dir);
 		goto out;
 	}
 	if (journal_append(c, ev) != 0)
@@ -675,8 +673,7 @@ static int journal_fix_tail(struct irfw_case *c)
 		sys_err(c, "read", c->journal_path, errno);
 		return -1;
 	}
-	if (last != '\n' &&
-	    (write_all(c->journal_fd, "\n", 1) != 0 || fsync(c->journal_fd) != 0)) {
+	if (last != '\n' && (write_all(c->journal_fd, "\n", 1) != 0 || fsync(c->journal_fd) != 0)) {
 		sys_err(c, "append to", c->journal_path, errno);
 		return -1;
 	}
@@ -765,11 +762,13 @@ static const char *manifest_invalid(const struct irfw_case *c, const cJSON *m)
 	    !cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(m, "artifacts")))
 		return "runs, steps or artifacts missing";
 	/* apply_event() relies on these shapes. */
-	cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(m, "steps")) {
+	cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(m, "steps"))
+	{
 		if (!cJSON_IsObject(it))
 			return "a step entry is not an object";
 	}
-	cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(m, "artifacts")) {
+	cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(m, "artifacts"))
+	{
 		if (!str_field(it, "name") || !str_field(it, "sha256"))
 			return "an artifact entry has no name or sha256";
 	}
@@ -879,7 +878,7 @@ out:
 /* Load manifest.json, replay what it lacks, or rebuild it from the journal. */
 static int load_state(struct irfw_case *c)
 {
-	struct replay_stats rs = { 0, 0 };
+	struct replay_stats rs = {0, 0};
 	struct stat st;
 	const char *reason = NULL;
 	char *text = NULL, *moved_to = NULL;
@@ -1009,8 +1008,7 @@ int irfw_case_open(const char *evidence_dir, const char *case_id, const char *in
 	/* Two writers would interleave journals and race on the manifest. */
 	if (flock(c->journal_fd, LOCK_EX | LOCK_NB) != 0) {
 		if (errno == EWOULDBLOCK)
-			set_err(c, "%s: case instance is open in another process or handle",
-			        c->journal_path);
+			set_err(c, "%s: case instance is open in another process or handle", c->journal_path);
 		else
 			sys_err(c, "lock", c->journal_path, errno);
 		goto out;
@@ -1109,9 +1107,8 @@ int irfw_case_step_begin(struct irfw_case *c, const char *step, const char *plug
 	return commit(c, ev);
 }
 
-int irfw_case_step_end(struct irfw_case *c, const char *step, const char *status,
-                       const char *detail, const char *aws_error, const cJSON *request_ids,
-                       long ms)
+int irfw_case_step_end(struct irfw_case *c, const char *step, const char *status, const char *detail,
+                       const char *aws_error, const cJSON *request_ids, long ms)
 {
 	const cJSON *id;
 	cJSON *ev;
@@ -1130,24 +1127,22 @@ int irfw_case_step_end(struct irfw_case *c, const char *step, const char *status
 		set_err(c, "%s: step %s: request_ids must be an array of strings", c->dir, step);
 		return -1;
 	}
-	cJSON_ArrayForEach(id, request_ids) {
+	cJSON_ArrayForEach(id, request_ids)
+	{
 		if (!cJSON_IsString(id)) {
-			set_err(c, "%s: step %s: request_ids must be an array of strings", c->dir,
-			        step);
+			set_err(c, "%s: step %s: request_ids must be an array of strings", c->dir, step);
 			return -1;
 		}
 	}
 	ev = new_event("step-end");
-	if (ev && (!cJSON_AddStringToObject(ev, "step", step) ||
-	           !cJSON_AddStringToObject(ev, "status", status) ||
-	           !cJSON_AddItemToObject(ev, "detail", string_or_null(detail)) ||
-	           !cJSON_AddItemToObject(ev, "aws_error", string_or_null(aws_error)) ||
-	           !cJSON_AddItemToObject(ev, "request_ids",
-	                                  request_ids ? cJSON_Duplicate(request_ids, 1)
-	                                              : cJSON_CreateArray()) ||
-	           !cJSON_AddItemToObject(ev, "ms",
-	                                  ms >= 0 ? cJSON_CreateNumber((double)ms)
-	                                          : cJSON_CreateNull()))) {
+	if (ev &&
+	    (!cJSON_AddStringToObject(ev, "step", step) || !cJSON_AddStringToObject(ev, "status", status) ||
+	     !cJSON_AddItemToObject(ev, "detail", string_or_null(detail)) ||
+	     !cJSON_AddItemToObject(ev, "aws_error", string_or_null(aws_error)) ||
+	     !cJSON_AddItemToObject(ev, "request_ids",
+	                            request_ids ? cJSON_Duplicate(request_ids, 1) : cJSON_CreateArray()) ||
+	     !cJSON_AddItemToObject(ev, "ms",
+	                            ms >= 0 ? cJSON_CreateNumber((double)ms) : cJSON_CreateNull()))) {
 		cJSON_Delete(ev);
 		ev = NULL;
 	}
@@ -1158,8 +1153,7 @@ static const cJSON *step_get(const struct irfw_case *c, const char *step)
 {
 	if (!c || !step)
 		return NULL;
-	return cJSON_GetObjectItemCaseSensitive(
-		cJSON_GetObjectItemCaseSensitive(c->manifest, "steps"), step);
+	return cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(c->manifest, "steps"), step);
 }
 
 bool irfw_case_step_done(const struct irfw_case *c, const char *step)
@@ -1188,8 +1182,7 @@ int irfw_case_record(struct irfw_case *c, const char *step, const char *key, cJS
 	if (!value)
 		value = cJSON_CreateNull();
 	ev = new_event("record");
-	if (!ev || !cJSON_AddStringToObject(ev, "step", step) ||
-	    !cJSON_AddStringToObject(ev, "key", key)) {
+	if (!ev || !cJSON_AddStringToObject(ev, "step", step) || !cJSON_AddStringToObject(ev, "key", key)) {
 		cJSON_Delete(value);
 		cJSON_Delete(ev);
 		return commit(c, NULL);
@@ -1208,7 +1201,7 @@ const cJSON *irfw_case_record_get(const struct irfw_case *c, const char *step, c
 	if (!key)
 		return NULL;
 	return cJSON_GetObjectItemCaseSensitive(
-		cJSON_GetObjectItemCaseSensitive(step_get(c, step), "records"), key);
+	    cJSON_GetObjectItemCaseSensitive(step_get(c, step), "records"), key);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1222,8 +1215,8 @@ struct source {
 };
 
 /* Copy src into a new temp file in the folder, hashing it on the way. */
-static int write_temp_hashed(struct irfw_case *c, const struct source *src, char **tmp_out,
-                             char hex[65], uint64_t *size)
+static int write_temp_hashed(struct irfw_case *c, const struct source *src, char **tmp_out, char hex[65],
+                             uint64_t *size)
 {
 	static const char digits[] = "0123456789abcdef";
 	EVP_MD_CTX *md = EVP_MD_CTX_new();
@@ -1374,7 +1367,7 @@ static char *place_artifact(struct irfw_case *c, const char *tmp, const char *na
 		}
 		free(path);
 		return cand;
-next:
+	next:
 		free(path);
 		free(cand);
 	}
@@ -1382,8 +1375,8 @@ next:
 	return NULL;
 }
 
-static int artifact_add(struct irfw_case *c, const char *step, const char *name,
-                        const char *media_type, const struct source *src)
+static int artifact_add(struct irfw_case *c, const char *step, const char *name, const char *media_type,
+                        const struct source *src)
 {
 	const cJSON *arts, *a;
 	char hex[65];
@@ -1397,13 +1390,12 @@ static int artifact_add(struct irfw_case *c, const char *step, const char *name,
 		return -1;
 	}
 	if (!artifact_name_ok(name) || strlen(name) > ARTIFACT_NAME_MAX) {
-		set_err(c, "%s: bad artifact name \"%s\": use [A-Za-z0-9._-], not starting with '.'",
-		        c->dir, name ? name : "");
+		set_err(c, "%s: bad artifact name \"%s\": use [A-Za-z0-9._-], not starting with '.'", c->dir,
+		        name ? name : "");
 		return -1;
 	}
 	if (c->poisoned) {
-		set_err(c, "%s: case record is inconsistent after an earlier error; reopen it",
-		        c->dir);
+		set_err(c, "%s: case record is inconsistent after an earlier error; reopen it", c->dir);
 		return -1;
 	}
 	if (write_temp_hashed(c, src, &tmp, hex, &size) != 0)
@@ -1411,7 +1403,8 @@ static int artifact_add(struct irfw_case *c, const char *step, const char *name,
 
 	/* The same evidence again (a resumed step): nothing new to keep. */
 	arts = cJSON_GetObjectItemCaseSensitive(c->manifest, "artifacts");
-	cJSON_ArrayForEach(a, arts) {
+	cJSON_ArrayForEach(a, arts)
+	{
 		const char *req = str_field(a, "requested_name");
 		const char *sha = str_field(a, "sha256");
 		if (!req)
@@ -1430,14 +1423,13 @@ static int artifact_add(struct irfw_case *c, const char *step, const char *name,
 	if (fsync_dir(c) != 0)
 		goto out;
 	ev = new_event("artifact");
-	if (ev && (!cJSON_AddStringToObject(ev, "step", step) ||
-	           !cJSON_AddStringToObject(ev, "name", final) ||
-	           (strcmp(final, name) != 0 &&
-	            !cJSON_AddStringToObject(ev, "requested_name", name)) ||
-	           !cJSON_AddStringToObject(ev, "media_type",
-	                                    media_type ? media_type : "application/octet-stream") ||
-	           !cJSON_AddNumberToObject(ev, "size", (double)size) ||
-	           !cJSON_AddStringToObject(ev, "sha256", hex))) {
+	if (ev &&
+	    (!cJSON_AddStringToObject(ev, "step", step) || !cJSON_AddStringToObject(ev, "name", final) ||
+	     (strcmp(final, name) != 0 && !cJSON_AddStringToObject(ev, "requested_name", name)) ||
+	     !cJSON_AddStringToObject(ev, "media_type",
+	                              media_type ? media_type : "application/octet-stream") ||
+	     !cJSON_AddNumberToObject(ev, "size", (double)size) ||
+	     !cJSON_AddStringToObject(ev, "sha256", hex))) {
 		cJSON_Delete(ev);
 		ev = NULL;
 	}
@@ -1450,10 +1442,10 @@ out:
 	return rc;
 }
 
-int irfw_case_artifact_add(struct irfw_case *c, const char *step, const char *name,
-                           const char *media_type, const void *data, size_t len)
+int irfw_case_artifact_add(struct irfw_case *c, const char *step, const char *name, const char *media_type,
+                           const void *data, size_t len)
 {
-	struct source src = { .data = data, .len = len, .fd = -1, .path = NULL };
+	struct source src = {.data = data, .len = len, .fd = -1, .path = NULL};
 
 	if (!c)
 		return -1;
@@ -1467,7 +1459,7 @@ int irfw_case_artifact_add(struct irfw_case *c, const char *step, const char *na
 int irfw_case_artifact_add_file(struct irfw_case *c, const char *step, const char *name,
                                 const char *media_type, const char *src_path)
 {
-	struct source src = { .data = NULL, .len = 0, .fd = -1, .path = src_path };
+	struct source src = {.data = NULL, .len = 0, .fd = -1, .path = src_path};
 	int rc;
 
 	if (!c)
@@ -1490,8 +1482,7 @@ static const cJSON *artifact_at(const struct irfw_case *c, size_t i)
 {
 	if (!c || i > INT_MAX)
 		return NULL;
-	return cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(c->manifest, "artifacts"),
-	                          (int)i);
+	return cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(c->manifest, "artifacts"), (int)i);
 }
 
 size_t irfw_case_artifact_count(const struct irfw_case *c)
@@ -1531,9 +1522,8 @@ uint64_t irfw_case_artifact_size(const struct irfw_case *c, size_t i)
 	return (uint64_t)s->valuedouble;
 }
 
-int irfw_case_artifact_set_location(struct irfw_case *c, size_t i, const char *uri,
-                                    const char *version_id, const char *etag,
-                                    const char *kms_key)
+int irfw_case_artifact_set_location(struct irfw_case *c, size_t i, const char *uri, const char *version_id,
+                                    const char *etag, const char *kms_key)
 {
 	const char *name = irfw_case_artifact_name(c, i);
 	cJSON *ev;

@@ -93,9 +93,8 @@ int irfw_case_step_begin(struct irfw_case *c, const char *step, const char *plug
  * when unknown.  Updates the step's manifest entry; "ok" and "skipped" also
  * set its sticky "done" flag.  Returns 0 or -1.
  */
-int irfw_case_step_end(struct irfw_case *c, const char *step, const char *status,
-                       const char *detail, const char *aws_error, const cJSON *request_ids,
-                       long ms);
+int irfw_case_step_end(struct irfw_case *c, const char *step, const char *status, const char *detail,
+                       const char *aws_error, const cJSON *request_ids, long ms);
 
 /** True if `step` has ended "ok" or "skipped" at least once in this case
  * (this run or an earlier one): resuming must not do it again. */
@@ -135,8 +134,8 @@ const cJSON *irfw_case_record_get(const struct irfw_case *c, const char *step, c
  *
  * Returns 0 or -1.
  */
-int irfw_case_artifact_add(struct irfw_case *c, const char *step, const char *name,
-                           const char *media_type, const void *data, size_t len);
+int irfw_case_artifact_add(struct irfw_case *c, const char *step, const char *name, const char *media_type,
+                           const void *data, size_t len);
 
 /** Same as irfw_case_artifact_add(), copying the content of the file at
  * `src_path` (streamed, for captures too large for memory). */
@@ -168,9 +167,8 @@ uint64_t irfw_case_artifact_size(const struct irfw_case *c, size_t i);
  * earlier location of the artifact and adds an "uploaded" time.
  * Returns 0 or -1.
  */
-int irfw_case_artifact_set_location(struct irfw_case *c, size_t i, const char *uri,
-                                    const char *version_id, const char *etag,
-                                    const char *kms_key);
+int irfw_case_artifact_set_location(struct irfw_case *c, size_t i, const char *uri, const char *version_id,
+                                    const char *etag, const char *kms_key);
 
 /** The whole manifest tree as last written, read-only: format, case_id,
  * instance_id, created, updated, journal_bytes, runs, steps, artifacts. */

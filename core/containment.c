@@ -29,10 +29,14 @@
 const char *irfw_containment_outcome(irfw_containment c)
 {
 	switch (c) {
-	case IRFW_CONTAINED: return "CONTAINED";
-	case IRFW_PARTIALLY_CONTAINED: return "PARTIALLY CONTAINED";
-	case IRFW_NOT_CONTAINED: return "NOT CONTAINED";
-	case IRFW_CONTAINMENT_NOT_ATTEMPTED: break;
+	case IRFW_CONTAINED:
+		return "CONTAINED";
+	case IRFW_PARTIALLY_CONTAINED:
+		return "PARTIALLY CONTAINED";
+	case IRFW_NOT_CONTAINED:
+		return "NOT CONTAINED";
+	case IRFW_CONTAINMENT_NOT_ATTEMPTED:
+		break;
 	}
 	return "CONTAINMENT NOT ATTEMPTED";
 }
@@ -43,10 +47,14 @@ const char *irfw_containment_outcome(irfw_containment c)
 const char *irfw_containment_name(irfw_containment c)
 {
 	switch (c) {
-	case IRFW_CONTAINED: return "contained";
-	case IRFW_PARTIALLY_CONTAINED: return "partially-contained";
-	case IRFW_NOT_CONTAINED: return "not-contained";
-	case IRFW_CONTAINMENT_NOT_ATTEMPTED: break;
+	case IRFW_CONTAINED:
+		return "contained";
+	case IRFW_PARTIALLY_CONTAINED:
+		return "partially-contained";
+	case IRFW_NOT_CONTAINED:
+		return "not-contained";
+	case IRFW_CONTAINMENT_NOT_ATTEMPTED:
+		break;
 	}
 	return "not-attempted";
 }
@@ -164,8 +172,8 @@ irfw_containment irfw_target_containment(const irfw_target *t, const char **caus
 	for (size_t i = 0; i < t->n_results; i++) {
 		const struct irfw_step_result *res = &t->results[i];
 		const struct irfw_step *s = res->step ? step_named(t->run, res->step) : NULL;
-		if (!res->ran || !res->step || res->status != IRFW_FAILED || !s || s->phase != IRFW_PHASE_CONTAIN ||
-		    has_report(t, res->step) || res == t->cur_res)
+		if (!res->ran || !res->step || res->status != IRFW_FAILED || !s ||
+		    s->phase != IRFW_PHASE_CONTAIN || has_report(t, res->step) || res == t->cur_res)
 			continue;
 		if (worst == IRFW_CONTAINED)
 			worst = IRFW_PARTIALLY_CONTAINED;
@@ -187,4 +195,3 @@ out:
 		*cause = mt->cont_cause ? mt->cont_cause : "";
 	return worst;
 }
-

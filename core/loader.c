@@ -96,7 +96,8 @@ static const char *check_options(const struct irfw_option *opts)
 			return msg;
 		}
 		if ((unsigned)o->type > IRFW_OPT_ENUM) {
-			snprintf(msg, sizeof(msg), "option '%.64s' has an unknown type %d", o->name, (int)o->type);
+			snprintf(msg, sizeof(msg), "option '%.64s' has an unknown type %d", o->name,
+			         (int)o->type);
 			return msg;
 		}
 		if (o->type == IRFW_OPT_ENUM && (!o->choices || !*o->choices)) {
@@ -114,7 +115,8 @@ static const char *check_options(const struct irfw_option *opts)
 			}
 		const char *why = o->def ? irfw_option_check(o, o->def) : NULL;
 		if (why) {
-			snprintf(msg, sizeof(msg), "default of option '%.64s' is invalid: %.120s", o->name, why);
+			snprintf(msg, sizeof(msg), "default of option '%.64s' is invalid: %.120s", o->name,
+			         why);
 			return msg;
 		}
 	}
@@ -150,14 +152,15 @@ static bool node_trusted(const char *path, bool dir, char *why, size_t len)
 	}
 	uid_t me = getuid();
 	if (st.st_uid != 0 && st.st_uid != me) {
-		snprintf(why, len, "%s %s is owned by uid %u, neither root nor you (uid %u)", dir ? "folder" : "file",
-		         path, (unsigned)st.st_uid, (unsigned)me);
+		snprintf(why, len, "%s %s is owned by uid %u, neither root nor you (uid %u)",
+		         dir ? "folder" : "file", path, (unsigned)st.st_uid, (unsigned)me);
 		return false;
 	}
 	bool sticky_dir = dir && (st.st_mode & S_ISVTX);
 	if ((st.st_mode & (S_IWGRP | S_IWOTH)) && !sticky_dir) {
-		snprintf(why, len, "%s %s is writable by %s (mode %04o); chmod go-w %s", dir ? "folder" : "file", path,
-		         (st.st_mode & S_IWOTH) ? "anyone" : "its group", (unsigned)(st.st_mode & 07777), path);
+		snprintf(why, len, "%s %s is writable by %s (mode %04o); chmod go-w %s",
+		         dir ? "folder" : "file", path, (st.st_mode & S_IWOTH) ? "anyone" : "its group",
+		         (unsigned)(st.st_mode & 07777), path);
 		return false;
 	}
 	return true;
@@ -198,7 +201,8 @@ int irfw_loader_trusted(const char *file, char *why, size_t len)
 		abs = getcwd(cwd, sizeof(cwd)) ? irfw_strfmt("%s/%s", cwd, file) : NULL;
 	}
 	char real[PATH_MAX];
-	bool ok = abs && path_trusted_as(abs, why, len) && realpath(abs, real) && path_trusted_as(real, why, len);
+	bool ok =
+	    abs && path_trusted_as(abs, why, len) && realpath(abs, real) && path_trusted_as(real, why, len);
 	if (ok && strlen(abs) > 3 && strcmp(abs + strlen(abs) - 3, ".la") == 0) {
 		char *libs = irfw_strfmt("%s", abs);
 		char *slash = libs ? strrchr(libs, '/') : NULL;
@@ -239,8 +243,9 @@ static int bind_now(lt_dlhandle lazy, lt_dlhandle *out, const char *file, char *
 	*out = NULL;
 	char why[1024];
 	if (irfw_loader_trusted(real, why, sizeof(why)) != 0) {
-		snprintf(err, errlen, "%s: not loaded: %s (whoever can write it would run code with your AWS credentials)", file,
-		         why);
+		snprintf(err, errlen,
+		         "%s: not loaded: %s (whoever can write it would run code with your AWS credentials)",
+		         file, why);
 		free(real);
 		return -1;
 	}
@@ -283,8 +288,9 @@ struct irfw_module *irfw_loader_load_file(struct irfw_loader *l, const char *fil
 	m->path = strdup(file);
 	char why[1024];
 	if (irfw_loader_trusted(file, why, sizeof(why)) != 0) {
-		snprintf(err, errlen, "%s: not loaded: %s (whoever can write it would run code with your AWS credentials)", file,
-		         why);
+		snprintf(err, errlen,
+		         "%s: not loaded: %s (whoever can write it would run code with your AWS credentials)",
+		         file, why);
 		goto fail;
 	}
 	lt_dlhandle h = lt_dlopenext(file);
@@ -311,13 +317,15 @@ struct irfw_module *irfw_loader_load_file(struct irfw_loader *l, const char *fil
 		goto fail;
 	}
 	if (p->abi_major != IRFW_ABI_MAJOR) {
-		snprintf(err, errlen, "%s: built for plugin ABI %u.%u, this irfw has ABI %d.%d (major differs)",
-		         file, p->abi_major, p->abi_minor, IRFW_ABI_MAJOR, IRFW_ABI_MINOR);
+		snprintf(err, errlen,
+		         "%s: built for plugin ABI %u.%u, this irfw has ABI %d.%d (major differs)", file,
+		         p->abi_major, p->abi_minor, IRFW_ABI_MAJOR, IRFW_ABI_MINOR);
 		goto fail;
 	}
 	if (p->abi_minor > IRFW_ABI_MINOR) {
-		snprintf(err, errlen, "%s: built for plugin ABI %u.%u, newer than this irfw's %d.%d; upgrade irfw",
-		         file, p->abi_major, p->abi_minor, IRFW_ABI_MAJOR, IRFW_ABI_MINOR);
+		snprintf(err, errlen,
+		         "%s: built for plugin ABI %u.%u, newer than this irfw's %d.%d; upgrade irfw", file,
+		         p->abi_major, p->abi_minor, IRFW_ABI_MAJOR, IRFW_ABI_MINOR);
 		goto fail;
 	}
 	if (p->size < IRFW_PLUGIN_MIN_SIZE) {
@@ -332,8 +340,8 @@ struct irfw_module *irfw_loader_load_file(struct irfw_loader *l, const char *fil
 		goto fail;
 	}
 	if (strcmp(m->vt.name, base) != 0) {
-		snprintf(err, errlen, "%s: plugin calls itself '%.64s' but its file is '%s'; they must match", file,
-		         m->vt.name, base);
+		snprintf(err, errlen, "%s: plugin calls itself '%.64s' but its file is '%s'; they must match",
+		         file, m->vt.name, base);
 		goto fail;
 	}
 	if (expect && strcmp(expect, base) != 0) {

@@ -16,13 +16,13 @@ bool irfw_valid_module_name(const char *s);
 
 struct irfw_module {
 	char *name;
-	char *path;             /* file it was loaded from */
-	void *handle;           /* lt_dlhandle */
-	struct irfw_plugin vt;  /* copy of min(size, sizeof) bytes, rest zero */
+	char *path;            /* file it was loaded from */
+	void *handle;          /* lt_dlhandle */
+	struct irfw_plugin vt; /* copy of min(size, sizeof) bytes, rest zero */
 };
 
 struct irfw_loader {
-	char **dirs;            /* search path, in order */
+	char **dirs; /* search path, in order */
 	size_t n_dirs;
 	struct irfw_module **mods;
 	size_t n_mods;

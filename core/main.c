@@ -123,32 +123,59 @@ static bool source_tree_conf(const char *build)
 static int exit_status(irfw_result res)
 {
 	switch (res) {
-	case IRFW_RESULT_OK: return 0;
-	case IRFW_RESULT_STEP_FAILED: return 1;
-	case IRFW_RESULT_USAGE: return 2;
-	case IRFW_RESULT_NOT_HANDLED: return 3;
-	case IRFW_RESULT_NOT_CONTAINED: return 4;
+	case IRFW_RESULT_OK:
+		return 0;
+	case IRFW_RESULT_STEP_FAILED:
+		return 1;
+	case IRFW_RESULT_USAGE:
+		return 2;
+	case IRFW_RESULT_NOT_HANDLED:
+		return 3;
+	case IRFW_RESULT_NOT_CONTAINED:
+		return 4;
 	}
 	return 2;
 }
 
 int main(int argc, char **argv)
 {
-	enum { OPT_PLAN = 256, OPT_CASE, OPT_ONLY, OPT_SKIP, OPT_DESCRIBE, OPT_MAN, OPT_INI, OPT_NO_RESUME, OPT_EVIDENCE };
+	enum {
+		OPT_PLAN = 256,
+		OPT_CASE,
+		OPT_ONLY,
+		OPT_SKIP,
+		OPT_DESCRIBE,
+		OPT_MAN,
+		OPT_INI,
+		OPT_NO_RESUME,
+		OPT_EVIDENCE
+	};
 	static const struct option longopts[] = {
-		{"iid", required_argument, NULL, 'i'},       {"from-file", required_argument, NULL, 'f'},
-		{"conf", required_argument, NULL, 'c'},      {"region", required_argument, NULL, 'r'},
-		{"profile", required_argument, NULL, 'p'},   {"sgid", required_argument, NULL, 'g'},
-		{"bucket", required_argument, NULL, 'b'},    {"topic", required_argument, NULL, 't'},
-		{"case-id", required_argument, NULL, OPT_CASE}, {"plan", no_argument, NULL, OPT_PLAN},
-		{"dry-run", no_argument, NULL, 'n'},         {"only", required_argument, NULL, OPT_ONLY},
-		{"skip", required_argument, NULL, OPT_SKIP}, {"jobs", required_argument, NULL, 'j'},
-		{"output", required_argument, NULL, 'o'},    {"verbose", no_argument, NULL, 'v'},
-		{"quiet", no_argument, NULL, 'q'},           {"version", no_argument, NULL, 'V'},
-		{"help", no_argument, NULL, 'h'},            {"describe", required_argument, NULL, OPT_DESCRIBE},
-		{"man", no_argument, NULL, OPT_MAN},         {"no-resume", no_argument, NULL, OPT_NO_RESUME},
-		{"evidence-dir", required_argument, NULL, OPT_EVIDENCE}, {"ini", no_argument, NULL, OPT_INI},
-		{NULL, 0, NULL, 0},
+	    {"iid", required_argument, NULL, 'i'},
+	    {"from-file", required_argument, NULL, 'f'},
+	    {"conf", required_argument, NULL, 'c'},
+	    {"region", required_argument, NULL, 'r'},
+	    {"profile", required_argument, NULL, 'p'},
+	    {"sgid", required_argument, NULL, 'g'},
+	    {"bucket", required_argument, NULL, 'b'},
+	    {"topic", required_argument, NULL, 't'},
+	    {"case-id", required_argument, NULL, OPT_CASE},
+	    {"plan", no_argument, NULL, OPT_PLAN},
+	    {"dry-run", no_argument, NULL, 'n'},
+	    {"only", required_argument, NULL, OPT_ONLY},
+	    {"skip", required_argument, NULL, OPT_SKIP},
+	    {"jobs", required_argument, NULL, 'j'},
+	    {"output", required_argument, NULL, 'o'},
+	    {"verbose", no_argument, NULL, 'v'},
+	    {"quiet", no_argument, NULL, 'q'},
+	    {"version", no_argument, NULL, 'V'},
+	    {"help", no_argument, NULL, 'h'},
+	    {"describe", required_argument, NULL, OPT_DESCRIBE},
+	    {"man", no_argument, NULL, OPT_MAN},
+	    {"no-resume", no_argument, NULL, OPT_NO_RESUME},
+	    {"evidence-dir", required_argument, NULL, OPT_EVIDENCE},
+	    {"ini", no_argument, NULL, OPT_INI},
+	    {NULL, 0, NULL, 0},
 	};
 	irfw_runner *r = irfw_runner_new();
 	if (!r) {
@@ -166,10 +193,12 @@ int main(int argc, char **argv)
 	static const struct {
 		int opt;
 		irfw_setting what;
-	} settings[] = {{'c', IRFW_SET_CONF},          {'r', IRFW_SET_REGION}, {'p', IRFW_SET_PROFILE},
-	                {'g', IRFW_SET_SGID},          {'b', IRFW_SET_BUCKET}, {'t', IRFW_SET_TOPIC},
-	                {OPT_CASE, IRFW_SET_CASE_ID},  {OPT_ONLY, IRFW_SET_ONLY}, {OPT_SKIP, IRFW_SET_SKIP},
-	                {OPT_EVIDENCE, IRFW_SET_EVIDENCE_DIR}, {'j', IRFW_SET_JOBS}};
+	} settings[] = {{'c', IRFW_SET_CONF},         {'r', IRFW_SET_REGION},
+	                {'p', IRFW_SET_PROFILE},      {'g', IRFW_SET_SGID},
+	                {'b', IRFW_SET_BUCKET},       {'t', IRFW_SET_TOPIC},
+	                {OPT_CASE, IRFW_SET_CASE_ID}, {OPT_ONLY, IRFW_SET_ONLY},
+	                {OPT_SKIP, IRFW_SET_SKIP},    {OPT_EVIDENCE, IRFW_SET_EVIDENCE_DIR},
+	                {'j', IRFW_SET_JOBS}};
 
 	while (!done && (opt = getopt_long(argc, argv, "i:f:c:r:p:g:b:t:nj:o:vqVh", longopts, NULL)) != -1) {
 		bool setting = false;
@@ -198,9 +227,15 @@ int main(int argc, char **argv)
 			(*v)[(*n)++] = optarg;
 			break;
 		}
-		case OPT_PLAN: plan = true; break;
-		case 'n': irfw_runner_set_flag(r, IRFW_FLAG_DRY_RUN, true); break;
-		case OPT_NO_RESUME: irfw_runner_set_flag(r, IRFW_FLAG_NO_RESUME, true); break;
+		case OPT_PLAN:
+			plan = true;
+			break;
+		case 'n':
+			irfw_runner_set_flag(r, IRFW_FLAG_DRY_RUN, true);
+			break;
+		case OPT_NO_RESUME:
+			irfw_runner_set_flag(r, IRFW_FLAG_NO_RESUME, true);
+			break;
 		case 'o':
 			if (strcmp(optarg, "json") == 0)
 				irfw_runner_set_flag(r, IRFW_FLAG_JSON, true);
@@ -209,19 +244,30 @@ int main(int argc, char **argv)
 				res = IRFW_RESULT_USAGE;
 			}
 			break;
-		case 'v': verbosity++; break;
-		case 'q': verbosity = IRFW_LOG_ERROR; break;
+		case 'v':
+			verbosity++;
+			break;
+		case 'q':
+			verbosity = IRFW_LOG_ERROR;
+			break;
 		case 'V':
-			printf("irfw %s (plugin ABI %d.%d)\n", irfw_version(), IRFW_ABI_MAJOR, IRFW_ABI_MINOR);
+			printf("irfw %s (plugin ABI %d.%d)\n", irfw_version(), IRFW_ABI_MAJOR,
+			       IRFW_ABI_MINOR);
 			done = true;
 			break;
 		case 'h':
 			usage(stdout);
 			done = true;
 			break;
-		case OPT_DESCRIBE: describe = optarg; break;
-		case OPT_MAN: man = true; break;
-		case OPT_INI: ini = true; break;
+		case OPT_DESCRIBE:
+			describe = optarg;
+			break;
+		case OPT_MAN:
+			man = true;
+			break;
+		case OPT_INI:
+			ini = true;
+			break;
 		default:
 			fprintf(stderr, "Try 'irfw --help'.\n");
 			res = IRFW_RESULT_USAGE;
@@ -239,7 +285,8 @@ int main(int argc, char **argv)
 
 	const char *cmd = optind < argc ? argv[optind++] : NULL;
 	if (cmd && strcmp(cmd, "check") != 0 && strcmp(cmd, "plugins") != 0) {
-		fprintf(stderr, "irfw: unknown command '%s' (commands: check, plugins)\nTry 'irfw --help'.\n", cmd);
+		fprintf(stderr, "irfw: unknown command '%s' (commands: check, plugins)\nTry 'irfw --help'.\n",
+		        cmd);
 		res = IRFW_RESULT_USAGE;
 		goto out;
 	}
@@ -286,11 +333,14 @@ int main(int argc, char **argv)
 			irfw_runner_set(r, IRFW_SET_CONF, "conf/irfw.ini");
 			conf_fallback = true;
 		} else if (!plugins_cmd) {
-			fprintf(stderr,
-			        "irfw: no configuration: looked for %s%s; give one with --conf FILE (the "
-			        "documented sample is conf/irfw.ini of the source)%s\n",
-			        default_conf, in_build_tree ? " and conf/irfw.ini of the source tree" : "",
-			        in_build_tree ? "" : "; an installed irfw never reads conf/irfw.ini from the working folder");
+			fprintf(
+			    stderr,
+			    "irfw: no configuration: looked for %s%s; give one with --conf FILE (the "
+			    "documented sample is conf/irfw.ini of the source)%s\n",
+			    default_conf, in_build_tree ? " and conf/irfw.ini of the source tree" : "",
+			    in_build_tree
+			        ? ""
+			        : "; an installed irfw never reads conf/irfw.ini from the working folder");
 			res = IRFW_RESULT_USAGE;
 			goto out;
 		}
@@ -306,7 +356,9 @@ int main(int argc, char **argv)
 
 	if (plugins_cmd)
 		res = irfw_runner_plugins(r, describe,
-		                          man ? IRFW_DESCRIBE_AS_MAN : ini ? IRFW_DESCRIBE_AS_INI : IRFW_DESCRIBE_AS_TEXT);
+		                          man   ? IRFW_DESCRIBE_AS_MAN
+		                          : ini ? IRFW_DESCRIBE_AS_INI
+		                                : IRFW_DESCRIBE_AS_TEXT);
 	else if ((res = irfw_runner_load(r)) != IRFW_RESULT_OK)
 		; /* the reasons are logged */
 	else if (plan)

@@ -39,9 +39,11 @@ int irfw_run_plan(struct irfw_run *r, bool json)
 				cJSON *s = cJSON_CreateObject();
 				cJSON_AddStringToObject(s, "step", r->steps[i]->name);
 				cJSON_AddStringToObject(s, "plugin", r->steps[i]->mod->name);
-				cJSON_AddStringToObject(s, "on_error", r->steps[i]->stop_on_error ? "stop" : "continue");
-				cJSON_AddStringToObject(s, "summary",
-				                        r->steps[i]->mod->vt.summary ? r->steps[i]->mod->vt.summary : "");
+				cJSON_AddStringToObject(s, "on_error",
+				                        r->steps[i]->stop_on_error ? "stop" : "continue");
+				cJSON_AddStringToObject(
+				    s, "summary",
+				    r->steps[i]->mod->vt.summary ? r->steps[i]->mod->vt.summary : "");
 				cJSON_AddItemToArray(steps, s);
 			}
 			cJSON_AddItemToArray(arr, it);
@@ -65,4 +67,3 @@ int irfw_run_plan(struct irfw_run *r, bool json)
 	}
 	return IRFW_RUN_OK;
 }
-

@@ -43,7 +43,8 @@ int irfw_plugins_list(struct irfw_run *r)
 	printf("%-14s %-8s %s\n", "PLUGIN", "VERSION", "SUMMARY");
 	for (size_t i = 0; i < r->loader.n_mods; i++) {
 		const struct irfw_module *m = r->loader.mods[i];
-		printf("%-14s %-8s %s\n", m->name, m->vt.version ? m->vt.version : "-", m->vt.summary ? m->vt.summary : "");
+		printf("%-14s %-8s %s\n", m->name, m->vt.version ? m->vt.version : "-",
+		       m->vt.summary ? m->vt.summary : "");
 	}
 	printf("\nSearch path:");
 	for (size_t d = 0; d < r->loader.n_dirs; d++)
@@ -64,13 +65,16 @@ static void describe_options(const struct irfw_option *opts, bool man)
 		const char *def = (o->flags & IRFW_OPT_SECRET) && o->def ? "(secret)" : o->def;
 		if (man) {
 			printf(".TP\n.B %s\n(%s%s%s%s%s%s)\n%s\n", o->name, type_name(o->type),
-			       o->type == IRFW_OPT_ENUM ? ": " : "", o->type == IRFW_OPT_ENUM ? o->choices : "",
-			       (o->flags & IRFW_OPT_REQUIRED) ? ", required" : "", def ? ", default: " : "", def ? def : "",
-			       o->help ? o->help : "");
+			       o->type == IRFW_OPT_ENUM ? ": " : "",
+			       o->type == IRFW_OPT_ENUM ? o->choices : "",
+			       (o->flags & IRFW_OPT_REQUIRED) ? ", required" : "", def ? ", default: " : "",
+			       def ? def : "", o->help ? o->help : "");
 		} else {
-			printf("  %s = <%s%s%s>%s%s%s\n", o->name, type_name(o->type), o->type == IRFW_OPT_ENUM ? " " : "",
-			       o->type == IRFW_OPT_ENUM ? o->choices : "", (o->flags & IRFW_OPT_REQUIRED) ? "  (required)" : "",
-			       def ? "  default: " : "", def ? def : "");
+			printf("  %s = <%s%s%s>%s%s%s\n", o->name, type_name(o->type),
+			       o->type == IRFW_OPT_ENUM ? " " : "",
+			       o->type == IRFW_OPT_ENUM ? o->choices : "",
+			       (o->flags & IRFW_OPT_REQUIRED) ? "  (required)" : "", def ? "  default: " : "",
+			       def ? def : "");
 			printf("      %s\n", o->help ? o->help : "");
 		}
 	}

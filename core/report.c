@@ -37,7 +37,9 @@ static cJSON *result_json(const struct irfw_step_result *res)
 	cJSON_AddStringToObject(s, "step", res->step);
 	cJSON_AddStringToObject(s, "plugin", res->plugin);
 	cJSON_AddStringToObject(s, "status",
-	                        !res->ran ? "not-run" : res->not_checked ? "not-checked" : irfw_status_name(res->status));
+	                        !res->ran          ? "not-run"
+	                        : res->not_checked ? "not-checked"
+	                                           : irfw_status_name(res->status));
 	if (res->unchecked)
 		cJSON_AddItemToObject(s, "not_checked", cJSON_Duplicate(res->unchecked, true));
 	if (res->detail)
@@ -123,7 +125,8 @@ static const char *result_word(const struct irfw_step_result *res)
 
 void irfw_report_text(struct irfw_run *r)
 {
-	printf("\ncase %s%s\n", r->case_id_resolved ? r->case_id_resolved : "-", r->dry_run ? " (dry run)" : "");
+	printf("\ncase %s%s\n", r->case_id_resolved ? r->case_id_resolved : "-",
+	       r->dry_run ? " (dry run)" : "");
 	for (size_t i = 0; i < r->batch.n; i++) {
 		struct irfw_target *t = r->batch.targets[i];
 		if (!t->found) {
@@ -151,17 +154,18 @@ void irfw_report_text(struct irfw_run *r)
 		irfw_containment c = irfw_target_containment(t, &cause);
 		char *ecause = irfw_escape_text(cause);
 		printf("%s%s%s%s  %s%s%s  (%zu ok, %zu skipped, %zu failed)\n", t->id, name ? " (" : "",
-		       name ? name : "", name ? ")" : "", irfw_containment_outcome(c), ecause && *ecause ? ": " : "",
-		       ecause ? ecause : "", ok, sk, fl);
+		       name ? name : "", name ? ")" : "", irfw_containment_outcome(c),
+		       ecause && *ecause ? ": " : "", ecause ? ecause : "", ok, sk, fl);
 		free(ecause);
 		free(name);
 		for (size_t k = 0; k < t->n_results; k++) {
 			const struct irfw_step_result *res = &t->results[k];
 			char *detail = irfw_escape_text(res->detail);
 			char *aerr = irfw_escape_text(res->aws_error);
-			printf("  %-8s %-14s %s%s%s%s%s%s\n", result_word(res), res->step, detail ? detail : "",
-			       aerr ? " [" : "", aerr ? aerr : "", res->request_id ? ", request " : "",
-			       res->request_id ? res->request_id : "", aerr ? "]" : "");
+			printf("  %-8s %-14s %s%s%s%s%s%s\n", result_word(res), res->step,
+			       detail ? detail : "", aerr ? " [" : "", aerr ? aerr : "",
+			       res->request_id ? ", request " : "", res->request_id ? res->request_id : "",
+			       aerr ? "]" : "");
 			free(detail);
 			free(aerr);
 		}
@@ -206,4 +210,3 @@ void irfw_report_json(struct irfw_run *r)
 	free(out);
 	cJSON_Delete(doc);
 }
-

@@ -41,7 +41,7 @@ const char *irfw_run_global(const struct irfw_run *r, const char *key)
 	struct {
 		const char *key, *val;
 	} cli[] = {{"region", r->region}, {"profile", r->profile}, {"bucket", r->bucket},
-	           {"topic", r->topic},   {"sgid", r->sgid},     {"evidence_dir", r->evidence_dir_opt}};
+	           {"topic", r->topic},   {"sgid", r->sgid},       {"evidence_dir", r->evidence_dir_opt}};
 	for (size_t i = 0; i < sizeof(cli) / sizeof(cli[0]); i++)
 		if (cli[i].val && strcmp(cli[i].key, key) == 0)
 			return cli[i].val;
@@ -136,7 +136,8 @@ static void print_config_errors(const struct irfw_config *cfg)
 	for (size_t i = 0; i < shown; i++)
 		irfw_logf(IRFW_LOG_ERROR, NULL, "%s", cfg->errors[i]);
 	if (cfg->n_errors > shown)
-		irfw_logf(IRFW_LOG_ERROR, NULL, "... and %zu more configuration errors", cfg->n_errors - shown);
+		irfw_logf(IRFW_LOG_ERROR, NULL, "... and %zu more configuration errors",
+		          cfg->n_errors - shown);
 }
 
 static int add_step(struct irfw_run *r, const char *name, int line)
@@ -148,7 +149,8 @@ static int add_step(struct irfw_run *r, const char *name, int line)
 			return -1;
 		}
 	if (!irfw_valid_module_name(name)) {
-		irfw_config_error(cfg, line, "[irfw] pipeline step '%s' is not a valid name ([a-z0-9_]+)", name);
+		irfw_config_error(cfg, line, "[irfw] pipeline step '%s' is not a valid name ([a-z0-9_]+)",
+		                  name);
 		return -1;
 	}
 	struct irfw_step *s = calloc(1, sizeof(*s));
@@ -178,7 +180,8 @@ static int add_step(struct irfw_run *r, const char *name, int line)
 		for (const struct irfw_option *o = s->mod->vt.options; o && o->name; o++)
 			if (o->flags & IRFW_OPT_REQUIRED)
 				irfw_config_error(cfg, line,
-				                  "step '%s' has no [%s] section with keys, and its plugin %s requires '%s'",
+				                  "step '%s' has no [%s] section with keys, and its plugin "
+				                  "%s requires '%s'",
 				                  name, name, s->mod->name, o->name);
 	}
 	const char *oe = irfw_step_get(s, "on_error");
@@ -189,7 +192,7 @@ static int add_step(struct irfw_run *r, const char *name, int line)
 	               : IRFW_PHASE_PRESERVE;
 	const struct irfw_kv_line *ph = irfw_section_find(s->sec, "phase");
 	if (ph)
-		s->phase = strcmp(ph->value, "contain") == 0    ? IRFW_PHASE_CONTAIN
+		s->phase = strcmp(ph->value, "contain") == 0  ? IRFW_PHASE_CONTAIN
 		           : strcmp(ph->value, "report") == 0 ? IRFW_PHASE_REPORT
 		                                              : IRFW_PHASE_PRESERVE;
 	return 0;
@@ -219,24 +222,27 @@ static void check_global_values(struct irfw_run *r)
 		const char *key, *flag, *what;
 		bool (*valid)(const char *);
 	} checks[] = {
-		{"sgid", "-g/--sgid", "is not a security group id (sg- and 8 or 17 hex digits)", irfw_valid_sg_id},
-		{"topic", "-t/--topic", "is not an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME)",
-		 irfw_valid_topic_arn},
-		{"bucket", "-b/--bucket", "is not an S3 bucket name (3-63 of a-z 0-9 . -)", irfw_valid_bucket},
-		{"region", "-r/--region", "is not an AWS region (like us-east-1)", irfw_valid_region},
+	    {"sgid", "-g/--sgid", "is not a security group id (sg- and 8 or 17 hex digits)",
+	     irfw_valid_sg_id},
+	    {"topic", "-t/--topic", "is not an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME)",
+	     irfw_valid_topic_arn},
+	    {"bucket", "-b/--bucket", "is not an S3 bucket name (3-63 of a-z 0-9 . -)", irfw_valid_bucket},
+	    {"region", "-r/--region", "is not an AWS region (like us-east-1)", irfw_valid_region},
 	};
 	const char *cli[] = {r->sgid, r->topic, r->bucket, r->region};
 	static const char *const no_vars[] = {NULL};
 	for (size_t i = 0; i < sizeof(checks) / sizeof(checks[0]); i++) {
 		if (cli[i] && !checks[i].valid(cli[i])) {
 			char *e = irfw_escape_text(cli[i]);
-			irfw_logf(IRFW_LOG_ERROR, NULL, "%s '%s' %s", checks[i].flag, e ? e : "", checks[i].what);
+			irfw_logf(IRFW_LOG_ERROR, NULL, "%s '%s' %s", checks[i].flag, e ? e : "",
+			          checks[i].what);
 			free(e);
 			r->usage_error = true;
 		}
 		const struct irfw_kv_line *kv = irfw_section_find(r->global, checks[i].key);
 		/* A template is checked when it is expanded. */
-		if (!cli[i] && kv && irfw_template_check_vars(kv->value, no_vars) == NULL && !checks[i].valid(kv->value))
+		if (!cli[i] && kv && irfw_template_check_vars(kv->value, no_vars) == NULL &&
+		    !checks[i].valid(kv->value))
 			irfw_config_error(&r->cfg, kv->line, "[irfw] %s = %s %s", checks[i].key, kv->value,
 			                  checks[i].what);
 	}
@@ -249,7 +255,8 @@ static void check_global_values(struct irfw_run *r)
 		const struct irfw_kv_line *kv = irfw_section_find(r->global, key);
 		if (kv && irfw_ratelimit_parse_spec(kv->value, &cap, &rate) != 0)
 			irfw_config_error(&r->cfg, kv->line,
-			                  "[irfw] %s = %s: expected CAPACITY/REFILL_PER_SECOND, e.g. 50/5", key, kv->value);
+			                  "[irfw] %s = %s: expected CAPACITY/REFILL_PER_SECOND, e.g. 50/5",
+			                  key, kv->value);
 	}
 	/* The case id is made before any instance is known. */
 	static const char *const case_vars[] = {"account_id", "region", "date", "time", NULL};
@@ -277,7 +284,8 @@ int irfw_run_load(struct irfw_run *r, bool init_steps)
 	}
 	r->global = irfw_config_section(cfg, "irfw");
 	if (!r->global) {
-		irfw_config_error(cfg, 0, "no [irfw] section (it holds the pipeline and the global settings)");
+		irfw_config_error(cfg, 0,
+		                  "no [irfw] section (it holds the pipeline and the global settings)");
 		goto bad;
 	}
 	irfw_config_validate(cfg, r->global, irfw_global_options(), NULL);
@@ -310,10 +318,12 @@ int irfw_run_load(struct irfw_run *r, bool init_steps)
 		irfw_config_error(cfg, pl->line, "[irfw] pipeline is empty");
 	for (char **p = r->only; p && *p; p++)
 		if (!in_list(names, *p))
-			irfw_config_error(cfg, pl->line, "--only %s: no such step in the pipeline (%s)", *p, pl->value);
+			irfw_config_error(cfg, pl->line, "--only %s: no such step in the pipeline (%s)", *p,
+			                  pl->value);
 	for (char **p = r->skip; p && *p; p++)
 		if (!in_list(names, *p))
-			irfw_config_error(cfg, pl->line, "--skip %s: no such step in the pipeline (%s)", *p, pl->value);
+			irfw_config_error(cfg, pl->line, "--skip %s: no such step in the pipeline (%s)", *p,
+			                  pl->value);
 	for (size_t i = 0; i < n; i++) {
 		if ((r->only && !in_list(r->only, names[i])) || in_list(r->skip, names[i]))
 			continue;
@@ -323,8 +333,8 @@ int irfw_run_load(struct irfw_run *r, bool init_steps)
 	for (size_t i = 0; i < cfg->n_sections; i++) {
 		const char *sn = cfg->sections[i].name;
 		if (strcmp(sn, "irfw") != 0 && !in_list(names, sn))
-			irfw_logf(IRFW_LOG_DEBUG, NULL, "%s:%d: section [%s] is not in the pipeline; ignored", cfg->path,
-			          cfg->sections[i].line, sn);
+			irfw_logf(IRFW_LOG_DEBUG, NULL, "%s:%d: section [%s] is not in the pipeline; ignored",
+			          cfg->path, cfg->sections[i].line, sn);
 	}
 	irfw_strv_free(names);
 	if (cfg->n_errors)
@@ -334,8 +344,8 @@ int irfw_run_load(struct irfw_run *r, bool init_steps)
 		if (s->mod->vt.init && s->mod->vt.init(s, &s->state) != 0) {
 			s->init_failed = true;
 			if (!cfg->n_errors)
-				irfw_config_error(cfg, s->sec ? s->sec->line : 0, "step '%s' refused its configuration",
-				                  s->name);
+				irfw_config_error(cfg, s->sec ? s->sec->line : 0,
+				                  "step '%s' refused its configuration", s->name);
 		}
 		s->initialised = !s->init_failed;
 	}
@@ -351,7 +361,8 @@ int irfw_run_add_target(struct irfw_run *r, const char *id)
 {
 	if (!irfw_valid_instance_id(id)) {
 		irfw_logf(IRFW_LOG_ERROR, NULL,
-		          "'%s' is not an instance id (expected i- followed by 8 or 17 lowercase hex digits)", id);
+		          "'%s' is not an instance id (expected i- followed by 8 or 17 lowercase hex digits)",
+		          id);
 		return IRFW_RUN_USAGE;
 	}
 	for (size_t i = 0; i < r->batch.n; i++)
@@ -418,10 +429,10 @@ static int describe_targets(struct irfw_run *r)
 			struct irfw_aws_error e;
 			char rid[128];
 			cJSON *res = NULL;
-			if (irfw_aws_request(r->aws, r->resolved_region, "ec2", "DescribeInstances", p, false, &res, &e,
-			                     rid) != 0) {
-				irfw_logf(IRFW_LOG_ERROR, NULL, "DescribeInstances: %s: %s (request %s)", e.code, e.message,
-				          e.request_id[0] ? e.request_id : "-");
+			if (irfw_aws_request(r->aws, r->resolved_region, "ec2", "DescribeInstances", p, false,
+			                     &res, &e, rid) != 0) {
+				irfw_logf(IRFW_LOG_ERROR, NULL, "DescribeInstances: %s: %s (request %s)",
+				          e.code, e.message, e.request_id[0] ? e.request_id : "-");
 				cJSON_Delete(p);
 				return -1;
 			}
@@ -429,16 +440,19 @@ static int describe_targets(struct irfw_run *r)
 			cJSON_ArrayForEach(resv, cJSON_GetObjectItemCaseSensitive(res, "reservationSet"))
 			{
 				const cJSON *inst;
-				cJSON_ArrayForEach(inst, cJSON_GetObjectItemCaseSensitive(resv, "instancesSet"))
+				cJSON_ArrayForEach(inst,
+				                   cJSON_GetObjectItemCaseSensitive(resv, "instancesSet"))
 				{
-					const cJSON *id = cJSON_GetObjectItemCaseSensitive(inst, "instanceId");
-					struct irfw_target *t = cJSON_IsString(id) ? find_target(r, id->valuestring) : NULL;
+					const cJSON *id =
+					    cJSON_GetObjectItemCaseSensitive(inst, "instanceId");
+					struct irfw_target *t =
+					    cJSON_IsString(id) ? find_target(r, id->valuestring) : NULL;
 					if (!t || t->found)
 						continue;
 					t->found = true;
 					t->instance = cJSON_Duplicate(inst, true);
-					t->state = irfw_strdup(
-					    irfw_json_str(cJSON_GetObjectItemCaseSensitive(inst, "instanceState"), "name"));
+					t->state = irfw_strdup(irfw_json_str(
+					    cJSON_GetObjectItemCaseSensitive(inst, "instanceState"), "name"));
 					const cJSON *vpc = cJSON_GetObjectItemCaseSensitive(inst, "vpcId");
 					t->vpc_id = cJSON_IsString(vpc) ? strdup(vpc->valuestring) : NULL;
 					t->name_tag = irfw_strdup(tag_value(inst, "Name"));
@@ -460,7 +474,8 @@ static int resolve_case_id(struct irfw_run *r)
 	if (r->case_id) {
 		r->case_id_resolved = strdup(r->case_id);
 	} else {
-		struct irfw_vars v = {.account_id = r->account_id, .region = r->resolved_region, .now = r->started};
+		struct irfw_vars v = {
+		    .account_id = r->account_id, .region = r->resolved_region, .now = r->started};
 		r->case_id_resolved = irfw_template_expand(irfw_run_global(r, "case_id"), &v, &err);
 	}
 	const char *c = r->case_id_resolved;
@@ -469,7 +484,8 @@ static int resolve_case_id(struct irfw_run *r)
 		ok = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
 		     strchr("._-:", *c);
 	if (!ok) {
-		irfw_logf(IRFW_LOG_ERROR, NULL, "case id '%s' %s; use letters, digits and . _ - : (at most 128)",
+		irfw_logf(IRFW_LOG_ERROR, NULL,
+		          "case id '%s' %s; use letters, digits and . _ - : (at most 128)",
 		          r->case_id_resolved ? r->case_id_resolved : "", err ? err : "is not valid");
 		return -1;
 	}
@@ -505,8 +521,9 @@ static void warn_if_readable(const char *path, const char *what)
 {
 	struct stat st;
 	if (path && stat(path, &st) == 0 && (st.st_mode & (S_IRGRP | S_IROTH)))
-		irfw_logf(IRFW_LOG_WARN, NULL, "%s %s is readable by %s (mode %04o): chmod go-r %s", what, path,
-		          (st.st_mode & S_IROTH) ? "anyone" : "its group", (unsigned)(st.st_mode & 07777), path);
+		irfw_logf(IRFW_LOG_WARN, NULL, "%s %s is readable by %s (mode %04o): chmod go-r %s", what,
+		          path, (st.st_mode & S_IROTH) ? "anyone" : "its group",
+		          (unsigned)(st.st_mode & 07777), path);
 }
 
 /* The site file, when one of its steps holds a secret value inline. */
@@ -547,7 +564,8 @@ static int aws_client(struct irfw_run *r, char *err, size_t errlen)
 	    .s3_path_style = ps && irfw_parse_bool(ps, &path_style) && path_style,
 	};
 	char key[64];
-	for (size_t i = 0; i < irfw_ratelimit_class_count() && i < sizeof(c.ratelimit) / sizeof(c.ratelimit[0]); i++) {
+	for (size_t i = 0;
+	     i < irfw_ratelimit_class_count() && i < sizeof(c.ratelimit) / sizeof(c.ratelimit[0]); i++) {
 		snprintf(key, sizeof(key), "ratelimit.%s", irfw_ratelimit_class_name(i));
 		const struct irfw_kv_line *kv = irfw_section_find(r->global, key);
 		c.ratelimit[i] = kv ? kv->value : NULL;
@@ -574,9 +592,10 @@ int irfw_run_execute(struct irfw_run *r, bool json, bool check_only)
 	struct irfw_aws_error e;
 	char rid[128];
 	cJSON *who = NULL;
-	if (irfw_aws_request(r->aws, r->resolved_region, "sts", "GetCallerIdentity", NULL, false, &who, &e, rid) != 0) {
-		irfw_logf(IRFW_LOG_ERROR, NULL, "sts:GetCallerIdentity: %s: %s (request %s)", e.code, e.message,
-		          e.request_id[0] ? e.request_id : "-");
+	if (irfw_aws_request(r->aws, r->resolved_region, "sts", "GetCallerIdentity", NULL, false, &who, &e,
+	                     rid) != 0) {
+		irfw_logf(IRFW_LOG_ERROR, NULL, "sts:GetCallerIdentity: %s: %s (request %s)", e.code,
+		          e.message, e.request_id[0] ? e.request_id : "-");
 		return e.http_status == 403 || e.http_status == 401 ? IRFW_RUN_USAGE : IRFW_RUN_STEP_FAILED;
 	}
 	const cJSON *res = cJSON_GetObjectItemCaseSensitive(who, "GetCallerIdentityResult");
@@ -591,8 +610,8 @@ int irfw_run_execute(struct irfw_run *r, bool json, bool check_only)
 		irfw_logf(IRFW_LOG_ERROR, NULL, "sts:GetCallerIdentity returned no account id");
 		return IRFW_RUN_STEP_FAILED;
 	}
-	irfw_logf(IRFW_LOG_INFO, NULL, "acting as %s in account %s, region %s", r->caller_arn ? r->caller_arn : "?",
-	          r->account_id, r->resolved_region);
+	irfw_logf(IRFW_LOG_INFO, NULL, "acting as %s in account %s, region %s",
+	          r->caller_arn ? r->caller_arn : "?", r->account_id, r->resolved_region);
 	if (check_only && r->batch.n == 0) {
 		printf("configuration, plugins and credentials are fine (%zu steps)\n", r->n_steps);
 		return IRFW_RUN_OK;
@@ -606,16 +625,17 @@ int irfw_run_execute(struct irfw_run *r, bool json, bool check_only)
 	for (size_t i = 0; i < r->batch.n; i++) {
 		struct irfw_target *t = r->batch.targets[i];
 		if (!t->found) {
-			irfw_logf(IRFW_LOG_ERROR, t->id, "instance not found in account %s, region %s", r->account_id,
-			          r->resolved_region);
+			irfw_logf(IRFW_LOG_ERROR, t->id, "instance not found in account %s, region %s",
+			          r->account_id, r->resolved_region);
 			status = IRFW_RUN_NOT_HANDLED;
 			continue;
 		}
-		if (t->state && (strcmp(t->state, "terminated") == 0 || strcmp(t->state, "shutting-down") == 0)) {
+		if (t->state &&
+		    (strcmp(t->state, "terminated") == 0 || strcmp(t->state, "shutting-down") == 0)) {
 			/* Nothing left to contain; its volumes are going or gone.
 			 * Steps never see it: no instance, no VPC. */
-			irfw_logf(IRFW_LOG_ERROR, t->id, "instance is %s: nothing to contain or preserve; not handled",
-			          t->state);
+			irfw_logf(IRFW_LOG_ERROR, t->id,
+			          "instance is %s: nothing to contain or preserve; not handled", t->state);
 			t->skipped_state = true;
 			cJSON_Delete(t->instance);
 			t->instance = NULL;
@@ -650,13 +670,16 @@ int irfw_run_execute(struct irfw_run *r, bool json, bool check_only)
 			struct irfw_target *t = r->batch.targets[i];
 			if (!t->found || t->skipped_state)
 				continue;
-			if (irfw_case_open(ev, r->case_id_resolved, t->id, info, &t->rec, err, sizeof(err)) != 0) {
+			if (irfw_case_open(ev, r->case_id_resolved, t->id, info, &t->rec, err, sizeof(err)) !=
+			    0) {
 				/* Containment goes first and alone: a full or unwritable
 				 * evidence folder must not keep the instance open.  The
 				 * steps that need the record say so when they fail. */
 				irfw_logf(IRFW_LOG_WARN, t->id,
-				          "no case record: %s; containment goes on, but evidence and records of this "
-				          "instance cannot be kept (free the folder or give --evidence-dir, then run "
+				          "no case record: %s; containment goes on, but evidence and records "
+				          "of this "
+				          "instance cannot be kept (free the folder or give --evidence-dir, "
+				          "then run "
 				          "again with --case-id %s to complete the case)",
 				          err, r->case_id_resolved);
 				t->rec = NULL;
@@ -666,19 +689,20 @@ int irfw_run_execute(struct irfw_run *r, bool json, bool check_only)
 			/* The instance as found is the first piece of evidence. */
 			char *desc = cJSON_Print(t->instance);
 			if (desc) {
-				irfw_case_artifact_add(t->rec, "core", "describe-instance.json", "application/json", desc,
-				                       strlen(desc));
+				irfw_case_artifact_add(t->rec, "core", "describe-instance.json",
+				                       "application/json", desc, strlen(desc));
 				free(desc);
 			}
 		}
 		cJSON_Delete(info);
-		irfw_logf(IRFW_LOG_INFO, NULL, "case %s: %zu instance(s), %zu step(s) each", r->case_id_resolved,
-		          found, r->n_steps);
-	} else if (r->dry_run && !check_only) {
-		irfw_logf(IRFW_LOG_INFO, NULL,
-		          "dry run of case %s: %zu instance(s), %zu step(s) each; nothing is changed and no case "
-		          "record is written",
+		irfw_logf(IRFW_LOG_INFO, NULL, "case %s: %zu instance(s), %zu step(s) each",
 		          r->case_id_resolved, found, r->n_steps);
+	} else if (r->dry_run && !check_only) {
+		irfw_logf(
+		    IRFW_LOG_INFO, NULL,
+		    "dry run of case %s: %zu instance(s), %zu step(s) each; nothing is changed and no case "
+		    "record is written",
+		    r->case_id_resolved, found, r->n_steps);
 	}
 	if (found) {
 		int prc = call_prepare(r);
@@ -711,7 +735,6 @@ int irfw_run_execute(struct irfw_run *r, bool json, bool check_only)
 		irfw_report_text(r);
 	return status;
 }
-
 
 void irfw_run_free(struct irfw_run *r)
 {
@@ -777,4 +800,3 @@ void irfw_run_free(struct irfw_run *r)
 	pthread_cond_destroy(&r->memo_cond);
 	irfw_log_clear_secrets();
 }
-

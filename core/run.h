@@ -23,14 +23,14 @@ struct irfw_run;
 
 struct irfw_step {
 	struct irfw_run *run;
-	char *name;                 /* section name */
-	struct irfw_section *sec;   /* may be NULL when the section is absent */
+	char *name;               /* section name */
+	struct irfw_section *sec; /* may be NULL when the section is absent */
 	struct irfw_module *mod;
 	void *state;
 	bool initialised;
 	bool stop_on_error;
 	bool init_failed;
-	irfw_phase phase;           /* the plugin's, or the section's `phase =` */
+	irfw_phase phase; /* the plugin's, or the section's `phase =` */
 };
 
 struct irfw_fact {
@@ -45,27 +45,26 @@ struct irfw_cont_report {
 };
 
 struct irfw_step_result {
-	const char *step;           /* points into irfw_step */
+	const char *step; /* points into irfw_step */
 	const char *plugin;
 	irfw_status status;
 	char *detail;
-	char *aws_error;            /* "Code: message" or NULL */
+	char *aws_error; /* "Code: message" or NULL */
 	char *request_id;
-	cJSON *request_ids;         /* every request id of the step's calls */
-	cJSON *unchecked;           /* dry run: changes not sent ("sns:Publish") */
-	bool not_checked;           /* `irfw check` of a plugin without check */
-	char *record_error;         /* first irfw_record() that failed: the step fails */
+	cJSON *request_ids; /* every request id of the step's calls */
+	cJSON *unchecked;   /* dry run: changes not sent ("sns:Publish") */
+	bool not_checked;   /* `irfw check` of a plugin without check */
+	char *record_error; /* first irfw_record() that failed: the step fails */
 	long ms;
-	irfw_phase phase;           /* the step's */
-	bool resumed;               /* done in an earlier run of this case */
-	bool ran;                   /* false: not reached (an earlier stop) */
+	irfw_phase phase; /* the step's */
+	bool resumed;     /* done in an earlier run of this case */
+	bool ran;         /* false: not reached (an earlier stop) */
 };
-
 
 struct irfw_target {
 	struct irfw_run *run;
 	char *id;
-	cJSON *instance;            /* owned copy of the DescribeInstances item */
+	cJSON *instance; /* owned copy of the DescribeInstances item */
 	char *vpc_id, *name_tag;
 	bool found;
 	struct irfw_case *rec;
@@ -73,17 +72,17 @@ struct irfw_target {
 	size_t n_facts;
 	struct irfw_step_result *results;
 	size_t n_results;
-	struct irfw_step *cur;      /* step running now */
+	struct irfw_step *cur; /* step running now */
 	struct irfw_step_result *cur_res;
 	struct irfw_aws_error err;       /* last failed call */
 	struct irfw_aws_error first_err; /* first failed call of the current step */
 	char last_request_id[128];
-	char *notes;                /* accumulated irfw_note text */
-	char *state;                /* instance-state name, or NULL */
-	struct irfw_cont_report *cont;  /* reports of this run and earlier ones */
+	char *notes;                   /* accumulated irfw_note text */
+	char *state;                   /* instance-state name, or NULL */
+	struct irfw_cont_report *cont; /* reports of this run and earlier ones */
 	size_t n_cont;
-	char *cont_cause;           /* last irfw_target_containment() cause */
-	bool skipped_state;         /* terminated or shutting down: not handled */
+	char *cont_cause;   /* last irfw_target_containment() cause */
+	bool skipped_state; /* terminated or shutting down: not handled */
 };
 
 struct irfw_memo_entry {
@@ -129,10 +128,10 @@ struct irfw_run {
 	struct irfw_memo_entry *memo;
 	size_t n_memo;
 
-	size_t next_target;         /* work queue index, under memo_lock */
-	bool usage_error;           /* a command-line value was refused */
-	bool preparing;             /* in the steps' prepare callbacks */
-	bool prepare_usage_error;   /* irfw_step_error() called from prepare */
+	size_t next_target;       /* work queue index, under memo_lock */
+	bool usage_error;         /* a command-line value was refused */
+	bool preparing;           /* in the steps' prepare callbacks */
+	bool prepare_usage_error; /* irfw_step_error() called from prepare */
 };
 
 /* A global key's value: CLI override first, then [irfw], then the default. */

@@ -73,15 +73,32 @@ int irfw_runner_set(irfw_runner *r, irfw_setting what, const char *value)
 	free(r->values[what]);
 	r->values[what] = copy;
 	switch (what) {
-	case IRFW_SET_CONF: r->run.conf_path = copy; break;
-	case IRFW_SET_REGION: r->run.region = copy; break;
-	case IRFW_SET_PROFILE: r->run.profile = copy; break;
-	case IRFW_SET_SGID: r->run.sgid = copy; break;
-	case IRFW_SET_BUCKET: r->run.bucket = copy; break;
-	case IRFW_SET_TOPIC: r->run.topic = copy; break;
-	case IRFW_SET_CASE_ID: r->run.case_id = copy; break;
-	case IRFW_SET_EVIDENCE_DIR: r->run.evidence_dir_opt = copy; break;
-	default: break;
+	case IRFW_SET_CONF:
+		r->run.conf_path = copy;
+		break;
+	case IRFW_SET_REGION:
+		r->run.region = copy;
+		break;
+	case IRFW_SET_PROFILE:
+		r->run.profile = copy;
+		break;
+	case IRFW_SET_SGID:
+		r->run.sgid = copy;
+		break;
+	case IRFW_SET_BUCKET:
+		r->run.bucket = copy;
+		break;
+	case IRFW_SET_TOPIC:
+		r->run.topic = copy;
+		break;
+	case IRFW_SET_CASE_ID:
+		r->run.case_id = copy;
+		break;
+	case IRFW_SET_EVIDENCE_DIR:
+		r->run.evidence_dir_opt = copy;
+		break;
+	default:
+		break;
 	}
 	return 0;
 }
@@ -89,9 +106,15 @@ int irfw_runner_set(irfw_runner *r, irfw_setting what, const char *value)
 void irfw_runner_set_flag(irfw_runner *r, irfw_flag what, bool on)
 {
 	switch (what) {
-	case IRFW_FLAG_DRY_RUN: r->run.dry_run = on; break;
-	case IRFW_FLAG_NO_RESUME: r->run.no_resume = on; break;
-	case IRFW_FLAG_JSON: r->json = on; break;
+	case IRFW_FLAG_DRY_RUN:
+		r->run.dry_run = on;
+		break;
+	case IRFW_FLAG_NO_RESUME:
+		r->run.no_resume = on;
+		break;
+	case IRFW_FLAG_JSON:
+		r->json = on;
+		break;
 	}
 }
 
@@ -105,8 +128,8 @@ int irfw_runner_add_instance_file(irfw_runner *r, const char *path)
 	struct stat st;
 	bool in = strcmp(path, "-") == 0;
 	if (!in && stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
-		irfw_logf(IRFW_LOG_ERROR, NULL, "--from-file %s: is a folder; give a file of instance ids, one a line",
-		          path);
+		irfw_logf(IRFW_LOG_ERROR, NULL,
+		          "--from-file %s: is a folder; give a file of instance ids, one a line", path);
 		return -1;
 	}
 	FILE *f = in ? stdin : fopen(path, "r");
@@ -124,7 +147,8 @@ int irfw_runner_add_instance_file(irfw_runner *r, const char *path)
 			continue;
 		if (!irfw_valid_instance_id(id)) {
 			char *e = irfw_escape_text(id);
-			irfw_logf(IRFW_LOG_ERROR, NULL, "%s:%d: '%s' is not an instance id", path, lineno, e ? e : "");
+			irfw_logf(IRFW_LOG_ERROR, NULL, "%s:%d: '%s' is not an instance id", path, lineno,
+			          e ? e : "");
 			free(e);
 			rc = -1;
 			continue;
@@ -146,11 +170,16 @@ size_t irfw_runner_instance_count(const irfw_runner *r)
 static irfw_result from_status(int status)
 {
 	switch (status) {
-	case IRFW_RUN_OK: return IRFW_RESULT_OK;
-	case IRFW_RUN_STEP_FAILED: return IRFW_RESULT_STEP_FAILED;
-	case IRFW_RUN_NOT_HANDLED: return IRFW_RESULT_NOT_HANDLED;
-	case IRFW_RUN_NOT_CONTAINED: return IRFW_RESULT_NOT_CONTAINED;
-	default: return IRFW_RESULT_USAGE;
+	case IRFW_RUN_OK:
+		return IRFW_RESULT_OK;
+	case IRFW_RUN_STEP_FAILED:
+		return IRFW_RESULT_STEP_FAILED;
+	case IRFW_RUN_NOT_HANDLED:
+		return IRFW_RESULT_NOT_HANDLED;
+	case IRFW_RUN_NOT_CONTAINED:
+		return IRFW_RESULT_NOT_CONTAINED;
+	default:
+		return IRFW_RESULT_USAGE;
 	}
 }
 
@@ -190,7 +219,7 @@ irfw_result irfw_runner_plugins(irfw_runner *r, const char *name, irfw_describe 
 	irfw_run_load(&r->run, false);
 	if (!r->run.loader.ltdl_up)
 		return IRFW_RESULT_USAGE;
-	int format = how == IRFW_DESCRIBE_AS_MAN ? IRFW_DESCRIBE_MAN
+	int format = how == IRFW_DESCRIBE_AS_MAN   ? IRFW_DESCRIBE_MAN
 	             : how == IRFW_DESCRIBE_AS_INI ? IRFW_DESCRIBE_INI
 	                                           : IRFW_DESCRIBE_TEXT;
 	return from_status(name ? irfw_plugins_describe(&r->run, name, format) : irfw_plugins_list(&r->run));

@@ -36,7 +36,6 @@ static double now_ms(void)
 	return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
 }
 
-
 /* ------------------------------------------------------------------ */
 /* Running.                                                            */
 
@@ -56,7 +55,8 @@ static bool report_is_stale(irfw_target *t, const struct irfw_step *s)
 	return true;
 }
 
-static void run_step(struct irfw_target *t, struct irfw_step *s, struct irfw_step_result *res, bool check_only)
+static void run_step(struct irfw_target *t, struct irfw_step *s, struct irfw_step_result *res,
+                     bool check_only)
 {
 	t->cur = s;
 	t->cur_res = res;
@@ -97,9 +97,10 @@ static void run_step(struct irfw_target *t, struct irfw_step *s, struct irfw_ste
 	if (st == IRFW_OK && t->notes && !res->detail)
 		res->detail = strdup(t->notes);
 	if (res->record_error && st != IRFW_FAILED) {
-		char *d = irfw_strfmt("%s%sbut the case record could not be written (%s): what the step did is not "
-		                      "recorded",
-		                      res->detail ? res->detail : "", res->detail ? "; " : "", res->record_error);
+		char *d =
+		    irfw_strfmt("%s%sbut the case record could not be written (%s): what the step did is not "
+		                "recorded",
+		                res->detail ? res->detail : "", res->detail ? "; " : "", res->record_error);
 		if (d) {
 			free(res->detail);
 			res->detail = d;
@@ -117,18 +118,18 @@ static void run_step(struct irfw_target *t, struct irfw_step *s, struct irfw_ste
 			free(res->detail);
 			res->detail = b.data;
 		}
-	}
-	else if (st != IRFW_OK && !res->detail)
-		res->detail = strdup(st == IRFW_SKIPPED ? "skipped (no reason given)" : "failed (no reason given)");
+	} else if (st != IRFW_OK && !res->detail)
+		res->detail =
+		    strdup(st == IRFW_SKIPPED ? "skipped (no reason given)" : "failed (no reason given)");
 	if (record && s->phase == IRFW_PHASE_REPORT && st != IRFW_FAILED) {
 		cJSON *seen = cJSON_CreateObject();
-		cJSON_AddStringToObject(seen, "state", irfw_containment_name(irfw_target_containment(t, NULL)));
+		cJSON_AddStringToObject(seen, "state",
+		                        irfw_containment_name(irfw_target_containment(t, NULL)));
 		if (irfw_case_record(t->rec, s->name, "containment_seen", seen) != 0)
 			irfw_log(t, IRFW_LOG_WARN, "case record: %s", irfw_case_error(t->rec));
 	}
-	if (record &&
-	    irfw_case_step_end(t->rec, s->name, irfw_status_name(st), res->detail, res->aws_error, res->request_ids,
-	                       res->ms) != 0)
+	if (record && irfw_case_step_end(t->rec, s->name, irfw_status_name(st), res->detail, res->aws_error,
+	                                 res->request_ids, res->ms) != 0)
 		irfw_log(t, IRFW_LOG_WARN, "case record: %s", irfw_case_error(t->rec));
 	if (st == IRFW_FAILED)
 		irfw_log(t, IRFW_LOG_ERROR, "FAILED: %s%s%s%s%s%s", res->detail ? res->detail : "",
@@ -136,8 +137,8 @@ static void run_step(struct irfw_target *t, struct irfw_step *s, struct irfw_ste
 		         res->request_id ? ", request " : "", res->request_id ? res->request_id : "",
 		         res->aws_error ? "]" : "");
 	else
-		irfw_log(t, IRFW_LOG_INFO, "%s%s%s", st == IRFW_OK ? "ok" : "skipped", res->detail ? ": " : "",
-		         res->detail ? res->detail : "");
+		irfw_log(t, IRFW_LOG_INFO, "%s%s%s", st == IRFW_OK ? "ok" : "skipped",
+		         res->detail ? ": " : "", res->detail ? res->detail : "");
 }
 
 static void run_target(struct irfw_target *t, bool check_only)
@@ -159,7 +160,8 @@ static void run_target(struct irfw_target *t, bool check_only)
 			continue;
 		run_step(t, r->steps[i], res, check_only);
 		if (res->status == IRFW_FAILED && r->steps[i]->stop_on_error) {
-			irfw_log(t, IRFW_LOG_WARN, "on_error = stop: the remaining steps are not run for this instance");
+			irfw_log(t, IRFW_LOG_WARN,
+			         "on_error = stop: the remaining steps are not run for this instance");
 			stopped = true;
 		}
 	}
@@ -187,7 +189,6 @@ static void *worker(void *arg)
 	}
 	return NULL;
 }
-
 
 void irfw_schedule(struct irfw_run *r, size_t found, bool check_only)
 {

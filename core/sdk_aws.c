@@ -100,7 +100,8 @@ int irfw_aws_call_in(irfw_target *t, const char *region, const char *service, co
 		char *name = irfw_strfmt("%s:%s", service, operation);
 		bool seen = false;
 		const cJSON *u;
-		cJSON_ArrayForEach(u, t->cur_res->unchecked) seen = seen || (name && strcmp(u->valuestring, name) == 0);
+		cJSON_ArrayForEach(u, t->cur_res->unchecked) seen =
+		    seen || (name && strcmp(u->valuestring, name) == 0);
 		if (!t->cur_res->unchecked)
 			t->cur_res->unchecked = cJSON_CreateArray();
 		if (name && !seen)
@@ -123,8 +124,8 @@ int irfw_aws_call_in(irfw_target *t, const char *region, const char *service, co
 	if (rc != 0 && !t->first_err.code[0])
 		t->first_err = t->err;
 	if (rc != 0)
-		irfw_log(t, IRFW_LOG_DEBUG, "%s %s failed: %s %s (request %s)", service, operation, t->err.code,
-		         t->err.message, t->err.request_id[0] ? t->err.request_id : "-");
+		irfw_log(t, IRFW_LOG_DEBUG, "%s %s failed: %s %s (request %s)", service, operation,
+		         t->err.code, t->err.message, t->err.request_id[0] ? t->err.request_id : "-");
 	if (result)
 		*result = res;
 	else
@@ -147,8 +148,8 @@ int irfw_batch_aws_call(irfw_batch *b, const char *region, const char *service, 
 	if (rc == 0) /* in prepare every target's step is the one preparing */
 		irfw_result_neutral(res, service, operation, b->n ? b->targets[0]->cur : NULL);
 	if (rc != 0)
-		irfw_logf(IRFW_LOG_ERROR, NULL, "%s %s: %s: %s (request %s)", service, operation, e.code, e.message,
-		          e.request_id[0] ? e.request_id : "-");
+		irfw_logf(IRFW_LOG_ERROR, NULL, "%s %s: %s: %s (request %s)", service, operation, e.code,
+		          e.message, e.request_id[0] ? e.request_id : "-");
 	if (result)
 		*result = res;
 	else
@@ -221,4 +222,3 @@ int irfw_http_post(irfw_target *t, const char *url, const char *content_type, co
 		irfw_log(t, IRFW_LOG_ERROR, "%s", why);
 	return rc;
 }
-

@@ -34,8 +34,10 @@ int irfw_evidence_add(irfw_target *t, const char *name, const char *media_type, 
 		return 0;
 	}
 	if (!t->rec) {
-		irfw_log(t, IRFW_LOG_ERROR, "cannot store evidence %s: this instance has no case record (see the "
-		                            "warning at the start of the run)", name);
+		irfw_log(t, IRFW_LOG_ERROR,
+		         "cannot store evidence %s: this instance has no case record (see the "
+		         "warning at the start of the run)",
+		         name);
 		return -1;
 	}
 	int rc = irfw_case_artifact_add(t->rec, t->cur ? t->cur->name : "core", name, media_type, data, len);
@@ -115,4 +117,3 @@ const cJSON *irfw_record_get(const irfw_target *t, const char *step, const char 
 {
 	return t->rec ? irfw_case_record_get(t->rec, step, key) : NULL;
 }
-

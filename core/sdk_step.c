@@ -103,4 +103,3 @@ void irfw_step_log(irfw_step *step, irfw_log_level level, const char *fmt, ...)
 	irfw_vlogf(level, step->name, fmt, ap);
 	va_end(ap);
 }
-

@@ -236,4 +236,3 @@ void irfw_note(irfw_target *t, const char *fmt, ...)
 		t->notes = n;
 	}
 }
-

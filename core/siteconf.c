@@ -30,42 +30,54 @@
 #include "aws/ratelimit.h"
 
 static const struct irfw_option global_base[] = {
-	{"pipeline", IRFW_OPT_LIST, NULL, IRFW_OPT_REQUIRED,
-	 "Steps to run for each instance, in order. Each names an INI section; the section's "
-	 "`plugin` (default: its name) is the module run.", NULL},
-	{"region", IRFW_OPT_STRING, NULL, 0,
-	 "AWS region of the instances. Overridden by --region; else AWS_REGION, AWS_DEFAULT_REGION, "
-	 "the profile's region, the instance metadata service.", NULL},
-	{"profile", IRFW_OPT_STRING, NULL, 0, "Named profile of the AWS shared config files (--profile overrides).", NULL},
-	{"plugin_path", IRFW_OPT_LIST, NULL, 0,
-	 "Folders searched for plugin modules before the installed plugin folder. A relative "
-	 "folder is taken relative to this file's folder.", NULL},
-	{"evidence_dir", IRFW_OPT_STRING, "/var/lib/irfw/cases", 0,
-	 "Where case records live: <evidence_dir>/<case>/<instance>/ holds the artifacts, "
-	 "manifest.json and journal.jsonl. A relative folder is taken relative to the working directory.", NULL},
-	{"case_id", IRFW_OPT_STRING, "IR-${date}-${time}", 0,
-	 "Template of the case id when --case-id is not given. Variables: ${date} (YYYY-MM-DD, UTC), "
-	 "${time} (HHMMSS, UTC), ${account_id}, ${region}. Re-running with the same case id resumes it.", NULL},
-	{"jobs", IRFW_OPT_INT, "4", 0, "Instances handled in parallel (--jobs overrides); 1 to 64.", NULL},
-	{"max_attempts", IRFW_OPT_INT, "5", 0,
-	 "Attempts per AWS call, retrying throttling, 5xx and network errors with capped exponential "
-	 "backoff and jitter.", NULL},
-	{"connect_timeout", IRFW_OPT_INT, "10", 0, "Seconds to connect to an AWS endpoint.", NULL},
-	{"timeout", IRFW_OPT_INT, "120", 0, "Seconds for one AWS request, transfer included.", NULL},
-	{"ca_file", IRFW_OPT_STRING, NULL, 0, "A CA bundle to verify AWS endpoints with (TLS verification is always on).", NULL},
-	{"endpoint_url", IRFW_OPT_STRING, NULL, 0,
-	 "Send every AWS call to this endpoint (an emulator, a VPC endpoint). AWS_ENDPOINT_URL and "
-	 "AWS_ENDPOINT_URL_<SERVICE> take precedence.", NULL},
-	{"s3_path_style", IRFW_OPT_BOOL, "false", 0, "Address S3 buckets path-style instead of virtual-host style.", NULL},
-	{"bucket", IRFW_OPT_STRING, NULL, 0, "Evidence bucket for every step that takes one (-b overrides).", NULL},
-	{"topic", IRFW_OPT_STRING, NULL, 0, "SNS topic ARN for every step that takes one (-t overrides).", NULL},
-	{"sgid", IRFW_OPT_STRING, NULL, 0, "Quarantine security group id to use instead of finding one (-g overrides).", NULL},
-	{NULL, 0, NULL, 0, NULL, NULL},
+    {"pipeline", IRFW_OPT_LIST, NULL, IRFW_OPT_REQUIRED,
+     "Steps to run for each instance, in order. Each names an INI section; the section's "
+     "`plugin` (default: its name) is the module run.",
+     NULL},
+    {"region", IRFW_OPT_STRING, NULL, 0,
+     "AWS region of the instances. Overridden by --region; else AWS_REGION, AWS_DEFAULT_REGION, "
+     "the profile's region, the instance metadata service.",
+     NULL},
+    {"profile", IRFW_OPT_STRING, NULL, 0,
+     "Named profile of the AWS shared config files (--profile overrides).", NULL},
+    {"plugin_path", IRFW_OPT_LIST, NULL, 0,
+     "Folders searched for plugin modules before the installed plugin folder. A relative "
+     "folder is taken relative to this file's folder.",
+     NULL},
+    {"evidence_dir", IRFW_OPT_STRING, "/var/lib/irfw/cases", 0,
+     "Where case records live: <evidence_dir>/<case>/<instance>/ holds the artifacts, "
+     "manifest.json and journal.jsonl. A relative folder is taken relative to the working directory.",
+     NULL},
+    {"case_id", IRFW_OPT_STRING, "IR-${date}-${time}", 0,
+     "Template of the case id when --case-id is not given. Variables: ${date} (YYYY-MM-DD, UTC), "
+     "${time} (HHMMSS, UTC), ${account_id}, ${region}. Re-running with the same case id resumes it.",
+     NULL},
+    {"jobs", IRFW_OPT_INT, "4", 0, "Instances handled in parallel (--jobs overrides); 1 to 64.", NULL},
+    {"max_attempts", IRFW_OPT_INT, "5", 0,
+     "Attempts per AWS call, retrying throttling, 5xx and network errors with capped exponential "
+     "backoff and jitter.",
+     NULL},
+    {"connect_timeout", IRFW_OPT_INT, "10", 0, "Seconds to connect to an AWS endpoint.", NULL},
+    {"timeout", IRFW_OPT_INT, "120", 0, "Seconds for one AWS request, transfer included.", NULL},
+    {"ca_file", IRFW_OPT_STRING, NULL, 0,
+     "A CA bundle to verify AWS endpoints with (TLS verification is always on).", NULL},
+    {"endpoint_url", IRFW_OPT_STRING, NULL, 0,
+     "Send every AWS call to this endpoint (an emulator, a VPC endpoint). AWS_ENDPOINT_URL and "
+     "AWS_ENDPOINT_URL_<SERVICE> take precedence.",
+     NULL},
+    {"s3_path_style", IRFW_OPT_BOOL, "false", 0,
+     "Address S3 buckets path-style instead of virtual-host style.", NULL},
+    {"bucket", IRFW_OPT_STRING, NULL, 0, "Evidence bucket for every step that takes one (-b overrides).",
+     NULL},
+    {"topic", IRFW_OPT_STRING, NULL, 0, "SNS topic ARN for every step that takes one (-t overrides).", NULL},
+    {"sgid", IRFW_OPT_STRING, NULL, 0,
+     "Quarantine security group id to use instead of finding one (-g overrides).", NULL},
+    {NULL, 0, NULL, 0, NULL, NULL},
 };
 
 /* The [irfw] keys: the table above and one ratelimit.<class> key per
  * rate-limit class of the AWS client, from its one list (ratelimit.c). */
-#define N_BASE (sizeof(global_base) / sizeof(global_base[0]) - 1)
+#define N_BASE   (sizeof(global_base) / sizeof(global_base[0]) - 1)
 #define N_RL_MAX 8
 static struct irfw_option global_all[N_BASE + N_RL_MAX + 1];
 static char rl_names[N_RL_MAX][48], rl_helps[N_RL_MAX][200];
@@ -97,16 +109,16 @@ const struct irfw_option *irfw_global_options(void)
 }
 
 const struct irfw_option irfw_step_options[] = {
-	{"plugin", IRFW_OPT_STRING, NULL, 0, "Module this step runs (default: the section's name).", NULL},
-	{"on_error", IRFW_OPT_ENUM, "continue", 0,
-	 "When this step fails for an instance: `continue` with its next steps, or `stop` them.",
-	 "stop|continue"},
-	{"phase", IRFW_OPT_ENUM, NULL, 0,
-	 "Phase of the step (default: the plugin's own): `contain` (take the instance out of service "
-	 "and cut it off), `preserve` (protect and capture evidence) or `report` (tag, upload, "
-	 "notify). A failed step of the contain phase keeps the instance from being reported contained.",
-	 "contain|preserve|report"},
-	{NULL, 0, NULL, 0, NULL, NULL},
+    {"plugin", IRFW_OPT_STRING, NULL, 0, "Module this step runs (default: the section's name).", NULL},
+    {"on_error", IRFW_OPT_ENUM, "continue", 0,
+     "When this step fails for an instance: `continue` with its next steps, or `stop` them.",
+     "stop|continue"},
+    {"phase", IRFW_OPT_ENUM, NULL, 0,
+     "Phase of the step (default: the plugin's own): `contain` (take the instance out of service "
+     "and cut it off), `preserve` (protect and capture evidence) or `report` (tag, upload, "
+     "notify). A failed step of the contain phase keeps the instance from being reported contained.",
+     "contain|preserve|report"},
+    {NULL, 0, NULL, 0, NULL, NULL},
 };
 
 /* ------------------------------------------------------------------ */
@@ -124,7 +136,7 @@ void irfw_config_error(struct irfw_config *cfg, int line, const char *fmt, ...)
 		return;
 	cfg->errors = v;
 	cfg->errors[cfg->n_errors] =
-		line > 0 ? irfw_strfmt("%s:%d: %s", cfg->path, line, msg) : irfw_strfmt("%s: %s", cfg->path, msg);
+	    line > 0 ? irfw_strfmt("%s:%d: %s", cfg->path, line, msg) : irfw_strfmt("%s: %s", cfg->path, msg);
 	if (cfg->errors[cfg->n_errors])
 		cfg->n_errors++;
 }
@@ -135,12 +147,12 @@ void irfw_config_error(struct irfw_config *cfg, int line, const char *fmt, ...)
 struct parse_ctx {
 	struct irfw_config *cfg;
 	FILE *f;
-	char *line;        /* getline buffer */
+	char *line; /* getline buffer */
 	size_t line_cap;
 	int lineno;
 	bool continuation; /* current line starts with blank: a value's next line */
 	bool too_long;
-	int section_line;  /* line of the last [section] header */
+	int section_line;          /* line of the last [section] header */
 	struct irfw_kv_line *last; /* last key set, for continuations */
 };
 
@@ -158,9 +170,10 @@ static char *reader(char *str, int num, void *stream)
 	/* inih needs room for the line and its terminator in `num` bytes. */
 	if (n > num - 1 || (size_t)n != strlen(p->line)) {
 		irfw_config_error(p->cfg, p->lineno,
-		                  (size_t)n != strlen(p->line) ? "line contains a NUL byte"
-		                                               : "line is longer than %d characters; "
-		                                                 "shorten it or split a list over indented lines",
+		                  (size_t)n != strlen(p->line)
+		                      ? "line contains a NUL byte"
+		                      : "line is longer than %d characters; "
+		                        "shorten it or split a list over indented lines",
 		                  num - 1);
 		p->too_long = true;
 		return NULL;
@@ -201,7 +214,8 @@ static int handler(void *user, const char *section, const char *name, const char
 	struct irfw_section *s = section_get(cfg, section, p->section_line ? p->section_line : p->lineno);
 	if (!s)
 		return 0;
-	if (!name) /* inih >= r53 reports a bare [section] with name NULL when INI_CALL_HANDLER_ON_NEW_SECTION */
+	if (!name) /* inih >= r53 reports a bare [section] with name NULL when INI_CALL_HANDLER_ON_NEW_SECTION
+	            */
 		return 1;
 	const struct irfw_kv_line *old = irfw_section_find(s, name);
 	if (old && p->continuation && p->last == old) {
@@ -214,7 +228,8 @@ static int handler(void *user, const char *section, const char *name, const char
 		return 1;
 	}
 	if (old) {
-		irfw_config_error(cfg, p->lineno, "[%s] key '%s' is already set on line %d", section, name, old->line);
+		irfw_config_error(cfg, p->lineno, "[%s] key '%s' is already set on line %d", section, name,
+		                  old->line);
 		return 0;
 	}
 	struct irfw_kv_line *v = realloc(s->kv, (s->n_kv + 1) * sizeof(*v));
@@ -301,8 +316,8 @@ const struct irfw_option *irfw_option_find(const struct irfw_option *opts, const
 	return NULL;
 }
 
-static const char *known_vars[] = {"account_id", "region", "instance_id", "vpc_id", "case_id",
-                                   "date", "time", "name_tag", "containment", "outcome", NULL};
+static const char *known_vars[] = {"account_id", "region",   "instance_id", "vpc_id",  "case_id", "date",
+                                   "time",       "name_tag", "containment", "outcome", NULL};
 
 const char *irfw_template_check(const char *value)
 {
@@ -328,10 +343,10 @@ const char *irfw_template_check_vars(const char *value, const char *const *vars)
 			if (strlen(*v) == n && strncmp(*v, p + 2, n) == 0)
 				ok = true;
 		if (!ok) {
-			size_t len = (size_t)snprintf(msg, sizeof(msg), "%s variable ${%.*s} (known%s:",
-			                              vars == known_vars ? "unknown" : "no",
-			                              (int)(n > 40 ? 40 : n), p + 2,
-			                              vars == known_vars ? "" : " here");
+			size_t len = (size_t)snprintf(
+			    msg, sizeof(msg),
+			    "%s variable ${%.*s} (known%s:", vars == known_vars ? "unknown" : "no",
+			    (int)(n > 40 ? 40 : n), p + 2, vars == known_vars ? "" : " here");
 			for (const char *const *v = vars; *v && len < sizeof(msg); v++)
 				len += (size_t)snprintf(msg + len, sizeof(msg) - len, " %s", *v);
 			if (len < sizeof(msg))

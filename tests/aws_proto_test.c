@@ -48,12 +48,14 @@ static void test_endpoints(void **state)
 static void test_query_ec2(void **state)
 {
 	(void)state;
-	cJSON *p = cJSON_Parse("{\"InstanceId\":[\"i-1\",\"i-2\"],\"Filter\":[{\"Name\":\"tag:irfw case\",\"Value\":[\"a=b&c\"]}],"
+	cJSON *p = cJSON_Parse("{\"InstanceId\":[\"i-1\",\"i-2\"],\"Filter\":[{\"Name\":\"tag:irfw "
+	                       "case\",\"Value\":[\"a=b&c\"]}],"
 	                       "\"DisableApiTermination\":{\"Value\":true},\"MaxResults\":5}");
 	char *body = irfw_query_body(irfw_service_find("ec2"), "DescribeInstances", p);
-	assert_string_equal(body, "Action=DescribeInstances&Version=2016-11-15&InstanceId.1=i-1&InstanceId.2=i-2"
-	                          "&Filter.1.Name=tag%3Airfw+case&Filter.1.Value.1=a%3Db%26c"
-	                          "&DisableApiTermination.Value=true&MaxResults=5");
+	assert_string_equal(body,
+	                    "Action=DescribeInstances&Version=2016-11-15&InstanceId.1=i-1&InstanceId.2=i-2"
+	                    "&Filter.1.Name=tag%3Airfw+case&Filter.1.Value.1=a%3Db%26c"
+	                    "&DisableApiTermination.Value=true&MaxResults=5");
 	free(body);
 	cJSON_Delete(p);
 }
@@ -61,8 +63,9 @@ static void test_query_ec2(void **state)
 static void test_query_members(void **state)
 {
 	(void)state;
-	cJSON *p = cJSON_Parse("{\"InstanceIds\":[\"i-1\"],\"AutoScalingGroupName\":\"web+1 ~x\","
-	                       "\"ShouldDecrementDesiredCapacity\":false,\"Targets\":[{\"Id\":\"i-1\",\"Port\":80}]}");
+	cJSON *p = cJSON_Parse(
+	    "{\"InstanceIds\":[\"i-1\"],\"AutoScalingGroupName\":\"web+1 ~x\","
+	    "\"ShouldDecrementDesiredCapacity\":false,\"Targets\":[{\"Id\":\"i-1\",\"Port\":80}]}");
 	char *body = irfw_query_body(irfw_service_find("autoscaling"), "DetachInstances", p);
 	assert_string_equal(body, "Action=DetachInstances&Version=2011-01-01&InstanceIds.member.1=i-1"
 	                          "&AutoScalingGroupName=web%2B1+~x&ShouldDecrementDesiredCapacity=false"
@@ -131,9 +134,11 @@ static void test_s3(void **state)
 	irfw_s3_request_free(&rq);
 	cJSON_Delete(p);
 
-	p = cJSON_Parse("{\"Bucket\":\"b-1\",\"Key\":\"k\",\"UploadId\":\"u\",\"Parts\":[{\"PartNumber\":1,\"ETag\":\"\\\"e<1>\\\"\"}]}");
+	p = cJSON_Parse("{\"Bucket\":\"b-1\",\"Key\":\"k\",\"UploadId\":\"u\",\"Parts\":[{\"PartNumber\":1,"
+	                "\"ETag\":\"\\\"e<1>\\\"\"}]}");
 	assert_int_equal(irfw_s3_build("CompleteMultipartUpload", p, false, &rq, err, sizeof(err)), 0);
-	assert_non_null(strstr(rq.body, "<Part><PartNumber>1</PartNumber><ETag>&quot;e&lt;1&gt;&quot;</ETag></Part>"));
+	assert_non_null(
+	    strstr(rq.body, "<Part><PartNumber>1</PartNumber><ETag>&quot;e&lt;1&gt;&quot;</ETag></Part>"));
 	irfw_s3_request_free(&rq);
 	cJSON_Delete(p);
 
@@ -157,9 +162,11 @@ static void test_s3(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_endpoints), cmocka_unit_test(test_query_ec2),
-		cmocka_unit_test(test_query_members), cmocka_unit_test(test_mutates),
-		cmocka_unit_test(test_s3),
+	    cmocka_unit_test(test_endpoints),
+	    cmocka_unit_test(test_query_ec2),
+	    cmocka_unit_test(test_query_members),
+	    cmocka_unit_test(test_mutates),
+	    cmocka_unit_test(test_s3),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

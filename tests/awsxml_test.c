@@ -18,115 +18,116 @@
 
 /* DescribeInstances with two ENIs; @NS@ is replaced by the namespace. */
 static const char describe_instances_tmpl[] =
-	"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-	"<DescribeInstancesResponse xmlns=\"@NS@\">\n"
-	"    <requestId>8f7724cf-496f-496e-8fe3-example</requestId>\n"
-	"    <reservationSet>\n"
-	"        <item>\n"
-	"            <reservationId>r-1234567890abcdef0</reservationId>\n"
-	"            <ownerId>123456789012</ownerId>\n"
-	"            <groupSet/>\n"
-	"            <instancesSet>\n"
-	"                <item>\n"
-	"                    <instanceId>i-1234567890abcdef0</instanceId>\n"
-	"                    <imageId>ami-bff32ccc</imageId>\n"
-	"                    <instanceState>\n"
-	"                        <code>16</code>\n"
-	"                        <name>running</name>\n"
-	"                    </instanceState>\n"
-	"                    <productCodes>\n"
-	"                    </productCodes>\n"
-	"                    <instanceType>t2.micro</instanceType>\n"
-	"                    <placement>\n"
-	"                        <availabilityZone>eu-west-1c</availabilityZone>\n"
-	"                        <tenancy>default</tenancy>\n"
-	"                    </placement>\n"
-	"                    <subnetId>subnet-56f5f633</subnetId>\n"
-	"                    <vpcId>vpc-11112222</vpcId>\n"
-	"                    <privateIpAddress>192.168.1.88</privateIpAddress>\n"
-	"                    <groupSet>\n"
-	"                        <item>\n"
-	"                            <groupId>sg-e4076980</groupId>\n"
-	"                            <groupName>SecurityGroup1</groupName>\n"
-	"                        </item>\n"
-	"                    </groupSet>\n"
-	"                    <rootDeviceName>/dev/xvda</rootDeviceName>\n"
-	"                    <blockDeviceMapping>\n"
-	"                        <item>\n"
-	"                            <deviceName>/dev/xvda</deviceName>\n"
-	"                            <ebs>\n"
-	"                                <volumeId>vol-1234567890abcdef0</volumeId>\n"
-	"                                <status>attached</status>\n"
-	"                                <attachTime>2015-12-22T10:44:09.000Z</attachTime>\n"
-	"                                <deleteOnTermination>true</deleteOnTermination>\n"
-	"                            </ebs>\n"
-	"                        </item>\n"
-	"                        <item>\n"
-	"                            <deviceName>/dev/sdf</deviceName>\n"
-	"                            <ebs>\n"
-	"                                <volumeId>vol-0fedcba0987654321</volumeId>\n"
-	"                                <status>attached</status>\n"
-	"                                <deleteOnTermination>false</deleteOnTermination>\n"
-	"                            </ebs>\n"
-	"                        </item>\n"
-	"                    </blockDeviceMapping>\n"
-	"                    <networkInterfaceSet>\n"
-	"                        <item>\n"
-	"                            <networkInterfaceId>eni-0b4c2f1a</networkInterfaceId>\n"
-	"                            <subnetId>subnet-56f5f633</subnetId>\n"
-	"                            <attachment>\n"
-	"                                <attachmentId>eni-attach-1</attachmentId>\n"
-	"                                <deviceIndex>0</deviceIndex>\n"
-	"                            </attachment>\n"
-	"                            <groupSet>\n"
-	"                                <item>\n"
-	"                                    <groupId>sg-e4076980</groupId>\n"
-	"                                    <groupName>SecurityGroup1</groupName>\n"
-	"                                </item>\n"
-	"                            </groupSet>\n"
-	"                            <privateIpAddressesSet>\n"
-	"                                <item>\n"
-	"                                    <privateIpAddress>192.168.1.88</privateIpAddress>\n"
-	"                                    <primary>true</primary>\n"
-	"                                </item>\n"
-	"                            </privateIpAddressesSet>\n"
-	"                        </item>\n"
-	"                        <item>\n"
-	"                            <networkInterfaceId>eni-0c5d3e2b</networkInterfaceId>\n"
-	"                            <subnetId>subnet-56f5f633</subnetId>\n"
-	"                            <attachment>\n"
-	"                                <attachmentId>eni-attach-2</attachmentId>\n"
-	"                                <deviceIndex>1</deviceIndex>\n"
-	"                            </attachment>\n"
-	"                            <groupSet>\n"
-	"                                <item>\n"
-	"                                    <groupId>sg-e4076980</groupId>\n"
-	"                                    <groupName>SecurityGroup1</groupName>\n"
-	"                                </item>\n"
-	"                                <item>\n"
-	"                                    <groupId>sg-0a1b2c3d</groupId>\n"
-	"                                    <groupName>Admin</groupName>\n"
-	"                                </item>\n"
-	"                            </groupSet>\n"
-	"                            <privateIpAddressesSet/>\n"
-	"                        </item>\n"
-	"                    </networkInterfaceSet>\n"
-	"                    <tagSet>\n"
-	"                        <item>\n"
-	"                            <key>Name</key>\n"
-	"                            <value>web &amp; api</value>\n"
-	"                        </item>\n"
-	"                        <item>\n"
-	"                            <key>Owner</key>\n"
-	"                            <value></value>\n"
-	"                        </item>\n"
-	"                    </tagSet>\n"
-	"                    <elasticInferenceAcceleratorAssociationSet></elasticInferenceAcceleratorAssociationSet>\n"
-	"                </item>\n"
-	"            </instancesSet>\n"
-	"        </item>\n"
-	"    </reservationSet>\n"
-	"</DescribeInstancesResponse>\n";
+    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+    "<DescribeInstancesResponse xmlns=\"@NS@\">\n"
+    "    <requestId>8f7724cf-496f-496e-8fe3-example</requestId>\n"
+    "    <reservationSet>\n"
+    "        <item>\n"
+    "            <reservationId>r-1234567890abcdef0</reservationId>\n"
+    "            <ownerId>123456789012</ownerId>\n"
+    "            <groupSet/>\n"
+    "            <instancesSet>\n"
+    "                <item>\n"
+    "                    <instanceId>i-1234567890abcdef0</instanceId>\n"
+    "                    <imageId>ami-bff32ccc</imageId>\n"
+    "                    <instanceState>\n"
+    "                        <code>16</code>\n"
+    "                        <name>running</name>\n"
+    "                    </instanceState>\n"
+    "                    <productCodes>\n"
+    "                    </productCodes>\n"
+    "                    <instanceType>t2.micro</instanceType>\n"
+    "                    <placement>\n"
+    "                        <availabilityZone>eu-west-1c</availabilityZone>\n"
+    "                        <tenancy>default</tenancy>\n"
+    "                    </placement>\n"
+    "                    <subnetId>subnet-56f5f633</subnetId>\n"
+    "                    <vpcId>vpc-11112222</vpcId>\n"
+    "                    <privateIpAddress>192.168.1.88</privateIpAddress>\n"
+    "                    <groupSet>\n"
+    "                        <item>\n"
+    "                            <groupId>sg-e4076980</groupId>\n"
+    "                            <groupName>SecurityGroup1</groupName>\n"
+    "                        </item>\n"
+    "                    </groupSet>\n"
+    "                    <rootDeviceName>/dev/xvda</rootDeviceName>\n"
+    "                    <blockDeviceMapping>\n"
+    "                        <item>\n"
+    "                            <deviceName>/dev/xvda</deviceName>\n"
+    "                            <ebs>\n"
+    "                                <volumeId>vol-1234567890abcdef0</volumeId>\n"
+    "                                <status>attached</status>\n"
+    "                                <attachTime>2015-12-22T10:44:09.000Z</attachTime>\n"
+    "                                <deleteOnTermination>true</deleteOnTermination>\n"
+    "                            </ebs>\n"
+    "                        </item>\n"
+    "                        <item>\n"
+    "                            <deviceName>/dev/sdf</deviceName>\n"
+    "                            <ebs>\n"
+    "                                <volumeId>vol-0fedcba0987654321</volumeId>\n"
+    "                                <status>attached</status>\n"
+    "                                <deleteOnTermination>false</deleteOnTermination>\n"
+    "                            </ebs>\n"
+    "                        </item>\n"
+    "                    </blockDeviceMapping>\n"
+    "                    <networkInterfaceSet>\n"
+    "                        <item>\n"
+    "                            <networkInterfaceId>eni-0b4c2f1a</networkInterfaceId>\n"
+    "                            <subnetId>subnet-56f5f633</subnetId>\n"
+    "                            <attachment>\n"
+    "                                <attachmentId>eni-attach-1</attachmentId>\n"
+    "                                <deviceIndex>0</deviceIndex>\n"
+    "                            </attachment>\n"
+    "                            <groupSet>\n"
+    "                                <item>\n"
+    "                                    <groupId>sg-e4076980</groupId>\n"
+    "                                    <groupName>SecurityGroup1</groupName>\n"
+    "                                </item>\n"
+    "                            </groupSet>\n"
+    "                            <privateIpAddressesSet>\n"
+    "                                <item>\n"
+    "                                    <privateIpAddress>192.168.1.88</privateIpAddress>\n"
+    "                                    <primary>true</primary>\n"
+    "                                </item>\n"
+    "                            </privateIpAddressesSet>\n"
+    "                        </item>\n"
+    "                        <item>\n"
+    "                            <networkInterfaceId>eni-0c5d3e2b</networkInterfaceId>\n"
+    "                            <subnetId>subnet-56f5f633</subnetId>\n"
+    "                            <attachment>\n"
+    "                                <attachmentId>eni-attach-2</attachmentId>\n"
+    "                                <deviceIndex>1</deviceIndex>\n"
+    "                            </attachment>\n"
+    "                            <groupSet>\n"
+    "                                <item>\n"
+    "                                    <groupId>sg-e4076980</groupId>\n"
+    "                                    <groupName>SecurityGroup1</groupName>\n"
+    "                                </item>\n"
+    "                                <item>\n"
+    "                                    <groupId>sg-0a1b2c3d</groupId>\n"
+    "                                    <groupName>Admin</groupName>\n"
+    "                                </item>\n"
+    "                            </groupSet>\n"
+    "                            <privateIpAddressesSet/>\n"
+    "                        </item>\n"
+    "                    </networkInterfaceSet>\n"
+    "                    <tagSet>\n"
+    "                        <item>\n"
+    "                            <key>Name</key>\n"
+    "                            <value>web &amp; api</value>\n"
+    "                        </item>\n"
+    "                        <item>\n"
+    "                            <key>Owner</key>\n"
+    "                            <value></value>\n"
+    "                        </item>\n"
+    "                    </tagSet>\n"
+    "                    "
+    "<elasticInferenceAcceleratorAssociationSet></elasticInferenceAcceleratorAssociationSet>\n"
+    "                </item>\n"
+    "            </instancesSet>\n"
+    "        </item>\n"
+    "    </reservationSet>\n"
+    "</DescribeInstancesResponse>\n";
 
 /* Returns describe_instances_tmpl with @NS@ replaced; caller frees. */
 static char *describe_instances(const char *ns)
@@ -205,8 +206,7 @@ static void test_describe_instances(void **state)
 	assert_int_equal(cJSON_GetArraySize(bdm), 2);
 	assert_string_equal(str_at(get(cJSON_GetArrayItem(bdm, 1), "ebs"), "volumeId"),
 	                    "vol-0fedcba0987654321");
-	assert_string_equal(str_at(get(cJSON_GetArrayItem(bdm, 0), "ebs"), "deleteOnTermination"),
-	                    "true");
+	assert_string_equal(str_at(get(cJSON_GetArrayItem(bdm, 0), "ebs"), "deleteOnTermination"), "true");
 
 	enis = get(inst, "networkInterfaceSet");
 	assert_true(cJSON_IsArray(enis));
@@ -215,13 +215,12 @@ static void test_describe_instances(void **state)
 	assert_string_equal(str_at(eni, "networkInterfaceId"), "eni-0c5d3e2b");
 	assert_string_equal(str_at(get(eni, "attachment"), "deviceIndex"), "1");
 	assert_int_equal(cJSON_GetArraySize(get(eni, "groupSet")), 2);
-	assert_string_equal(str_at(cJSON_GetArrayItem(get(eni, "groupSet"), 1), "groupName"),
-	                    "Admin");
+	assert_string_equal(str_at(cJSON_GetArrayItem(get(eni, "groupSet"), 1), "groupName"), "Admin");
 	assert_int_equal(irfw_json_list_len(get(eni, "privateIpAddressesSet")), 0);
 	eni = cJSON_GetArrayItem(enis, 0);
 	assert_int_equal(irfw_json_list_len(get(eni, "privateIpAddressesSet")), 1);
-	assert_string_equal(
-		str_at(irfw_json_list_at(get(eni, "privateIpAddressesSet"), 0), "primary"), "true");
+	assert_string_equal(str_at(irfw_json_list_at(get(eni, "privateIpAddressesSet"), 0), "primary"),
+	                    "true");
 
 	tags = get(inst, "tagSet");
 	assert_int_equal(cJSON_GetArraySize(tags), 2);
@@ -261,49 +260,48 @@ static void test_namespace_variants(void **state)
 
 static void test_query_members(void **state)
 {
-	static const char asg[] =
-		"<DescribeAutoScalingGroupsResponse "
-		"xmlns=\"http://autoscaling.amazonaws.com/doc/2011-01-01/\">\n"
-		"  <DescribeAutoScalingGroupsResult>\n"
-		"    <AutoScalingGroups>\n"
-		"      <member>\n"
-		"        <AutoScalingGroupName>web-asg</AutoScalingGroupName>\n"
-		"        <Instances>\n"
-		"          <member>\n"
-		"            <InstanceId>i-1234567890abcdef0</InstanceId>\n"
-		"            <LifecycleState>InService</LifecycleState>\n"
-		"          </member>\n"
-		"          <member>\n"
-		"            <InstanceId>i-0598c7d356eba48d7</InstanceId>\n"
-		"            <LifecycleState>Standby</LifecycleState>\n"
-		"          </member>\n"
-		"        </Instances>\n"
-		"        <TargetGroupARNs></TargetGroupARNs>\n"
-		"        <AvailabilityZones>\n"
-		"          <member>eu-west-1a</member>\n"
-		"          <member>eu-west-1b</member>\n"
-		"        </AvailabilityZones>\n"
-		"        <MinSize>1</MinSize>\n"
-		"      </member>\n"
-		"    </AutoScalingGroups>\n"
-		"  </DescribeAutoScalingGroupsResult>\n"
-		"  <ResponseMetadata>\n"
-		"    <RequestId>7c6e177f-f082-11e1-ac58-3714bEXAMPLE</RequestId>\n"
-		"  </ResponseMetadata>\n"
-		"</DescribeAutoScalingGroupsResponse>";
+	static const char asg[] = "<DescribeAutoScalingGroupsResponse "
+	                          "xmlns=\"http://autoscaling.amazonaws.com/doc/2011-01-01/\">\n"
+	                          "  <DescribeAutoScalingGroupsResult>\n"
+	                          "    <AutoScalingGroups>\n"
+	                          "      <member>\n"
+	                          "        <AutoScalingGroupName>web-asg</AutoScalingGroupName>\n"
+	                          "        <Instances>\n"
+	                          "          <member>\n"
+	                          "            <InstanceId>i-1234567890abcdef0</InstanceId>\n"
+	                          "            <LifecycleState>InService</LifecycleState>\n"
+	                          "          </member>\n"
+	                          "          <member>\n"
+	                          "            <InstanceId>i-0598c7d356eba48d7</InstanceId>\n"
+	                          "            <LifecycleState>Standby</LifecycleState>\n"
+	                          "          </member>\n"
+	                          "        </Instances>\n"
+	                          "        <TargetGroupARNs></TargetGroupARNs>\n"
+	                          "        <AvailabilityZones>\n"
+	                          "          <member>eu-west-1a</member>\n"
+	                          "          <member>eu-west-1b</member>\n"
+	                          "        </AvailabilityZones>\n"
+	                          "        <MinSize>1</MinSize>\n"
+	                          "      </member>\n"
+	                          "    </AutoScalingGroups>\n"
+	                          "  </DescribeAutoScalingGroupsResult>\n"
+	                          "  <ResponseMetadata>\n"
+	                          "    <RequestId>7c6e177f-f082-11e1-ac58-3714bEXAMPLE</RequestId>\n"
+	                          "  </ResponseMetadata>\n"
+	                          "</DescribeAutoScalingGroupsResponse>";
 	static const char sts[] =
-		"<AssumeRoleResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\">"
-		"<AssumeRoleResult><Credentials>"
-		"<AccessKeyId>ASIAEXAMPLE</AccessKeyId>"
-		"<SecretAccessKey>not-a-real-secret</SecretAccessKey>"
-		"<SessionToken>tok</SessionToken>"
-		"<Expiration>2024-01-01T00:00:00Z</Expiration>"
-		"</Credentials>"
-		"<AssumedRoleUser><Arn>arn:aws:sts::123456789012:assumed-role/ir/s</Arn>"
-		"<AssumedRoleId>AROAEXAMPLE:s</AssumedRoleId></AssumedRoleUser>"
-		"</AssumeRoleResult>"
-		"<ResponseMetadata><RequestId>c6104cbe-af31-11e0-8154-cbc7ccf896c7</RequestId>"
-		"</ResponseMetadata></AssumeRoleResponse>";
+	    "<AssumeRoleResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\">"
+	    "<AssumeRoleResult><Credentials>"
+	    "<AccessKeyId>ASIAEXAMPLE</AccessKeyId>"
+	    "<SecretAccessKey>not-a-real-secret</SecretAccessKey>"
+	    "<SessionToken>tok</SessionToken>"
+	    "<Expiration>2024-01-01T00:00:00Z</Expiration>"
+	    "</Credentials>"
+	    "<AssumedRoleUser><Arn>arn:aws:sts::123456789012:assumed-role/ir/s</Arn>"
+	    "<AssumedRoleId>AROAEXAMPLE:s</AssumedRoleId></AssumedRoleUser>"
+	    "</AssumeRoleResult>"
+	    "<ResponseMetadata><RequestId>c6104cbe-af31-11e0-8154-cbc7ccf896c7</RequestId>"
+	    "</ResponseMetadata></AssumeRoleResponse>";
 	cJSON *j = parse_ok(asg), *expect;
 	const cJSON *groups, *g, *inst;
 
@@ -318,41 +316,40 @@ static void test_query_members(void **state)
 	assert_string_equal(str_at(cJSON_GetArrayItem(inst, 1), "LifecycleState"), "Standby");
 	assert_string_equal(str_at(g, "TargetGroupARNs"), "");
 	assert_int_equal(irfw_json_list_len(get(g, "AvailabilityZones")), 2);
-	assert_string_equal(irfw_json_list_at(get(g, "AvailabilityZones"), 1)->valuestring,
-	                    "eu-west-1b");
+	assert_string_equal(irfw_json_list_at(get(g, "AvailabilityZones"), 1)->valuestring, "eu-west-1b");
 	assert_string_equal(str_at(get(j, "ResponseMetadata"), "RequestId"),
 	                    "7c6e177f-f082-11e1-ac58-3714bEXAMPLE");
 	cJSON_Delete(j);
 
 	j = parse_ok(sts);
-	expect = cJSON_Parse(
-		"{\"AssumeRoleResult\":{\"Credentials\":{\"AccessKeyId\":\"ASIAEXAMPLE\","
-		"\"SecretAccessKey\":\"not-a-real-secret\",\"SessionToken\":\"tok\","
-		"\"Expiration\":\"2024-01-01T00:00:00Z\"},"
-		"\"AssumedRoleUser\":{\"Arn\":\"arn:aws:sts::123456789012:assumed-role/ir/s\","
-		"\"AssumedRoleId\":\"AROAEXAMPLE:s\"}},"
-		"\"ResponseMetadata\":{\"RequestId\":\"c6104cbe-af31-11e0-8154-cbc7ccf896c7\"}}");
+	expect =
+	    cJSON_Parse("{\"AssumeRoleResult\":{\"Credentials\":{\"AccessKeyId\":\"ASIAEXAMPLE\","
+	                "\"SecretAccessKey\":\"not-a-real-secret\",\"SessionToken\":\"tok\","
+	                "\"Expiration\":\"2024-01-01T00:00:00Z\"},"
+	                "\"AssumedRoleUser\":{\"Arn\":\"arn:aws:sts::123456789012:assumed-role/ir/s\","
+	                "\"AssumedRoleId\":\"AROAEXAMPLE:s\"}},"
+	                "\"ResponseMetadata\":{\"RequestId\":\"c6104cbe-af31-11e0-8154-cbc7ccf896c7\"}}");
 	assert_non_null(expect);
 	assert_true(cJSON_Compare(j, expect, 1));
 	cJSON_Delete(expect);
 	cJSON_Delete(j);
 }
 
-#define S3_HEAD                                                                          \
-	"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"                                    \
-	"<ListBucketResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">"            \
+#define S3_HEAD                                                                                              \
+	"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"                                                       \
+	"<ListBucketResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">"                               \
 	"<Name>evidence</Name><Prefix>case-1/</Prefix>"
-#define S3_OBJ(k, sz)                                                                    \
-	"<Contents><Key>" k "</Key><LastModified>2024-05-01T10:00:00.000Z</LastModified>" \
-	"<ETag>&quot;9b2cf535f27731c974343645a3985328&quot;</ETag><Size>" sz "</Size>"    \
+#define S3_OBJ(k, sz)                                                                                        \
+	"<Contents><Key>" k "</Key><LastModified>2024-05-01T10:00:00.000Z</LastModified>"                    \
+	"<ETag>&quot;9b2cf535f27731c974343645a3985328&quot;</ETag><Size>" sz "</Size>"                       \
 	"<StorageClass>STANDARD</StorageClass></Contents>"
 
 static void test_s3_contents(void **state)
 {
-	cJSON *one = parse_ok(S3_HEAD "<KeyCount>1</KeyCount>" S3_OBJ("case-1/mem.lime", "42")
-	                              "<IsTruncated>false</IsTruncated></ListBucketResult>");
+	cJSON *one = parse_ok(S3_HEAD "<KeyCount>1</KeyCount>" S3_OBJ(
+	    "case-1/mem.lime", "42") "<IsTruncated>false</IsTruncated></ListBucketResult>");
 	cJSON *two = parse_ok(S3_HEAD S3_OBJ("case-1/a", "1") "<KeyCount>2</KeyCount>" S3_OBJ(
-		"case-1/b", "2") "<IsTruncated>false</IsTruncated></ListBucketResult>");
+	    "case-1/b", "2") "<IsTruncated>false</IsTruncated></ListBucketResult>");
 	cJSON *none = parse_ok(S3_HEAD "<KeyCount>0</KeyCount>"
 	                               "<IsTruncated>false</IsTruncated></ListBucketResult>");
 	const cJSON *c;
@@ -452,13 +449,13 @@ static void test_not_nul_terminated(void **state)
 static void test_malformed(void **state)
 {
 	static const char *const bad[] = {
-		"<R>\n<a>1</a>\n<b>2</a>\n</R>",
-		"",
-		"<R><a>1</a>",
-		"{\"not\":\"xml\"}",
-		"<R><a>&bogus;</a></R>",
-		"<R></R><R2/>",
-		"<p:R><a/></p:R>", /* unbound prefix */
+	    "<R>\n<a>1</a>\n<b>2</a>\n</R>",
+	    "",
+	    "<R><a>1</a>",
+	    "{\"not\":\"xml\"}",
+	    "<R><a>&bogus;</a></R>",
+	    "<R></R><R2/>",
+	    "<p:R><a/></p:R>", /* unbound prefix */
 	};
 	char err[256];
 
@@ -526,10 +523,9 @@ static void test_limits(void **state)
 
 	/* entity expansion: refused at the DOCTYPE */
 	{
-		static const char lol[] =
-			"<?xml version=\"1.0\"?><!DOCTYPE l [<!ENTITY a \"aaaaaaaaaa\">"
-			"<!ENTITY b \"&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;\">"
-			"<!ENTITY c \"&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;\">]><l>&c;</l>";
+		static const char lol[] = "<?xml version=\"1.0\"?><!DOCTYPE l [<!ENTITY a \"aaaaaaaaaa\">"
+		                          "<!ENTITY b \"&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;\">"
+		                          "<!ENTITY c \"&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;\">]><l>&c;</l>";
 
 		assert_null(irfw_xml_to_json(lol, strlen(lol), err, sizeof(err)));
 		assert_non_null(strstr(err, "DOCTYPE"));
@@ -697,13 +693,12 @@ static void test_error_json(void **state)
 	          "\"message\":\"Alias arn:aws:kms:eu-west-1:123456789012:alias/ir is not found.\"}",
 	          "0c5e8e5b-kms-rid", "NotFoundException:http://internal.amazon.com/coral/kms/", &e);
 	assert_string_equal(e.code, "NotFoundException");
-	assert_string_equal(e.message,
-	                    "Alias arn:aws:kms:eu-west-1:123456789012:alias/ir is not found.");
+	assert_string_equal(e.message, "Alias arn:aws:kms:eu-west-1:123456789012:alias/ir is not found.");
 	assert_string_equal(e.request_id, "0c5e8e5b-kms-rid");
 
 	parse_err(IRFW_WIRE_JSON, 400,
-	          "{\"__type\":\"InvalidInstanceId\",\"Message\":\"Instances not in a valid state\"}",
-	          NULL, NULL, &e);
+	          "{\"__type\":\"InvalidInstanceId\",\"Message\":\"Instances not in a valid state\"}", NULL,
+	          NULL, &e);
 	assert_string_equal(e.code, "InvalidInstanceId");
 	assert_string_equal(e.message, "Instances not in a valid state");
 
@@ -741,17 +736,17 @@ static void test_error_json(void **state)
 static void test_error_html(void **state)
 {
 	static const char page[] =
-		"<!doctype html>\n<html lang=en>\n<head>\n<title>500 Internal Server Error</title>\n"
-		"</head>\n<body>\n<h1>Internal Server Error</h1>\n<p>The server encountered an "
-		"internal error and was unable to complete your request.</p>\n</body>\n</html>\n";
+	    "<!doctype html>\n<html lang=en>\n<head>\n<title>500 Internal Server Error</title>\n"
+	    "</head>\n<body>\n<h1>Internal Server Error</h1>\n<p>The server encountered an "
+	    "internal error and was unable to complete your request.</p>\n</body>\n</html>\n";
 	char expect[200];
 	struct irfw_aws_error e;
 
 	(void)state;
 	parse_err(IRFW_WIRE_EC2, 500, page, "rid-h", NULL, &e);
 	assert_string_equal(e.code, "HTTP500");
-	snprintf(expect, sizeof(expect),
-	         "non-AWS reply (HTTP 500, %zu bytes): 500 Internal Server Error", strlen(page));
+	snprintf(expect, sizeof(expect), "non-AWS reply (HTTP 500, %zu bytes): 500 Internal Server Error",
+	         strlen(page));
 	assert_string_equal(e.message, expect);
 	assert_string_equal(e.request_id, "rid-h");
 	assert_true(irfw_aws_error_is_retryable(&e));
@@ -759,8 +754,7 @@ static void test_error_html(void **state)
 
 	/* no title: the first printable characters, blanks collapsed */
 	{
-		static const char bad_gw[] =
-			"<html><body>\n\n  Bad\tgateway \x01 from proxy</body></html>";
+		static const char bad_gw[] = "<html><body>\n\n  Bad\tgateway \x01 from proxy</body></html>";
 
 		parse_err(IRFW_WIRE_QUERY, 502, bad_gw, NULL, NULL, &e);
 		assert_string_equal(e.code, "HTTP502");
@@ -828,8 +822,8 @@ static void test_error_truncation(void **state)
 	assert_int_equal((unsigned char)e.message[1021], 0xa9);
 
 	/* control characters in a message cannot start a new log line */
-	parse_err(IRFW_WIRE_JSON, 400, "{\"__type\":\"X\",\"message\":\"a\\nFAKE\\r\\tline\"}", NULL,
-	          NULL, &e);
+	parse_err(IRFW_WIRE_JSON, 400, "{\"__type\":\"X\",\"message\":\"a\\nFAKE\\r\\tline\"}", NULL, NULL,
+	          &e);
 	assert_string_equal(e.message, "a FAKE  line");
 	free(body);
 	free(code);
@@ -845,19 +839,34 @@ static void set_error(struct irfw_aws_error *e, long status, const char *code)
 static void test_classification(void **state)
 {
 	static const char *const throttles[] = {
-		"Throttling", "ThrottlingException", "ThrottledException",
-		"RequestThrottledException", "TooManyRequestsException",
-		"ProvisionedThroughputExceededException", "TransactionInProgressException",
-		"RequestLimitExceeded", "BandwidthLimitExceeded", "LimitExceededException",
-		"RequestThrottled", "SlowDown", "PriorRequestNotComplete", "EC2ThrottledException",
+	    "Throttling",
+	    "ThrottlingException",
+	    "ThrottledException",
+	    "RequestThrottledException",
+	    "TooManyRequestsException",
+	    "ProvisionedThroughputExceededException",
+	    "TransactionInProgressException",
+	    "RequestLimitExceeded",
+	    "BandwidthLimitExceeded",
+	    "LimitExceededException",
+	    "RequestThrottled",
+	    "SlowDown",
+	    "PriorRequestNotComplete",
+	    "EC2ThrottledException",
 	};
 	static const char *const transient[] = {
-		"RequestTimeout", "RequestTimeoutException", "InternalError",
-		"InternalFailure", "ServiceUnavailable", "IDPCommunicationError",
+	    "RequestTimeout",  "RequestTimeoutException", "InternalError",
+	    "InternalFailure", "ServiceUnavailable",      "IDPCommunicationError",
 	};
 	static const char *const final[] = {
-		"AccessDenied", "InvalidInstanceID.NotFound", "UnauthorizedOperation",
-		"ValidationError", "DryRunOperation", "throttling", "HTTP404", "",
+	    "AccessDenied",
+	    "InvalidInstanceID.NotFound",
+	    "UnauthorizedOperation",
+	    "ValidationError",
+	    "DryRunOperation",
+	    "throttling",
+	    "HTTP404",
+	    "",
 	};
 	struct irfw_aws_error e;
 
@@ -898,23 +907,23 @@ static void test_classification(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_describe_instances),
-		cmocka_unit_test(test_namespace_variants),
-		cmocka_unit_test(test_query_members),
-		cmocka_unit_test(test_s3_contents),
-		cmocka_unit_test(test_repeated_lists),
-		cmocka_unit_test(test_entities_and_text),
-		cmocka_unit_test(test_not_nul_terminated),
-		cmocka_unit_test(test_malformed),
-		cmocka_unit_test(test_limits),
-		cmocka_unit_test(test_list_helpers),
-		cmocka_unit_test(test_error_ec2),
-		cmocka_unit_test(test_error_query),
-		cmocka_unit_test(test_error_s3),
-		cmocka_unit_test(test_error_json),
-		cmocka_unit_test(test_error_html),
-		cmocka_unit_test(test_error_truncation),
-		cmocka_unit_test(test_classification),
+	    cmocka_unit_test(test_describe_instances),
+	    cmocka_unit_test(test_namespace_variants),
+	    cmocka_unit_test(test_query_members),
+	    cmocka_unit_test(test_s3_contents),
+	    cmocka_unit_test(test_repeated_lists),
+	    cmocka_unit_test(test_entities_and_text),
+	    cmocka_unit_test(test_not_nul_terminated),
+	    cmocka_unit_test(test_malformed),
+	    cmocka_unit_test(test_limits),
+	    cmocka_unit_test(test_list_helpers),
+	    cmocka_unit_test(test_error_ec2),
+	    cmocka_unit_test(test_error_query),
+	    cmocka_unit_test(test_error_s3),
+	    cmocka_unit_test(test_error_json),
+	    cmocka_unit_test(test_error_html),
+	    cmocka_unit_test(test_error_truncation),
+	    cmocka_unit_test(test_classification),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -23,8 +23,8 @@
 
 #include "caserec.h"
 
-#define SHA_ABC "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-#define SHA_EMPTY "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+#define SHA_ABC       "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+#define SHA_EMPTY     "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 #define SHA_MILLION_A "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0"
 
 struct fx {
@@ -175,7 +175,7 @@ static void test_open_creates_private_folders(void **state)
 {
 	struct fx *f = *state;
 	struct irfw_case *c = open_case(f, "i-0abc", "arn:aws:iam::1:user/a");
-	const char *dirs[] = { "", "/case-1", "/case-1/i-0abc" };
+	const char *dirs[] = {"", "/case-1", "/case-1/i-0abc"};
 	char path[512];
 	struct stat st;
 	cJSON *m, *last;
@@ -289,8 +289,7 @@ static void test_artifact_sha256(void **state)
 	cJSON *m, *a;
 	FILE *fp;
 
-	assert_int_equal(irfw_case_artifact_add(c, "capture", "console.txt", "text/plain", "abc", 3),
-	                 0);
+	assert_int_equal(irfw_case_artifact_add(c, "capture", "console.txt", "text/plain", "abc", 3), 0);
 	assert_int_equal(irfw_case_artifact_count(c), 1);
 	assert_string_equal(irfw_case_artifact_sha256(c, 0), SHA_ABC);
 	assert_string_equal(irfw_case_artifact_name(c, 0), "console.txt");
@@ -313,9 +312,7 @@ static void test_artifact_sha256(void **state)
 	for (int i = 0; i < 1000000; i++)
 		fputc('a', fp);
 	assert_int_equal(fclose(fp), 0);
-	assert_int_equal(irfw_case_artifact_add_file(c, "capture", "mem.lime", "application/x-lime",
-	                                             src),
-	                 0);
+	assert_int_equal(irfw_case_artifact_add_file(c, "capture", "mem.lime", "application/x-lime", src), 0);
 	assert_string_equal(irfw_case_artifact_sha256(c, 2), SHA_MILLION_A);
 	assert_int_equal(irfw_case_artifact_size(c, 2), 1000000);
 	assert_int_equal(stat(irfw_case_artifact_path(c, 2), &st), 0);
@@ -358,13 +355,10 @@ static void test_reopen_resumes(void **state)
 	assert_int_equal(irfw_case_record(c, "contain", "original_groups", sgs), 0);
 	assert_int_equal(irfw_case_step_end(c, "contain", "ok", NULL, NULL, NULL, 5), 0);
 	assert_int_equal(irfw_case_step_begin(c, "protect", "protect"), 0);
-	assert_int_equal(irfw_case_step_end(c, "protect", "failed", "denied", "AccessDenied", NULL,
-	                                    7),
-	                 0);
+	assert_int_equal(irfw_case_step_end(c, "protect", "failed", "denied", "AccessDenied", NULL, 7), 0);
 	assert_int_equal(irfw_case_step_begin(c, "asg", "asg_detach"), 0);
 	assert_int_equal(irfw_case_step_end(c, "asg", "skipped", "not in an ASG", NULL, NULL, 1), 0);
-	assert_int_equal(irfw_case_artifact_add(c, "capture", "console.txt", "text/plain", "abc", 3),
-	                 0);
+	assert_int_equal(irfw_case_artifact_add(c, "capture", "console.txt", "text/plain", "abc", 3), 0);
 	irfw_case_close(c);
 
 	c = open_case(f, "i-0abc", "second");
@@ -399,9 +393,9 @@ static void test_reopen_resumes(void **state)
 	assert_true(irfw_case_step_done(c, "contain"));
 	m = read_json(irfw_case_manifest_path(c));
 	assert_int_equal(
-		cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(m, "steps"), "protect"),
-	                            "attempts")->valueint,
-		2);
+	    cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(m, "steps"), "protect"), "attempts")
+	        ->valueint,
+	    2);
 	cJSON_Delete(m);
 
 	/* a record replaces its earlier value; NULL records null */
@@ -420,15 +414,12 @@ static void fill_case(struct fx *f)
 
 	cJSON_AddItemToArray(ids, cJSON_CreateString("r-1"));
 	assert_int_equal(irfw_case_step_begin(c, "contain", "quarantine"), 0);
-	assert_int_equal(irfw_case_record(c, "contain", "original_groups", cJSON_CreateString("sg-1")),
-	                 0);
+	assert_int_equal(irfw_case_record(c, "contain", "original_groups", cJSON_CreateString("sg-1")), 0);
 	assert_int_equal(irfw_case_step_end(c, "contain", "ok", NULL, NULL, ids, 5), 0);
 	assert_int_equal(irfw_case_step_begin(c, "protect", NULL), 0);
 	assert_int_equal(irfw_case_step_end(c, "protect", "failed", NULL, "AccessDenied", NULL, 1), 0);
-	assert_int_equal(irfw_case_artifact_add(c, "capture", "console.txt", "text/plain", "abc", 3),
-	                 0);
-	assert_int_equal(irfw_case_artifact_set_location(c, 0, "s3://b/k", "v1", "\"e\"", "alias/k"),
-	                 0);
+	assert_int_equal(irfw_case_artifact_add(c, "capture", "console.txt", "text/plain", "abc", 3), 0);
+	assert_int_equal(irfw_case_artifact_set_location(c, 0, "s3://b/k", "v1", "\"e\"", "alias/k"), 0);
 	cJSON_Delete(ids);
 	irfw_case_close(c);
 }
@@ -443,8 +434,7 @@ static void check_filled(struct irfw_case *c, int runs)
 	assert_false(irfw_case_step_done(c, "protect"));
 	assert_string_equal(irfw_case_step_status(c, "protect"), "failed");
 	assert_string_equal(irfw_case_record_get(c, "contain", "original_groups")->valuestring, "sg-1");
-	assert_string_equal(cJSON_GetArrayItem(cJSON_GetObjectItem(s, "request_ids"), 0)->valuestring,
-	                    "r-1");
+	assert_string_equal(cJSON_GetArrayItem(cJSON_GetObjectItem(s, "request_ids"), 0)->valuestring, "r-1");
 	assert_int_equal(irfw_case_artifact_count(c), 1);
 	assert_string_equal(irfw_case_artifact_sha256(c, 0), SHA_ABC);
 	assert_string_equal(jstr(a, "uri"), "s3://b/k");
@@ -508,9 +498,10 @@ static void test_rebuild_from_journal(void **state)
 	irfw_case_close(c);
 
 	/* a manifest of the right shape outside but not inside */
-	spit(mpath, "{\"format\":\"irfw-case/1\",\"case_id\":\"case-1\",\"instance_id\":"
-	            "\"i-0abc\",\"journal_bytes\":0,\"runs\":[],\"steps\":{\"x\":1},"
-	            "\"artifacts\":[]}",
+	spit(mpath,
+	     "{\"format\":\"irfw-case/1\",\"case_id\":\"case-1\",\"instance_id\":"
+	     "\"i-0abc\",\"journal_bytes\":0,\"runs\":[],\"steps\":{\"x\":1},"
+	     "\"artifacts\":[]}",
 	     "w");
 	c = open_case(f, "i-0abc", "fifth");
 	check_filled(c, 5);
@@ -553,8 +544,12 @@ static void test_manifest_behind_journal(void **state)
 	assert_true(irfw_case_step_done(c, "contain"));
 	assert_true(irfw_case_step_done(c, "snap"));
 	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(irfw_case_manifest(c), "runs")), 2);
-	assert_int_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(
-		irfw_case_manifest(c), "steps"), "contain"), "attempts")->valueint, 1);
+	assert_int_equal(
+	    cJSON_GetObjectItem(
+	        cJSON_GetObjectItem(cJSON_GetObjectItem(irfw_case_manifest(c), "steps"), "contain"),
+	        "attempts")
+	        ->valueint,
+	    1);
 	irfw_case_close(c);
 }
 
@@ -584,21 +579,18 @@ static void test_torn_journal_tail(void **state)
 static void test_bad_names_refused(void **state)
 {
 	struct fx *f = *state;
-	const char *bad_ids[] = { "../x", "a/b", "..", ".", "", "x..y", "a\nb" };
-	const char *bad_names[] = { "../x", "a/b", ".hidden", "manifest.json", "journal.jsonl", "",
-		                    "a b", "x\n", "..", "a:b" };
+	const char *bad_ids[] = {"../x", "a/b", "..", ".", "", "x..y", "a\nb"};
+	const char *bad_names[] = {"../x", "a/b", ".hidden", "manifest.json", "journal.jsonl", "", "a b",
+	                           "x\n",  "..",  "a:b"};
 	struct irfw_case *c = NULL;
 	char err[256], path[512];
 
 	for (size_t i = 0; i < sizeof(bad_ids) / sizeof(bad_ids[0]); i++) {
 		err[0] = '\0';
-		assert_int_equal(irfw_case_open(f->ev, bad_ids[i], "i-1", NULL, &c, err, sizeof(err)),
-		                 -1);
+		assert_int_equal(irfw_case_open(f->ev, bad_ids[i], "i-1", NULL, &c, err, sizeof(err)), -1);
 		assert_null(c);
 		assert_true(err[0] != '\0');
-		assert_int_equal(irfw_case_open(f->ev, "case-1", bad_ids[i], NULL, &c, err,
-		                                sizeof(err)),
-		                 -1);
+		assert_int_equal(irfw_case_open(f->ev, "case-1", bad_ids[i], NULL, &c, err, sizeof(err)), -1);
 		assert_null(c);
 	}
 	snprintf(path, sizeof(path), "%s/x", f->root);
@@ -638,11 +630,10 @@ static void test_same_name_keeps_both(void **state)
 	assert_string_equal(text, "two");
 	free(text);
 	m = read_json(irfw_case_manifest_path(c));
-	assert_string_equal(jstr(cJSON_GetArrayItem(cJSON_GetObjectItem(m, "artifacts"), 1),
-	                         "requested_name"),
-	                    "console.txt");
-	assert_null(jstr(cJSON_GetArrayItem(cJSON_GetObjectItem(m, "artifacts"), 0),
-	                 "requested_name"));
+	assert_string_equal(
+	    jstr(cJSON_GetArrayItem(cJSON_GetObjectItem(m, "artifacts"), 1), "requested_name"),
+	    "console.txt");
+	assert_null(jstr(cJSON_GetArrayItem(cJSON_GetObjectItem(m, "artifacts"), 0), "requested_name"));
 	cJSON_Delete(m);
 
 	/* the same content again is the same evidence: nothing new */
@@ -758,19 +749,19 @@ static void test_location_replaced(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_open_creates_private_folders, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_steps_in_journal_and_manifest, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_artifact_sha256, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_reopen_resumes, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_rebuild_from_journal, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_manifest_behind_journal, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_torn_journal_tail, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_bad_names_refused, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_same_name_keeps_both, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_journal_only_grows, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_one_writer_per_instance, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_errors_name_path, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_location_replaced, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_open_creates_private_folders, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_steps_in_journal_and_manifest, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_artifact_sha256, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_reopen_resumes, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_rebuild_from_journal, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_manifest_behind_journal, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_torn_journal_tail, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_bad_names_refused, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_same_name_keeps_both, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_journal_only_grows, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_one_writer_per_instance, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_errors_name_path, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_location_replaced, setup, teardown),
 	};
 
 	umask(022);

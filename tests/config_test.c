@@ -38,7 +38,8 @@ static bool has_error(const struct irfw_config *cfg, const char *a, const char *
 static void test_parse_ok(void **state)
 {
 	(void)state;
-	char *path = write_tmp("; comment\n[irfw]\npipeline = a,\n  b, c\nregion = eu-west-1\n\n[a]\nkey = v ; inline\n");
+	char *path = write_tmp(
+	    "; comment\n[irfw]\npipeline = a,\n  b, c\nregion = eu-west-1\n\n[a]\nkey = v ; inline\n");
 	struct irfw_config cfg;
 	assert_int_equal(irfw_config_load(path, &cfg), 0);
 	struct irfw_section *g = irfw_config_section(&cfg, "irfw");
@@ -127,13 +128,13 @@ static void test_duplicate_and_syntax(void **state)
 }
 
 static const struct irfw_option opts[] = {
-	{"name", IRFW_OPT_STRING, "x-${instance_id}", 0, "n", NULL},
-	{"count", IRFW_OPT_INT, "3", 0, "c", NULL},
-	{"flag", IRFW_OPT_BOOL, "false", 0, "f", NULL},
-	{"mode", IRFW_OPT_ENUM, "a", 0, "m", "a|bb"},
-	{"must", IRFW_OPT_STRING, NULL, IRFW_OPT_REQUIRED, "r", NULL},
-	{"secret", IRFW_OPT_STRING, NULL, IRFW_OPT_SECRET, "s", NULL},
-	{NULL, 0, NULL, 0, NULL, NULL},
+    {"name", IRFW_OPT_STRING, "x-${instance_id}", 0, "n", NULL},
+    {"count", IRFW_OPT_INT, "3", 0, "c", NULL},
+    {"flag", IRFW_OPT_BOOL, "false", 0, "f", NULL},
+    {"mode", IRFW_OPT_ENUM, "a", 0, "m", "a|bb"},
+    {"must", IRFW_OPT_STRING, NULL, IRFW_OPT_REQUIRED, "r", NULL},
+    {"secret", IRFW_OPT_STRING, NULL, IRFW_OPT_SECRET, "s", NULL},
+    {NULL, 0, NULL, 0, NULL, NULL},
 };
 
 static void test_validate(void **state)
@@ -163,10 +164,15 @@ static void test_validate(void **state)
 static void test_templates(void **state)
 {
 	(void)state;
-	struct irfw_vars v = {.account_id = "123456789012", .region = "eu-west-1", .instance_id = "i-0abc",
-	                      .vpc_id = "vpc-1", .case_id = "IR-1", .now = 86400 * 365};
+	struct irfw_vars v = {.account_id = "123456789012",
+	                      .region = "eu-west-1",
+	                      .instance_id = "i-0abc",
+	                      .vpc_id = "vpc-1",
+	                      .case_id = "IR-1",
+	                      .now = 86400 * 365};
 	const char *err = NULL;
-	char *s = irfw_template_expand("s3-access-logs.${account_id}-${region}/$${x}/${date}/${name_tag}.", &v, &err);
+	char *s = irfw_template_expand("s3-access-logs.${account_id}-${region}/$${x}/${date}/${name_tag}.",
+	                               &v, &err);
 	assert_non_null(s);
 	assert_string_equal(s, "s3-access-logs.123456789012-eu-west-1/${x}/1971-01-01/.");
 	free(s);
@@ -248,8 +254,8 @@ static void test_escape(void **state)
 	check_escape("a\nb\tc", "a\\x0ab\\x09c");
 	check_escape("x\x1b[2Jy\x7f", "x\\x1b[2Jy\\x7f");
 	check_escape("\xe2\x80\xaegnp.exe", "\\u202egnp.exe"); /* U+202E */
-	check_escape("\xc2\x9b", "\\x9b");                   /* C1 CSI */
-	check_escape("\xff\xc3", "\\xff\\xc3");            /* not UTF-8 */
+	check_escape("\xc2\x9b", "\\x9b");                     /* C1 CSI */
+	check_escape("\xff\xc3", "\\xff\\xc3");                /* not UTF-8 */
 	check_escape("back\\slash", "back\\\\slash");
 	assert_null(irfw_escape_text(NULL));
 	assert_true(irfw_text_is_safe("plain text \xc3\xa9"));
@@ -298,11 +304,11 @@ static void test_template_context(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_parse_ok),          cmocka_unit_test(test_missing_file),
-		cmocka_unit_test(test_long_line),         cmocka_unit_test(test_duplicate_and_syntax),
-		cmocka_unit_test(test_validate),          cmocka_unit_test(test_templates),
-		cmocka_unit_test(test_helpers),          cmocka_unit_test(test_escape),
-		cmocka_unit_test(test_operator_values),   cmocka_unit_test(test_template_context),
+	    cmocka_unit_test(test_parse_ok),        cmocka_unit_test(test_missing_file),
+	    cmocka_unit_test(test_long_line),       cmocka_unit_test(test_duplicate_and_syntax),
+	    cmocka_unit_test(test_validate),        cmocka_unit_test(test_templates),
+	    cmocka_unit_test(test_helpers),         cmocka_unit_test(test_escape),
+	    cmocka_unit_test(test_operator_values), cmocka_unit_test(test_template_context),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -32,14 +32,25 @@
 static char tmpdir[256];
 static char cred_path[300], conf_path[300], tok_path[300];
 
-static const char *const aws_vars[] = {
-	"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
-	"AWS_REGION", "AWS_DEFAULT_REGION", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN",
-	"AWS_ROLE_SESSION_NAME", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
-	"AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_CONTAINER_AUTHORIZATION_TOKEN",
-	"AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", "AWS_EC2_METADATA_SERVICE_ENDPOINT",
-	"AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE", "AWS_EC2_METADATA_DISABLED",
-	"AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE", NULL};
+static const char *const aws_vars[] = {"AWS_ACCESS_KEY_ID",
+                                       "AWS_SECRET_ACCESS_KEY",
+                                       "AWS_SESSION_TOKEN",
+                                       "AWS_PROFILE",
+                                       "AWS_REGION",
+                                       "AWS_DEFAULT_REGION",
+                                       "AWS_WEB_IDENTITY_TOKEN_FILE",
+                                       "AWS_ROLE_ARN",
+                                       "AWS_ROLE_SESSION_NAME",
+                                       "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+                                       "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+                                       "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+                                       "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+                                       "AWS_EC2_METADATA_SERVICE_ENDPOINT",
+                                       "AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE",
+                                       "AWS_EC2_METADATA_DISABLED",
+                                       "AWS_SHARED_CREDENTIALS_FILE",
+                                       "AWS_CONFIG_FILE",
+                                       NULL};
 
 static void write_file(const char *path, const char *text)
 {
@@ -55,7 +66,7 @@ static void write_file(const char *path, const char *text)
 
 struct fake_sts {
 	int calls;
-	int fail_from;     /* fail calls numbered >= this (1-based); 0: never */
+	int fail_from;      /* fail calls numbered >= this (1-based); 0: never */
 	long expires_in[8]; /* seconds, per call; 0 => 3600 */
 	useconds_t delay_us;
 	char last_op[64];
@@ -83,9 +94,8 @@ static const char *param(const char *name)
 	return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
-static int fake_sts_fn(void *ctx, const char *op, const cJSON *params,
-		       const struct irfw_creds *source, const char *region, cJSON **result,
-		       char *err, size_t errlen)
+static int fake_sts_fn(void *ctx, const char *op, const cJSON *params, const struct irfw_creds *source,
+                       const char *region, cJSON **result, char *err, size_t errlen)
 {
 	struct fake_sts *s = ctx;
 	char key[64], akid[32], exp[32];
@@ -100,10 +110,9 @@ static int fake_sts_fn(void *ctx, const char *op, const cJSON *params,
 	snprintf(s->last_region, sizeof(s->last_region), "%s", region ? region : "(null)");
 	s->last_source_null = source == NULL;
 	if (source) {
-		snprintf(s->last_source_akid, sizeof(s->last_source_akid), "%s",
-			 source->access_key_id);
+		snprintf(s->last_source_akid, sizeof(s->last_source_akid), "%s", source->access_key_id);
 		snprintf(s->last_source_secret, sizeof(s->last_source_secret), "%s",
-			 source->secret_access_key);
+		         source->secret_access_key);
 	}
 	cJSON_Delete(s->last_params);
 	s->last_params = cJSON_Duplicate(params, 1);
@@ -237,7 +246,7 @@ static void test_env_partial_is_error(void **state)
 	(void)state;
 	setenv("AWS_ACCESS_KEY_ID", "AKIAENV0000000000001", 1);
 	write_file(cred_path, "[default]\naws_access_key_id = AKIAFILE\n"
-			      "aws_secret_access_key = fileSecret\n");
+	                      "aws_secret_access_key = fileSecret\n");
 	expect_failure(NULL, err, sizeof(err));
 	assert_non_null(strstr(err, "AWS_SECRET_ACCESS_KEY"));
 }
@@ -252,9 +261,9 @@ static void test_explicit_profile_over_env(void **state)
 	setenv("AWS_ACCESS_KEY_ID", "AKIAENV0000000000001", 1);
 	setenv("AWS_SECRET_ACCESS_KEY", "envSecret", 1);
 	write_file(cred_path, "[work]\naws_access_key_id = AKIAWORK\n"
-			      "aws_secret_access_key = workSecret\n"
-			      "[home]\naws_access_key_id = AKIAHOME\n"
-			      "aws_secret_access_key = homeSecret\n");
+	                      "aws_secret_access_key = workSecret\n"
+	                      "[home]\naws_access_key_id = AKIAHOME\n"
+	                      "aws_secret_access_key = homeSecret\n");
 	get_creds(&o, &c);
 	assert_string_equal(c.source, "profile:work");
 	assert_string_equal(c.access_key_id, "AKIAWORK");
@@ -283,14 +292,14 @@ static void test_shared_files(void **state)
 
 	(void)state;
 	write_file(cred_path, "; comment\n[default]\naws_access_key_id = AKIACREDFILE\n"
-			      "aws_secret_access_key = credFileSecret ; inline comment\n");
+	                      "aws_secret_access_key = credFileSecret ; inline comment\n");
 	write_file(conf_path, "[default]\nregion = us-east-2\naws_access_key_id = AKIACONF\n"
-			      "aws_secret_access_key = confSecret\n"
-			      "[profile x]\naws_access_key_id = AKIAX\n"
-			      "aws_secret_access_key = xSecret\naws_session_token = xToken\n"
-			      "s3 =\n  max_concurrent_requests = 20\n"
-			      "[y]\naws_access_key_id = AKIABAREY\naws_secret_access_key = s\n"
-			      "[sso-session corp]\nsso_region = us-east-1\n");
+	                      "aws_secret_access_key = confSecret\n"
+	                      "[profile x]\naws_access_key_id = AKIAX\n"
+	                      "aws_secret_access_key = xSecret\naws_session_token = xToken\n"
+	                      "s3 =\n  max_concurrent_requests = 20\n"
+	                      "[y]\naws_access_key_id = AKIABAREY\naws_secret_access_key = s\n"
+	                      "[sso-session corp]\nsso_region = us-east-1\n");
 	/* The credentials file wins over config for the same profile. */
 	get_creds(NULL, &c);
 	assert_string_equal(c.source, "profile:default");
@@ -326,9 +335,9 @@ static void test_long_session_token(void **state)
 		token[i] = (char)("ABCDEFGH/+=abcdef0123456789"[i % 27]);
 	token[900] = '\0';
 	snprintf(text, sizeof(text),
-		 "[default]\naws_access_key_id = AKIALONG\naws_secret_access_key = s\n"
-		 "aws_session_token = %s  \n",
-		 token);
+	         "[default]\naws_access_key_id = AKIALONG\naws_secret_access_key = s\n"
+	         "aws_session_token = %s  \n",
+	         token);
 	write_file(cred_path, text);
 	get_creds(NULL, &c);
 	assert_string_equal(c.session_token, token);
@@ -361,11 +370,11 @@ static void test_assume_role_source_profile(void **state)
 
 	(void)state;
 	write_file(cred_path, "[base]\naws_access_key_id = AKIABASE\n"
-			      "aws_secret_access_key = baseSecret\n");
+	                      "aws_secret_access_key = baseSecret\n");
 	write_file(conf_path, "[profile ops]\nrole_arn = arn:aws:iam::123456789012:role/IR\n"
-			      "source_profile = base\nexternal_id = ext-42\n"
-			      "duration_seconds = 1800\nrole_session_name = alice\n"
-			      "region = ap-south-1\n");
+	                      "source_profile = base\nexternal_id = ext-42\n"
+	                      "duration_seconds = 1800\nrole_session_name = alice\n"
+	                      "region = ap-south-1\n");
 	o.profile = "ops";
 	get_creds(&o, &c);
 	assert_int_equal(sts.calls, 1);
@@ -394,11 +403,11 @@ static void test_assume_role_chain(void **state)
 
 	(void)state;
 	write_file(cred_path, "[base]\naws_access_key_id = AKIABASE\n"
-			      "aws_secret_access_key = baseSecret\n");
+	                      "aws_secret_access_key = baseSecret\n");
 	write_file(conf_path, "[profile hop1]\nrole_arn = arn:aws:iam::111111111111:role/A\n"
-			      "source_profile = base\n"
-			      "[profile hop2]\nrole_arn = arn:aws:iam::222222222222:role/B\n"
-			      "source_profile = hop1\n");
+	                      "source_profile = base\n"
+	                      "[profile hop2]\nrole_arn = arn:aws:iam::222222222222:role/B\n"
+	                      "source_profile = hop1\n");
 	o.profile = "hop2";
 	o.region = "eu-north-1";
 	get_creds(&o, &c);
@@ -424,7 +433,7 @@ static void test_source_profile_loop(void **state)
 
 	(void)state;
 	write_file(conf_path, "[profile a]\nrole_arn = arn:aws:iam::1:role/A\nsource_profile = b\n"
-			      "[profile b]\nrole_arn = arn:aws:iam::1:role/B\nsource_profile = a\n");
+	                      "[profile b]\nrole_arn = arn:aws:iam::1:role/B\nsource_profile = a\n");
 	o.profile = "a";
 	expect_failure(&o, err, sizeof(err));
 	assert_non_null(strstr(err, "source_profile loop: a -> b -> a"));
@@ -432,8 +441,8 @@ static void test_source_profile_loop(void **state)
 
 	/* The implicit default profile refuses a loop too, rather than skipping. */
 	write_file(conf_path, "[default]\nrole_arn = arn:aws:iam::1:role/A\nsource_profile = c\n"
-			      "[profile c]\nrole_arn = arn:aws:iam::1:role/C\n"
-			      "source_profile = default\n");
+	                      "[profile c]\nrole_arn = arn:aws:iam::1:role/C\n"
+	                      "source_profile = default\n");
 	o.profile = NULL;
 	expect_failure(&o, err, sizeof(err));
 	assert_non_null(strstr(err, "loop"));
@@ -446,12 +455,12 @@ static void test_role_misconfigurations(void **state)
 
 	(void)state;
 	write_file(conf_path, "[profile r]\nrole_arn = arn:aws:iam::1:role/R\n"
-			      "[profile d]\nrole_arn = arn:aws:iam::1:role/R\n"
-			      "credential_source = Environment\nduration_seconds = 12\n"
-			      "[profile s]\nrole_arn = arn:aws:iam::1:role/R\n"
-			      "credential_source = Nowhere\n"
-			      "[profile half]\naws_access_key_id = AKIAHALF\n"
-			      "[profile sso]\nsso_session = corp\nsso_account_id = 1\n");
+	                      "[profile d]\nrole_arn = arn:aws:iam::1:role/R\n"
+	                      "credential_source = Environment\nduration_seconds = 12\n"
+	                      "[profile s]\nrole_arn = arn:aws:iam::1:role/R\n"
+	                      "credential_source = Nowhere\n"
+	                      "[profile half]\naws_access_key_id = AKIAHALF\n"
+	                      "[profile sso]\nsso_session = corp\nsso_account_id = 1\n");
 	o.profile = "r";
 	expect_failure(&o, err, sizeof(err));
 	assert_non_null(strstr(err, "no source_profile"));
@@ -471,9 +480,9 @@ static void test_role_misconfigurations(void **state)
 
 	/* Without an STS client a role profile fails clearly. */
 	write_file(cred_path, "[base]\naws_access_key_id = AKIABASE\n"
-			      "aws_secret_access_key = baseSecret\n");
+	                      "aws_secret_access_key = baseSecret\n");
 	write_file(conf_path, "[profile r]\nrole_arn = arn:aws:iam::1:role/R\n"
-			      "source_profile = base\n");
+	                      "source_profile = base\n");
 	o.sts = NULL;
 	o.profile = "r";
 	expect_failure(&o, err, sizeof(err));
@@ -490,7 +499,7 @@ static void test_credential_source_environment(void **state)
 	setenv("AWS_ACCESS_KEY_ID", "AKIAENV0000000000001", 1);
 	setenv("AWS_SECRET_ACCESS_KEY", "envSecret", 1);
 	write_file(conf_path, "[profile e]\nrole_arn = arn:aws:iam::1:role/E\n"
-			      "credential_source = Environment\n");
+	                      "credential_source = Environment\n");
 	o.profile = "e";
 	get_creds(&o, &c);
 	assert_int_equal(sts.calls, 1);
@@ -539,8 +548,7 @@ static void test_web_identity_profile(void **state)
 	(void)state;
 	write_file(tok_path, "profile-token");
 	snprintf(text, sizeof(text),
-		 "[profile wi]\nrole_arn = arn:aws:iam::1:role/W\nweb_identity_token_file = %s\n",
-		 tok_path);
+	         "[profile wi]\nrole_arn = arn:aws:iam::1:role/W\nweb_identity_token_file = %s\n", tok_path);
 	write_file(conf_path, text);
 	o.profile = "wi";
 	get_creds(&o, &c);
@@ -572,9 +580,9 @@ static void test_nothing_found(void **state)
 static void role_profile(void)
 {
 	write_file(cred_path, "[base]\naws_access_key_id = AKIABASE\n"
-			      "aws_secret_access_key = baseSecret\n");
+	                      "aws_secret_access_key = baseSecret\n");
 	write_file(conf_path, "[profile r]\nrole_arn = arn:aws:iam::1:role/R\n"
-			      "source_profile = base\n");
+	                      "source_profile = base\n");
 }
 
 static void test_refresh_near_expiry(void **state)
@@ -701,8 +709,8 @@ static void test_region_order(void **state)
 
 	(void)state;
 	write_file(conf_path, "[default]\nregion = us-west-1\n"
-			      "[profile p]\nregion = ca-central-1\n"
-			      "endpoint_url = http://127.0.0.1:5000\n");
+	                      "[profile p]\nregion = ca-central-1\n"
+	                      "endpoint_url = http://127.0.0.1:5000\n");
 	r = irfw_resolve_region(NULL, NULL);
 	assert_string_equal(r, "us-west-1");
 	free(r);
@@ -947,28 +955,28 @@ static void test_imds_unreachable(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup(test_env_creds, setup),
-		cmocka_unit_test_setup(test_env_partial_is_error, setup),
-		cmocka_unit_test_setup(test_explicit_profile_over_env, setup),
-		cmocka_unit_test_setup(test_shared_files, setup),
-		cmocka_unit_test_setup(test_long_session_token, setup),
-		cmocka_unit_test_setup(test_parse_error, setup),
-		cmocka_unit_test_setup(test_assume_role_source_profile, setup),
-		cmocka_unit_test_setup(test_assume_role_chain, setup),
-		cmocka_unit_test_setup(test_source_profile_loop, setup),
-		cmocka_unit_test_setup(test_role_misconfigurations, setup),
-		cmocka_unit_test_setup(test_credential_source_environment, setup),
-		cmocka_unit_test_setup(test_web_identity_env, setup),
-		cmocka_unit_test_setup(test_web_identity_profile, setup),
-		cmocka_unit_test_setup(test_nothing_found, setup),
-		cmocka_unit_test_setup(test_refresh_near_expiry, setup),
-		cmocka_unit_test_setup(test_refresh_failure, setup),
-		cmocka_unit_test_setup(test_refresh_one_thread, setup),
-		cmocka_unit_test_setup(test_region_order, setup),
-		cmocka_unit_test_setup(test_container, setup),
-		cmocka_unit_test_setup(test_imds_v2, setup),
-		cmocka_unit_test_setup(test_imds_v1_fallback, setup),
-		cmocka_unit_test_setup(test_imds_unreachable, setup),
+	    cmocka_unit_test_setup(test_env_creds, setup),
+	    cmocka_unit_test_setup(test_env_partial_is_error, setup),
+	    cmocka_unit_test_setup(test_explicit_profile_over_env, setup),
+	    cmocka_unit_test_setup(test_shared_files, setup),
+	    cmocka_unit_test_setup(test_long_session_token, setup),
+	    cmocka_unit_test_setup(test_parse_error, setup),
+	    cmocka_unit_test_setup(test_assume_role_source_profile, setup),
+	    cmocka_unit_test_setup(test_assume_role_chain, setup),
+	    cmocka_unit_test_setup(test_source_profile_loop, setup),
+	    cmocka_unit_test_setup(test_role_misconfigurations, setup),
+	    cmocka_unit_test_setup(test_credential_source_environment, setup),
+	    cmocka_unit_test_setup(test_web_identity_env, setup),
+	    cmocka_unit_test_setup(test_web_identity_profile, setup),
+	    cmocka_unit_test_setup(test_nothing_found, setup),
+	    cmocka_unit_test_setup(test_refresh_near_expiry, setup),
+	    cmocka_unit_test_setup(test_refresh_failure, setup),
+	    cmocka_unit_test_setup(test_refresh_one_thread, setup),
+	    cmocka_unit_test_setup(test_region_order, setup),
+	    cmocka_unit_test_setup(test_container, setup),
+	    cmocka_unit_test_setup(test_imds_v2, setup),
+	    cmocka_unit_test_setup(test_imds_v1_fallback, setup),
+	    cmocka_unit_test_setup(test_imds_unreachable, setup),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -126,12 +126,12 @@ static void test_scan(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_good, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_unknown_and_invalid, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_duplicate_name, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_unresolved_symbol, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_scan, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_good, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_unknown_and_invalid, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_duplicate_name, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_unresolved_symbol, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_scan, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

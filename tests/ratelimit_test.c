@@ -96,7 +96,7 @@ static size_t fake_nsleeps(struct fake_clock *fc)
 }
 
 static void acquire_n(struct irfw_ratelimit *rl, int n, const char *account, const char *region,
-		      const char *service, const char *op)
+                      const char *service, const char *op)
 {
 	for (int i = 0; i < n; i++)
 		irfw_ratelimit_acquire(rl, account, region, service, op);
@@ -113,8 +113,7 @@ static void test_class_table(void **state)
 	assert_string_equal(irfw_ratelimit_class("ec2", "ListImagesInRecycleBin"), "ec2-describe");
 	assert_string_equal(irfw_ratelimit_class("ec2", "CreateSnapshot"), "ec2-snapshot");
 	assert_string_equal(irfw_ratelimit_class("ec2", "CreateSnapshots"), "ec2-snapshot");
-	assert_string_equal(irfw_ratelimit_class("ec2", "ModifyNetworkInterfaceAttribute"),
-			    "ec2-eni");
+	assert_string_equal(irfw_ratelimit_class("ec2", "ModifyNetworkInterfaceAttribute"), "ec2-eni");
 	assert_string_equal(irfw_ratelimit_class("ec2", "CreateTags"), "ec2-tags");
 	assert_string_equal(irfw_ratelimit_class("ec2", "StopInstances"), "ec2-mutate");
 	assert_string_equal(irfw_ratelimit_class("ec2", "ModifyInstanceAttribute"), "ec2-mutate");
@@ -127,8 +126,7 @@ static void test_class_table(void **state)
 	/* Other services, whatever the operation. */
 	assert_string_equal(irfw_ratelimit_class("s3", "GetObject"), "other");
 	assert_string_equal(irfw_ratelimit_class("sts", "GetCallerIdentity"), "other");
-	assert_string_equal(irfw_ratelimit_class("autoscaling", "DescribeAutoScalingGroups"),
-			    "other");
+	assert_string_equal(irfw_ratelimit_class("autoscaling", "DescribeAutoScalingGroups"), "other");
 	assert_string_equal(irfw_ratelimit_class("ec2x", "DescribeInstances"), "other");
 	assert_string_equal(irfw_ratelimit_class(NULL, "DescribeInstances"), "other");
 }
@@ -201,7 +199,7 @@ static void test_reserve_then_sleep(void **state)
 }
 
 #define FIFO_THREADS 8
-#define FIFO_EACH 5
+#define FIFO_EACH    5
 
 struct fifo_arg {
 	struct irfw_ratelimit *rl;
@@ -364,10 +362,9 @@ static void test_configure(void **state)
 static void test_parse_spec(void **state)
 {
 	static const char *const bad[] = {
-		"",	  "50",	    "50/",    "/5",	"/",	  "50/5/1", "-1/5",  "50/-5",
-		"+5/1",	  "abc",    "5a/1",   "1e3/5",	" 50/5",  "50/5 ",  "50 /5", "inf/1",
-		"nan/1",  "1/inf",  "0x10/5", "0/5",	"0.5/1",  "1..2/3", "./1",   "1/.",
-		"1.2.3/4", "50\\5", "50,5",   "50/5\n",
+	    "",      "50",     "50/",   "/5",    "/",       "50/5/1", "-1/5",  "50/-5",  "+5/1",   "abc",
+	    "5a/1",  "1e3/5",  " 50/5", "50/5 ", "50 /5",   "inf/1",  "nan/1", "1/inf",  "0x10/5", "0/5",
+	    "0.5/1", "1..2/3", "./1",   "1/.",   "1.2.3/4", "50\\5",  "50,5",  "50/5\n",
 	};
 	double cap = -7, rate = -7;
 
@@ -403,13 +400,12 @@ static double fixed_rand(void *ctx)
 
 static void test_backoff(void **state)
 {
-	static const double expect[] = { 0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 6.4, 12.8, 20, 20, 20 };
+	static const double expect[] = {0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 6.4, 12.8, 20, 20, 20};
 	double one = 1.0, zero = 0.0, half = 0.5, two = 2.0, neg = -1.0, nan_ = NAN;
 
 	(void)state;
 	for (int i = 0; i < (int)(sizeof(expect) / sizeof(expect[0])); i++)
-		assert_true(fabs(irfw_backoff_delay(i + 1, 0.1, 20, fixed_rand, &one) - expect[i]) <
-			    EPS);
+		assert_true(fabs(irfw_backoff_delay(i + 1, 0.1, 20, fixed_rand, &one) - expect[i]) < EPS);
 	assert_true(irfw_backoff_delay(64, 0.1, 20, fixed_rand, &one) == 20.0);
 	assert_true(irfw_backoff_delay(5000, 0.1, 20, fixed_rand, &one) == 20.0);
 	assert_true(irfw_backoff_delay(INT_MAX, 0.1, 20, fixed_rand, &one) == 20.0);
@@ -440,7 +436,7 @@ static void test_backoff(void **state)
 }
 
 #define RAND_THREADS 4
-#define RAND_N 20000
+#define RAND_N       20000
 
 static void *rand_worker(void *p)
 {
@@ -508,8 +504,8 @@ static void test_real_clock(void **state)
 /* ------------------------------------------------------------------ */
 /* Real threads, real clock: every call is granted, none early, no hang. */
 
-#define CONC_THREADS 8
-#define CONC_EACH 25
+#define CONC_THREADS  8
+#define CONC_EACH     25
 #define CONC_DEADLINE 30 /* seconds; a hang fails instead of blocking CI */
 
 struct conc {
@@ -526,7 +522,7 @@ static void *conc_worker(void *p)
 
 	for (int i = 0; i < CONC_EACH; i++) {
 		irfw_ratelimit_acquire(c->rl, "123456789012", "us-east-1", "ec2",
-				       (i % 2) ? "DescribeInstances" : "DescribeVolumes");
+		                       (i % 2) ? "DescribeInstances" : "DescribeVolumes");
 		pthread_mutex_lock(&c->lock);
 		c->grants++;
 		pthread_mutex_unlock(&c->lock);
@@ -542,7 +538,7 @@ static void test_concurrency_real_clock(void **state)
 {
 	const struct irfw_clock *clk = irfw_clock_real();
 	pthread_t th[CONC_THREADS];
-	struct conc c = { 0 };
+	struct conc c = {0};
 	pthread_condattr_t ca;
 	struct timespec deadline;
 	double t0, elapsed;
@@ -569,8 +565,7 @@ static void test_concurrency_real_clock(void **state)
 		rc = pthread_cond_timedwait(&c.done_cv, &c.lock, &deadline);
 	pthread_mutex_unlock(&c.lock);
 	if (c.done < CONC_THREADS)
-		fail_msg("deadlock: %d of %d threads done after %d s", c.done, CONC_THREADS,
-			 CONC_DEADLINE);
+		fail_msg("deadlock: %d of %d threads done after %d s", c.done, CONC_THREADS, CONC_DEADLINE);
 	for (int i = 0; i < CONC_THREADS; i++)
 		pthread_join(th[i], NULL);
 	elapsed = clk->now(clk->ctx) - t0;
@@ -588,17 +583,17 @@ static void test_concurrency_real_clock(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_class_table),
-		cmocka_unit_test(test_burst_then_spacing),
-		cmocka_unit_test(test_reserve_then_sleep),
-		cmocka_unit_test(test_fifo_threads),
-		cmocka_unit_test(test_separate_keys),
-		cmocka_unit_test(test_configure),
-		cmocka_unit_test(test_parse_spec),
-		cmocka_unit_test(test_backoff),
-		cmocka_unit_test(test_rand01),
-		cmocka_unit_test(test_real_clock),
-		cmocka_unit_test(test_concurrency_real_clock),
+	    cmocka_unit_test(test_class_table),
+	    cmocka_unit_test(test_burst_then_spacing),
+	    cmocka_unit_test(test_reserve_then_sleep),
+	    cmocka_unit_test(test_fifo_threads),
+	    cmocka_unit_test(test_separate_keys),
+	    cmocka_unit_test(test_configure),
+	    cmocka_unit_test(test_parse_spec),
+	    cmocka_unit_test(test_backoff),
+	    cmocka_unit_test(test_rand01),
+	    cmocka_unit_test(test_real_clock),
+	    cmocka_unit_test(test_concurrency_real_clock),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -32,7 +32,7 @@
 #include "aws/sigv4.h"
 
 #define MAX_CASES 64
-#define MAX_HDRS 32
+#define MAX_HDRS  32
 
 /* ---------------------------------------------------------------- helpers */
 
@@ -106,8 +106,7 @@ static time_t iso8601_utc(const char *s)
 	int y, mo, d, h, mi, se;
 
 	assert_int_equal(sscanf(s, "%d-%d-%dT%d:%d:%dZ", &y, &mo, &d, &h, &mi, &se), 6);
-	return (time_t)(days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 + h * 3600 +
-	                mi * 60 + se);
+	return (time_t)(days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 + h * 3600 + mi * 60 + se);
 }
 
 /* An HTTP/1.1 message as the suites write it: request line, headers (with
@@ -283,10 +282,10 @@ static const char *added(const struct irfw_sigv4_result *r, const char *name)
 /* ------------------------------------------------------ v4 (aws-c-auth) */
 
 struct suite_case {
-	char name[512];  /* shown by cmocka */
-	char dir[1400];  /* case folder */
-	char base[256];  /* folder's last component */
-	bool query;       /* v4: presign mode */
+	char name[512]; /* shown by cmocka */
+	char dir[1400]; /* case folder */
+	char base[256]; /* folder's last component */
+	bool query;     /* v4: presign mode */
 };
 
 static struct suite_case v4_cases[2 * MAX_CASES], classic_cases[MAX_CASES];
@@ -334,8 +333,7 @@ static void v4_case(void **state)
 	p.s3_mode = !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(ctx, "normalize"));
 	p.path_encode_once = true;
 	p.sign_body = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(ctx, "sign_body"));
-	p.omit_session_token =
-	    cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(ctx, "omit_session_token"));
+	p.omit_session_token = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(ctx, "omit_session_token"));
 	if (c->query) {
 		cJSON *exp = cJSON_GetObjectItemCaseSensitive(ctx, "expiration_in_seconds");
 		assert_true(cJSON_IsNumber(exp));
@@ -382,8 +380,8 @@ static void v4_case(void **state)
 		assert_int_equal(sreq.nh, req.nh + r.n_add);
 		for (size_t i = 0; i < r.n_add; i++) {
 			if (!msg_has_header(&sreq, r.add[i].name, r.add[i].value))
-				fail_msg("%s: added header %s differs from the signed request",
-				         c->name, r.add[i].name);
+				fail_msg("%s: added header %s differs from the signed request", c->name,
+				         r.add[i].name);
 		}
 		assert_string_equal(r.add[r.n_add - 1].name, "Authorization");
 	}
@@ -881,8 +879,7 @@ static struct irfw_sigv4_params edge_params(void)
 }
 
 /* Signs GET path?query and returns line n of the canonical request. */
-static char *creq_line_for(const char *path, const char *query, const struct irfw_sigv4_params *p,
-                           int n)
+static char *creq_line_for(const char *path, const char *query, const struct irfw_sigv4_params *p, int n)
 {
 	struct irfw_sigv4_request rq = {
 	    .method = "GET", .path = path, .query = query, .headers = host_only, .n_headers = 1};
@@ -1019,8 +1016,12 @@ static void test_header_canonicalisation(void **state)
 {
 	(void)state;
 	const struct irfw_kv h[] = {
-	    {"X-Foo", "  a   b\t c  "}, {"Host", "example.amazonaws.com"}, {"x-foo", "second"},
-	    {"X-BAR", "\"q   q\""},     {"X-Empty", ""},                   {"X-FOO", "first?"},
+	    {"X-Foo", "  a   b\t c  "},
+	    {"Host", "example.amazonaws.com"},
+	    {"x-foo", "second"},
+	    {"X-BAR", "\"q   q\""},
+	    {"X-Empty", ""},
+	    {"X-FOO", "first?"},
 	};
 	struct irfw_sigv4_request rq = {.method = "GET", .path = "/", .headers = h, .n_headers = 6};
 	struct irfw_sigv4_params p = edge_params();
@@ -1028,24 +1029,26 @@ static void test_header_canonicalisation(void **state)
 	char err[256];
 
 	assert_int_equal(irfw_sigv4_sign(&rq, &p, &r, err, sizeof(err)), 0);
-	assert_string_equal(r.canonical_request,
-	                    "GET\n/\n\n"
-	                    "host:example.amazonaws.com\n"
-	                    "x-amz-date:20150830T123600Z\n"
-	                    "x-bar:\"q q\"\n"
-	                    "x-empty:\n"
-	                    "x-foo:a b c,second,first?\n"
-	                    "\n"
-	                    "host;x-amz-date;x-bar;x-empty;x-foo\n" S3_EMPTY_SHA);
+	assert_string_equal(r.canonical_request, "GET\n/\n\n"
+	                                         "host:example.amazonaws.com\n"
+	                                         "x-amz-date:20150830T123600Z\n"
+	                                         "x-bar:\"q q\"\n"
+	                                         "x-empty:\n"
+	                                         "x-foo:a b c,second,first?\n"
+	                                         "\n"
+	                                         "host;x-amz-date;x-bar;x-empty;x-foo\n" S3_EMPTY_SHA);
 	irfw_sigv4_result_free(&r);
 }
 
 static void test_header_mode_additions(void **state)
 {
 	(void)state;
-	struct irfw_sigv4_request rq = {
-	    .method = "PUT", .path = "/k", .headers = host_only, .n_headers = 1, .body = "hello",
-	    .body_len = 5};
+	struct irfw_sigv4_request rq = {.method = "PUT",
+	                                .path = "/k",
+	                                .headers = host_only,
+	                                .n_headers = 1,
+	                                .body = "hello",
+	                                .body_len = 5};
 	struct irfw_sigv4_params p = edge_params();
 	struct irfw_sigv4_result r;
 	char err[256], want_hash[65];
@@ -1063,9 +1066,8 @@ static void test_header_mode_additions(void **state)
 	assert_string_equal(r.add[2].name, "x-amz-content-sha256");
 	assert_string_equal(r.add[2].value, want_hash);
 	assert_string_equal(r.add[3].name, "Authorization");
-	assert_non_null(strstr(r.add[3].value,
-	                       "SignedHeaders=host;x-amz-content-sha256;x-amz-date;"
-	                       "x-amz-security-token, Signature="));
+	assert_non_null(strstr(r.add[3].value, "SignedHeaders=host;x-amz-content-sha256;x-amz-date;"
+	                                       "x-amz-security-token, Signature="));
 	assert_non_null(strstr(r.canonical_request, "x-amz-security-token:TOKEN/+=\n"));
 	char *last = line_of(r.canonical_request, 9);
 	assert_string_equal(last, want_hash);
@@ -1133,8 +1135,7 @@ static void test_date_format(void **state)
 	    {951782400, "20000229T000000Z"},
 	    {(time_t)4102444799LL, "20991231T235959Z"},
 	};
-	struct irfw_sigv4_request rq = {
-	    .method = "GET", .path = "/", .headers = host_only, .n_headers = 1};
+	struct irfw_sigv4_request rq = {.method = "GET", .path = "/", .headers = host_only, .n_headers = 1};
 
 	for (size_t i = 0; i < sizeof(t) / sizeof(*t); i++) {
 		struct irfw_sigv4_params p = edge_params();
@@ -1214,8 +1215,7 @@ static void test_errors(void **state)
 static void test_secret_matters(void **state)
 {
 	(void)state;
-	struct irfw_sigv4_request rq = {
-	    .method = "GET", .path = "/", .headers = host_only, .n_headers = 1};
+	struct irfw_sigv4_request rq = {.method = "GET", .path = "/", .headers = host_only, .n_headers = 1};
 	struct irfw_sigv4_params p = edge_params();
 	struct irfw_sigv4_result a, b;
 	char err[256];
@@ -1258,9 +1258,8 @@ int main(void)
 	find_v4_cases();
 	find_classic_cases();
 	for (size_t i = 0; i < 2 * n_v4_dirs; i++)
-		v4[i] = (struct CMUnitTest){.name = v4_cases[i].name,
-		                            .test_func = v4_case,
-		                            .initial_state = &v4_cases[i]};
+		v4[i] = (struct CMUnitTest){
+		    .name = v4_cases[i].name, .test_func = v4_case, .initial_state = &v4_cases[i]};
 	for (size_t i = 0; i < n_classic; i++)
 		classic[i] = (struct CMUnitTest){.name = classic_cases[i].name,
 		                                 .test_func = classic_case,

@@ -30,7 +30,7 @@
 #include "xml.h"
 
 #define MAX_RESPONSE ((size_t)64 << 20)
-#define USER_AGENT "irfw/" PACKAGE_VERSION
+#define USER_AGENT   "irfw/" PACKAGE_VERSION
 
 struct easy_slot {
 	CURL *easy;
@@ -194,11 +194,11 @@ static size_t on_header(char *p, size_t size, size_t n, void *u)
 /* A prepared request: everything but the signature. */
 struct http_req {
 	const char *method;
-	char *base;        /* scheme://host[:port] */
-	char *host;        /* Host header value */
-	char *path;        /* decoded path, for signing */
-	char *wire_path;   /* encoded path, for the URL */
-	char *query;       /* encoded query or NULL */
+	char *base;      /* scheme://host[:port] */
+	char *host;      /* Host header value */
+	char *path;      /* decoded path, for signing */
+	char *wire_path; /* encoded path, for the URL */
+	char *query;     /* encoded query or NULL */
 	struct irfw_kv hdrs[24];
 	char *hdr_store[24];
 	size_t n_hdrs;
@@ -321,7 +321,9 @@ static int http_perform(struct irfw_aws *a, const struct http_req *q, struct cur
 		e->http_status = 0;
 		bool timeout = rc == CURLE_OPERATION_TIMEDOUT;
 		snprintf(e->code, sizeof(e->code), "%s",
-		         resp->too_large ? "ResponseTooLarge" : timeout ? "Timeout" : "ConnectionError");
+		         resp->too_large ? "ResponseTooLarge"
+		         : timeout       ? "Timeout"
+		                         : "ConnectionError");
 		snprintf(e->message, sizeof(e->message), "%s%s%s",
 		         resp->too_large ? "response larger than 64 MiB; refused" : curl_easy_strerror(rc),
 		         errbuf[0] ? ": " : "", errbuf);
@@ -349,9 +351,9 @@ static char *endpoint_override(struct irfw_aws *a, const struct irfw_service *sv
 }
 
 /* Build the request for any protocol.  Returns 0 or -1 with *e. */
-static int build_request(struct irfw_aws *a, const struct irfw_service *svc, const char *region, const char *op,
-                         const cJSON *params, struct http_req *q, char **owned_body, char **sign_region,
-                         struct irfw_aws_error *e)
+static int build_request(struct irfw_aws *a, const struct irfw_service *svc, const char *region,
+                         const char *op, const cJSON *params, struct http_req *q, char **owned_body,
+                         char **sign_region, struct irfw_aws_error *e)
 {
 	char *override = endpoint_override(a, svc), *url = NULL;
 	int rc = -1;
@@ -371,7 +373,8 @@ static int build_request(struct irfw_aws *a, const struct irfw_service *svc, con
 			snprintf(e->message, sizeof(e->message), "%s", err);
 			goto out;
 		}
-		/* AWS's own S3 endpoint in us-east-1 is s3.amazonaws.com too, but the regional name works everywhere. */
+		/* AWS's own S3 endpoint in us-east-1 is s3.amazonaws.com too, but the regional name works
+		 * everywhere. */
 		if (parse_base(url, s3.host_bucket, &q->base, &q->host) != 0) {
 			irfw_s3_request_free(&s3);
 			snprintf(e->code, sizeof(e->code), "EndpointError");
@@ -453,7 +456,8 @@ static cJSON *parse_success(const struct irfw_service *svc, const char *op, cons
 	char err[256] = "";
 	cJSON *res = NULL;
 	if (svc->wire == IRFW_WIRE_JSON) {
-		res = resp->body.len ? cJSON_ParseWithLength(resp->body.data, resp->body.len) : cJSON_CreateObject();
+		res = resp->body.len ? cJSON_ParseWithLength(resp->body.data, resp->body.len)
+		                     : cJSON_CreateObject();
 		if (!res)
 			snprintf(err, sizeof(err), "reply is not JSON");
 	} else if (svc->wire == IRFW_WIRE_REST_XML) {
@@ -475,7 +479,8 @@ static cJSON *parse_success(const struct irfw_service *svc, const char *op, cons
 	if (!res) {
 		e->http_status = resp->status;
 		snprintf(e->code, sizeof(e->code), "InvalidReply");
-		snprintf(e->message, sizeof(e->message), "cannot parse the %s %s reply: %s", svc->name, op, err);
+		snprintf(e->message, sizeof(e->message), "cannot parse the %s %s reply: %s", svc->name, op,
+		         err);
 	}
 	return res;
 }
@@ -487,8 +492,8 @@ static void find_request_id(const cJSON *res, const struct http_resp *resp, char
 		h = resp_header(resp, "x-amz-request-id");
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(res, "requestId");
 	if (!cJSON_IsString(v))
-		v = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(res, "ResponseMetadata"),
-		                                     "RequestId");
+		v = cJSON_GetObjectItemCaseSensitive(
+		    cJSON_GetObjectItemCaseSensitive(res, "ResponseMetadata"), "RequestId");
 	snprintf(out, 128, "%s", cJSON_IsString(v) ? v->valuestring : h ? h : "");
 }
 
@@ -530,7 +535,8 @@ static int do_call(struct irfw_aws *a, const struct irfw_creds *creds, bool anon
 	if (!svc) {
 		snprintf(e->code, sizeof(e->code), "UnknownService");
 		snprintf(e->message, sizeof(e->message),
-		         "service '%s' is not known to irfw (ec2, autoscaling, elasticloadbalancing, elb, s3, kms, "
+		         "service '%s' is not known to irfw (ec2, autoscaling, elasticloadbalancing, elb, "
+		         "s3, kms, "
 		         "sns, sts, ssm, iam)",
 		         service);
 		return -1;
@@ -565,23 +571,23 @@ static int do_call(struct irfw_aws *a, const struct irfw_creds *creds, bool anon
 		hl = curl_slist_append(hl, "Expect:");
 		if (!anonymous) {
 			struct irfw_sigv4_request sr = {
-				.method = q.method,
-				.path = q.path,
-				.query = q.query,
-				.headers = q.hdrs,
-				.n_headers = q.n_hdrs,
-				.body = q.body,
-				.body_len = q.body_len,
+			    .method = q.method,
+			    .path = q.path,
+			    .query = q.query,
+			    .headers = q.hdrs,
+			    .n_headers = q.n_hdrs,
+			    .body = q.body,
+			    .body_len = q.body_len,
 			};
 			struct irfw_sigv4_params sp = {
-				.access_key_id = use->access_key_id,
-				.secret_access_key = use->secret_access_key,
-				.session_token = use->session_token,
-				.region = sign_region,
-				.service = svc->signing_name,
-				.when = time(NULL),
-				.s3_mode = svc->wire == IRFW_WIRE_REST_XML,
-				.sign_body = svc->wire == IRFW_WIRE_REST_XML,
+			    .access_key_id = use->access_key_id,
+			    .secret_access_key = use->secret_access_key,
+			    .session_token = use->session_token,
+			    .region = sign_region,
+			    .service = svc->signing_name,
+			    .when = time(NULL),
+			    .s3_mode = svc->wire == IRFW_WIRE_REST_XML,
+			    .sign_body = svc->wire == IRFW_WIRE_REST_XML,
 			};
 			struct irfw_sigv4_result sig;
 			if (irfw_sigv4_sign(&sr, &sp, &sig, err, sizeof(err)) != 0) {
@@ -612,8 +618,9 @@ static int do_call(struct irfw_aws *a, const struct irfw_creds *creds, bool anon
 			*result = parse_success(svc, op, &resp, e);
 			if (*result) {
 				find_request_id(*result, &resp, req_id);
-				irfw_logf(IRFW_LOG_DEBUG, "aws", "%s %s: HTTP %ld, request %s, attempt %d, %ld ms", service,
-				          op, resp.status, req_id[0] ? req_id : "-", attempt, ms);
+				irfw_logf(IRFW_LOG_DEBUG, "aws",
+				          "%s %s: HTTP %ld, request %s, attempt %d, %ld ms", service, op,
+				          resp.status, req_id[0] ? req_id : "-", attempt, ms);
 				rc = 0;
 			}
 			resp_free(&resp);
@@ -627,8 +634,9 @@ static int do_call(struct irfw_aws *a, const struct irfw_creds *creds, bool anon
 			                     resp_header(&resp, "x-amzn-errortype"), e);
 		}
 		resp_free(&resp);
-		irfw_logf(IRFW_LOG_DEBUG, "aws", "%s %s: HTTP %ld, %s, request %s, attempt %d, %ld ms", service, op,
-		          e->http_status, e->code, e->request_id[0] ? e->request_id : "-", attempt, ms);
+		irfw_logf(IRFW_LOG_DEBUG, "aws", "%s %s: HTTP %ld, %s, request %s, attempt %d, %ld ms",
+		          service, op, e->http_status, e->code, e->request_id[0] ? e->request_id : "-",
+		          attempt, ms);
 		if (strcmp(e->code, "DryRunOperation") == 0) {
 			snprintf(req_id, 128, "%s", e->request_id);
 			*result = NULL;
@@ -668,7 +676,8 @@ bool irfw_operation_dry_sendable(const char *service, const char *op)
 }
 
 int irfw_aws_request(struct irfw_aws *a, const char *region, const char *service, const char *operation,
-                     const cJSON *params, bool dry_run, cJSON **result, struct irfw_aws_error *e, char req_id[128])
+                     const cJSON *params, bool dry_run, cJSON **result, struct irfw_aws_error *e,
+                     char req_id[128])
 {
 	cJSON *res = NULL;
 	int rc;
@@ -682,8 +691,9 @@ int irfw_aws_request(struct irfw_aws *a, const char *region, const char *service
 			cJSON_Delete(p);
 		} else {
 			/* No DryRun in this API: the call is not made at all. */
-			irfw_logf(IRFW_LOG_INFO, "dry-run", "not calling %s %s (no DryRun in its API: not checked)",
-			          service, operation);
+			irfw_logf(IRFW_LOG_INFO, "dry-run",
+			          "not calling %s %s (no DryRun in its API: not checked)", service,
+			          operation);
 			memset(e, 0, sizeof(*e));
 			req_id[0] = '\0';
 			rc = 0;
@@ -798,14 +808,16 @@ int irfw_aws_http_post(struct irfw_aws *a, const char *url, const char *content_
 			if (*http_status >= 200 && *http_status < 300)
 				rc = 0;
 			else if (webhook_error_word(resp.body.data))
-				irfw_set_err(why, whylen, "post to %s: HTTP %ld: %s", host, *http_status, resp.body.data);
+				irfw_set_err(why, whylen, "post to %s: HTTP %ld: %s", host, *http_status,
+				             resp.body.data);
 			else
 				/* A server may echo the request path, which is the
 				 * secret part of a webhook URL: show no free text. */
-				irfw_set_err(why, whylen,
-				             "post to %s: HTTP %ld (%zu-byte answer not shown: it may quote the "
-				             "webhook URL)",
-				             host, *http_status, resp.body.len);
+				irfw_set_err(
+				    why, whylen,
+				    "post to %s: HTTP %ld (%zu-byte answer not shown: it may quote the "
+				    "webhook URL)",
+				    host, *http_status, resp.body.len);
 		}
 		curl_easy_setopt(c, CURLOPT_HTTPHEADER, NULL);
 	}
@@ -861,10 +873,12 @@ int irfw_aws_new(const struct irfw_aws_config *cfg, struct irfw_aws **out, char 
 	a->rl = irfw_ratelimit_new(irfw_clock_real());
 	for (size_t i = 0; a->rl && i < irfw_ratelimit_class_count(); i++) {
 		double cap, rate;
-		const char *spec = i < sizeof(cfg->ratelimit) / sizeof(cfg->ratelimit[0]) ? cfg->ratelimit[i] : NULL;
+		const char *spec =
+		    i < sizeof(cfg->ratelimit) / sizeof(cfg->ratelimit[0]) ? cfg->ratelimit[i] : NULL;
 		if (spec && (irfw_ratelimit_parse_spec(spec, &cap, &rate) != 0 ||
 		             irfw_ratelimit_configure(a->rl, irfw_ratelimit_class_name(i), cap, rate) != 0)) {
-			snprintf(err, errlen, "ratelimit.%s = %s: expected CAPACITY/REFILL_PER_SECOND, e.g. 50/5",
+			snprintf(err, errlen,
+			         "ratelimit.%s = %s: expected CAPACITY/REFILL_PER_SECOND, e.g. 50/5",
 			         irfw_ratelimit_class_name(i), spec);
 			irfw_aws_free(a);
 			return -1;
@@ -878,10 +892,12 @@ int irfw_aws_new(const struct irfw_aws_config *cfg, struct irfw_aws **out, char 
 	if (!a->region)
 		a->region = irfw_imds_region(&co);
 	if (!a->region) {
-		snprintf(err, errlen,
-		         "no AWS region: irfw does not guess one (a wrong region finds no instance, or the wrong "
-		         "ones); give --region REGION, or set region in the [irfw] section, AWS_REGION or "
-		         "AWS_DEFAULT_REGION, or region in the AWS profile; on EC2 the instance's own region is used");
+		snprintf(
+		    err, errlen,
+		    "no AWS region: irfw does not guess one (a wrong region finds no instance, or the wrong "
+		    "ones); give --region REGION, or set region in the [irfw] section, AWS_REGION or "
+		    "AWS_DEFAULT_REGION, or region in the AWS profile; on EC2 the instance's own region is "
+		    "used");
 		irfw_aws_free(a);
 		return -1;
 	}

@@ -30,7 +30,6 @@
 /* ------------------------------------------------------------------ */
 /* Small helpers.                                                      */
 
-
 /* An unset and an empty variable mean the same to the SDKs. */
 const char *creds_env(const char *name)
 {
@@ -46,7 +45,6 @@ void creds_wipe_free(char *s)
 	OPENSSL_cleanse(s, strlen(s));
 	free(s);
 }
-
 
 static void cjson_wipe(cJSON *j)
 {
@@ -84,8 +82,7 @@ int creds_copy(struct irfw_creds *dst, const struct irfw_creds *src)
 	dst->session_token = src->session_token ? strdup(src->session_token) : NULL;
 	dst->expiration = src->expiration;
 	memcpy(dst->source, src->source, sizeof(dst->source));
-	if (!dst->access_key_id || !dst->secret_access_key ||
-	    (src->session_token && !dst->session_token)) {
+	if (!dst->access_key_id || !dst->secret_access_key || (src->session_token && !dst->session_token)) {
 		irfw_creds_clear(dst);
 		return -1;
 	}
@@ -93,7 +90,7 @@ int creds_copy(struct irfw_creds *dst, const struct irfw_creds *src)
 }
 
 int creds_set(struct irfw_creds *c, const char *akid, const char *secret, const char *token,
-		     time_t expiration, const char *source)
+              time_t expiration, const char *source)
 {
 	memset(c, 0, sizeof(*c));
 	c->access_key_id = strdup(akid);
@@ -118,8 +115,9 @@ static int parse_iso8601(const char *s, time_t *out)
 	time_t t;
 
 	memset(&tm, 0, sizeof(tm));
-	if (sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
-		   &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &n) != 6 || n == 0)
+	if (sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
+	           &tm.tm_min, &tm.tm_sec, &n) != 6 ||
+	    n == 0)
 		return -1;
 	p = s + n;
 	if (*p == '.')
@@ -150,8 +148,8 @@ static int parse_iso8601(const char *s, time_t *out)
 
 /* Fill `c` from a {AccessKeyId, SecretAccessKey, <token_key>, Expiration}
  * object, as STS, ECS and IMDS all reply. */
-int creds_from_json(const cJSON *o, const char *token_key, const char *source,
-			   struct irfw_creds *c, char *err, size_t errlen)
+int creds_from_json(const cJSON *o, const char *token_key, const char *source, struct irfw_creds *c,
+                    char *err, size_t errlen)
 {
 	const cJSON *akid = cJSON_GetObjectItemCaseSensitive(o, "AccessKeyId");
 	const cJSON *sec = cJSON_GetObjectItemCaseSensitive(o, "SecretAccessKey");
@@ -159,22 +157,20 @@ int creds_from_json(const cJSON *o, const char *token_key, const char *source,
 	const cJSON *exp = cJSON_GetObjectItemCaseSensitive(o, "Expiration");
 	time_t expiration = 0;
 
-	if (!cJSON_IsString(akid) || !*akid->valuestring || !cJSON_IsString(sec) ||
-	    !*sec->valuestring) {
+	if (!cJSON_IsString(akid) || !*akid->valuestring || !cJSON_IsString(sec) || !*sec->valuestring) {
 		irfw_set_err(err, errlen, "%s: reply has no AccessKeyId/SecretAccessKey", source);
 		return -1;
 	}
 	if (cJSON_IsString(exp)) {
 		if (parse_iso8601(exp->valuestring, &expiration) < 0) {
-			irfw_set_err(err, errlen, "%s: bad Expiration \"%.40s\"", source,
-				exp->valuestring);
+			irfw_set_err(err, errlen, "%s: bad Expiration \"%.40s\"", source, exp->valuestring);
 			return -1;
 		}
 	} else if (cJSON_IsNumber(exp)) {
 		expiration = (time_t)exp->valuedouble; /* JSON protocols give epoch seconds */
 	}
-	if (creds_set(c, akid->valuestring, sec->valuestring,
-		      cJSON_IsString(tok) ? tok->valuestring : NULL, expiration, source) < 0) {
+	if (creds_set(c, akid->valuestring, sec->valuestring, cJSON_IsString(tok) ? tok->valuestring : NULL,
+	              expiration, source) < 0) {
 		irfw_set_err(err, errlen, "out of memory");
 		return -1;
 	}
@@ -199,7 +195,7 @@ char *creds_read_file(const char *path, char *err, size_t errlen, const char *wh
 	n = fread(buf, 1, MAX_TOKEN_FILE + 1, f);
 	if (ferror(f) || n > MAX_TOKEN_FILE) {
 		irfw_set_err(err, errlen, "cannot read %s %s: %s", what, path,
-			ferror(f) ? "read error" : "too large");
+		             ferror(f) ? "read error" : "too large");
 		OPENSSL_cleanse(buf, MAX_TOKEN_FILE + 1);
 		free(buf);
 		buf = NULL;
@@ -226,8 +222,8 @@ int creds_env_keys(struct irfw_creds *c, char *err, size_t errlen)
 	}
 	if (!akid || !sec) {
 		irfw_set_err(err, errlen, "%s is set but %s is not",
-			akid ? "AWS_ACCESS_KEY_ID" : "AWS_SECRET_ACCESS_KEY",
-			akid ? "AWS_SECRET_ACCESS_KEY" : "AWS_ACCESS_KEY_ID");
+		             akid ? "AWS_ACCESS_KEY_ID" : "AWS_SECRET_ACCESS_KEY",
+		             akid ? "AWS_SECRET_ACCESS_KEY" : "AWS_ACCESS_KEY_ID");
 		return -1;
 	}
 	if (creds_set(c, akid, sec, creds_env("AWS_SESSION_TOKEN"), 0, "env") < 0) {
@@ -253,8 +249,7 @@ struct irfw_cred_provider {
 	struct resolver r;
 };
 
-static int fetch(const struct irfw_cred_provider *p, struct irfw_creds *c, char *err,
-		 size_t errlen)
+static int fetch(const struct irfw_cred_provider *p, struct irfw_creds *c, char *err, size_t errlen)
 {
 	int rc = -1;
 
@@ -293,8 +288,7 @@ static void append(char *buf, size_t len, const char *fmt, ...)
 }
 
 /* Walk the chain; set p->kind and p->cur.  The error lists every source. */
-static int resolve_chain(struct irfw_cred_provider *p, const char *explicit_profile, char *err,
-			 size_t errlen)
+static int resolve_chain(struct irfw_cred_provider *p, const char *explicit_profile, char *err, size_t errlen)
 {
 	char why[256], tried[1024] = "";
 	int rc;
@@ -342,8 +336,8 @@ done:
 	return rc;
 }
 
-int irfw_creds_provider_new(const struct irfw_cred_options *o, struct irfw_cred_provider **out,
-			    char *err, size_t errlen)
+int irfw_creds_provider_new(const struct irfw_cred_options *o, struct irfw_cred_provider **out, char *err,
+                            size_t errlen)
 {
 	struct irfw_cred_provider *p;
 	const char *explicit_profile = NULL;
@@ -429,8 +423,8 @@ int irfw_creds_get(struct irfw_cred_provider *p, struct irfw_creds *copy, char *
 		irfw_creds_clear(&p->cur);
 		p->cur = fresh;
 	} else if (expired(&p->cur, time(NULL))) {
-		irfw_set_err(err, errlen, "credentials from %s expired and refresh failed: %s",
-			p->cur.source, why);
+		irfw_set_err(err, errlen, "credentials from %s expired and refresh failed: %s", p->cur.source,
+		             why);
 		goto out;
 	}
 	/* A failed refresh of still-valid credentials is retried next call. */
@@ -456,4 +450,3 @@ void irfw_creds_provider_free(struct irfw_cred_provider *p)
 	pthread_mutex_destroy(&p->lock);
 	free(p);
 }
-

@@ -54,14 +54,14 @@ struct irfw_creds {
  * cJSON_Delete().  Return 0, or -1 with a secret-free message in err.
  */
 typedef int (*irfw_sts_fn)(void *ctx, const char *operation, const cJSON *params,
-			   const struct irfw_creds *source, const char *region, cJSON **result,
-			   char *err, size_t errlen);
+                           const struct irfw_creds *source, const char *region, cJSON **result, char *err,
+                           size_t errlen);
 
 /** How to resolve credentials.  Zeroed fields take the defaults. */
 struct irfw_cred_options {
-	const char *profile;   /* --profile; NULL: AWS_PROFILE, else the chain */
-	const char *region;    /* --region, used for STS; NULL: irfw_resolve_region() */
-	irfw_sts_fn sts;       /* NULL: profiles needing STS fail with a clear error */
+	const char *profile; /* --profile; NULL: AWS_PROFILE, else the chain */
+	const char *region;  /* --region, used for STS; NULL: irfw_resolve_region() */
+	irfw_sts_fn sts;     /* NULL: profiles needing STS fail with a clear error */
 	void *sts_ctx;
 	bool imds_v1_fallback; /* allow IMDSv1 when the IMDSv2 token is refused */
 	long timeout_ms;       /* total time of one container/IMDS request; 0: 2000 */
@@ -75,8 +75,8 @@ struct irfw_cred_provider;
  * Returns 0 and sets *out, or -1 with err saying which sources were tried and
  * why each was not used.  `o` is copied; its strings need not outlive the call.
  */
-int irfw_creds_provider_new(const struct irfw_cred_options *o, struct irfw_cred_provider **out,
-			    char *err, size_t errlen);
+int irfw_creds_provider_new(const struct irfw_cred_options *o, struct irfw_cred_provider **out, char *err,
+                            size_t errlen);
 
 /**
  * Give the caller its own copy of the current credentials, refreshing them

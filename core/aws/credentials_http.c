@@ -29,7 +29,6 @@
 /* ------------------------------------------------------------------ */
 /* HTTP to the metadata services.                                      */
 
-
 static size_t body_write(char *data, size_t size, size_t nmemb, void *user)
 {
 	struct body *b = user;
@@ -59,9 +58,8 @@ static size_t body_write(char *data, size_t size, size_t nmemb, void *user)
 /* One request.  Returns 0 with *status and *body (wipe_free it), or -1 on a
  * transport error.  `what` names the service in messages; the URL is left
  * out because container URLs can carry an identifier. */
-int creds_http(const char *method, const char *url, const char *const *headers,
-		   long timeout_ms, const char *what, long *status, char **body, char *err,
-		   size_t errlen)
+int creds_http(const char *method, const char *url, const char *const *headers, long timeout_ms,
+               const char *what, long *status, char **body, char *err, size_t errlen)
 {
 	CURL *h = curl_easy_init();
 	struct curl_slist *hl = NULL, *t;
@@ -107,7 +105,7 @@ int creds_http(const char *method, const char *url, const char *const *headers,
 	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
-			 timeout_ms < CONNECT_TIMEOUT_MS ? timeout_ms : CONNECT_TIMEOUT_MS);
+	                 timeout_ms < CONNECT_TIMEOUT_MS ? timeout_ms : CONNECT_TIMEOUT_MS);
 	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms);
 	rc = curl_easy_perform(h);
 	if (rc != CURLE_OK) {
@@ -153,10 +151,9 @@ static bool addr_allowed(const struct sockaddr *sa)
 	if (sa->sa_family == AF_INET6) {
 		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)(const void *)sa;
 		static const unsigned char eks[16] = {0xfd, 0, 0, 0, 0x0e, 0xc2, 0, 0,
-						      0,    0, 0, 0, 0,    0,    0, 0x23};
+		                                      0,    0, 0, 0, 0,    0,    0, 0x23};
 
-		return IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr) ||
-		       memcmp(&in6->sin6_addr, eks, 16) == 0;
+		return IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr) || memcmp(&in6->sin6_addr, eks, 16) == 0;
 	}
 	return false;
 }
@@ -203,9 +200,9 @@ static int full_uri_allowed(const char *uri, char *err, size_t errlen)
 	for (ai = res; ai; ai = ai->ai_next)
 		if (!addr_allowed(ai->ai_addr)) {
 			irfw_set_err(err, errlen,
-				"AWS_CONTAINER_CREDENTIALS_FULL_URI: http is only allowed to "
-				"loopback or the ECS/EKS agent, not %s",
-				host);
+			             "AWS_CONTAINER_CREDENTIALS_FULL_URI: http is only allowed to "
+			             "loopback or the ECS/EKS agent, not %s",
+			             host);
 			goto out;
 		}
 	ret = 0;
@@ -232,8 +229,7 @@ int creds_container(long timeout_ms, struct irfw_creds *c, char *err, size_t err
 	int ret = -1;
 
 	if (!rel && !full) {
-		irfw_set_err(err, errlen,
-			"AWS_CONTAINER_CREDENTIALS_RELATIVE_URI/_FULL_URI not set");
+		irfw_set_err(err, errlen, "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI/_FULL_URI not set");
 		return 1;
 	}
 	if (rel) {
@@ -269,8 +265,8 @@ int creds_container(long timeout_ms, struct irfw_creds *c, char *err, size_t err
 		}
 		hdrs[0] = hdr;
 	}
-	if (creds_http("GET", url, hdrs, creds_timeout(timeout_ms), "container credentials endpoint",
-		    &status, &body, err, errlen) < 0)
+	if (creds_http("GET", url, hdrs, creds_timeout(timeout_ms), "container credentials endpoint", &status,
+	               &body, err, errlen) < 0)
 		goto out;
 	if (status != 200) {
 		irfw_set_err(err, errlen, "container credentials endpoint: HTTP %ld", status);
@@ -293,4 +289,3 @@ out:
 	free(url);
 	return ret;
 }
-

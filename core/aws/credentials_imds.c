@@ -44,8 +44,7 @@ long creds_timeout(long timeout_ms)
  * error. */
 static int imds_open(struct imds *m, bool v1_fallback, long timeout_ms, char *err, size_t errlen)
 {
-	static const char *const token_hdr[] = {"X-aws-ec2-metadata-token-ttl-seconds: 21600",
-						NULL};
+	static const char *const token_hdr[] = {"X-aws-ec2-metadata-token-ttl-seconds: 21600", NULL};
 	const char *ep = creds_env("AWS_EC2_METADATA_SERVICE_ENDPOINT");
 	const char *mode = creds_env("AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE");
 	const char *dis = creds_env("AWS_EC2_METADATA_DISABLED");
@@ -61,15 +60,13 @@ static int imds_open(struct imds *m, bool v1_fallback, long timeout_ms, char *er
 		return 1;
 	}
 	if (!ep)
-		ep = mode && strcasecmp(mode, "IPv6") == 0 ? IMDS_IPV6_ENDPOINT
-							    : IMDS_DEFAULT_ENDPOINT;
+		ep = mode && strcasecmp(mode, "IPv6") == 0 ? IMDS_IPV6_ENDPOINT : IMDS_DEFAULT_ENDPOINT;
 	snprintf(m->base, sizeof(m->base), "%s", ep);
 	n = strlen(m->base);
 	while (n > 0 && m->base[n - 1] == '/')
 		m->base[--n] = '\0';
 	snprintf(url, sizeof(url), "%s/latest/api/token", m->base);
-	if (creds_http("PUT", url, token_hdr, m->timeout_ms, "IMDS token", &status, &body, err,
-		    errlen) < 0)
+	if (creds_http("PUT", url, token_hdr, m->timeout_ms, "IMDS token", &status, &body, err, errlen) < 0)
 		return -1;
 	if (status == 200 && *irfw_trim(body)) {
 		m->token = strdup(irfw_trim(body));
@@ -85,7 +82,7 @@ static int imds_open(struct imds *m, bool v1_fallback, long timeout_ms, char *er
 	if ((status == 403 || status == 404 || status == 405) && v1_fallback)
 		return 0;
 	irfw_set_err(err, errlen, "IMDSv2 token request refused (HTTP %ld)%s", status,
-		v1_fallback ? "" : "; IMDSv1 fallback is off");
+	             v1_fallback ? "" : "; IMDSv1 fallback is off");
 	return -1;
 }
 
@@ -126,8 +123,7 @@ out:
 }
 
 /* Returns 0, 1 when IMDS is disabled, -1 on error. */
-int creds_imds(bool v1_fallback, long timeout_ms, struct irfw_creds *c, char *err,
-		      size_t errlen)
+int creds_imds(bool v1_fallback, long timeout_ms, struct irfw_creds *c, char *err, size_t errlen)
 {
 	static const char list_path[] = "/latest/meta-data/iam/security-credentials/";
 	struct imds m;
@@ -176,8 +172,7 @@ char *irfw_imds_region(const struct irfw_cred_options *o)
 	struct imds m;
 	char err[256], *body = NULL, *r = NULL;
 
-	if (imds_open(&m, o ? o->imds_v1_fallback : false, o ? o->timeout_ms : 0, err,
-		      sizeof(err)) != 0)
+	if (imds_open(&m, o ? o->imds_v1_fallback : false, o ? o->timeout_ms : 0, err, sizeof(err)) != 0)
 		return NULL;
 	if (imds_get(&m, "/latest/meta-data/placement/region", &body, err, sizeof(err)) == 0 &&
 	    *irfw_trim(body))
@@ -186,4 +181,3 @@ char *irfw_imds_region(const struct irfw_cred_options *o)
 	imds_close(&m);
 	return r;
 }
-

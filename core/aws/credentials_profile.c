@@ -29,7 +29,6 @@
 /* ------------------------------------------------------------------ */
 /* Profiles.                                                           */
 
-
 static void chain_text(const struct chain *ch, const char *last, char *buf, size_t len)
 {
 	size_t off = 0;
@@ -42,10 +41,10 @@ static void chain_text(const struct chain *ch, const char *last, char *buf, size
 }
 
 static int profile_creds(const struct resolver *r, const struct shared *sh, const char *name,
-			 struct chain *ch, struct irfw_creds *c, char *err, size_t errlen);
+                         struct chain *ch, struct irfw_creds *c, char *err, size_t errlen);
 
 static int static_keys(const struct shared *sh, const char *name, struct irfw_creds *c, char *err,
-		       size_t errlen)
+                       size_t errlen)
 {
 	const char *akid = creds_shared_get(sh, name, "aws_access_key_id");
 	const char *sec = creds_shared_get(sh, name, "aws_secret_access_key");
@@ -57,8 +56,8 @@ static int static_keys(const struct shared *sh, const char *name, struct irfw_cr
 	}
 	if (!akid || !sec) {
 		irfw_set_err(err, errlen, "profile \"%s\" has %s but no %s", name,
-			akid ? "aws_access_key_id" : "aws_secret_access_key",
-			akid ? "aws_secret_access_key" : "aws_access_key_id");
+		             akid ? "aws_access_key_id" : "aws_secret_access_key",
+		             akid ? "aws_secret_access_key" : "aws_access_key_id");
 		return -1;
 	}
 	snprintf(label, sizeof(label), "profile:%s", name);
@@ -70,8 +69,8 @@ static int static_keys(const struct shared *sh, const char *name, struct irfw_cr
 }
 
 /* The credentials a role profile assumes the role with. */
-static int role_source(const struct resolver *r, const struct shared *sh, const char *name,
-		       struct chain *ch, struct irfw_creds *src, char *err, size_t errlen)
+static int role_source(const struct resolver *r, const struct shared *sh, const char *name, struct chain *ch,
+                       struct irfw_creds *src, char *err, size_t errlen)
 {
 	const char *sp = creds_shared_get(sh, name, "source_profile");
 	const char *cs = creds_shared_get(sh, name, "credential_source");
@@ -79,8 +78,8 @@ static int role_source(const struct resolver *r, const struct shared *sh, const 
 	int rc;
 
 	if (sp && cs) {
-		irfw_set_err(err, errlen,
-			"profile \"%s\" has both source_profile and credential_source", name);
+		irfw_set_err(err, errlen, "profile \"%s\" has both source_profile and credential_source",
+		             name);
 		return -1;
 	}
 	if (cs) {
@@ -92,26 +91,25 @@ static int role_source(const struct resolver *r, const struct shared *sh, const 
 			rc = creds_container(r->timeout_ms, src, err, errlen);
 		else {
 			irfw_set_err(err, errlen,
-				"profile \"%s\": credential_source \"%.40s\" is not one of "
-				"Environment, Ec2InstanceMetadata, EcsContainer",
-				name, cs);
+			             "profile \"%s\": credential_source \"%.40s\" is not one of "
+			             "Environment, Ec2InstanceMetadata, EcsContainer",
+			             name, cs);
 			return -1;
 		}
 		if (rc != 0) {
 			char why[256];
 
 			snprintf(why, sizeof(why), "%s", err);
-			irfw_set_err(err, errlen, "profile \"%s\": credential_source %s: %s", name, cs,
-				why);
+			irfw_set_err(err, errlen, "profile \"%s\": credential_source %s: %s", name, cs, why);
 			return -1;
 		}
 		return 0;
 	}
 	if (!sp) {
 		irfw_set_err(err, errlen,
-			"profile \"%s\" has role_arn but no source_profile, credential_source "
-			"or web_identity_token_file",
-			name);
+		             "profile \"%s\" has role_arn but no source_profile, credential_source "
+		             "or web_identity_token_file",
+		             name);
 		return -1;
 	}
 	/* A profile may name itself to use its own keys, as the CLI allows. */
@@ -141,8 +139,7 @@ static int role_source(const struct resolver *r, const struct shared *sh, const 
 }
 
 static int assume_role(const struct resolver *r, const struct shared *sh, const char *name,
-		       const char *role_arn, struct chain *ch, struct irfw_creds *c, char *err,
-		       size_t errlen)
+                       const char *role_arn, struct chain *ch, struct irfw_creds *c, char *err, size_t errlen)
 {
 	const char *ext = creds_shared_get(sh, name, "external_id");
 	const char *sess = creds_shared_get(sh, name, "role_session_name");
@@ -160,8 +157,8 @@ static int assume_role(const struct resolver *r, const struct shared *sh, const 
 		d = strtol(dur, &end, 10);
 		if (errno || *end || d < 900 || d > 43200) {
 			irfw_set_err(err, errlen,
-				"profile \"%s\": duration_seconds \"%.20s\" is not 900..43200", name,
-				dur);
+			             "profile \"%s\": duration_seconds \"%.20s\" is not 900..43200", name,
+			             dur);
 			return -1;
 		}
 	}
@@ -189,52 +186,54 @@ out:
 /* Returns 0, 1 when the profile is absent or holds no credential settings
  * (reason in err), -1 on error. */
 static int profile_creds(const struct resolver *r, const struct shared *sh, const char *name,
-			 struct chain *ch, struct irfw_creds *c, char *err, size_t errlen)
+                         struct chain *ch, struct irfw_creds *c, char *err, size_t errlen)
 {
 	const char *role_arn, *wif;
 	int rc;
 
 	if (!creds_shared_has_profile(sh, name)) {
 		irfw_set_err(err, errlen, "profile \"%s\" not found in %s or %s", name,
-			sh->creds.path ? sh->creds.path : "(no credentials file)",
-			sh->config.path ? sh->config.path : "(no config file)");
+		             sh->creds.path ? sh->creds.path : "(no credentials file)",
+		             sh->config.path ? sh->config.path : "(no config file)");
 		return 1;
 	}
 	role_arn = creds_shared_get(sh, name, "role_arn");
 	if (!role_arn) {
 		static const char *const unsupported[] = {"credential_process", "sso_session",
-							  "sso_start_url", NULL};
+		                                          "sso_start_url", NULL};
 
 		rc = static_keys(sh, name, c, err, errlen);
 		/* Better a clear refusal than a silent fall-through to IMDS. */
 		for (size_t i = 0; rc == 1 && unsupported[i]; i++)
 			if (creds_shared_get(sh, name, unsupported[i])) {
-				irfw_set_err(err, errlen, "profile \"%s\" uses %s, which irfw does not "
-						     "support; export keys or use a role profile",
-					name, unsupported[i]);
+				irfw_set_err(err, errlen,
+				             "profile \"%s\" uses %s, which irfw does not "
+				             "support; export keys or use a role profile",
+				             name, unsupported[i]);
 				rc = -1;
 			}
 		return rc;
 	}
 	if (creds_shared_get(sh, name, "mfa_serial")) {
-		irfw_set_err(err, errlen, "profile \"%s\": mfa_serial needs an interactive prompt, "
-				     "which irfw does not do",
-			name);
+		irfw_set_err(err, errlen,
+		             "profile \"%s\": mfa_serial needs an interactive prompt, "
+		             "which irfw does not do",
+		             name);
 		return -1;
 	}
 	wif = creds_shared_get(sh, name, "web_identity_token_file");
 	if (wif && !creds_shared_get(sh, name, "source_profile") &&
 	    !creds_shared_get(sh, name, "credential_source"))
 		return creds_web_identity(r, wif, role_arn, creds_shared_get(sh, name, "role_session_name"),
-				    name, c, err, errlen);
+		                          name, c, err, errlen);
 	ch->names[ch->n++] = name;
 	rc = assume_role(r, sh, name, role_arn, ch, c, err, errlen);
 	ch->n--;
 	return rc;
 }
 
-int creds_shared_profile(const struct resolver *r, const char *name, struct irfw_creds *c,
-				char *err, size_t errlen)
+int creds_shared_profile(const struct resolver *r, const char *name, struct irfw_creds *c, char *err,
+                         size_t errlen)
 {
 	struct chain ch = {.n = 0};
 	struct shared *sh = creds_shared_load(err, errlen);
@@ -246,4 +245,3 @@ int creds_shared_profile(const struct resolver *r, const char *name, struct irfw
 	creds_shared_free(sh);
 	return rc;
 }
-

@@ -29,7 +29,6 @@
 /* ------------------------------------------------------------------ */
 /* STS.                                                                */
 
-
 int creds_add_param(cJSON *params, const char *name, const char *value)
 {
 	return cJSON_AddStringToObject(params, name, value) ? 0 : -1;
@@ -37,9 +36,8 @@ int creds_add_param(cJSON *params, const char *name, const char *value)
 
 /* Run an STS operation and turn its reply into credentials.  `source` NULL
  * for web identity.  `profile` picks the region when none was given. */
-int creds_sts(const struct resolver *r, const char *op, cJSON *params,
-		     const struct irfw_creds *source, const char *profile, const char *role_arn,
-		     struct irfw_creds *c, char *err, size_t errlen)
+int creds_sts(const struct resolver *r, const char *op, cJSON *params, const struct irfw_creds *source,
+              const char *profile, const char *role_arn, struct irfw_creds *c, char *err, size_t errlen)
 {
 	char *region = NULL, label[48], key[64], msg[256] = "";
 	cJSON *res = NULL;
@@ -76,8 +74,8 @@ out:
 }
 
 int creds_web_identity(const struct resolver *r, const char *token_file, const char *role_arn,
-			const char *session_name, const char *profile, struct irfw_creds *c,
-			char *err, size_t errlen)
+                       const char *session_name, const char *profile, struct irfw_creds *c, char *err,
+                       size_t errlen)
 {
 	char *tok = creds_read_file(token_file, err, errlen, "web identity token file");
 	char sess[64];
@@ -97,8 +95,7 @@ int creds_web_identity(const struct resolver *r, const char *token_file, const c
 		irfw_set_err(err, errlen, "out of memory");
 		goto out;
 	}
-	ret = creds_sts(r, "AssumeRoleWithWebIdentity", params, NULL, profile, role_arn, c, err,
-			errlen);
+	ret = creds_sts(r, "AssumeRoleWithWebIdentity", params, NULL, profile, role_arn, c, err, errlen);
 out:
 	creds_json_wipe_delete(params);
 	OPENSSL_cleanse(tok, strlen(tok));
@@ -107,8 +104,7 @@ out:
 }
 
 /* Returns 0, 1 when not set, -1 on error. */
-int creds_env_web_identity(const struct resolver *r, struct irfw_creds *c, char *err,
-			    size_t errlen)
+int creds_env_web_identity(const struct resolver *r, struct irfw_creds *c, char *err, size_t errlen)
 {
 	const char *file = creds_env("AWS_WEB_IDENTITY_TOKEN_FILE");
 	const char *arn = creds_env("AWS_ROLE_ARN");
@@ -119,4 +115,3 @@ int creds_env_web_identity(const struct resolver *r, struct irfw_creds *c, char 
 	}
 	return creds_web_identity(r, file, arn, creds_env("AWS_ROLE_SESSION_NAME"), NULL, c, err, errlen);
 }
-

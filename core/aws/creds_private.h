@@ -18,15 +18,15 @@
 /* Refresh this long before the credentials expire, as the SDKs do. */
 #define REFRESH_WINDOW_S 300
 /* A source_profile chain longer than this is a misconfiguration. */
-#define MAX_CHAIN 16
+#define MAX_CHAIN          16
 #define DEFAULT_TIMEOUT_MS 2000L
 #define CONNECT_TIMEOUT_MS 1000L
 /* Metadata replies are tiny; anything bigger is not a metadata service. */
-#define MAX_BODY (64 * 1024)
-#define MAX_TOKEN_FILE (64 * 1024)
+#define MAX_BODY              (64 * 1024)
+#define MAX_TOKEN_FILE        (64 * 1024)
 #define IMDS_DEFAULT_ENDPOINT "http://169.254.169.254"
-#define IMDS_IPV6_ENDPOINT "http://[fd00:ec2::254]"
-#define ECS_HOST_URL "http://169.254.170.2"
+#define IMDS_IPV6_ENDPOINT    "http://[fd00:ec2::254]"
+#define ECS_HOST_URL          "http://169.254.170.2"
 
 struct kv {
 	char *profile;
@@ -65,11 +65,10 @@ struct body {
 	bool too_big;
 };
 
-
 /* credentials.c: helpers shared by the providers. */
 const char *creds_env(const char *name); /* unset and empty alike: NULL */
 void creds_wipe_free(char *s);
-void creds_json_wipe_delete(cJSON *j);   /* credential replies hold secrets */
+void creds_json_wipe_delete(cJSON *j); /* credential replies hold secrets */
 int creds_copy(struct irfw_creds *dst, const struct irfw_creds *src);
 int creds_set(struct irfw_creds *c, const char *akid, const char *secret, const char *token,
               time_t expiration, const char *source);

@@ -17,20 +17,20 @@
 #include "sigv4.h"
 
 static const struct irfw_service services[] = {
-	{"ec2", "ec2", "ec2", "EC2", IRFW_WIRE_EC2, "2016-11-15", NULL, false},
-	{"autoscaling", "autoscaling", "autoscaling", "AUTO_SCALING", IRFW_WIRE_QUERY, "2011-01-01", NULL, false},
-	{"elasticloadbalancing", "elasticloadbalancing", "elasticloadbalancing", "ELASTIC_LOAD_BALANCING_V2",
-	 IRFW_WIRE_QUERY, "2015-12-01", NULL, false},
-	{"elbv2", "elasticloadbalancing", "elasticloadbalancing", "ELASTIC_LOAD_BALANCING_V2", IRFW_WIRE_QUERY,
-	 "2015-12-01", NULL, false},
-	{"elb", "elasticloadbalancing", "elasticloadbalancing", "ELASTIC_LOAD_BALANCING", IRFW_WIRE_QUERY,
-	 "2012-06-01", NULL, false},
-	{"sns", "sns", "sns", "SNS", IRFW_WIRE_QUERY, "2010-03-31", NULL, false},
-	{"sts", "sts", "sts", "STS", IRFW_WIRE_QUERY, "2011-06-15", NULL, false},
-	{"iam", "iam", "iam", "IAM", IRFW_WIRE_QUERY, "2010-05-08", NULL, true},
-	{"s3", "s3", "s3", "S3", IRFW_WIRE_REST_XML, NULL, NULL, false},
-	{"kms", "kms", "kms", "KMS", IRFW_WIRE_JSON, NULL, "TrentService", false},
-	{"ssm", "ssm", "ssm", "SSM", IRFW_WIRE_JSON, NULL, "AmazonSSM", false},
+    {"ec2", "ec2", "ec2", "EC2", IRFW_WIRE_EC2, "2016-11-15", NULL, false},
+    {"autoscaling", "autoscaling", "autoscaling", "AUTO_SCALING", IRFW_WIRE_QUERY, "2011-01-01", NULL, false},
+    {"elasticloadbalancing", "elasticloadbalancing", "elasticloadbalancing", "ELASTIC_LOAD_BALANCING_V2",
+     IRFW_WIRE_QUERY, "2015-12-01", NULL, false},
+    {"elbv2", "elasticloadbalancing", "elasticloadbalancing", "ELASTIC_LOAD_BALANCING_V2", IRFW_WIRE_QUERY,
+     "2015-12-01", NULL, false},
+    {"elb", "elasticloadbalancing", "elasticloadbalancing", "ELASTIC_LOAD_BALANCING", IRFW_WIRE_QUERY,
+     "2012-06-01", NULL, false},
+    {"sns", "sns", "sns", "SNS", IRFW_WIRE_QUERY, "2010-03-31", NULL, false},
+    {"sts", "sts", "sts", "STS", IRFW_WIRE_QUERY, "2011-06-15", NULL, false},
+    {"iam", "iam", "iam", "IAM", IRFW_WIRE_QUERY, "2010-05-08", NULL, true},
+    {"s3", "s3", "s3", "S3", IRFW_WIRE_REST_XML, NULL, NULL, false},
+    {"kms", "kms", "kms", "KMS", IRFW_WIRE_JSON, NULL, "TrentService", false},
+    {"ssm", "ssm", "ssm", "SSM", IRFW_WIRE_JSON, NULL, "AmazonSSM", false},
 };
 
 const struct irfw_service *irfw_service_find(const char *name)
@@ -46,8 +46,8 @@ const char *irfw_partition_suffix(const char *region)
 	return region && strncmp(region, "cn-", 3) == 0 ? "amazonaws.com.cn" : "amazonaws.com";
 }
 
-int irfw_endpoint_resolve(const struct irfw_service *svc, const char *region, const char *override, char **url,
-                          char **sign_region)
+int irfw_endpoint_resolve(const struct irfw_service *svc, const char *region, const char *override,
+                          char **url, char **sign_region)
 {
 	*url = NULL;
 	*sign_region = NULL;
@@ -95,7 +95,6 @@ bool irfw_operation_mutates(const char *op)
 	}
 	return true;
 }
-
 
 /* ------------------------------------------------------------------ */
 /* Query protocols.                                                    */
@@ -150,7 +149,8 @@ static void flatten(struct irfw_buf *b, const char *prefix, const cJSON *v, bool
 		const cJSON *it;
 		cJSON_ArrayForEach(it, v)
 		{
-			char *p = ec2 ? irfw_strfmt("%s.%d", prefix, i) : irfw_strfmt("%s.member.%d", prefix, i);
+			char *p =
+			    ec2 ? irfw_strfmt("%s.%d", prefix, i) : irfw_strfmt("%s.member.%d", prefix, i);
 			if (p)
 				flatten(b, p, it, ec2);
 			free(p);
@@ -214,22 +214,22 @@ static const char *str_param(const cJSON *p, const char *name)
 static const struct {
 	const char *param, *header;
 } s3_headers[] = {
-	{"ContentType", "Content-Type"},
-	{"ContentMD5", "Content-MD5"},
-	{"ServerSideEncryption", "x-amz-server-side-encryption"},
-	{"SSEKMSKeyId", "x-amz-server-side-encryption-aws-kms-key-id"},
-	{"BucketKeyEnabled", "x-amz-server-side-encryption-bucket-key-enabled"},
-	{"ChecksumSHA256", "x-amz-checksum-sha256"},
-	/* ChecksumAlgorithm is an instruction to the client (aws.c computes
-	 * x-amz-checksum-sha256); sent as a header it announces a trailing
-	 * checksum, which irfw does not use. */
-	{"ChecksumMode", "x-amz-checksum-mode"},
-	{"Tagging", "x-amz-tagging"},
-	{"ObjectLockMode", "x-amz-object-lock-mode"},
-	{"ObjectLockRetainUntilDate", "x-amz-object-lock-retain-until-date"},
-	{"ExpectedBucketOwner", "x-amz-expected-bucket-owner"},
-	{"Range", "Range"},
-	{NULL, NULL},
+    {"ContentType", "Content-Type"},
+    {"ContentMD5", "Content-MD5"},
+    {"ServerSideEncryption", "x-amz-server-side-encryption"},
+    {"SSEKMSKeyId", "x-amz-server-side-encryption-aws-kms-key-id"},
+    {"BucketKeyEnabled", "x-amz-server-side-encryption-bucket-key-enabled"},
+    {"ChecksumSHA256", "x-amz-checksum-sha256"},
+    /* ChecksumAlgorithm is an instruction to the client (aws.c computes
+     * x-amz-checksum-sha256); sent as a header it announces a trailing
+     * checksum, which irfw does not use. */
+    {"ChecksumMode", "x-amz-checksum-mode"},
+    {"Tagging", "x-amz-tagging"},
+    {"ObjectLockMode", "x-amz-object-lock-mode"},
+    {"ObjectLockRetainUntilDate", "x-amz-object-lock-retain-until-date"},
+    {"ExpectedBucketOwner", "x-amz-expected-bucket-owner"},
+    {"Range", "Range"},
+    {NULL, NULL},
 };
 
 static int read_body_file(const cJSON *p, struct irfw_s3_request *rq, char *err, size_t errlen)
@@ -274,11 +274,20 @@ static char *xml_escape(const char *s)
 	irfw_buf_puts(&b, "");
 	for (; *s; s++) {
 		switch (*s) {
-		case '&': irfw_buf_puts(&b, "&amp;"); break;
-		case '<': irfw_buf_puts(&b, "&lt;"); break;
-		case '>': irfw_buf_puts(&b, "&gt;"); break;
-		case '"': irfw_buf_puts(&b, "&quot;"); break;
-		default: irfw_buf_add(&b, s, 1);
+		case '&':
+			irfw_buf_puts(&b, "&amp;");
+			break;
+		case '<':
+			irfw_buf_puts(&b, "&lt;");
+			break;
+		case '>':
+			irfw_buf_puts(&b, "&gt;");
+			break;
+		case '"':
+			irfw_buf_puts(&b, "&quot;");
+			break;
+		default:
+			irfw_buf_add(&b, s, 1);
 		}
 	}
 	return b.data;
@@ -318,13 +327,19 @@ int irfw_s3_build(const char *op, const cJSON *p, bool path_style, struct irfw_s
 		const char *op, *method;
 		bool needs_key;
 	} ops[] = {
-		{"PutObject", "PUT", true},          {"GetObject", "GET", true},
-		{"HeadObject", "HEAD", true},        {"DeleteObject", "DELETE", true},
-		{"CreateMultipartUpload", "POST", true}, {"UploadPart", "PUT", true},
-		{"CompleteMultipartUpload", "POST", true}, {"AbortMultipartUpload", "DELETE", true},
-		{"HeadBucket", "HEAD", false},       {"ListObjectsV2", "GET", false},
-		{"GetBucketLocation", "GET", false}, {"GetBucketEncryption", "GET", false},
-		{"GetBucketVersioning", "GET", false},
+	    {"PutObject", "PUT", true},
+	    {"GetObject", "GET", true},
+	    {"HeadObject", "HEAD", true},
+	    {"DeleteObject", "DELETE", true},
+	    {"CreateMultipartUpload", "POST", true},
+	    {"UploadPart", "PUT", true},
+	    {"CompleteMultipartUpload", "POST", true},
+	    {"AbortMultipartUpload", "DELETE", true},
+	    {"HeadBucket", "HEAD", false},
+	    {"ListObjectsV2", "GET", false},
+	    {"GetBucketLocation", "GET", false},
+	    {"GetBucketEncryption", "GET", false},
+	    {"GetBucketVersioning", "GET", false},
 	};
 	size_t i;
 	for (i = 0; i < sizeof(ops) / sizeof(ops[0]); i++)
@@ -426,17 +441,17 @@ void irfw_s3_response_header(cJSON *result, const char *name, const char *value)
 	static const struct {
 		const char *header, *field;
 	} map[] = {
-		{"etag", "ETag"},
-		{"x-amz-version-id", "VersionId"},
-		{"x-amz-server-side-encryption", "ServerSideEncryption"},
-		{"x-amz-server-side-encryption-aws-kms-key-id", "SSEKMSKeyId"},
-		{"x-amz-server-side-encryption-bucket-key-enabled", "BucketKeyEnabled"},
-		{"x-amz-checksum-sha256", "ChecksumSHA256"},
-		{"content-length", "ContentLength"},
-		{"content-type", "ContentType"},
-		{"last-modified", "LastModified"},
-		{"x-amz-bucket-region", "BucketRegion"},
-		{NULL, NULL},
+	    {"etag", "ETag"},
+	    {"x-amz-version-id", "VersionId"},
+	    {"x-amz-server-side-encryption", "ServerSideEncryption"},
+	    {"x-amz-server-side-encryption-aws-kms-key-id", "SSEKMSKeyId"},
+	    {"x-amz-server-side-encryption-bucket-key-enabled", "BucketKeyEnabled"},
+	    {"x-amz-checksum-sha256", "ChecksumSHA256"},
+	    {"content-length", "ContentLength"},
+	    {"content-type", "ContentType"},
+	    {"last-modified", "LastModified"},
+	    {"x-amz-bucket-region", "BucketRegion"},
+	    {NULL, NULL},
 	};
 	for (size_t i = 0; map[i].header; i++)
 		if (strcmp(map[i].header, name) == 0) {

@@ -21,9 +21,9 @@ struct irfw_service {
 	const char *signing_name; /* SigV4 service name */
 	const char *env_id;       /* AWS_ENDPOINT_URL_<env_id> */
 	enum irfw_wire wire;
-	const char *api_version;  /* query protocols */
-	const char *json_target;  /* JSON 1.1: X-Amz-Target prefix */
-	bool global;              /* one endpoint per partition (IAM) */
+	const char *api_version; /* query protocols */
+	const char *json_target; /* JSON 1.1: X-Amz-Target prefix */
+	bool global;             /* one endpoint per partition (IAM) */
 };
 
 /* The service called `name`, or NULL. */
@@ -48,18 +48,16 @@ char *irfw_query_body(const struct irfw_service *svc, const char *operation, con
 /* True when `operation` changes something (for --dry-run). */
 bool irfw_operation_mutates(const char *operation);
 
-
-
 /* An S3 request built from parameters. */
 struct irfw_s3_request {
 	const char *method;
-	char *path;            /* decoded path: "/bucket/key" or "/key" (virtual host) */
-	char *query;           /* encoded query string or NULL */
-	char *host_bucket;     /* bucket for virtual-host addressing, or NULL */
+	char *path;              /* decoded path: "/bucket/key" or "/key" (virtual host) */
+	char *query;             /* encoded query string or NULL */
+	char *host_bucket;       /* bucket for virtual-host addressing, or NULL */
 	struct irfw_buf headers; /* "Name: value\n" lines */
-	char *body;            /* owned body, or NULL */
+	char *body;              /* owned body, or NULL */
 	size_t body_len;
-	bool head;             /* no response body (HEAD) */
+	bool head; /* no response body (HEAD) */
 };
 
 /* Build the S3 `operation` from params.  path_style: address the bucket in

@@ -61,7 +61,7 @@ static void real_sleep(void *ctx, double seconds)
 
 const struct irfw_clock *irfw_clock_real(void)
 {
-	static const struct irfw_clock real = { .now = real_now, .sleep = real_sleep, .ctx = NULL };
+	static const struct irfw_clock real = {.now = real_now, .sleep = real_sleep, .ctx = NULL};
 
 	return &real;
 }
@@ -88,12 +88,12 @@ static const struct {
 	const char *spec; /* the same, as a site writes it */
 	const char *help;
 } rl_defaults[RL_NCLASSES] = {
-	[RL_EC2_DESCRIBE] = { "ec2-describe", 100, 20, "100/20", "EC2 Describe*, Get* and List* calls" },
-	[RL_EC2_MUTATE] = { "ec2-mutate", 50, 5, "50/5", "EC2 changes not listed below" },
-	[RL_EC2_SNAPSHOT] = { "ec2-snapshot", 100, 5, "100/5", "EC2 CreateSnapshot and CreateSnapshots" },
-	[RL_EC2_ENI] = { "ec2-eni", 100, 5, "100/5", "EC2 ModifyNetworkInterfaceAttribute" },
-	[RL_EC2_TAGS] = { "ec2-tags", 100, 10, "100/10", "EC2 CreateTags" },
-	[RL_OTHER] = { "other", 50, 10, "50/10", "each other service, one bucket per service" },
+    [RL_EC2_DESCRIBE] = {"ec2-describe", 100, 20, "100/20", "EC2 Describe*, Get* and List* calls"},
+    [RL_EC2_MUTATE] = {"ec2-mutate", 50, 5, "50/5", "EC2 changes not listed below"},
+    [RL_EC2_SNAPSHOT] = {"ec2-snapshot", 100, 5, "100/5", "EC2 CreateSnapshot and CreateSnapshots"},
+    [RL_EC2_ENI] = {"ec2-eni", 100, 5, "100/5", "EC2 ModifyNetworkInterfaceAttribute"},
+    [RL_EC2_TAGS] = {"ec2-tags", 100, 10, "100/10", "EC2 CreateTags"},
+    [RL_OTHER] = {"other", 50, 10, "50/10", "each other service, one bucket per service"},
 };
 
 size_t irfw_ratelimit_class_count(void)
@@ -131,8 +131,7 @@ static enum rl_class_id class_of(const char *service, const char *operation)
 		return RL_OTHER;
 	if (!operation)
 		return RL_EC2_MUTATE;
-	if (has_verb(operation, "Describe") || has_verb(operation, "Get") ||
-	    has_verb(operation, "List"))
+	if (has_verb(operation, "Describe") || has_verb(operation, "Get") || has_verb(operation, "List"))
 		return RL_EC2_DESCRIBE;
 	if (strcmp(operation, "CreateSnapshot") == 0 || strcmp(operation, "CreateSnapshots") == 0)
 		return RL_EC2_SNAPSHOT;
@@ -213,7 +212,7 @@ struct irfw_ratelimit *irfw_ratelimit_new(const struct irfw_clock *clock)
 }
 
 int irfw_ratelimit_configure(struct irfw_ratelimit *rl, const char *cls, double capacity,
-			     double refill_per_sec)
+                             double refill_per_sec)
 {
 	if (!rl || !cls || check_values(capacity, refill_per_sec) != 0)
 		return -1;
@@ -274,10 +273,9 @@ int irfw_ratelimit_parse_spec(const char *spec, double *cap, double *rate)
 	return 0;
 }
 
-static size_t key_slot(enum rl_class_id cls, const char *account, const char *region,
-		       const char *service)
+static size_t key_slot(enum rl_class_id cls, const char *account, const char *region, const char *service)
 {
-	const char *parts[3] = { account, region, service };
+	const char *parts[3] = {account, region, service};
 	uint64_t h = 1469598103934665603ULL ^ (uint64_t)cls; /* FNV-1a */
 
 	for (int i = 0; i < 3; i++) {
@@ -292,23 +290,23 @@ static size_t key_slot(enum rl_class_id cls, const char *account, const char *re
 }
 
 /* The state for this key, created full on first use.  Called locked. */
-static struct rl_state *find_state(struct irfw_ratelimit *rl, enum rl_class_id cls,
-				   const char *account, const char *region, const char *service)
+static struct rl_state *find_state(struct irfw_ratelimit *rl, enum rl_class_id cls, const char *account,
+                                   const char *region, const char *service)
 {
 	size_t slot = key_slot(cls, account, region, service);
 	size_t la = strlen(account) + 1, lr = strlen(region) + 1, ls = strlen(service) + 1;
 	struct rl_bucket *b;
 
 	for (b = rl->slots[slot]; b; b = b->next) {
-		if (b->cls == cls && strcmp(b->account, account) == 0 &&
-		    strcmp(b->region, region) == 0 && strcmp(b->service, service) == 0)
+		if (b->cls == cls && strcmp(b->account, account) == 0 && strcmp(b->region, region) == 0 &&
+		    strcmp(b->service, service) == 0)
 			return &b->st;
 	}
 	b = malloc(sizeof(*b) + la + lr + ls);
 	if (!b)
 		return &rl->cls[cls].fallback;
 	b->cls = cls;
-	b->st = (struct rl_state){ 0 };
+	b->st = (struct rl_state){0};
 	memcpy(b->key, account, la);
 	memcpy(b->key + la, region, lr);
 	memcpy(b->key + la + lr, service, ls);
@@ -344,7 +342,7 @@ static double reserve(struct rl_state *st, const struct rl_class *c, double now)
 }
 
 void irfw_ratelimit_acquire(struct irfw_ratelimit *rl, const char *account, const char *region,
-			    const char *service, const char *operation)
+                            const char *service, const char *operation)
 {
 	enum rl_class_id cls = class_of(service, operation);
 	double wait = 0.0;
@@ -353,8 +351,8 @@ void irfw_ratelimit_acquire(struct irfw_ratelimit *rl, const char *account, cons
 		return;
 	pthread_mutex_lock(&rl->lock);
 	if (rl->cls[cls].rate > 0) {
-		struct rl_state *st = find_state(rl, cls, account ? account : "",
-						 region ? region : "", service ? service : "");
+		struct rl_state *st =
+		    find_state(rl, cls, account ? account : "", region ? region : "", service ? service : "");
 		/* Read under the lock so bookings are made in clock order. */
 		wait = reserve(st, &rl->cls[cls], rl->clock.now(rl->clock.ctx));
 	}
@@ -384,8 +382,7 @@ void irfw_ratelimit_free(struct irfw_ratelimit *rl)
 /* ------------------------------------------------------------------ */
 /* Backoff.                                                            */
 
-double irfw_backoff_delay(int attempt, double base, double cap, double (*rand01)(void *ctx),
-			  void *ctx)
+double irfw_backoff_delay(int attempt, double base, double cap, double (*rand01)(void *ctx), void *ctx)
 {
 	double ceiling, r;
 

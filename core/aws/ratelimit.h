@@ -52,9 +52,9 @@ const char *irfw_ratelimit_class(const char *service, const char *operation);
 /** The classes above, in a fixed order, with their defaults: the one list
  * the site file's ratelimit.* keys and their documentation come from. */
 size_t irfw_ratelimit_class_count(void);
-const char *irfw_ratelimit_class_name(size_t i);      /* NULL past the end */
-const char *irfw_ratelimit_class_default(size_t i);   /* "100/20" */
-const char *irfw_ratelimit_class_help(size_t i);      /* what it paces */
+const char *irfw_ratelimit_class_name(size_t i);    /* NULL past the end */
+const char *irfw_ratelimit_class_default(size_t i); /* "100/20" */
+const char *irfw_ratelimit_class_help(size_t i);    /* what it paces */
 
 /** Registry of buckets shared by all threads. */
 struct irfw_ratelimit;
@@ -76,7 +76,7 @@ struct irfw_ratelimit *irfw_ratelimit_new(const struct irfw_clock *clock);
  * Returns 0, or -1 for an unknown class or values out of range.
  */
 int irfw_ratelimit_configure(struct irfw_ratelimit *rl, const char *cls, double capacity,
-			     double refill_per_sec);
+                             double refill_per_sec);
 
 /**
  * Parse a "CAPACITY/RATE" spec such as "50/5", "100/0.5" or "0/0": plain
@@ -97,7 +97,7 @@ int irfw_ratelimit_parse_spec(const char *spec, double *cap, double *rate);
  * fallback bucket is used, which is stricter, never looser.
  */
 void irfw_ratelimit_acquire(struct irfw_ratelimit *rl, const char *account, const char *region,
-			    const char *service, const char *operation);
+                            const char *service, const char *operation);
 
 /** Free the registry; no thread may be inside acquire.  NULL is a no-op. */
 void irfw_ratelimit_free(struct irfw_ratelimit *rl);
@@ -110,8 +110,7 @@ void irfw_ratelimit_free(struct irfw_ratelimit *rl);
  * in [0, 1] (clamped if not); NULL means irfw_rand01.  Returns 0 for
  * attempt < 1 or a base or cap that is not positive.
  */
-double irfw_backoff_delay(int attempt, double base, double cap, double (*rand01)(void *ctx),
-			  void *ctx);
+double irfw_backoff_delay(int attempt, double base, double cap, double (*rand01)(void *ctx), void *ctx);
 
 /**
  * A uniform number in [0, 1) for jitter, safe from any thread without

@@ -30,9 +30,6 @@
 /* ------------------------------------------------------------------ */
 /* Shared config and credentials files.                                */
 
-
-
-
 /* The packaged inih (r55) splits lines of 200 characters or more into
  * several lines without a word, which would silently truncate a session
  * token.  This reader hands inih whole short lines and, for a long
@@ -114,8 +111,7 @@ oom:
 
 /* Map an INI section to a profile name; NULL for sections that are not
  * profiles (sso-session, services, bare names in the config file). */
-static const char *section_profile(const struct cfgfile *f, const char *section, char *buf,
-				   size_t buflen)
+static const char *section_profile(const struct cfgfile *f, const char *section, char *buf, size_t buflen)
 {
 	char *s;
 
@@ -290,8 +286,7 @@ struct shared *creds_shared_load(char *err, size_t errlen)
 	sh->config.is_config = true;
 	sh->creds.path = shared_path("AWS_SHARED_CREDENTIALS_FILE", "credentials");
 	sh->config.path = shared_path("AWS_CONFIG_FILE", "config");
-	if (cfgfile_load(&sh->creds, err, errlen) < 0 ||
-	    cfgfile_load(&sh->config, err, errlen) < 0) {
+	if (cfgfile_load(&sh->creds, err, errlen) < 0 || cfgfile_load(&sh->config, err, errlen) < 0) {
 		creds_shared_free(sh);
 		return NULL;
 	}
@@ -354,4 +349,3 @@ char *irfw_resolve_region(const char *explicit_region, const char *profile)
 		return strdup(creds_env("AWS_DEFAULT_REGION"));
 	return irfw_profile_get(profile, "region");
 }
-

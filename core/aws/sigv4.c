@@ -24,8 +24,6 @@
 /* AWS refuses presigned URLs valid for longer than seven days. */
 #define MAX_PRESIGN_EXPIRES 604800L
 
-
-
 static void free_secret(char *s)
 {
 	if (s) {
@@ -36,8 +34,8 @@ static void free_secret(char *s)
 
 static bool is_unreserved(unsigned char c)
 {
-	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-	       c == '-' || c == '.' || c == '_' || c == '~';
+	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+	       c == '.' || c == '_' || c == '~';
 }
 
 static void encode_into(struct irfw_buf *b, const char *s, size_t len, bool keep_slash)
@@ -246,8 +244,8 @@ static int qparam_add_raw(struct qparam *q, size_t *n, const char *name, const c
 
 /* The parameters the signer adds in query mode; the caller must not. */
 static const char *const presign_names[] = {
-	"X-Amz-Algorithm",     "X-Amz-Credential", "X-Amz-Date",      "X-Amz-Expires",
-	"X-Amz-SignedHeaders", "X-Amz-Signature",  "X-Amz-Security-Token",
+    "X-Amz-Algorithm",     "X-Amz-Credential", "X-Amz-Date",           "X-Amz-Expires",
+    "X-Amz-SignedHeaders", "X-Amz-Signature",  "X-Amz-Security-Token",
 };
 
 struct hdr {
@@ -345,19 +343,18 @@ static int check_inputs(const struct irfw_sigv4_request *req, const struct irfw_
 		irfw_set_err(err, errlen, "sigv4: no request method");
 		return -1;
 	}
-	if (!p->access_key_id || !*p->access_key_id || !p->secret_access_key ||
-	    !*p->secret_access_key) {
+	if (!p->access_key_id || !*p->access_key_id || !p->secret_access_key || !*p->secret_access_key) {
 		irfw_set_err(err, errlen, "sigv4: missing access key id or secret access key");
 		return -1;
 	}
-	if (!p->region || !*p->region || !p->service || !*p->service ||
-	    strpbrk(p->region, "/ \r\n") || strpbrk(p->service, "/ \r\n")) {
+	if (!p->region || !*p->region || !p->service || !*p->service || strpbrk(p->region, "/ \r\n") ||
+	    strpbrk(p->service, "/ \r\n")) {
 		irfw_set_err(err, errlen, "sigv4: missing or invalid region or service");
 		return -1;
 	}
 	if (p->presign_expires > MAX_PRESIGN_EXPIRES) {
 		irfw_set_err(err, errlen, "sigv4: presign expiry %ld s exceeds the %ld s AWS allows",
-		        p->presign_expires, MAX_PRESIGN_EXPIRES);
+		             p->presign_expires, MAX_PRESIGN_EXPIRES);
 		return -1;
 	}
 	if (p->session_token && strpbrk(p->session_token, "\r\n")) {
@@ -409,8 +406,8 @@ static int check_inputs(const struct irfw_sigv4_request *req, const struct irfw_
 
 /* Builds the sorted canonical query; in query mode the X-Amz-* parameters
  * (but not X-Amz-Signature) are part of it. */
-static char *canonical_query(const char *query, const struct qparam *extra, size_t n_extra,
-                             char *err, size_t errlen)
+static char *canonical_query(const char *query, const struct qparam *extra, size_t n_extra, char *err,
+                             size_t errlen)
 {
 	struct qparam *q = NULL;
 	size_t n = 0, cap = n_extra + 1;
@@ -432,8 +429,8 @@ static char *canonical_query(const char *query, const struct qparam *extra, size
 			for (size_t i = 0; i < sizeof(presign_names) / sizeof(*presign_names); i++) {
 				if (!strcmp(q[n - 1].name, presign_names[i])) {
 					irfw_set_err(err, errlen,
-					        "sigv4: query parameter %s is added by the signer",
-					        presign_names[i]);
+					             "sigv4: query parameter %s is added by the signer",
+					             presign_names[i]);
 					goto out;
 				}
 			}
@@ -500,15 +497,14 @@ static bool hmac(const void *key, size_t keylen, const char *msg, unsigned char 
 {
 	unsigned int len = 0;
 
-	return HMAC(EVP_sha256(), key, (int)keylen, (const unsigned char *)msg, strlen(msg), out,
-	            &len) &&
+	return HMAC(EVP_sha256(), key, (int)keylen, (const unsigned char *)msg, strlen(msg), out, &len) &&
 	       len == 32;
 }
 
 /* signature = hex(HMAC(kSigning, sts)), with kSigning derived from the
  * secret through date, region, service and "aws4_request". */
-static int compute_signature(const struct irfw_sigv4_params *p, const char *date8,
-                             const char *sts, char out[65])
+static int compute_signature(const struct irfw_sigv4_params *p, const char *date8, const char *sts,
+                             char out[65])
 {
 	/* Separate buffers: HMAC's key and output never alias. */
 	unsigned char k1[32], k2[32], sig[32];
@@ -520,8 +516,7 @@ static int compute_signature(const struct irfw_sigv4_params *p, const char *date
 	if (key.failed)
 		goto out;
 	if (!hmac(key.data, key.len, date8, k1) || !hmac(k1, 32, p->region, k2) ||
-	    !hmac(k2, 32, p->service, k1) || !hmac(k1, 32, "aws4_request", k2) ||
-	    !hmac(k2, 32, sts, sig))
+	    !hmac(k2, 32, p->service, k1) || !hmac(k1, 32, "aws4_request", k2) || !hmac(k2, 32, sts, sig))
 		goto out;
 	for (int i = 0; i < 32; i++)
 		snprintf(out + 2 * i, 3, "%02x", sig[i]);
@@ -601,8 +596,7 @@ int irfw_sigv4_sign(const struct irfw_sigv4_request *req, const struct irfw_sigv
 	if (scope.failed)
 		goto oom;
 
-	path = canonical_path(req->path, !p->s3_mode,
-	                      p->s3_mode || p->path_encode_once ? 1 : 2);
+	path = canonical_path(req->path, !p->s3_mode, p->s3_mode || p->path_encode_once ? 1 : 2);
 	if (!path)
 		goto oom;
 
@@ -638,16 +632,15 @@ int irfw_sigv4_sign(const struct irfw_sigv4_request *req, const struct irfw_sigv
 		    qparam_add_raw(extra, &n_extra, "X-Amz-Expires", expires) < 0)
 			goto oom;
 		if (token_signed || token_after) {
-			if (qparam_add_raw(extra, &n_extra, "X-Amz-Security-Token",
-			                   p->session_token) < 0)
+			if (qparam_add_raw(extra, &n_extra, "X-Amz-Security-Token", p->session_token) < 0)
 				goto oom;
 		}
 		irfw_buf_free(&tmp);
 	}
 	/* An unsigned token is sent but kept out of the canonical query; it is
 	 * last in extra. */
-	cquery = canonical_query(req->query, extra,
-	                         query_mode && token_after ? n_extra - 1 : n_extra, err, errlen);
+	cquery = canonical_query(req->query, extra, query_mode && token_after ? n_extra - 1 : n_extra, err,
+	                         errlen);
 	if (!cquery)
 		goto out;
 

@@ -33,11 +33,11 @@
 
 /* One open element. */
 struct xml_frame {
-	char *name;        /* local name */
-	cJSON *container;  /* NULL until the first child element starts */
-	cJSON **repeated;  /* arrays in container built from repeated siblings */
+	char *name;       /* local name */
+	cJSON *container; /* NULL until the first child element starts */
+	cJSON **repeated; /* arrays in container built from repeated siblings */
 	size_t nrepeated;
-	char *text;        /* character data while no child has been seen */
+	char *text; /* character data while no child has been seen */
 	size_t text_len;
 	size_t text_cap;
 };
@@ -268,8 +268,8 @@ static void XMLCALL on_text(void *ud, const XML_Char *s, int len)
 }
 
 /* AWS never sends a DTD; refusing it rules out entity-expansion tricks. */
-static void XMLCALL on_doctype(void *ud, const XML_Char *name, const XML_Char *sysid,
-                               const XML_Char *pubid, int has_internal_subset)
+static void XMLCALL on_doctype(void *ud, const XML_Char *name, const XML_Char *sysid, const XML_Char *pubid,
+                               int has_internal_subset)
 {
 	struct xml_state *st = ud;
 
@@ -280,8 +280,6 @@ static void XMLCALL on_doctype(void *ud, const XML_Char *name, const XML_Char *s
 	xml_fail(st, "XML DOCTYPE not accepted (line %llu)", xml_line(st));
 }
 
-
-
 cJSON *irfw_xml_to_json(const char *xml, size_t len, char *err, size_t errlen)
 {
 	struct xml_state st;
@@ -291,7 +289,7 @@ cJSON *irfw_xml_to_json(const char *xml, size_t len, char *err, size_t errlen)
 	irfw_set_err(err, errlen, "%s", "");
 	if (len > IRFW_XML_MAX_BYTES) {
 		irfw_set_err(err, errlen, "XML reply of %zu bytes exceeds the %zu-byte limit", len,
-		        IRFW_XML_MAX_BYTES);
+		             IRFW_XML_MAX_BYTES);
 		return NULL;
 	}
 	st.parser = XML_ParserCreateNS(NULL, NS_SEP);
@@ -304,14 +302,13 @@ cJSON *irfw_xml_to_json(const char *xml, size_t len, char *err, size_t errlen)
 	XML_SetCharacterDataHandler(st.parser, on_text);
 	XML_SetStartDoctypeDeclHandler(st.parser, on_doctype);
 
-	if (XML_Parse(st.parser, xml ? xml : "", (int)len, XML_TRUE) == XML_STATUS_ERROR ||
-	    st.failed) {
+	if (XML_Parse(st.parser, xml ? xml : "", (int)len, XML_TRUE) == XML_STATUS_ERROR || st.failed) {
 		if (st.failed)
 			irfw_set_err(err, errlen, "%s", st.errmsg);
 		else
 			irfw_set_err(err, errlen, "XML error at line %llu, column %llu: %s", xml_line(&st),
-			        (unsigned long long)XML_GetCurrentColumnNumber(st.parser),
-			        XML_ErrorString(XML_GetErrorCode(st.parser)));
+			             (unsigned long long)XML_GetCurrentColumnNumber(st.parser),
+			             XML_ErrorString(XML_GetErrorCode(st.parser)));
 		goto out;
 	}
 	if (!st.result) {
@@ -427,9 +424,9 @@ static const char *json_str(const cJSON *o, const char *const *keys)
 	return NULL;
 }
 
-static const char *const code_keys[] = { "Code", NULL };
-static const char *const message_keys[] = { "Message", "message", NULL };
-static const char *const request_id_keys[] = { "RequestId", "RequestID", "requestId", NULL };
+static const char *const code_keys[] = {"Code", NULL};
+static const char *const message_keys[] = {"Message", "message", NULL};
+static const char *const request_id_keys[] = {"RequestId", "RequestID", "requestId", NULL};
 
 /* EC2 <Response><Errors><Error>, query <ErrorResponse><Error>, S3 <Error>. */
 static void parse_xml_error(const char *body, size_t len, struct irfw_aws_error *e)
@@ -466,8 +463,8 @@ static void parse_xml_error(const char *body, size_t len, struct irfw_aws_error 
 /* JSON 1.0/1.1 {"__type": ..., "message": ...} and REST-JSON {"code": ...}. */
 static void parse_json_error(const char *body, size_t len, struct irfw_aws_error *e)
 {
-	static const char *const type_keys[] = { "__type", "code", "Code", NULL };
-	static const char *const msg_keys[] = { "message", "Message", "errorMessage", NULL };
+	static const char *const type_keys[] = {"__type", "code", "Code", NULL};
+	static const char *const msg_keys[] = {"message", "Message", "errorMessage", NULL};
 	cJSON *doc = cJSON_ParseWithLength(body, len);
 	const char *s;
 
@@ -533,12 +530,23 @@ static void empty_reply(enum irfw_wire wire, long status, struct irfw_aws_error 
 
 	if (wire == IRFW_WIRE_REST_XML) {
 		switch (status) {
-		case 301: code = "PermanentRedirect"; break;
-		case 400: code = "BadRequest"; break;
-		case 403: code = "Forbidden"; break;
-		case 404: code = "NotFound"; break;
-		case 412: code = "PreconditionFailed"; break;
-		default: break;
+		case 301:
+			code = "PermanentRedirect";
+			break;
+		case 400:
+			code = "BadRequest";
+			break;
+		case 403:
+			code = "Forbidden";
+			break;
+		case 404:
+			code = "NotFound";
+			break;
+		case 412:
+			code = "PreconditionFailed";
+			break;
+		default:
+			break;
 		}
 	}
 	if (code)
@@ -601,21 +609,21 @@ static bool code_in(const char *code, const char *const *list)
 bool irfw_aws_error_is_throttle(const struct irfw_aws_error *e)
 {
 	static const char *const throttle_codes[] = {
-		"Throttling",
-		"ThrottlingException",
-		"ThrottledException",
-		"RequestThrottledException",
-		"TooManyRequestsException",
-		"ProvisionedThroughputExceededException",
-		"TransactionInProgressException",
-		"RequestLimitExceeded",
-		"BandwidthLimitExceeded",
-		"LimitExceededException",
-		"RequestThrottled",
-		"SlowDown",
-		"PriorRequestNotComplete",
-		"EC2ThrottledException",
-		NULL,
+	    "Throttling",
+	    "ThrottlingException",
+	    "ThrottledException",
+	    "RequestThrottledException",
+	    "TooManyRequestsException",
+	    "ProvisionedThroughputExceededException",
+	    "TransactionInProgressException",
+	    "RequestLimitExceeded",
+	    "BandwidthLimitExceeded",
+	    "LimitExceededException",
+	    "RequestThrottled",
+	    "SlowDown",
+	    "PriorRequestNotComplete",
+	    "EC2ThrottledException",
+	    NULL,
 	};
 
 	return e->http_status == 429 || code_in(e->code, throttle_codes);
@@ -624,15 +632,15 @@ bool irfw_aws_error_is_throttle(const struct irfw_aws_error *e)
 bool irfw_aws_error_is_retryable(const struct irfw_aws_error *e)
 {
 	static const char *const transient_codes[] = {
-		"RequestTimeout",
-		"RequestTimeoutException",
-		"InternalError",
-		"InternalFailure",
-		"ServiceUnavailable",
-		"IDPCommunicationError",
-		NULL,
+	    "RequestTimeout",
+	    "RequestTimeoutException",
+	    "InternalError",
+	    "InternalFailure",
+	    "ServiceUnavailable",
+	    "IDPCommunicationError",
+	    NULL,
 	};
-	static const char *const transport_codes[] = { "Timeout", "ConnectionError", NULL };
+	static const char *const transport_codes[] = {"Timeout", "ConnectionError", NULL};
 
 	if (irfw_aws_error_is_throttle(e))
 		return true;

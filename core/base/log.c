@@ -94,8 +94,9 @@ void irfw_vlogf(irfw_log_level level, const char *origin, const char *fmt, va_li
 	pthread_mutex_lock(&log_lock);
 	mask_secrets(safe ? safe : msg);
 	bool color = log_color && colors[level][0];
-	fprintf(stderr, "%s%s%s%s%s%s%s\n", color ? colors[level] : "", origin ? "[" : "", origin ? origin : "",
-	        origin ? "] " : "", names[level], safe ? safe : msg, color ? "\033[0m" : "");
+	fprintf(stderr, "%s%s%s%s%s%s%s\n", color ? colors[level] : "", origin ? "[" : "",
+	        origin ? origin : "", origin ? "] " : "", names[level], safe ? safe : msg,
+	        color ? "\033[0m" : "");
 	pthread_mutex_unlock(&log_lock);
 	free(safe);
 }

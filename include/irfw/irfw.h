@@ -59,7 +59,7 @@ extern "C" {
 #define IRFW_ABI_MINOR 2
 
 #if defined(__GNUC__)
-#define IRFW_EXPORT __attribute__((visibility("default")))
+#define IRFW_EXPORT       __attribute__((visibility("default")))
 #define IRFW_PRINTF(f, a) __attribute__((format(printf, f, a)))
 #else
 #define IRFW_EXPORT
@@ -104,15 +104,15 @@ typedef enum irfw_phase {
 
 /* Option flags. */
 #define IRFW_OPT_REQUIRED 0x1u /* must be given in the section */
-#define IRFW_OPT_SECRET 0x2u   /* value is never printed or logged */
+#define IRFW_OPT_SECRET   0x2u /* value is never printed or logged */
 
 /**
  * One INI key a plugin accepts.  The table ends with an entry whose name is
  * NULL.  This struct is frozen for ABI major 1: a table is an array the
  * core walks, so a new field would change its stride; options with new
- * properties need a new struct and a major bump.  Core rejects unknown keys and missing required ones with file:line,
- * checks types, and generates `irfw plugins --describe` and the man page from
- * the table, so `help` is the user documentation of the key.
+ * properties need a new struct and a major bump.  Core rejects unknown keys and missing required ones with
+ * file:line, checks types, and generates `irfw plugins --describe` and the man page from the table, so `help`
+ * is the user documentation of the key.
  */
 struct irfw_option {
 	const char *name;
@@ -177,23 +177,21 @@ struct irfw_plugin {
 
 /* The least the loader accepts: the vtable up to `fini`.  Fields after it
  * are read only when the module's `size` covers them. */
-#define IRFW_PLUGIN_MIN_SIZE \
-	(offsetof(struct irfw_plugin, fini) + sizeof(void (*)(void *)))
+#define IRFW_PLUGIN_MIN_SIZE (offsetof(struct irfw_plugin, fini) + sizeof(void (*)(void *)))
 
-#define IRFW_PLUGIN_HEADER                                          \
-	.abi_major = IRFW_ABI_MAJOR, .abi_minor = IRFW_ABI_MINOR, \
-	.size = (uint32_t)sizeof(struct irfw_plugin)
+#define IRFW_PLUGIN_HEADER                                                                                   \
+	.abi_major = IRFW_ABI_MAJOR, .abi_minor = IRFW_ABI_MINOR, .size = (uint32_t)sizeof(struct irfw_plugin)
 
 /**
  * Export `var` (a `static const struct irfw_plugin`) as module `mod`'s entry
  * point.  libltdl's `mod_LTX_` prefix lets every module export the same
  * symbol and still be linked statically.
  */
-#define IRFW_PLUGIN_ENTRY(mod, var)                                      \
-	IRFW_EXPORT const struct irfw_plugin *mod##_LTX_irfw_plugin_get(void); \
-	IRFW_EXPORT const struct irfw_plugin *mod##_LTX_irfw_plugin_get(void)  \
-	{                                                                \
-		return &(var);                                           \
+#define IRFW_PLUGIN_ENTRY(mod, var)                                                                          \
+	IRFW_EXPORT const struct irfw_plugin *mod##_LTX_irfw_plugin_get(void);                               \
+	IRFW_EXPORT const struct irfw_plugin *mod##_LTX_irfw_plugin_get(void)                                \
+	{                                                                                                    \
+		return &(var);                                                                               \
 	}
 
 /* ------------------------------------------------------------------ */
@@ -207,12 +205,10 @@ typedef enum irfw_log_level {
 } irfw_log_level;
 
 /** Log a line tagged `[instance step]`.  Never pass a secret. */
-IRFW_EXPORT void irfw_log(irfw_target *t, irfw_log_level level, const char *fmt, ...)
-	IRFW_PRINTF(3, 4);
+IRFW_EXPORT void irfw_log(irfw_target *t, irfw_log_level level, const char *fmt, ...) IRFW_PRINTF(3, 4);
 
 /** Log a line tagged with the step, outside any target (init, prepare). */
-IRFW_EXPORT void irfw_step_log(irfw_step *step, irfw_log_level level, const char *fmt, ...)
-	IRFW_PRINTF(3, 4);
+IRFW_EXPORT void irfw_step_log(irfw_step *step, irfw_log_level level, const char *fmt, ...) IRFW_PRINTF(3, 4);
 
 /* ------------------------------------------------------------------ */
 /* Step configuration (the step's own INI section).                    */
@@ -240,8 +236,7 @@ IRFW_EXPORT void irfw_list_free(char **list);
  * `key` (or of the section when key is NULL).  Makes the run stop with
  * exit status 2 before any instance is touched.
  */
-IRFW_EXPORT void irfw_step_error(irfw_step *step, const char *key, const char *fmt, ...)
-	IRFW_PRINTF(3, 4);
+IRFW_EXPORT void irfw_step_error(irfw_step *step, const char *key, const char *fmt, ...) IRFW_PRINTF(3, 4);
 
 /** Value of a global `[irfw]` key or a command-line override (bucket,
  * topic, sgid, region, profile); NULL when unset. */
@@ -334,7 +329,7 @@ typedef enum irfw_containment {
  * notification, the summaries and the exit status all take it from here.
  */
 IRFW_EXPORT int irfw_containment_report(irfw_target *t, irfw_containment c, const char *fmt, ...)
-	IRFW_PRINTF(3, 4);
+    IRFW_PRINTF(3, 4);
 
 /** The instance's containment as established so far (this run and earlier
  * runs of the case); *cause (may be NULL) gets what is open or why, ""
@@ -444,8 +439,8 @@ IRFW_EXPORT void irfw_note(irfw_target *t, const char *fmt, ...) IRFW_PRINTF(2, 
  * it from the body.  Response headers come back as ETag, VersionId,
  * ServerSideEncryption, SSEKMSKeyId, ChecksumSHA256, ContentLength...
  */
-IRFW_EXPORT int irfw_aws_call(irfw_target *t, const char *service, const char *operation,
-                              const cJSON *params, cJSON **result);
+IRFW_EXPORT int irfw_aws_call(irfw_target *t, const char *service, const char *operation, const cJSON *params,
+                              cJSON **result);
 
 /** irfw_aws_call() in `region` rather than the target's (NULL: the
  * target's): for a resource named by an ARN of another region, such as a
@@ -494,8 +489,7 @@ IRFW_EXPORT int irfw_aws_paginate(irfw_target *t, const char *service, const cha
  * target's), as irfw_aws_call_in(). */
 IRFW_EXPORT int irfw_aws_paginate_in(irfw_target *t, const char *region, const char *service,
                                      const char *operation, const cJSON *params,
-                                     int (*page)(irfw_target *t, const cJSON *result, void *ctx),
-                                     void *ctx);
+                                     int (*page)(irfw_target *t, const cJSON *result, void *ctx), void *ctx);
 
 /** irfw_aws_paginate() outside one target (prepare), as
  * irfw_batch_aws_call(): `region` NULL is the run's, and a failure (-1)
@@ -522,8 +516,8 @@ IRFW_EXPORT const char *irfw_aws_last_request_id(const irfw_target *t);
  * remembered, so the next caller tries again.  The string returned lives
  * until the end of the run.
  */
-IRFW_EXPORT const char *irfw_memo(irfw_target *t, const char *key,
-                                  char *(*make)(irfw_target *t, void *arg), void *arg);
+IRFW_EXPORT const char *irfw_memo(irfw_target *t, const char *key, char *(*make)(irfw_target *t, void *arg),
+                                  void *arg);
 
 /* ------------------------------------------------------------------ */
 /* Evidence and the case record.                                        */
@@ -533,8 +527,8 @@ IRFW_EXPORT const char *irfw_memo(irfw_target *t, const char *key,
  * case folder, its SHA-256 computed and recorded in the manifest.  `name`
  * is a plain file name ([A-Za-z0-9._-]).  Returns 0 or -1 (logged).
  */
-IRFW_EXPORT int irfw_evidence_add(irfw_target *t, const char *name, const char *media_type,
-                                  const void *data, size_t len);
+IRFW_EXPORT int irfw_evidence_add(irfw_target *t, const char *name, const char *media_type, const void *data,
+                                  size_t len);
 
 /** Number of artifacts of the target, and their properties. */
 IRFW_EXPORT size_t irfw_evidence_count(const irfw_target *t);
@@ -545,9 +539,8 @@ IRFW_EXPORT const char *irfw_evidence_sha256(const irfw_target *t, size_t i); /*
 IRFW_EXPORT uint64_t irfw_evidence_size(const irfw_target *t, size_t i);
 
 /** Record where artifact i was shipped (upload plugin). */
-IRFW_EXPORT int irfw_evidence_set_location(irfw_target *t, size_t i, const char *uri,
-                                           const char *version_id, const char *etag,
-                                           const char *kms_key);
+IRFW_EXPORT int irfw_evidence_set_location(irfw_target *t, size_t i, const char *uri, const char *version_id,
+                                           const char *etag, const char *kms_key);
 
 /** Path of the target's manifest.json as last written. */
 IRFW_EXPORT const char *irfw_manifest_path(const irfw_target *t);

@@ -30,11 +30,12 @@ extern "C" {
  * IRFW_RESULT_USAGE (nothing was done), IRFW_RESULT_NOT_CONTAINED,
  * IRFW_RESULT_STEP_FAILED, IRFW_RESULT_NOT_HANDLED. */
 typedef enum irfw_result {
-	IRFW_RESULT_OK = 0,            /* every step ok or skipped, every instance contained */
-	IRFW_RESULT_STEP_FAILED = 1,   /* a step failed (for an instance that is contained) */
-	IRFW_RESULT_USAGE = 2,         /* usage, configuration, plugin or credentials error: nothing changed */
-	IRFW_RESULT_NOT_HANDLED = 3,   /* an instance was not found, or is terminated (the others were handled) */
-	IRFW_RESULT_NOT_CONTAINED = 4  /* an instance is not contained, or only partially */
+	IRFW_RESULT_OK = 0,          /* every step ok or skipped, every instance contained */
+	IRFW_RESULT_STEP_FAILED = 1, /* a step failed (for an instance that is contained) */
+	IRFW_RESULT_USAGE = 2,       /* usage, configuration, plugin or credentials error: nothing changed */
+	IRFW_RESULT_NOT_HANDLED =
+	    3, /* an instance was not found, or is terminated (the others were handled) */
+	IRFW_RESULT_NOT_CONTAINED = 4 /* an instance is not contained, or only partially */
 } irfw_result;
 
 /** Settings taking a value, as the command line's options do. */

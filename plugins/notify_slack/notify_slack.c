@@ -103,8 +103,9 @@ static void warn_if_readable(irfw_target *t, const char *path)
 {
 	struct stat st;
 	if (stat(path, &st) == 0 && (st.st_mode & (S_IRGRP | S_IROTH)))
-		irfw_log(t, IRFW_LOG_WARN, "webhook_url_file %s is readable by %s (mode %04o): chmod go-r %s", path,
-		         (st.st_mode & S_IROTH) ? "anyone" : "its group", (unsigned)(st.st_mode & 07777), path);
+		irfw_log(t, IRFW_LOG_WARN, "webhook_url_file %s is readable by %s (mode %04o): chmod go-r %s",
+		         path, (st.st_mode & S_IROTH) ? "anyone" : "its group",
+		         (unsigned)(st.st_mode & 07777), path);
 }
 
 static char *read_first_line(const char *path, const char **err)

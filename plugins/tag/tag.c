@@ -224,8 +224,8 @@ static char *one_line(const char *s)
 
 /* What the step does to the tags of one target. */
 struct plan {
-	cJSON *tags;    /* key -> value, to set */
-	cJSON *remove;  /* keys whose claim is not true now, to remove */
+	cJSON *tags;   /* key -> value, to set */
+	cJSON *remove; /* keys whose claim is not true now, to remove */
 	irfw_containment containment;
 	char *status_key; /* the status tag's key as set, or NULL when off */
 };

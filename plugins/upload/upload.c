@@ -92,7 +92,7 @@ struct kms_req {
 	const char *spec;   /* kms_key or the description */
 	bool by_desc;       /* spec is a description */
 	const char *region; /* where the key is looked for */
-	bool aws_error;   /* err came from the last AWS call */
+	bool aws_error;     /* err came from the last AWS call */
 	char err[512];
 };
 
@@ -699,8 +699,10 @@ static irfw_status run(irfw_target *t, void *state)
 		if (brq.aws_error)
 			st = irfw_fail_aws(t, "%s; nothing uploaded, evidence kept in %s", brq.err, dir);
 		else
-			st = irfw_fail(t, "cannot find the region of evidence bucket %s; nothing uploaded, "
-			               "evidence kept in %s", d.bucket, dir);
+			st = irfw_fail(t,
+			               "cannot find the region of evidence bucket %s; nothing uploaded, "
+			               "evidence kept in %s",
+			               d.bucket, dir);
 		goto out;
 	}
 
