@@ -4,7 +4,7 @@
 set -e
 APT_PKGS="build-essential autoconf automake libtool libtool-bin pkg-config
   libcurl4-openssl-dev libssl-dev libcjson-dev libltdl-dev libinih-dev
-  libexpat1-dev libcmocka-dev valgrind clang python3 python3-pip curl"
+  libexpat1-dev libcmocka-dev valgrind clang clang-format cppcheck python3 python3-pip curl"
 MOTO_VERSION=5.2.1
 
 missing=""

@@ -2,7 +2,8 @@
 # The whole test suite, from a fresh clone on a fresh Debian machine:
 #   tests/run.sh
 # 1. installs what is missing (scripts/bootstrap.sh),
-# 2. builds with gcc and with clang, warnings as errors,
+# 2. builds with gcc and with clang, warnings as errors, and checks the
+#    format (clang-format) and lint (cppcheck),
 # 3. runs the C unit tests (make check), then again under ASan+UBSan, and
 #    the integration suite against the sanitizer build,
 # 4. runs `make distcheck`,
@@ -22,6 +23,11 @@ scripts/bootstrap.sh
 step "build (gcc, -Werror)"
 ./autogen.sh >/dev/null 2>&1
 scripts/build.sh "$src/build" --enable-werror
+step "format and lint (clang-format, cppcheck)"
+make -C build format-check >build/format.out 2>&1 || { tail -40 build/format.out; echo "run: make -C build format"; exit 1; }
+make -C build lint >build/lint.out 2>&1 || { tail -40 build/lint.out; exit 1; }
+echo "formatted; cppcheck found nothing"
+
 step "unit tests"
 make -C build -j"$(nproc)" check >build/check.out 2>&1 || { cat build/check.out; for f in build/tests/*.log; do echo "--- $f"; tail -30 "$f"; done; exit 1; }
 grep -E '^(PASS|FAIL|ERROR|SKIP|# )' build/check.out
