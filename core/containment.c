@@ -16,7 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "caserec.h"
+#include "casestore.h"
 #include "run.h"
 #include "containment.h"
 #include "base/buf.h"

@@ -14,7 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "caserec.h"
+#include "casestore.h"
 #include "run.h"
 #include "base/buf.h"
 #include "base/log.h"

@@ -16,7 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "caserec.h"
+#include "casestore.h"
 #include "run.h"
 #include "report.h"
 #include "scheduler.h"

@@ -1,5 +1,5 @@
 /*
- * caserec.h - the case record: one instance's evidence folder.
+ * casestore.h - the case record: one instance's evidence folder.
  *
  * For each (case, instance) there is a folder
  * `<evidence_dir>/<case_id>/<instance_id>/` holding the artifacts,
@@ -28,8 +28,8 @@
  * Errors never abort: functions return -1 (or NULL/false) and
  * irfw_case_error() says why, naming the path and strerror.
  */
-#ifndef IRFW_CORE_CASEREC_H
-#define IRFW_CORE_CASEREC_H
+#ifndef IRFW_CORE_CASESTORE_H
+#define IRFW_CORE_CASESTORE_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -174,4 +174,4 @@ int irfw_case_artifact_set_location(struct irfw_case *c, size_t i, const char *u
  * instance_id, created, updated, journal_bytes, runs, steps, artifacts. */
 const cJSON *irfw_case_manifest(const struct irfw_case *c);
 
-#endif /* IRFW_CORE_CASEREC_H */
+#endif /* IRFW_CORE_CASESTORE_H */

@@ -1,5 +1,5 @@
 /*
- * caserec_test.c - the case record: folders, journal, manifest, artifacts,
+ * casestore_test.c - the case record: folders, journal, manifest, artifacts,
  * resume and recovery.  Every test works in its own mkdtemp folder.
  */
 #define _DEFAULT_SOURCE
@@ -21,7 +21,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
-#include "caserec.h"
+#include "casestore.h"
 
 #define SHA_ABC       "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
 #define SHA_EMPTY     "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
@@ -46,7 +46,7 @@ static int setup(void **state)
 
 	if (!f)
 		return -1;
-	strcpy(f->root, "/tmp/caserec_test.XXXXXX");
+	strcpy(f->root, "/tmp/casestore_test.XXXXXX");
 	if (!mkdtemp(f->root)) {
 		free(f);
 		return -1;

@@ -1,5 +1,5 @@
 /*
- * caserec.c - the case record and evidence store (see caserec.h).
+ * casestore.c - the case record and evidence store (see casestore.h).
  *
  * Every change goes journal first (one fsynced line), then the in-memory
  * manifest (by the same apply_event() that replays the journal, so a rebuilt
@@ -11,7 +11,7 @@
 #define _DEFAULT_SOURCE
 #define _POSIX_C_SOURCE 200809L
 
-#include "caserec.h"
+#include "casestore.h"
 
 #include <errno.h>
 #include <fcntl.h>
