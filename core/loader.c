@@ -383,6 +383,20 @@ static bool file_exists(const char *path)
 	return stat(path, &st) == 0 && S_ISREG(st.st_mode);
 }
 
+bool irfw_loader_exists(const struct irfw_loader *l, const char *name)
+{
+	static const char *exts[] = {".la", ".so"};
+	for (size_t d = 0; d < l->n_dirs; d++)
+		for (size_t e = 0; e < 2; e++) {
+			char *path = irfw_strfmt("%s/%s%s", l->dirs[d], name, exts[e]);
+			bool here = path && file_exists(path);
+			free(path);
+			if (here)
+				return true;
+		}
+	return false;
+}
+
 struct irfw_module *irfw_loader_get(struct irfw_loader *l, const char *name, char *err, size_t errlen)
 {
 	struct irfw_module *m = find_loaded(l, name);

@@ -41,6 +41,8 @@ struct irfw_module *irfw_loader_load_file(struct irfw_loader *l, const char *fil
  * are reported through `report`. */
 void irfw_loader_scan(struct irfw_loader *l, void (*report)(const char *what, void *ctx), void *ctx);
 void irfw_loader_fini(struct irfw_loader *l);
+/* True when module `name` has a file in the search path (loaded or not). */
+bool irfw_loader_exists(const struct irfw_loader *l, const char *name);
 /* 0 when `file` and every folder above it (as given and resolved) are
  * owned by root or the invoking user and not writable by group or others
  * (a sticky folder such as /tmp excepted); else -1 with why. */

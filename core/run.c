@@ -166,6 +166,26 @@ static int add_step(struct irfw_run *r, const char *name, int line)
 	s->sec = irfw_config_section(cfg, name);
 	const struct irfw_kv_line *pl = irfw_section_find(s->sec, "plugin");
 	const char *modname = pl ? pl->value : name;
+	const struct irfw_kv_line *opt = irfw_section_find(s->sec, "optional");
+	bool optional = false;
+	if (opt && irfw_parse_bool(opt->value, &optional) && optional && irfw_valid_module_name(modname) &&
+	    !irfw_loader_exists(&r->loader, modname)) {
+		/* A distribution ships some plugins as packages of their own: the
+		 * site file may name them all, and runs with those installed. */
+		char pkg[96];
+		snprintf(pkg, sizeof(pkg), "irfw-plugin-%s", modname);
+		for (char *c = pkg; *c; c++)
+			if (*c == '_')
+				*c = '-';
+		irfw_logf(
+		    IRFW_LOG_WARN, name,
+		    "optional step left out: plugin %s is not installed (Debian and Ubuntu: apt install %s)",
+		    modname, pkg);
+		free(s->name);
+		free(s);
+		r->n_steps--;
+		return 0;
+	}
 	char err[1024];
 	s->mod = irfw_loader_get(&r->loader, modname, err, sizeof(err));
 	if (!s->mod) {

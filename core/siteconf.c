@@ -113,6 +113,10 @@ const struct irfw_option irfw_step_options[] = {
     {"on_error", IRFW_OPT_ENUM, "continue", 0,
      "When this step fails for an instance: `continue` with its next steps, or `stop` them.",
      "stop|continue"},
+    {"optional", IRFW_OPT_BOOL, "false", 0,
+     "true: when the step's plugin is not installed (a distribution ships it as a package of its "
+     "own), the step is left out with a warning naming the package, instead of stopping the run.",
+     NULL},
     {"phase", IRFW_OPT_ENUM, NULL, 0,
      "Phase of the step (default: the plugin's own): `contain` (take the instance out of service "
      "and cut it off), `preserve` (protect and capture evidence) or `report` (tag, upload, "

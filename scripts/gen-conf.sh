@@ -16,8 +16,8 @@ export IRFW_PLUGIN_PATH="$build/plugins"
 
 # configure.ac's IRFW_PLUGIN lines are the one list of plugins.
 all=$(sed -n 's/^IRFW_PLUGIN(\[\([a-z0-9_]*\)\].*/\1/p' "$src/configure.ac")
-pipeline=$(awk '/^pipeline *=/ {on = 1; sub(/^pipeline *= */, "")} on && /^[^ ;]/ && !/^pipeline/ {on = 0}
-	on {gsub(/,/, " "); print}' "$src/conf/irfw-head.ini")
+pipeline=$(awk '/^pipeline *=/ {on = 1; sub(/^pipeline *= */, ""); gsub(/,/, " "); print; next}
+	on && /^[ \t]/ {gsub(/,/, " "); print; next} {on = 0}' "$src/conf/irfw-head.ini")
 order=""
 for p in $pipeline; do order="$order $p"; done
 for p in $all; do
@@ -37,7 +37,10 @@ choose() {
 		}
 	}
 	{ print }
-	/^;[a-z0-9_.]+ =/ { k = substr($0, 2); sub(/ *=.*/, "", k); if (k in val) print val[k] }'
+	/^;[a-z0-9_.]+ =/ { k = substr($0, 2); sub(/ *=.*/, "", k); if (k in val) { print val[k]; done[k] = 1 } }
+	# A choice of a key the plugin does not show (a core step key such as
+	# optional) ends the section.
+	END { for (k in val) if (!(k in done)) print "\n" val[k] }'
 }
 
 tmp=$(mktemp)

@@ -274,3 +274,22 @@ def test_undeclared_key_is_a_loud_plugin_bug(world):
                                                 "also_read": "servce"}})
     p = world.irfw("--conf", conf, "-i", inst)
     assert "plugin bug: awscall asked for key 'servce'" in p.stderr, p.stderr
+
+
+def test_optional_step_whose_plugin_is_not_installed(world):
+    """A distribution ships some plugins as packages of their own: a step
+    marked optional = true whose plugin is not installed is left out with a
+    warning naming the package; one not marked optional stops the run."""
+    inst = world.vpc_world(enis=1, volumes=1)["instances"][0]
+    some = world.tmp / "some-plugins"
+    some.mkdir()
+    for f in ("good.so",):
+        (some / f).symlink_to(FIXTUREDIR / ".libs" / f)
+    conf = world.write_conf(["good", "notify_slack"], {**GOOD, "notify_slack": {"optional": "true"}})
+    p = world.irfw("--conf", conf, "-i", inst, "-o", "json", env={"IRFW_PLUGIN_PATH": str(some)}, check_rc=0)
+    assert "optional step left out: plugin notify_slack is not installed" in p.stderr
+    assert "apt install irfw-plugin-notify-slack" in p.stderr
+    assert [s["step"] for s in p.json["instances"][0]["steps"]] == ["good"]
+    conf = world.write_conf(["good", "notify_slack"], GOOD)
+    p = world.irfw("--conf", conf, "-i", inst, env={"IRFW_PLUGIN_PATH": str(some)}, check_rc=2)
+    assert "unknown plugin 'notify_slack'" in p.stderr
