@@ -57,6 +57,8 @@ static void usage(FILE *out)
 	        "\n"
 	        "Output:\n"
 	        "  -o, --output FORMAT    text (default) or json (one document on stdout)\n"
+	        "      --events FILE      JSON-lines events as they happen (step begin/end,\n"
+	        "                         instance done, run done); '-' for stdout\n"
 	        "  -v, --verbose          more detail: every AWS call with status, request id, ms\n"
 	        "  -q, --quiet            errors only\n"
 	        "  -V, --version          print the version\n"
@@ -148,7 +150,8 @@ int main(int argc, char **argv)
 		OPT_MAN,
 		OPT_INI,
 		OPT_NO_RESUME,
-		OPT_EVIDENCE
+		OPT_EVIDENCE,
+		OPT_EVENTS
 	};
 	static const struct option longopts[] = {
 	    {"iid", required_argument, NULL, 'i'},
@@ -174,6 +177,7 @@ int main(int argc, char **argv)
 	    {"man", no_argument, NULL, OPT_MAN},
 	    {"no-resume", no_argument, NULL, OPT_NO_RESUME},
 	    {"evidence-dir", required_argument, NULL, OPT_EVIDENCE},
+	    {"events", required_argument, NULL, OPT_EVENTS},
 	    {"ini", no_argument, NULL, OPT_INI},
 	    {NULL, 0, NULL, 0},
 	};
@@ -198,7 +202,7 @@ int main(int argc, char **argv)
 	                {'b', IRFW_SET_BUCKET},       {'t', IRFW_SET_TOPIC},
 	                {OPT_CASE, IRFW_SET_CASE_ID}, {OPT_ONLY, IRFW_SET_ONLY},
 	                {OPT_SKIP, IRFW_SET_SKIP},    {OPT_EVIDENCE, IRFW_SET_EVIDENCE_DIR},
-	                {'j', IRFW_SET_JOBS}};
+	                {'j', IRFW_SET_JOBS},         {OPT_EVENTS, IRFW_SET_EVENTS}};
 
 	while (!done && (opt = getopt_long(argc, argv, "i:f:c:r:p:g:b:t:nj:o:vqVh", longopts, NULL)) != -1) {
 		bool setting = false;
@@ -279,6 +283,8 @@ int main(int argc, char **argv)
 		goto out;
 	irfw_set_log_level(verbosity > IRFW_LOG_DEBUG ? IRFW_LOG_DEBUG : (irfw_log_level)verbosity);
 	irfw_set_log_color(isatty(STDERR_FILENO) && !getenv("NO_COLOR"));
+	/* A terminal gets one live status line instead of a line per step. */
+	irfw_runner_set_flag(r, IRFW_FLAG_PROGRESS, isatty(STDERR_FILENO) && verbosity == IRFW_LOG_INFO);
 	const char *env_evidence = getenv("IRFW_EVIDENCE_DIR");
 	if (!have_evidence && env_evidence && *env_evidence)
 		irfw_runner_set(r, IRFW_SET_EVIDENCE_DIR, env_evidence);

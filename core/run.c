@@ -21,6 +21,7 @@
 #include "containment.h"
 #include "report.h"
 #include "scheduler.h"
+#include "events.h"
 #include "base/buf.h"
 #include "base/log.h"
 #include "base/text.h"
@@ -724,12 +725,17 @@ int irfw_run_execute(struct irfw_run *r, bool json, bool check_only)
 		    "record is written",
 		    r->case_id_resolved, found, r->n_steps);
 	}
+	if (r->events_path && irfw_events_open(r, r->events_path, err, sizeof(err)) != 0) {
+		irfw_logf(IRFW_LOG_ERROR, NULL, "%s", err);
+		return IRFW_RUN_USAGE;
+	}
 	if (found) {
 		int prc = call_prepare(r);
 		if (prc != 0)
 			return prc;
 	}
 
+	irfw_event_run_start(r, found);
 	irfw_schedule(r, found, check_only);
 
 	/* The most important news decides the exit status: an instance left
@@ -749,6 +755,8 @@ int irfw_run_execute(struct irfw_run *r, bool json, bool check_only)
 		status = IRFW_RUN_NOT_CONTAINED;
 	else if (failed)
 		status = IRFW_RUN_STEP_FAILED;
+	irfw_event_run_done(r, status);
+	irfw_events_close(r);
 	if (json)
 		irfw_report_json(r);
 	else
@@ -758,6 +766,7 @@ int irfw_run_execute(struct irfw_run *r, bool json, bool check_only)
 
 void irfw_run_free(struct irfw_run *r)
 {
+	irfw_events_close(r);
 	for (size_t i = 0; i < r->n_steps; i++) {
 		struct irfw_step *s = r->steps[i];
 		if (s->initialised && s->mod->vt.fini)

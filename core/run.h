@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <time.h>
 
 #include "irfw/irfw.h"
@@ -83,12 +84,23 @@ struct irfw_target {
 	size_t n_cont;
 	char *cont_cause;   /* last irfw_target_containment() cause */
 	bool skipped_state; /* terminated or shutting down: not handled */
+	size_t index;       /* in the batch */
+	size_t next_step;   /* scheduler: the step its next item runs */
 };
 
 struct irfw_memo_entry {
 	char *key;
 	char *value;
 	bool busy;
+};
+
+/* The live status line's state (progress.c). */
+struct irfw_progress {
+	int on;          /* asked for: standard error is a terminal */
+	int active;      /* drawn now */
+	int saved_level; /* the log level before the line took over */
+	size_t total;
+	double started, drawn;
 };
 
 struct irfw_batch {
@@ -103,6 +115,7 @@ struct irfw_run {
 	/* From the command line (may be NULL). */
 	const char *conf_path;
 	const char *region, *profile, *bucket, *topic, *sgid, *case_id;
+	const char *events_path;      /* --events */
 	const char *evidence_dir_opt; /* --evidence-dir, else $IRFW_EVIDENCE_DIR */
 	bool plan, dry_run, no_resume;
 	long jobs;
@@ -128,7 +141,9 @@ struct irfw_run {
 	struct irfw_memo_entry *memo;
 	size_t n_memo;
 
-	size_t next_target;       /* work queue index, under memo_lock */
+	FILE *events; /* --events, or NULL */
+	unsigned long event_seq;
+	struct irfw_progress progress;
 	bool usage_error;         /* a command-line value was refused */
 	bool preparing;           /* in the steps' prepare callbacks */
 	bool prepare_usage_error; /* irfw_step_error() called from prepare */

@@ -25,7 +25,7 @@ struct irfw_runner {
 	struct irfw_run run;
 	bool json, loaded;
 	/* Owned copies of the settings the run points to. */
-	char *values[IRFW_SET_JOBS + 1];
+	char *values[IRFW_SET_EVENTS + 1];
 };
 
 irfw_runner *irfw_runner_new(void)
@@ -50,7 +50,7 @@ void irfw_runner_free(irfw_runner *r)
 
 int irfw_runner_set(irfw_runner *r, irfw_setting what, const char *value)
 {
-	if ((unsigned)what > IRFW_SET_JOBS || !value)
+	if ((unsigned)what > IRFW_SET_EVENTS || !value)
 		return -1;
 	if (what == IRFW_SET_JOBS) {
 		long jobs;
@@ -97,6 +97,9 @@ int irfw_runner_set(irfw_runner *r, irfw_setting what, const char *value)
 	case IRFW_SET_EVIDENCE_DIR:
 		r->run.evidence_dir_opt = copy;
 		break;
+	case IRFW_SET_EVENTS:
+		r->run.events_path = copy;
+		break;
 	default:
 		break;
 	}
@@ -114,6 +117,9 @@ void irfw_runner_set_flag(irfw_runner *r, irfw_flag what, bool on)
 		break;
 	case IRFW_FLAG_JSON:
 		r->json = on;
+		break;
+	case IRFW_FLAG_PROGRESS:
+		r->run.progress.on = on;
 		break;
 	}
 }
@@ -185,6 +191,12 @@ static irfw_result from_status(int status)
 
 irfw_result irfw_runner_load(irfw_runner *r)
 {
+	if (r->json && r->run.events_path && strcmp(r->run.events_path, "-") == 0) {
+		irfw_logf(IRFW_LOG_ERROR, NULL,
+		          "--events - and --output json both want standard output: give "
+		          "--events a file");
+		return IRFW_RESULT_USAGE;
+	}
 	irfw_result res = from_status(irfw_run_load(&r->run, true));
 	r->loaded = res == IRFW_RESULT_OK;
 	return res;

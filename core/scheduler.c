@@ -20,6 +20,8 @@
 #include "run.h"
 #include "report.h"
 #include "scheduler.h"
+#include "events.h"
+#include "progress.h"
 #include "base/buf.h"
 #include "base/log.h"
 #include "base/text.h"
@@ -141,67 +143,132 @@ static void run_step(struct irfw_target *t, struct irfw_step *s, struct irfw_ste
 		         res->detail ? ": " : "", res->detail ? res->detail : "");
 }
 
-static void run_target(struct irfw_target *t, bool check_only)
-{
-	struct irfw_run *r = t->run;
-	t->results = calloc(r->n_steps, sizeof(*t->results));
-	if (!t->results)
-		return;
-	t->n_results = r->n_steps;
-	for (size_t i = 0; i < r->n_steps; i++) {
-		t->results[i].step = r->steps[i]->name;
-		t->results[i].plugin = r->steps[i]->mod->name;
-		t->results[i].phase = r->steps[i]->phase;
-	}
-	bool stopped = false;
-	for (size_t i = 0; i < r->n_steps; i++) {
-		struct irfw_step_result *res = &t->results[i];
-		if (stopped)
-			continue;
-		run_step(t, r->steps[i], res, check_only);
-		if (res->status == IRFW_FAILED && r->steps[i]->stop_on_error) {
-			irfw_log(t, IRFW_LOG_WARN,
-			         "on_error = stop: the remaining steps are not run for this instance");
-			stopped = true;
-		}
-	}
-	t->cur = NULL;
-	t->cur_res = NULL;
-}
-
-struct worker_arg {
+/*
+ * The scheduler.  Work is (instance, next step) items: an instance's steps
+ * keep their pipeline order, and a free worker always takes the ready item
+ * of the highest phase (contain, then preserve, then report; the batch's
+ * order among equals), so every instance is contained before the evidence
+ * work of the fleet fills the pool, and no worker waits while an item is
+ * ready.  An instance has at most one item at a time.
+ */
+struct sched {
 	struct irfw_run *r;
 	bool check_only;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct irfw_target **ready; /* instances whose next step may start */
+	size_t n_ready;
+	size_t remaining; /* instances not finished */
+	unsigned long picks;
 };
+
+static irfw_phase next_phase(const struct sched *sc, const struct irfw_target *t)
+{
+	return sc->r->steps[t->next_step]->phase;
+}
+
+/* The instance to run next: lowest phase number, then batch order. */
+static struct irfw_target *pick(struct sched *sc)
+{
+	size_t best = 0;
+	for (size_t i = 1; i < sc->n_ready; i++) {
+		irfw_phase a = next_phase(sc, sc->ready[i]), b = next_phase(sc, sc->ready[best]);
+		if (a < b || (a == b && sc->ready[i]->index < sc->ready[best]->index))
+			best = i;
+	}
+	struct irfw_target *t = sc->ready[best];
+	sc->ready[best] = sc->ready[--sc->n_ready];
+	return t;
+}
+
+/* After a step: the instance's next item, or its end.  Under the lock. */
+static void advance(struct sched *sc, struct irfw_target *t)
+{
+	struct irfw_run *r = sc->r;
+	struct irfw_step_result *res = &t->results[t->next_step];
+	if (res->status == IRFW_FAILED && r->steps[t->next_step]->stop_on_error) {
+		irfw_log(t, IRFW_LOG_WARN,
+		         "on_error = stop: the remaining steps are not run for this instance");
+		t->next_step = r->n_steps;
+	} else {
+		t->next_step++;
+	}
+	irfw_progress_step_done(r, t);
+	if (t->next_step < r->n_steps) {
+		sc->ready[sc->n_ready++] = t;
+	} else {
+		t->cur = NULL;
+		t->cur_res = NULL;
+		sc->remaining--;
+		irfw_event_instance_done(r, t);
+	}
+	pthread_cond_broadcast(&sc->cond);
+}
 
 static void *worker(void *arg)
 {
-	struct worker_arg *w = arg;
-	struct irfw_run *r = w->r;
+	struct sched *sc = arg;
+	pthread_mutex_lock(&sc->lock);
 	for (;;) {
-		pthread_mutex_lock(&r->memo_lock);
-		size_t i = r->next_target++;
-		pthread_mutex_unlock(&r->memo_lock);
-		if (i >= r->batch.n)
+		while (sc->n_ready == 0 && sc->remaining > 0)
+			pthread_cond_wait(&sc->cond, &sc->lock);
+		if (sc->remaining == 0)
 			break;
-		if (r->batch.targets[i]->found && !r->batch.targets[i]->skipped_state)
-			run_target(r->batch.targets[i], w->check_only);
+		struct irfw_target *t = pick(sc);
+		struct irfw_step *s = sc->r->steps[t->next_step];
+		/* The order work was handed out in, for --events readers. */
+		irfw_event_step_begin(sc->r, t, s, ++sc->picks);
+		pthread_mutex_unlock(&sc->lock);
+		run_step(t, s, &t->results[t->next_step], sc->check_only);
+		irfw_event_step_end(sc->r, t, s, &t->results[t->next_step]);
+		pthread_mutex_lock(&sc->lock);
+		advance(sc, t);
 	}
+	pthread_mutex_unlock(&sc->lock);
 	return NULL;
 }
 
 void irfw_schedule(struct irfw_run *r, size_t found, bool check_only)
 {
-	size_t n_threads = (size_t)r->jobs < found ? (size_t)r->jobs : found;
+	struct sched sc = {.r = r, .check_only = check_only};
+	pthread_mutex_init(&sc.lock, NULL);
+	pthread_cond_init(&sc.cond, NULL);
+	sc.ready = calloc(r->batch.n ? r->batch.n : 1, sizeof(*sc.ready));
+	for (size_t i = 0; sc.ready && i < r->batch.n; i++) {
+		struct irfw_target *t = r->batch.targets[i];
+		t->index = i;
+		if (!t->found || t->skipped_state)
+			continue;
+		t->results = calloc(r->n_steps ? r->n_steps : 1, sizeof(*t->results));
+		if (!t->results)
+			continue;
+		t->n_results = r->n_steps;
+		for (size_t k = 0; k < r->n_steps; k++) {
+			t->results[k].step = r->steps[k]->name;
+			t->results[k].plugin = r->steps[k]->mod->name;
+			t->results[k].phase = r->steps[k]->phase;
+		}
+		t->next_step = 0;
+		if (r->n_steps == 0)
+			continue;
+		sc.ready[sc.n_ready++] = t;
+		sc.remaining++;
+	}
+	irfw_progress_start(r, sc.remaining);
+	size_t n_threads = (size_t)r->jobs < sc.remaining ? (size_t)r->jobs : sc.remaining;
 	pthread_t *th = calloc(n_threads ? n_threads : 1, sizeof(*th));
-	struct worker_arg wa = {.r = r, .check_only = check_only};
 	size_t started = 0;
 	for (size_t i = 0; th && i < n_threads; i++)
-		if (pthread_create(&th[i], NULL, worker, &wa) == 0)
+		if (pthread_create(&th[i], NULL, worker, &sc) == 0)
 			started++;
-	if (started == 0 && found)
-		worker(&wa);
+	if (started == 0 && sc.remaining)
+		worker(&sc);
 	for (size_t i = 0; i < started; i++)
 		pthread_join(th[i], NULL);
+	irfw_progress_end(r);
 	free(th);
+	free(sc.ready);
+	pthread_cond_destroy(&sc.cond);
+	pthread_mutex_destroy(&sc.lock);
+	(void)found;
 }

@@ -17,6 +17,9 @@
 #include "text.h"
 
 static int log_level = IRFW_LOG_INFO;
+/* A live status line at the bottom of a terminal (progress), redrawn
+ * below every log line; NULL when there is none. */
+static char *status_line;
 static bool log_color;
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
 static char **secrets;
@@ -94,9 +97,13 @@ void irfw_vlogf(irfw_log_level level, const char *origin, const char *fmt, va_li
 	pthread_mutex_lock(&log_lock);
 	mask_secrets(safe ? safe : msg);
 	bool color = log_color && colors[level][0];
+	if (status_line)
+		fputs("\r\033[K", stderr); /* the line above the status */
 	fprintf(stderr, "%s%s%s%s%s%s%s\n", color ? colors[level] : "", origin ? "[" : "",
 	        origin ? origin : "", origin ? "] " : "", names[level], safe ? safe : msg,
 	        color ? "\033[0m" : "");
+	if (status_line)
+		fputs(status_line, stderr);
 	pthread_mutex_unlock(&log_lock);
 	free(safe);
 }
@@ -107,4 +114,29 @@ void irfw_logf(irfw_log_level level, const char *origin, const char *fmt, ...)
 	va_start(ap, fmt);
 	irfw_vlogf(level, origin, fmt, ap);
 	va_end(ap);
+}
+
+void irfw_log_status(const char *line)
+{
+	pthread_mutex_lock(&log_lock);
+	free(status_line);
+	status_line = line ? strdup(line) : NULL;
+	fputs("\r\033[K", stderr);
+	if (status_line)
+		fputs(status_line, stderr);
+	fflush(stderr);
+	pthread_mutex_unlock(&log_lock);
+}
+
+char *irfw_log_masked(const char *s)
+{
+	if (!s)
+		return NULL;
+	char *copy = strdup(s);
+	if (!copy)
+		return NULL;
+	pthread_mutex_lock(&log_lock);
+	mask_secrets(copy);
+	pthread_mutex_unlock(&log_lock);
+	return copy;
 }

@@ -23,4 +23,10 @@ void irfw_log_clear_secrets(void);
 void irfw_logf(irfw_log_level level, const char *origin, const char *fmt, ...) IRFW_PRINTF(3, 4);
 void irfw_vlogf(irfw_log_level level, const char *origin, const char *fmt, va_list ap) IRFW_PRINTF(3, 0);
 
+/* Show `line` as a live status line at the bottom of the terminal, below
+ * every later log line (NULL: remove it).  Only for a terminal. */
+void irfw_log_status(const char *line);
+/* A copy of s with every registered secret masked, to free(). */
+char *irfw_log_masked(const char *s);
+
 #endif /* IRFW_BASE_LOG_H */

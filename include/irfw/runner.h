@@ -50,14 +50,16 @@ typedef enum irfw_setting {
 	IRFW_SET_EVIDENCE_DIR, /* where case records are kept */
 	IRFW_SET_ONLY,         /* run only these steps (comma-separated) */
 	IRFW_SET_SKIP,         /* do not run these steps (comma-separated) */
-	IRFW_SET_JOBS          /* instances handled in parallel, 1 to 64 */
+	IRFW_SET_JOBS,         /* instances handled in parallel, 1 to 64 */
+	IRFW_SET_EVENTS        /* JSON-lines events to this file ("-": standard output) */
 } irfw_setting;
 
 /** Switches. */
 typedef enum irfw_flag {
 	IRFW_FLAG_DRY_RUN = 0, /* EC2 changes with DryRun, other changes not sent */
 	IRFW_FLAG_NO_RESUME,   /* repeat steps an earlier run of the case did */
-	IRFW_FLAG_JSON         /* results as one JSON document on standard output */
+	IRFW_FLAG_JSON,        /* results as one JSON document on standard output */
+	IRFW_FLAG_PROGRESS     /* a live status line on standard error (a terminal) */
 } irfw_flag;
 
 typedef struct irfw_runner irfw_runner;
