@@ -33,6 +33,12 @@ static void usage(FILE *out)
 	        "Targets:\n"
 	        "  -i, --iid ID           instance to handle (repeatable; i- and 8 or 17 hex digits)\n"
 	        "  -f, --from-file FILE   read instance ids from FILE, one a line ('-' for stdin)\n"
+	        "      --filter N=V[,V]   the instances DescribeInstances finds with this filter\n"
+	        "                         (tag:app=web, vpc-id=vpc-1, instance-state-name=running;\n"
+	        "                         repeatable, all must match); listed and confirmed first\n"
+	        "      --finding FILE     the instances a GuardDuty or Security Hub finding names (its\n"
+	        "                         EventBridge event, or a JSON array of them; '-' for stdin)\n"
+	        "  -y, --yes              handle --filter's matches without asking\n"
 	        "\n"
 	        "Configuration:\n"
 	        "  -c, --conf FILE        site configuration (default %s/irfw/irfw.ini,\n"
@@ -151,7 +157,9 @@ int main(int argc, char **argv)
 		OPT_INI,
 		OPT_NO_RESUME,
 		OPT_EVIDENCE,
-		OPT_EVENTS
+		OPT_EVENTS,
+		OPT_FILTER,
+		OPT_FINDING
 	};
 	static const struct option longopts[] = {
 	    {"iid", required_argument, NULL, 'i'},
@@ -178,6 +186,9 @@ int main(int argc, char **argv)
 	    {"no-resume", no_argument, NULL, OPT_NO_RESUME},
 	    {"evidence-dir", required_argument, NULL, OPT_EVIDENCE},
 	    {"events", required_argument, NULL, OPT_EVENTS},
+	    {"filter", required_argument, NULL, OPT_FILTER},
+	    {"finding", required_argument, NULL, OPT_FINDING},
+	    {"yes", no_argument, NULL, 'y'},
 	    {"ini", no_argument, NULL, OPT_INI},
 	    {NULL, 0, NULL, 0},
 	};
@@ -197,14 +208,15 @@ int main(int argc, char **argv)
 	static const struct {
 		int opt;
 		irfw_setting what;
-	} settings[] = {{'c', IRFW_SET_CONF},         {'r', IRFW_SET_REGION},
-	                {'p', IRFW_SET_PROFILE},      {'g', IRFW_SET_SGID},
-	                {'b', IRFW_SET_BUCKET},       {'t', IRFW_SET_TOPIC},
-	                {OPT_CASE, IRFW_SET_CASE_ID}, {OPT_ONLY, IRFW_SET_ONLY},
-	                {OPT_SKIP, IRFW_SET_SKIP},    {OPT_EVIDENCE, IRFW_SET_EVIDENCE_DIR},
-	                {'j', IRFW_SET_JOBS},         {OPT_EVENTS, IRFW_SET_EVENTS}};
+	} settings[] = {{'c', IRFW_SET_CONF},          {'r', IRFW_SET_REGION},
+	                {'p', IRFW_SET_PROFILE},       {'g', IRFW_SET_SGID},
+	                {'b', IRFW_SET_BUCKET},        {'t', IRFW_SET_TOPIC},
+	                {OPT_CASE, IRFW_SET_CASE_ID},  {OPT_ONLY, IRFW_SET_ONLY},
+	                {OPT_SKIP, IRFW_SET_SKIP},     {OPT_EVIDENCE, IRFW_SET_EVIDENCE_DIR},
+	                {'j', IRFW_SET_JOBS},          {OPT_EVENTS, IRFW_SET_EVENTS},
+	                {OPT_FILTER, IRFW_SET_FILTER}, {OPT_FINDING, IRFW_SET_FINDING}};
 
-	while (!done && (opt = getopt_long(argc, argv, "i:f:c:r:p:g:b:t:nj:o:vqVh", longopts, NULL)) != -1) {
+	while (!done && (opt = getopt_long(argc, argv, "i:f:c:r:p:g:b:t:nj:o:vqVhy", longopts, NULL)) != -1) {
 		bool setting = false;
 		for (size_t i = 0; i < sizeof(settings) / sizeof(settings[0]); i++)
 			if (settings[i].opt == opt) {
@@ -236,6 +248,9 @@ int main(int argc, char **argv)
 			break;
 		case 'n':
 			irfw_runner_set_flag(r, IRFW_FLAG_DRY_RUN, true);
+			break;
+		case 'y':
+			irfw_runner_set_flag(r, IRFW_FLAG_YES, true);
 			break;
 		case OPT_NO_RESUME:
 			irfw_runner_set_flag(r, IRFW_FLAG_NO_RESUME, true);
@@ -321,7 +336,8 @@ int main(int argc, char **argv)
 	if (res != IRFW_RESULT_OK)
 		goto out;
 	if (!plugins_cmd && !check_cmd && irfw_runner_instance_count(r) == 0) {
-		fprintf(stderr, "irfw: no instance given: use -i INSTANCE_ID or --from-file FILE\n"
+		fprintf(stderr, "irfw: no instance given: use -i INSTANCE_ID, --from-file FILE, --filter "
+		                "NAME=VALUES or --finding FILE\n"
 		                "Try 'irfw --help'.\n");
 		res = IRFW_RESULT_USAGE;
 		goto out;

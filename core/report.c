@@ -19,6 +19,7 @@
 #include "run.h"
 #include "containment.h"
 #include "report.h"
+#include "fleet.h"
 #include "base/buf.h"
 #include "base/log.h"
 #include "base/text.h"
@@ -98,6 +99,9 @@ cJSON *irfw_target_summary(const irfw_target *t)
 	cJSON_AddNumberToObject(counts, "skipped", count[IRFW_SKIPPED]);
 	cJSON_AddNumberToObject(counts, "failed", count[IRFW_FAILED]);
 	cJSON_AddItemToObject(o, "containment", containment_json(t));
+	const cJSON *fnd = irfw_fleet_findings_of(t->run, t->id);
+	if (fnd)
+		cJSON_AddItemToObject(o, "findings", cJSON_Duplicate(fnd, true));
 	cJSON *arts = cJSON_AddArrayToObject(o, "artifacts");
 	for (size_t i = 0; t->rec && i < irfw_case_artifact_count(t->rec); i++) {
 		cJSON *a = cJSON_CreateObject();
@@ -195,6 +199,9 @@ void irfw_report_json(struct irfw_run *r)
 			cJSON_AddBoolToObject(it, "handled", !t->skipped_state);
 		if (t->found && !t->skipped_state)
 			cJSON_AddItemToObject(it, "containment", containment_json(t));
+		const cJSON *fnd = irfw_fleet_findings_of(r, t->id);
+		if (fnd)
+			cJSON_AddItemToObject(it, "findings", cJSON_Duplicate(fnd, true));
 		if (t->rec) {
 			cJSON_AddStringToObject(it, "case_dir", irfw_case_dir(t->rec));
 			cJSON_AddStringToObject(it, "manifest", irfw_case_manifest_path(t->rec));

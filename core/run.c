@@ -22,6 +22,7 @@
 #include "report.h"
 #include "scheduler.h"
 #include "events.h"
+#include "fleet.h"
 #include "base/buf.h"
 #include "base/log.h"
 #include "base/text.h"
@@ -427,64 +428,119 @@ static struct irfw_target *find_target(struct irfw_run *r, const char *id)
 /* DescribeInstances once for the whole batch.  The instance-id filter,
  * unlike InstanceId.N, answers for the ids that exist instead of failing
  * the whole call for one typo. */
+/* Take the instances of one DescribeInstances reply into their targets. */
+static void take_instances(struct irfw_run *r, const cJSON *res)
+{
+	const cJSON *resv, *inst;
+	cJSON_ArrayForEach(resv, cJSON_GetObjectItemCaseSensitive(res, "reservationSet"))
+	    cJSON_ArrayForEach(inst, cJSON_GetObjectItemCaseSensitive(resv, "instancesSet"))
+	{
+		const cJSON *id = cJSON_GetObjectItemCaseSensitive(inst, "instanceId");
+		struct irfw_target *t = cJSON_IsString(id) ? find_target(r, id->valuestring) : NULL;
+		if (!t || t->found)
+			continue;
+		t->found = true;
+		t->instance = cJSON_Duplicate(inst, true);
+		t->state = irfw_strdup(
+		    irfw_json_str(cJSON_GetObjectItemCaseSensitive(inst, "instanceState"), "name"));
+		const cJSON *vpc = cJSON_GetObjectItemCaseSensitive(inst, "vpcId");
+		t->vpc_id = cJSON_IsString(vpc) ? strdup(vpc->valuestring) : NULL;
+		t->name_tag = irfw_strdup(tag_value(inst, "Name"));
+	}
+}
+
+/* Every page of DescribeInstances with `p`.  0, 1 (error code in e), or -1. */
+static int describe_pages(struct irfw_run *r, cJSON *p, struct irfw_aws_error *e)
+{
+	char *token = NULL;
+	for (int page = 0; page < 1000; page++) {
+		cJSON_DeleteItemFromObjectCaseSensitive(p, "NextToken");
+		if (token)
+			cJSON_AddStringToObject(p, "NextToken", token);
+		free(token);
+		token = NULL;
+		char rid[128];
+		cJSON *res = NULL;
+		if (irfw_aws_request(r->aws, r->resolved_region, "ec2", "DescribeInstances", p, false, &res,
+		                     e, rid) != 0)
+			return 1;
+		take_instances(r, res);
+		const char *nt = irfw_json_str(res, "nextToken");
+		if (nt && *nt)
+			token = strdup(nt);
+		cJSON_Delete(res);
+		if (!token)
+			return 0;
+	}
+	free(token);
+	return 0;
+}
+
+/* The ids an InvalidInstanceID.NotFound message names ("The instance IDs
+ * 'i-1, i-2' do not exist"), removed from `ids`; how many were. */
+static int drop_missing(cJSON *ids, const char *message)
+{
+	int dropped = 0;
+	for (int i = cJSON_GetArraySize(ids) - 1; i >= 0; i--) {
+		const char *id = cJSON_GetArrayItem(ids, i)->valuestring;
+		const char *hit = strstr(message, id);
+		size_t n = strlen(id);
+		if (hit && !((hit[n] >= '0' && hit[n] <= '9') || (hit[n] >= 'a' && hit[n] <= 'f'))) {
+			cJSON_DeleteItemFromArray(ids, i);
+			dropped++;
+		}
+	}
+	return dropped;
+}
+
+/* DescribeInstances for the batch: one call per 1000 ids (InstanceId.N).
+ * AWS fails such a call as a whole for an id that does not exist, naming
+ * it: the call is made again without it.  When the message names none,
+ * the instance-id filter (200 values a call), which answers for the ids
+ * that exist, finds the rest. */
 static int describe_targets(struct irfw_run *r)
 {
-	const size_t chunk = 200;
+	const size_t chunk = 1000, filter_chunk = 200;
 	for (size_t start = 0; start < r->batch.n; start += chunk) {
 		cJSON *p = cJSON_CreateObject();
-		cJSON *filters = cJSON_AddArrayToObject(p, "Filter");
-		cJSON *f = cJSON_CreateObject();
-		cJSON_AddStringToObject(f, "Name", "instance-id");
-		cJSON *vals = cJSON_AddArrayToObject(f, "Value");
+		cJSON *ids = cJSON_AddArrayToObject(p, "InstanceId");
 		for (size_t i = start; i < r->batch.n && i < start + chunk; i++)
-			cJSON_AddItemToArray(vals, cJSON_CreateString(r->batch.targets[i]->id));
-		cJSON_AddItemToArray(filters, f);
-		char *token = NULL;
-		do {
-			if (token) {
-				cJSON_DeleteItemFromObjectCaseSensitive(p, "NextToken");
-				cJSON_AddStringToObject(p, "NextToken", token);
-			}
-			free(token);
-			token = NULL;
-			struct irfw_aws_error e;
-			char rid[128];
-			cJSON *res = NULL;
-			if (irfw_aws_request(r->aws, r->resolved_region, "ec2", "DescribeInstances", p, false,
-			                     &res, &e, rid) != 0) {
+			cJSON_AddItemToArray(ids, cJSON_CreateString(r->batch.targets[i]->id));
+		struct irfw_aws_error e;
+		int rc, tries = 0;
+		/* AWS names every missing id at once; an emulator may name one a
+		 * call: after a few, the filter is cheaper. */
+		while ((rc = describe_pages(r, p, &e)) == 1 &&
+		       strcmp(e.code, "InvalidInstanceID.NotFound") == 0 && ++tries <= 3 &&
+		       drop_missing(ids, e.message) > 0 && cJSON_GetArraySize(ids) > 0)
+			;
+		if (rc == 1 && cJSON_GetArraySize(ids) == 0)
+			rc = 0; /* none of them exists */
+		bool fallback = rc == 1 && strcmp(e.code, "InvalidInstanceID.NotFound") == 0;
+		cJSON_Delete(p);
+		if (rc == 1 && !fallback) {
+			irfw_logf(IRFW_LOG_ERROR, NULL, "DescribeInstances: %s: %s (request %s)", e.code,
+			          e.message, e.request_id[0] ? e.request_id : "-");
+			return -1;
+		}
+		for (size_t f = start; fallback && f < r->batch.n && f < start + chunk; f += filter_chunk) {
+			cJSON *q = cJSON_CreateObject();
+			cJSON *flt = cJSON_CreateObject();
+			cJSON_AddStringToObject(flt, "Name", "instance-id");
+			cJSON *vals = cJSON_AddArrayToObject(flt, "Value");
+			for (size_t i = f; i < r->batch.n && i < f + filter_chunk && i < start + chunk; i++)
+				if (!r->batch.targets[i]->found)
+					cJSON_AddItemToArray(vals,
+					                     cJSON_CreateString(r->batch.targets[i]->id));
+			cJSON_AddItemToArray(cJSON_AddArrayToObject(q, "Filter"), flt);
+			rc = cJSON_GetArraySize(vals) ? describe_pages(r, q, &e) : 0;
+			cJSON_Delete(q);
+			if (rc != 0) {
 				irfw_logf(IRFW_LOG_ERROR, NULL, "DescribeInstances: %s: %s (request %s)",
 				          e.code, e.message, e.request_id[0] ? e.request_id : "-");
-				cJSON_Delete(p);
 				return -1;
 			}
-			const cJSON *resv;
-			cJSON_ArrayForEach(resv, cJSON_GetObjectItemCaseSensitive(res, "reservationSet"))
-			{
-				const cJSON *inst;
-				cJSON_ArrayForEach(inst,
-				                   cJSON_GetObjectItemCaseSensitive(resv, "instancesSet"))
-				{
-					const cJSON *id =
-					    cJSON_GetObjectItemCaseSensitive(inst, "instanceId");
-					struct irfw_target *t =
-					    cJSON_IsString(id) ? find_target(r, id->valuestring) : NULL;
-					if (!t || t->found)
-						continue;
-					t->found = true;
-					t->instance = cJSON_Duplicate(inst, true);
-					t->state = irfw_strdup(irfw_json_str(
-					    cJSON_GetObjectItemCaseSensitive(inst, "instanceState"), "name"));
-					const cJSON *vpc = cJSON_GetObjectItemCaseSensitive(inst, "vpcId");
-					t->vpc_id = cJSON_IsString(vpc) ? strdup(vpc->valuestring) : NULL;
-					t->name_tag = irfw_strdup(tag_value(inst, "Name"));
-				}
-			}
-			const cJSON *nt = cJSON_GetObjectItemCaseSensitive(res, "nextToken");
-			if (cJSON_IsString(nt) && *nt->valuestring)
-				token = strdup(nt->valuestring);
-			cJSON_Delete(res);
-		} while (token);
-		cJSON_Delete(p);
+		}
 	}
 	return 0;
 }
@@ -633,6 +689,11 @@ int irfw_run_execute(struct irfw_run *r, bool json, bool check_only)
 	}
 	irfw_logf(IRFW_LOG_INFO, NULL, "acting as %s in account %s, region %s",
 	          r->caller_arn ? r->caller_arn : "?", r->account_id, r->resolved_region);
+	if (r->n_filters) {
+		int frc = irfw_fleet_resolve_filters(r);
+		if (frc != IRFW_RUN_OK)
+			return frc;
+	}
 	if (check_only && r->batch.n == 0) {
 		printf("configuration, plugins and credentials are fine (%zu steps)\n", r->n_steps);
 		return IRFW_RUN_OK;
@@ -707,6 +768,10 @@ int irfw_run_execute(struct irfw_run *r, bool json, bool check_only)
 				continue;
 			}
 			irfw_containment_load(t);
+			const cJSON *fnd = irfw_fleet_findings_of(r, t->id);
+			if (fnd &&
+			    irfw_case_record(t->rec, "core", "findings", cJSON_Duplicate(fnd, true)) != 0)
+				irfw_logf(IRFW_LOG_WARN, t->id, "case record: %s", irfw_case_error(t->rec));
 			/* The instance as found is the first piece of evidence. */
 			char *desc = cJSON_Print(t->instance);
 			if (desc) {
@@ -767,6 +832,10 @@ int irfw_run_execute(struct irfw_run *r, bool json, bool check_only)
 void irfw_run_free(struct irfw_run *r)
 {
 	irfw_events_close(r);
+	for (size_t i = 0; i < r->n_filters; i++)
+		free(r->filters[i]);
+	free(r->filters);
+	cJSON_Delete(r->findings);
 	for (size_t i = 0; i < r->n_steps; i++) {
 		struct irfw_step *s = r->steps[i];
 		if (s->initialised && s->mod->vt.fini)

@@ -115,7 +115,11 @@ struct irfw_run {
 	/* From the command line (may be NULL). */
 	const char *conf_path;
 	const char *region, *profile, *bucket, *topic, *sgid, *case_id;
-	const char *events_path;      /* --events */
+	const char *events_path; /* --events */
+	char **filters;          /* --filter NAME=VALUES, each */
+	size_t n_filters;
+	cJSON *findings;              /* --finding: instance id -> [{id, type, source, title}] */
+	bool yes;                     /* --yes: no confirmation of --filter's matches */
 	const char *evidence_dir_opt; /* --evidence-dir, else $IRFW_EVIDENCE_DIR */
 	bool plan, dry_run, no_resume;
 	long jobs;

@@ -15,6 +15,7 @@
 
 #include "run.h"
 #include "plugins_doc.h"
+#include "fleet.h"
 #include "base/buf.h"
 #include "base/log.h"
 #include "base/text.h"
@@ -25,7 +26,7 @@ struct irfw_runner {
 	struct irfw_run run;
 	bool json, loaded;
 	/* Owned copies of the settings the run points to. */
-	char *values[IRFW_SET_EVENTS + 1];
+	char *values[IRFW_SET_FINDING + 1];
 };
 
 irfw_runner *irfw_runner_new(void)
@@ -50,7 +51,7 @@ void irfw_runner_free(irfw_runner *r)
 
 int irfw_runner_set(irfw_runner *r, irfw_setting what, const char *value)
 {
-	if ((unsigned)what > IRFW_SET_EVENTS || !value)
+	if ((unsigned)what > IRFW_SET_FINDING || !value)
 		return -1;
 	if (what == IRFW_SET_JOBS) {
 		long jobs;
@@ -61,6 +62,10 @@ int irfw_runner_set(irfw_runner *r, irfw_setting what, const char *value)
 		r->run.jobs = jobs;
 		return 0;
 	}
+	if (what == IRFW_SET_FILTER)
+		return irfw_fleet_add_filter(&r->run, value);
+	if (what == IRFW_SET_FINDING)
+		return irfw_fleet_add_findings(&r->run, value);
 	if (what == IRFW_SET_ONLY || what == IRFW_SET_SKIP) {
 		char ***list = what == IRFW_SET_ONLY ? &r->run.only : &r->run.skip;
 		irfw_strv_free(*list);
@@ -121,6 +126,9 @@ void irfw_runner_set_flag(irfw_runner *r, irfw_flag what, bool on)
 	case IRFW_FLAG_PROGRESS:
 		r->run.progress.on = on;
 		break;
+	case IRFW_FLAG_YES:
+		r->run.yes = on;
+		break;
 	}
 }
 
@@ -170,7 +178,8 @@ int irfw_runner_add_instance_file(irfw_runner *r, const char *path)
 
 size_t irfw_runner_instance_count(const irfw_runner *r)
 {
-	return r->run.batch.n;
+	/* A filter names instances too, found when the run starts. */
+	return r->run.batch.n + r->run.n_filters;
 }
 
 static irfw_result from_status(int status)
@@ -206,6 +215,12 @@ irfw_result irfw_runner_plan(irfw_runner *r)
 {
 	if (!r->loaded)
 		return IRFW_RESULT_USAGE;
+	if (r->run.n_filters) {
+		irfw_logf(IRFW_LOG_ERROR, NULL,
+		          "--plan makes no AWS call, so it cannot find what --filter "
+		          "matches: use irfw check --filter ... to see them");
+		return IRFW_RESULT_USAGE;
+	}
 	return from_status(irfw_run_plan(&r->run, r->json));
 }
 

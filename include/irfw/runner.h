@@ -51,7 +51,9 @@ typedef enum irfw_setting {
 	IRFW_SET_ONLY,         /* run only these steps (comma-separated) */
 	IRFW_SET_SKIP,         /* do not run these steps (comma-separated) */
 	IRFW_SET_JOBS,         /* instances handled in parallel, 1 to 64 */
-	IRFW_SET_EVENTS        /* JSON-lines events to this file ("-": standard output) */
+	IRFW_SET_EVENTS,       /* JSON-lines events to this file ("-": standard output) */
+	IRFW_SET_FILTER,       /* add a DescribeInstances filter NAME=VALUES (repeatable) */
+	IRFW_SET_FINDING       /* add the instances of a findings file ("-": standard input) */
 } irfw_setting;
 
 /** Switches. */
@@ -59,7 +61,8 @@ typedef enum irfw_flag {
 	IRFW_FLAG_DRY_RUN = 0, /* EC2 changes with DryRun, other changes not sent */
 	IRFW_FLAG_NO_RESUME,   /* repeat steps an earlier run of the case did */
 	IRFW_FLAG_JSON,        /* results as one JSON document on standard output */
-	IRFW_FLAG_PROGRESS     /* a live status line on standard error (a terminal) */
+	IRFW_FLAG_PROGRESS,    /* a live status line on standard error (a terminal) */
+	IRFW_FLAG_YES          /* handle --filter's matches without asking */
 } irfw_flag;
 
 typedef struct irfw_runner irfw_runner;

@@ -481,6 +481,12 @@ static char *build_payload(irfw_target *t, const cJSON *sum)
 	add_field(fields, "Case", case_id, NULL);
 	add_field(fields, "Account / region", acct, NULL);
 	add_field(fields, "Result", result, NULL);
+	/* The findings that named the instance (--finding), if any. */
+	const cJSON *fnd;
+	int n_fnd = 0;
+	/* A section holds at most 10 fields: the first few findings. */
+	cJSON_ArrayForEach(fnd, cJSON_GetObjectItemCaseSensitive(sum, "findings")) if (n_fnd++ < 4)
+	    add_field(fields, "Finding", irfw_json_text(fnd, "type"), irfw_json_text(fnd, "id"));
 	cJSON_AddItemToArray(blocks, blk);
 
 	blk = cJSON_CreateObject();

@@ -124,6 +124,18 @@ static char *format_text(const cJSON *sum)
 	irfw_strbuf_printf(b, "\nAccount:  %s\nRegion:   %s\nCase:     ", acct ? acct : "?",
 	                   region ? region : "?");
 	buf_put_line(b, irfw_json_text(sum, "case_id") ? irfw_json_text(sum, "case_id") : "?");
+	/* The findings that named the instance (--finding), if any. */
+	const cJSON *fnd;
+	cJSON_ArrayForEach(fnd, cJSON_GetObjectItemCaseSensitive(sum, "findings"))
+	{
+		irfw_strbuf_puts(b, "\nFinding:  ");
+		buf_put_line(b, irfw_json_text(fnd, "type") ? irfw_json_text(fnd, "type") : "?");
+		irfw_strbuf_puts(b, " (");
+		buf_put_line(b, irfw_json_text(fnd, "source") ? irfw_json_text(fnd, "source") : "?");
+		irfw_strbuf_puts(b, " ");
+		buf_put_line(b, irfw_json_text(fnd, "id") ? irfw_json_text(fnd, "id") : "?");
+		irfw_strbuf_puts(b, ")");
+	}
 	irfw_strbuf_printf(b, "\nResult:   %s%d ok, %d skipped, %d failed\n\nSteps:\n",
 	                   n_fail ? "ATTENTION: " : "", n_ok, n_skip, n_fail);
 
