@@ -52,7 +52,14 @@ static const struct irfw_option global_base[] = {
      "Template of the case id when --case-id is not given. Variables: ${date} (YYYY-MM-DD, UTC), "
      "${time} (HHMMSS, UTC), ${account_id}, ${region}. Re-running with the same case id resumes it.",
      NULL},
-    {"jobs", IRFW_OPT_INT, "4", 0, "Instances handled in parallel (--jobs overrides); 1 to 64.", NULL},
+    {"jobs", IRFW_OPT_INT, "16", 0,
+     "Workers handling the fleet's steps at once (--jobs overrides); 1 to 64. At 50 to 100 ms a call a "
+     "worker "
+     "makes 10 to 20 calls a second, while EC2's buckets take bursts of 50 to 100 calls and refill at 5 to "
+     "20 "
+     "a second: 16 workers drain a burst in well under a second and keep every bucket busy, so the account's "
+     "limits, not the pool, set the pace.",
+     NULL},
     {"max_attempts", IRFW_OPT_INT, "5", 0,
      "Attempts per AWS call, retrying throttling, 5xx and network errors with capped exponential "
      "backoff and jitter.",

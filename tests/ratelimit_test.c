@@ -580,6 +580,44 @@ static void test_concurrency_real_clock(void **state)
 	irfw_ratelimit_free(c.rl);
 }
 
+static void test_adaptive_other(void **state)
+{
+	struct fake_clock fc;
+	struct irfw_clock clk;
+	struct irfw_ratelimit *rl;
+
+	(void)state;
+	fake_init(&fc, &clk, false);
+	rl = irfw_ratelimit_new(&clk);
+	assert_non_null(rl);
+	/* No pacing at all until the service throttles. */
+	for (int i = 0; i < 100; i++)
+		irfw_ratelimit_acquire(rl, "111", "us-east-1", "s3", "PutObject");
+	assert_int_equal(fc.nsleeps, 0);
+	assert_true(irfw_ratelimit_adaptive_rate(rl, "111", "us-east-1", "s3") == 0);
+	/* Throttled: 10 calls a second, then half at each throttling. */
+	irfw_ratelimit_throttled(rl, "111", "us-east-1", "s3", "PutObject");
+	assert_true(irfw_ratelimit_adaptive_rate(rl, "111", "us-east-1", "s3") == 10.0);
+	irfw_ratelimit_throttled(rl, "111", "us-east-1", "s3", "PutObject");
+	assert_true(irfw_ratelimit_adaptive_rate(rl, "111", "us-east-1", "s3") == 5.0);
+	for (int i = 0; i < 6; i++)
+		irfw_ratelimit_acquire(rl, "111", "us-east-1", "s3", "PutObject");
+	assert_true(fc.nsleeps >= 4);
+	/* Other services and the EC2 buckets are not touched by it. */
+	assert_true(irfw_ratelimit_adaptive_rate(rl, "111", "us-east-1", "sns") == 0);
+	irfw_ratelimit_throttled(rl, "111", "us-east-1", "ec2", "StopInstances");
+	assert_true(irfw_ratelimit_adaptive_rate(rl, "111", "us-east-1", "ec2") == 0);
+	/* Successes regrow it until it paces no more. */
+	for (int i = 0; i < 200; i++)
+		irfw_ratelimit_succeeded(rl, "111", "us-east-1", "s3", "PutObject");
+	assert_true(irfw_ratelimit_adaptive_rate(rl, "111", "us-east-1", "s3") == 0);
+	/* A configured "other" is a fixed bucket: no adaptation. */
+	assert_int_equal(irfw_ratelimit_configure(rl, "other", 5, 1), 0);
+	irfw_ratelimit_throttled(rl, "111", "us-east-1", "s3", "PutObject");
+	assert_true(irfw_ratelimit_adaptive_rate(rl, "111", "us-east-1", "s3") == 0);
+	irfw_ratelimit_free(rl);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -589,6 +627,7 @@ int main(void)
 	    cmocka_unit_test(test_fifo_threads),
 	    cmocka_unit_test(test_separate_keys),
 	    cmocka_unit_test(test_configure),
+	    cmocka_unit_test(test_adaptive_other),
 	    cmocka_unit_test(test_parse_spec),
 	    cmocka_unit_test(test_backoff),
 	    cmocka_unit_test(test_rand01),

@@ -616,6 +616,7 @@ static int do_call(struct irfw_aws *a, const struct irfw_creds *creds, bool anon
 		long ms = (long)((now_s() - t0) * 1000);
 		if (prc == 0 && resp.status >= 200 && resp.status < 300) {
 			*result = parse_success(svc, op, &resp, e);
+			irfw_ratelimit_succeeded(a->rl, a->account, region, service, op);
 			if (*result) {
 				find_request_id(*result, &resp, req_id);
 				irfw_logf(IRFW_LOG_DEBUG, "aws",
@@ -646,6 +647,8 @@ static int do_call(struct irfw_aws *a, const struct irfw_creds *creds, bool anon
 		if (attempt == max || !irfw_aws_error_is_retryable(e))
 			break;
 		bool throttle = irfw_aws_error_is_throttle(e);
+		if (throttle)
+			irfw_ratelimit_throttled(a->rl, a->account, region, service, op);
 		double d = irfw_backoff_delay(attempt, throttle ? 0.5 : 0.1, 20.0, irfw_rand01, NULL);
 		irfw_logf(IRFW_LOG_DEBUG, "aws", "%s %s: retrying in %.2f s (%s)", service, op, d, e->code);
 		struct timespec ts = {(time_t)d, (long)((d - (double)(time_t)d) * 1e9)};

@@ -93,7 +93,9 @@ static const struct {
     [RL_EC2_SNAPSHOT] = {"ec2-snapshot", 100, 5, "100/5", "EC2 CreateSnapshot and CreateSnapshots"},
     [RL_EC2_ENI] = {"ec2-eni", 100, 5, "100/5", "EC2 ModifyNetworkInterfaceAttribute"},
     [RL_EC2_TAGS] = {"ec2-tags", 100, 10, "100/10", "EC2 CreateTags"},
-    [RL_OTHER] = {"other", 50, 10, "50/10", "each other service, one bucket per service"},
+    [RL_OTHER] = {"other", 0, 0, "0/0",
+                  "each other service (one bucket per service): no pacing until the service throttles, then "
+                  "half the rate, regrown 5 % a success"},
 };
 
 size_t irfw_ratelimit_class_count(void)
@@ -165,6 +167,9 @@ struct rl_state {
 	double tokens; /* negative: turns already promised to sleepers */
 	double last;   /* clock time tokens was brought up to date */
 	bool primed;
+	/* Adaptive pacing of a class without a configured rate: 0 = none;
+	 * set by throttling, regrown by successes (AIMD). */
+	double adaptive;
 };
 
 struct rl_bucket {
@@ -355,6 +360,14 @@ void irfw_ratelimit_acquire(struct irfw_ratelimit *rl, const char *account, cons
 		    find_state(rl, cls, account ? account : "", region ? region : "", service ? service : "");
 		/* Read under the lock so bookings are made in clock order. */
 		wait = reserve(st, &rl->cls[cls], rl->clock.now(rl->clock.ctx));
+	} else if (cls == RL_OTHER) {
+		struct rl_state *st =
+		    find_state(rl, cls, account ? account : "", region ? region : "", service ? service : "");
+		if (st->adaptive > 0) {
+			struct rl_class c = {.capacity = st->adaptive < 1 ? 1 : st->adaptive,
+			                     .rate = st->adaptive};
+			wait = reserve(st, &c, rl->clock.now(rl->clock.ctx));
+		}
 	}
 	pthread_mutex_unlock(&rl->lock);
 	if (wait > 0)
@@ -432,4 +445,67 @@ double irfw_rand01(void *unused)
 	z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
 	z ^= z >> 31;
 	return (double)(z >> 11) * 0x1.0p-53;
+}
+
+/* The adaptive pacing of services AWS does not document buckets for, as
+ * the SDKs' adaptive retry mode does in spirit: nothing until the service
+ * throttles; then half the rate (from 10 calls/s), regrown 5 % with each
+ * success until it no longer paces at all. */
+#define ADAPTIVE_START 10.0
+#define ADAPTIVE_MIN   0.5
+#define ADAPTIVE_FREE  200.0
+
+static struct rl_state *adaptive_state(struct irfw_ratelimit *rl, const char *account, const char *region,
+                                       const char *service, const char *operation)
+{
+	if (class_of(service, operation) != RL_OTHER || rl->cls[RL_OTHER].rate > 0)
+		return NULL;
+	return find_state(rl, RL_OTHER, account ? account : "", region ? region : "", service ? service : "");
+}
+
+void irfw_ratelimit_throttled(struct irfw_ratelimit *rl, const char *account, const char *region,
+                              const char *service, const char *operation)
+{
+	if (!rl)
+		return;
+	pthread_mutex_lock(&rl->lock);
+	struct rl_state *st = adaptive_state(rl, account, region, service, operation);
+	if (st) {
+		st->adaptive = st->adaptive > 0 ? st->adaptive / 2 : ADAPTIVE_START;
+		if (st->adaptive < ADAPTIVE_MIN)
+			st->adaptive = ADAPTIVE_MIN;
+		/* Pacing starts now: one call may go at once, the rest spaced. */
+		st->primed = true;
+		st->last = rl->clock.now(rl->clock.ctx);
+		if (st->tokens > 1)
+			st->tokens = 1;
+	}
+	pthread_mutex_unlock(&rl->lock);
+}
+
+void irfw_ratelimit_succeeded(struct irfw_ratelimit *rl, const char *account, const char *region,
+                              const char *service, const char *operation)
+{
+	if (!rl)
+		return;
+	pthread_mutex_lock(&rl->lock);
+	struct rl_state *st = adaptive_state(rl, account, region, service, operation);
+	if (st && st->adaptive > 0) {
+		st->adaptive *= 1.05;
+		if (st->adaptive > ADAPTIVE_FREE)
+			st->adaptive = 0;
+	}
+	pthread_mutex_unlock(&rl->lock);
+}
+
+double irfw_ratelimit_adaptive_rate(struct irfw_ratelimit *rl, const char *account, const char *region,
+                                    const char *service)
+{
+	if (!rl)
+		return 0;
+	pthread_mutex_lock(&rl->lock);
+	struct rl_state *st = adaptive_state(rl, account, region, service, "Any");
+	double v = st ? st->adaptive : 0;
+	pthread_mutex_unlock(&rl->lock);
+	return v;
 }

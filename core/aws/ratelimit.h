@@ -99,6 +99,22 @@ int irfw_ratelimit_parse_spec(const char *spec, double *cap, double *rate);
 void irfw_ratelimit_acquire(struct irfw_ratelimit *rl, const char *account, const char *region,
                             const char *service, const char *operation);
 
+/**
+ * Services without documented buckets ("other", when ratelimit.other is
+ * not set) are paced adaptively: not at all until the service answers
+ * with throttling (irfw_ratelimit_throttled), then at 10 calls/s, halved
+ * at each further throttling (to 0.5/s at the least), grown 5 % at each
+ * success (irfw_ratelimit_succeeded) until pacing stops at 200/s.  No-ops
+ * for the EC2 classes and a configured "other".
+ */
+void irfw_ratelimit_throttled(struct irfw_ratelimit *rl, const char *account, const char *region,
+                              const char *service, const char *operation);
+void irfw_ratelimit_succeeded(struct irfw_ratelimit *rl, const char *account, const char *region,
+                              const char *service, const char *operation);
+/** The adaptive rate of `service` now (0: not paced), for tests and logs. */
+double irfw_ratelimit_adaptive_rate(struct irfw_ratelimit *rl, const char *account, const char *region,
+                                    const char *service);
+
 /** Free the registry; no thread may be inside acquire.  NULL is a no-op. */
 void irfw_ratelimit_free(struct irfw_ratelimit *rl);
 

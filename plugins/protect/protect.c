@@ -122,10 +122,17 @@ static cJSON *value_param(const char *name, bool value)
 }
 
 /* DeleteOnTermination=false on every EBS volume in one call: the API takes a
- * list of mappings.  Returns the number of volumes in the call. */
+ * list of mappings.  Returns the number of volumes in the call, or -1 when an
+ * earlier step of this run already kept them all. */
 static int keep_volumes(irfw_target *t, struct outcome *o)
 {
 	const cJSON *bdm = cJSON_GetObjectItemCaseSensitive(irfw_target_instance(t), "blockDeviceMapping");
+	/* The spot step of this run already made every volume stay. */
+	const char *kept = irfw_fact_get(t, "volumes.kept");
+	if (kept && strcmp(kept, "true") == 0) {
+		irfw_note(t, "volumes already kept on termination (by an earlier step of this run)");
+		return -1;
+	}
 	cJSON *params = cJSON_CreateObject();
 	cJSON *list = cJSON_AddArrayToObject(params, "BlockDeviceMapping");
 	cJSON *rec = cJSON_CreateArray();
@@ -138,6 +145,9 @@ static int keep_volumes(irfw_target *t, struct outcome *o)
 		const char *vol = irfw_json_str(ebs, "volumeId");
 		if (!dev || !vol)
 			continue; /* instance-store: nothing to keep */
+		/* Already so, as DescribeInstances shows: no call for it. */
+		if (!irfw_json_bool(ebs, "deleteOnTermination", true))
+			continue;
 		cJSON *item = cJSON_CreateObject();
 		cJSON_AddStringToObject(item, "DeviceName", dev);
 		cJSON_AddBoolToObject(cJSON_AddObjectToObject(item, "Ebs"), "DeleteOnTermination", false);
@@ -215,8 +225,9 @@ static irfw_status run(irfw_target *t, void *state)
 		n_volumes = keep_volumes(t, &o);
 		if (n_volumes > 0)
 			attempted++;
-		else
-			irfw_note(t, "no EBS volumes to keep");
+		else if (n_volumes == 0)
+			irfw_note(
+			    t, "no EBS volume to change: none attached, or all already kept on termination");
 	}
 
 	if (attempted == 0) {

@@ -76,6 +76,7 @@ static irfw_status keep_volumes(irfw_target *t, const cJSON *inst)
 		irfw_note(
 		    t, kept ? "all %d EBS volume(s) already kept on termination" : "no EBS volumes attached",
 		    kept);
+		irfw_fact_set(t, "volumes.kept", "true");
 		goto out;
 	}
 	if (irfw_aws_call(t, "ec2", "ModifyInstanceAttribute", params, NULL) != 0) {
@@ -85,6 +86,9 @@ static irfw_status keep_volumes(irfw_target *t, const cJSON *inst)
 	}
 	irfw_note(t, "%d EBS volume(s) set to DeleteOnTermination=false%s", changed,
 	          irfw_target_dry_run(t) ? " (dry run)" : "");
+	/* protect need not ask again (one ModifyInstanceAttribute saved). */
+	if (!irfw_target_dry_run(t))
+		irfw_fact_set(t, "volumes.kept", "true");
 out:
 	cJSON_Delete(params);
 	return st;
