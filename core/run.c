@@ -637,7 +637,9 @@ static int aws_client(struct irfw_run *r, char *err, size_t errlen)
 	    .ca_file = irfw_run_global(r, "ca_file"),
 	    .connect_timeout = global_long(r, "connect_timeout"),
 	    .timeout = global_long(r, "timeout"),
-	    .max_attempts = (int)global_long(r, "max_attempts"),
+	    /* Only when written: else AWS_MAX_ATTEMPTS, the profile's, 5. */
+	    .max_attempts =
+	        irfw_section_find(r->global, "max_attempts") ? (int)global_long(r, "max_attempts") : 0,
 	    .s3_path_style = ps && irfw_parse_bool(ps, &path_style) && path_style,
 	};
 	char key[64];

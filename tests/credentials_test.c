@@ -6,6 +6,7 @@
 #define _GNU_SOURCE
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -16,11 +17,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <netinet/in.h>
+#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -30,7 +33,8 @@
 #include "aws/credentials.h"
 
 static char tmpdir[256];
-static char cred_path[300], conf_path[300], tok_path[300];
+static char cred_path[300], conf_path[300], tok_path[300], script_path[300], count_path[300];
+static char args_path[300], sso_dir[300], sso_file[400];
 
 static const char *const aws_vars[] = {"AWS_ACCESS_KEY_ID",
                                        "AWS_SECRET_ACCESS_KEY",
@@ -50,6 +54,14 @@ static const char *const aws_vars[] = {"AWS_ACCESS_KEY_ID",
                                        "AWS_EC2_METADATA_DISABLED",
                                        "AWS_SHARED_CREDENTIALS_FILE",
                                        "AWS_CONFIG_FILE",
+                                       "AWS_ENDPOINT_URL",
+                                       "AWS_ENDPOINT_URL_SSO",
+                                       "AWS_ENDPOINT_URL_STS",
+                                       "AWS_ENDPOINT_URL_EC2",
+                                       "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS",
+                                       "AWS_CA_BUNDLE",
+                                       "AWS_MAX_ATTEMPTS",
+                                       "AWS_RETRY_MODE",
                                        NULL};
 
 static void write_file(const char *path, const char *text)
@@ -158,6 +170,10 @@ static int group_setup(void **state)
 	snprintf(cred_path, sizeof(cred_path), "%s/credentials", tmpdir);
 	snprintf(conf_path, sizeof(conf_path), "%s/config", tmpdir);
 	snprintf(tok_path, sizeof(tok_path), "%s/token", tmpdir);
+	snprintf(script_path, sizeof(script_path), "%s/cred helper.sh", tmpdir);
+	snprintf(count_path, sizeof(count_path), "%s/count", tmpdir);
+	snprintf(args_path, sizeof(args_path), "%s/args", tmpdir);
+	snprintf(sso_dir, sizeof(sso_dir), "%s/.aws/sso/cache", tmpdir);
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	return 0;
 }
@@ -168,6 +184,15 @@ static int group_teardown(void **state)
 	unlink(cred_path);
 	unlink(conf_path);
 	unlink(tok_path);
+	unlink(script_path);
+	unlink(count_path);
+	unlink(args_path);
+	unlink(sso_file);
+	rmdir(sso_dir);
+	snprintf(sso_file, sizeof(sso_file), "%s/.aws/sso", tmpdir);
+	rmdir(sso_file);
+	snprintf(sso_file, sizeof(sso_file), "%s/.aws", tmpdir);
+	rmdir(sso_file);
 	rmdir(tmpdir);
 	cJSON_Delete(sts.last_params);
 	sts.last_params = NULL;
@@ -185,6 +210,9 @@ static int setup(void **state)
 	unlink(cred_path);
 	unlink(conf_path);
 	unlink(tok_path);
+	unlink(script_path);
+	unlink(count_path);
+	unlink(args_path);
 	setenv("HOME", tmpdir, 1);
 	setenv("AWS_SHARED_CREDENTIALS_FILE", cred_path, 1);
 	setenv("AWS_CONFIG_FILE", conf_path, 1);
@@ -270,19 +298,78 @@ static void test_explicit_profile_over_env(void **state)
 	assert_string_equal(c.secret_access_key, "workSecret");
 	irfw_creds_clear(&c);
 
-	/* AWS_PROFILE names a profile too; --profile beats it. */
+	/* AWS_PROFILE does not beat the environment's keys (boto3 and the
+	 * CLI use the keys); --profile does. */
 	setenv("AWS_PROFILE", "home", 1);
 	get_creds(NULL, &c);
-	assert_string_equal(c.access_key_id, "AKIAHOME");
+	assert_string_equal(c.source, "env");
+	assert_string_equal(c.access_key_id, "AKIAENV0000000000001");
 	irfw_creds_clear(&c);
 	get_creds(&o, &c);
 	assert_string_equal(c.access_key_id, "AKIAWORK");
 	irfw_creds_clear(&c);
+	/* Without the keys, AWS_PROFILE's profile. */
+	unsetenv("AWS_ACCESS_KEY_ID");
+	unsetenv("AWS_SECRET_ACCESS_KEY");
+	get_creds(NULL, &c);
+	assert_string_equal(c.access_key_id, "AKIAHOME");
+	irfw_creds_clear(&c);
 
-	/* A named profile that does not exist is an error, not a fall-through. */
+	/* A named profile that does not exist is an error, not a fall-through,
+	 * even when the keys are there (botocore: ProfileNotFound). */
+	setenv("AWS_ACCESS_KEY_ID", "AKIAENV0000000000001", 1);
+	setenv("AWS_SECRET_ACCESS_KEY", "envSecret", 1);
 	setenv("AWS_PROFILE", "nosuch", 1);
 	expect_failure(NULL, err, sizeof(err));
 	assert_non_null(strstr(err, "\"nosuch\" not found"));
+	unsetenv("AWS_PROFILE");
+	o.profile = "nosuch";
+	expect_failure(&o, err, sizeof(err));
+	assert_non_null(strstr(err, "\"nosuch\" not found"));
+}
+
+/* botocore's order: the web identity variables come before the profile's
+ * own keys; an explicit profile ignores both the variables and the keys,
+ * and one without credentials falls through to container and IMDS. */
+static void test_chain_order_like_botocore(void **state)
+{
+	struct irfw_creds c;
+	struct irfw_cred_options o = opts_with_sts();
+	char err[1024];
+
+	(void)state;
+	write_file(tok_path, "wi-token");
+	write_file(cred_path, "[default]\naws_access_key_id = AKIADEF\naws_secret_access_key = defSecret\n"
+	                      "[bare]\nregion = eu-west-1\n");
+	setenv("AWS_WEB_IDENTITY_TOKEN_FILE", tok_path, 1);
+	setenv("AWS_ROLE_ARN", "arn:aws:iam::1:role/Pod", 1);
+	get_creds(&o, &c);
+	assert_string_equal(c.source, "web-identity");
+	assert_int_equal(sts.calls, 1);
+	irfw_creds_clear(&c);
+	o.profile = "default";
+	get_creds(&o, &c);
+	assert_string_equal(c.source, "profile:default");
+	assert_int_equal(sts.calls, 1);
+	irfw_creds_clear(&c);
+
+	/* The token file without a role is an error, not a skip. */
+	o.profile = NULL;
+	unsetenv("AWS_ROLE_ARN");
+	unlink(cred_path);
+	expect_failure(&o, err, sizeof(err));
+	assert_non_null(strstr(err, "AWS_ROLE_ARN is not"));
+
+	write_file(cred_path, "[bare]\nregion = eu-west-1\n");
+	setenv("AWS_ACCESS_KEY_ID", "AKIAENV0000000000001", 1);
+	setenv("AWS_SECRET_ACCESS_KEY", "envSecret", 1);
+	o.profile = "bare";
+	expect_failure(&o, err, sizeof(err));
+	assert_null(strstr(err, "environment ("));
+	assert_null(strstr(err, "web identity ("));
+	assert_non_null(strstr(err, "shared files (profile \"bare\" has no credentials)"));
+	assert_non_null(strstr(err, "; container ("));
+	assert_non_null(strstr(err, "; IMDS ("));
 }
 
 static void test_shared_files(void **state)
@@ -475,7 +562,7 @@ static void test_role_misconfigurations(void **state)
 	assert_non_null(strstr(err, "no aws_secret_access_key"));
 	o.profile = "sso";
 	expect_failure(&o, err, sizeof(err));
-	assert_non_null(strstr(err, "uses sso_session"));
+	assert_non_null(strstr(err, "has no [sso-session corp]"));
 	assert_int_equal(sts.calls, 0);
 
 	/* Without an STS client a role profile fails clearly. */
@@ -952,12 +1039,666 @@ static void test_imds_unreachable(void **state)
 	assert_non_null(strstr(err, "; IMDS (IMDS token: "));
 }
 
+/* ------------------------------------------------------------------ */
+/* credential_process.                                                 */
+
+static const char helper_script[] =
+    "#!/bin/sh\n"
+    "n=$(cat \"$IRFW_T_COUNT\" 2>/dev/null || echo 0); echo $((n + 1)) > \"$IRFW_T_COUNT\"\n"
+    "printf '%s\\n' \"$@\" > \"$IRFW_T_ARGS\"\n"
+    "case \"$1\" in\n"
+    "ok) printf '{\"Version\": 1, \"AccessKeyId\": \"ASIAPROC\", \"SecretAccessKey\": "
+    "\"procSecret/0123456789\", \"SessionToken\": \"procToken-0123456789\", \"Expiration\": \"%s\"}' "
+    "\"$2\";;\n"
+    "static) printf "
+    "'{\"Version\":1,\"AccessKeyId\":\"AKIAPROCSTATIC\",\"SecretAccessKey\":\"procStaticSecret\"}';;\n"
+    "fail) echo starting >&2; echo 'token expired for alice' >&2; exit 3;;\n"
+    "badjson) printf 'not json procSecretLeak0123';;\n"
+    "nosecret) printf '{\"Version\":1,\"AccessKeyId\":\"ASIAPROC\"}';;\n"
+    "v2) printf '{\"Version\":2,\"AccessKeyId\":\"A\",\"SecretAccessKey\":\"procSecretV2xx\"}';;\n"
+    "esac\n";
+
+static void write_helper(void)
+{
+	write_file(script_path, helper_script);
+	assert_int_equal(chmod(script_path, 0700), 0);
+	setenv("IRFW_T_COUNT", count_path, 1);
+	setenv("IRFW_T_ARGS", args_path, 1);
+}
+
+static int helper_runs(void)
+{
+	FILE *f = fopen(count_path, "r");
+	int n = 0;
+
+	if (f) {
+		if (fscanf(f, "%d", &n) != 1)
+			n = 0;
+		fclose(f);
+	}
+	return n;
+}
+
+static void process_profile(const char *args)
+{
+	char text[1024];
+
+	snprintf(text, sizeof(text), "[profile p]\ncredential_process = \"%s\" %s\n", script_path, args);
+	write_file(conf_path, text);
+}
+
+static void test_credential_process(void **state)
+{
+	struct irfw_cred_options o = {.profile = "p"};
+	struct irfw_cred_provider *p = NULL;
+	struct irfw_creds c;
+	char err[1024], exp[32], args[256] = "", want[128];
+	time_t t = time(NULL) + 7200;
+	FILE *f;
+	size_t n;
+
+	(void)state;
+	write_helper();
+	strftime(exp, sizeof(exp), "%Y-%m-%dT%H:%M:%SZ", gmtime(&t));
+	snprintf(args, sizeof(args), "ok %s \"two words\" 'single q'", exp);
+	process_profile(args);
+	get_creds(&o, &c);
+	assert_string_equal(c.source, "process:p");
+	assert_string_equal(c.access_key_id, "ASIAPROC");
+	assert_string_equal(c.secret_access_key, "procSecret/0123456789");
+	assert_string_equal(c.session_token, "procToken-0123456789");
+	assert_true(c.expiration == t);
+	irfw_creds_clear(&c);
+	/* Split like shlex, without a shell: quoted words stay whole. */
+	f = fopen(args_path, "r");
+	assert_non_null(f);
+	n = fread(args, 1, sizeof(args) - 1, f);
+	args[n] = '\0';
+	fclose(f);
+	snprintf(want, sizeof(want), "ok\n%s\ntwo words\nsingle q\n", exp);
+	assert_string_equal(args, want);
+
+	/* No Expiration: long-term keys. */
+	process_profile("static");
+	get_creds(&o, &c);
+	assert_string_equal(c.access_key_id, "AKIAPROCSTATIC");
+	assert_null(c.session_token);
+	assert_int_equal(c.expiration, 0);
+	irfw_creds_clear(&c);
+
+	/* Refreshed before Expiration, like other temporary credentials. */
+	unlink(count_path);
+	t = time(NULL) + 60;
+	strftime(exp, sizeof(exp), "%Y-%m-%dT%H:%M:%SZ", gmtime(&t));
+	snprintf(args, sizeof(args), "ok %s", exp);
+	process_profile(args);
+	assert_int_equal(irfw_creds_provider_new(&o, &p, err, sizeof(err)), 0);
+	assert_int_equal(helper_runs(), 1);
+	assert_int_equal(irfw_creds_get(p, &c, err, sizeof(err)), 0);
+	irfw_creds_clear(&c);
+	assert_int_equal(helper_runs(), 2);
+	irfw_creds_provider_free(p);
+
+	/* Failures: clear, with the program's own reason, never its output. */
+	process_profile("fail");
+	expect_failure(&o, err, sizeof(err));
+	assert_non_null(
+	    strstr(err, "profile \"p\": credential_process exited with status 3: token expired for alice"));
+	process_profile("badjson");
+	expect_failure(&o, err, sizeof(err));
+	assert_non_null(strstr(err, "did not print a JSON object"));
+	assert_null(strstr(err, "procSecretLeak"));
+	process_profile("nosecret");
+	expect_failure(&o, err, sizeof(err));
+	assert_non_null(strstr(err, "output has no SecretAccessKey"));
+	process_profile("v2");
+	expect_failure(&o, err, sizeof(err));
+	assert_non_null(strstr(err, "only Version 1"));
+	assert_null(strstr(err, "procSecretV2"));
+	write_file(conf_path, "[profile p]\ncredential_process = /nonexistent/irfw-helper --x\n");
+	expect_failure(&o, err, sizeof(err));
+	if (!strstr(err, "cannot run /nonexistent/irfw-helper"))
+		fail_msg("%s", err);
+	/* What a shell would expand is refused, not run differently. */
+	write_file(conf_path, "[profile p]\ncredential_process = $HOME/bin/helper\n");
+	expect_failure(&o, err, sizeof(err));
+	assert_non_null(strstr(err, "contains '$'"));
+	write_file(conf_path, "[profile p]\ncredential_process = /bin/helper; rm -rf x\n");
+	expect_failure(&o, err, sizeof(err));
+	assert_non_null(strstr(err, "without a shell"));
+	write_file(conf_path, "[profile p]\ncredential_process = \"/bin/helper\n");
+	expect_failure(&o, err, sizeof(err));
+	assert_non_null(strstr(err, "unbalanced quotes"));
+}
+
+/* botocore's order inside a profile: the credentials file's keys, then
+ * credential_process, then the config file's keys; and a process profile
+ * can be a role's source_profile. */
+static void test_credential_process_order(void **state)
+{
+	struct irfw_cred_options o = opts_with_sts();
+	struct irfw_creds c;
+	char text[1024];
+
+	(void)state;
+	write_helper();
+	write_file(cred_path,
+	           "[p]\naws_access_key_id = AKIACREDFILE\naws_secret_access_key = credFileSecret\n");
+	snprintf(text, sizeof(text),
+	         "[profile p]\ncredential_process = \"%s\" static\n"
+	         "[profile q]\ncredential_process = \"%s\" static\naws_access_key_id = AKIACONF\n"
+	         "aws_secret_access_key = confSecret\n"
+	         "[profile r]\nrole_arn = arn:aws:iam::1:role/R\nsource_profile = q\n",
+	         script_path, script_path);
+	write_file(conf_path, text);
+	o.profile = "p";
+	get_creds(&o, &c);
+	assert_string_equal(c.access_key_id, "AKIACREDFILE");
+	irfw_creds_clear(&c);
+	o.profile = "q";
+	get_creds(&o, &c);
+	assert_string_equal(c.access_key_id, "AKIAPROCSTATIC");
+	irfw_creds_clear(&c);
+	o.profile = "r";
+	get_creds(&o, &c);
+	assert_string_equal(sts.last_source_akid, "AKIAPROCSTATIC");
+	assert_string_equal(c.access_key_id, "ASIASTS00001");
+	irfw_creds_clear(&c);
+}
+
+/* ------------------------------------------------------------------ */
+/* A tiny HTTP server on 127.0.0.1 for the SSO portal.                 */
+
+struct fake_http {
+	int fd, port;
+	pthread_t th;
+	volatile int stop;
+	int status;
+	char body[1024];
+	char headers[256];
+	int requests;
+	char last[4096];
+};
+
+static void *http_main(void *arg)
+{
+	struct fake_http *h = arg;
+
+	while (!h->stop) {
+		struct pollfd pf = {.fd = h->fd, .events = POLLIN};
+		char req[4096], resp[2048];
+		size_t got = 0;
+		int c;
+
+		if (poll(&pf, 1, 50) <= 0)
+			continue;
+		c = accept(h->fd, NULL, NULL);
+		if (c < 0)
+			continue;
+		while (got + 1 < sizeof(req)) {
+			ssize_t r = read(c, req + got, sizeof(req) - 1 - got);
+
+			if (r <= 0)
+				break;
+			got += (size_t)r;
+			req[got] = '\0';
+			if (strstr(req, "\r\n\r\n"))
+				break;
+		}
+		req[got] = '\0';
+		memcpy(h->last, req, got + 1);
+		h->requests++;
+		snprintf(resp, sizeof(resp),
+		         "HTTP/1.1 %d X\r\nContent-Type: application/json\r\n%sContent-Length: %zu\r\n"
+		         "Connection: close\r\n\r\n%s",
+		         h->status, h->headers, strlen(h->body), h->body);
+		if (write(c, resp, strlen(resp)) < 0) {
+			/* the client went away */
+		}
+		close(c);
+	}
+	return NULL;
+}
+
+static void http_start(struct fake_http *h)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET};
+	socklen_t sl = sizeof(sa);
+
+	memset(h, 0, sizeof(*h));
+	h->status = 200;
+	h->fd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_true(h->fd >= 0);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(h->fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(h->fd, 8), 0);
+	assert_int_equal(getsockname(h->fd, (struct sockaddr *)&sa, &sl), 0);
+	h->port = ntohs(sa.sin_port);
+	assert_int_equal(pthread_create(&h->th, NULL, http_main, h), 0);
+}
+
+static void http_stop(struct fake_http *h)
+{
+	h->stop = 1;
+	pthread_join(h->th, NULL);
+	close(h->fd);
+}
+
+/* ------------------------------------------------------------------ */
+/* SSO.                                                                */
+
+static void sso_token(const char *sha1, const char *token, const char *expires)
+{
+	char text[512], d[320];
+
+	snprintf(d, sizeof(d), "%s/.aws", tmpdir);
+	mkdir(d, 0700);
+	snprintf(d, sizeof(d), "%s/.aws/sso", tmpdir);
+	mkdir(d, 0700);
+	mkdir(sso_dir, 0700);
+	snprintf(sso_file, sizeof(sso_file), "%s/%s.json", sso_dir, sha1);
+	snprintf(text, sizeof(text),
+	         "{\"startUrl\": \"https://example.awsapps.com/start\", \"region\": \"eu-west-1\", "
+	         "\"accessToken\": \"%s\", \"expiresAt\": \"%s\"}",
+	         token, expires);
+	write_file(sso_file, text);
+}
+
+/* botocore's names: sha1("corp"), sha1("https://example.awsapps.com/start"). */
+#define SHA1_CORP      "ee0bfd2552fbd840c02cc48b6e823320543c450f"
+#define SHA1_START_URL "e8be5486177c5b5392bd9aa76563515b29358e6e"
+
+static void test_sso(void **state)
+{
+	struct irfw_cred_options o = opts_with_sts();
+	struct fake_http h;
+	struct irfw_creds c;
+	char url[64], err[1024], text[2048];
+	time_t t0 = time(NULL);
+
+	(void)state;
+	http_start(&h);
+	snprintf(
+	    h.body, sizeof(h.body),
+	    "{\"roleCredentials\": {\"accessKeyId\": \"ASIASSO\", \"secretAccessKey\": \"ssoSecret/0123\", "
+	    "\"sessionToken\": \"ssoSessionToken0123\", \"expiration\": %lld000}}",
+	    (long long)t0 + 3600);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d", h.port);
+	setenv("AWS_ENDPOINT_URL_SSO", url, 1);
+	write_file(conf_path,
+	           "[profile p]\nsso_session = corp\nsso_account_id = 111122223333\n"
+	           "sso_role_name = Responder\nregion = us-east-1\n"
+	           "[sso-session corp]\nsso_start_url = https://example.awsapps.com/start\n"
+	           "sso_region = eu-west-1\nsso_registration_scopes = sso:account:access\n"
+	           "[profile legacy]\nsso_start_url = https://example.awsapps.com/start\n"
+	           "sso_region = eu-west-1\nsso_account_id = 444455556666\nsso_role_name = Legacy\n"
+	           "[profile half]\nsso_account_id = 1\nsso_role_name = R\n"
+	           "[profile odd]\nsso_session = corp\nsso_region = us-west-2\n"
+	           "sso_account_id = 1\nsso_role_name = R\n"
+	           "[profile r]\nrole_arn = arn:aws:iam::1:role/R\nsource_profile = p\n");
+	sso_token(SHA1_CORP, "ssoAccessToken-secret-1", "2099-01-01T00:00:00Z");
+	o.profile = "p";
+	get_creds(&o, &c);
+	assert_string_equal(c.source, "sso:p");
+	assert_string_equal(c.access_key_id, "ASIASSO");
+	assert_string_equal(c.secret_access_key, "ssoSecret/0123");
+	assert_string_equal(c.session_token, "ssoSessionToken0123");
+	assert_true(c.expiration == t0 + 3600);
+	irfw_creds_clear(&c);
+	assert_int_equal(h.requests, 1);
+	assert_non_null(
+	    strstr(h.last, "GET /federation/credentials?role_name=Responder&account_id=111122223333 "));
+	assert_non_null(strstr(h.last, "\r\nx-amz-sso_bearer_token: ssoAccessToken-secret-1\r\n"));
+	assert_null(strstr(h.last, "Authorization:")); /* unsigned */
+
+	/* An SSO profile as a role's source. */
+	o.profile = "r";
+	get_creds(&o, &c);
+	assert_string_equal(sts.last_source_akid, "ASIASSO");
+	irfw_creds_clear(&c);
+
+	/* Legacy: the token is named after the start URL; the CLI v2's old
+	 * "UTC" suffix is read too. */
+	sso_token(SHA1_START_URL, "legacyAccessToken-2", "2099-01-01T00:00:00UTC");
+	o.profile = "legacy";
+	get_creds(&o, &c);
+	irfw_creds_clear(&c);
+	assert_non_null(strstr(h.last, "role_name=Legacy&account_id=444455556666"));
+	assert_non_null(strstr(h.last, "x-amz-sso_bearer_token: legacyAccessToken-2\r\n"));
+
+	/* Expired or missing: log in again; no call is made. */
+	sso_token(SHA1_CORP, "ssoAccessToken-secret-1", "2001-01-01T00:00:00Z");
+	o.profile = "p";
+	h.requests = 0;
+	expect_failure(&o, err, sizeof(err));
+	assert_non_null(strstr(err, "expired"));
+	assert_non_null(strstr(err, "run `aws sso login --profile p`"));
+	assert_null(strstr(err, "ssoAccessToken"));
+	unlink(sso_file);
+	expect_failure(&o, err, sizeof(err));
+	assert_non_null(strstr(err, "no SSO token cached for sso-session corp"));
+	assert_non_null(strstr(err, "run `aws sso login --profile p`"));
+	assert_int_equal(h.requests, 0);
+
+	/* The portal refuses the token. */
+	sso_token(SHA1_CORP, "ssoAccessToken-secret-1", "2099-01-01T00:00:00Z");
+	h.status = 401;
+	snprintf(h.headers, sizeof(h.headers),
+	         "x-amzn-ErrorType: UnauthorizedException:http://x/\r\n"
+	         "x-amzn-RequestId: rid-401\r\n");
+	snprintf(h.body, sizeof(h.body), "{\"message\":\"Session token not found or invalid\"}");
+	expect_failure(&o, err, sizeof(err));
+	assert_non_null(strstr(err, "refused the cached token (HTTP 401, request rid-401)"));
+	assert_non_null(strstr(err, "aws sso login --profile p"));
+	h.status = 403;
+	snprintf(h.headers, sizeof(h.headers), "x-amzn-ErrorType: ForbiddenException\r\n");
+	snprintf(h.body, sizeof(h.body), "{\"message\":\"No access\"}");
+	expect_failure(&o, err, sizeof(err));
+	assert_non_null(strstr(
+	    err, "sso:GetRoleCredentials 111122223333/Responder: HTTP 403 ForbiddenException: No access"));
+
+	/* Misconfigurations. */
+	o.profile = "half";
+	expect_failure(&o, err, sizeof(err));
+	assert_non_null(strstr(err, "lacks sso_start_url sso_region"));
+	o.profile = "odd";
+	expect_failure(&o, err, sizeof(err));
+	assert_non_null(strstr(err, "sso_region differs"));
+
+	/* The portal's endpoint from a [services] section too. */
+	unsetenv("AWS_ENDPOINT_URL_SSO");
+	h.status = 200;
+	h.headers[0] = '\0';
+	snprintf(h.body, sizeof(h.body),
+	         "{\"roleCredentials\": {\"accessKeyId\": \"ASIASSO2\", \"secretAccessKey\": \"s2\", "
+	         "\"sessionToken\": \"t2\", \"expiration\": %lld000}}",
+	         (long long)t0 + 3600);
+	snprintf(
+	    text, sizeof(text),
+	    "[profile p]\nsso_session = corp\nsso_account_id = 1\nsso_role_name = R\nservices = local\n"
+	    "[sso-session corp]\nsso_start_url = https://example.awsapps.com/start\nsso_region = eu-west-1\n"
+	    "[services local]\nsso =\n  endpoint_url = %s\n",
+	    url);
+	write_file(conf_path, text);
+	o.profile = "p";
+	get_creds(&o, &c);
+	assert_string_equal(c.access_key_id, "ASIASSO2");
+	irfw_creds_clear(&c);
+	http_stop(&h);
+}
+
+/* ------------------------------------------------------------------ */
+/* MFA.                                                                */
+
+static void mfa_profile(void)
+{
+	write_file(cred_path, "[base]\naws_access_key_id = AKIABASE\naws_secret_access_key = baseSecret\n");
+	write_file(conf_path, "[profile m]\nrole_arn = arn:aws:iam::1:role/R\nsource_profile = base\n"
+	                      "mfa_serial = arn:aws:iam::123456789012:mfa/alice\n");
+}
+
+static int wait_child(pid_t pid)
+{
+	int st;
+
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 100 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+}
+
+static void test_mfa_needs_a_terminal(void **state)
+{
+	pid_t pid;
+
+	(void)state;
+	mfa_profile();
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct irfw_cred_options o = opts_with_sts();
+		struct irfw_cred_provider *p = NULL;
+		char err[1024];
+
+		setsid(); /* no controlling terminal */
+		o.profile = "m";
+		if (irfw_creds_provider_new(&o, &p, err, sizeof(err)) != -1)
+			_exit(1);
+		if (!strstr(err,
+		            "profile \"m\": mfa_serial needs a terminal for the code; run from a terminal "
+		            "or use credentials without MFA"))
+			_exit(2);
+		_exit(sts.calls == 0 ? 0 : 3);
+	}
+	assert_int_equal(wait_child(pid), 0);
+}
+
+/* Run the provider in a child whose terminal is a pty; type `typed`. */
+static int mfa_on_pty(const char *typed, char *screen, size_t len)
+{
+	int m = posix_openpt(O_RDWR | O_NOCTTY);
+	size_t got = 0;
+	pid_t pid;
+	int rc;
+
+	assert_true(m >= 0);
+	assert_int_equal(grantpt(m), 0);
+	assert_int_equal(unlockpt(m), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct irfw_cred_options o = opts_with_sts();
+		struct irfw_cred_provider *p = NULL;
+		char err[1024];
+		int s;
+
+		setsid();
+		s = open(ptsname(m), O_RDWR); /* becomes the controlling terminal */
+		if (s < 0)
+			_exit(10);
+		close(m);
+		o.profile = "m";
+		if (irfw_creds_provider_new(&o, &p, err, sizeof(err)) != 0) {
+			if (strstr(err, "must be 6 digits"))
+				_exit(20);
+			_exit(11);
+		}
+		if (!param("SerialNumber") ||
+		    strcmp(param("SerialNumber"), "arn:aws:iam::123456789012:mfa/alice"))
+			_exit(12);
+		if (!param("TokenCode") || strcmp(param("TokenCode"), "123456"))
+			_exit(13);
+		irfw_creds_provider_free(p);
+		_exit(0);
+	}
+	screen[0] = '\0';
+	/* Wait for the prompt, type, then keep what the terminal shows. */
+	for (int i = 0; i < 100 && !strstr(screen, "mfa/alice: "); i++) {
+		struct pollfd pf = {.fd = m, .events = POLLIN};
+		ssize_t r;
+
+		if (poll(&pf, 1, 100) <= 0)
+			continue;
+		r = read(m, screen + got, len - 1 - got);
+		if (r <= 0)
+			break;
+		got += (size_t)r;
+		screen[got] = '\0';
+	}
+	assert_int_equal(write(m, typed, strlen(typed)), (ssize_t)strlen(typed));
+	rc = wait_child(pid);
+	for (;;) {
+		struct pollfd pf = {.fd = m, .events = POLLIN};
+		ssize_t r;
+
+		if (got + 1 >= len || poll(&pf, 1, 100) <= 0)
+			break;
+		r = read(m, screen + got, len - 1 - got);
+		if (r <= 0)
+			break;
+		got += (size_t)r;
+		screen[got] = '\0';
+	}
+	close(m);
+	return rc;
+}
+
+static void test_mfa_prompt(void **state)
+{
+	char screen[1024];
+
+	(void)state;
+	mfa_profile();
+	assert_int_equal(mfa_on_pty("123456\n", screen, sizeof(screen)), 0);
+	assert_non_null(strstr(screen, "Enter MFA code for arn:aws:iam::123456789012:mfa/alice: "));
+	assert_null(strstr(screen, "123456\r")); /* not echoed */
+	assert_null(strstr(screen, "123456\n"));
+	assert_int_equal(mfa_on_pty("12ab\n", screen, sizeof(screen)), 20);
+}
+
+/* ------------------------------------------------------------------ */
+/* Endpoints and client settings.                                      */
+
+static void expect_endpoint(const struct irfw_endpoints *e, const char *id, const char *site,
+                            const char *want)
+{
+	char *v = irfw_endpoints_get(e, id, site);
+
+	if (!want) {
+		if (v)
+			fail_msg("%s: expected none, got %s", id, v);
+		return;
+	}
+	if (!v || strcmp(v, want) != 0)
+		fail_msg("%s: expected %s, got %s", id, want, v ? v : "(none)");
+	free(v);
+}
+
+static void test_configured_endpoints(void **state)
+{
+	struct irfw_endpoints *e;
+	char err[512], longurl[260], text[1024];
+
+	(void)state;
+	memset(longurl, 'a', sizeof(longurl));
+	memcpy(longurl, "http://", 7);
+	memcpy(longurl + 230, ".example:1234", 14);
+	snprintf(
+	    text, sizeof(text),
+	    "[default]\nendpoint_url = http://global.example\nservices = local\n"
+	    "[services local]\nsts =\n  endpoint_url = http://sts.example\n  other = x\n"
+	    "ec2 =\n  endpoint_url = http://ec2.example\n"
+	    "auto_scaling =\n  endpoint_url = %s\n"
+	    "[profile broken]\nservices = nosuch\n"
+	    "[profile quiet]\nendpoint_url = http://quiet.example\nignore_configured_endpoint_urls = true\n",
+	    longurl);
+	write_file(conf_path, text);
+	e = irfw_endpoints_load(NULL, err, sizeof(err));
+	assert_non_null(e);
+	expect_endpoint(e, "STS", NULL, "http://sts.example");
+	expect_endpoint(e, "EC2", NULL, "http://ec2.example");
+	expect_endpoint(e, "AUTO_SCALING", NULL, longurl);
+	expect_endpoint(e, "SSO", NULL, "http://global.example");
+	/* The site file's endpoint_url comes before the shared config's... */
+	expect_endpoint(e, "STS", "http://site.example", "http://site.example");
+	/* ...and after the environment's. */
+	setenv("AWS_ENDPOINT_URL", "http://env.example", 1);
+	setenv("AWS_ENDPOINT_URL_STS", "http://env-sts.example", 1);
+	expect_endpoint(e, "STS", "http://site.example", "http://env-sts.example");
+	expect_endpoint(e, "EC2", "http://site.example", "http://env.example");
+	irfw_endpoints_free(e);
+
+	/* Ignored: the environment's and the shared config's, not the site's. */
+	setenv("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "TRUE", 1);
+	e = irfw_endpoints_load(NULL, err, sizeof(err));
+	assert_non_null(e);
+	assert_true(irfw_endpoints_ignored(e));
+	expect_endpoint(e, "STS", NULL, NULL);
+	expect_endpoint(e, "EC2", NULL, NULL);
+	expect_endpoint(e, "STS", "http://site.example", "http://site.example");
+	irfw_endpoints_free(e);
+	/* Only "true" is true, as botocore's ensure_boolean. */
+	setenv("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "yes", 1);
+	e = irfw_endpoints_load(NULL, err, sizeof(err));
+	assert_false(irfw_endpoints_ignored(e));
+	irfw_endpoints_free(e);
+	/* The profile's setting, which the variable overrides. */
+	unsetenv("AWS_ENDPOINT_URL");
+	unsetenv("AWS_ENDPOINT_URL_STS");
+	unsetenv("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS");
+	e = irfw_endpoints_load("quiet", err, sizeof(err));
+	assert_true(irfw_endpoints_ignored(e));
+	expect_endpoint(e, "STS", NULL, NULL);
+	irfw_endpoints_free(e);
+	setenv("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "false", 1);
+	e = irfw_endpoints_load("quiet", err, sizeof(err));
+	expect_endpoint(e, "STS", NULL, "http://quiet.example");
+	irfw_endpoints_free(e);
+
+	/* A services name without its section is an error. */
+	assert_null(irfw_endpoints_load("broken", err, sizeof(err)));
+	assert_non_null(strstr(err, "services = nosuch"));
+	assert_non_null(strstr(err, "no [services nosuch] section"));
+}
+
+static void test_client_settings(void **state)
+{
+	struct irfw_aws_settings s;
+	char err[512];
+
+	(void)state;
+	assert_int_equal(irfw_aws_settings_resolve(NULL, NULL, 0, &s, err, sizeof(err)), 0);
+	assert_null(s.ca_bundle);
+	assert_int_equal(s.max_attempts, 5);
+	assert_string_equal(s.retry_mode, "standard");
+	irfw_aws_settings_free(&s);
+
+	write_file(conf_path, "[default]\nca_bundle = /etc/p.pem\nmax_attempts = 2\nretry_mode = legacy\n"
+	                      "[profile bad]\nmax_attempts = 0\n[profile badmode]\nretry_mode = fast\n");
+	assert_int_equal(irfw_aws_settings_resolve(NULL, NULL, 0, &s, err, sizeof(err)), 0);
+	assert_string_equal(s.ca_bundle, "/etc/p.pem");
+	assert_int_equal(s.max_attempts, 2);
+	assert_string_equal(s.retry_mode, "legacy");
+	irfw_aws_settings_free(&s);
+
+	/* The environment beats the profile... */
+	setenv("AWS_CA_BUNDLE", "/etc/e.pem", 1);
+	setenv("AWS_MAX_ATTEMPTS", "3", 1);
+	setenv("AWS_RETRY_MODE", "adaptive", 1);
+	assert_int_equal(irfw_aws_settings_resolve(NULL, NULL, 0, &s, err, sizeof(err)), 0);
+	assert_string_equal(s.ca_bundle, "/etc/e.pem");
+	assert_int_equal(s.max_attempts, 3);
+	assert_string_equal(s.retry_mode, "adaptive");
+	assert_string_equal(s.ca_from, "AWS_CA_BUNDLE");
+	irfw_aws_settings_free(&s);
+	/* ...and the site file's explicit values beat both. */
+	assert_int_equal(irfw_aws_settings_resolve(NULL, "/etc/s.pem", 7, &s, err, sizeof(err)), 0);
+	assert_string_equal(s.ca_bundle, "/etc/s.pem");
+	assert_int_equal(s.max_attempts, 7);
+	assert_string_equal(s.attempts_from, "[irfw] max_attempts");
+	irfw_aws_settings_free(&s);
+
+	/* Bad values are errors that name the setting. */
+	setenv("AWS_MAX_ATTEMPTS", "zero", 1);
+	assert_int_equal(irfw_aws_settings_resolve(NULL, NULL, 0, &s, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "AWS_MAX_ATTEMPTS = \"zero\""));
+	setenv("AWS_MAX_ATTEMPTS", "3", 1);
+	setenv("AWS_RETRY_MODE", "Fast", 1);
+	assert_int_equal(irfw_aws_settings_resolve(NULL, NULL, 0, &s, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "expected legacy, standard or adaptive"));
+	unsetenv("AWS_MAX_ATTEMPTS");
+	unsetenv("AWS_RETRY_MODE");
+	assert_int_equal(irfw_aws_settings_resolve("bad", NULL, 0, &s, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "max_attempts of profile \"bad\""));
+	assert_int_equal(irfw_aws_settings_resolve("badmode", NULL, 0, &s, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "retry_mode of profile \"badmode\" = \"fast\""));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup(test_env_creds, setup),
 	    cmocka_unit_test_setup(test_env_partial_is_error, setup),
 	    cmocka_unit_test_setup(test_explicit_profile_over_env, setup),
+	    cmocka_unit_test_setup(test_chain_order_like_botocore, setup),
 	    cmocka_unit_test_setup(test_shared_files, setup),
 	    cmocka_unit_test_setup(test_long_session_token, setup),
 	    cmocka_unit_test_setup(test_parse_error, setup),
@@ -977,6 +1718,13 @@ int main(void)
 	    cmocka_unit_test_setup(test_imds_v2, setup),
 	    cmocka_unit_test_setup(test_imds_v1_fallback, setup),
 	    cmocka_unit_test_setup(test_imds_unreachable, setup),
+	    cmocka_unit_test_setup(test_credential_process, setup),
+	    cmocka_unit_test_setup(test_credential_process_order, setup),
+	    cmocka_unit_test_setup(test_sso, setup),
+	    cmocka_unit_test_setup(test_mfa_needs_a_terminal, setup),
+	    cmocka_unit_test_setup(test_mfa_prompt, setup),
+	    cmocka_unit_test_setup(test_configured_endpoints, setup),
+	    cmocka_unit_test_setup(test_client_settings, setup),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

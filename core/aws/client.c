@@ -41,8 +41,8 @@ struct irfw_aws {
 	char account[64]; /* keys the rate limits; set before any worker runs */
 	char *region;
 	char *profile;
-	char *endpoint_cfg;     /* [irfw] endpoint_url */
-	char *endpoint_profile; /* the profile's endpoint_url */
+	char *endpoint_cfg;               /* [irfw] endpoint_url */
+	struct irfw_endpoints *endpoints; /* the environment's and the shared config's */
 	char *ca_file;
 	long connect_timeout, timeout;
 	int max_attempts;
@@ -336,18 +336,11 @@ static int http_perform(struct irfw_aws *a, const struct http_req *q, struct cur
 /* ------------------------------------------------------------------ */
 /* Requests.                                                           */
 
+/* AWS_ENDPOINT_URL_<SERVICE>, AWS_ENDPOINT_URL, [irfw] endpoint_url, the
+ * profile's [services] section and endpoint_url (credentials.h). */
 static char *endpoint_override(struct irfw_aws *a, const struct irfw_service *svc)
 {
-	char var[96];
-	snprintf(var, sizeof(var), "AWS_ENDPOINT_URL_%s", svc->env_id);
-	const char *v = getenv(var);
-	if (!v || !*v)
-		v = getenv("AWS_ENDPOINT_URL");
-	if (!v || !*v)
-		v = a->endpoint_cfg;
-	if (!v || !*v)
-		v = a->endpoint_profile;
-	return v && *v ? strdup(v) : NULL;
+	return irfw_endpoints_get(a->endpoints, svc->env_id, a->endpoint_cfg);
 }
 
 /* Build the request for any protocol.  Returns 0 or -1 with *e. */
@@ -865,13 +858,33 @@ int irfw_aws_new(const struct irfw_aws_config *cfg, struct irfw_aws **out, char 
 	}
 	a->connect_timeout = cfg->connect_timeout > 0 ? cfg->connect_timeout : 10;
 	a->timeout = cfg->timeout > 0 ? cfg->timeout : 120;
-	a->max_attempts = cfg->max_attempts > 0 ? cfg->max_attempts : 5;
-	a->ca_file = irfw_strdup(cfg->ca_file);
 	a->endpoint_cfg = irfw_strdup(cfg->endpoint_url);
 	a->s3_path_style = cfg->s3_path_style;
 	const char *prof = cfg->profile;
 	a->profile = irfw_strdup(prof);
-	a->endpoint_profile = irfw_profile_get(prof, "endpoint_url");
+	/* CA bundle, attempts and retry mode: the site file's, else the
+	 * environment's, else the profile's (credentials.h). */
+	struct irfw_aws_settings set;
+	if (irfw_aws_settings_resolve(prof, cfg->ca_file, cfg->max_attempts, &set, err, errlen) != 0) {
+		irfw_aws_free(a);
+		return -1;
+	}
+	a->max_attempts = set.max_attempts;
+	a->ca_file = set.ca_bundle;
+	set.ca_bundle = NULL;
+	/* legacy, standard and adaptive all retry the same way here: irfw's
+	 * standard schedule, paced by its fixed client-side token buckets. */
+	irfw_logf(IRFW_LOG_DEBUG, "aws", "retry mode %s (%s), %d attempts (%s), CA bundle from %s",
+	          set.retry_mode, set.mode_from, set.max_attempts, set.attempts_from, set.ca_from);
+	irfw_aws_settings_free(&set);
+	a->endpoints = irfw_endpoints_load(prof, err, errlen);
+	if (!a->endpoints) {
+		irfw_aws_free(a);
+		return -1;
+	}
+	if (irfw_endpoints_ignored(a->endpoints))
+		irfw_logf(IRFW_LOG_DEBUG, "aws",
+		          "ignoring the configured endpoint URLs (AWS_IGNORE_CONFIGURED_ENDPOINT_URLS)");
 
 	a->rl = irfw_ratelimit_new(irfw_clock_real());
 	for (size_t i = 0; a->rl && i < irfw_ratelimit_class_count(); i++) {
@@ -890,8 +903,13 @@ int irfw_aws_new(const struct irfw_aws_config *cfg, struct irfw_aws **out, char 
 
 	/* Region: the one given, AWS_REGION, AWS_DEFAULT_REGION, the profile, IMDS. */
 	a->region = irfw_resolve_region(cfg->region, prof);
-	struct irfw_cred_options co = {
-	    .profile = prof, .region = a->region, .sts = sts_hook, .sts_ctx = a, .timeout_ms = 2000};
+	struct irfw_cred_options co = {.profile = prof,
+	                               .region = a->region,
+	                               .sts = sts_hook,
+	                               .sts_ctx = a,
+	                               .timeout_ms = 2000,
+	                               .ca_file = a->ca_file,
+	                               .endpoint_url = a->endpoint_cfg};
 	if (!a->region)
 		a->region = irfw_imds_region(&co);
 	if (!a->region) {
@@ -937,7 +955,7 @@ void irfw_aws_free(struct irfw_aws *a)
 	free(a->region);
 	free(a->profile);
 	free(a->endpoint_cfg);
-	free(a->endpoint_profile);
+	irfw_endpoints_free(a->endpoints);
 	free(a->ca_file);
 	free(a);
 }

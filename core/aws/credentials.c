@@ -25,6 +25,7 @@
 #include <openssl/crypto.h>
 
 #include "buf.h"
+#include "log.h"
 #include "text.h"
 
 /* ------------------------------------------------------------------ */
@@ -62,6 +63,11 @@ void creds_json_wipe_delete(cJSON *j)
 		return;
 	cjson_wipe(j);
 	cJSON_Delete(j);
+}
+
+void creds_mask(const char *secret)
+{
+	irfw_log_add_secret(secret);
 }
 
 void irfw_creds_clear(struct irfw_creds *c)
@@ -106,8 +112,8 @@ int creds_set(struct irfw_creds *c, const char *akid, const char *secret, const 
 }
 
 /* ISO-8601 as AWS writes it: 2026-11-28T12:00:00Z, with optional fraction
- * and a Z or +hh:mm offset. */
-static int parse_iso8601(const char *s, time_t *out)
+ * and a Z, UTC or +hh:mm offset. */
+int creds_parse_time(const char *s, time_t *out)
 {
 	struct tm tm;
 	int n = 0, oh = 0, om = 0;
@@ -130,6 +136,8 @@ static int parse_iso8601(const char *s, time_t *out)
 		return -1;
 	if (*p == 'Z' || *p == 'z') {
 		p++;
+	} else if (strcmp(p, "UTC") == 0) { /* what the AWS CLI v2 once wrote in its SSO cache */
+		p += 3;
 	} else if (*p == '+' || *p == '-') {
 		int sign = *p == '-' ? -1 : 1;
 
@@ -162,7 +170,7 @@ int creds_from_json(const cJSON *o, const char *token_key, const char *source, s
 		return -1;
 	}
 	if (cJSON_IsString(exp)) {
-		if (parse_iso8601(exp->valuestring, &expiration) < 0) {
+		if (creds_parse_time(exp->valuestring, &expiration) < 0) {
 			irfw_set_err(err, errlen, "%s: bad Expiration \"%.40s\"", source, exp->valuestring);
 			return -1;
 		}
@@ -244,8 +252,12 @@ struct irfw_cred_provider {
 	bool refreshing;
 	struct irfw_creds cur;
 	enum src_kind kind;
-	char *profile; /* SRC_PROFILE */
+	char *profile;         /* the profile in force: explicit, AWS_PROFILE or "default" */
+	bool explicit_profile; /* --profile or [irfw] profile: no environment keys */
+	bool named;            /* explicit or AWS_PROFILE: it must exist */
 	char *region;
+	char *ca_file;
+	char *site_endpoint;
 	struct resolver r;
 };
 
@@ -258,7 +270,7 @@ static int fetch(const struct irfw_cred_provider *p, struct irfw_creds *c, char 
 		rc = creds_env_keys(c, err, errlen);
 		break;
 	case SRC_PROFILE:
-		rc = creds_shared_profile(&p->r, p->profile, c, err, errlen);
+		rc = creds_shared_profile(&p->r, p->profile, p->named, !p->explicit_profile, c, err, errlen);
 		break;
 	case SRC_WEB_IDENTITY:
 		rc = creds_env_web_identity(&p->r, c, err, errlen);
@@ -288,33 +300,39 @@ static void append(char *buf, size_t len, const char *fmt, ...)
 }
 
 /* Walk the chain; set p->kind and p->cur.  The error lists every source. */
-static int resolve_chain(struct irfw_cred_provider *p, const char *explicit_profile, char *err, size_t errlen)
+static int resolve_chain(struct irfw_cred_provider *p, char *err, size_t errlen)
 {
-	char why[256], tried[1024] = "";
+	char why[512], tried[1536] = "";
 	int rc;
 
-	if (explicit_profile) {
-		p->kind = SRC_PROFILE;
-		rc = creds_shared_profile(&p->r, p->profile, &p->cur, err, errlen);
-		return rc == 0 ? 0 : -1;
+	/* A profile named by --profile or AWS_PROFILE must exist, even when
+	 * the environment's keys would be used (botocore: ProfileNotFound). */
+	if (p->named && creds_profile_check(p->profile, err, errlen) < 0)
+		return -1;
+	/* An explicit profile negates the environment's keys; AWS_PROFILE
+	 * does not (botocore's create_credential_resolver). */
+	if (!p->explicit_profile) {
+		p->kind = SRC_ENV;
+		rc = creds_env_keys(&p->cur, why, sizeof(why));
+		if (rc <= 0)
+			goto done;
+		append(tried, sizeof(tried), "environment (%s); ", why);
 	}
-	p->kind = SRC_ENV;
-	rc = creds_env_keys(&p->cur, why, sizeof(why));
-	if (rc <= 0)
-		goto done;
-	append(tried, sizeof(tried), "environment (%s)", why);
 
 	p->kind = SRC_PROFILE;
-	rc = creds_shared_profile(&p->r, p->profile, &p->cur, why, sizeof(why));
+	rc = creds_shared_profile(&p->r, p->profile, p->named, !p->explicit_profile, &p->cur, why,
+	                          sizeof(why));
 	if (rc <= 0)
 		goto done;
-	append(tried, sizeof(tried), "; shared files (%s)", why);
+	append(tried, sizeof(tried), "shared files (%s)", why);
 
-	p->kind = SRC_WEB_IDENTITY;
-	rc = creds_env_web_identity(&p->r, &p->cur, why, sizeof(why));
-	if (rc <= 0)
-		goto done;
-	append(tried, sizeof(tried), "; web identity (%s)", why);
+	if (!p->explicit_profile) {
+		p->kind = SRC_WEB_IDENTITY;
+		rc = creds_env_web_identity(&p->r, &p->cur, why, sizeof(why));
+		if (rc <= 0)
+			goto done;
+		append(tried, sizeof(tried), "; web identity (%s)", why);
+	}
 
 	p->kind = SRC_CONTAINER;
 	rc = creds_container(p->r.timeout_ms, &p->cur, why, sizeof(why));
@@ -336,11 +354,24 @@ done:
 	return rc;
 }
 
+static char *dup_opt(const char *s, bool *oom)
+{
+	char *d;
+
+	if (!s || !*s)
+		return NULL;
+	d = strdup(s);
+	if (!d)
+		*oom = true;
+	return d;
+}
+
 int irfw_creds_provider_new(const struct irfw_cred_options *o, struct irfw_cred_provider **out, char *err,
                             size_t errlen)
 {
 	struct irfw_cred_provider *p;
-	const char *explicit_profile = NULL;
+	const char *profile = NULL;
+	bool oom = false;
 
 	*out = NULL;
 	p = calloc(1, sizeof(*p));
@@ -355,21 +386,25 @@ int irfw_creds_provider_new(const struct irfw_cred_options *o, struct irfw_cred_
 		p->r.sts_ctx = o->sts_ctx;
 		p->r.imds_v1_fallback = o->imds_v1_fallback;
 		p->r.timeout_ms = o->timeout_ms;
-		if (o->profile && *o->profile)
-			explicit_profile = o->profile;
-		if (o->region && *o->region) {
-			p->region = strdup(o->region);
-			if (!p->region)
-				goto oom;
+		if (o->profile && *o->profile) {
+			profile = o->profile;
+			p->explicit_profile = true;
 		}
+		p->region = dup_opt(o->region, &oom);
+		p->ca_file = dup_opt(o->ca_file, &oom);
+		p->site_endpoint = dup_opt(o->endpoint_url, &oom);
 	}
-	if (!explicit_profile)
-		explicit_profile = creds_env("AWS_PROFILE");
-	p->r.region = p->region;
-	p->profile = strdup(explicit_profile ? explicit_profile : "default");
-	if (!p->profile)
+	if (!profile)
+		profile = creds_env("AWS_PROFILE");
+	p->named = profile != NULL;
+	p->profile = strdup(profile ? profile : "default");
+	if (!p->profile || oom)
 		goto oom;
-	if (resolve_chain(p, explicit_profile, err, errlen) < 0) {
+	p->r.region = p->region;
+	p->r.profile = p->profile;
+	p->r.ca_file = p->ca_file;
+	p->r.site_endpoint = p->site_endpoint;
+	if (resolve_chain(p, err, errlen) < 0) {
 		irfw_creds_provider_free(p);
 		return -1;
 	}
@@ -446,6 +481,8 @@ void irfw_creds_provider_free(struct irfw_cred_provider *p)
 	irfw_creds_clear(&p->cur);
 	free(p->profile);
 	free(p->region);
+	free(p->ca_file);
+	free(p->site_endpoint);
 	pthread_cond_destroy(&p->done);
 	pthread_mutex_destroy(&p->lock);
 	free(p);

@@ -12,6 +12,7 @@
 #include <netdb.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,11 +56,38 @@ static size_t body_write(char *data, size_t size, size_t nmemb, void *user)
 	return add;
 }
 
+/* Keep the AWS error type (up to its first ':') and request id headers. */
+static size_t header_write(char *data, size_t size, size_t nmemb, void *user)
+{
+	struct creds_http_opts *o = user;
+	size_t len = size * nmemb;
+	static const struct {
+		const char *name;
+		size_t off;
+	} keep[] = {{"x-amzn-errortype:", offsetof(struct creds_http_opts, errortype)},
+	            {"x-amzn-requestid:", offsetof(struct creds_http_opts, request_id)}};
+
+	for (size_t i = 0; i < sizeof(keep) / sizeof(keep[0]); i++) {
+		size_t nl = strlen(keep[i].name);
+		char *dst = (char *)o + keep[i].off;
+		size_t v = nl, e;
+
+		if (len <= nl || strncasecmp(data, keep[i].name, nl) != 0)
+			continue;
+		while (v < len && (data[v] == ' ' || data[v] == '\t'))
+			v++;
+		for (e = v; e < len && data[e] != '\r' && data[e] != '\n' && data[e] != ':'; e++)
+			;
+		snprintf(dst, 128, "%.*s", (int)(e - v), data + v);
+	}
+	return len;
+}
+
 /* One request.  Returns 0 with *status and *body (wipe_free it), or -1 on a
  * transport error.  `what` names the service in messages; the URL is left
  * out because container URLs can carry an identifier. */
-int creds_http(const char *method, const char *url, const char *const *headers, long timeout_ms,
-               const char *what, long *status, char **body, char *err, size_t errlen)
+int creds_http_ex(const char *method, const char *url, const char *const *headers, struct creds_http_opts *o,
+                  const char *what, long *status, char **body, char *err, size_t errlen)
 {
 	CURL *h = curl_easy_init();
 	struct curl_slist *hl = NULL, *t;
@@ -70,6 +98,7 @@ int creds_http(const char *method, const char *url, const char *const *headers, 
 
 	*body = NULL;
 	*status = 0;
+	o->errortype[0] = o->request_id[0] = '\0';
 	if (!h) {
 		irfw_set_err(err, errlen, "%s: cannot create a curl handle", what);
 		return -1;
@@ -98,15 +127,21 @@ int creds_http(const char *method, const char *url, const char *const *headers, 
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hl);
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, body_write);
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
+	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, header_write);
+	curl_easy_setopt(h, CURLOPT_HEADERDATA, o);
 	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, ebuf);
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L); /* we run in worker threads */
 	/* Link-local and loopback services must never go through a proxy. */
-	curl_easy_setopt(h, CURLOPT_NOPROXY, "*");
+	if (!o->use_proxy)
+		curl_easy_setopt(h, CURLOPT_NOPROXY, "*");
 	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
-	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
-	                 timeout_ms < CONNECT_TIMEOUT_MS ? timeout_ms : CONNECT_TIMEOUT_MS);
-	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms);
+	curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
+	curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
+	if (o->ca_file)
+		curl_easy_setopt(h, CURLOPT_CAINFO, o->ca_file);
+	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, o->connect_ms);
+	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, o->total_ms);
 	rc = curl_easy_perform(h);
 	if (rc != CURLE_OK) {
 		if (b.too_big)
@@ -134,6 +169,18 @@ out:
 	curl_slist_free_all(hl);
 	curl_easy_cleanup(h);
 	return ret;
+}
+
+int creds_http(const char *method, const char *url, const char *const *headers, long timeout_ms,
+               const char *what, long *status, char **body, char *err, size_t errlen)
+{
+	struct creds_http_opts o = {
+	    .use_proxy = false,
+	    .connect_ms = timeout_ms < CONNECT_TIMEOUT_MS ? timeout_ms : CONNECT_TIMEOUT_MS,
+	    .total_ms = timeout_ms,
+	};
+
+	return creds_http_ex(method, url, headers, &o, what, status, body, err, errlen);
 }
 
 /* ------------------------------------------------------------------ */

@@ -109,9 +109,14 @@ int creds_env_web_identity(const struct resolver *r, struct irfw_creds *c, char 
 	const char *file = creds_env("AWS_WEB_IDENTITY_TOKEN_FILE");
 	const char *arn = creds_env("AWS_ROLE_ARN");
 
-	if (!file || !arn) {
+	if (!file) {
 		irfw_set_err(err, errlen, "AWS_WEB_IDENTITY_TOKEN_FILE/AWS_ROLE_ARN not set");
 		return 1;
+	}
+	if (!arn) {
+		/* botocore refuses this too, rather than skip to other sources. */
+		irfw_set_err(err, errlen, "AWS_WEB_IDENTITY_TOKEN_FILE is set but AWS_ROLE_ARN is not");
+		return -1;
 	}
 	return creds_web_identity(r, file, arn, creds_env("AWS_ROLE_SESSION_NAME"), NULL, c, err, errlen);
 }

@@ -109,57 +109,55 @@ oom:
 	return str;
 }
 
-/* Map an INI section to a profile name; NULL for sections that are not
- * profiles (sso-session, services, bare names in the config file). */
-static const char *section_profile(const struct cfgfile *f, const char *section, char *buf, size_t buflen)
+/* Map an INI section to what it is and its name; NULL for sections that
+ * are none of the SDKs' (a bare [name] in the config file). */
+static const char *section_name(const struct cfgfile *f, const char *section, enum cfg_sect *sect, char *buf,
+                                size_t buflen)
 {
+	static const struct {
+		const char *word;
+		enum cfg_sect sect;
+	} kinds[] = {
+	    {"profile", SECT_PROFILE}, {"sso-session", SECT_SSO_SESSION}, {"services", SECT_SERVICES}};
 	char *s;
 
 	snprintf(buf, buflen, "%s", section);
 	s = irfw_trim(buf);
+	*sect = SECT_PROFILE;
 	if (!f->is_config)
 		return *s ? s : NULL;
 	if (strcmp(s, "default") == 0)
 		return s;
-	if (strncmp(s, "profile", 7) == 0 && isspace((unsigned char)s[7])) {
-		s = irfw_trim(s + 7);
-		return *s ? s : NULL;
+	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+		size_t n = strlen(kinds[i].word);
+
+		if (strncmp(s, kinds[i].word, n) == 0 && isspace((unsigned char)s[n])) {
+			s = irfw_trim(s + n);
+			*sect = kinds[i].sect;
+			return *s ? s : NULL;
+		}
 	}
 	return NULL;
 }
 
-static struct kv *cfg_find(const struct cfgfile *f, const char *profile, const char *key)
+static struct kv *cfg_find(const struct cfgfile *f, enum cfg_sect sect, const char *profile, const char *key)
 {
 	for (size_t i = 0; i < f->n; i++)
-		if (strcmp(f->v[i].profile, profile) == 0 && strcasecmp(f->v[i].key, key) == 0)
+		if (f->v[i].sect == sect && strcmp(f->v[i].profile, profile) == 0 &&
+		    strcasecmp(f->v[i].key, key) == 0)
 			return &f->v[i];
 	return NULL;
 }
 
-static int cfg_handler(void *user, const char *section, const char *name, const char *value)
+/* Set key = value (value is taken over) in a section; the last value wins. */
+static int cfg_put(struct cfgfile *f, enum cfg_sect sect, const char *prof, const char *name, char *v)
 {
-	struct ini_ctx *c = user;
-	struct cfgfile *f = c->file;
-	char buf[256];
-	const char *prof = section_profile(f, section, buf, sizeof(buf));
-	struct kv *e;
-	char *v;
+	struct kv *e = cfg_find(f, sect, prof, name);
 
-	if (!prof)
-		return 1;
-	if (value[0] == LONG_MARK) {
-		size_t i = strtoul(value + 1, NULL, 10);
-
-		value = i < c->nlong ? c->longv[i] : "";
-	}
-	v = strdup(value);
-	if (!v)
-		return 0;
-	e = cfg_find(f, prof, name);
 	if (e) { /* inih merges repeated sections; the last value wins */
 		creds_wipe_free(e->value);
 		e->value = v;
-		return 1;
+		return 0;
 	}
 	if (f->n == f->cap) {
 		size_t ncap = f->cap ? f->cap * 2 : 16;
@@ -171,6 +169,8 @@ static int cfg_handler(void *user, const char *section, const char *name, const 
 		f->cap = ncap;
 	}
 	e = &f->v[f->n];
+	memset(e, 0, sizeof(*e));
+	e->sect = sect;
 	e->profile = strdup(prof);
 	e->key = strdup(name);
 	e->value = v;
@@ -182,10 +182,58 @@ static int cfg_handler(void *user, const char *section, const char *name, const 
 	for (char *p = e->key; *p; p++)
 		*p = (char)tolower((unsigned char)*p);
 	f->n++;
-	return 1;
+	return 0;
 oom:
 	creds_wipe_free(v);
-	return 0;
+	return -1;
+}
+
+static int cfg_handler(void *user, const char *section, const char *name, const char *value)
+{
+	struct ini_ctx *c = user;
+	struct cfgfile *f = c->file;
+	char buf[256];
+	enum cfg_sect sect;
+	const char *prof = section_name(f, section, &sect, buf, sizeof(buf));
+	bool indented = c->line && (c->line[0] == ' ' || c->line[0] == '\t');
+	struct kv *parent;
+	char *v;
+
+	if (!prof)
+		return 1;
+	if (value[0] == LONG_MARK) {
+		size_t i = strtoul(value + 1, NULL, 10);
+
+		value = i < c->nlong ? c->longv[i] : "";
+	}
+	/* A sub-section, as botocore reads it: "sts =" then indented
+	 * "endpoint_url = ..." lines, kept as "sts.endpoint_url". */
+	parent = indented ? cfg_find(f, sect, prof, name) : NULL;
+	if (parent && (parent->nested || !*parent->value)) {
+		const char *eq = strchr(value, '=');
+		char sub[128], key[256];
+		size_t kl;
+
+		parent->nested = true;
+		if (!eq)
+			return 1; /* not "key = value": nothing the SDKs read */
+		kl = (size_t)(eq - value);
+		snprintf(sub, sizeof(sub), "%.*s", (int)(kl < sizeof(sub) ? kl : sizeof(sub) - 1), value);
+		snprintf(key, sizeof(key), "%s.%s", name, irfw_trim(sub));
+		v = strdup(eq + 1);
+		if (!v)
+			return 0;
+		{
+			char *t = irfw_trim(v);
+
+			memmove(v, t, strlen(t) + 1);
+		}
+		return cfg_put(f, sect, prof, key, v) == 0;
+	}
+	v = strdup(value);
+	if (!v)
+		return 0;
+	return cfg_put(f, sect, prof, name, v) == 0;
 }
 
 static void cfgfile_free(struct cfgfile *f)
@@ -293,13 +341,34 @@ struct shared *creds_shared_load(char *err, size_t errlen)
 	return sh;
 }
 
+const char *creds_shared_get_in(const struct shared *sh, bool in_creds, const char *profile, const char *key)
+{
+	const struct kv *e = cfg_find(in_creds ? &sh->creds : &sh->config, SECT_PROFILE, profile, key);
+
+	return e && *e->value ? e->value : NULL;
+}
+
 const char *creds_shared_get(const struct shared *sh, const char *profile, const char *key)
 {
-	const struct kv *e = cfg_find(&sh->creds, profile, key);
+	const char *v = creds_shared_get_in(sh, true, profile, key);
 
-	if (!e)
-		e = cfg_find(&sh->config, profile, key);
+	return v ? v : creds_shared_get_in(sh, false, profile, key);
+}
+
+const char *creds_shared_get_sect(const struct shared *sh, enum cfg_sect sect, const char *name,
+                                  const char *key)
+{
+	const struct kv *e = cfg_find(&sh->config, sect, name, key);
+
 	return e && *e->value ? e->value : NULL;
+}
+
+bool creds_shared_has_sect(const struct shared *sh, enum cfg_sect sect, const char *name)
+{
+	for (size_t i = 0; i < sh->config.n; i++)
+		if (sh->config.v[i].sect == sect && strcmp(sh->config.v[i].profile, name) == 0)
+			return true;
+	return false;
 }
 
 bool creds_shared_has_profile(const struct shared *sh, const char *profile)
@@ -308,7 +377,8 @@ bool creds_shared_has_profile(const struct shared *sh, const char *profile)
 
 	for (size_t f = 0; f < 2; f++)
 		for (size_t i = 0; i < files[f]->n; i++)
-			if (strcmp(files[f]->v[i].profile, profile) == 0)
+			if (files[f]->v[i].sect == SECT_PROFILE &&
+			    strcmp(files[f]->v[i].profile, profile) == 0)
 				return true;
 	return false;
 }
@@ -348,4 +418,226 @@ char *irfw_resolve_region(const char *explicit_region, const char *profile)
 	if (creds_env("AWS_DEFAULT_REGION"))
 		return strdup(creds_env("AWS_DEFAULT_REGION"));
 	return irfw_profile_get(profile, "region");
+}
+
+/* ------------------------------------------------------------------ */
+/* Configured endpoints.                                               */
+
+struct svc_url {
+	char *id; /* lower case: "ec2", "auto_scaling" */
+	char *url;
+};
+
+struct irfw_endpoints {
+	bool ignore;
+	char *profile_url;
+	struct svc_url *svc;
+	size_t n;
+};
+
+/* botocore's ensure_boolean: only "true", in any case, is true. */
+static bool sdk_true(const char *v)
+{
+	return v && strcasecmp(v, "true") == 0;
+}
+
+void irfw_endpoints_free(struct irfw_endpoints *e)
+{
+	if (!e)
+		return;
+	for (size_t i = 0; i < e->n; i++) {
+		free(e->svc[i].id);
+		free(e->svc[i].url);
+	}
+	free(e->svc);
+	free(e->profile_url);
+	free(e);
+}
+
+struct irfw_endpoints *irfw_endpoints_load(const char *profile, char *err, size_t errlen)
+{
+	struct irfw_endpoints *e = calloc(1, sizeof(*e));
+	struct shared *sh = NULL;
+	const char *prof = creds_effective_profile(profile), *services, *v;
+	static const char suffix[] = ".endpoint_url";
+
+	if (!e)
+		goto oom;
+	sh = creds_shared_load(err, errlen);
+	if (!sh)
+		goto fail;
+	v = creds_env("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS");
+	e->ignore = sdk_true(v ? v : creds_shared_get(sh, prof, "ignore_configured_endpoint_urls"));
+	v = creds_shared_get(sh, prof, "endpoint_url");
+	if (v && !(e->profile_url = strdup(v)))
+		goto oom;
+	services = creds_shared_get(sh, prof, "services");
+	if (services) {
+		const struct cfgfile *f = &sh->config;
+
+		if (!creds_shared_has_sect(sh, SECT_SERVICES, services)) {
+			irfw_set_err(err, errlen,
+			             "profile \"%s\": services = %s, but %s has no [services %s] section",
+			             prof, services, f->path ? f->path : "the config file", services);
+			goto fail;
+		}
+		for (size_t i = 0; i < f->n; i++) {
+			const struct kv *k = &f->v[i];
+			size_t kl = strlen(k->key);
+			struct svc_url *nv;
+
+			if (k->sect != SECT_SERVICES || strcmp(k->profile, services) != 0 || !*k->value ||
+			    kl <= sizeof(suffix) - 1 ||
+			    strcmp(k->key + kl - (sizeof(suffix) - 1), suffix) != 0)
+				continue;
+			nv = realloc(e->svc, (e->n + 1) * sizeof(*nv));
+			if (!nv)
+				goto oom;
+			e->svc = nv;
+			nv[e->n].id = strndup(k->key, kl - (sizeof(suffix) - 1));
+			nv[e->n].url = strdup(k->value);
+			if (!nv[e->n].id || !nv[e->n].url) {
+				free(nv[e->n].id);
+				free(nv[e->n].url);
+				goto oom;
+			}
+			e->n++;
+		}
+	}
+	creds_shared_free(sh);
+	return e;
+oom:
+	irfw_set_err(err, errlen, "out of memory");
+fail:
+	creds_shared_free(sh);
+	irfw_endpoints_free(e);
+	return NULL;
+}
+
+bool irfw_endpoints_ignored(const struct irfw_endpoints *e)
+{
+	return e && e->ignore;
+}
+
+char *irfw_endpoints_get(const struct irfw_endpoints *e, const char *id, const char *site)
+{
+	bool ignore = e ? e->ignore : sdk_true(creds_env("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS"));
+	char var[96], low[64];
+	const char *v = NULL;
+	size_t i;
+
+	if (!ignore) {
+		snprintf(var, sizeof(var), "AWS_ENDPOINT_URL_%s", id);
+		v = creds_env(var);
+		if (!v)
+			v = creds_env("AWS_ENDPOINT_URL");
+	}
+	if (!v && site && *site)
+		v = site;
+	if (!v && !ignore && e) {
+		for (i = 0; id[i] && i + 1 < sizeof(low); i++)
+			low[i] = (char)tolower((unsigned char)id[i]);
+		low[i] = '\0';
+		for (i = 0; i < e->n && !v; i++)
+			if (strcmp(e->svc[i].id, low) == 0)
+				v = e->svc[i].url;
+		if (!v)
+			v = e->profile_url;
+	}
+	return v ? strdup(v) : NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* The client's settings: CA bundle, attempts, retry mode.             */
+
+void irfw_aws_settings_free(struct irfw_aws_settings *s)
+{
+	if (!s)
+		return;
+	free(s->ca_bundle);
+	memset(s, 0, sizeof(*s));
+}
+
+static int positive(const char *what, const char *v, int *out, char *err, size_t errlen)
+{
+	long n;
+
+	if (!irfw_parse_long(v, &n) || n < 1 || n > 100) {
+		irfw_set_err(err, errlen, "%s = \"%.40s\": expected a number of attempts from 1 to 100", what,
+		             v);
+		return -1;
+	}
+	*out = (int)n;
+	return 0;
+}
+
+int irfw_aws_settings_resolve(const char *profile, const char *site_ca_file, int site_max_attempts,
+                              struct irfw_aws_settings *s, char *err, size_t errlen)
+{
+	struct shared *sh;
+	const char *prof = creds_effective_profile(profile), *v;
+	char what[96];
+	int ret = -1;
+
+	memset(s, 0, sizeof(*s));
+	sh = creds_shared_load(err, errlen);
+	if (!sh)
+		return -1;
+
+	/* CA bundle. */
+	if (site_ca_file && *site_ca_file) {
+		v = site_ca_file;
+		snprintf(s->ca_from, sizeof(s->ca_from), "[irfw] ca_file");
+	} else if ((v = creds_env("AWS_CA_BUNDLE"))) {
+		snprintf(s->ca_from, sizeof(s->ca_from), "AWS_CA_BUNDLE");
+	} else if ((v = creds_shared_get(sh, prof, "ca_bundle"))) {
+		snprintf(s->ca_from, sizeof(s->ca_from), "ca_bundle of profile %.40s", prof);
+	} else {
+		snprintf(s->ca_from, sizeof(s->ca_from), "the system's CA store");
+	}
+	if (v && !(s->ca_bundle = strdup(v))) {
+		irfw_set_err(err, errlen, "out of memory");
+		goto out;
+	}
+
+	/* Attempts. */
+	if (site_max_attempts > 0) {
+		s->max_attempts = site_max_attempts;
+		snprintf(s->attempts_from, sizeof(s->attempts_from), "[irfw] max_attempts");
+	} else if ((v = creds_env("AWS_MAX_ATTEMPTS"))) {
+		if (positive("AWS_MAX_ATTEMPTS", v, &s->max_attempts, err, errlen) < 0)
+			goto out;
+		snprintf(s->attempts_from, sizeof(s->attempts_from), "AWS_MAX_ATTEMPTS");
+	} else if ((v = creds_shared_get(sh, prof, "max_attempts"))) {
+		snprintf(what, sizeof(what), "max_attempts of profile \"%.40s\"", prof);
+		if (positive(what, v, &s->max_attempts, err, errlen) < 0)
+			goto out;
+		snprintf(s->attempts_from, sizeof(s->attempts_from), "max_attempts of profile %.40s", prof);
+	} else {
+		s->max_attempts = 5;
+		snprintf(s->attempts_from, sizeof(s->attempts_from), "default");
+	}
+
+	/* Retry mode. */
+	if ((v = creds_env("AWS_RETRY_MODE"))) {
+		snprintf(what, sizeof(what), "AWS_RETRY_MODE");
+		snprintf(s->mode_from, sizeof(s->mode_from), "AWS_RETRY_MODE");
+	} else if ((v = creds_shared_get(sh, prof, "retry_mode"))) {
+		snprintf(what, sizeof(what), "retry_mode of profile \"%.40s\"", prof);
+		snprintf(s->mode_from, sizeof(s->mode_from), "retry_mode of profile %.40s", prof);
+	} else {
+		v = "standard";
+		snprintf(s->mode_from, sizeof(s->mode_from), "default");
+	}
+	if (strcmp(v, "legacy") != 0 && strcmp(v, "standard") != 0 && strcmp(v, "adaptive") != 0) {
+		irfw_set_err(err, errlen, "%s = \"%.40s\": expected legacy, standard or adaptive", what, v);
+		goto out;
+	}
+	snprintf(s->retry_mode, sizeof(s->retry_mode), "%s", v);
+	ret = 0;
+out:
+	if (ret != 0)
+		irfw_aws_settings_free(s);
+	creds_shared_free(sh);
+	return ret;
 }
