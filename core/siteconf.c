@@ -39,7 +39,9 @@ static const struct irfw_option global_base[] = {
      "the profile's region, the instance metadata service.",
      NULL},
     {"profile", IRFW_OPT_STRING, NULL, 0,
-     "Named profile of the AWS shared config files (--profile overrides).", NULL},
+     "Named profile of the AWS shared config files (--profile overrides). Given here or with --profile "
+     "it is explicit, so it wins over AWS_ACCESS_KEY_ID; AWS_PROFILE does not (as in boto3).",
+     NULL},
     {"plugin_path", IRFW_OPT_LIST, NULL, 0,
      "Folders searched for plugin modules before the installed plugin folder. A relative "
      "folder is taken relative to this file's folder.",
@@ -62,15 +64,18 @@ static const struct irfw_option global_base[] = {
      NULL},
     {"max_attempts", IRFW_OPT_INT, "5", 0,
      "Attempts per AWS call, retrying throttling, 5xx and network errors with capped exponential "
-     "backoff and jitter.",
+     "backoff and jitter. Written here it wins; else AWS_MAX_ATTEMPTS, then the profile's max_attempts.",
      NULL},
     {"connect_timeout", IRFW_OPT_INT, "10", 0, "Seconds to connect to an AWS endpoint.", NULL},
     {"timeout", IRFW_OPT_INT, "120", 0, "Seconds for one AWS request, transfer included.", NULL},
     {"ca_file", IRFW_OPT_STRING, NULL, 0,
-     "A CA bundle to verify AWS endpoints with (TLS verification is always on).", NULL},
+     "A CA bundle to verify AWS endpoints with (TLS verification is always on); else AWS_CA_BUNDLE, "
+     "then the profile's ca_bundle.",
+     NULL},
     {"endpoint_url", IRFW_OPT_STRING, NULL, 0,
      "Send every AWS call to this endpoint (an emulator, a VPC endpoint). AWS_ENDPOINT_URL and "
-     "AWS_ENDPOINT_URL_<SERVICE> take precedence.",
+     "AWS_ENDPOINT_URL_<SERVICE> take precedence; the shared config's [services] entries and the "
+     "profile's endpoint_url come after it; AWS_IGNORE_CONFIGURED_ENDPOINT_URLS drops those but not this.",
      NULL},
     {"s3_path_style", IRFW_OPT_BOOL, "false", 0,
      "Address S3 buckets path-style instead of virtual-host style.", NULL},
