@@ -127,8 +127,98 @@ static const char *result_word(const struct irfw_step_result *res)
 	return res->status == IRFW_OK ? "ok" : res->status == IRFW_SKIPPED ? "skipped" : "FAILED";
 }
 
+/* Above this many instances (or after a live progress line) the text
+ * report is a recap rather than every step of every instance. */
+#define DETAIL_MAX_INSTANCES 20
+
+/* The recap: counts per step, then what did not go well, instance by
+ * instance (containment, failed steps with their AWS error and request
+ * id), then where the case records are. */
+static void recap(struct irfw_run *r)
+{
+	size_t n_found = 0, n_gone = 0, n_missing = 0, by[4] = {0, 0, 0, 0};
+	for (size_t i = 0; i < r->batch.n; i++) {
+		struct irfw_target *t = r->batch.targets[i];
+		if (!t->found)
+			n_missing++;
+		else if (t->skipped_state)
+			n_gone++;
+		else {
+			n_found++;
+			by[irfw_target_containment(t, NULL)]++;
+		}
+	}
+	printf("\ncase %s%s: %zu instance(s) handled", r->case_id_resolved ? r->case_id_resolved : "-",
+	       r->dry_run ? " (dry run)" : "", n_found);
+	if (!r->dry_run)
+		printf(": %zu contained, %zu partially contained, %zu not contained, %zu not attempted",
+		       by[IRFW_CONTAINED], by[IRFW_PARTIALLY_CONTAINED], by[IRFW_NOT_CONTAINED],
+		       by[IRFW_CONTAINMENT_NOT_ATTEMPTED]);
+	if (n_missing)
+		printf("; %zu not found", n_missing);
+	if (n_gone)
+		printf("; %zu terminated or shutting down", n_gone);
+	printf("\n\n  %-14s %6s %8s %7s %8s\n", "step", "ok", "skipped", "failed", "not-run");
+	for (size_t k = 0; k < r->n_steps; k++) {
+		size_t c[4] = {0, 0, 0, 0};
+		for (size_t i = 0; i < r->batch.n; i++) {
+			const struct irfw_target *t = r->batch.targets[i];
+			if (k >= t->n_results)
+				continue;
+			const struct irfw_step_result *res = &t->results[k];
+			c[!res->ran ? 3 : (unsigned)res->status < 3 ? res->status : 2]++;
+		}
+		printf("  %-14s %6zu %8zu %7zu %8zu\n", r->steps[k]->name, c[IRFW_OK], c[IRFW_SKIPPED],
+		       c[IRFW_FAILED], c[3]);
+	}
+	bool header = false;
+	for (size_t i = 0; i < r->batch.n; i++) {
+		struct irfw_target *t = r->batch.targets[i];
+		if (!t->found || t->skipped_state) {
+			if (!header)
+				printf("\nneeds attention:\n");
+			header = true;
+			printf("  %s  %s\n", t->id, !t->found ? "NOT FOUND" : t->state ? t->state : "gone");
+			continue;
+		}
+		const char *cause;
+		irfw_containment c = irfw_target_containment(t, &cause);
+		bool bad = c == IRFW_PARTIALLY_CONTAINED || c == IRFW_NOT_CONTAINED;
+		for (size_t k = 0; k < t->n_results; k++)
+			bad = bad || (t->results[k].ran && t->results[k].status == IRFW_FAILED);
+		if (!bad)
+			continue;
+		if (!header)
+			printf("\nneeds attention:\n");
+		header = true;
+		char *ecause = irfw_escape_text(cause);
+		printf("  %s  %s%s%s\n", t->id, irfw_containment_outcome(c), ecause && *ecause ? ": " : "",
+		       ecause ? ecause : "");
+		free(ecause);
+		for (size_t k = 0; k < t->n_results; k++) {
+			const struct irfw_step_result *res = &t->results[k];
+			if (!res->ran || res->status != IRFW_FAILED)
+				continue;
+			char *detail = irfw_escape_text(res->detail);
+			char *aerr = irfw_escape_text(res->aws_error);
+			printf("      FAILED %-12s %.160s%s%s%s%s%s\n", res->step, detail ? detail : "",
+			       aerr ? " [" : "", aerr ? aerr : "", res->request_id ? ", request " : "",
+			       res->request_id ? res->request_id : "", aerr ? "]" : "");
+			free(detail);
+			free(aerr);
+		}
+	}
+	const char *ev = irfw_run_global(r, "evidence_dir");
+	if (!r->dry_run && ev && r->case_id_resolved)
+		printf("\ncase records: %s/%s/<instance>/\n", ev, r->case_id_resolved);
+}
+
 void irfw_report_text(struct irfw_run *r)
 {
+	if (r->batch.n > DETAIL_MAX_INSTANCES || r->progress.on) {
+		recap(r);
+		return;
+	}
 	printf("\ncase %s%s\n", r->case_id_resolved ? r->case_id_resolved : "-",
 	       r->dry_run ? " (dry run)" : "");
 	for (size_t i = 0; i < r->batch.n; i++) {

@@ -133,3 +133,24 @@ def test_progress_line_on_a_terminal(world):
     # Not on a terminal: the per-step lines, no status line.
     p = world.irfw(*args, "--case-id", "PTY-2")
     assert "] ok:" in p.stderr and "\x1b[K" not in p.stderr and "contained 3/3" not in p.stderr
+
+
+def test_recap_for_a_fleet(world):
+    """Past 20 instances the text report is a recap: counts per step, then
+    only what needs attention, then where the case records are."""
+    ids = world.vpc_world(n_instances=21, enis=1, volumes=1)["instances"]
+    sections = {**SECTIONS, "contain": {"report": "not-contained", "cause": "eni-z open"}}
+    conf = world.write_conf(["contain", "keep"], sections)
+    args = ["--conf", conf, "--case-id", "RECAP"]
+    for i in ids:
+        args += ["-i", i]
+    p = world.irfw(*args, "-i", "i-0123456789abcdef0", check_rc=4)
+    out = p.stdout
+    assert "case RECAP: 21 instance(s) handled: 0 contained, 0 partially contained, 21 not contained" in out
+    assert "1 not found" in out
+    assert "  contain            21        0       0        0" in out, out
+    assert out.count("NOT CONTAINED: eni-z open") == 21
+    assert "i-0123456789abcdef0  NOT FOUND" in out
+    assert f"case records: {world.evidence}/RECAP/<instance>/" in out
+    # Not every step of every instance.
+    assert "  ok       keep" not in out
