@@ -25,7 +25,8 @@ static void usage(FILE *out)
 	fprintf(out,
 	        "Usage: irfw [OPTIONS] -i INSTANCE_ID [-i INSTANCE_ID ...]\n"
 	        "       irfw check [OPTIONS] [-i INSTANCE_ID ...]\n"
-	        "       irfw plugins [--describe NAME [--man]] [--conf FILE]\n"
+	        "       irfw plugins [--describe NAME [--man|--ini]] [--conf FILE]\n"
+	        "       irfw policy [--conf FILE]   the pipeline's least-privilege IAM policy\n"
 	        "\n"
 	        "Contain, preserve, protect, tag and report compromised EC2 instances, running\n"
 	        "the site's pipeline of action plugins for each instance.\n"
@@ -305,8 +306,9 @@ int main(int argc, char **argv)
 		irfw_runner_set(r, IRFW_SET_EVIDENCE_DIR, env_evidence);
 
 	const char *cmd = optind < argc ? argv[optind++] : NULL;
-	if (cmd && strcmp(cmd, "check") != 0 && strcmp(cmd, "plugins") != 0) {
-		fprintf(stderr, "irfw: unknown command '%s' (commands: check, plugins)\nTry 'irfw --help'.\n",
+	if (cmd && strcmp(cmd, "check") != 0 && strcmp(cmd, "plugins") != 0 && strcmp(cmd, "policy") != 0) {
+		fprintf(stderr,
+		        "irfw: unknown command '%s' (commands: check, plugins, policy)\nTry 'irfw --help'.\n",
 		        cmd);
 		res = IRFW_RESULT_USAGE;
 		goto out;
@@ -320,6 +322,7 @@ int main(int argc, char **argv)
 		goto out;
 	bool plugins_cmd = cmd && strcmp(cmd, "plugins") == 0;
 	bool check_cmd = cmd && strcmp(cmd, "check") == 0;
+	bool policy_cmd = cmd && strcmp(cmd, "policy") == 0;
 	if ((describe || man || ini) && !plugins_cmd) {
 		fprintf(stderr, "irfw: --describe, --man and --ini belong to 'irfw plugins'\n");
 		res = IRFW_RESULT_USAGE;
@@ -335,7 +338,7 @@ int main(int argc, char **argv)
 			res = IRFW_RESULT_USAGE;
 	if (res != IRFW_RESULT_OK)
 		goto out;
-	if (!plugins_cmd && !check_cmd && irfw_runner_instance_count(r) == 0) {
+	if (!plugins_cmd && !check_cmd && !policy_cmd && irfw_runner_instance_count(r) == 0) {
 		fprintf(stderr, "irfw: no instance given: use -i INSTANCE_ID, --from-file FILE, --filter "
 		                "NAME=VALUES or --finding FILE\n"
 		                "Try 'irfw --help'.\n");
@@ -383,6 +386,8 @@ int main(int argc, char **argv)
 		                                : IRFW_DESCRIBE_AS_TEXT);
 	else if ((res = irfw_runner_load(r)) != IRFW_RESULT_OK)
 		; /* the reasons are logged */
+	else if (policy_cmd)
+		res = irfw_runner_policy(r);
 	else if (plan)
 		res = irfw_runner_plan(r);
 	else if (check_cmd)

@@ -23,6 +23,7 @@
 #include "scheduler.h"
 #include "events.h"
 #include "fleet.h"
+#include "policy.h"
 #include "base/buf.h"
 #include "base/log.h"
 #include "base/text.h"
@@ -652,6 +653,18 @@ static int aws_client(struct irfw_run *r, char *err, size_t errlen)
 	return irfw_aws_new(&c, &r->aws, err, errlen);
 }
 
+/* "under a minute", "1.5 min", "7 min". */
+static const char *minutes(double s, char *out, size_t len)
+{
+	if (s < 60)
+		snprintf(out, len, "under a minute");
+	else if (s < 600)
+		snprintf(out, len, "about %.1f min", s / 60);
+	else
+		snprintf(out, len, "about %.0f min", s / 60);
+	return out;
+}
+
 int irfw_run_execute(struct irfw_run *r, bool json, bool check_only)
 {
 	char err[1024] = "";
@@ -802,6 +815,18 @@ int irfw_run_execute(struct irfw_run *r, bool json, bool check_only)
 			return prc;
 	}
 
+	if (found > 50 && !check_only) {
+		/* What the account's EC2 request buckets make this take: the
+		 * calls the steps declare, through buckets of the sizes and refill
+		 * rates irfw paces itself with. */
+		double contain, all;
+		irfw_policy_estimate(r, &contain, &all);
+		char a[32], b[32];
+		irfw_logf(IRFW_LOG_INFO, NULL,
+		          "%zu instances: all contained in %s, all steps in %s at "
+		          "this account's EC2 request limits",
+		          found, minutes(contain, a, sizeof(a)), minutes(all, b, sizeof(b)));
+	}
 	irfw_event_run_start(r, found);
 	irfw_schedule(r, found, check_only);
 

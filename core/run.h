@@ -78,9 +78,10 @@ struct irfw_target {
 	struct irfw_aws_error err;       /* last failed call */
 	struct irfw_aws_error first_err; /* first failed call of the current step */
 	char last_request_id[128];
-	char *notes;                   /* accumulated irfw_note text */
-	char *state;                   /* instance-state name, or NULL */
-	struct irfw_cont_report *cont; /* reports of this run and earlier ones */
+	char err_service[32], err_operation[64]; /* of err */
+	char *notes;                             /* accumulated irfw_note text */
+	char *state;                             /* instance-state name, or NULL */
+	struct irfw_cont_report *cont;           /* reports of this run and earlier ones */
 	size_t n_cont;
 	char *cont_cause;   /* last irfw_target_containment() cause */
 	bool skipped_state; /* terminated or shutting down: not handled */

@@ -16,6 +16,7 @@
 #include "run.h"
 #include "plugins_doc.h"
 #include "fleet.h"
+#include "policy.h"
 #include "base/buf.h"
 #include "base/log.h"
 #include "base/text.h"
@@ -250,6 +251,20 @@ irfw_result irfw_runner_plugins(irfw_runner *r, const char *name, irfw_describe 
 	             : how == IRFW_DESCRIBE_AS_INI ? IRFW_DESCRIBE_INI
 	                                           : IRFW_DESCRIBE_TEXT;
 	return from_status(name ? irfw_plugins_describe(&r->run, name, format) : irfw_plugins_list(&r->run));
+}
+
+irfw_result irfw_runner_policy(irfw_runner *r)
+{
+	if (!r->loaded)
+		return IRFW_RESULT_USAGE;
+	size_t undeclared = 0;
+	cJSON *doc = irfw_policy_document(&r->run, &undeclared);
+	char *out = doc ? cJSON_Print(doc) : NULL;
+	if (out)
+		puts(out);
+	free(out);
+	cJSON_Delete(doc);
+	return out ? IRFW_RESULT_OK : IRFW_RESULT_USAGE;
 }
 
 void irfw_set_log_level(irfw_log_level level)

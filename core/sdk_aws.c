@@ -17,6 +17,7 @@
 
 #include "casestore.h"
 #include "run.h"
+#include "policy.h"
 #include "base/buf.h"
 #include "base/log.h"
 #include "base/text.h"
@@ -82,6 +83,12 @@ bool irfw_arn_region(const char *arn, char out[64])
 	return true;
 }
 
+static bool access_denied(const char *code)
+{
+	return strncmp(code, "AccessDenied", 12) == 0 || strcmp(code, "UnauthorizedOperation") == 0 ||
+	       strcmp(code, "AuthorizationError") == 0 || strcmp(code, "UnauthorizedAccess") == 0;
+}
+
 int irfw_aws_call_in(irfw_target *t, const char *region, const char *service, const char *operation,
                      const cJSON *params, cJSON **result)
 {
@@ -121,6 +128,19 @@ int irfw_aws_call_in(irfw_target *t, const char *region, const char *service, co
 		cJSON_AddItemToArray(t->cur_res->request_ids, cJSON_CreateString(id));
 	}
 	snprintf(t->last_request_id, sizeof(t->last_request_id), "%s", rid);
+	if (rc != 0) {
+		snprintf(t->err_service, sizeof(t->err_service), "%s", service);
+		snprintf(t->err_operation, sizeof(t->err_operation), "%s", operation);
+		/* A refusal for want of a permission says which IAM action it
+		 * takes, wherever a plugin quotes the message. */
+		if (access_denied(t->err.code)) {
+			char action[128];
+			size_t n = strlen(t->err.message);
+			snprintf(t->err.message + n, sizeof(t->err.message) - n,
+			         " (needs the IAM permission %s)",
+			         irfw_iam_action(service, operation, action));
+		}
+	}
 	if (rc != 0 && !t->first_err.code[0])
 		t->first_err = t->err;
 	if (rc != 0)

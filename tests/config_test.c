@@ -15,6 +15,7 @@
 #include "base/buf.h"
 #include "base/text.h"
 #include "aws/names.h"
+#include "policy.h"
 
 static char *write_tmp(const char *text)
 {
@@ -301,6 +302,20 @@ static void test_template_context(void **state)
 	assert_null(irfw_template_check("${outcome}: ${instance_id} ${containment}"));
 }
 
+static void test_iam_action(void **state)
+{
+	(void)state;
+	char a[128];
+	assert_string_equal(irfw_iam_action("ec2", "ModifyNetworkInterfaceAttribute", a),
+	                    "ec2:ModifyNetworkInterfaceAttribute");
+	assert_string_equal(irfw_iam_action("s3", "HeadObject", a), "s3:GetObject");
+	assert_string_equal(irfw_iam_action("s3", "UploadPart", a), "s3:PutObject");
+	assert_string_equal(irfw_iam_action("s3", "HeadBucket", a), "s3:ListBucket");
+	assert_string_equal(irfw_iam_action("elb", "DescribeLoadBalancers", a),
+	                    "elasticloadbalancing:DescribeLoadBalancers");
+	assert_string_equal(irfw_iam_action("sns", "Publish", a), "sns:Publish");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -309,6 +324,7 @@ int main(void)
 	    cmocka_unit_test(test_validate),        cmocka_unit_test(test_templates),
 	    cmocka_unit_test(test_helpers),         cmocka_unit_test(test_escape),
 	    cmocka_unit_test(test_operator_values), cmocka_unit_test(test_template_context),
+	    cmocka_unit_test(test_iam_action),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -54,9 +54,11 @@ extern "C" {
  *        the paginators irfw_aws_paginate, irfw_aws_paginate_in and
  *        irfw_batch_aws_paginate; the request builders irfw_ec2_filter,
  *        irfw_ec2_tag_spec and irfw_ec2_tag; irfw_iso8601
+ *   1.3  the vtable's `actions` (struct irfw_action): what a step calls,
+ *        for `irfw policy` and the run's estimate
  */
 #define IRFW_ABI_MAJOR 1
-#define IRFW_ABI_MINOR 2
+#define IRFW_ABI_MINOR 3
 
 #if defined(__GNUC__)
 #define IRFW_EXPORT       __attribute__((visibility("default")))
@@ -124,6 +126,34 @@ struct irfw_option {
 };
 
 /**
+ * One AWS action a step may call: the plugin's statement of what it needs,
+ * from which `irfw policy` prints the least-privilege IAM policy of a
+ * pipeline and a run estimates how long the account's EC2 request buckets
+ * make it take.  The table ends with an entry whose action is NULL.
+ * Frozen for ABI major 1, like struct irfw_option.
+ */
+struct irfw_action {
+	/** The IAM action, "ec2:ModifyNetworkInterfaceAttribute".  A call an
+	 * API authorises under another name is declared under that name (an S3
+	 * HeadObject is s3:GetObject), and the permissions a call needs on
+	 * another service too (SSE-KMS: kms:GenerateDataKey). */
+	const char *action;
+	/** NULL: any resource ("*").  Else an ARN template: ${account_id},
+	 * ${region}, and ${opt:NAME}, the step's option NAME (itself
+	 * expanded; a value that cannot be known yet, such as ${instance_id},
+	 * becomes "*"). */
+	const char *resource;
+	/** NULL: always.  "NAME=VALUE": only when the step's option NAME has
+	 * VALUE ("nacl=true", "mode=standby"); "NAME!=VALUE": unless. */
+	const char *when;
+	/** For the estimate: what one lot of `calls` is made for: "instance",
+	 * "interface" (of the instance), "volume" (of the instance) or "run". */
+	const char *per;
+	/** Calls of it per `per` in the usual case (0: rare, not estimated). */
+	unsigned calls;
+};
+
+/**
  * The vtable a plugin module exports.  Fill it with designated initialisers
  * starting with IRFW_PLUGIN_HEADER, and export it with IRFW_PLUGIN_ENTRY.
  * Only `name`, `run` and the header are mandatory.
@@ -173,6 +203,12 @@ struct irfw_plugin {
 	/** The step's default phase (a site may override it with `phase =`).
 	 * IRFW_PHASE_UNSET is taken as IRFW_PHASE_PRESERVE. */
 	irfw_phase phase;
+
+	/* ---- ABI 1.3 ---- */
+	/** Optional.  The AWS actions the step may call (NULL-terminated),
+	 * for `irfw policy` and the run's estimate.  A step without it is
+	 * listed by `irfw policy` as "actions not declared". */
+	const struct irfw_action *actions;
 };
 
 /* The least the loader accepts: the vtable up to `fini`.  Fields after it

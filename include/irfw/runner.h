@@ -117,6 +117,11 @@ typedef enum irfw_describe {
  * section).  Needs no configuration; uses one when set. */
 IRFW_EXPORT irfw_result irfw_runner_plugins(irfw_runner *r, const char *name, irfw_describe how);
 
+/** `irfw policy`: the least-privilege IAM policy of the pipeline, from the
+ * plugins' declared actions, as a JSON document on standard output.  No
+ * AWS call.  After load. */
+IRFW_EXPORT irfw_result irfw_runner_policy(irfw_runner *r);
+
 /** Log level of the process (IRFW_LOG_ERROR .. IRFW_LOG_DEBUG), and colour
  * on standard error. */
 IRFW_EXPORT void irfw_set_log_level(irfw_log_level level);

@@ -849,12 +849,25 @@ out:
 	return st;
 }
 
+/* The AWS actions the step may call: `irfw policy` prints the IAM policy
+ * from them, and a fleet run its estimate (calls: the usual case). */
+static const struct irfw_action actions[] = {
+    {.action = "autoscaling:DescribeAutoScalingInstances", .per = "run", .calls = 1},
+    {.action = "autoscaling:DescribeAutoScalingGroups", .per = "instance"},
+    {.action = "autoscaling:DetachInstances", .when = "mode=detach", .per = "instance"},
+    {.action = "autoscaling:EnterStandby", .per = "instance"},
+    {.action = "autoscaling:SetInstanceProtection", .when = "fallback", .per = "instance"},
+    {.action = "autoscaling:SuspendProcesses", .when = "fallback", .per = "instance"},
+    {.action = NULL},
+};
+
 static const struct irfw_plugin plugin = {
     IRFW_PLUGIN_HEADER,
     .name = "asg",
     .version = IRFW_PLUGIN_VERSION, /* the package's: in-tree plugins ship with it */
     .summary = "take the instance out of its Auto Scaling group's hands (detach, Standby, or protect)",
     .options = opts,
+    .actions = actions,
     .phase = IRFW_PHASE_CONTAIN,
     .init = init,
     .prepare = prepare,

@@ -283,12 +283,23 @@ static irfw_status run(irfw_target *t, void *state)
 	return IRFW_OK;
 }
 
+/* The AWS actions the step may call: `irfw policy` prints the IAM policy
+ * from them, and a fleet run its estimate (calls: the usual case). */
+static const struct irfw_action actions[] = {
+    {.action = "ec2:GetConsoleOutput", .when = "console_output=true", .per = "instance", .calls = 1},
+    {.action = "ec2:GetConsoleScreenshot", .when = "screenshot=true", .per = "instance", .calls = 1},
+    {.action = "ec2:DescribeInstanceAttribute", .when = "metadata=true", .per = "instance", .calls = 1},
+    {.action = "ec2:DescribeNetworkInterfaces", .when = "metadata=true", .per = "instance", .calls = 1},
+    {.action = NULL},
+};
+
 static const struct irfw_plugin plugin = {
     IRFW_PLUGIN_HEADER,
     .name = "capture",
     .version = IRFW_PLUGIN_VERSION, /* the package's: in-tree plugins ship with it */
     .summary = "store user data, network interfaces, console output and a console screenshot as evidence",
     .options = opts,
+    .actions = actions,
     .phase = IRFW_PHASE_PRESERVE,
     /* Run dry: EC2 changes carry DryRun, others are not sent. */
     .check = run,

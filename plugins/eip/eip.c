@@ -205,12 +205,22 @@ out:
 	return st;
 }
 
+/* The AWS actions the step may call: `irfw policy` prints the IAM policy
+ * from them, and a fleet run its estimate (calls: the usual case). */
+static const struct irfw_action actions[] = {
+    {.action = "ec2:DescribeAddresses", .per = "instance", .calls = 1},
+    {.action = "ec2:DisassociateAddress", .per = "instance"},
+    {.action = "ec2:ReleaseAddress", .when = "release_addresses=true", .per = "instance"},
+    {.action = NULL},
+};
+
 static const struct irfw_plugin plugin = {
     IRFW_PLUGIN_HEADER,
     .name = "eip",
     .version = IRFW_PLUGIN_VERSION, /* the package's: in-tree plugins ship with it */
     .summary = "disassociate the instance's Elastic IPs, recording them",
     .options = opts,
+    .actions = actions,
     .phase = IRFW_PHASE_CONTAIN,
     /* Run dry: EC2 changes carry DryRun, others are not sent. */
     .check = run,

@@ -348,12 +348,24 @@ out:
 	return st;
 }
 
+/* The AWS actions the step may call: `irfw policy` prints the IAM policy
+ * from them, and a fleet run its estimate (calls: the usual case). */
+static const struct irfw_action actions[] = {
+    {.action = "elasticloadbalancing:DescribeTargetGroups", .per = "run", .calls = 1},
+    {.action = "elasticloadbalancing:DescribeTargetHealth", .per = "run", .calls = 1},
+    {.action = "elasticloadbalancing:DeregisterTargets", .per = "instance"},
+    {.action = "elasticloadbalancing:DescribeLoadBalancers", .per = "run", .calls = 1},
+    {.action = "elasticloadbalancing:DeregisterInstancesFromLoadBalancer", .per = "instance"},
+    {.action = NULL},
+};
+
 static const struct irfw_plugin plugin = {
     IRFW_PLUGIN_HEADER,
     .name = "elb",
     .version = IRFW_PLUGIN_VERSION, /* the package's: in-tree plugins ship with it */
     .summary = "deregister the instance from every target group and classic load balancer",
     .options = opts,
+    .actions = actions,
     .phase = IRFW_PHASE_CONTAIN,
     .init = init,
     /* Run dry: EC2 changes carry DryRun, others are not sent. */

@@ -359,12 +359,33 @@ out:
 	return st;
 }
 
+/* The AWS actions the step may call: `irfw policy` prints the IAM policy
+ * from them, and a fleet run its estimate (calls: the usual case). */
+static const struct irfw_action actions[] = {
+    {.action = "ec2:DescribeIamInstanceProfileAssociations", .per = "instance", .calls = 1},
+    {.action = "ec2:DisassociateIamInstanceProfile", .when = "mode=disassociate", .per = "instance"},
+    {.action = "ec2:ReplaceIamInstanceProfileAssociation", .when = "mode=replace", .per = "instance"},
+    {.action = "iam:GetInstanceProfile", .when = "mode=replace", .per = "instance"},
+    /* Giving an instance a profile passes its role. */
+    {.action = "iam:PassRole",
+     .resource = "arn:aws:iam::${account_id}:role/*",
+     .when = "mode=replace",
+     .per = "instance"},
+    {.action = "iam:GetInstanceProfile", .when = "revoke_sessions=true", .per = "instance"},
+    {.action = "iam:PutRolePolicy",
+     .resource = "arn:aws:iam::${account_id}:role/*",
+     .when = "revoke_sessions=true",
+     .per = "instance"},
+    {.action = NULL},
+};
+
 static const struct irfw_plugin plugin = {
     IRFW_PLUGIN_HEADER,
     .name = "iam_profile",
     .version = IRFW_PLUGIN_VERSION, /* the package's: in-tree plugins ship with it */
     .summary = "remove (or replace) the instance profile; optionally revoke the role's older sessions",
     .options = opts,
+    .actions = actions,
     .phase = IRFW_PHASE_CONTAIN,
     .init = init,
     /* Run dry: EC2 changes carry DryRun, others are not sent. */

@@ -1984,7 +1984,7 @@ static void untrack_release(irfw_target *t, struct iso_state *st)
 		irfw_note(t, "untracking group %s removed", u);
 		return;
 	}
-	aws_brief(t, err, sizeof(err));
+	aws_long(t, err, sizeof(err));
 	if (streq(irfw_aws_error_code(t), "DependencyViolation"))
 		irfw_log(t, IRFW_LOG_ERROR,
 		         "the ALL-OPEN untracking group %s of %s is still held by an interface (%s): it is "
@@ -2205,12 +2205,42 @@ bad:
 	return -1;
 }
 
+/* The AWS actions the step may call: `irfw policy` prints the IAM policy
+ * from them, and a fleet run its estimate (calls: the usual case). */
+static const struct irfw_action actions[] = {
+    {.action = "ec2:DescribeSecurityGroups", .per = "run", .calls = 2},
+    {.action = "ec2:CreateSecurityGroup", .per = "run"},
+    /* CreateSecurityGroup's TagSpecifications, and the original-groups tag. */
+    {.action = "ec2:CreateTags", .per = "instance", .calls = 1},
+    {.action = "ec2:RevokeSecurityGroupEgress", .per = "run"},
+    {.action = "ec2:AuthorizeSecurityGroupIngress", .per = "run"},
+    {.action = "ec2:AuthorizeSecurityGroupEgress", .when = "break_tracked=true", .per = "run"},
+    {.action = "ec2:RevokeSecurityGroupIngress", .when = "existing_group=fix", .per = "run"},
+    {.action = "ec2:DeleteSecurityGroup", .when = "break_tracked=true", .per = "run", .calls = 1},
+    {.action = "ec2:ModifyNetworkInterfaceAttribute",
+     .when = "break_tracked=true",
+     .per = "interface",
+     .calls = 2},
+    {.action = "ec2:ModifyNetworkInterfaceAttribute",
+     .when = "break_tracked=false",
+     .per = "interface",
+     .calls = 1},
+    /* The read-back that makes containment a fact. */
+    {.action = "ec2:DescribeNetworkInterfaces", .per = "instance", .calls = 2},
+    {.action = "ec2:DescribeNetworkAcls", .when = "nacl=true", .per = "instance", .calls = 1},
+    {.action = "ec2:CreateNetworkAcl", .when = "nacl=true", .per = "run"},
+    {.action = "ec2:ReplaceNetworkAclAssociation", .when = "nacl=true", .per = "instance", .calls = 1},
+    {.action = "ec2:DescribeInstances", .when = "nacl=true", .per = "instance", .calls = 1},
+    {.action = NULL},
+};
+
 static const struct irfw_plugin plugin = {
     IRFW_PLUGIN_HEADER,
     .name = "isolate",
     .version = IRFW_PLUGIN_VERSION, /* the package's: in-tree plugins ship with it */
     .summary = "quarantine security group on every interface, tracked flows broken, containment verified",
     .options = opts,
+    .actions = actions,
     .phase = IRFW_PHASE_CONTAIN,
     .init = init,
     .prepare = prepare,

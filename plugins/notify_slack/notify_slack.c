@@ -588,12 +588,20 @@ out:
 	return st;
 }
 
+/* The AWS actions the step may call: `irfw policy` prints the IAM policy
+ * from them, and a fleet run its estimate (calls: the usual case). */
+static const struct irfw_action actions[] = {
+    /* None: a webhook is not AWS. */
+    {.action = NULL},
+};
+
 static const struct irfw_plugin plugin = {
     IRFW_PLUGIN_HEADER,
     .name = "notify_slack",
     .version = IRFW_PLUGIN_VERSION, /* the package's: in-tree plugins ship with it */
     .summary = "post a summary of what was done to a Slack incoming webhook",
     .options = opts,
+    .actions = actions,
     .phase = IRFW_PHASE_REPORT,
     .init = init,
     /* Run dry: EC2 changes carry DryRun, others are not sent. */

@@ -298,12 +298,20 @@ out:
 	return st;
 }
 
+/* The AWS actions the step may call: `irfw policy` prints the IAM policy
+ * from them, and a fleet run its estimate (calls: the usual case). */
+static const struct irfw_action actions[] = {
+    {.action = "sns:Publish", .resource = "${opt:topic}", .per = "instance", .calls = 1},
+    {.action = NULL},
+};
+
 static const struct irfw_plugin plugin = {
     IRFW_PLUGIN_HEADER,
     .name = "notify_sns",
     .version = IRFW_PLUGIN_VERSION, /* the package's: in-tree plugins ship with it */
     .summary = "publish a summary of what was done to an SNS topic",
     .options = opts,
+    .actions = actions,
     .phase = IRFW_PHASE_REPORT,
     /* Run dry: EC2 changes carry DryRun, others are not sent. */
     .check = run,

@@ -268,12 +268,20 @@ static irfw_status run(irfw_target *t, void *state)
 	return IRFW_OK;
 }
 
+/* The AWS actions the step may call: `irfw policy` prints the IAM policy
+ * from them, and a fleet run its estimate (calls: the usual case). */
+static const struct irfw_action actions[] = {
+    {.action = "ec2:ModifyInstanceAttribute", .per = "instance", .calls = 4},
+    {.action = NULL},
+};
+
 static const struct irfw_plugin plugin = {
     IRFW_PLUGIN_HEADER,
     .name = "protect",
     .version = IRFW_PLUGIN_VERSION, /* the package's: in-tree plugins ship with it */
     .summary = "termination and stop protection, shutdown=stop, keep EBS volumes",
     .options = opts,
+    .actions = actions,
     .phase = IRFW_PHASE_PRESERVE,
     /* Run dry: EC2 changes carry DryRun, others are not sent. */
     .check = run,

@@ -441,12 +441,24 @@ out:
 	return status;
 }
 
+/* The AWS actions the step may call: `irfw policy` prints the IAM policy
+ * from them, and a fleet run its estimate (calls: the usual case). */
+static const struct irfw_action actions[] = {
+    {.action = "ec2:DescribeSnapshots", .per = "instance", .calls = 1},
+    {.action = "ec2:CreateSnapshots", .per = "instance", .calls = 1},
+    {.action = "ec2:CreateSnapshot", .per = "volume"},
+    /* The case's tags, given with TagSpecifications. */
+    {.action = "ec2:CreateTags", .per = "instance"},
+    {.action = NULL},
+};
+
 static const struct irfw_plugin plugin = {
     IRFW_PLUGIN_HEADER,
     .name = "snapshot",
     .version = IRFW_PLUGIN_VERSION, /* the package's: in-tree plugins ship with it */
     .summary = "crash-consistent EBS snapshots of every volume, tagged with the case",
     .options = opts,
+    .actions = actions,
     .phase = IRFW_PHASE_PRESERVE,
     .init = init,
     /* Run dry: EC2 changes carry DryRun, others are not sent. */

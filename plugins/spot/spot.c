@@ -236,12 +236,22 @@ static irfw_status run(irfw_target *t, void *state)
 	return IRFW_OK;
 }
 
+/* The AWS actions the step may call: `irfw policy` prints the IAM policy
+ * from them, and a fleet run its estimate (calls: the usual case). */
+static const struct irfw_action actions[] = {
+    {.action = "ec2:DescribeSpotInstanceRequests", .per = "instance"},
+    {.action = "ec2:ModifyInstanceAttribute", .when = "keep_volumes=true", .per = "instance"},
+    {.action = "ec2:CancelSpotInstanceRequests", .when = "cancel_persistent=true", .per = "instance"},
+    {.action = NULL},
+};
+
 static const struct irfw_plugin plugin = {
     IRFW_PLUGIN_HEADER,
     .name = "spot",
     .version = IRFW_PLUGIN_VERSION, /* the package's: in-tree plugins ship with it */
     .summary = "keep a spot instance's volumes and cancel its persistent spot request",
     .options = opts,
+    .actions = actions,
     .phase = IRFW_PHASE_CONTAIN,
     /* Run dry: EC2 changes carry DryRun, others are not sent. */
     .check = run,

@@ -530,12 +530,21 @@ out:
 	return status;
 }
 
+/* The AWS actions the step may call: `irfw policy` prints the IAM policy
+ * from them, and a fleet run its estimate (calls: the usual case). */
+static const struct irfw_action actions[] = {
+    {.action = "ec2:CreateTags", .per = "instance", .calls = 1},
+    {.action = "ec2:DeleteTags", .per = "instance"},
+    {.action = NULL},
+};
+
 static const struct irfw_plugin plugin = {
     IRFW_PLUGIN_HEADER,
     .name = "tag",
     .version = IRFW_PLUGIN_VERSION, /* the package's: in-tree plugins ship with it */
     .summary = "tag the instance, its volumes and ENIs with the case and its verified containment",
     .options = opts,
+    .actions = actions,
     .phase = IRFW_PHASE_REPORT,
     .init = init,
     /* Run dry: EC2 changes carry DryRun, others are not sent. */

@@ -911,12 +911,30 @@ out:
 	return st;
 }
 
+/* The AWS actions the step may call: `irfw policy` prints the IAM policy
+ * from them, and a fleet run its estimate (calls: the usual case). */
+static const struct irfw_action actions[] = {
+    {.action = "s3:GetBucketLocation", .resource = "arn:aws:s3:::${opt:bucket}", .per = "run", .calls = 1},
+    {.action = "s3:ListBucket", .resource = "arn:aws:s3:::${opt:bucket}", .per = "run"},
+    {.action = "s3:PutObject", .resource = "arn:aws:s3:::${opt:bucket}/*", .per = "instance", .calls = 6},
+    {.action = "s3:GetObject", .resource = "arn:aws:s3:::${opt:bucket}/*", .per = "instance"},
+    {.action = "s3:AbortMultipartUpload", .resource = "arn:aws:s3:::${opt:bucket}/*", .per = "instance"},
+    {.action = "kms:DescribeKey", .when = "allow_unencrypted=false", .per = "run", .calls = 1},
+    {.action = "kms:ListKeys", .when = "kms_key_description", .per = "run", .calls = 1},
+    /* SSE-KMS: S3 asks KMS for a data key with the caller's rights, and
+     * for a multipart upload also to decrypt it. */
+    {.action = "kms:GenerateDataKey", .when = "allow_unencrypted=false", .per = "instance"},
+    {.action = "kms:Decrypt", .when = "allow_unencrypted=false", .per = "instance"},
+    {.action = NULL},
+};
+
 static const struct irfw_plugin plugin = {
     IRFW_PLUGIN_HEADER,
     .name = "upload",
     .version = IRFW_PLUGIN_VERSION, /* the package's: in-tree plugins ship with it */
     .summary = "ship every artifact and the case manifest to S3 with SSE-KMS, checksums verified",
     .options = opts,
+    .actions = actions,
     .phase = IRFW_PHASE_REPORT,
     .init = init,
     /* Run dry: EC2 changes carry DryRun, others are not sent. */

@@ -46,8 +46,19 @@ class RefusingProxy:
             def do_GET(self):
                 self.forward("GET", None)
 
+            # S3 and other REST calls are forwarded as they are.
+            def do_PUT(self):
+                self.forward("PUT", self.rfile.read(int(self.headers.get("Content-Length") or 0)))
+
+            def do_DELETE(self):
+                self.forward("DELETE", self.rfile.read(int(self.headers.get("Content-Length") or 0)) or None)
+
+            def do_HEAD(self):
+                self.forward("HEAD", None)
+
             def forward(self, method, body):
-                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
+                # The Host header stays as irfw signed it (SigV4 covers it).
+                headers = {k: v for k, v in self.headers.items() if k.lower() != "connection"}
                 req = urllib.request.Request(upstream + self.path, data=body, method=method, headers=headers)
                 try:
                     r = urllib.request.urlopen(req, timeout=30)
@@ -58,10 +69,13 @@ class RefusingProxy:
                 for k, v in rh.items():
                     if k.lower() not in ("content-length", "connection", "transfer-encoding", "server", "date"):
                         self.send_header(k, v)
-                self.send_header("Content-Length", str(len(data)))
+                # A HEAD answer's length is the object's, not its empty body's.
+                length = rh.get("Content-Length") if method == "HEAD" else None
+                self.send_header("Content-Length", length or str(len(data)))
                 self.send_header("Connection", "close")
                 self.end_headers()
-                self.wfile.write(data)
+                if method != "HEAD":
+                    self.wfile.write(data)
 
         self.refused = 0
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
