@@ -71,9 +71,9 @@ def long_options():
     return {m.group(1) for m in re.finditer(r"^ +(?:-\w, )?(--[a-z][a-z-]*)", out, re.M)}
 
 
-def installed_plugins():
+def installed_plugins(path=PLUGINDIR):
     out = subprocess.run([str(IRFW_BIN), "plugins"], capture_output=True, text=True, check=True,
-                         env={**os.environ, "IRFW_PLUGIN_PATH": str(PLUGINDIR)}).stdout
+                         env={**os.environ, "IRFW_PLUGIN_PATH": str(path)}).stdout
     return {l.split()[0] for l in out.splitlines()[1:] if l.strip() and not l.startswith("Search")}
 
 
@@ -116,8 +116,11 @@ def test_plugin_names_from_irfw_plugins():
     assert {"isolate", "tag", "notify_slack"} <= names
     assert set(complete("plugins", "--describe", "")) == names | {"irfw"}
     assert complete("plugins", "--describe", "notify_") == ["notify_slack", "notify_sns"]
-    # The listing follows the plugin path the completed command would use.
-    assert complete("plugins", "--describe", "is", env={"IRFW_PLUGIN_PATH": "/nonexistent"}) == []
+    # The listing follows the plugin path the completed command would use
+    # (without the build's plugins: only those installed on this machine).
+    elsewhere = installed_plugins("/nonexistent")
+    assert set(complete("plugins", "--describe", "", env={"IRFW_PLUGIN_PATH": "/nonexistent"})) == \
+        elsewhere | {"irfw"}
 
 
 @needs_helpers
