@@ -1,11 +1,35 @@
 #!/bin/sh
-# Write irfw.ini(5) on stdout from the options tables of the core and of
-# every plugin the given irfw binary finds: the documentation cannot drift
-# from what the code accepts.   scripts/gen-man.sh ./irfw VERSION
-set -e
-irfw=$1
-version=${2:-}
-plugins=$("$irfw" plugins 2>/dev/null | awk 'NR > 1 && NF && $1 != "Search" {print $1}')
+# Write irfw.ini(5) from the options tables of the core and of every plugin
+# configure knows, so the documentation cannot drift from what the code
+# accepts:
+#   scripts/gen-man.sh BUILDDIR [OUT]        (OUT defaults to man/irfw.ini.5)
+# BUILDDIR is a configured and built tree with every plugin enabled.  The
+# page is committed (as conf/irfw.ini is) so that installing it never runs
+# a binary of the build, which a cross build could not; tests/check-man.sh
+# fails `make check` when it is stale.  Run this and commit the page after
+# changing an option's help or default, or a plugin's description.
+set -eu
+src=$(cd "$(dirname "$0")/.." && pwd)
+build=$(cd "$1" && pwd)
+out=${2:-$src/man/irfw.ini.5}
+irfw="$build/irfw"
+# Only the build tree's plugins: not a plugin installed on this machine.
+export IRFW_PLUGIN_PATH="$build/plugins"
+# configure.ac's IRFW_PLUGIN lines are the one list of plugins; the page
+# lists them by name.
+plugins=$(sed -n 's/^IRFW_PLUGIN(\[\([a-z0-9_]*\)\].*/\1/p' "$src/configure.ac" | LC_ALL=C sort)
+for p in $plugins; do
+	[ -f "$build/plugins/$p.la" ] || [ -f "$build/plugins/$p.so" ] || {
+		echo "gen-man: plugin $p is not built in $build (configure --enable-$p)" >&2
+		exit 1
+	}
+done
+# "irfw 0.1.0 (plugin ABI 1.2)": the package version.
+version=$("$irfw" --version | awk '{print $2; exit}')
+
+tmp=$(mktemp)
+trap 'rm -f "$tmp"' EXIT
+{
 echo ".TH IRFW.INI 5 \"\" \"irfw $version\" \"File Formats\""
 cat <<'HEAD'
 .SH NAME
@@ -19,7 +43,7 @@ or
 The
 .B [irfw]
 section holds the global settings and the
-.B pipeline ,
+.BR pipeline ,
 the ordered list of steps run for each instance.
 Every step has a section of its own, named after the step; its
 .B plugin
@@ -36,11 +60,23 @@ Values may use the templates
 .BR ${case_id} ", " ${date} " (YYYY-MM-DD, UTC), " ${time} " (HHMMSS, UTC) and " ${name_tag} ;
 .B $$
 is a literal dollar sign.
+.PP
+A step whose section says
+.B optional = true
+is left out, with a warning naming the package to install, when its
+plugin is not installed: a distribution ships some plugins as packages of
+their own (on Debian and Ubuntu
+.BR irfw\-plugin\-notify\-slack ,
+.BR irfw\-plugin\-notify\-sns ,
+.B irfw\-plugin\-iam\-profile
+and
+.BR irfw\-plugin\-eip ),
+and the sample site file marks those steps optional.
 .SH GLOBAL SETTINGS
 HEAD
 "$irfw" plugins --describe irfw --man | sed 1d
 echo ".SH STEPS"
-echo "Each step section takes its plugin's keys and the common keys plugin and on_error."
+echo "Each step section takes its plugin's keys and the common keys plugin, on_error, optional and phase."
 for p in $plugins; do
 	"$irfw" plugins --describe "$p" --man
 done
@@ -50,8 +86,14 @@ cat <<'TAIL'
 .I /etc/irfw/irfw.ini
 the site configuration
 .TP
+.I /var/lib/irfw/cases/
+the default evidence folder
+.TP
 .I <evidence_dir>/<case>/<instance>/
 artifacts, manifest.json and journal.jsonl of one instance in one case
 .SH SEE ALSO
-.BR irfw (1)
+.BR irfw (1),
+.BR irfw\-plugin (7)
 TAIL
+} >"$tmp"
+cp "$tmp" "$out"

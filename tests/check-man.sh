@@ -1,0 +1,48 @@
+#!/bin/sh
+# check-man.sh - the man pages, checked by `make check`:
+#  1. man/irfw.ini.5 (committed, installed without running anything of the
+#     build, so that a cross build can install it) is what
+#     scripts/gen-man.sh makes from the options tables: not stale;
+#  2. every page renders without a warning (groff -ww), as lintian and
+#     man(1) would complain.
+# Skips the first check (alone) in a build with some plugin disabled.
+set -u
+src=${IRFW_TEST_SRCDIR:?}
+build=${IRFW_TEST_BUILDDIR:?}
+fail=0
+
+if command -v groff >/dev/null 2>&1; then
+	for page in "$src"/man/irfw.1 "$src"/man/irfw.ini.5 "$src"/man/irfw-plugin.7; do
+		msgs=$(LC_ALL=C.UTF-8 groff -ww -man -Tutf8 "$page" 2>&1 >/dev/null)
+		if [ -n "$msgs" ]; then
+			echo "FAIL: ${page#"$src"/} does not render cleanly:"; echo "$msgs" | head -20; fail=1
+		else
+			echo "ok: ${page#"$src"/} renders without warnings"
+		fi
+	done
+else
+	echo "skip: no groff here: the pages' rendering is not checked"
+fi
+
+all=$(sed -n 's/^IRFW_PLUGIN(\[\([a-z0-9_]*\)\].*/\1/p' "$src/configure.ac")
+for p in $all; do
+	if [ ! -f "$build/plugins/$p.la" ]; then
+		echo "SKIP: plugin $p is not built here: irfw.ini(5) is checked in full builds only"
+		[ $fail = 0 ] && exit 77
+		exit $fail
+	fi
+done
+tmp=$(mktemp)
+trap 'rm -f "$tmp" "$tmp.diff"' EXIT
+if ! sh "$src/scripts/gen-man.sh" "$build" "$tmp"; then
+	echo "FAIL: scripts/gen-man.sh failed"
+	exit 1
+fi
+if ! diff -u "$src/man/irfw.ini.5" "$tmp" >"$tmp.diff"; then
+	head -40 "$tmp.diff"
+	echo "FAIL: man/irfw.ini.5 is stale: run scripts/gen-man.sh $build and commit it"
+	fail=1
+else
+	echo "ok: man/irfw.ini.5 is what the options tables make"
+fi
+exit $fail
