@@ -2,17 +2,41 @@
  * fuzz_siteconf.c - libFuzzer target: a site file (irfw.ini) through
  * irfw_config_load() (core/siteconf.c, inih behind its own line reader),
  * every section validated against the core's options tables (types,
- * enums, templates), and every value through the template checker and
- * irfw_template_expand().  Input: the file's bytes, as is.
+ * enums, templates), and every value through the template checker,
+ * irfw_template_expand(), the list splitter and the ratelimit.<class>
+ * spec parser.  Input: the file's bytes, as is.
  */
 #include "fuzz_common.h"
 
+#include <math.h>
+
 #include "siteconf.h"
+#include "base/text.h"
+#include "aws/ratelimit.h"
 
 static struct fuzz_file ini;
 
 /* A case id is expanded before instances are known. */
 static const char *const case_vars[] = {"date", "time", "account_id", "region", NULL};
+
+/* The other readers of values: lists (pipeline, plugin_path, ...) and
+ * ratelimit.<class> = CAPACITY/RATE. */
+static void values(const char *value)
+{
+	char **v = NULL;
+	size_t n = irfw_split_list(value, &v);
+	double cap = -1, rate = -1;
+
+	FUZZ_ASSERT(v != NULL);
+	for (size_t i = 0; i < n; i++)
+		FUZZ_ASSERT(v[i] && v[i][0] && !strpbrk(v[i], ", \t\n"));
+	FUZZ_ASSERT(v[n] == NULL);
+	irfw_strv_free(v);
+	if (irfw_ratelimit_parse_spec(value, &cap, &rate) == 0)
+		FUZZ_ASSERT(isfinite(cap) && isfinite(rate) && cap >= 0 && rate >= 0);
+	else
+		FUZZ_ASSERT(cap == -1 && rate == -1);
+}
 
 static void templates(const char *value)
 {
@@ -70,6 +94,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			FUZZ_ASSERT(s->kv[k].key && s->kv[k].value);
 			FUZZ_ASSERT(irfw_section_find(s, s->kv[k].key) == &s->kv[k]);
 			templates(s->kv[k].value);
+			values(s->kv[k].value);
 		}
 	}
 	for (size_t i = 0; i < cfg.n_errors; i++)
