@@ -50,17 +50,18 @@ fi
 san="-fsanitize=address,undefined -fno-sanitize-recover=all"
 lib_cflags="-g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer-no-link $san"
 stamp="$cc $lib_cflags"
-if [ -f "$b/Makefile" ] && [ "$(cat "$b/fuzz-flags" 2>/dev/null)" != "$stamp" ]; then
-	rm -rf "$b" # made with other flags
+if [ -f "$b/Makefile" ]; then
+	[ -f "$b/fuzz-flags" ] || die "$b is a build fuzz.sh did not make: set IRFW_FUZZ_BUILDDIR to another folder"
+	[ "$(cat "$b/fuzz-flags")" = "$stamp" ] || rm -rf "$b" # made with other flags
 fi
 mkdir -p "$b"
 if [ ! -f "$b/Makefile" ]; then
 	echo "fuzz.sh: configuring $b ($cc)"
+	echo "$stamp" >"$b/fuzz-flags"
 	# Static only: the targets link the convenience libraries, and libtool
 	# then compiles each source once instead of twice.
 	(cd "$b" && "$src/configure" CC="$cc" CFLAGS="$lib_cflags" LDFLAGS="$san" --disable-shared \
 		>configure.out 2>&1) || { tail -30 "$b/configure.out"; die "configure failed (see $b/configure.out)"; }
-	echo "$stamp" >"$b/fuzz-flags"
 fi
 echo "fuzz.sh: building the libraries"
 make -C "$b" -j"$jobs" libirfw_core.la >"$b/make.out" 2>&1 ||
@@ -145,7 +146,8 @@ while [ $i -lt ${#run[@]} ]; do
 			cp -R "$tmp/artifacts/$t/." "$b/fuzz-artifacts/$t/" 2>/dev/null || true
 			cp "$tmp/$t.log" "$b/fuzz-artifacts/$t.log"
 			echo "fuzz.sh: $t: FAILED"
-			grep -E 'ERROR|SUMMARY|runtime error|promise broken|#[0-9]+ +in ' "$tmp/$t.log" | head -30
+			grep -E 'ERROR|SUMMARY|runtime error|promise broken|#[0-9]+ +0x[0-9a-f]+ in ' "$tmp/$t.log" |
+				grep -v -e 'in fuzzer::' -e '__libc_start' -e ' in _start ' | head -30 || true
 			echo "fuzz.sh: $t: log $b/fuzz-artifacts/$t.log, input(s):" \
 				"$(ls "$b/fuzz-artifacts/$t" 2>/dev/null | sed "s|^|$b/fuzz-artifacts/$t/|" | tr '\n' ' ')"
 		fi
