@@ -6,12 +6,14 @@
 #    format (clang-format) and lint (cppcheck),
 # 3. runs the C unit tests (make check), then again under ASan+UBSan, and
 #    the integration suite against the sanitizer build,
-# 4. runs `make distcheck`,
+# 4. runs `make distcheck`, fuzzes each libFuzzer target for 60 s
+#    (IRFW_FUZZ_SECONDS), and builds, checks, installs and runs the
+#    Debian packages (scripts/test-deb.sh),
 # 5. runs the irfw CLI once under valgrind against moto,
 # 6. builds examples/ against a `make install DESTDIR=` tree and runs it,
 # 7. runs the integration suite (pytest, moto on 127.0.0.1), whose summary
 #    line is the last line printed.
-# IRFW_QUICK=1 skips the clang, sanitizer and distcheck builds.
+# IRFW_QUICK=1 skips the clang, sanitizer, distcheck, fuzz and Debian builds.
 set -euo pipefail
 src=$(cd "$(dirname "$0")/.." && pwd)
 cd "$src"
@@ -52,6 +54,15 @@ if [ "${IRFW_QUICK:-0}" != 1 ]; then
 	step "make distcheck"
 	make -C build distcheck >build/distcheck.out 2>&1 || { tail -60 build/distcheck.out; exit 1; }
 	grep -E 'archives ready|irfw-.*tar.gz' build/distcheck.out | head -3
+
+	step "fuzzing: each libFuzzer target for ${IRFW_FUZZ_SECONDS:-60} s (scripts/fuzz.sh)"
+	IRFW_FUZZ_BUILDDIR="$src/build-fuzz" scripts/fuzz.sh "${IRFW_FUZZ_SECONDS:-60}" >build/fuzz.out 2>&1 ||
+		{ tail -60 build/fuzz.out; exit 1; }
+	tail -1 build/fuzz.out
+
+	step "Debian packages: built, lintian, installed, run against moto (scripts/test-deb.sh)"
+	scripts/test-deb.sh >build/deb.out 2>&1 || { tail -80 build/deb.out; exit 1; }
+	tail -1 build/deb.out
 fi
 
 step "irfw under valgrind"
