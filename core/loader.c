@@ -220,6 +220,27 @@ int irfw_loader_trusted(const char *file, char *why, size_t len)
 	return ok ? 0 : -1;
 }
 
+/* dlopen with every symbol bound now; on failure `err` says why, naming
+ * the symbol this libirfw lacks when that is the reason. */
+static void *dlopen_now(const char *path, char *err, size_t errlen)
+{
+	dlerror();
+	void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+	if (h)
+		return h;
+	const char *e = dlerror();
+	const char *sym = e ? strstr(e, "undefined symbol: ") : NULL;
+	if (sym)
+		snprintf(err, errlen,
+		         "%s: refers to %s, which this libirfw (%s, plugin ABI %d.%d) does not have: "
+		         "rebuild the module against this irfw's SDK, or upgrade irfw",
+		         path, sym + strlen("undefined symbol: "), PACKAGE_VERSION, IRFW_ABI_MAJOR,
+		         IRFW_ABI_MINOR);
+	else
+		snprintf(err, errlen, "%s: cannot load module: %s", path, e ? e : "unknown error");
+	return NULL;
+}
+
 /*
  * Resolve every symbol of a module now rather than at its first call.
  * libltdl opens modules with RTLD_LAZY, so a module calling a function this
@@ -249,19 +270,8 @@ static int bind_now(lt_dlhandle lazy, lt_dlhandle *out, const char *file, char *
 		free(real);
 		return -1;
 	}
-	dlerror();
-	void *now = dlopen(real, RTLD_NOW | RTLD_LOCAL);
+	void *now = dlopen_now(real, err, errlen);
 	if (!now) {
-		const char *e = dlerror();
-		const char *sym = e ? strstr(e, "undefined symbol: ") : NULL;
-		if (sym)
-			snprintf(err, errlen,
-			         "%s: refers to %s, which this libirfw (%s, plugin ABI %d.%d) does not have: "
-			         "rebuild the module against this irfw's SDK, or upgrade irfw",
-			         real, sym + strlen("undefined symbol: "), PACKAGE_VERSION, IRFW_ABI_MAJOR,
-			         IRFW_ABI_MINOR);
-		else
-			snprintf(err, errlen, "%s: cannot load module: %s", real, e ? e : "unknown error");
 		free(real);
 		return -1;
 	}
@@ -295,8 +305,16 @@ struct irfw_module *irfw_loader_load_file(struct irfw_loader *l, const char *fil
 	}
 	lt_dlhandle h = lt_dlopenext(file);
 	if (!h) {
+		/* libltdl's own message for a module linked with -z now that
+		 * lacks a symbol is "file not found"; dlopen names the symbol. */
 		const char *e = lt_dlerror();
 		snprintf(err, errlen, "%s: cannot load module: %s", file, e ? e : "unknown error");
+		size_t n = strlen(file);
+		if (n > 3 && strcmp(file + n - 3, ".so") == 0 && access(file, F_OK) == 0) {
+			void *probe = dlopen_now(file, err, errlen);
+			if (probe) /* opens now: keep libltdl's reason */
+				dlclose(probe);
+		}
 		goto fail;
 	}
 	if (bind_now(h, &h, file, err, errlen) != 0)
