@@ -52,7 +52,7 @@ static void usage(FILE *out)
 	        "  -t, --topic ARN        SNS topic for notifications\n"
 	        "      --case-id ID       case to record into; an existing case is resumed\n"
 	        "      --evidence-dir DIR where case records are kept (else $IRFW_EVIDENCE_DIR,\n"
-	        "                         [irfw] evidence_dir, /var/lib/irfw/cases)\n"
+	        "                         [irfw] evidence_dir, " IRFW_CASESDIR ")\n"
 	        "\n"
 	        "What to do:\n"
 	        "      --plan             print each instance's steps and exit; no AWS call\n"

@@ -54,6 +54,8 @@ const char *irfw_run_global(const struct irfw_run *r, const char *key)
 	if (kv)
 		return kv->value;
 	const struct irfw_option *o = irfw_option_find(irfw_global_options(), key);
+	if (o && !o->def && strcmp(key, "evidence_dir") == 0)
+		return IRFW_CASESDIR; /* where `make install` or the package made it */
 	return o ? o->def : NULL;
 }
 

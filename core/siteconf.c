@@ -46,9 +46,11 @@ static const struct irfw_option global_base[] = {
      "Folders searched for plugin modules before the installed plugin folder. A relative "
      "folder is taken relative to this file's folder.",
      NULL},
-    {"evidence_dir", IRFW_OPT_STRING, "/var/lib/irfw/cases", 0,
+    {"evidence_dir", IRFW_OPT_STRING, NULL, 0,
      "Where case records live: <evidence_dir>/<case>/<instance>/ holds the artifacts, "
-     "manifest.json and journal.jsonl. A relative folder is taken relative to the working directory.",
+     "manifest.json and journal.jsonl. A relative folder is taken relative to the working directory. "
+     "Default: the cases folder of the installation, LOCALSTATEDIR/lib/irfw/cases "
+     "(/var/lib/irfw/cases from the packages), made mode 0700 when irfw is installed.",
      NULL},
     {"case_id", IRFW_OPT_STRING, "IR-${date}-${time}", 0,
      "Template of the case id when --case-id is not given. Variables: ${date} (YYYY-MM-DD, UTC), "
