@@ -21,26 +21,8 @@ for p in $all; do
 		{ echo "FAIL: configure.ac's plugin $p has no plugins/$p/$p.c and Makemodule.am"; fail=1; }
 done
 
-for p in $all; do
-	if [ ! -f "$build/plugins/$p.la" ]; then
-		echo "SKIP: plugin $p is not built here: the sample site file is checked in full builds only"
-		[ $fail = 0 ] && exit 77
-		exit $fail
-	fi
-done
-tmp=$(mktemp)
-trap 'rm -f "$tmp"' EXIT
-if ! sh "$src/scripts/gen-conf.sh" "$build" "$tmp"; then
-	echo "FAIL: scripts/gen-conf.sh failed"
-	exit 1
-fi
-if ! diff -u "$src/conf/irfw.ini" "$tmp" >"$tmp.diff"; then
-	head -40 "$tmp.diff"
-	echo "FAIL: conf/irfw.ini is stale: run scripts/gen-conf.sh $build and commit it"
-	fail=1
-else
-	echo "ok: conf/irfw.ini is what the options tables make"
-fi
-rm -f "$tmp.diff"
+. "$src/tests/generated.sh"
+full_build_or_skip "the sample site file"
+check_fresh conf/irfw.ini gen-conf.sh
 [ $fail = 0 ] && echo "ok: the plugin list is configure.ac's"
 exit $fail

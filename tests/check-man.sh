@@ -24,25 +24,7 @@ else
 	echo "skip: no groff here: the pages' rendering is not checked"
 fi
 
-all=$(sed -n 's/^IRFW_PLUGIN(\[\([a-z0-9_]*\)\].*/\1/p' "$src/configure.ac")
-for p in $all; do
-	if [ ! -f "$build/plugins/$p.la" ]; then
-		echo "SKIP: plugin $p is not built here: irfw.ini(5) is checked in full builds only"
-		[ $fail = 0 ] && exit 77
-		exit $fail
-	fi
-done
-tmp=$(mktemp)
-trap 'rm -f "$tmp" "$tmp.diff"' EXIT
-if ! sh "$src/scripts/gen-man.sh" "$build" "$tmp"; then
-	echo "FAIL: scripts/gen-man.sh failed"
-	exit 1
-fi
-if ! diff -u "$src/man/irfw.ini.5" "$tmp" >"$tmp.diff"; then
-	head -40 "$tmp.diff"
-	echo "FAIL: man/irfw.ini.5 is stale: run scripts/gen-man.sh $build and commit it"
-	fail=1
-else
-	echo "ok: man/irfw.ini.5 is what the options tables make"
-fi
+. "$src/tests/generated.sh"
+full_build_or_skip "irfw.ini(5)"
+check_fresh man/irfw.ini.5 gen-man.sh
 exit $fail
