@@ -386,7 +386,10 @@ static void release_step(struct irfw_target *t, struct irfw_step *s, struct irfw
 		res->detail = strdup("not run in this case: nothing to undo");
 		goto out;
 	}
-	if (!r->no_resume && irfw_case_step_done(t->rec, name)) {
+	/* Only "ok" is done: a step skipped (protection kept without
+	 * --unprotect) is asked again, and skips again when nothing changed. */
+	const char *was = irfw_case_step_status(t->rec, name);
+	if (!r->no_resume && was && strcmp(was, "ok") == 0) {
 		res->status = IRFW_OK;
 		res->resumed = true;
 		res->detail = strdup("released by an earlier release of this case; not repeated");

@@ -313,3 +313,22 @@ def test_resume_after_a_failed_release_call(world):
     assert len(mods) == 1 and enis[1] in mods[0]
     assert not any("Action=CreateTags" in b for b in seen)
     assert set(map(frozenset, groups_by_eni(world, vpc, iid).values())) == {frozenset({w["sg"]})}
+
+
+def test_protection_stays_unless_unprotect(world):
+    w = world.vpc_world(volumes=1, enis=1)
+    iid = w["instances"][0]
+    ec2 = world.client("ec2")
+
+    def term():
+        return ec2.describe_instance_attribute(InstanceId=iid, Attribute="disableApiTermination")[
+            "DisableApiTermination"]["Value"]
+
+    conf = world.write_conf(["protect"])
+    run(world, conf, iid)
+    assert term() is True
+    p = release(world, conf, iid, extra=["-o", "text"])
+    assert "protection kept" in p.stdout and term() is True
+    p = release(world, conf, iid, extra=["--unprotect"])
+    assert steps(p, iid)["protect"]["status"] == "ok", p.stdout
+    assert term() is False
