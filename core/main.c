@@ -27,6 +27,8 @@ static void usage(FILE *out)
 	        "       irfw check [OPTIONS] [-i INSTANCE_ID ...]\n"
 	        "       irfw plugins [--describe NAME [--man|--ini]] [--conf FILE]\n"
 	        "       irfw policy [--conf FILE]   the pipeline's least-privilege IAM policy\n"
+	        "       irfw release --case-id ID -i INSTANCE_ID [-i ...] [--dry-run] [--unprotect]\n"
+	        "                    [--force --restore-groups SG[,SG]]\n"
 	        "\n"
 	        "Contain, preserve, protect, tag and report compromised EC2 instances, running\n"
 	        "the site's pipeline of action plugins for each instance.\n"
@@ -71,6 +73,13 @@ static void usage(FILE *out)
 	        "  -V, --version          print the version\n"
 	        "  -h, --help             this help\n"
 	        "\n"
+	        "release (undo a case's quarantine from its record, last step first):\n"
+	        "      --unprotect        also undo protect (termination and stop protection,\n"
+	        "                         shutdown behaviour, volumes kept); snapshots stay\n"
+	        "      --restore-groups SG[,SG]  the groups every interface gets back\n"
+	        "      --force            release an instance without a record of the case\n"
+	        "                         (needs --restore-groups)\n"
+	        "\n"
 	        "plugins:\n"
 	        "      --describe NAME    options of plugin NAME ('irfw' for the [irfw] section)\n"
 	        "      --man              with --describe: man page (roff) format\n"
@@ -79,6 +88,8 @@ static void usage(FILE *out)
 	        "Exit status: 0 all steps ok or skipped; 4 an instance is not (fully)\n"
 	        "contained; else 1 a step failed; else 3 an instance was not found or is\n"
 	        "terminated; 2 usage or configuration error (nothing was changed).\n"
+	        "release: 0 every instance released, 1 a release step failed, 2 refused\n"
+	        "(usage, no case record, case open elsewhere; nothing was changed).\n"
 	        "See irfw(1) and irfw.ini(5).\n",
 	        IRFW_SYSCONFDIR);
 }
@@ -160,7 +171,10 @@ int main(int argc, char **argv)
 		OPT_EVIDENCE,
 		OPT_EVENTS,
 		OPT_FILTER,
-		OPT_FINDING
+		OPT_FINDING,
+		OPT_FORCE,
+		OPT_UNPROTECT,
+		OPT_RESTORE_GROUPS
 	};
 	static const struct option longopts[] = {
 	    {"iid", required_argument, NULL, 'i'},
@@ -191,6 +205,9 @@ int main(int argc, char **argv)
 	    {"finding", required_argument, NULL, OPT_FINDING},
 	    {"yes", no_argument, NULL, 'y'},
 	    {"ini", no_argument, NULL, OPT_INI},
+	    {"force", no_argument, NULL, OPT_FORCE},
+	    {"unprotect", no_argument, NULL, OPT_UNPROTECT},
+	    {"restore-groups", required_argument, NULL, OPT_RESTORE_GROUPS},
 	    {NULL, 0, NULL, 0},
 	};
 	irfw_runner *r = irfw_runner_new();
@@ -201,6 +218,7 @@ int main(int argc, char **argv)
 	int verbosity = IRFW_LOG_INFO, opt;
 	irfw_result res = IRFW_RESULT_OK;
 	bool man = false, ini = false, plan = false, have_conf = false, have_evidence = false, done = false;
+	bool release_opt = false;
 	const char *describe = NULL;
 	char **from_files = NULL;
 	size_t n_from = 0;
@@ -209,13 +227,21 @@ int main(int argc, char **argv)
 	static const struct {
 		int opt;
 		irfw_setting what;
-	} settings[] = {{'c', IRFW_SET_CONF},          {'r', IRFW_SET_REGION},
-	                {'p', IRFW_SET_PROFILE},       {'g', IRFW_SET_SGID},
-	                {'b', IRFW_SET_BUCKET},        {'t', IRFW_SET_TOPIC},
-	                {OPT_CASE, IRFW_SET_CASE_ID},  {OPT_ONLY, IRFW_SET_ONLY},
-	                {OPT_SKIP, IRFW_SET_SKIP},     {OPT_EVIDENCE, IRFW_SET_EVIDENCE_DIR},
-	                {'j', IRFW_SET_JOBS},          {OPT_EVENTS, IRFW_SET_EVENTS},
-	                {OPT_FILTER, IRFW_SET_FILTER}, {OPT_FINDING, IRFW_SET_FINDING}};
+	} settings[] = {{'c', IRFW_SET_CONF},
+	                {'r', IRFW_SET_REGION},
+	                {'p', IRFW_SET_PROFILE},
+	                {'g', IRFW_SET_SGID},
+	                {'b', IRFW_SET_BUCKET},
+	                {'t', IRFW_SET_TOPIC},
+	                {OPT_CASE, IRFW_SET_CASE_ID},
+	                {OPT_ONLY, IRFW_SET_ONLY},
+	                {OPT_SKIP, IRFW_SET_SKIP},
+	                {OPT_EVIDENCE, IRFW_SET_EVIDENCE_DIR},
+	                {'j', IRFW_SET_JOBS},
+	                {OPT_EVENTS, IRFW_SET_EVENTS},
+	                {OPT_FILTER, IRFW_SET_FILTER},
+	                {OPT_FINDING, IRFW_SET_FINDING},
+	                {OPT_RESTORE_GROUPS, IRFW_SET_RESTORE_GROUPS}};
 
 	while (!done && (opt = getopt_long(argc, argv, "i:f:c:r:p:g:b:t:nj:o:vqVhy", longopts, NULL)) != -1) {
 		bool setting = false;
@@ -227,6 +253,8 @@ int main(int argc, char **argv)
 			}
 		have_conf = have_conf || opt == 'c';
 		have_evidence = have_evidence || opt == OPT_EVIDENCE;
+		release_opt =
+		    release_opt || opt == OPT_FORCE || opt == OPT_UNPROTECT || opt == OPT_RESTORE_GROUPS;
 		if (setting)
 			continue;
 		switch (opt) {
@@ -288,6 +316,12 @@ int main(int argc, char **argv)
 		case OPT_INI:
 			ini = true;
 			break;
+		case OPT_FORCE:
+			irfw_runner_set_flag(r, IRFW_FLAG_FORCE, true);
+			break;
+		case OPT_UNPROTECT:
+			irfw_runner_set_flag(r, IRFW_FLAG_UNPROTECT, true);
+			break;
 		default:
 			fprintf(stderr, "Try 'irfw --help'.\n");
 			res = IRFW_RESULT_USAGE;
@@ -306,9 +340,11 @@ int main(int argc, char **argv)
 		irfw_runner_set(r, IRFW_SET_EVIDENCE_DIR, env_evidence);
 
 	const char *cmd = optind < argc ? argv[optind++] : NULL;
-	if (cmd && strcmp(cmd, "check") != 0 && strcmp(cmd, "plugins") != 0 && strcmp(cmd, "policy") != 0) {
+	if (cmd && strcmp(cmd, "check") != 0 && strcmp(cmd, "plugins") != 0 && strcmp(cmd, "policy") != 0 &&
+	    strcmp(cmd, "release") != 0) {
 		fprintf(stderr,
-		        "irfw: unknown command '%s' (commands: check, plugins, policy)\nTry 'irfw --help'.\n",
+		        "irfw: unknown command '%s' (commands: check, plugins, policy, release)\nTry 'irfw "
+		        "--help'.\n",
 		        cmd);
 		res = IRFW_RESULT_USAGE;
 		goto out;
@@ -323,6 +359,17 @@ int main(int argc, char **argv)
 	bool plugins_cmd = cmd && strcmp(cmd, "plugins") == 0;
 	bool check_cmd = cmd && strcmp(cmd, "check") == 0;
 	bool policy_cmd = cmd && strcmp(cmd, "policy") == 0;
+	bool release_cmd = cmd && strcmp(cmd, "release") == 0;
+	if (release_opt && !release_cmd) {
+		fprintf(stderr, "irfw: --force, --unprotect and --restore-groups belong to 'irfw release'\n");
+		res = IRFW_RESULT_USAGE;
+		goto out;
+	}
+	if (release_cmd && plan) {
+		fprintf(stderr, "irfw: release has no --plan: use release --dry-run\n");
+		res = IRFW_RESULT_USAGE;
+		goto out;
+	}
 	if ((describe || man || ini) && !plugins_cmd) {
 		fprintf(stderr, "irfw: --describe, --man and --ini belong to 'irfw plugins'\n");
 		res = IRFW_RESULT_USAGE;
@@ -388,6 +435,8 @@ int main(int argc, char **argv)
 		; /* the reasons are logged */
 	else if (policy_cmd)
 		res = irfw_runner_policy(r);
+	else if (release_cmd)
+		res = irfw_runner_release(r);
 	else if (plan)
 		res = irfw_runner_plan(r);
 	else if (check_cmd)

@@ -17,6 +17,7 @@
 #include "plugins_doc.h"
 #include "fleet.h"
 #include "policy.h"
+#include "release.h"
 #include "base/buf.h"
 #include "base/log.h"
 #include "base/text.h"
@@ -26,8 +27,9 @@
 struct irfw_runner {
 	struct irfw_run run;
 	bool json, loaded;
+	struct irfw_release_opts release;
 	/* Owned copies of the settings the run points to. */
-	char *values[IRFW_SET_FINDING + 1];
+	char *values[IRFW_SET_RESTORE_GROUPS + 1];
 };
 
 irfw_runner *irfw_runner_new(void)
@@ -52,7 +54,7 @@ void irfw_runner_free(irfw_runner *r)
 
 int irfw_runner_set(irfw_runner *r, irfw_setting what, const char *value)
 {
-	if ((unsigned)what > IRFW_SET_FINDING || !value)
+	if ((unsigned)what > IRFW_SET_RESTORE_GROUPS || !value)
 		return -1;
 	if (what == IRFW_SET_JOBS) {
 		long jobs;
@@ -106,6 +108,9 @@ int irfw_runner_set(irfw_runner *r, irfw_setting what, const char *value)
 	case IRFW_SET_EVENTS:
 		r->run.events_path = copy;
 		break;
+	case IRFW_SET_RESTORE_GROUPS:
+		r->release.restore_groups = copy;
+		break;
 	default:
 		break;
 	}
@@ -129,6 +134,12 @@ void irfw_runner_set_flag(irfw_runner *r, irfw_flag what, bool on)
 		break;
 	case IRFW_FLAG_YES:
 		r->run.yes = on;
+		break;
+	case IRFW_FLAG_FORCE:
+		r->release.force = on;
+		break;
+	case IRFW_FLAG_UNPROTECT:
+		r->release.unprotect = on;
 		break;
 	}
 }
@@ -239,6 +250,19 @@ irfw_result irfw_runner_check(irfw_runner *r)
 	/* check changes nothing: its steps run dry. */
 	r->run.dry_run = true;
 	return from_status(irfw_run_execute(&r->run, r->json, true));
+}
+
+irfw_result irfw_runner_release(irfw_runner *r)
+{
+	if (!r->loaded)
+		return IRFW_RESULT_USAGE;
+	if (r->run.n_filters || r->run.findings) {
+		irfw_logf(IRFW_LOG_ERROR, NULL,
+		          "release takes the instances by id (-i, --from-file), not --filter or --finding: "
+		          "it undoes what one case recorded for each");
+		return IRFW_RESULT_USAGE;
+	}
+	return from_status(irfw_run_release(&r->run, &r->release, r->json));
 }
 
 irfw_result irfw_runner_plugins(irfw_runner *r, const char *name, irfw_describe how)

@@ -56,9 +56,12 @@ extern "C" {
  *        irfw_ec2_tag_spec and irfw_ec2_tag; irfw_iso8601
  *   1.3  the vtable's `actions` (struct irfw_action): what a step calls,
  *        for `irfw policy` and the run's estimate
+ *   1.5  `irfw release` calls the vtable's `release` (reverse pipeline
+ *        order, no prepare); runner.h: irfw_runner_release,
+ *        IRFW_SET_RESTORE_GROUPS, IRFW_FLAG_FORCE, IRFW_FLAG_UNPROTECT
  */
 #define IRFW_ABI_MAJOR 1
-#define IRFW_ABI_MINOR 3
+#define IRFW_ABI_MINOR 5
 
 #if defined(__GNUC__)
 #define IRFW_EXPORT       __attribute__((visibility("default")))
@@ -188,8 +191,17 @@ struct irfw_plugin {
 	irfw_status (*check)(irfw_target *t, void *state);
 	/** Act on one instance. */
 	irfw_status (*run)(irfw_target *t, void *state);
-	/** Optional, and not called yet: reserved for a future `irfw
-	 * release` that undoes what run recorded (irfw_record). */
+	/** Optional.  Undo what run did, for `irfw release` (ABI 1.5: called
+	 * since then): from what the step recorded in the case
+	 * (irfw_record_get() with its own step name), put back what it changed,
+	 * read AWS back, and return OK only when AWS shows it put back;
+	 * SKIPPED when there is nothing to undo (nothing recorded), FAILED
+	 * with the AWS error.  Called in reverse pipeline order, without
+	 * prepare, and again on a later release if it did not end OK or
+	 * SKIPPED, so it must read what is in place before changing it.  In a
+	 * dry run irfw_target_dry_run() is true and calls run dry as in check.
+	 * Facts: "release.restore_groups" (the --restore-groups list,
+	 * "sg-a,sg-b"), "release.unprotect" and "release.force" ("true"). */
 	irfw_status (*release)(irfw_target *t, void *state);
 	/** Optional.  Free what init made. */
 	void (*fini)(void *state);

@@ -53,7 +53,9 @@ typedef enum irfw_setting {
 	IRFW_SET_JOBS,         /* instances handled in parallel, 1 to 64 */
 	IRFW_SET_EVENTS,       /* JSON-lines events to this file ("-": standard output) */
 	IRFW_SET_FILTER,       /* add a DescribeInstances filter NAME=VALUES (repeatable) */
-	IRFW_SET_FINDING       /* add the instances of a findings file ("-": standard input) */
+	IRFW_SET_FINDING,      /* add the instances of a findings file ("-": standard input) */
+	/* ABI 1.5 */
+	IRFW_SET_RESTORE_GROUPS /* release: the groups every interface gets ("sg-a,sg-b") */
 } irfw_setting;
 
 /** Switches. */
@@ -62,7 +64,10 @@ typedef enum irfw_flag {
 	IRFW_FLAG_NO_RESUME,   /* repeat steps an earlier run of the case did */
 	IRFW_FLAG_JSON,        /* results as one JSON document on standard output */
 	IRFW_FLAG_PROGRESS,    /* a live status line on standard error (a terminal) */
-	IRFW_FLAG_YES          /* handle --filter's matches without asking */
+	IRFW_FLAG_YES,         /* handle --filter's matches without asking */
+	/* ABI 1.5 */
+	IRFW_FLAG_FORCE,    /* release: an instance without a case record (needs restore groups) */
+	IRFW_FLAG_UNPROTECT /* release: undo protect too (termination/stop protection...) */
 } irfw_flag;
 
 typedef struct irfw_runner irfw_runner;
@@ -104,6 +109,22 @@ IRFW_EXPORT irfw_result irfw_runner_execute(irfw_runner *r);
  * case.  Without instances, checks the configuration and credentials only.
  * After load. */
 IRFW_EXPORT irfw_result irfw_runner_check(irfw_runner *r);
+
+/**
+ * `irfw release` (ABI 1.5): put the instances back as they were before the
+ * case (IRFW_SET_CASE_ID, required) quarantined them, from its record: each
+ * step's `release` callback, in reverse pipeline order, each reading AWS
+ * back before it says OK.  Refused (IRFW_RESULT_USAGE, nothing changed)
+ * without --case-id, for an instance without a record of the case (unless
+ * IRFW_FLAG_FORCE with IRFW_SET_RESTORE_GROUPS), and while a record is open
+ * in another process.  Journaled in the case (steps "release:NAME") and
+ * resumable: a second release does only what the first left.  With
+ * IRFW_FLAG_DRY_RUN, EC2 changes carry DryRun, others are not sent, and no
+ * record is written.  IRFW_RESULT_OK: every instance released;
+ * IRFW_RESULT_STEP_FAILED: a release step failed; IRFW_RESULT_NOT_HANDLED:
+ * an instance not found or terminated.  After load.
+ */
+IRFW_EXPORT irfw_result irfw_runner_release(irfw_runner *r);
 
 /** How irfw_runner_plugins() describes a plugin. */
 typedef enum irfw_describe {

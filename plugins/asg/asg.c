@@ -849,6 +849,148 @@ out:
 	return st;
 }
 
+/* One Auto Scaling change of the release; `what` goes to bad on a refusal. */
+static bool undo(irfw_target *t, const char *op, cJSON *p, const char *what, irfw_strbuf *bad, bool *aws)
+{
+	int rc = irfw_aws_call(t, "autoscaling", op, p, NULL);
+	cJSON_Delete(p);
+	if (rc == 0)
+		return true;
+	const char *rid = irfw_aws_request_id(t);
+	irfw_strbuf_printf(bad, "%s%s refused (%s: %s, request %s)", irfw_strbuf_len(bad) ? "; " : "", what,
+	                   irfw_aws_error_code(t), irfw_aws_error_message(t), *rid ? rid : "-");
+	*aws = true;
+	return false;
+}
+
+static cJSON *instance_params(irfw_target *t, const char *group)
+{
+	cJSON *p = cJSON_CreateObject();
+	cJSON_AddStringToObject(p, "AutoScalingGroupName", group);
+	cJSON_AddItemToArray(cJSON_AddArrayToObject(p, "InstanceIds"), cJSON_CreateString(irfw_target_id(t)));
+	return p;
+}
+
+/*
+ * `irfw release`: the instance back in its group as recorded (attached
+ * again after a detach, out of Standby), its scale-in protection as it was,
+ * the processes irfw suspended resumed, and the desired capacity back to
+ * the recorded one when the group now wants fewer.  Each is read first (a
+ * second release does only what is left) and read back after.
+ */
+static irfw_status release(irfw_target *t, void *state)
+{
+	(void)state;
+	const char *name = irfw_step_name(irfw_target_step(t));
+	const cJSON *rec = irfw_record_get(t, name, "asg");
+	const cJSON *susp = irfw_record_get(t, name, "suspended_processes");
+	const cJSON *prot = irfw_record_get(t, name, "protected_from_scale_in");
+	const char *group = irfw_json_text(rec, "group");
+	long want = irfw_json_long(rec, "desired_capacity", -1);
+	bool was_protected = irfw_json_bool(rec, "protected_from_scale_in_before", false);
+	bool was_standby = is_standby(irfw_json_text(rec, "lifecycle_state"));
+	bool dry = irfw_target_dry_run(t), aws = false;
+	struct membership now = {0};
+	irfw_strbuf *bad = irfw_strbuf_new(), *done = irfw_strbuf_new();
+	cJSON *gres = NULL;
+	irfw_status st = IRFW_OK;
+	if (!group) {
+		st = irfw_skip(t, "no Auto Scaling group recorded: nothing to put back");
+		goto out;
+	}
+	if (read_instance(t, &now) != 0) {
+		st = irfw_fail_aws(t, "DescribeAutoScalingInstances for %s", irfw_target_id(t));
+		goto out;
+	}
+	bool member = now.group && strcmp(now.group, group) == 0 && now.lstate &&
+	              strcmp(now.lstate, "Detaching") != 0 && strcmp(now.lstate, "Detached") != 0;
+	if (now.group && strcmp(now.group, group) != 0) {
+		st = irfw_fail(t, "now a member of Auto Scaling group %s, not %s: not moved", now.group,
+		               group);
+		goto out;
+	}
+	if (!member) {
+		if (undo(t, "AttachInstances", instance_params(t, group), "AttachInstances", bad, &aws))
+			irfw_strbuf_printf(done, "attached again to Auto Scaling group %s", group);
+	} else if (is_standby(now.lstate) && !was_standby) {
+		if (undo(t, "ExitStandby", instance_params(t, group), "ExitStandby", bad, &aws))
+			irfw_strbuf_printf(done, "out of Standby in Auto Scaling group %s", group);
+	} else {
+		irfw_strbuf_printf(done, "%s in Auto Scaling group %s", now.lstate, group);
+	}
+	if (cJSON_IsTrue(prot) && !was_protected && member && now.protected) {
+		cJSON *p = instance_params(t, group);
+		cJSON_AddFalseToObject(p, "ProtectedFromScaleIn");
+		if (undo(t, "SetInstanceProtection", p, "SetInstanceProtection (off)", bad, &aws))
+			irfw_strbuf_puts(done, ", scale-in protection off again");
+	}
+	if (cJSON_GetArraySize(susp) > 0) {
+		cJSON *p = cJSON_CreateObject();
+		cJSON_AddStringToObject(p, "AutoScalingGroupName", group);
+		cJSON_AddItemToObject(p, "ScalingProcesses", cJSON_Duplicate(susp, true));
+		if (undo(t, "ResumeProcesses", p, "ResumeProcesses", bad, &aws))
+			irfw_strbuf_puts(done, ", the processes irfw suspended resumed");
+	}
+	if (dry) {
+		irfw_note(t, "dry run (Auto Scaling has no DryRun, nothing sent): would put it back: %s",
+		          irfw_strbuf_str(done));
+		goto out;
+	}
+	/* Read back. */
+	const cJSON *g = NULL;
+	if (read_instance(t, &now) != 0) {
+		irfw_strbuf_printf(bad, "%snot read back: DescribeAutoScalingInstances (%s)",
+		                   irfw_strbuf_len(bad) ? "; " : "", irfw_aws_error_code(t));
+		aws = true;
+	} else if (!now.group || strcmp(now.group, group) != 0 || (is_standby(now.lstate) && !was_standby)) {
+		irfw_strbuf_printf(bad, "%sthe group lists it as %s", irfw_strbuf_len(bad) ? "; " : "",
+		                   now.group ? now.lstate : "not a member");
+	} else if (cJSON_IsTrue(prot) && now.protected != was_protected) {
+		irfw_strbuf_printf(bad, "%sscale-in protection is %s", irfw_strbuf_len(bad) ? "; " : "",
+		                   now.protected ? "on" : "off");
+	}
+	if (read_group(t, group, &gres, &g) != 0 || !g) {
+		irfw_strbuf_printf(bad, "%sgroup %s not read back", irfw_strbuf_len(bad) ? "; " : "", group);
+	} else {
+		cJSON *still = suspended_names(g);
+		const cJSON *it;
+		cJSON_ArrayForEach(it,
+		                   susp) if (cJSON_IsString(it) && json_has_string(still, it->valuestring))
+		    irfw_strbuf_printf(bad, "%s%s still suspended", irfw_strbuf_len(bad) ? "; " : "",
+		                       it->valuestring);
+		cJSON_Delete(still);
+		long desired = irfw_json_long(g, "DesiredCapacity", -1),
+		     max = irfw_json_long(g, "MaxSize", -1);
+		if (want >= 0 && desired >= 0 && desired < want && (max < 0 || want <= max)) {
+			cJSON *p = cJSON_CreateObject();
+			cJSON_AddStringToObject(p, "AutoScalingGroupName", group);
+			cJSON_AddNumberToObject(p, "DesiredCapacity", (double)want);
+			if (undo(t, "SetDesiredCapacity", p, "SetDesiredCapacity", bad, &aws))
+				irfw_strbuf_printf(done, ", desired capacity %ld -> %ld (as recorded)",
+				                   desired, want);
+		} else if (want >= 0 && desired > want) {
+			irfw_strbuf_printf(
+			    done,
+			    ", desired capacity %ld, recorded %ld: not lowered (the group would "
+			    "terminate an instance, maybe this one)",
+			    desired, want);
+		} else if (desired == want) {
+			irfw_strbuf_printf(done, ", desired capacity %ld as recorded", desired);
+		}
+	}
+	if (irfw_strbuf_len(bad))
+		st = aws ? irfw_fail_aws_first(t, "not released: %s", irfw_strbuf_str(bad))
+		         : irfw_fail(t, "not released: %s", irfw_strbuf_str(bad));
+	else
+		irfw_note(t, "verified: %s", irfw_strbuf_str(done));
+out:
+	membership_clear(&now);
+	cJSON_Delete(gres);
+	irfw_strbuf_free(bad);
+	irfw_strbuf_free(done);
+	return st;
+}
+
 /* The AWS actions the step may call: `irfw policy` prints the IAM policy
  * from them, and a fleet run its estimate (calls: the usual case). */
 static const struct irfw_action actions[] = {
@@ -875,6 +1017,7 @@ static const struct irfw_plugin plugin = {
      * change and says what it would try. */
     .check = run,
     .run = run,
+    .release = release,
     .fini = fini,
     .description =
         "Finds the instance's Auto Scaling group (one DescribeAutoScalingInstances call per 50 instances "

@@ -10,6 +10,7 @@
  * back.
  */
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -205,6 +206,89 @@ out:
 	return st;
 }
 
+/*
+ * `irfw release`: each recorded address associated again with its
+ * interface and private address (AllowReassociation off: an address that
+ * was given to something else meanwhile is not taken from it), then read
+ * back.  A released address cannot be got back, and is said so.
+ */
+static irfw_status release(irfw_target *t, void *state)
+{
+	(void)state;
+	const cJSON *rec = irfw_record_get(t, irfw_step_name(irfw_target_step(t)), "addresses"), *a;
+	irfw_status st = IRFW_OK;
+	int again = 0, already = 0;
+	if (cJSON_GetArraySize(rec) == 0)
+		return irfw_skip(t, "no Elastic IP recorded: nothing to put back");
+	for (int pass = 0; pass < 2; pass++) {
+		cJSON_ArrayForEach(a, rec)
+		{
+			const char *alloc = irfw_json_text(a, "allocation_id"),
+			           *ip = irfw_json_text(a, "public_ip");
+			const char *eni = irfw_json_text(a, "network_interface_id");
+			const char *priv = irfw_json_text(a, "private_ip");
+			if (!alloc)
+				continue;
+			cJSON *p = cJSON_CreateObject(), *res = NULL;
+			cJSON_AddItemToArray(cJSON_AddArrayToObject(p, "AllocationId"),
+			                     cJSON_CreateString(alloc));
+			int rc = irfw_aws_call(t, "ec2", "DescribeAddresses", p, &res);
+			cJSON_Delete(p);
+			if (rc != 0) {
+				cJSON_Delete(res);
+				if (strcmp(irfw_aws_error_code(t), "InvalidAllocationID.NotFound") == 0)
+					return irfw_fail_aws(
+					    t, "Elastic IP %s (%s) was released: it cannot be got back",
+					    ip ? ip : "?", alloc);
+				return irfw_fail_aws(t, "DescribeAddresses %s", alloc);
+			}
+			const cJSON *now = irfw_json_list_item(res, "addressesSet", 0);
+			const char *now_eni = irfw_json_text(now, "networkInterfaceId");
+			const char *now_priv = irfw_json_text(now, "privateIpAddress");
+			bool back = now_eni && eni && strcmp(now_eni, eni) == 0 &&
+			            (!priv || (now_priv && strcmp(now_priv, priv) == 0));
+			bool elsewhere = !back && irfw_json_text(now, "associationId");
+			char other[128];
+			snprintf(other, sizeof(other), "%s", now_eni ? now_eni : "?");
+			cJSON_Delete(res);
+			if (back) {
+				already += pass == 0;
+				continue;
+			}
+			if (pass == 1 || elsewhere) {
+				st = irfw_fail(t, "not released: Elastic IP %s (%s) is %s%s", ip ? ip : "?",
+				               alloc, elsewhere ? "associated with " : "not associated with ",
+				               elsewhere ? other : (eni ? eni : "its interface"));
+				if (elsewhere)
+					irfw_note(t, "it was not taken from there (AllowReassociation off)");
+				return st;
+			}
+			p = cJSON_CreateObject();
+			cJSON_AddStringToObject(p, "AllocationId", alloc);
+			if (eni)
+				cJSON_AddStringToObject(p, "NetworkInterfaceId", eni);
+			else
+				cJSON_AddStringToObject(p, "InstanceId", irfw_target_id(t));
+			if (priv)
+				cJSON_AddStringToObject(p, "PrivateIpAddress", priv);
+			cJSON_AddFalseToObject(p, "AllowReassociation");
+			rc = irfw_aws_call(t, "ec2", "AssociateAddress", p, NULL);
+			cJSON_Delete(p);
+			if (rc != 0)
+				return irfw_fail_aws(t, "AssociateAddress %s (%s) with %s", ip ? ip : "?",
+				                     alloc, eni ? eni : irfw_target_id(t));
+			again++;
+		}
+		if (irfw_target_dry_run(t)) {
+			irfw_note(t, "dry run: would associate %d Elastic IP(s) again", again);
+			return IRFW_OK;
+		}
+	}
+	irfw_note(t, "verified: %d Elastic IP(s) associated again%s", again,
+	          already ? ", the others were already" : "");
+	return st;
+}
+
 /* The AWS actions the step may call: `irfw policy` prints the IAM policy
  * from them, and a fleet run its estimate (calls: the usual case). */
 static const struct irfw_action actions[] = {
@@ -225,6 +309,7 @@ static const struct irfw_plugin plugin = {
     /* Run dry: EC2 changes carry DryRun, others are not sent. */
     .check = run,
     .run = run,
+    .release = release,
     .description =
         "Finds every Elastic IP on the instance (DescribeAddresses by instance-id and by each attached "
         "network interface, so addresses on secondary interfaces and secondary private IPs are found too) "

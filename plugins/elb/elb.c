@@ -348,6 +348,131 @@ out:
 	return st;
 }
 
+/* Whether `found` ({target_group_arn, port, state}) lists `arn` (and `port`
+ * when it is set), not draining. */
+static bool registered(const cJSON *found, const char *arn, double port)
+{
+	const cJSON *f;
+	cJSON_ArrayForEach(f, found)
+	{
+		const char *a = irfw_json_text(f, "target_group_arn");
+		double p = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(f, "port"));
+		if (a && strcmp(a, arn) == 0 && (port <= 0 || p == port) && !draining(f))
+			return true;
+	}
+	return false;
+}
+
+static bool has_name(const cJSON *names, const char *name)
+{
+	const cJSON *n;
+	cJSON_ArrayForEach(n, names) if (cJSON_IsString(n) && strcmp(n->valuestring, name) == 0) return true;
+	return false;
+}
+
+/*
+ * `irfw release`: register the instance again where the record says it was
+ * (target groups with their ports, classic load balancers), unless it is
+ * there already (a re-attach to its Auto Scaling group registers it with
+ * the group's own), then read the registrations back.
+ */
+static irfw_status release(irfw_target *t, void *state)
+{
+	(void)state;
+	const char *name = irfw_step_name(irfw_target_step(t));
+	const cJSON *targets = irfw_record_get(t, name, "targets"),
+	            *classic = irfw_record_get(t, name, "classic");
+	const char *id = irfw_target_id(t);
+	bool dry = irfw_target_dry_run(t);
+	irfw_status st = IRFW_OK;
+	cJSON *found = cJSON_CreateArray(), *lbs = cJSON_CreateArray();
+	int n_tg = 0, n_lb = 0, again = 0;
+	if (cJSON_GetArraySize(targets) == 0 && cJSON_GetArraySize(classic) == 0) {
+		st = irfw_skip(t, "no load balancer registration recorded: nothing to put back");
+		goto out;
+	}
+	for (int pass = 0; pass < 2; pass++) {
+		/* pass 0: register what is missing; pass 1: read back. */
+		cJSON_Delete(found);
+		cJSON_Delete(lbs);
+		found = cJSON_CreateArray();
+		lbs = cJSON_CreateArray();
+		if ((cJSON_GetArraySize(targets) && find_targets(t, found, &st) != 0) ||
+		    (cJSON_GetArraySize(classic) && find_classic(t, lbs, &st) != 0))
+			goto out;
+		const cJSON *r;
+		cJSON_ArrayForEach(r, targets)
+		{
+			const char *arn = irfw_json_text(r, "target_group_arn");
+			double port = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(r, "port"));
+			if (!arn || registered(found, arn, port))
+				continue;
+			if (pass == 1) {
+				st =
+				    irfw_fail(t, "not released: target group %s does not list %s (port %.0f)",
+				              arn, id, port);
+				goto out;
+			}
+			cJSON *p = cJSON_CreateObject();
+			cJSON_AddStringToObject(p, "TargetGroupArn", arn);
+			cJSON *tt = cJSON_CreateObject();
+			cJSON_AddStringToObject(tt, "Id", id);
+			if (port > 0)
+				cJSON_AddNumberToObject(tt, "Port", port);
+			cJSON_AddItemToArray(cJSON_AddArrayToObject(p, "Targets"), tt);
+			int rc = irfw_aws_call(t, "elasticloadbalancing", "RegisterTargets", p, NULL);
+			cJSON_Delete(p);
+			if (rc != 0) {
+				st = irfw_fail_aws(t, "RegisterTargets %s with %s", id, arn);
+				goto out;
+			}
+			n_tg++;
+		}
+		cJSON_ArrayForEach(r, classic)
+		{
+			if (!cJSON_IsString(r) || has_name(lbs, r->valuestring))
+				continue;
+			if (pass == 1) {
+				st = irfw_fail(t, "not released: classic load balancer %s does not list %s",
+				               r->valuestring, id);
+				goto out;
+			}
+			cJSON *p = cJSON_CreateObject();
+			cJSON_AddStringToObject(p, "LoadBalancerName", r->valuestring);
+			cJSON *in = cJSON_CreateObject();
+			cJSON_AddStringToObject(in, "InstanceId", id);
+			cJSON_AddItemToArray(cJSON_AddArrayToObject(p, "Instances"), in);
+			int rc = irfw_aws_call(t, "elb", "RegisterInstancesWithLoadBalancer", p, NULL);
+			cJSON_Delete(p);
+			if (rc != 0) {
+				st = irfw_fail_aws(t, "RegisterInstancesWithLoadBalancer %s with %s", id,
+				                   r->valuestring);
+				goto out;
+			}
+			n_lb++;
+		}
+		if (pass == 0) {
+			again = cJSON_GetArraySize(targets) + cJSON_GetArraySize(classic) - n_tg - n_lb;
+			if (dry) {
+				irfw_note(
+				    t,
+				    "dry run (no DryRun in the API, nothing sent): would register again with "
+				    "%d target group registration(s) and %d classic load balancer(s)",
+				    n_tg, n_lb);
+				goto out;
+			}
+		}
+	}
+	irfw_note(t,
+	          "verified: registered again with %d target group registration(s) and %d classic load "
+	          "balancer(s)%s",
+	          n_tg, n_lb, again ? "; the others listed it already" : "");
+out:
+	cJSON_Delete(found);
+	cJSON_Delete(lbs);
+	return st;
+}
+
 /* The AWS actions the step may call: `irfw policy` prints the IAM policy
  * from them, and a fleet run its estimate (calls: the usual case). */
 static const struct irfw_action actions[] = {
@@ -371,6 +496,7 @@ static const struct irfw_plugin plugin = {
     /* Run dry: EC2 changes carry DryRun, others are not sent. */
     .check = run,
     .run = run,
+    .release = release,
     .description =
         "Looks through every ELBv2 target group of the instance's VPC (DescribeTargetGroups, paginated, "
         "then DescribeTargetHealth of each) for registrations of the instance on any port, and through "

@@ -359,6 +359,82 @@ out:
 	return st;
 }
 
+/*
+ * `irfw release`: the recorded original profile associated again
+ * (AssociateIamInstanceProfile when none is, ReplaceIamInstanceProfile-
+ * Association when the quarantine profile is), then read back.  The
+ * revoke-sessions policy stays: removing it would make the stolen
+ * credentials valid again; the note says to delete it once they expired.
+ */
+static irfw_status release(irfw_target *t, void *state)
+{
+	(void)state;
+	const char *name = irfw_step_name(irfw_target_step(t));
+	const cJSON *orig = irfw_record_get(t, name, "original_profile");
+	const cJSON *revoked = irfw_record_get(t, name, "revoked_sessions");
+	const char *arn = irfw_json_text(orig, "arn");
+	cJSON *assoc = NULL, *p = NULL, *res = NULL;
+	irfw_status st = IRFW_OK;
+	const char *how = "already associated";
+	if (!arn) {
+		st = irfw_skip(t, "no original instance profile recorded: nothing to put back");
+		goto out;
+	}
+	if (find_association(t, &assoc) != 0) {
+		st = irfw_fail_aws(t, "DescribeIamInstanceProfileAssociations for %s", irfw_target_id(t));
+		goto out;
+	}
+	const char *now = irfw_json_str(cJSON_GetObjectItemCaseSensitive(assoc, "iamInstanceProfile"), "arn");
+	if (!now || strcmp(now, arn) != 0) {
+		p = cJSON_CreateObject();
+		cJSON_AddStringToObject(cJSON_AddObjectToObject(p, "IamInstanceProfile"), "Arn", arn);
+		const char *op =
+		    assoc ? "ReplaceIamInstanceProfileAssociation" : "AssociateIamInstanceProfile";
+		if (assoc)
+			cJSON_AddStringToObject(p, "AssociationId", irfw_json_str(assoc, "associationId"));
+		else
+			cJSON_AddStringToObject(p, "InstanceId", irfw_target_id(t));
+		if (irfw_aws_call(t, "ec2", op, p, &res) != 0) {
+			st = irfw_fail_aws(t, "%s %s", op, arn);
+			goto out;
+		}
+		how = assoc ? "replaced the quarantine profile" : "associated again";
+		if (irfw_target_dry_run(t)) {
+			irfw_note(t,
+			          "dry run (no DryRun in the API, nothing sent): would put back profile %s",
+			          arn);
+			goto out;
+		}
+		cJSON_Delete(assoc);
+		assoc = NULL;
+		if (find_association(t, &assoc) != 0) {
+			st = irfw_fail_aws(t, "DescribeIamInstanceProfileAssociations (read back)");
+			goto out;
+		}
+		now = irfw_json_str(cJSON_GetObjectItemCaseSensitive(assoc, "iamInstanceProfile"), "arn");
+		if (!now || strcmp(now, arn) != 0) {
+			st = irfw_fail(t, "not released: %s answered OK but the instance shows %s", op,
+			               now ? now : "no profile");
+			goto out;
+		}
+	}
+	irfw_note(t, "verified: instance profile %s (%s)", arn, how);
+	if (irfw_json_text(revoked, "role"))
+		irfw_note(
+		    t,
+		    "the inline policy %s on role %s stays (it keeps stolen credentials of before %s "
+		    "invalid): delete it once they have expired",
+		    irfw_json_text(revoked, "policy_name") ? irfw_json_text(revoked, "policy_name") : "?",
+		    irfw_json_text(revoked, "role"),
+		    irfw_json_text(revoked, "token_issue_time") ? irfw_json_text(revoked, "token_issue_time")
+		                                                : "the quarantine");
+out:
+	cJSON_Delete(assoc);
+	cJSON_Delete(p);
+	cJSON_Delete(res);
+	return st;
+}
+
 /* The AWS actions the step may call: `irfw policy` prints the IAM policy
  * from them, and a fleet run its estimate (calls: the usual case). */
 static const struct irfw_action actions[] = {
@@ -391,6 +467,7 @@ static const struct irfw_plugin plugin = {
     /* Run dry: EC2 changes carry DryRun, others are not sent. */
     .check = run,
     .run = run,
+    .release = release,
     .description =
         "Takes the IAM role away from the instance.  With mode = disassociate (the default) the instance "
         "profile association is removed (DescribeIamInstanceProfileAssociations, then "

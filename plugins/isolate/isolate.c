@@ -2205,6 +2205,255 @@ bad:
 	return -1;
 }
 
+/* ------------------------------------------------------------------ */
+/* Release.                                                            */
+
+/* The groups --restore-groups gives ("sg-a,sg-b"), as an array. */
+static cJSON *given_groups(const char *list)
+{
+	cJSON *ids = cJSON_CreateArray();
+	char *copy = list ? strdup(list) : NULL, *save = NULL;
+	for (char *w = copy ? strtok_r(copy, ", ", &save) : NULL; w; w = strtok_r(NULL, ", ", &save))
+		list_add_unique(ids, w);
+	free(copy);
+	return ids;
+}
+
+/* Put the subnets' original network ACLs back (records.original_nacl).
+ * Returns the number of subnets that do not show theirs, with `why`. */
+static int release_nacl(irfw_target *t, const cJSON *rec, irfw_strbuf *why, int *restored)
+{
+	int bad = 0;
+	char err[512];
+	const cJSON *s;
+	*restored = 0;
+	cJSON_ArrayForEach(s, rec)
+	{
+		const char *subnet = s->string, *want = irfw_json_text(s, "network_acl_id");
+		char *assoc = NULL, *acl = NULL;
+		if (!subnet || !want)
+			continue;
+		if (subnet_assoc(t, subnet, &assoc, &acl) != 0 || !assoc) {
+			aws_brief(t, err, sizeof(err));
+			cause_add(why, "the network ACL of subnet %s could not be read: %s", subnet,
+			          assoc ? err : "no association");
+			bad++;
+		} else if (!streq(acl, want)) {
+			if (irfw_target_dry_run(t)) {
+				/* Some emulators make this change even with DryRun. */
+				irfw_note(t, "dry run: would put network ACL %s back on subnet %s", want,
+				          subnet);
+			} else {
+				cJSON *p = cJSON_CreateObject();
+				cJSON_AddStringToObject(p, "AssociationId", assoc);
+				cJSON_AddStringToObject(p, "NetworkAclId", want);
+				if (ec2(t, "ReplaceNetworkAclAssociation", p, NULL) != 0) {
+					aws_brief(t, err, sizeof(err));
+					cause_add(
+					    why,
+					    "ReplaceNetworkAclAssociation of subnet %s with %s refused: %s",
+					    subnet, want, err);
+					bad++;
+				} else {
+					(*restored)++;
+				}
+			}
+		}
+		free(assoc);
+		free(acl);
+		assoc = acl = NULL;
+		/* Read back. */
+		if (!irfw_target_dry_run(t) && !bad) {
+			if (subnet_assoc(t, subnet, &assoc, &acl) != 0 || !streq(acl, want)) {
+				cause_add(why, "subnet %s does not show its network ACL %s back", subnet,
+				          want);
+				bad++;
+			}
+			free(assoc);
+			free(acl);
+		}
+	}
+	return bad;
+}
+
+/*
+ * `irfw release`: every interface gets its recorded original groups back
+ * (or the --restore-groups list), then the read-back: each interface must
+ * hold each of its groups and no longer the quarantine group (the group-id
+ * filter, which tells what the interface itself holds).  The subnet's
+ * original network ACL goes back too, and the original-groups tag is
+ * removed.  An interface already showing its groups is not changed again.
+ */
+static irfw_status release(irfw_target *t, void *state)
+{
+	(void)state;
+	irfw_step *step = irfw_target_step(t);
+	const char *name = irfw_step_name(step), *why = NULL;
+	const cJSON *orig = irfw_record_get(t, name, "original_groups");
+	const cJSON *qrec = irfw_record_get(t, name, "quarantine_sg");
+	const cJSON *nrec = irfw_record_get(t, name, "original_nacl");
+	const char *q = cJSON_IsString(qrec) ? qrec->valuestring : NULL;
+	const char *given = irfw_fact_get(t, "release.restore_groups");
+	bool dry = irfw_target_dry_run(t);
+	const cJSON *enis = interfaces_of(t, &why), *e;
+	cJSON *forced = given ? given_groups(given) : NULL, *ids = cJSON_CreateArray(), *qs = NULL,
+	      *held = NULL;
+	irfw_strbuf *bad = irfw_strbuf_new(), *done = irfw_strbuf_new();
+	irfw_status st = IRFW_OK;
+	int changed = 0, already = 0, unknown = 0, n = 0;
+	bool call_failed = false;
+	char err[512];
+	if (!enis) {
+		st = irfw_skip(t, "%s", why);
+		goto out;
+	}
+	if (!forced && !cJSON_IsObject(orig) && !cJSON_IsObject(nrec)) {
+		st = irfw_skip(t, "no original groups recorded: nothing to put back");
+		goto out;
+	}
+	cJSON_ArrayForEach(e, enis)
+	{
+		const char *id = irfw_json_text(e, "networkInterfaceId");
+		if (id)
+			list_add_unique(ids, id);
+	}
+	/* Which interfaces hold the quarantine group now. */
+	qs = cJSON_CreateArray();
+	if (q)
+		list_add_unique(qs, q);
+	held = q ? enis_holding(t, ids, qs) : cJSON_CreateArray();
+	if (!held) {
+		st = irfw_fail_aws(t, "DescribeNetworkInterfaces (which interfaces hold %s)", q);
+		goto out;
+	}
+	cJSON_ArrayForEach(e, ids)
+	{
+		const char *id = e->valuestring;
+		const cJSON *want = forced ? forced : cJSON_GetObjectItemCaseSensitive(orig, id);
+		n++;
+		if (cJSON_GetArraySize(want) == 0) {
+			if (list_has(held, id)) {
+				unknown++;
+				cause_add(
+				    bad,
+				    "%s: its original groups are not known (quarantined before this case?): "
+				    "give --restore-groups",
+				    id);
+			}
+			continue;
+		}
+		if (!list_has(held, id)) {
+			cJSON *mine = cJSON_CreateArray();
+			list_add_unique(mine, id);
+			bool all = true;
+			const cJSON *g;
+			cJSON_ArrayForEach(g, want)
+			{
+				cJSON *one = cJSON_CreateArray();
+				list_add_unique(one, g->valuestring);
+				cJSON *h = enis_holding(t, mine, one);
+				all = all && h && list_has(h, id);
+				cJSON_Delete(h);
+				cJSON_Delete(one);
+			}
+			cJSON_Delete(mine);
+			if (all) {
+				already++;
+				continue;
+			}
+		}
+		if (set_groups(t, id, want) != 0) {
+			aws_brief(t, err, sizeof(err));
+			cause_add(bad, "ModifyNetworkInterfaceAttribute %s refused: %s", id, err);
+			call_failed = true;
+			continue;
+		}
+		changed++;
+	}
+	int nacl_restored = 0, nacl_bad = 0;
+	if (cJSON_IsObject(nrec))
+		nacl_bad = release_nacl(t, nrec, bad, &nacl_restored);
+
+	if (dry) {
+		irfw_note(t, "dry run: would put the original groups back on %d of %d interface(s)%s",
+		          changed, n, already ? " (the others show them already)" : "");
+		if (irfw_strbuf_len(bad))
+			st = call_failed ? irfw_fail_aws_first(t, "%s", irfw_strbuf_str(bad))
+			                 : irfw_fail(t, "%s", irfw_strbuf_str(bad));
+		goto out;
+	}
+	/* Read back: the groups each interface holds, not what the calls said. */
+	cJSON_Delete(held);
+	held = q ? enis_holding(t, ids, qs) : cJSON_CreateArray();
+	if (!held) {
+		st = irfw_fail_aws(t, "DescribeNetworkInterfaces (read back)");
+		goto out;
+	}
+	cJSON_ArrayForEach(e, ids)
+	{
+		const char *id = e->valuestring;
+		const cJSON *want = forced ? forced : cJSON_GetObjectItemCaseSensitive(orig, id), *g;
+		if (list_has(held, id))
+			cause_add(bad, "%s still holds the quarantine group %s", id, q);
+		if (cJSON_GetArraySize(want) == 0)
+			continue;
+		cJSON *mine = cJSON_CreateArray();
+		list_add_unique(mine, id);
+		irfw_strbuf_printf(done, "%s%s=", irfw_strbuf_len(done) ? ", " : "", id);
+		bool first = true;
+		cJSON_ArrayForEach(g, want)
+		{
+			cJSON *one = cJSON_CreateArray();
+			list_add_unique(one, g->valuestring);
+			cJSON *h = enis_holding(t, mine, one);
+			if (!h || !list_has(h, id))
+				cause_add(bad, "%s does not show %s%s", id, g->valuestring,
+				          h ? "" : " (it could not be read back)");
+			irfw_strbuf_printf(done, "%s%s", first ? "" : "+", g->valuestring);
+			first = false;
+			cJSON_Delete(h);
+			cJSON_Delete(one);
+		}
+		cJSON_Delete(mine);
+	}
+	if (irfw_strbuf_len(bad)) {
+		st = call_failed ? irfw_fail_aws_first(t, "not released: %s", irfw_strbuf_str(bad))
+		                 : irfw_fail(t, "not released: %s", irfw_strbuf_str(bad));
+		goto out;
+	}
+	(void)nacl_bad;
+	/* The tag that kept the original groups no longer says anything true. */
+	const char *tagkey = irfw_step_get(step, "original_groups_tag");
+	if (tagkey && *tagkey) {
+		cJSON *p = cJSON_CreateObject();
+		cJSON_AddItemToArray(cJSON_AddArrayToObject(p, "ResourceId"),
+		                     cJSON_CreateString(irfw_target_id(t)));
+		irfw_ec2_tag(p, tagkey, NULL);
+		if (ec2(t, "DeleteTags", p, NULL) != 0) {
+			aws_brief(t, err, sizeof(err));
+			irfw_note(t, "the tag %s could not be removed (%s)", tagkey, err);
+		}
+	}
+	irfw_containment_report(t, IRFW_NOT_CONTAINED,
+	                        "released: the original groups are back (irfw release)");
+	irfw_note(t, "verified: %s (%d interface(s) changed, %d showed them already)",
+	          irfw_strbuf_len(done) ? irfw_strbuf_str(done) : "no interface with known groups", changed,
+	          already);
+	if (nacl_restored)
+		irfw_note(t, "original network ACL back on %d subnet(s)", nacl_restored);
+	if (forced)
+		irfw_note(t, "groups from --restore-groups, not from the record");
+out:
+	cJSON_Delete(forced);
+	cJSON_Delete(ids);
+	cJSON_Delete(qs);
+	cJSON_Delete(held);
+	irfw_strbuf_free(bad);
+	irfw_strbuf_free(done);
+	(void)unknown;
+	return st;
+}
+
 /* The AWS actions the step may call: `irfw policy` prints the IAM policy
  * from them, and a fleet run its estimate (calls: the usual case). */
 static const struct irfw_action actions[] = {
@@ -2246,6 +2495,7 @@ static const struct irfw_plugin plugin = {
     .prepare = prepare,
     .check = check,
     .run = run,
+    .release = release,
     .fini = fini,
     .description =
         "Contains the instance. The quarantine group of its VPC becomes the only group of every network "

@@ -268,6 +268,100 @@ static irfw_status run(irfw_target *t, void *state)
 	return IRFW_OK;
 }
 
+/* One attribute read back with DescribeInstanceAttribute: its boolean
+ * value into *on; 0 or -1. */
+static int read_flag(irfw_target *t, const char *attribute, const char *key, bool *on)
+{
+	cJSON *p = cJSON_CreateObject(), *res = NULL;
+	cJSON_AddStringToObject(p, "InstanceId", irfw_target_id(t));
+	cJSON_AddStringToObject(p, "Attribute", attribute);
+	int rc = irfw_aws_call(t, "ec2", "DescribeInstanceAttribute", p, &res);
+	cJSON_Delete(p);
+	if (rc == 0)
+		*on = irfw_json_bool(cJSON_GetObjectItemCaseSensitive(res, key), "value", false);
+	cJSON_Delete(res);
+	return rc;
+}
+
+/*
+ * `irfw release`: protection stays unless the operator asked for
+ * --unprotect (the instance is still evidence until the case is closed).
+ * Then termination and stop protection go off, and each volume gets back
+ * the DeleteOnTermination it had; read back.  The shutdown behaviour before
+ * is not known (DescribeInstances does not show it): it stays "stop".
+ */
+static irfw_status release(irfw_target *t, void *state)
+{
+	(void)state;
+	const cJSON *rec = irfw_record_get(t, irfw_step_name(irfw_target_step(t)), "attributes");
+	const char *unprotect = irfw_fact_get(t, "release.unprotect");
+	bool dry = irfw_target_dry_run(t);
+	struct outcome o = {.record = cJSON_CreateObject()};
+	irfw_status st = IRFW_OK;
+	if (!cJSON_IsObject(rec)) {
+		st = irfw_skip(t, "no protection recorded: nothing to put back");
+		goto out;
+	}
+	if (!unprotect || strcmp(unprotect, "true") != 0) {
+		st = irfw_skip(
+		    t, "protection kept (termination and stop protection, volumes kept on termination): "
+		       "the instance is evidence until the case is closed; release --unprotect removes it");
+		goto out;
+	}
+	bool term = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(rec, "disableApiTermination"));
+	bool stop = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(rec, "disableApiStop"));
+	if (term)
+		modify(t, &o, "termination protection off", value_param("DisableApiTermination", false),
+		       "disableApiTermination", cJSON_CreateFalse());
+	if (stop)
+		modify(t, &o, "stop protection off", value_param("DisableApiStop", false), "disableApiStop",
+		       cJSON_CreateFalse());
+	cJSON *params = cJSON_CreateObject();
+	cJSON *list = cJSON_AddArrayToObject(params, "BlockDeviceMapping");
+	const cJSON *v;
+	cJSON_ArrayForEach(v, cJSON_GetObjectItemCaseSensitive(rec, "keptVolumes"))
+	{
+		const char *dev = irfw_json_str(v, "device");
+		if (!dev || !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(v, "deleteOnTerminationWas")))
+			continue;
+		cJSON *item = cJSON_CreateObject();
+		cJSON_AddStringToObject(item, "DeviceName", dev);
+		cJSON_AddBoolToObject(cJSON_AddObjectToObject(item, "Ebs"), "DeleteOnTermination", true);
+		cJSON_AddItemToArray(list, item);
+	}
+	int n_vol = cJSON_GetArraySize(list);
+	if (n_vol)
+		modify(t, &o, "DeleteOnTermination back to true", params, "keptVolumes", cJSON_CreateNull());
+	else
+		cJSON_Delete(params);
+	if (o.n_failed) {
+		st = o.first_err_is_last
+		         ? irfw_fail_aws(t, "not released: %s", o.failed)
+		         : irfw_fail(t, "not released: %s; first error: %s", o.failed, o.first_err);
+		goto out;
+	}
+	if (dry) {
+		irfw_note(t, "dry run: would set %s", *o.set ? o.set : "nothing");
+		goto out;
+	}
+	/* Read back. */
+	bool on = false;
+	char bad[256] = "";
+	if (term && (read_flag(t, "disableApiTermination", "disableApiTermination", &on) != 0 || on))
+		append(bad, sizeof(bad), "termination protection still on (or not read back)");
+	if (stop && (read_flag(t, "disableApiStop", "disableApiStop", &on) != 0 || on))
+		append(bad, sizeof(bad), "stop protection still on (or not read back)");
+	if (bad[0]) {
+		st = irfw_fail(t, "not released: %s", bad);
+		goto out;
+	}
+	irfw_note(t, "verified: %s%s; shutdown behaviour left at stop (its value before is not recorded)",
+	          *o.set ? o.set : "nothing to undo", n_vol ? " (volumes as before)" : "");
+out:
+	cJSON_Delete(o.record);
+	return st;
+}
+
 /* The AWS actions the step may call: `irfw policy` prints the IAM policy
  * from them, and a fleet run its estimate (calls: the usual case). */
 static const struct irfw_action actions[] = {
@@ -286,6 +380,7 @@ static const struct irfw_plugin plugin = {
     /* Run dry: EC2 changes carry DryRun, others are not sent. */
     .check = run,
     .run = run,
+    .release = release,
     .description =
         "Turns on termination protection and stop protection, sets the instance-initiated shutdown "
         "behaviour to 'stop', and sets DeleteOnTermination=false on every attached EBS volume. Each "

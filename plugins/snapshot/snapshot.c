@@ -441,6 +441,22 @@ out:
 	return status;
 }
 
+/* `irfw release` changes nothing here: the snapshots are the case's
+ * evidence, and outlive the quarantine until someone closes the case. */
+static irfw_status release(irfw_target *t, void *state)
+{
+	(void)state;
+	const cJSON *rec = irfw_record_get(t, irfw_step_name(irfw_target_step(t)), "snapshots");
+	int n = cJSON_GetArraySize(rec);
+	if (n == 0)
+		return irfw_skip(t, "no snapshot recorded: nothing to put back");
+	return irfw_skip(
+	    t,
+	    "%d snapshot(s) kept: they are the case's evidence (delete them by hand once the case "
+	    "is closed)",
+	    n);
+}
+
 /* The AWS actions the step may call: `irfw policy` prints the IAM policy
  * from them, and a fleet run its estimate (calls: the usual case). */
 static const struct irfw_action actions[] = {
@@ -464,6 +480,7 @@ static const struct irfw_plugin plugin = {
     /* Run dry: EC2 changes carry DryRun, others are not sent. */
     .check = run,
     .run = run,
+    .release = release,
     .description =
         "Takes crash-consistent snapshots of every EBS volume of the instance, root volume "
         "included, with one CreateSnapshots call, so that all disks are captured at the same "

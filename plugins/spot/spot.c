@@ -10,6 +10,7 @@
  * is not applicable.
  */
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -236,6 +237,68 @@ static irfw_status run(irfw_target *t, void *state)
 	return IRFW_OK;
 }
 
+/*
+ * `irfw release`: what spot did cannot all be undone.  A cancelled spot
+ * request stays cancelled (EC2 cannot reopen one); the volumes kept on
+ * termination go back to DeleteOnTermination as they were only with
+ * --unprotect (they are evidence), and are read back.
+ */
+static irfw_status release(irfw_target *t, void *state)
+{
+	(void)state;
+	const char *name = irfw_step_name(irfw_target_step(t));
+	const cJSON *req = irfw_record_get(t, name, "spot_request");
+	const cJSON *vols = irfw_record_get(t, name, "volumes"), *v;
+	const char *unprotect = irfw_fact_get(t, "release.unprotect");
+	bool undo = unprotect && strcmp(unprotect, "true") == 0;
+	if (!req && !vols)
+		return irfw_skip(t, "nothing recorded: not a spot instance when quarantined");
+	char cannot[300] = "";
+	if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(req, "cancelled")))
+		snprintf(cannot, sizeof(cannot),
+		         "the persistent spot request %s stays cancelled (EC2 cannot reopen one): after an "
+		         "interruption nothing relaunches",
+		         irfw_json_text(req, "id") ? irfw_json_text(req, "id") : "?");
+	cJSON *params = cJSON_CreateObject();
+	cJSON *bdm = cJSON_AddArrayToObject(params, "BlockDeviceMapping");
+	cJSON_AddStringToObject(params, "InstanceId", irfw_target_id(t));
+	cJSON_ArrayForEach(v, vols)
+	{
+		const char *dev = irfw_json_text(v, "device");
+		if (!dev || !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(v, "delete_on_termination")))
+			continue;
+		cJSON *item = cJSON_CreateObject();
+		cJSON_AddStringToObject(item, "DeviceName", dev);
+		cJSON_AddTrueToObject(cJSON_AddObjectToObject(item, "Ebs"), "DeleteOnTermination");
+		cJSON_AddItemToArray(bdm, item);
+	}
+	int n = cJSON_GetArraySize(bdm);
+	irfw_status st;
+	if (n && undo) {
+		if (irfw_aws_call(t, "ec2", "ModifyInstanceAttribute", params, NULL) != 0) {
+			cJSON_Delete(params);
+			return irfw_fail_aws(t, "ModifyInstanceAttribute (DeleteOnTermination back to true)");
+		}
+		irfw_note(t, "%s%d volume(s) back to DeleteOnTermination=true",
+		          irfw_target_dry_run(t) ? "dry run: " : "", n);
+		st = IRFW_OK;
+	} else if (n) {
+		st = irfw_skip(
+		    t, "%d volume(s) kept on termination (evidence; release --unprotect puts them back)%s%s",
+		    n, cannot[0] ? "; " : "", cannot);
+		cJSON_Delete(params);
+		return st;
+	} else {
+		st = cannot[0] ? IRFW_SKIPPED : IRFW_OK;
+	}
+	cJSON_Delete(params);
+	if (cannot[0])
+		return irfw_skip(t, "%s", cannot);
+	if (st == IRFW_OK && !n)
+		irfw_note(t, "nothing to undo");
+	return st;
+}
+
 /* The AWS actions the step may call: `irfw policy` prints the IAM policy
  * from them, and a fleet run its estimate (calls: the usual case). */
 static const struct irfw_action actions[] = {
@@ -256,6 +319,7 @@ static const struct irfw_plugin plugin = {
     /* Run dry: EC2 changes carry DryRun, others are not sent. */
     .check = run,
     .run = run,
+    .release = release,
     .description =
         "Detects a spot instance (instanceLifecycle = spot); any other instance is skipped with the "
         "reason \"not a spot instance\".  For a spot instance it first sets DeleteOnTermination=false on "

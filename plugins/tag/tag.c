@@ -30,6 +30,8 @@
 #define MAX_VALUE_CHARS 256
 /* CreateTags takes at most this many resource ids per call. */
 #define MAX_RESOURCES_PER_CALL 1000
+/* The status tag's value after `irfw release`. */
+#define RELEASED "released"
 
 static const struct irfw_option opts[] = {
     {.name = "case_key",
@@ -530,6 +532,83 @@ out:
 	return status;
 }
 
+/*
+ * `irfw release`: the resources tagged keep the case id and the operator
+ * (the history of the resource), the status becomes "released", and the
+ * tags claiming a quarantine or explaining an open one (time_key,
+ * cause_key) are removed.  Read back on the instance.
+ */
+static irfw_status release(irfw_target *t, void *state)
+{
+	(void)state;
+	irfw_step *step = irfw_target_step(t);
+	const cJSON *rec = irfw_record_get(t, irfw_step_name(step), "tags");
+	const cJSON *ids = cJSON_GetObjectItemCaseSensitive(rec, "resources");
+	const char *status_key = irfw_step_get(step, "status_key");
+	const char *drop_keys[] = {irfw_step_get(step, "time_key"), irfw_step_get(step, "cause_key")};
+	irfw_status st = IRFW_OK;
+	cJSON *set = cJSON_CreateObject(), *drop = cJSON_CreateObject(), *res = NULL, *p = NULL;
+	if (cJSON_GetArraySize(ids) == 0) {
+		st = irfw_skip(t, "no tags recorded: nothing to put back");
+		goto out;
+	}
+	if (status_key && *status_key)
+		irfw_ec2_tag(set, status_key, RELEASED);
+	for (size_t i = 0; i < sizeof(drop_keys) / sizeof(drop_keys[0]); i++)
+		if (drop_keys[i] && *drop_keys[i])
+			irfw_ec2_tag(drop, drop_keys[i], NULL);
+	cJSON *sl = cJSON_GetObjectItemCaseSensitive(set, "Tag"),
+	      *dl = cJSON_GetObjectItemCaseSensitive(drop, "Tag");
+	if (cJSON_GetArraySize(sl) && (st = tag_call(t, "CreateTags", ids, sl)) != IRFW_OK)
+		goto out;
+	if (cJSON_GetArraySize(dl) && (st = tag_call(t, "DeleteTags", ids, dl)) != IRFW_OK)
+		goto out;
+	if (irfw_target_dry_run(t)) {
+		irfw_note(t, "dry run: would set %s=%s and remove the quarantine tags on %d resource(s)",
+		          status_key && *status_key ? status_key : "(no status key)", RELEASED,
+		          cJSON_GetArraySize(ids));
+		goto out;
+	}
+	/* Read back what the instance carries now. */
+	p = cJSON_CreateObject();
+	irfw_ec2_filter(p, "resource-id", irfw_target_id(t));
+	if (irfw_aws_call(t, "ec2", "DescribeTags", p, &res) != 0) {
+		st = irfw_fail_aws(t, "DescribeTags (read back)");
+		goto out;
+	}
+	bool status_ok = !(status_key && *status_key);
+	char left[300] = "";
+	const cJSON *tg;
+	cJSON_ArrayForEach(tg, cJSON_GetObjectItemCaseSensitive(res, "tagSet"))
+	{
+		const char *k = irfw_json_str(tg, "key"), *v = irfw_json_str(tg, "value");
+		if (!k)
+			continue;
+		if (status_key && strcmp(k, status_key) == 0 && v && strcmp(v, RELEASED) == 0)
+			status_ok = true;
+		for (size_t i = 0; i < sizeof(drop_keys) / sizeof(drop_keys[0]); i++)
+			if (drop_keys[i] && *drop_keys[i] && strcmp(k, drop_keys[i]) == 0) {
+				size_t n = strlen(left);
+				snprintf(left + n, sizeof(left) - n, "%s%s", n ? ", " : "", k);
+			}
+	}
+	if (!status_ok || left[0]) {
+		st = irfw_fail(t, "the instance does not show the release: %s%s%s%s%s",
+		               status_ok ? "" : status_key, status_ok ? "" : " is not " RELEASED,
+		               left[0] && !status_ok ? "; " : "", left, left[0] ? " still set" : "");
+		goto out;
+	}
+	irfw_note(t, "verified: %s=%s on the instance, quarantine tags removed from %d resource(s)",
+	          status_key && *status_key ? status_key : "(no status key)", RELEASED,
+	          cJSON_GetArraySize(ids));
+out:
+	cJSON_Delete(set);
+	cJSON_Delete(drop);
+	cJSON_Delete(res);
+	cJSON_Delete(p);
+	return st;
+}
+
 /* The AWS actions the step may call: `irfw policy` prints the IAM policy
  * from them, and a fleet run its estimate (calls: the usual case). */
 static const struct irfw_action actions[] = {
@@ -550,6 +629,7 @@ static const struct irfw_plugin plugin = {
     /* Run dry: EC2 changes carry DryRun, others are not sent. */
     .check = run,
     .run = run,
+    .release = release,
     .fini = fini,
     .description =
         "Tags the instance, its attached EBS volumes and its network interfaces in one CreateTags "

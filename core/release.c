@@ -1,0 +1,723 @@
+/*
+ * release.c - `irfw release`: put an instance back as it was before a case
+ * quarantined it, from what the case record holds.
+ *
+ * Every instance must have a record of the case (unless --force with
+ * --restore-groups), and the record must not be open in another process:
+ * all of that is checked, and every record opened, before the first change.
+ * Then each instance's steps are released in REVERSE pipeline order (the
+ * tags first, containment last, so the instance is cut off until the end),
+ * each through its plugin's `release` callback, which reads its records
+ * (irfw_record_get), restores, and reads AWS back before saying OK.
+ *
+ * A release is journaled in the case like a run (step "release:NAME"), so a
+ * second release after a partial one does only what is left.  A dry run
+ * writes nothing, not even to the record: it reads a copy of it.
+ */
+#define _GNU_SOURCE
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "casestore.h"
+#include "release.h"
+#include "report.h"
+#include "run.h"
+#include "base/buf.h"
+#include "base/log.h"
+#include "base/text.h"
+#include "aws/names.h"
+#include "aws/ratelimit.h"
+
+#define RELEASE_PREFIX "release:"
+
+/* ------------------------------------------------------------------ */
+/* Setting up: the client, who acts, the instances.                    */
+
+static long global_long(const struct irfw_run *r, const char *key)
+{
+	long v;
+	const char *s = irfw_run_global(r, key);
+	return s && irfw_parse_long(s, &v) && v > 0 ? v : 0;
+}
+
+/* The AWS client, configured as a run's (run.c). */
+static int aws_client(struct irfw_run *r, char *err, size_t errlen)
+{
+	bool path_style = false;
+	const char *ps = irfw_run_global(r, "s3_path_style");
+	struct irfw_aws_config c = {
+	    .region = irfw_run_global(r, "region"),
+	    .profile = irfw_run_global(r, "profile"),
+	    .endpoint_url = irfw_run_global(r, "endpoint_url"),
+	    .ca_file = irfw_run_global(r, "ca_file"),
+	    .connect_timeout = global_long(r, "connect_timeout"),
+	    .timeout = global_long(r, "timeout"),
+	    .max_attempts =
+	        irfw_section_find(r->global, "max_attempts") ? (int)global_long(r, "max_attempts") : 0,
+	    .s3_path_style = ps && irfw_parse_bool(ps, &path_style) && path_style,
+	};
+	char key[64];
+	for (size_t i = 0;
+	     i < irfw_ratelimit_class_count() && i < sizeof(c.ratelimit) / sizeof(c.ratelimit[0]); i++) {
+		snprintf(key, sizeof(key), "ratelimit.%s", irfw_ratelimit_class_name(i));
+		const struct irfw_kv_line *kv = irfw_section_find(r->global, key);
+		c.ratelimit[i] = kv ? kv->value : NULL;
+	}
+	return irfw_aws_new(&c, &r->aws, err, errlen);
+}
+
+static int who_acts(struct irfw_run *r)
+{
+	struct irfw_aws_error e;
+	char rid[128];
+	cJSON *who = NULL;
+	if (irfw_aws_request(r->aws, r->resolved_region, "sts", "GetCallerIdentity", NULL, false, &who, &e,
+	                     rid) != 0) {
+		irfw_logf(IRFW_LOG_ERROR, NULL, "sts:GetCallerIdentity: %s: %s (request %s)", e.code,
+		          e.message, e.request_id[0] ? e.request_id : "-");
+		return e.http_status == 403 || e.http_status == 401 ? IRFW_RUN_USAGE : IRFW_RUN_STEP_FAILED;
+	}
+	const cJSON *res = cJSON_GetObjectItemCaseSensitive(who, "GetCallerIdentityResult");
+	r->account_id = irfw_strdup(irfw_json_text(res, "Account"));
+	r->caller_arn = irfw_strdup(irfw_json_text(res, "Arn"));
+	cJSON_Delete(who);
+	if (!r->account_id) {
+		irfw_logf(IRFW_LOG_ERROR, NULL, "sts:GetCallerIdentity returned no account id");
+		return IRFW_RUN_STEP_FAILED;
+	}
+	irfw_aws_set_account(r->aws, r->account_id);
+	return IRFW_RUN_OK;
+}
+
+static struct irfw_target *find_target(struct irfw_run *r, const char *id)
+{
+	for (size_t i = 0; i < r->batch.n; i++)
+		if (strcmp(r->batch.targets[i]->id, id) == 0)
+			return r->batch.targets[i];
+	return NULL;
+}
+
+static void take_instances(struct irfw_run *r, const cJSON *res)
+{
+	const cJSON *resv, *inst;
+	cJSON_ArrayForEach(resv, cJSON_GetObjectItemCaseSensitive(res, "reservationSet"))
+	    cJSON_ArrayForEach(inst, cJSON_GetObjectItemCaseSensitive(resv, "instancesSet"))
+	{
+		const char *id = irfw_json_str(inst, "instanceId");
+		struct irfw_target *t = id ? find_target(r, id) : NULL;
+		if (!t || t->found)
+			continue;
+		t->found = true;
+		t->instance = cJSON_Duplicate(inst, true);
+		t->state = irfw_strdup(
+		    irfw_json_str(cJSON_GetObjectItemCaseSensitive(inst, "instanceState"), "name"));
+		t->vpc_id = irfw_strdup(irfw_json_text(inst, "vpcId"));
+		const cJSON *tag;
+		cJSON_ArrayForEach(tag, cJSON_GetObjectItemCaseSensitive(inst, "tagSet"))
+		{
+			const char *k = irfw_json_str(tag, "key");
+			if (k && strcmp(k, "Name") == 0 && !t->name_tag)
+				t->name_tag = irfw_strdup(irfw_json_str(tag, "value"));
+		}
+	}
+}
+
+/* The instances, by the instance-id filter (200 a call), which answers for
+ * the ids that exist rather than failing for one that does not. */
+static int describe(struct irfw_run *r)
+{
+	for (size_t start = 0; start < r->batch.n; start += 200) {
+		cJSON *p = cJSON_CreateObject();
+		for (size_t i = start; i < r->batch.n && i < start + 200; i++)
+			irfw_ec2_filter(p, "instance-id", r->batch.targets[i]->id);
+		char *token = NULL;
+		for (int page = 0; page < 1000; page++) {
+			cJSON_DeleteItemFromObjectCaseSensitive(p, "NextToken");
+			if (token)
+				cJSON_AddStringToObject(p, "NextToken", token);
+			free(token);
+			token = NULL;
+			struct irfw_aws_error e;
+			char rid[128];
+			cJSON *res = NULL;
+			if (irfw_aws_request(r->aws, r->resolved_region, "ec2", "DescribeInstances", p, false,
+			                     &res, &e, rid) != 0) {
+				irfw_logf(IRFW_LOG_ERROR, NULL, "DescribeInstances: %s: %s (request %s)",
+				          e.code, e.message, e.request_id[0] ? e.request_id : "-");
+				cJSON_Delete(p);
+				return -1;
+			}
+			take_instances(r, res);
+			token = irfw_strdup(irfw_json_text(res, "nextToken"));
+			cJSON_Delete(res);
+			if (!token)
+				break;
+		}
+		free(token);
+		cJSON_Delete(p);
+	}
+	return 0;
+}
+
+static bool valid_case_id(const char *c)
+{
+	bool ok = c && *c && strlen(c) <= 128 && strcmp(c, ".") != 0 && strcmp(c, "..") != 0;
+	for (; ok && *c; c++)
+		ok = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+		     strchr("._-:", *c);
+	return ok;
+}
+
+/* ------------------------------------------------------------------ */
+/* The case records.                                                   */
+
+static bool file_exists(const char *p)
+{
+	struct stat st;
+	return stat(p, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+/* A copy of `from` as `to` (0600), for a dry run to read. */
+static int copy_file(const char *from, const char *to)
+{
+	FILE *in = fopen(from, "rb");
+	if (!in)
+		return errno == ENOENT ? 0 : -1;
+	int fd = open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	FILE *out = fd >= 0 ? fdopen(fd, "wb") : NULL;
+	int rc = out ? 0 : -1;
+	char buf[65536];
+	size_t n;
+	while (out && (n = fread(buf, 1, sizeof(buf), in)) > 0)
+		if (fwrite(buf, 1, n, out) != n)
+			rc = -1;
+	if (ferror(in))
+		rc = -1;
+	fclose(in);
+	if (out && fclose(out) != 0)
+		rc = -1;
+	else if (!out && fd >= 0)
+		close(fd);
+	return rc;
+}
+
+/* Scratch folder of a dry run, removed at the end. */
+struct scratch {
+	char *root; /* mkdtemp */
+};
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)ftw;
+	return flag == FTW_DP ? rmdir(path) : unlink(path);
+}
+
+/* The scratch folder and everything casestore wrote in it. */
+static void rm_tree(const char *root)
+{
+	nftw(root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* The instance folder of `t` in the case (to free). */
+static char *case_folder(const char *ev, const char *case_id, const struct irfw_target *t)
+{
+	return irfw_strfmt("%s/%s/%s", ev, case_id, t->id);
+}
+
+/* True when another process holds the record (its journal's lock). */
+static bool held_elsewhere(const char *journal)
+{
+	int fd = open(journal, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	bool held = flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+	close(fd);
+	return held;
+}
+
+/*
+ * Open every instance's record before any change: 0, or IRFW_RUN_USAGE
+ * after saying why (no record, a record held by another process, a record
+ * that cannot be opened).  A dry run opens a copy in a scratch folder.
+ */
+static int open_records(struct irfw_run *r, const struct irfw_release_opts *o, struct scratch *sc)
+{
+	const char *ev = irfw_run_global(r, "evidence_dir");
+	const char *case_id = r->case_id_resolved;
+	int rc = IRFW_RUN_OK;
+	char err[1024];
+	if (r->dry_run) {
+		char tmpl[] = "/tmp/irfw-release-dry-XXXXXX";
+		char *d = mkdtemp(tmpl);
+		if (!d) {
+			irfw_logf(IRFW_LOG_ERROR, NULL, "dry run: cannot make a scratch folder: %s",
+			          strerror(errno));
+			return IRFW_RUN_USAGE;
+		}
+		sc->root = strdup(d);
+	}
+	cJSON *info = cJSON_CreateObject();
+	char ts[32];
+	irfw_iso_now(ts);
+	cJSON_AddStringToObject(info, "tool", "irfw");
+	cJSON_AddStringToObject(info, "version", PACKAGE_VERSION);
+	cJSON_AddStringToObject(info, "command", "release");
+	cJSON_AddStringToObject(info, "started", ts);
+	cJSON_AddStringToObject(info, "caller_arn", r->caller_arn ? r->caller_arn : "");
+	cJSON_AddStringToObject(info, "account_id", r->account_id);
+	cJSON_AddStringToObject(info, "region", r->resolved_region);
+	cJSON_AddBoolToObject(info, "force", o->force);
+	cJSON_AddBoolToObject(info, "unprotect", o->unprotect);
+	if (o->restore_groups)
+		cJSON_AddStringToObject(info, "restore_groups", o->restore_groups);
+	for (size_t i = 0; i < r->batch.n; i++) {
+		struct irfw_target *t = r->batch.targets[i];
+		if (!t->found || t->skipped_state)
+			continue;
+		char *dir = case_folder(ev, case_id, t);
+		char *journal = dir ? irfw_strfmt("%s/journal.jsonl", dir) : NULL;
+		char *manifest = dir ? irfw_strfmt("%s/manifest.json", dir) : NULL;
+		bool have = journal && manifest && (file_exists(journal) || file_exists(manifest));
+		if (!have && !o->force) {
+			irfw_logf(IRFW_LOG_ERROR, t->id,
+			          "no record of case %s for this instance (looked in %s): release puts back "
+			          "what a case recorded, and there is nothing recorded; check --case-id and "
+			          "--evidence-dir, or give --force --restore-groups sg-... to set the groups "
+			          "of every interface without a record",
+			          case_id, dir ? dir : ev);
+			rc = IRFW_RUN_USAGE;
+		} else if (have && held_elsewhere(journal)) {
+			irfw_logf(IRFW_LOG_ERROR, t->id,
+			          "case %s is open in another process (%s is locked): wait for that run to "
+			          "end, then release",
+			          case_id, journal);
+			rc = IRFW_RUN_USAGE;
+		} else if (r->dry_run) {
+			/* The copy: a dry run must not write even a run-start. */
+			char *cdir = irfw_strfmt("%s/%s", sc->root, case_id);
+			char *idir = irfw_strfmt("%s/%s/%s", sc->root, case_id, t->id);
+			char *cj = idir ? irfw_strfmt("%s/journal.jsonl", idir) : NULL;
+			char *cm = idir ? irfw_strfmt("%s/manifest.json", idir) : NULL;
+			if (!cdir || !idir || !cj || !cm || (mkdir(cdir, 0700) != 0 && errno != EEXIST) ||
+			    mkdir(idir, 0700) != 0 ||
+			    (have && (copy_file(journal, cj) != 0 || copy_file(manifest, cm) != 0))) {
+				irfw_logf(IRFW_LOG_ERROR, t->id,
+				          "dry run: cannot copy the case record %s: %s", dir,
+				          strerror(errno));
+				rc = IRFW_RUN_USAGE;
+			} else if (irfw_case_open(sc->root, case_id, t->id, info, &t->rec, err,
+			                          sizeof(err)) != 0) {
+				irfw_logf(IRFW_LOG_ERROR, t->id, "case record %s: %s", dir, err);
+				rc = IRFW_RUN_USAGE;
+			}
+			free(cdir);
+			free(idir);
+			free(cj);
+			free(cm);
+		} else if (irfw_case_open(ev, case_id, t->id, info, &t->rec, err, sizeof(err)) != 0) {
+			/* Lost a race with another process, or unreadable. */
+			irfw_logf(IRFW_LOG_ERROR, t->id, "case record: %s", err);
+			rc = IRFW_RUN_USAGE;
+		}
+		if (t->rec && !have)
+			irfw_logf(IRFW_LOG_WARN, t->id,
+			          "--force: no record of case %s for this instance; only --restore-groups "
+			          "can be applied, and this release is recorded in a new record %s",
+			          case_id, dir);
+		free(dir);
+		free(journal);
+		free(manifest);
+	}
+	cJSON_Delete(info);
+	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Releasing.                                                          */
+
+static double now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
+}
+
+/* What a case record shows of step `name`: it began at least once. */
+static bool step_in_case(const struct irfw_target *t, const char *name)
+{
+	return irfw_case_step_status(t->rec, name) != NULL;
+}
+
+static void release_step(struct irfw_target *t, struct irfw_step *s, struct irfw_step_result *res, bool force)
+{
+	struct irfw_run *r = t->run;
+	bool record = !r->dry_run;
+	char *name = irfw_strfmt(RELEASE_PREFIX "%s", s->name);
+	t->cur = s;
+	t->cur_res = res;
+	res->ran = true;
+	free(t->notes);
+	t->notes = NULL;
+	memset(&t->first_err, 0, sizeof(t->first_err));
+	if (!name) {
+		res->status = IRFW_FAILED;
+		res->detail = strdup("out of memory");
+		goto out;
+	}
+	if (!s->mod->vt.release) {
+		res->status = IRFW_SKIPPED;
+		res->detail = strdup("nothing to undo (the plugin has no release)");
+		goto out;
+	}
+	if (!force && !step_in_case(t, s->name)) {
+		res->status = IRFW_SKIPPED;
+		res->detail = strdup("not run in this case: nothing to undo");
+		goto out;
+	}
+	/* Only "ok" is done: a step skipped (protection kept without
+	 * --unprotect) is asked again, and skips again when nothing changed. */
+	const char *was = irfw_case_step_status(t->rec, name);
+	if (!r->no_resume && was && strcmp(was, "ok") == 0) {
+		res->status = IRFW_OK;
+		res->resumed = true;
+		res->detail = strdup("released by an earlier release of this case; not repeated");
+		goto out;
+	}
+	if (record && irfw_case_step_begin(t->rec, name, s->mod->name) != 0)
+		irfw_log(t, IRFW_LOG_WARN, "journal: %s", irfw_case_error(t->rec));
+	double t0 = now_ms();
+	irfw_status st = s->mod->vt.release(t, s->state);
+	res->ms = (long)(now_ms() - t0);
+	if (st != IRFW_OK && st != IRFW_SKIPPED && st != IRFW_FAILED)
+		st = IRFW_FAILED;
+	res->status = st;
+	if (st == IRFW_OK && t->notes && !res->detail)
+		res->detail = strdup(t->notes);
+	if (res->unchecked && st != IRFW_FAILED) {
+		struct irfw_buf b = {0};
+		irfw_buf_printf(&b, "%s%snot checked (no DryRun in the API):", res->detail ? res->detail : "",
+		                res->detail ? "; " : "");
+		const cJSON *u;
+		cJSON_ArrayForEach(u, res->unchecked) irfw_buf_printf(&b, " %s", u->valuestring);
+		if (b.data) {
+			free(res->detail);
+			res->detail = b.data;
+		}
+	}
+	if (!res->detail)
+		res->detail = strdup(st == IRFW_OK        ? "released"
+		                     : st == IRFW_SKIPPED ? "skipped (no reason given)"
+		                                          : "failed (no reason given)");
+	if (record && irfw_case_step_end(t->rec, name, irfw_status_name(st), res->detail, res->aws_error,
+	                                 res->request_ids, res->ms) != 0)
+		irfw_log(t, IRFW_LOG_WARN, "case record: %s", irfw_case_error(t->rec));
+out:
+	if (res->status == IRFW_FAILED)
+		irfw_log(t, IRFW_LOG_ERROR, "release FAILED: %s%s%s%s%s%s", res->detail ? res->detail : "",
+		         res->aws_error ? " [" : "", res->aws_error ? res->aws_error : "",
+		         res->request_id ? ", request " : "", res->request_id ? res->request_id : "",
+		         res->aws_error ? "]" : "");
+	else
+		irfw_log(t, IRFW_LOG_INFO, "release %s: %s", res->status == IRFW_OK ? "ok" : "skipped",
+		         res->detail ? res->detail : "");
+	free(name);
+}
+
+struct pool {
+	struct irfw_run *r;
+	bool force;
+	pthread_mutex_t lock;
+	size_t next;
+};
+
+/* One instance: every step, last first. */
+static void release_target(struct irfw_target *t, bool force)
+{
+	struct irfw_run *r = t->run;
+	t->results = calloc(r->n_steps ? r->n_steps : 1, sizeof(*t->results));
+	if (!t->results)
+		return;
+	t->n_results = r->n_steps;
+	for (size_t k = 0; k < r->n_steps; k++) {
+		t->results[k].step = r->steps[k]->name;
+		t->results[k].plugin = r->steps[k]->mod->name;
+		t->results[k].phase = r->steps[k]->phase;
+	}
+	for (size_t k = r->n_steps; k-- > 0;)
+		release_step(t, r->steps[k], &t->results[k], force);
+	t->cur = NULL;
+	t->cur_res = NULL;
+}
+
+static void *worker(void *arg)
+{
+	struct pool *p = arg;
+	for (;;) {
+		pthread_mutex_lock(&p->lock);
+		struct irfw_target *t = NULL;
+		while (p->next < p->r->batch.n && !t) {
+			struct irfw_target *c = p->r->batch.targets[p->next++];
+			if (c->rec)
+				t = c;
+		}
+		pthread_mutex_unlock(&p->lock);
+		if (!t)
+			return NULL;
+		release_target(t, p->force);
+	}
+}
+
+static void release_all(struct irfw_run *r, bool force)
+{
+	struct pool p = {.r = r, .force = force};
+	pthread_mutex_init(&p.lock, NULL);
+	size_t n = (size_t)(r->jobs > 0 ? r->jobs : 1);
+	if (n > r->batch.n)
+		n = r->batch.n;
+	pthread_t *th = calloc(n ? n : 1, sizeof(*th));
+	size_t started = 0;
+	for (size_t i = 0; th && i < n; i++)
+		if (pthread_create(&th[i], NULL, worker, &p) == 0)
+			started++;
+	if (started == 0)
+		worker(&p);
+	for (size_t i = 0; i < started; i++)
+		pthread_join(th[i], NULL);
+	free(th);
+	pthread_mutex_destroy(&p.lock);
+}
+
+/* ------------------------------------------------------------------ */
+/* The outcome.                                                        */
+
+/* "released", "partially-released" (some step failed after others did
+ * something), "not-released", "not-found", "terminated". */
+static const char *outcome(const struct irfw_target *t, bool dry)
+{
+	if (!t->found)
+		return "not-found";
+	if (t->skipped_state)
+		return t->state ? t->state : "terminated";
+	if (!t->rec)
+		return "not-released";
+	size_t ok = 0, failed = 0;
+	for (size_t k = 0; k < t->n_results; k++) {
+		const struct irfw_step_result *res = &t->results[k];
+		if (res->status == IRFW_FAILED)
+			failed++;
+		else if (res->status == IRFW_OK)
+			ok++;
+	}
+	if (dry)
+		return failed ? "dry-run-refused" : "dry-run";
+	if (!failed)
+		return "released";
+	return ok ? "partially-released" : "not-released";
+}
+
+static void print_text(struct irfw_run *r)
+{
+	printf("%srelease of case %s\n", r->dry_run ? "dry run: " : "", r->case_id_resolved);
+	for (size_t i = 0; i < r->batch.n; i++) {
+		struct irfw_target *t = r->batch.targets[i];
+		if (t->rec && !r->dry_run)
+			printf("%s: %s (record %s)\n", t->id, outcome(t, false), irfw_case_dir(t->rec));
+		else
+			printf("%s: %s\n", t->id, outcome(t, r->dry_run));
+		for (size_t k = t->n_results; k-- > 0;) {
+			const struct irfw_step_result *res = &t->results[k];
+			printf("  %-12s %-8s %s", res->step, irfw_status_name(res->status),
+			       res->detail ? res->detail : "");
+			if (res->aws_error)
+				printf(" [%s%s%s]", res->aws_error, res->request_id ? ", request " : "",
+				       res->request_id ? res->request_id : "");
+			printf("\n");
+		}
+	}
+	fflush(stdout);
+}
+
+static void print_json(struct irfw_run *r, int status)
+{
+	cJSON *doc = cJSON_CreateObject();
+	cJSON_AddStringToObject(doc, "command", "release");
+	cJSON_AddStringToObject(doc, "case_id", r->case_id_resolved ? r->case_id_resolved : "");
+	cJSON_AddBoolToObject(doc, "dry_run", r->dry_run);
+	cJSON *insts = cJSON_AddArrayToObject(doc, "instances");
+	for (size_t i = 0; i < r->batch.n; i++) {
+		struct irfw_target *t = r->batch.targets[i];
+		cJSON *o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, "instance_id", t->id);
+		cJSON_AddStringToObject(o, "outcome", outcome(t, r->dry_run));
+		if (t->rec && !r->dry_run)
+			cJSON_AddStringToObject(o, "case_dir", irfw_case_dir(t->rec));
+		cJSON *steps = cJSON_AddArrayToObject(o, "steps");
+		for (size_t k = t->n_results; k-- > 0;) {
+			const struct irfw_step_result *res = &t->results[k];
+			cJSON *s = cJSON_CreateObject();
+			cJSON_AddStringToObject(s, "step", res->step);
+			cJSON_AddStringToObject(s, "plugin", res->plugin);
+			cJSON_AddStringToObject(s, "status", irfw_status_name(res->status));
+			cJSON_AddStringToObject(s, "detail", res->detail ? res->detail : "");
+			if (res->aws_error)
+				cJSON_AddStringToObject(s, "aws_error", res->aws_error);
+			if (res->request_id)
+				cJSON_AddStringToObject(s, "request_id", res->request_id);
+			if (res->request_ids)
+				cJSON_AddItemToObject(s, "request_ids",
+				                      cJSON_Duplicate(res->request_ids, true));
+			cJSON_AddBoolToObject(s, "resumed", res->resumed);
+			cJSON_AddNumberToObject(s, "ms", (double)res->ms);
+			cJSON_AddItemToArray(steps, s);
+		}
+		cJSON_AddItemToArray(insts, o);
+	}
+	cJSON_AddNumberToObject(doc, "exit_status", status);
+	char *out = cJSON_Print(doc);
+	if (out)
+		puts(out);
+	free(out);
+	cJSON_Delete(doc);
+	fflush(stdout);
+}
+
+/* ------------------------------------------------------------------ */
+
+static int check_groups(const char *list)
+{
+	char **v = NULL;
+	int rc = 0;
+	size_t n = irfw_split_list(list, &v);
+	if (n == 0) {
+		irfw_logf(IRFW_LOG_ERROR, NULL, "--restore-groups: no group given");
+		rc = -1;
+	}
+	for (char **p = v; p && *p; p++)
+		if (!irfw_valid_sg_id(*p)) {
+			irfw_logf(IRFW_LOG_ERROR, NULL,
+			          "--restore-groups: '%s' is not a security group id (sg- and 8 or 17 hex "
+			          "digits)",
+			          *p);
+			rc = -1;
+		}
+	irfw_strv_free(v);
+	return rc;
+}
+
+int irfw_run_release(struct irfw_run *r, const struct irfw_release_opts *o, bool json)
+{
+	char err[1024] = "";
+	struct scratch sc = {0};
+	int status = IRFW_RUN_OK;
+	if (!r->case_id || !valid_case_id(r->case_id)) {
+		irfw_logf(IRFW_LOG_ERROR, NULL,
+		          r->case_id
+		              ? "--case-id '%s' is not a case id (letters, digits and . _ - :)"
+		              : "release needs --case-id: the case whose record says what to put back%s",
+		          r->case_id ? r->case_id : "");
+		return IRFW_RUN_USAGE;
+	}
+	if (o->force && !o->restore_groups) {
+		irfw_logf(IRFW_LOG_ERROR, NULL,
+		          "--force needs --restore-groups sg-...: without a record, the groups to put back "
+		          "must be given");
+		return IRFW_RUN_USAGE;
+	}
+	if (o->restore_groups && check_groups(o->restore_groups) != 0)
+		return IRFW_RUN_USAGE;
+	r->case_id_resolved = strdup(r->case_id);
+	if (aws_client(r, err, sizeof(err)) != 0) {
+		irfw_logf(IRFW_LOG_ERROR, NULL, "%s", err);
+		return IRFW_RUN_USAGE;
+	}
+	r->resolved_region = strdup(irfw_aws_region(r->aws));
+	int rc = who_acts(r);
+	if (rc != IRFW_RUN_OK)
+		return rc;
+	irfw_logf(IRFW_LOG_INFO, NULL, "acting as %s in account %s, region %s",
+	          r->caller_arn ? r->caller_arn : "?", r->account_id, r->resolved_region);
+	if (describe(r) != 0)
+		return IRFW_RUN_STEP_FAILED;
+	for (size_t i = 0; i < r->batch.n; i++) {
+		struct irfw_target *t = r->batch.targets[i];
+		if (!t->found) {
+			irfw_logf(IRFW_LOG_ERROR, t->id, "instance not found in account %s, region %s",
+			          r->account_id, r->resolved_region);
+			status = IRFW_RUN_NOT_HANDLED;
+		} else if (t->state &&
+		           (strcmp(t->state, "terminated") == 0 || strcmp(t->state, "shutting-down") == 0)) {
+			irfw_logf(IRFW_LOG_ERROR, t->id, "instance is %s: nothing to release", t->state);
+			t->skipped_state = true;
+			status = IRFW_RUN_NOT_HANDLED;
+		}
+	}
+	rc = open_records(r, o, &sc);
+	if (rc != IRFW_RUN_OK) {
+		status = rc;
+		goto out;
+	}
+	for (size_t i = 0; i < r->batch.n; i++) {
+		struct irfw_target *t = r->batch.targets[i];
+		if (!t->rec)
+			continue;
+		if (o->restore_groups)
+			irfw_fact_set(t, IRFW_FACT_RESTORE_GROUPS, o->restore_groups);
+		if (o->unprotect)
+			irfw_fact_set(t, IRFW_FACT_UNPROTECT, "true");
+		if (o->force)
+			irfw_fact_set(t, IRFW_FACT_FORCE, "true");
+	}
+	if (r->dry_run)
+		irfw_logf(IRFW_LOG_INFO, NULL,
+		          "dry run of the release of case %s: EC2 changes are sent with DryRun, others not "
+		          "at all; no record is written",
+		          r->case_id_resolved);
+	release_all(r, o->force);
+
+	bool failed = false;
+	for (size_t i = 0; i < r->batch.n; i++) {
+		struct irfw_target *t = r->batch.targets[i];
+		for (size_t k = 0; k < t->n_results; k++)
+			failed = failed || t->results[k].status == IRFW_FAILED;
+		if (t->rec && !r->dry_run) {
+			cJSON *v = cJSON_CreateObject();
+			char ts[32];
+			irfw_iso_now(ts);
+			cJSON_AddStringToObject(v, "outcome", outcome(t, false));
+			cJSON_AddStringToObject(v, "at", ts);
+			cJSON_AddStringToObject(v, "by", r->caller_arn ? r->caller_arn : "");
+			if (irfw_case_record(t->rec, "release", "outcome", v) != 0)
+				irfw_log(t, IRFW_LOG_WARN, "case record: %s", irfw_case_error(t->rec));
+		}
+	}
+	if (failed)
+		status = IRFW_RUN_STEP_FAILED;
+out:
+	if (status != IRFW_RUN_USAGE) {
+		if (json)
+			print_json(r, status);
+		else
+			print_text(r);
+	}
+	if (sc.root) {
+		for (size_t i = 0; i < r->batch.n; i++) {
+			irfw_case_close(r->batch.targets[i]->rec);
+			r->batch.targets[i]->rec = NULL;
+		}
+		rm_tree(sc.root);
+		free(sc.root);
+	}
+	return status;
+}
