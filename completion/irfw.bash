@@ -1,7 +1,7 @@
 # bash completion for irfw(1)                               -*- shell-script -*-
 #
-# Completes the commands (check, plugins), the options (read from
-# `irfw --help`, so they cannot drift from the binary), the values of
+# Completes the commands and the options (both read from `irfw --help`, so
+# they cannot drift from the binary), the values of
 # --output, the plugin names of --describe (from `irfw plugins`), the step
 # names of --only and --skip (the configured pipeline, from `irfw --plan`,
 # which makes no AWS call), and files and folders where an option takes one.
@@ -11,6 +11,12 @@
 # It runs the irfw being completed (the first word of the line), as the
 # user who pressed TAB, with the --conf of the line: what it loads is what
 # that command would load.
+
+# Commands of `irfw --help`'s usage lines ("       irfw check [OPTIONS]").
+_irfw_commands()
+{
+	"$1" --help 2>/dev/null | sed -n -E 's/^(Usage:)? +irfw ([a-z]+)( .*)?$/\2/p'
+}
 
 # Options of `irfw --help`: "-c --conf FILE", one a line ("-" when an
 # option has no short form, no third word when it takes no value).
@@ -152,7 +158,7 @@ _irfw()
 		return
 	fi
 	if [[ -z $cmd ]]; then
-		COMPREPLY=($(compgen -W 'check plugins' -- "$cur"))
+		COMPREPLY=($(compgen -W "$(_irfw_commands "$irfw")" -- "$cur"))
 	fi
 } &&
 	complete -F _irfw irfw

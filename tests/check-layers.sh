@@ -5,7 +5,9 @@
 #  2. the lower layers include nothing from the layers above them:
 #     core/base/ nothing of core/aws/ or the engine, core/aws/ nothing of
 #     the engine (its include path has no engine folder, and no file may
-#     reach one by a relative path either).
+#     reach one by a relative path either);
+#  3. debian/libirfw1.symbols lists exactly those functions (dpkg-gensymbols
+#     would fail the package build on any difference, much later).
 set -u
 src=${IRFW_TEST_SRCDIR:?}
 build=${IRFW_TEST_BUILDDIR:?}
@@ -25,6 +27,17 @@ if [ -f "$lib" ]; then
 		echo "FAIL: declared with IRFW_EXPORT but not exported:"; echo "$missing"; fail=1
 	fi
 	[ $fail = 0 ] && echo "ok: libirfw.so exports the $(printf '%s\n' "$exported" | wc -l) documented functions"
+	listed=$(sed -n 's/^ \(irfw_[a-z0-9_]*\)@Base .*/\1/p' "$src/debian/libirfw1.symbols" | sort -u)
+	if [ "$listed" != "$exported" ]; then
+		echo "FAIL: debian/libirfw1.symbols differs from what libirfw.so exports (- listed, + exported):"
+		printf '%s\n' "$listed" >"$build/symbols.listed"
+		printf '%s\n' "$exported" >"$build/symbols.exported"
+		diff "$build/symbols.listed" "$build/symbols.exported" | grep '^[<>]' | sed 's/^</-/; s/^>/+/'
+		echo "(a new function is listed with the upstream version that adds it)"
+		fail=1
+	else
+		echo "ok: debian/libirfw1.symbols lists the same functions"
+	fi
 else
 	echo "FAIL: $lib not built"; fail=1
 fi

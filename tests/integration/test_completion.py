@@ -83,15 +83,24 @@ def site(tmp_path, text, name="site.ini"):
     return p
 
 
+def commands():
+    """The subcommands of `irfw --help`'s usage lines."""
+    out = subprocess.run([str(IRFW_BIN), "--help"], capture_output=True, text=True, check=True).stdout
+    return sorted(set(re.findall(r"^(?:Usage:)? +irfw ([a-z]+)\b", out, re.M)))
+
+
 @needs_helpers
 def test_commands():
-    assert complete("") == ["check", "plugins"]
+    cmds = commands()
+    assert {"check", "plugins", "policy", "release"} <= set(cmds), cmds
+    assert complete("") == cmds
     assert complete("ch") == ["check"]
     assert complete("pl") == ["plugins"]
+    assert complete("rel") == ["release"]
     # After the command, nothing positional is left to complete.
     assert complete("check", "") == []
     # Options before the command do not count as one (getopt permutes).
-    assert complete("-v", "-o", "json", "") == ["check", "plugins"]
+    assert complete("-v", "-o", "json", "") == cmds
 
 
 @needs_helpers
@@ -175,7 +184,7 @@ def test_without_bash_completion_helpers(tmp_path):
     """A bare bash (no bash-completion package): still commands, options,
     plugins and steps, from the plain words."""
     conf = site(tmp_path, "[irfw]\npipeline = isolate, tag\n")
-    assert complete("", helpers=False) == ["check", "plugins"]
+    assert complete("", helpers=False) == commands()
     assert complete("--dry", helpers=False) == ["--dry-run"]
     assert complete("plugins", "--describe", "iso", helpers=False) == ["isolate"]
     assert complete("--conf", str(conf), "--only", "", helpers=False) == ["isolate", "tag"]
