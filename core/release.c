@@ -44,132 +44,6 @@
 /* ------------------------------------------------------------------ */
 /* Setting up: the client, who acts, the instances.                    */
 
-static long global_long(const struct irfw_run *r, const char *key)
-{
-	long v;
-	const char *s = irfw_run_global(r, key);
-	return s && irfw_parse_long(s, &v) && v > 0 ? v : 0;
-}
-
-/* The AWS client, configured as a run's (run.c). */
-static int aws_client(struct irfw_run *r, char *err, size_t errlen)
-{
-	bool path_style = false;
-	const char *ps = irfw_run_global(r, "s3_path_style");
-	struct irfw_aws_config c = {
-	    .region = irfw_run_global(r, "region"),
-	    .profile = irfw_run_global(r, "profile"),
-	    .endpoint_url = irfw_run_global(r, "endpoint_url"),
-	    .ca_file = irfw_run_global(r, "ca_file"),
-	    .connect_timeout = global_long(r, "connect_timeout"),
-	    .timeout = global_long(r, "timeout"),
-	    .max_attempts =
-	        irfw_section_find(r->global, "max_attempts") ? (int)global_long(r, "max_attempts") : 0,
-	    .s3_path_style = ps && irfw_parse_bool(ps, &path_style) && path_style,
-	};
-	char key[64];
-	for (size_t i = 0;
-	     i < irfw_ratelimit_class_count() && i < sizeof(c.ratelimit) / sizeof(c.ratelimit[0]); i++) {
-		snprintf(key, sizeof(key), "ratelimit.%s", irfw_ratelimit_class_name(i));
-		const struct irfw_kv_line *kv = irfw_section_find(r->global, key);
-		c.ratelimit[i] = kv ? kv->value : NULL;
-	}
-	return irfw_aws_new(&c, &r->aws, err, errlen);
-}
-
-static int who_acts(struct irfw_run *r)
-{
-	struct irfw_aws_error e;
-	char rid[128];
-	cJSON *who = NULL;
-	if (irfw_aws_request(r->aws, r->resolved_region, "sts", "GetCallerIdentity", NULL, false, &who, &e,
-	                     rid) != 0) {
-		irfw_logf(IRFW_LOG_ERROR, NULL, "sts:GetCallerIdentity: %s: %s (request %s)", e.code,
-		          e.message, e.request_id[0] ? e.request_id : "-");
-		return e.http_status == 403 || e.http_status == 401 ? IRFW_RUN_USAGE : IRFW_RUN_STEP_FAILED;
-	}
-	const cJSON *res = cJSON_GetObjectItemCaseSensitive(who, "GetCallerIdentityResult");
-	r->account_id = irfw_strdup(irfw_json_text(res, "Account"));
-	r->caller_arn = irfw_strdup(irfw_json_text(res, "Arn"));
-	cJSON_Delete(who);
-	if (!r->account_id) {
-		irfw_logf(IRFW_LOG_ERROR, NULL, "sts:GetCallerIdentity returned no account id");
-		return IRFW_RUN_STEP_FAILED;
-	}
-	irfw_aws_set_account(r->aws, r->account_id);
-	return IRFW_RUN_OK;
-}
-
-static struct irfw_target *find_target(struct irfw_run *r, const char *id)
-{
-	for (size_t i = 0; i < r->batch.n; i++)
-		if (strcmp(r->batch.targets[i]->id, id) == 0)
-			return r->batch.targets[i];
-	return NULL;
-}
-
-static void take_instances(struct irfw_run *r, const cJSON *res)
-{
-	const cJSON *resv, *inst;
-	cJSON_ArrayForEach(resv, cJSON_GetObjectItemCaseSensitive(res, "reservationSet"))
-	    cJSON_ArrayForEach(inst, cJSON_GetObjectItemCaseSensitive(resv, "instancesSet"))
-	{
-		const char *id = irfw_json_str(inst, "instanceId");
-		struct irfw_target *t = id ? find_target(r, id) : NULL;
-		if (!t || t->found)
-			continue;
-		t->found = true;
-		t->instance = cJSON_Duplicate(inst, true);
-		t->state = irfw_strdup(
-		    irfw_json_str(cJSON_GetObjectItemCaseSensitive(inst, "instanceState"), "name"));
-		t->vpc_id = irfw_strdup(irfw_json_text(inst, "vpcId"));
-		const cJSON *tag;
-		cJSON_ArrayForEach(tag, cJSON_GetObjectItemCaseSensitive(inst, "tagSet"))
-		{
-			const char *k = irfw_json_str(tag, "key");
-			if (k && strcmp(k, "Name") == 0 && !t->name_tag)
-				t->name_tag = irfw_strdup(irfw_json_str(tag, "value"));
-		}
-	}
-}
-
-/* The instances, by the instance-id filter (200 a call), which answers for
- * the ids that exist rather than failing for one that does not. */
-static int describe(struct irfw_run *r)
-{
-	for (size_t start = 0; start < r->batch.n; start += 200) {
-		cJSON *p = cJSON_CreateObject();
-		for (size_t i = start; i < r->batch.n && i < start + 200; i++)
-			irfw_ec2_filter(p, "instance-id", r->batch.targets[i]->id);
-		char *token = NULL;
-		for (int page = 0; page < 1000; page++) {
-			cJSON_DeleteItemFromObjectCaseSensitive(p, "NextToken");
-			if (token)
-				cJSON_AddStringToObject(p, "NextToken", token);
-			free(token);
-			token = NULL;
-			struct irfw_aws_error e;
-			char rid[128];
-			cJSON *res = NULL;
-			if (irfw_aws_request(r->aws, r->resolved_region, "ec2", "DescribeInstances", p, false,
-			                     &res, &e, rid) != 0) {
-				irfw_logf(IRFW_LOG_ERROR, NULL, "DescribeInstances: %s: %s (request %s)",
-				          e.code, e.message, e.request_id[0] ? e.request_id : "-");
-				cJSON_Delete(p);
-				return -1;
-			}
-			take_instances(r, res);
-			token = irfw_strdup(irfw_json_text(res, "nextToken"));
-			cJSON_Delete(res);
-			if (!token)
-				break;
-		}
-		free(token);
-		cJSON_Delete(p);
-	}
-	return 0;
-}
-
 static bool valid_case_id(const char *c)
 {
 	bool ok = c && *c && strlen(c) <= 128 && strcmp(c, ".") != 0 && strcmp(c, "..") != 0;
@@ -618,7 +492,6 @@ static int check_groups(const char *list)
 
 int irfw_run_release(struct irfw_run *r, const struct irfw_release_opts *o, bool json)
 {
-	char err[1024] = "";
 	struct scratch sc = {0};
 	int status = IRFW_RUN_OK;
 	if (!r->case_id || !valid_case_id(r->case_id)) {
@@ -638,17 +511,10 @@ int irfw_run_release(struct irfw_run *r, const struct irfw_release_opts *o, bool
 	if (o->restore_groups && check_groups(o->restore_groups) != 0)
 		return IRFW_RUN_USAGE;
 	r->case_id_resolved = strdup(r->case_id);
-	if (aws_client(r, err, sizeof(err)) != 0) {
-		irfw_logf(IRFW_LOG_ERROR, NULL, "%s", err);
-		return IRFW_RUN_USAGE;
-	}
-	r->resolved_region = strdup(irfw_aws_region(r->aws));
-	int rc = who_acts(r);
+	int rc = irfw_run_connect(r);
 	if (rc != IRFW_RUN_OK)
 		return rc;
-	irfw_logf(IRFW_LOG_INFO, NULL, "acting as %s in account %s, region %s",
-	          r->caller_arn ? r->caller_arn : "?", r->account_id, r->resolved_region);
-	if (describe(r) != 0)
+	if (irfw_run_describe(r) != 0)
 		return IRFW_RUN_STEP_FAILED;
 	for (size_t i = 0; i < r->batch.n; i++) {
 		struct irfw_target *t = r->batch.targets[i];

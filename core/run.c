@@ -640,6 +640,11 @@ static int aws_client(struct irfw_run *r, char *err, size_t errlen)
 	    .ca_file = irfw_run_global(r, "ca_file"),
 	    .connect_timeout = global_long(r, "connect_timeout"),
 	    .timeout = global_long(r, "timeout"),
+	    /* Only when written: else the IRFW_AWS_* variables, the defaults. */
+	    .low_speed_time =
+	        irfw_section_find(r->global, "low_speed_time") ? global_long(r, "low_speed_time") : 0,
+	    .call_deadline =
+	        irfw_section_find(r->global, "call_deadline") ? global_long(r, "call_deadline") : 0,
 	    /* Only when written: else AWS_MAX_ATTEMPTS, the profile's, 5. */
 	    .max_attempts =
 	        irfw_section_find(r->global, "max_attempts") ? (int)global_long(r, "max_attempts") : 0,
@@ -667,19 +672,14 @@ static const char *minutes(double s, char *out, size_t len)
 	return out;
 }
 
-int irfw_run_execute(struct irfw_run *r, bool json, bool check_only)
+int irfw_run_connect(struct irfw_run *r)
 {
 	char err[1024] = "";
-	int status = IRFW_RUN_OK;
 	if (aws_client(r, err, sizeof(err)) != 0) {
 		irfw_logf(IRFW_LOG_ERROR, NULL, "%s", err);
 		return IRFW_RUN_USAGE;
 	}
 	r->resolved_region = strdup(irfw_aws_region(r->aws));
-	warn_readable_secrets(r);
-	char *creds = irfw_shared_credentials_path();
-	warn_if_readable(creds, "the AWS credentials file");
-	free(creds);
 
 	/* Who is acting: the account keys names and rate limits, the ARN goes
 	 * into the case record. */
@@ -698,14 +698,32 @@ int irfw_run_execute(struct irfw_run *r, bool json, bool check_only)
 	r->account_id = cJSON_IsString(acct) ? strdup(acct->valuestring) : NULL;
 	r->caller_arn = cJSON_IsString(arn) ? strdup(arn->valuestring) : NULL;
 	cJSON_Delete(who);
-	if (r->account_id)
-		irfw_aws_set_account(r->aws, r->account_id);
 	if (!r->account_id) {
 		irfw_logf(IRFW_LOG_ERROR, NULL, "sts:GetCallerIdentity returned no account id");
 		return IRFW_RUN_STEP_FAILED;
 	}
+	irfw_aws_set_account(r->aws, r->account_id);
 	irfw_logf(IRFW_LOG_INFO, NULL, "acting as %s in account %s, region %s",
 	          r->caller_arn ? r->caller_arn : "?", r->account_id, r->resolved_region);
+	return IRFW_RUN_OK;
+}
+
+int irfw_run_describe(struct irfw_run *r)
+{
+	return describe_targets(r);
+}
+
+int irfw_run_execute(struct irfw_run *r, bool json, bool check_only)
+{
+	char err[1024] = "";
+	int status = IRFW_RUN_OK;
+	int crc = irfw_run_connect(r);
+	if (crc != IRFW_RUN_OK)
+		return crc;
+	warn_readable_secrets(r);
+	char *creds = irfw_shared_credentials_path();
+	warn_if_readable(creds, "the AWS credentials file");
+	free(creds);
 	if (r->n_filters) {
 		int frc = irfw_fleet_resolve_filters(r);
 		if (frc != IRFW_RUN_OK)

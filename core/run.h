@@ -174,6 +174,18 @@ int irfw_run_add_target(struct irfw_run *r, const char *id);
 int irfw_run_plan(struct irfw_run *r, bool json);
 /* The whole run (or `irfw check`). */
 int irfw_run_execute(struct irfw_run *r, bool json, bool check_only);
+/* The AWS client from the command line and [irfw], then who is acting
+ * (GetCallerIdentity: r->account_id, r->caller_arn), logged.  IRFW_RUN_OK,
+ * IRFW_RUN_USAGE (bad settings, refused credentials) or
+ * IRFW_RUN_STEP_FAILED. */
+int irfw_run_connect(struct irfw_run *r);
+
+/* DescribeInstances for the batch (1000 ids a call, the instance-id filter
+ * for what AWS does not find): each target's instance, state, VPC and Name
+ * tag; `found` stays false for an id that does not exist.  0 or -1
+ * (logged). */
+int irfw_run_describe(struct irfw_run *r);
+
 void irfw_run_free(struct irfw_run *r);
 
 /* "contain", "preserve", "report". */

@@ -92,6 +92,12 @@ static bool access_denied(const char *code)
 int irfw_aws_call_in(irfw_target *t, const char *region, const char *service, const char *operation,
                      const cJSON *params, cJSON **result)
 {
+	return irfw_aws_call_ex(t, region, service, operation, params, 0, result);
+}
+
+int irfw_aws_call_ex(irfw_target *t, const char *region, const char *service, const char *operation,
+                     const cJSON *params, unsigned flags, cJSON **result)
+{
 	if (result)
 		*result = NULL;
 	memset(&t->err, 0, sizeof(t->err));
@@ -117,8 +123,14 @@ int irfw_aws_call_in(irfw_target *t, const char *region, const char *service, co
 	}
 	cJSON *res = NULL;
 	char rid[128] = "";
-	int rc = irfw_aws_request(t->run->aws, region && *region ? region : t->run->resolved_region, service,
-	                          operation, params, t->run->dry_run, &res, &t->err, rid);
+	const char *reg = region && *region ? region : t->run->resolved_region;
+	/* Plain calls go through irfw_aws_request (tests/sdk_json_test.c
+	 * replaces it at link time). */
+	int rc = (flags & IRFW_CALL_NOT_IDEMPOTENT)
+	             ? irfw_aws_request_ex(t->run->aws, reg, service, operation, params, t->run->dry_run,
+	                                   IRFW_AWS_REQ_NOT_IDEMPOTENT, &res, &t->err, rid)
+	             : irfw_aws_request(t->run->aws, reg, service, operation, params, t->run->dry_run, &res,
+	                                &t->err, rid);
 	if (rc == 0)
 		irfw_result_neutral(res, service, operation, t->cur);
 	const char *id = rc == 0 ? rid : t->err.request_id;

@@ -65,11 +65,20 @@ static const struct irfw_option global_base[] = {
      "limits, not the pool, set the pace.",
      NULL},
     {"max_attempts", IRFW_OPT_INT, "5", 0,
-     "Attempts per AWS call, retrying throttling, 5xx and network errors with capped exponential "
-     "backoff and jitter. Written here it wins; else AWS_MAX_ATTEMPTS, then the profile's max_attempts.",
+     "Attempts per AWS call, retrying 5xx and network errors with capped exponential backoff and "
+     "full jitter. Throttling answers are not counted: they are retried until call_deadline. Written "
+     "here it wins; else AWS_MAX_ATTEMPTS, then the profile's max_attempts. 1: no retry at all.",
      NULL},
     {"connect_timeout", IRFW_OPT_INT, "10", 0, "Seconds to connect to an AWS endpoint.", NULL},
     {"timeout", IRFW_OPT_INT, "120", 0, "Seconds for one AWS request, transfer included.", NULL},
+    {"low_speed_time", IRFW_OPT_INT, "10", 0,
+     "Seconds an attempt may go without a byte moving (a stalled answer) before it is abandoned and "
+     "retried. Written here it wins; else IRFW_AWS_LOW_SPEED_TIME.",
+     NULL},
+    {"call_deadline", IRFW_OPT_INT, "120", 0,
+     "Seconds one AWS call may take, every attempt and backoff included (waiting for irfw's own "
+     "rate limit is not counted); at least timeout. Written here it wins; else IRFW_AWS_CALL_DEADLINE.",
+     NULL},
     {"ca_file", IRFW_OPT_STRING, NULL, 0,
      "A CA bundle to verify AWS endpoints with (TLS verification is always on); else AWS_CA_BUNDLE, "
      "then the profile's ca_bundle.",

@@ -618,6 +618,83 @@ static void test_adaptive_other(void **state)
 	irfw_ratelimit_free(rl);
 }
 
+/* The retry quota (SDK standard mode), per bucket. */
+static void test_retry_quota(void **state)
+{
+	struct irfw_ratelimit *rl;
+	const char *A = "111", *R = "us-east-1";
+
+	(void)state;
+	rl = irfw_ratelimit_new(NULL);
+	assert_non_null(rl);
+	assert_true(irfw_ratelimit_retry_left(rl, A, R, "ec2", "CreateSnapshots") == IRFW_RETRY_QUOTA);
+	/* A retry costs 5, one after a timeout 10. */
+	assert_int_equal(irfw_ratelimit_retry_take(rl, A, R, "ec2", "CreateSnapshots", 0), IRFW_RETRY_COST);
+	assert_int_equal(irfw_ratelimit_retry_take(rl, A, R, "ec2", "CreateSnapshots", 1),
+	                 IRFW_RETRY_TIMEOUT_COST);
+	assert_true(irfw_ratelimit_retry_left(rl, A, R, "ec2", "CreateSnapshot") ==
+	            IRFW_RETRY_QUOTA - IRFW_RETRY_COST - IRFW_RETRY_TIMEOUT_COST);
+	/* Per bucket: the describe class and another region are untouched. */
+	assert_true(irfw_ratelimit_retry_left(rl, A, R, "ec2", "DescribeInstances") == IRFW_RETRY_QUOTA);
+	assert_true(irfw_ratelimit_retry_left(rl, A, "eu-west-1", "ec2", "CreateSnapshots") ==
+	            IRFW_RETRY_QUOTA);
+	assert_true(irfw_ratelimit_retry_left(rl, A, R, "sns", "Publish") == IRFW_RETRY_QUOTA);
+	/* Success after a retry refunds what that retry took. */
+	irfw_ratelimit_retry_success(rl, A, R, "ec2", "CreateSnapshots", IRFW_RETRY_TIMEOUT_COST);
+	assert_true(irfw_ratelimit_retry_left(rl, A, R, "ec2", "CreateSnapshots") ==
+	            IRFW_RETRY_QUOTA - IRFW_RETRY_COST);
+	/* Success at once gives back 1, never above the start. */
+	irfw_ratelimit_retry_success(rl, A, R, "ec2", "CreateSnapshots", 0);
+	assert_true(irfw_ratelimit_retry_left(rl, A, R, "ec2", "CreateSnapshots") ==
+	            IRFW_RETRY_QUOTA - IRFW_RETRY_COST + IRFW_RETRY_SUCCESS_REFILL);
+	for (int i = 0; i < 10; i++)
+		irfw_ratelimit_retry_success(rl, A, R, "ec2", "CreateSnapshots", 0);
+	assert_true(irfw_ratelimit_retry_left(rl, A, R, "ec2", "CreateSnapshots") == IRFW_RETRY_QUOTA);
+	/* Spent: 50 timeout retries empty it; then no retry is allowed, of
+	 * either kind, and nothing goes below zero. */
+	for (int i = 0; i < IRFW_RETRY_QUOTA / IRFW_RETRY_TIMEOUT_COST; i++)
+		assert_int_equal(irfw_ratelimit_retry_take(rl, A, R, "ec2", "CreateSnapshots", 1),
+		                 IRFW_RETRY_TIMEOUT_COST);
+	assert_int_equal(irfw_ratelimit_retry_take(rl, A, R, "ec2", "CreateSnapshots", 1), 0);
+	assert_int_equal(irfw_ratelimit_retry_take(rl, A, R, "ec2", "CreateSnapshots", 0), 0);
+	assert_true(irfw_ratelimit_retry_left(rl, A, R, "ec2", "CreateSnapshots") == 0);
+	/* Successes refill it until a retry fits again. */
+	for (int i = 0; i < IRFW_RETRY_COST - 1; i++)
+		irfw_ratelimit_retry_success(rl, A, R, "ec2", "CreateSnapshots", 0);
+	assert_int_equal(irfw_ratelimit_retry_take(rl, A, R, "ec2", "CreateSnapshots", 0), 0);
+	irfw_ratelimit_retry_success(rl, A, R, "ec2", "CreateSnapshots", 0);
+	assert_int_equal(irfw_ratelimit_retry_take(rl, A, R, "ec2", "CreateSnapshots", 0), IRFW_RETRY_COST);
+	/* Legacy mode keeps no quota: always allowed, nothing taken. */
+	irfw_ratelimit_retry_quota_enable(rl, 0);
+	for (int i = 0; i < 200; i++)
+		assert_int_equal(irfw_ratelimit_retry_take(rl, A, R, "ec2", "CreateSnapshots", 1),
+		                 IRFW_RETRY_TIMEOUT_COST);
+	/* NULL registry: allowed. */
+	assert_int_equal(irfw_ratelimit_retry_take(NULL, A, R, "ec2", "X", 0), IRFW_RETRY_COST);
+	irfw_ratelimit_retry_success(NULL, A, R, "ec2", "X", 0);
+	irfw_ratelimit_free(rl);
+}
+
+/* The standard schedule's bound for a throttling burst: the delays before
+ * retries 1..n never exceed min(cap, base 2^(k-1)) each, and with the
+ * attempts a 4-s burst takes, their sum can cover it. */
+static void test_backoff_throttle_schedule(void **state)
+{
+	double top = 0, sum_max = 0;
+
+	(void)state;
+	for (int k = 1; k <= 8; k++) {
+		double d = irfw_backoff_delay(k, 0.5, 20.0, NULL, NULL);
+		double ceiling = fmin(20.0, 0.5 * pow(2, k - 1));
+		assert_true(d >= 0 && d <= ceiling + EPS);
+		top = fmax(top, d);
+		sum_max += ceiling;
+	}
+	assert_true(top <= 20.0);
+	/* 0.5 + 1 + 2 + 4 + 8 + 16 + 20 + 20 */
+	assert_true(fabs(sum_max - 71.5) < EPS);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -633,6 +710,8 @@ int main(void)
 	    cmocka_unit_test(test_rand01),
 	    cmocka_unit_test(test_real_clock),
 	    cmocka_unit_test(test_concurrency_real_clock),
+	    cmocka_unit_test(test_retry_quota),
+	    cmocka_unit_test(test_backoff_throttle_schedule),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

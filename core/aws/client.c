@@ -30,7 +30,14 @@
 #include "xml.h"
 
 #define MAX_RESPONSE ((size_t)64 << 20)
-#define USER_AGENT   "irfw/" PACKAGE_VERSION
+
+/* Time limits (seconds) when neither the site file nor the environment
+ * sets them; man/irfw.1, TIME LIMITS AND RETRIES, states them. */
+#define DEFAULT_CONNECT_TIMEOUT 10
+#define DEFAULT_TIMEOUT         120
+#define DEFAULT_LOW_SPEED_TIME  10
+#define DEFAULT_CALL_DEADLINE   120
+#define USER_AGENT              "irfw/" PACKAGE_VERSION
 
 struct easy_slot {
 	CURL *easy;
@@ -44,8 +51,9 @@ struct irfw_aws {
 	char *endpoint_cfg;               /* [irfw] endpoint_url */
 	struct irfw_endpoints *endpoints; /* the environment's and the shared config's */
 	char *ca_file;
-	long connect_timeout, timeout;
+	long connect_timeout, timeout, low_speed_time, call_deadline;
 	int max_attempts;
+	bool retry_quota; /* standard and adaptive modes; not legacy */
 	bool s3_path_style;
 	struct irfw_cred_provider *creds;
 	struct irfw_ratelimit *rl;
@@ -275,11 +283,49 @@ static bool host_is_ip_or_localhost(const char *url)
 	return yes;
 }
 
-/* Perform one signed attempt. Returns 0 when an HTTP answer came back
- * (any status), -1 on a transport failure with *e filled. */
-static int http_perform(struct irfw_aws *a, const struct http_req *q, struct curl_slist *extra,
-                        struct http_resp *resp, struct irfw_aws_error *e)
+/* Stall detection: curl's own low-speed check averages over a window of
+ * several seconds, so a stall right after the request was sent is seen
+ * only 5 to 6 s late; this one counts from the last byte that moved. */
+struct stall_watch {
+	curl_off_t dl, ul;
+	double last; /* now_s() when a byte last moved */
+	long limit;  /* seconds */
+	bool stalled;
+	CURL *easy;
+};
+
+static double now_s(void);
+
+static int on_progress(void *u, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow)
 {
+	struct stall_watch *w = u;
+	(void)dltotal;
+	(void)ultotal;
+	double t = now_s();
+	curl_off_t connected = 0;
+	curl_easy_getinfo(w->easy, CURLINFO_CONNECT_TIME_T, &connected);
+	if (connected == 0 || dlnow != w->dl || ulnow != w->ul) {
+		/* Connecting is timed by the connect timeout; a byte moved. */
+		w->dl = dlnow;
+		w->ul = ulnow;
+		w->last = t;
+		return 0;
+	}
+	if (w->limit > 0 && t - w->last >= (double)w->limit) {
+		w->stalled = true;
+		return 1; /* abort: CURLE_ABORTED_BY_CALLBACK */
+	}
+	return 0;
+}
+
+/* Perform one signed attempt within `budget_ms` (the call's deadline).
+ * Returns 0 when an HTTP answer came back (any status), -1 on a transport
+ * failure with *e filled and *sent telling whether any of the request may
+ * have left (false only when no byte of it was sent: no connection). */
+static int http_perform(struct irfw_aws *a, const struct http_req *q, struct curl_slist *extra,
+                        long budget_ms, struct http_resp *resp, struct irfw_aws_error *e, bool *sent)
+{
+	*sent = true;
 	CURL *c = thread_easy(a);
 	if (!c) {
 		snprintf(e->code, sizeof(e->code), "ClientError");
@@ -299,8 +345,18 @@ static int http_perform(struct irfw_aws *a, const struct http_req *q, struct cur
 	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
 	if (a->ca_file)
 		curl_easy_setopt(c, CURLOPT_CAINFO, a->ca_file);
-	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, a->connect_timeout);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT, a->timeout);
+	/* Per attempt: connecting, the whole exchange, and a stall (less than
+	 * a byte a second for low_speed_time seconds, the answer awaited
+	 * included); each cut to what is left of the call's deadline. */
+	long conn_ms = a->connect_timeout * 1000, total_ms = a->timeout * 1000;
+	if (budget_ms < 1)
+		budget_ms = 1;
+	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, conn_ms < budget_ms ? conn_ms : budget_ms);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, total_ms < budget_ms ? total_ms : budget_ms);
+	struct stall_watch watch = {.last = now_s(), .limit = a->low_speed_time, .easy = c};
+	curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+	curl_easy_setopt(c, CURLOPT_XFERINFODATA, &watch);
+	curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, resp);
 	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
@@ -318,7 +374,17 @@ static int http_perform(struct irfw_aws *a, const struct http_req *q, struct cur
 	CURLcode rc = curl_easy_perform(c);
 	free(url);
 	if (rc != CURLE_OK) {
+		long req_size = 0;
+		if (curl_easy_getinfo(c, CURLINFO_REQUEST_SIZE, &req_size) == CURLE_OK && req_size == 0)
+			*sent = false; /* no byte of the request left this machine */
 		e->http_status = 0;
+		if (watch.stalled) {
+			snprintf(e->code, sizeof(e->code), "Timeout");
+			snprintf(e->message, sizeof(e->message),
+			         "stalled: connected, but no byte moved for %ld s (the low-speed limit)",
+			         a->low_speed_time);
+			return -1;
+		}
 		bool timeout = rc == CURLE_OPERATION_TIMEDOUT;
 		snprintf(e->code, sizeof(e->code), "%s",
 		         resp->too_large ? "ResponseTooLarge"
@@ -497,6 +563,40 @@ static double now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* Backoff (seconds): the base after transient errors and after
+ * throttling, and the cap, as the AWS SDKs' standard mode has them. */
+#define BACKOFF_BASE          0.1
+#define BACKOFF_THROTTLE_BASE 0.5
+#define BACKOFF_CAP           20.0
+
+/* Answers that say AWS did not carry the request out, whatever the
+ * operation: it never read all of it. */
+static bool acted_not(const struct irfw_aws_error *e)
+{
+	return e->http_status >= 400 && e->http_status < 500 &&
+	       (strcmp(e->code, "RequestTimeout") == 0 || strcmp(e->code, "RequestTimeoutException") == 0);
+}
+
+/* Turn *e into the failure of a call that is not re-sent because AWS may
+ * have carried it out, keeping the cause (and any request id). */
+static void outcome_unknown(struct irfw_aws_error *e, const char *op, bool transport)
+{
+	char cause[sizeof(e->message)];
+	if (e->http_status)
+		snprintf(cause, sizeof(cause), "HTTP %ld %s%s%.700s", e->http_status, e->code,
+		         e->message[0] ? ": " : "", e->message);
+	else
+		snprintf(cause, sizeof(cause), "%s%s%.700s", e->code, e->message[0] ? ": " : "", e->message);
+	struct irfw_buf m = {0};
+	irfw_buf_printf(&m,
+	                "%s may have been carried out (%s %s); not sent again, since AWS cannot tell a "
+	                "repeat from a new request: look up what exists before sending it again",
+	                op, transport ? "the request was sent, then" : "the answer was", cause);
+	snprintf(e->message, sizeof(e->message), "%s", m.data && !m.failed ? m.data : cause);
+	irfw_buf_free(&m);
+	snprintf(e->code, sizeof(e->code), "%s", IRFW_AWS_OUTCOME_UNKNOWN);
+}
+
 /* Register new credentials with the log mask (worker threads race here). */
 static void remember_secrets(struct irfw_aws *a, const struct irfw_creds *c)
 {
@@ -518,7 +618,7 @@ static void remember_secrets(struct irfw_aws *a, const struct irfw_creds *c)
  * made while resolving credentials); `anonymous` sends it unsigned.
  */
 static int do_call(struct irfw_aws *a, const struct irfw_creds *creds, bool anonymous, const char *region,
-                   const char *service, const char *op, const cJSON *params, cJSON **result,
+                   const char *service, const char *op, const cJSON *params, unsigned flags, cJSON **result,
                    struct irfw_aws_error *e, char req_id[128])
 {
 	memset(e, 0, sizeof(*e));
@@ -540,9 +640,18 @@ static int do_call(struct irfw_aws *a, const struct irfw_creds *creds, bool anon
 	if (build_request(a, svc, region, op, params, &q, &body, &sign_region, e) != 0)
 		goto out;
 	int max = a->max_attempts > 0 ? a->max_attempts : 1;
-	for (int attempt = 1; attempt <= max; attempt++) {
+	/* The call's deadline runs on the wire and in backoff; waiting for a
+	 * client-side token does not count (a fleet queued on a slow bucket
+	 * is not failing). */
+	double deadline = now_s() + (double)a->call_deadline;
+	double started = now_s();
+	int transient = 0, taken = 0, attempt;
+	const char *gave_up = NULL;
+	for (attempt = 1;; attempt++) {
 		memset(e, 0, sizeof(*e));
+		double w0 = now_s();
 		irfw_ratelimit_acquire(a->rl, a->account, region, service, op);
+		deadline += now_s() - w0;
 		struct irfw_creds own = {0};
 		const struct irfw_creds *use = creds;
 		char err[512] = "";
@@ -604,7 +713,8 @@ static int do_call(struct irfw_aws *a, const struct irfw_creds *creds, bool anon
 
 		struct http_resp resp = {0};
 		double t0 = now_s();
-		int prc = http_perform(a, &q, hl, &resp, e);
+		bool sent = true;
+		int prc = http_perform(a, &q, hl, (long)((deadline - t0) * 1000), &resp, e, &sent);
 		curl_slist_free_all(hl);
 		long ms = (long)((now_s() - t0) * 1000);
 		if (prc == 0 && resp.status >= 200 && resp.status < 300) {
@@ -615,12 +725,19 @@ static int do_call(struct irfw_aws *a, const struct irfw_creds *creds, bool anon
 				irfw_logf(IRFW_LOG_DEBUG, "aws",
 				          "%s %s: HTTP %ld, request %s, attempt %d, %ld ms", service, op,
 				          resp.status, req_id[0] ? req_id : "-", attempt, ms);
+				irfw_ratelimit_retry_success(a->rl, a->account, region, service, op, taken);
 				rc = 0;
+				resp_free(&resp);
+				goto out;
 			}
-			resp_free(&resp);
-			goto out;
-		}
-		if (prc == 0) {
+			/* A 2xx whose body cannot be read (cut short): AWS acted,
+			 * the answer is lost. */
+			const char *hid = resp_header(&resp, "x-amzn-requestid");
+			if (!hid)
+				hid = resp_header(&resp, "x-amz-request-id");
+			if (hid)
+				snprintf(e->request_id, sizeof(e->request_id), "%s", hid);
+		} else if (prc == 0) {
 			const char *hid = resp_header(&resp, "x-amzn-requestid");
 			if (!hid)
 				hid = resp_header(&resp, "x-amz-request-id");
@@ -637,16 +754,56 @@ static int do_call(struct irfw_aws *a, const struct irfw_creds *creds, bool anon
 			rc = 0;
 			goto out;
 		}
-		if (attempt == max || !irfw_aws_error_is_retryable(e))
-			break;
 		bool throttle = irfw_aws_error_is_throttle(e);
+		bool unreadable = strcmp(e->code, "InvalidReply") == 0;
 		if (throttle)
 			irfw_ratelimit_throttled(a->rl, a->account, region, service, op);
-		double d = irfw_backoff_delay(attempt, throttle ? 0.5 : 0.1, 20.0, irfw_rand01, NULL);
+		if (!throttle && !unreadable && !irfw_aws_error_is_retryable(e))
+			break; /* AWS's answer stands: not a fault of the wire */
+		if ((flags & IRFW_AWS_REQ_NOT_IDEMPOTENT) && !throttle && (prc == 0 || sent) &&
+		    !acted_not(e)) {
+			/* It may have been carried out: the caller looks before
+			 * sending it again. */
+			outcome_unknown(e, op, prc != 0);
+			break;
+		}
+		/* Throttling answers did nothing and are not counted against
+		 * max_attempts (only the deadline and the quota bound them);
+		 * everything else is. */
+		if (!throttle)
+			transient++;
+		if (max <= 1 || transient >= max) {
+			gave_up = "max_attempts";
+			break;
+		}
+		bool timed = e->http_status == 0;
+		int cost = irfw_ratelimit_retry_take(a->rl, a->account, region, service, op, timed);
+		if (cost == 0) {
+			gave_up = "the retry quota of this API is spent";
+			break;
+		}
+		taken = cost;
+		double d = irfw_backoff_delay(attempt, throttle ? BACKOFF_THROTTLE_BASE : BACKOFF_BASE,
+		                              BACKOFF_CAP, irfw_rand01, NULL);
+		if (now_s() + d >= deadline) {
+			gave_up = "the call's deadline";
+			break;
+		}
 		irfw_logf(IRFW_LOG_DEBUG, "aws", "%s %s: retrying in %.2f s (%s)", service, op, d, e->code);
 		struct timespec ts = {(time_t)d, (long)((d - (double)(time_t)d) * 1e9)};
 		while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
 			;
+		if (now_s() >= deadline) {
+			gave_up = "the call's deadline";
+			break;
+		}
+	}
+	if (gave_up && (attempt > 1 || strcmp(gave_up, "max_attempts") != 0)) {
+		/* Say why it stopped, with the limits, so a bound is visible. */
+		size_t n = strlen(e->message);
+		snprintf(e->message + n, sizeof(e->message) - n,
+		         "%s(gave up after %d attempts in %.1f s: %s; limits %d attempts, %ld s a call)",
+		         n ? " " : "", attempt, now_s() - started, gave_up, max, a->call_deadline);
 	}
 out:
 	free(body);
@@ -675,6 +832,13 @@ int irfw_aws_request(struct irfw_aws *a, const char *region, const char *service
                      const cJSON *params, bool dry_run, cJSON **result, struct irfw_aws_error *e,
                      char req_id[128])
 {
+	return irfw_aws_request_ex(a, region, service, operation, params, dry_run, 0, result, e, req_id);
+}
+
+int irfw_aws_request_ex(struct irfw_aws *a, const char *region, const char *service, const char *operation,
+                        const cJSON *params, bool dry_run, unsigned flags, cJSON **result,
+                        struct irfw_aws_error *e, char req_id[128])
+{
 	cJSON *res = NULL;
 	int rc;
 	if (dry_run && irfw_operation_mutates(operation)) {
@@ -683,7 +847,7 @@ int irfw_aws_request(struct irfw_aws *a, const char *region, const char *service
 			cJSON *p = params ? cJSON_Duplicate(params, true) : cJSON_CreateObject();
 			cJSON_DeleteItemFromObjectCaseSensitive(p, "DryRun");
 			cJSON_AddTrueToObject(p, "DryRun");
-			rc = do_call(a, NULL, false, region, service, operation, p, &res, e, req_id);
+			rc = do_call(a, NULL, false, region, service, operation, p, flags, &res, e, req_id);
 			cJSON_Delete(p);
 		} else {
 			/* No DryRun in this API: the call is not made at all. */
@@ -699,7 +863,7 @@ int irfw_aws_request(struct irfw_aws *a, const char *region, const char *service
 			*result = NULL;
 		return rc;
 	}
-	rc = do_call(a, NULL, false, region, service, operation, params, &res, e, req_id);
+	rc = do_call(a, NULL, false, region, service, operation, params, flags, &res, e, req_id);
 	if (result)
 		*result = res;
 	else
@@ -716,7 +880,7 @@ static int sts_hook(void *ctx, const char *operation, const cJSON *params, const
 	struct irfw_aws_error e;
 	char rid[128];
 	const char *reg = region ? region : a->region ? a->region : "us-east-1";
-	if (do_call(a, source, source == NULL, reg, "sts", operation, params, result, &e, rid) != 0) {
+	if (do_call(a, source, source == NULL, reg, "sts", operation, params, 0, result, &e, rid) != 0) {
 		snprintf(err, errlen, "sts:%s: %s: %s%s%s", operation, e.code, e.message,
 		         e.request_id[0] ? " request " : "", e.request_id);
 		return -1;
@@ -790,6 +954,8 @@ int irfw_aws_http_post(struct irfw_aws *a, const char *url, const char *content_
 			curl_easy_setopt(c, CURLOPT_CAINFO, a->ca_file);
 		curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, a->connect_timeout);
 		curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
+		curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
+		curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, a->low_speed_time);
 		curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
 		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
 		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
@@ -821,6 +987,40 @@ int irfw_aws_http_post(struct irfw_aws *a, const char *url, const char *content_
 	resp_free(&resp);
 	free(host);
 	return rc;
+}
+
+void irfw_aws_limits_get(const struct irfw_aws *a, struct irfw_aws_limits *out)
+{
+	out->connect_timeout = a->connect_timeout;
+	out->timeout = a->timeout;
+	out->low_speed_time = a->low_speed_time;
+	out->call_deadline = a->call_deadline;
+	out->max_attempts = a->max_attempts;
+	out->retry_quota = a->retry_quota;
+}
+
+/* A time limit: the configured value, else the environment's, else `def`.
+ * 0, or -1 with a message for an environment value that is not a whole
+ * number of seconds from 1 to 86400. */
+static int limit_from(long cfg, const char *env, long def, long *out, char *err, size_t errlen)
+{
+	const char *v = getenv(env);
+	*out = def;
+	if (cfg > 0) {
+		*out = cfg;
+		return 0;
+	}
+	if (!v || !*v)
+		return 0;
+	char *end;
+	errno = 0;
+	long n = strtol(v, &end, 10);
+	if (errno || *end || end == v || n < 1 || n > 86400) {
+		snprintf(err, errlen, "%s = \"%.20s\": expected whole seconds from 1 to 86400", env, v);
+		return -1;
+	}
+	*out = n;
+	return 0;
 }
 
 const char *irfw_aws_region(const struct irfw_aws *a)
@@ -856,8 +1056,16 @@ int irfw_aws_new(const struct irfw_aws_config *cfg, struct irfw_aws **out, char 
 		curl_share_setopt(a->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
 		curl_share_setopt(a->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
 	}
-	a->connect_timeout = cfg->connect_timeout > 0 ? cfg->connect_timeout : 10;
-	a->timeout = cfg->timeout > 0 ? cfg->timeout : 120;
+	a->connect_timeout = cfg->connect_timeout > 0 ? cfg->connect_timeout : DEFAULT_CONNECT_TIMEOUT;
+	a->timeout = cfg->timeout > 0 ? cfg->timeout : DEFAULT_TIMEOUT;
+	if (limit_from(cfg->low_speed_time, "IRFW_AWS_LOW_SPEED_TIME", DEFAULT_LOW_SPEED_TIME,
+	               &a->low_speed_time, err, errlen) != 0 ||
+	    limit_from(cfg->call_deadline, "IRFW_AWS_CALL_DEADLINE",
+	               a->timeout > DEFAULT_CALL_DEADLINE ? a->timeout : DEFAULT_CALL_DEADLINE,
+	               &a->call_deadline, err, errlen) != 0) {
+		irfw_aws_free(a);
+		return -1;
+	}
 	a->endpoint_cfg = irfw_strdup(cfg->endpoint_url);
 	a->s3_path_style = cfg->s3_path_style;
 	const char *prof = cfg->profile;
@@ -870,12 +1078,16 @@ int irfw_aws_new(const struct irfw_aws_config *cfg, struct irfw_aws **out, char 
 		return -1;
 	}
 	a->max_attempts = set.max_attempts;
+	/* legacy: no retry quota; standard and adaptive keep one per bucket
+	 * (adaptive pacing of undocumented services is always on). */
+	a->retry_quota = strcmp(set.retry_mode, "legacy") != 0;
 	a->ca_file = set.ca_bundle;
 	set.ca_bundle = NULL;
-	/* legacy, standard and adaptive all retry the same way here: irfw's
-	 * standard schedule, paced by its fixed client-side token buckets. */
-	irfw_logf(IRFW_LOG_DEBUG, "aws", "retry mode %s (%s), %d attempts (%s), CA bundle from %s",
-	          set.retry_mode, set.mode_from, set.max_attempts, set.attempts_from, set.ca_from);
+	irfw_logf(IRFW_LOG_DEBUG, "aws",
+	          "retry mode %s (%s), %d attempts (%s), CA bundle from %s; per attempt: connect %ld s, "
+	          "%ld s in all, stalled %ld s; per call %ld s",
+	          set.retry_mode, set.mode_from, set.max_attempts, set.attempts_from, set.ca_from,
+	          a->connect_timeout, a->timeout, a->low_speed_time, a->call_deadline);
 	irfw_aws_settings_free(&set);
 	a->endpoints = irfw_endpoints_load(prof, err, errlen);
 	if (!a->endpoints) {
@@ -887,6 +1099,7 @@ int irfw_aws_new(const struct irfw_aws_config *cfg, struct irfw_aws **out, char 
 		          "ignoring the configured endpoint URLs (AWS_IGNORE_CONFIGURED_ENDPOINT_URLS)");
 
 	a->rl = irfw_ratelimit_new(irfw_clock_real());
+	irfw_ratelimit_retry_quota_enable(a->rl, a->retry_quota);
 	for (size_t i = 0; a->rl && i < irfw_ratelimit_class_count(); i++) {
 		double cap, rate;
 		const char *spec =

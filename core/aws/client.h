@@ -26,9 +26,16 @@ struct irfw_aws_config {
 	const char *profile;      /* else AWS_PROFILE, then the default chain */
 	const char *endpoint_url; /* every call goes there (AWS_ENDPOINT_URL* win) */
 	const char *ca_file;      /* CA bundle; TLS verification is always on */
-	long connect_timeout;     /* seconds; 0: 10 */
-	long timeout;             /* seconds per request; 0: 120 */
-	int max_attempts;         /* per call; 0: 5 */
+	long connect_timeout;     /* seconds per attempt; 0: 10 */
+	long timeout;             /* seconds per attempt, transfer included; 0: 120 */
+	/* Seconds an attempt may move less than one byte a second (a stalled
+	 * answer) before it is abandoned; 0: IRFW_AWS_LOW_SPEED_TIME, else 10. */
+	long low_speed_time;
+	/* Seconds one call may take, retries and backoff included (waiting
+	 * for the client-side rate limit is not counted); 0:
+	 * IRFW_AWS_CALL_DEADLINE, else 120, or `timeout` when that is longer. */
+	long call_deadline;
+	int max_attempts; /* per call; 0: AWS_MAX_ATTEMPTS, the profile's, 5 */
 	bool s3_path_style;
 	/* Client-side token buckets: for each class of irfw_ratelimit_class
 	 * (ratelimit.h) a "CAPACITY/REFILL" spec, or NULL for the default. */
@@ -56,6 +63,34 @@ void irfw_aws_set_account(struct irfw_aws *a, const char *account_id);
 int irfw_aws_request(struct irfw_aws *a, const char *region, const char *service, const char *operation,
                      const cJSON *params, bool dry_run, cJSON **result, struct irfw_aws_error *e,
                      char req_id[128]);
+
+/* The error code of a call that was not re-sent because it may have been
+ * carried out (IRFW_AWS_REQ_NOT_IDEMPOTENT). */
+#define IRFW_AWS_OUTCOME_UNKNOWN "irfw.OutcomeUnknown"
+
+/* Flags of irfw_aws_request_ex. */
+enum {
+	/* The operation is a create AWS cannot deduplicate (no ClientToken):
+	 * once a request may have reached AWS (it was sent and no answer, a
+	 * 5xx that is not throttling, or an unreadable 2xx came back) it is
+	 * not re-sent; the call fails with IRFW_AWS_OUTCOME_UNKNOWN, keeping
+	 * the original cause in the message.  Requests that cannot have
+	 * acted (no connection, throttling answers) are still retried. */
+	IRFW_AWS_REQ_NOT_IDEMPOTENT = 1u << 0,
+};
+
+/* irfw_aws_request with flags (IRFW_AWS_REQ_*). */
+int irfw_aws_request_ex(struct irfw_aws *a, const char *region, const char *service, const char *operation,
+                        const cJSON *params, bool dry_run, unsigned flags, cJSON **result,
+                        struct irfw_aws_error *e, char req_id[128]);
+
+/* The time limits the client applies (after defaults), for logs and tests. */
+struct irfw_aws_limits {
+	long connect_timeout, timeout, low_speed_time, call_deadline;
+	int max_attempts;
+	bool retry_quota;
+};
+void irfw_aws_limits_get(const struct irfw_aws *a, struct irfw_aws_limits *out);
 
 /* True when a dry run may send `operation` of `service`: it reads, or it
  * is an EC2 change whose API has a DryRun parameter. */

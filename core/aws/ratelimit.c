@@ -170,6 +170,9 @@ struct rl_state {
 	/* Adaptive pacing of a class without a configured rate: 0 = none;
 	 * set by throttling, regrown by successes (AIMD). */
 	double adaptive;
+	/* Retry quota (standard mode): tokens left, once primed. */
+	double quota;
+	bool quota_primed;
 };
 
 struct rl_bucket {
@@ -196,6 +199,7 @@ struct irfw_ratelimit {
 	struct irfw_clock clock;
 	struct rl_class cls[RL_NCLASSES];
 	struct rl_bucket *slots[RL_SLOTS];
+	bool no_quota; /* legacy retry mode */
 };
 
 struct irfw_ratelimit *irfw_ratelimit_new(const struct irfw_clock *clock)
@@ -508,4 +512,75 @@ double irfw_ratelimit_adaptive_rate(struct irfw_ratelimit *rl, const char *accou
 	double v = st ? st->adaptive : 0;
 	pthread_mutex_unlock(&rl->lock);
 	return v;
+}
+
+/* ------------------------------------------------------------------ */
+/* Retry quota.                                                        */
+
+static struct rl_state *quota_state(struct irfw_ratelimit *rl, const char *account, const char *region,
+                                    const char *service, const char *operation)
+{
+	struct rl_state *st = find_state(rl, class_of(service, operation), account ? account : "",
+	                                 region ? region : "", service ? service : "");
+	if (!st->quota_primed) {
+		st->quota = IRFW_RETRY_QUOTA;
+		st->quota_primed = true;
+	}
+	return st;
+}
+
+int irfw_ratelimit_retry_take(struct irfw_ratelimit *rl, const char *account, const char *region,
+                              const char *service, const char *operation, int timeout)
+{
+	int cost = timeout ? IRFW_RETRY_TIMEOUT_COST : IRFW_RETRY_COST;
+
+	if (!rl)
+		return cost;
+	pthread_mutex_lock(&rl->lock);
+	if (!rl->no_quota) {
+		struct rl_state *st = quota_state(rl, account, region, service, operation);
+		if (st->quota < cost)
+			cost = 0;
+		else
+			st->quota -= cost;
+	}
+	pthread_mutex_unlock(&rl->lock);
+	return cost;
+}
+
+void irfw_ratelimit_retry_success(struct irfw_ratelimit *rl, const char *account, const char *region,
+                                  const char *service, const char *operation, int taken)
+{
+	if (!rl)
+		return;
+	pthread_mutex_lock(&rl->lock);
+	if (!rl->no_quota) {
+		struct rl_state *st = quota_state(rl, account, region, service, operation);
+		st->quota += taken > 0 ? taken : IRFW_RETRY_SUCCESS_REFILL;
+		if (st->quota > IRFW_RETRY_QUOTA)
+			st->quota = IRFW_RETRY_QUOTA;
+	}
+	pthread_mutex_unlock(&rl->lock);
+}
+
+double irfw_ratelimit_retry_left(struct irfw_ratelimit *rl, const char *account, const char *region,
+                                 const char *service, const char *operation)
+{
+	double v;
+
+	if (!rl)
+		return IRFW_RETRY_QUOTA;
+	pthread_mutex_lock(&rl->lock);
+	v = rl->no_quota ? IRFW_RETRY_QUOTA : quota_state(rl, account, region, service, operation)->quota;
+	pthread_mutex_unlock(&rl->lock);
+	return v;
+}
+
+void irfw_ratelimit_retry_quota_enable(struct irfw_ratelimit *rl, int on)
+{
+	if (!rl)
+		return;
+	pthread_mutex_lock(&rl->lock);
+	rl->no_quota = !on;
+	pthread_mutex_unlock(&rl->lock);
 }

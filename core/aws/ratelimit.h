@@ -115,6 +115,40 @@ void irfw_ratelimit_succeeded(struct irfw_ratelimit *rl, const char *account, co
 double irfw_ratelimit_adaptive_rate(struct irfw_ratelimit *rl, const char *account, const char *region,
                                     const char *service);
 
+/**
+ * Retry quota, as the AWS SDKs' "standard" retry mode keeps it, but one per
+ * bucket (account, region, class[, service]) rather than one per client:
+ * a bucket starts with IRFW_RETRY_QUOTA tokens; each retry takes
+ * IRFW_RETRY_COST of them (IRFW_RETRY_TIMEOUT_COST after a timeout or a
+ * connection failure); a call that succeeds after retries gives back what
+ * its last retry took, and a call that succeeds at once gives back
+ * IRFW_RETRY_SUCCESS_REFILL, never above the start.  When a bucket has not
+ * enough left, calls there are not retried at all: a dead or melting
+ * endpoint fails fast instead of multiplying the load.
+ */
+#define IRFW_RETRY_QUOTA          500
+#define IRFW_RETRY_COST           5
+#define IRFW_RETRY_TIMEOUT_COST   10
+#define IRFW_RETRY_SUCCESS_REFILL 1
+
+/** Take the cost of one retry of `operation` (timeout: the attempt timed
+ * out or could not connect).  Returns the tokens taken (> 0), or 0 when
+ * the quota is too low and the call must not be retried.  With the quota
+ * disabled (irfw_ratelimit_retry_quota_enable) or a NULL rl it always
+ * allows (returns the cost, takes nothing).  Thread-safe. */
+int irfw_ratelimit_retry_take(struct irfw_ratelimit *rl, const char *account, const char *region,
+                              const char *service, const char *operation, int timeout);
+/** A call succeeded: `taken` is what its last retry took (0: it was not
+ * retried).  Thread-safe; NULL rl is a no-op. */
+void irfw_ratelimit_retry_success(struct irfw_ratelimit *rl, const char *account, const char *region,
+                                  const char *service, const char *operation, int taken);
+/** Tokens left in the retry quota of `operation`'s bucket, for tests. */
+double irfw_ratelimit_retry_left(struct irfw_ratelimit *rl, const char *account, const char *region,
+                                 const char *service, const char *operation);
+/** Keep a quota (the default; the "standard" and "adaptive" retry modes)
+ * or not ("legacy": retries are bounded by attempts and deadline only). */
+void irfw_ratelimit_retry_quota_enable(struct irfw_ratelimit *rl, int on);
+
 /** Free the registry; no thread may be inside acquire.  NULL is a no-op. */
 void irfw_ratelimit_free(struct irfw_ratelimit *rl);
 

@@ -56,6 +56,9 @@ extern "C" {
  *        irfw_ec2_tag_spec and irfw_ec2_tag; irfw_iso8601
  *   1.3  the vtable's `actions` (struct irfw_action): what a step calls,
  *        for `irfw policy` and the run's estimate
+ *   1.4  irfw_aws_call_ex() and IRFW_CALL_NOT_IDEMPOTENT: a create AWS
+ *        cannot deduplicate is not re-sent once it may have reached AWS;
+ *        it fails with IRFW_AWS_OUTCOME_UNKNOWN and the step looks first
  *   1.5  `irfw release` calls the vtable's `release` (reverse pipeline
  *        order, no prepare); runner.h: irfw_runner_release,
  *        IRFW_SET_RESTORE_GROUPS, IRFW_FLAG_FORCE, IRFW_FLAG_UNPROTECT
@@ -495,6 +498,31 @@ IRFW_EXPORT int irfw_aws_call(irfw_target *t, const char *service, const char *o
  * central SNS topic or a KMS key. */
 IRFW_EXPORT int irfw_aws_call_in(irfw_target *t, const char *region, const char *service,
                                  const char *operation, const cJSON *params, cJSON **result);
+
+/* Flags of irfw_aws_call_ex() (ABI 1.4). */
+enum {
+	/**
+	 * The operation creates something AWS cannot deduplicate (no
+	 * ClientToken: CreateSnapshots, CreateSnapshot, CreateSecurityGroup).
+	 * The core still retries what cannot have been carried out (no
+	 * connection was made; a throttling answer), but once the request may
+	 * have reached AWS (sent and then no answer, a reset, a stall; a 5xx
+	 * that is not throttling; a 2xx whose body cannot be read) it is not
+	 * sent again: the call fails with the code IRFW_AWS_OUTCOME_UNKNOWN,
+	 * the cause in the message, and the step looks up what exists (by the
+	 * tags it gave in the same call) before sending it again.
+	 */
+	IRFW_CALL_NOT_IDEMPOTENT = 1u << 0,
+};
+
+/** irfw_aws_error_code() of a call made with IRFW_CALL_NOT_IDEMPOTENT that
+ * was not re-sent because AWS may have carried it out (ABI 1.4). */
+#define IRFW_AWS_OUTCOME_UNKNOWN "irfw.OutcomeUnknown"
+
+/** irfw_aws_call_in() with flags (IRFW_CALL_*; 0 is irfw_aws_call_in
+ * itself) (ABI 1.4).  `region` NULL: the target's. */
+IRFW_EXPORT int irfw_aws_call_ex(irfw_target *t, const char *region, const char *service,
+                                 const char *operation, const cJSON *params, unsigned flags, cJSON **result);
 
 /** The region of an ARN ("arn:aws:sns:eu-west-1:123456789012:oncall" gives
  * "eu-west-1") into out; false when `arn` is not an ARN or names no region

@@ -15,10 +15,12 @@
 
 #include <arpa/inet.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include "irfw/irfw.h"
 
@@ -31,6 +33,13 @@
 #define TAG_VALUE_MAX 256
 /* Memo value meaning "does not exist yet; a dry run does not create it". */
 #define WOULD_CREATE ""
+/* Who made a group or network ACL: the case and step of the call that
+ * created it, given in that call. */
+#define TAG_MADE_CASE "irfw:created-by-case"
+#define TAG_MADE_STEP "irfw:created-by-step"
+/* After a create whose outcome is unknown, a second look this much later
+ * (a new resource shows in Describe* after a moment). */
+#define SETTLE_S 1
 
 static const struct irfw_option opts[] = {
     {.name = "group_id",
@@ -863,7 +872,34 @@ static char *make_group(irfw_target *t, void *arg)
 	 * known for irfw's and completed by the next look-up. */
 	irfw_ec2_tag_spec(p, "security-group", "Name", name);
 	irfw_ec2_tag_spec(p, "security-group", marker, "true");
-	int rc = ec2(t, "CreateSecurityGroup", p, &res);
+	irfw_ec2_tag_spec(p, "security-group", TAG_MADE_CASE, irfw_target_case_id(t));
+	irfw_ec2_tag_spec(p, "security-group", TAG_MADE_STEP, irfw_step_name(step));
+	/* Never re-sent blindly: a lost answer is settled by looking. */
+	int rc = irfw_aws_call_ex(t, NULL, "ec2", "CreateSecurityGroup", p, IRFW_CALL_NOT_IDEMPOTENT, &res);
+	for (int send = 1; rc != 0 && streq(irfw_aws_error_code(t), IRFW_AWS_OUTCOME_UNKNOWN) && send < 3;
+	     send++) {
+		aws_long(t, why, sizeof(why));
+		irfw_log(t, IRFW_LOG_WARN, "CreateSecurityGroup %s: %s; looking it up", name, why);
+		for (int look = 0; look < 2 && !g && !err; look++) {
+			if (look) {
+				struct timespec ts = {.tv_sec = SETTLE_S};
+				nanosleep(&ts, NULL);
+			}
+			g = sg_find(t, c->vpc, "group-name", name, &err);
+		}
+		if (g || err || send == 2)
+			break; /* found (settled below), or the look failed */
+		irfw_log(t, IRFW_LOG_INFO, "no group %s in %s: sending CreateSecurityGroup again", name,
+		         c->vpc);
+		rc = irfw_aws_call_ex(t, NULL, "ec2", "CreateSecurityGroup", p, IRFW_CALL_NOT_IDEMPOTENT,
+		                      &res);
+	}
+	cJSON_Delete(p);
+	if (g) {
+		irfw_log(t, IRFW_LOG_INFO, "CreateSecurityGroup %s was carried out, its answer lost", name);
+		id = settle(t, c, g, "found after CreateSecurityGroup's answer was lost");
+		goto out;
+	}
 	if (rc == 0 && !res) {
 		id = strdup(WOULD_CREATE); /* dry run: AWS said it would */
 		goto out;
@@ -1338,6 +1374,50 @@ out:
 /* ------------------------------------------------------------------ */
 /* Deny-all network ACL.                                               */
 
+/* CreateNetworkAcl's ClientToken: the same for the same case, VPC and
+ * name, so a re-send (after a lost answer, or on resume) is recognised by
+ * EC2 as the same request; another case gets another token (a token is
+ * remembered for a while even after its ACL is deleted).  Two FNV-1a
+ * hashes: not a secret, only an identifier (at most 64 ASCII characters). */
+static void nacl_token(irfw_target *t, const char *vpc, const char *name, char out[64])
+{
+	uint64_t h[2] = {1469598103934665603ULL, 1469598103934665603ULL ^ 0x5bd1e995ULL};
+	const char *parts[3] = {irfw_target_case_id(t), vpc, name};
+	for (int k = 0; k < 2; k++)
+		for (int i = 0; i < 3; i++)
+			for (const char *q = parts[i] ? parts[i] : "";; q++) {
+				h[k] = (h[k] ^ (unsigned char)*q) * 1099511628211ULL;
+				if (!*q)
+					break;
+			}
+	snprintf(out, 64, "irfw-nacl-%016llx%016llx", (unsigned long long)h[0], (unsigned long long)h[1]);
+}
+
+/* The network ACL of `vpc` named `name` (tag Name), or NULL with *err set
+ * on an AWS error. */
+static char *nacl_find(irfw_target *t, const char *vpc, const char *name, int *err)
+{
+	cJSON *p = cJSON_CreateObject(), *res = NULL;
+	char *id = NULL;
+	irfw_ec2_filter(p, "vpc-id", vpc);
+	irfw_ec2_filter(p, "tag:Name", name);
+	*err = 0;
+	if (ec2(t, "DescribeNetworkAcls", p, &res) != 0) {
+		*err = 1;
+		return NULL;
+	}
+	const cJSON *a;
+	cJSON_ArrayForEach(a, cJSON_GetObjectItemCaseSensitive(res, "networkAclSet"))
+	{
+		if (irfw_json_text(a, "networkAclId")) {
+			id = strdup(irfw_json_text(a, "networkAclId"));
+			break;
+		}
+	}
+	cJSON_Delete(res);
+	return id;
+}
+
 static char *make_nacl(irfw_target *t, void *arg)
 {
 	struct make_ctx *c = arg;
@@ -1349,32 +1429,51 @@ static char *make_nacl(irfw_target *t, void *arg)
 		ctx_fail(c, false, false, "nacl_name does not expand");
 		goto out;
 	}
-	p = cJSON_CreateObject();
-	irfw_ec2_filter(p, "vpc-id", c->vpc);
-	irfw_ec2_filter(p, "tag:Name", name);
-	if (ec2(t, "DescribeNetworkAcls", p, &res) != 0) {
+	int err = 0;
+	id = nacl_find(t, c->vpc, name, &err);
+	if (err) {
 		aws_brief(t, why, sizeof(why));
 		ctx_fail(c, true, false, "looking up the network ACL %s in %s: %s", name, c->vpc, why);
 		goto out;
 	}
-	const cJSON *a;
-	cJSON_ArrayForEach(a, cJSON_GetObjectItemCaseSensitive(res, "networkAclSet"))
-	{
-		if (irfw_json_text(a, "networkAclId")) {
-			id = strdup(irfw_json_text(a, "networkAclId"));
-			break;
-		}
-	}
-	cJSON_Delete(res);
-	res = NULL;
 	if (id)
 		goto out;
 	/* A new network ACL has only the default entries, which deny all. */
+	char token[64];
+	nacl_token(t, c->vpc, name, token);
 	p = cJSON_CreateObject();
 	cJSON_AddStringToObject(p, "VpcId", c->vpc);
+	cJSON_AddStringToObject(p, "ClientToken", token);
 	irfw_ec2_tag_spec(p, "network-acl", "Name", name);
 	irfw_ec2_tag_spec(p, "network-acl", TAG_QUARANTINE, "true");
-	if (ec2(t, "CreateNetworkAcl", p, &res) != 0) {
+	irfw_ec2_tag_spec(p, "network-acl", TAG_MADE_CASE, irfw_target_case_id(t));
+	irfw_ec2_tag_spec(p, "network-acl", TAG_MADE_STEP, irfw_step_name(irfw_target_step(t)));
+	/* EC2 deduplicates by the ClientToken; the core does not re-send it
+	 * blindly all the same, and a lost answer is looked up by name first
+	 * (an emulator may ignore the token), then sent again with the same
+	 * token. */
+	int rc = irfw_aws_call_ex(t, NULL, "ec2", "CreateNetworkAcl", p, IRFW_CALL_NOT_IDEMPOTENT, &res);
+	for (int send = 1; rc != 0 && streq(irfw_aws_error_code(t), IRFW_AWS_OUTCOME_UNKNOWN) && send < 3;
+	     send++) {
+		aws_long(t, why, sizeof(why));
+		irfw_log(t, IRFW_LOG_WARN, "CreateNetworkAcl %s: %s; looking it up", name, why);
+		for (int look = 0; look < 2 && !id && !err; look++) {
+			if (look) {
+				struct timespec ts = {.tv_sec = SETTLE_S};
+				nanosleep(&ts, NULL);
+			}
+			id = nacl_find(t, c->vpc, name, &err);
+		}
+		if (id || err || send == 2)
+			break;
+		rc = irfw_aws_call_ex(t, NULL, "ec2", "CreateNetworkAcl", p, IRFW_CALL_NOT_IDEMPOTENT, &res);
+	}
+	cJSON_Delete(p);
+	if (id) {
+		irfw_log(t, IRFW_LOG_INFO, "CreateNetworkAcl %s was carried out, its answer lost", name);
+		goto out;
+	}
+	if (rc != 0) {
 		aws_brief(t, why, sizeof(why));
 		ctx_fail(c, true, false, "creating the deny-all network ACL %s in %s: %s", name, c->vpc, why);
 		goto out;

@@ -20,6 +20,10 @@
 #define TAG_CASE     "irfw:case"
 #define TAG_INSTANCE "irfw:instance"
 #define TAG_DEVICE   "irfw:device"
+#define TAG_STEP     "irfw:step"
+/* After a create whose outcome is unknown, a second look this much later
+ * (tags and new snapshots show in DescribeSnapshots after a moment). */
+#define SETTLE_S 1
 /* Backoff while waiting for completion. */
 #define WAIT_FIRST_S 1
 #define WAIT_MAX_S   15
@@ -103,8 +107,23 @@ static struct vol *find_volume(struct job *j, const char *volume)
 	return NULL;
 }
 
-/* Snapshots of this case and instance made by an earlier run (or an earlier
- * attempt of this one): fills v[].snapshot.  Returns 0 or -1 (AWS error). */
+/* The step a snapshot was made for: its irfw:step tag, or NULL (made
+ * before the tag was given, or by hand). */
+static const char *snapshot_step(const cJSON *s)
+{
+	const cJSON *tg;
+	cJSON_ArrayForEach(tg, cJSON_GetObjectItemCaseSensitive(s, "tagSet"))
+	{
+		const char *k = irfw_json_str(tg, "key");
+		if (k && strcmp(k, TAG_STEP) == 0)
+			return irfw_json_str(tg, "value");
+	}
+	return NULL;
+}
+
+/* Snapshots of this case, instance and step made by an earlier run (or an
+ * earlier attempt of this one, whose answer was lost): fills v[].snapshot.
+ * Returns 0 or -1 (AWS error). */
 static int find_existing(irfw_target *t, struct job *j)
 {
 	cJSON *params = cJSON_CreateObject();
@@ -119,10 +138,13 @@ static int find_existing(irfw_target *t, struct job *j)
 	cJSON_ArrayForEach(s, cJSON_GetObjectItemCaseSensitive(res, "snapshotSet"))
 	{
 		const char *status = irfw_json_str(s, "status");
+		const char *step = snapshot_step(s);
 		struct vol *v = find_volume(j, irfw_json_str(s, "volumeId"));
 		if (!v || v->snapshot || !irfw_json_str(s, "snapshotId") ||
 		    (status && strcmp(status, "error") == 0))
 			continue; /* a failed snapshot preserves nothing */
+		if (step && strcmp(step, irfw_step_name(irfw_target_step(t))) != 0)
+			continue; /* another snapshot step of the pipeline took it */
 		v->snapshot = strdup(irfw_json_str(s, "snapshotId"));
 		const cJSON *tg;
 		cJSON_ArrayForEach(tg, cJSON_GetObjectItemCaseSensitive(s, "tagSet"))
@@ -149,6 +171,7 @@ static void tag_spec(cJSON *params, irfw_target *t, const char *device)
 {
 	irfw_ec2_tag_spec(params, "snapshot", TAG_CASE, irfw_target_case_id(t));
 	irfw_ec2_tag_spec(params, "snapshot", TAG_INSTANCE, irfw_target_id(t));
+	irfw_ec2_tag_spec(params, "snapshot", TAG_STEP, irfw_step_name(irfw_target_step(t)));
 	if (device)
 		irfw_ec2_tag_spec(params, "snapshot", TAG_DEVICE, device);
 }
@@ -163,8 +186,34 @@ static bool should_fall_back(irfw_target *t)
 	       irfw_aws_http_status(t) >= 500;
 }
 
+static bool outcome_unknown(irfw_target *t)
+{
+	return strcmp(irfw_aws_error_code(t), IRFW_AWS_OUTCOME_UNKNOWN) == 0;
+}
+
+/* After a create whose answer was lost: what exists now, looking twice
+ * (SETTLE_S apart) when the first look finds nothing new.  Returns the
+ * number of snapshots found, or -1 on an AWS error. */
+static int look_again(irfw_target *t, struct job *j)
+{
+	size_t before = count_snapshots(j);
+	for (int look = 0; look < 2; look++) {
+		if (look) {
+			struct timespec ts = {.tv_sec = SETTLE_S};
+			nanosleep(&ts, NULL);
+		}
+		if (find_existing(t, j) != 0)
+			return -1;
+		if (count_snapshots(j) > before)
+			break;
+	}
+	return (int)count_snapshots(j);
+}
+
 /* CreateSnapshots: all volumes at one instant.  Returns 0, 1 when EC2
- * refused it in a way that calls for the fallback, -1 on other errors. */
+ * refused it in a way that calls for the fallback, 2 when it may have been
+ * carried out (the answer was lost: look before sending it again), -1 on
+ * other errors.  Never re-sent blindly (IRFW_CALL_NOT_IDEMPOTENT). */
 static int create_multi(irfw_target *t, struct job *j, const char *desc)
 {
 	cJSON *params = cJSON_CreateObject();
@@ -176,8 +225,10 @@ static int create_multi(irfw_target *t, struct job *j, const char *desc)
 	/* CreateSnapshots cannot tag per volume: the device comes after. */
 	tag_spec(params, t, NULL);
 	cJSON *res = NULL;
-	int rc = irfw_aws_call(t, "ec2", "CreateSnapshots", params, &res);
+	int rc = irfw_aws_call_ex(t, NULL, "ec2", "CreateSnapshots", params, IRFW_CALL_NOT_IDEMPOTENT, &res);
 	cJSON_Delete(params);
+	if (rc != 0 && outcome_unknown(t))
+		return 2;
 	if (rc != 0)
 		return should_fall_back(t) ? 1 : -1;
 	const cJSON *s;
@@ -214,17 +265,42 @@ static int create_each(irfw_target *t, struct job *j, const char *desc, char *er
 		cJSON_AddStringToObject(params, "Description", desc);
 		tag_spec(params, t, v->device);
 		cJSON *res = NULL;
-		if (irfw_aws_call(t, "ec2", "CreateSnapshot", params, &res) == 0) {
+		int crc = -1;
+		char why[1024] = "";
+		for (int send = 0; send < 2 && !v->snapshot; send++) {
+			cJSON_Delete(res);
+			res = NULL;
+			crc = irfw_aws_call_ex(t, NULL, "ec2", "CreateSnapshot", params,
+			                       IRFW_CALL_NOT_IDEMPOTENT, &res);
+			if (crc == 0)
+				break;
+			snprintf(why, sizeof(why), "CreateSnapshot of %s (%s): %s: %s (request %s)",
+			         v->volume, v->device, irfw_aws_error_code(t), irfw_aws_error_message(t),
+			         *irfw_aws_request_id(t) ? irfw_aws_request_id(t) : "none");
+			if (!outcome_unknown(t))
+				break;
+			/* Its answer was lost: adopt it if it exists, else send
+			 * it once more. */
+			irfw_log(t, IRFW_LOG_WARN, "%s; looking it up", why);
+			if (look_again(t, j) < 0) {
+				size_t n = strlen(why);
+				snprintf(why + n, sizeof(why) - n,
+				         "; then DescribeSnapshots: %s (request %s)", irfw_aws_error_code(t),
+				         *irfw_aws_request_id(t) ? irfw_aws_request_id(t) : "none");
+				break;
+			}
+		}
+		if (crc != 0 && v->snapshot) {
+			irfw_note(t, "the snapshot of %s was made, its answer lost: found by its tags",
+			          v->volume);
+		} else if (crc == 0) {
 			if (irfw_json_str(res, "snapshotId")) {
 				v->snapshot = strdup(irfw_json_str(res, "snapshotId"));
 				v->has_device_tag = true;
 			}
 		} else {
 			if (rc == 0)
-				snprintf(err, errlen, "CreateSnapshot of %s (%s): %s: %s (request %s)",
-				         v->volume, v->device, irfw_aws_error_code(t),
-				         irfw_aws_error_message(t),
-				         *irfw_aws_request_id(t) ? irfw_aws_request_id(t) : "none");
+				snprintf(err, errlen, "%s", why);
 			rc = -1;
 		}
 		cJSON_Delete(params);
@@ -378,6 +454,39 @@ static irfw_status run(irfw_target *t, void *state)
 	existed = had == j.n;
 	if (had == 0) {
 		int rc = create_multi(t, &j, desc);
+		/* What refused or lost CreateSnapshots, kept across the look-ups. */
+		char code[128];
+		snprintf(code, sizeof(code), "%s", irfw_aws_error_code(t));
+		for (int send = 1; rc == 2; send++) {
+			/* The answer was lost: what exists is the truth. */
+			long http = irfw_aws_http_status(t);
+			irfw_log(t, IRFW_LOG_WARN, "%s; looking for the snapshots by their tags",
+			         irfw_aws_error_message(t));
+			int found = look_again(t, &j);
+			if (found < 0) {
+				status = irfw_fail_aws(t, "DescribeSnapshots after CreateSnapshots' answer "
+				                          "was lost");
+				goto out;
+			}
+			if (found > 0) {
+				irfw_note(t,
+				          "CreateSnapshots was carried out but its answer lost: %d "
+				          "snapshot%s found by their tags",
+				          found, found == 1 ? "" : "s");
+				rc = 0;
+			} else if (send < 2 && http == 0) {
+				/* Lost on the wire, and nothing made: once more. */
+				irfw_note(t, "CreateSnapshots' answer was lost and no snapshot carries its "
+				             "tags: sent again");
+				rc = create_multi(t, &j, desc);
+				snprintf(code, sizeof(code), "%s", irfw_aws_error_code(t));
+			} else {
+				/* A server error and nothing made (or lost twice): one
+				 * volume at a time, each looked up the same way. */
+				snprintf(code, sizeof(code), "HTTP %ld, nothing made", http);
+				rc = 1;
+			}
+		}
 		if (rc < 0) {
 			status = irfw_fail_aws(t, "CreateSnapshots of %s", irfw_target_id(t));
 			goto out;
@@ -389,13 +498,12 @@ static irfw_status run(irfw_target *t, void *state)
 		if (rc > 0) {
 			irfw_log(t, IRFW_LOG_WARN,
 			         "CreateSnapshots refused (%s: %s); one CreateSnapshot per volume",
-			         *irfw_aws_error_code(t) ? irfw_aws_error_code(t) : "error",
-			         irfw_aws_error_message(t));
+			         *code ? code : "error", irfw_aws_error_message(t));
 			irfw_note(
 			    t,
 			    "CreateSnapshots refused (%s): snapshots taken one volume at a time, not at "
 			    "one instant",
-			    *irfw_aws_error_code(t) ? irfw_aws_error_code(t) : "HTTP error");
+			    *code ? code : "HTTP error");
 			/* A 5xx may hide a request that was carried out. */
 			if (find_existing(t, &j) != 0) {
 				status =
@@ -485,7 +593,8 @@ static const struct irfw_plugin plugin = {
         "Takes crash-consistent snapshots of every EBS volume of the instance, root volume "
         "included, with one CreateSnapshots call, so that all disks are captured at the same "
         "instant. The snapshots copy the volumes' tags and carry irfw:case (the case id), "
-        "irfw:instance (the instance id) and irfw:device (the volume's device name, added with "
+        "irfw:instance (the instance id), irfw:step (the step's name) and irfw:device (the volume's device "
+        "name, added with "
         "CreateTags since CreateSnapshots cannot tag per volume). Their ids are recorded under "
         "'snapshots' in the case record as {volume, device, snapshot}.\n"
         "\n"
@@ -495,7 +604,11 @@ static const struct irfw_plugin plugin = {
         "wait = true the step also waits for completion.\n"
         "\n"
         "A re-run of the same case takes no new snapshots: before creating, it looks for snapshots "
-        "tagged with this case and instance, and snapshots only the volumes that have none. Where "
+        "tagged with this case, instance and step, and snapshots only the volumes that have none. "
+        "The create calls are never re-sent blindly: when one may have been carried out but its "
+        "answer was lost (a reset, a 5xx, a cut or stalled answer), the step looks the snapshots "
+        "up by those tags (twice, 1 s apart), adopts what it finds, and sends the call again only "
+        "when none is there; the record lists the snapshots AWS shows. Where "
         "EC2 refuses CreateSnapshots (UnsupportedOperation, InvalidParameter...), each volume is "
         "snapshotted with CreateSnapshot, and the step notes that the set is not from one instant. "
         "Instance-store volumes cannot be snapshotted, and memory is not captured.",
