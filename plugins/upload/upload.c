@@ -301,6 +301,8 @@ struct put {
 	char *version_id;
 	char *checksum;      /* the object's checksum as S3 should report it, or NULL */
 	char *full_checksum; /* multipart: the whole object's, which S3 may report instead */
+	char *reported;      /* the checksum the PutObject reply carried, or NULL */
+	bool confirmed;      /* S3 reported a SHA-256 checksum (PutObject or HeadObject) */
 };
 
 static void put_free(struct put *p)
@@ -309,6 +311,7 @@ static void put_free(struct put *p)
 	free(p->version_id);
 	free(p->checksum);
 	free(p->full_checksum);
+	free(p->reported);
 	memset(p, 0, sizeof(*p));
 }
 
@@ -369,6 +372,7 @@ static int put_single(irfw_target *t, const struct dest *d, const char *key, con
 		out->etag = dup_item(res, "ETag");
 		out->version_id = dup_item(res, "VersionId");
 		out->checksum = sha_b64 ? strdup(sha_b64) : dup_item(res, "ChecksumSHA256");
+		out->reported = dup_item(res, "ChecksumSHA256");
 	}
 	cJSON_Delete(res);
 	return rc;
@@ -540,7 +544,7 @@ static void strip_quotes(const char *in, char *out, size_t n)
 
 /* HeadObject: the object must be there, whole, and encrypted with our key.
  * Returns 0, or -1 with why (the AWS error, when a call failed, is logged). */
-static int verify(irfw_target *t, const struct dest *d, const char *key, uint64_t size, const struct put *put,
+static int verify(irfw_target *t, const struct dest *d, const char *key, uint64_t size, struct put *put,
                   char *why, size_t why_len)
 {
 	cJSON *p = object_params(d, key), *res = NULL;
@@ -573,6 +577,12 @@ static int verify(irfw_target *t, const struct dest *d, const char *key, uint64_
 			goto out;
 		}
 	}
+	/* What the PutObject reply said S3 stored must be what we sent. */
+	if (put->reported && put->checksum && strcmp(put->reported, put->checksum) != 0) {
+		snprintf(why, why_len, "PutObject answered checksum %s, ours is %s", put->reported,
+		         put->checksum);
+		goto out;
+	}
 	/* S3 reports the full-object or the composite checksum depending on
 	 * how it was put; either must match what we sent. */
 	if (ck && put->checksum && strcmp(ck, put->checksum) != 0 &&
@@ -580,6 +590,7 @@ static int verify(irfw_target *t, const struct dest *d, const char *key, uint64_
 		snprintf(why, why_len, "checksum in S3 %s differs from ours %s", ck, put->checksum);
 		goto out;
 	}
+	put->confirmed = (ck && put->checksum) || (put->reported && put->checksum);
 	if (etag && put->etag) {
 		char a[128], b[128];
 		strip_quotes(etag, a, sizeof(a));
@@ -765,7 +776,7 @@ static irfw_status run(irfw_target *t, void *state)
 	cJSON_AddStringToObject(meta, "irfw-case-id", irfw_target_case_id(t));
 	cJSON_AddStringToObject(meta, "irfw-instance-id", irfw_target_id(t));
 
-	size_t n_up = 0, n_kept = 0;
+	size_t n_up = 0, n_kept = 0, n_unconfirmed = 0;
 	for (size_t i = 0; i < n; i++) {
 		const char *name = irfw_evidence_name(t, i), *path = irfw_evidence_path(t, i);
 		const char *sha = irfw_evidence_sha256(t, i);
@@ -829,6 +840,8 @@ static irfw_status run(irfw_target *t, void *state)
 			free(key);
 			goto out;
 		}
+		if (!put.confirmed)
+			n_unconfirmed++;
 		if (irfw_evidence_set_location(t, i, uri, put.version_id, put.etag, d.kms_arn) != 0)
 			irfw_log(t, IRFW_LOG_WARN, "cannot record the location of %s in the manifest", name);
 		irfw_log(t, IRFW_LOG_INFO, "%s -> %s (%llu bytes%s)", name, uri, (unsigned long long)size,
@@ -863,7 +876,23 @@ static irfw_status run(irfw_target *t, void *state)
 			goto oom;
 		}
 		snprintf(uri, ulen, "s3://%s/%s", d.bucket, key);
-		if (put_single(t, &d, key, mpath, "application/json", NULL, meta, &put) != 0) {
+		/* The head of the hash-chained journal this manifest reflects:
+		 * `irfw verify --s3` finds it in the local chain, so a journal
+		 * rewritten after the upload shows. */
+		char head[65], mb64[45] = "", lines_text[32];
+		long lines = 0;
+		if (irfw_journal_head(t, head, &lines) == 0) {
+			snprintf(lines_text, sizeof(lines_text), "%ld", lines);
+			cJSON_AddStringToObject(meta, "irfw-journal-head", head);
+			cJSON_AddStringToObject(meta, "irfw-journal-lines", lines_text);
+		}
+		/* Its own checksum, as for the artifacts: S3 checks the body. */
+		char *mtext = read_range(mpath, 0, (uint64_t)sb.st_size);
+		if (mtext)
+			irfw_sha256(mtext, (size_t)sb.st_size, NULL, mb64);
+		free(mtext);
+		if (put_single(t, &d, key, mpath, "application/json", mb64[0] ? mb64 : NULL, meta, &put) !=
+		    0) {
 			st = irfw_fail_aws(
 			    t,
 			    "PutObject manifest.json to %s failed (%zu artifacts uploaded); evidence kept "
@@ -889,6 +918,12 @@ static irfw_status run(irfw_target *t, void *state)
 			cJSON_AddStringToObject(rec, "kms_key", d.kms_arn);
 		cJSON_AddStringToObject(rec, "region", d.region);
 		cJSON_AddNumberToObject(rec, "artifacts", (double)(n_up + n_kept));
+		if (cJSON_GetObjectItemCaseSensitive(meta, "irfw-journal-head")) {
+			cJSON_AddStringToObject(rec, "journal_head", head);
+			cJSON_AddNumberToObject(rec, "journal_lines", (double)lines);
+		}
+		if (!put.confirmed)
+			n_unconfirmed++;
 		irfw_record(t, "manifest", rec);
 		put_free(&put);
 		free(key);
@@ -897,6 +932,11 @@ static irfw_status run(irfw_target *t, void *state)
 	          d.prefix, kms_text, d.region);
 	if (n_kept)
 		irfw_note(t, "%zu already uploaded by an earlier run", n_kept);
+	if (n_unconfirmed)
+		irfw_note(t,
+		          "S3 reported no SHA-256 checksum for %zu of the objects: checked by size, ETag and "
+		          "KMS key only",
+		          n_unconfirmed);
 	st = IRFW_OK;
 	goto out;
 oom:
