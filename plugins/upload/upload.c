@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "irfw/irfw.h"
 
@@ -62,6 +63,24 @@ static const struct irfw_option opts[] = {
      .def = "16",
      .help = "Part size in MiB for multipart uploads (at least 5; raised when a file would need more "
              "than 10000 parts)."},
+    {.name = "object_lock",
+     .type = IRFW_OPT_ENUM,
+     .def = "none",
+     .choices = "none|governance|compliance",
+     .help = "S3 Object Lock retention on every object: governance (a principal with "
+             "s3:BypassGovernanceRetention may still delete it) or compliance (nobody can, the root "
+             "user included, until retain_days have passed). Needs a bucket made with Object Lock: "
+             "checked (GetObjectLockConfiguration) before anything is uploaded, and refused if it "
+             "lacks it."},
+    {.name = "retain_days",
+     .type = IRFW_OPT_INT,
+     .def = "0",
+     .help = "Days of Object Lock retention from the upload (required with object_lock)."},
+    {.name = "legal_hold",
+     .type = IRFW_OPT_BOOL,
+     .def = "false",
+     .help = "Put an Object Lock legal hold on every object (no deletion until it is removed, "
+             "whatever the retention). Needs a bucket with Object Lock, as object_lock does."},
     {.name = NULL},
 };
 
@@ -76,6 +95,20 @@ static int init(irfw_step *step, void **state)
 	if (irfw_step_get_int(step, "part_size") < MIN_PART_MIB) {
 		irfw_step_error(step, "part_size",
 		                "part_size must be at least %d (MiB): S3's minimum part size", MIN_PART_MIB);
+		return -1;
+	}
+	const char *lock = irfw_step_get(step, "object_lock");
+	bool locking = lock && strcmp(lock, "none") != 0;
+	long days = irfw_step_get_int(step, "retain_days");
+	if (locking && (days < 1 || days > 36500)) {
+		irfw_step_error(step, "retain_days",
+		                "object_lock = %s needs retain_days, from 1 to 36500 (days of retention)",
+		                lock);
+		return -1;
+	}
+	if (!locking && days != 0) {
+		irfw_step_error(step, "retain_days",
+		                "retain_days needs object_lock = governance or compliance");
 		return -1;
 	}
 	if (irfw_step_get_int(step, "multipart_threshold") < 0) {
@@ -293,6 +326,9 @@ struct dest {
 	uint64_t threshold;  /* bytes; multipart above it */
 	uint64_t part_size;  /* bytes */
 	bool always_multipart;
+	const char *lock_mode; /* "GOVERNANCE", "COMPLIANCE" or NULL */
+	char lock_until[21];   /* ISO 8601, with lock_mode */
+	bool legal_hold;
 };
 
 /* What was put: to record, and to compare with HeadObject. */
@@ -342,6 +378,57 @@ static void add_sse(cJSON *p, const struct dest *d)
 		cJSON_AddStringToObject(p, "ServerSideEncryption", "aws:kms");
 		cJSON_AddStringToObject(p, "SSEKMSKeyId", d->kms_arn);
 	}
+	/* Object Lock rides with the object's creation (PutObject,
+	 * CreateMultipartUpload), as the encryption does. */
+	if (d->lock_mode) {
+		cJSON_AddStringToObject(p, "ObjectLockMode", d->lock_mode);
+		cJSON_AddStringToObject(p, "ObjectLockRetainUntilDate", d->lock_until);
+	}
+	if (d->legal_hold)
+		cJSON_AddStringToObject(p, "ObjectLockLegalHoldStatus", "ON");
+}
+
+/* The bucket's Object Lock, once per run and bucket (irfw_memo): "Enabled",
+ * or NULL with why. */
+struct lock_req {
+	const char *bucket, *region;
+	bool aws_error;
+	char err[600];
+};
+
+static char *make_lock_check(irfw_target *t, void *arg)
+{
+	struct lock_req *rq = arg;
+	cJSON *p = cJSON_CreateObject(), *res = NULL;
+	char *out = NULL;
+	cJSON_AddStringToObject(p, "Bucket", rq->bucket);
+	if (irfw_aws_call_in(t, rq->region, "s3", "GetObjectLockConfiguration", p, &res) != 0) {
+		const char *code = irfw_aws_error_code(t);
+		rq->aws_error = true;
+		if (strcmp(code, "ObjectLockConfigurationNotFoundError") == 0)
+			snprintf(rq->err, sizeof(rq->err),
+			         "evidence bucket %s has no Object Lock (it can only be enabled on a bucket "
+			         "made with it, or by AWS support): unset object_lock and legal_hold, or use "
+			         "a bucket with Object Lock",
+			         rq->bucket);
+		else
+			snprintf(rq->err, sizeof(rq->err),
+			         "cannot read the Object Lock configuration of evidence bucket %s",
+			         rq->bucket);
+		goto out;
+	}
+	const cJSON *cfg = cJSON_GetObjectItemCaseSensitive(res, "ObjectLockConfiguration");
+	const char *en = irfw_json_str(cfg ? cfg : res, "ObjectLockEnabled");
+	if (!en || strcmp(en, "Enabled") != 0) {
+		snprintf(rq->err, sizeof(rq->err), "evidence bucket %s has Object Lock %s, not Enabled",
+		         rq->bucket, en ? en : "unset");
+		goto out;
+	}
+	out = strdup(en);
+out:
+	cJSON_Delete(p);
+	cJSON_Delete(res);
+	return out;
 }
 
 static cJSON *object_params(const struct dest *d, const char *key)
@@ -761,6 +848,37 @@ static irfw_status run(irfw_target *t, void *state)
 	}
 	const char *kms_text = d.kms_arn ? d.kms_arn : "none: bucket default encryption";
 
+	/* Object Lock: the bucket must have it, or nothing is uploaded. */
+	const char *lock = irfw_step_get(step, "object_lock");
+	if (lock && strcmp(lock, "governance") == 0)
+		d.lock_mode = "GOVERNANCE";
+	else if (lock && strcmp(lock, "compliance") == 0)
+		d.lock_mode = "COMPLIANCE";
+	d.legal_hold = irfw_step_get_bool(step, "legal_hold");
+	if (d.lock_mode || d.legal_hold) {
+		struct lock_req lrq;
+		memset(&lrq, 0, sizeof(lrq));
+		lrq.bucket = d.bucket;
+		lrq.region = d.region;
+		snprintf(memo_key, sizeof(memo_key), "upload:object-lock:%s", d.bucket);
+		if (!irfw_memo(t, memo_key, make_lock_check, &lrq)) {
+			if (lrq.aws_error)
+				st = irfw_fail_aws(
+				    t,
+				    "Object Lock asked (object_lock = %s%s): %s; nothing uploaded, "
+				    "evidence kept in %s",
+				    lock ? lock : "none", d.legal_hold ? ", legal_hold" : "", lrq.err, dir);
+			else
+				st = irfw_fail(
+				    t, "Object Lock asked: %s; nothing uploaded, evidence kept in %s",
+				    lrq.err[0] ? lrq.err : "the bucket's Object Lock is unknown", dir);
+			goto out;
+		}
+		if (d.lock_mode)
+			irfw_iso8601(time(NULL) + (time_t)irfw_step_get_int(step, "retain_days") * 86400,
+			             d.lock_until);
+	}
+
 	size_t n = irfw_evidence_count(t);
 	if (irfw_target_dry_run(t)) {
 		irfw_note(t,
@@ -959,6 +1077,21 @@ static const struct irfw_action actions[] = {
     {.action = "s3:PutObject", .resource = "arn:aws:s3:::${opt:bucket}/*", .per = "instance", .calls = 6},
     {.action = "s3:GetObject", .resource = "arn:aws:s3:::${opt:bucket}/*", .per = "instance"},
     {.action = "s3:AbortMultipartUpload", .resource = "arn:aws:s3:::${opt:bucket}/*", .per = "instance"},
+    /* Object Lock: the bucket's configuration once, then the retention and
+     * the legal hold ride with each object's creation. */
+    {.action = "s3:GetBucketObjectLockConfiguration",
+     .resource = "arn:aws:s3:::${opt:bucket}",
+     .when = "object_lock!=none",
+     .per = "run",
+     .calls = 1},
+    {.action = "s3:PutObjectRetention",
+     .resource = "arn:aws:s3:::${opt:bucket}/*",
+     .when = "object_lock!=none",
+     .per = "instance"},
+    {.action = "s3:PutObjectLegalHold",
+     .resource = "arn:aws:s3:::${opt:bucket}/*",
+     .when = "legal_hold=true",
+     .per = "instance"},
     {.action = "kms:DescribeKey", .when = "allow_unencrypted=false", .per = "run", .calls = 1},
     {.action = "kms:ListKeys", .when = "kms_key_description", .per = "run", .calls = 1},
     /* SSE-KMS: S3 asks KMS for a data key with the caller's rights, and
