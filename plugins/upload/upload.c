@@ -1042,6 +1042,8 @@ static irfw_status run(irfw_target *t, void *state)
 		}
 		if (!put.confirmed)
 			n_unconfirmed++;
+		/* What S3 itself confirmed, for the reader of the record. */
+		cJSON_AddNumberToObject(rec, "checksum_unconfirmed", (double)n_unconfirmed);
 		irfw_record(t, "manifest", rec);
 		put_free(&put);
 		free(key);
@@ -1051,10 +1053,10 @@ static irfw_status run(irfw_target *t, void *state)
 	if (n_kept)
 		irfw_note(t, "%zu already uploaded by an earlier run", n_kept);
 	if (n_unconfirmed)
-		irfw_note(t,
-		          "S3 reported no SHA-256 checksum for %zu of the objects: checked by size, ETag and "
-		          "KMS key only",
-		          n_unconfirmed);
+		irfw_log(t, IRFW_LOG_INFO,
+		         "S3 reported no SHA-256 checksum for %zu of the objects: checked by size, ETag and "
+		         "KMS key only",
+		         n_unconfirmed);
 	st = IRFW_OK;
 	goto out;
 oom:
