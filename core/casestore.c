@@ -44,7 +44,10 @@ struct irfw_case {
 	off_t journal_bytes; /* journal size after the last line applied */
 	bool poisoned;       /* memory no longer matches the journal */
 	cJSON *manifest;
-	char **paths; /* artifact paths, index-aligned with "artifacts" */
+	char head[65];     /* SHA-256 of the last journal line, or the genesis */
+	long lines;        /* journal lines */
+	long chained_from; /* first line carrying "prev" (1-based); 0: none yet */
+	char **paths;      /* artifact paths, index-aligned with "artifacts" */
 	size_t npaths;
 	char err[512];
 };
@@ -84,6 +87,24 @@ static void now_iso(char out[TS_LEN])
 	gmtime_r(&ts.tv_sec, &tm);
 	strftime(out, TS_LEN, "%Y-%m-%dT%H:%M:%S", &tm);
 	snprintf(out + 19, TS_LEN - 19, ".%03dZ", (int)(ts.tv_nsec / 1000000));
+}
+
+/* Lower-case hex SHA-256 of len bytes at data; -1 if OpenSSL fails. */
+static int sha256_hex(const void *data, size_t len, char out[65])
+{
+	static const char digits[] = "0123456789abcdef";
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int n = 0;
+
+	out[0] = '\0';
+	if (EVP_Digest(data, len, md, &n, EVP_sha256(), NULL) != 1 || n != 32)
+		return -1;
+	for (unsigned int i = 0; i < n; i++) {
+		out[2 * i] = digits[md[i] >> 4];
+		out[2 * i + 1] = digits[md[i] & 0xf];
+	}
+	out[64] = '\0';
+	return 0;
 }
 
 static char *xstrdup(const char *s)
@@ -486,6 +507,16 @@ static int journal_append(struct irfw_case *c, const cJSON *ev)
 		goto out;
 	}
 	c->journal_bytes = st.st_size + (off_t)len + 1;
+	/* The next line carries this one's hash: the bytes as written, without
+	 * the newline. */
+	if (sha256_hex(line, len, c->head) != 0) {
+		c->poisoned = true;
+		set_err(c, "journal %s: SHA-256 failed", c->journal_path);
+		goto out;
+	}
+	c->lines++;
+	if (c->chained_from == 0)
+		c->chained_from = c->lines;
 	rc = 0;
 out:
 	free(buf);
@@ -544,7 +575,11 @@ static int manifest_save(struct irfw_case *c)
 
 	now_iso(ts);
 	if (set_item(c->manifest, "updated", cJSON_CreateString(ts)) != 0 ||
-	    set_item(c->manifest, "journal_bytes", cJSON_CreateNumber((double)c->journal_bytes)) != 0) {
+	    set_item(c->manifest, "journal_bytes", cJSON_CreateNumber((double)c->journal_bytes)) != 0 ||
+	    set_item(c->manifest, "journal_lines", cJSON_CreateNumber((double)c->lines)) != 0 ||
+	    set_item(c->manifest, "journal_head", cJSON_CreateString(c->head)) != 0 ||
+	    (c->chained_from > 1 && set_item(c->manifest, "journal_chained_from",
+	                                     cJSON_CreateNumber((double)c->chained_from)) != 0)) {
 		set_err(c, "write %s: out of memory", c->manifest_path);
 		return -1;
 	}
@@ -598,6 +633,12 @@ static int commit(struct irfw_case *c, cJSON *ev)
 	}
 	if (c->poisoned) {
 		set_err(c, "%s: case record is inconsistent after an earlier error; reopen it", c->dir);
+		goto out;
+	}
+	/* Chain the line to the one before it (or to the genesis). */
+	cJSON_DeleteItemFromObjectCaseSensitive(ev, "prev");
+	if (!cJSON_AddStringToObject(ev, "prev", c->head)) {
+		set_err(c, "%s: out of memory", c->journal_path);
 		goto out;
 	}
 	if (journal_append(c, ev) != 0)
@@ -814,6 +855,67 @@ static int move_aside(struct irfw_case *c, char **moved_to)
 	return -1;
 }
 
+void irfw_case_genesis(const char *case_id, const char *instance_id, char out[65])
+{
+	char *g = irfw_case_genesis_text(case_id, instance_id);
+
+	if (!g || sha256_hex(g, strlen(g), out) != 0)
+		out[0] = '\0';
+	free(g);
+}
+
+char *irfw_case_genesis_text(const char *case_id, const char *instance_id)
+{
+	const char *pre = "irfw-journal-genesis ";
+	size_t n = strlen(pre) + strlen(case_id) + 1 + strlen(instance_id) + 1;
+	char *g = malloc(n);
+
+	if (g)
+		snprintf(g, n, "%s%s/%s", pre, case_id, instance_id);
+	return g;
+}
+
+/* The chain's state at the end of the journal: its last line's hash (the
+ * next line's "prev"), how many lines there are, and where the chain began
+ * (a journal of an older irfw has lines without "prev": the chain starts
+ * at the first new line). */
+static int journal_scan(struct irfw_case *c)
+{
+	FILE *f = fopen(c->journal_path, "re");
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t n;
+
+	irfw_case_genesis(c->case_id, c->instance_id, c->head);
+	c->lines = 0;
+	c->chained_from = 0;
+	if (!f) {
+		sys_err(c, "open", c->journal_path, errno);
+		return -1;
+	}
+	while ((n = getline(&line, &cap, f)) > 0) {
+		size_t len = (size_t)n;
+		if (line[len - 1] == '\n')
+			line[--len] = '\0';
+		c->lines++;
+		if (c->chained_from == 0) {
+			cJSON *ev = parse_strict(line, len);
+			if (str_field(ev, "prev"))
+				c->chained_from = c->lines;
+			cJSON_Delete(ev);
+		}
+		if (sha256_hex(line, len, c->head) != 0) {
+			set_err(c, "%s: SHA-256 failed", c->journal_path);
+			free(line);
+			fclose(f);
+			return -1;
+		}
+	}
+	free(line);
+	fclose(f);
+	return 0;
+}
+
 struct replay_stats {
 	int events;
 	int skipped;
@@ -1015,7 +1117,7 @@ int irfw_case_open(const char *evidence_dir, const char *case_id, const char *in
 	}
 	if (fsync_dir(c) != 0)
 		goto out;
-	if (journal_fix_tail(c) != 0 || load_state(c) != 0)
+	if (journal_fix_tail(c) != 0 || journal_scan(c) != 0 || load_state(c) != 0)
 		goto out;
 
 	ev = new_event("run-start");
@@ -1544,4 +1646,158 @@ int irfw_case_artifact_set_location(struct irfw_case *c, size_t i, const char *u
 		ev = NULL;
 	}
 	return commit(c, ev);
+}
+
+/* ------------------------------------------------------------------ */
+/* Checking a journal (irfw verify).                                   */
+
+#if defined(__GNUC__)
+static void add_problem(cJSON *list, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+#endif
+
+static void add_problem(cJSON *list, const char *fmt, ...)
+{
+	char buf[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	cJSON_AddItemToArray(list, cJSON_CreateString(buf));
+}
+
+int irfw_case_check_journal(const char *journal_path, const char *case_id, const char *instance_id,
+                            struct irfw_journal_check *out, char *err, size_t errlen)
+{
+	struct irfw_case tmp;
+	char expected[65];
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t n;
+	FILE *f;
+
+	memset(out, 0, sizeof(*out));
+	memset(&tmp, 0, sizeof(tmp));
+	tmp.case_id = (char *)case_id;
+	tmp.instance_id = (char *)instance_id;
+	out->problems = cJSON_CreateArray();
+	out->notes = cJSON_CreateArray();
+	out->replayed = manifest_skeleton(&tmp);
+	if (!out->problems || !out->notes || !out->replayed) {
+		snprintf(err, errlen, "%s: out of memory", journal_path);
+		goto fail;
+	}
+	f = fopen(journal_path, "re");
+	if (!f) {
+		char buf[128];
+		if (strerror_r(errno, buf, sizeof(buf)) != 0)
+			snprintf(buf, sizeof(buf), "error %d", errno);
+		snprintf(err, errlen, "open %s: %s", journal_path, buf);
+		goto fail;
+	}
+	irfw_case_genesis(case_id, instance_id, expected);
+	snprintf(out->head, sizeof(out->head), "%s", expected);
+	while ((n = getline(&line, &cap, f)) > 0) {
+		size_t len = (size_t)n;
+		char(*h)[65];
+		const char *prev;
+		cJSON *ev;
+		long no;
+
+		if (line[len - 1] == '\n')
+			line[--len] = '\0';
+		else
+			add_problem(out->notes, "line %ld does not end with a newline (torn by a crash?)",
+			            out->lines + 1);
+		h = realloc(out->hashes, (size_t)(out->lines + 1) * sizeof(*h));
+		if (!h) {
+			fclose(f);
+			snprintf(err, errlen, "%s: out of memory", journal_path);
+			goto fail;
+		}
+		out->hashes = h;
+		no = ++out->lines;
+		if (sha256_hex(line, len, out->hashes[no - 1]) != 0) {
+			fclose(f);
+			snprintf(err, errlen, "%s: SHA-256 failed", journal_path);
+			goto fail;
+		}
+		ev = len ? parse_strict(line, len) : NULL;
+		prev = str_field(ev, "prev");
+		if (!ev) {
+			out->unparsed++;
+			add_problem(out->notes, "line %ld is not a JSON object (a write torn by a crash?)",
+			            no);
+		}
+		if (prev) {
+			if (out->chained_from == 0)
+				out->chained_from = no;
+			if (strcmp(prev, expected) != 0) {
+				if (no == 1)
+					add_problem(
+					    out->problems,
+					    "line 1: prev is not the genesis hash of %s/%s (lines removed "
+					    "from the start, or another case's journal)",
+					    case_id, instance_id);
+				else
+					add_problem(
+					    out->problems,
+					    "line %ld: prev does not match the hash of line %ld (line %ld "
+					    "edited, or a line removed or inserted there)",
+					    no, no - 1, no - 1);
+			}
+		} else if (ev && out->chained_from != 0) {
+			add_problem(
+			    out->problems,
+			    "line %ld has no prev hash though the chain began at line %ld (inserted or "
+			    "edited)",
+			    no, out->chained_from);
+		} else if (ev) {
+			out->legacy++;
+		}
+		if (ev && apply_event(out->replayed, ev) < 0) {
+			cJSON_Delete(ev);
+			fclose(f);
+			snprintf(err, errlen, "%s: out of memory", journal_path);
+			goto fail;
+		}
+		cJSON_Delete(ev);
+		snprintf(expected, sizeof(expected), "%s", out->hashes[no - 1]);
+		snprintf(out->head, sizeof(out->head), "%s", expected);
+	}
+	fclose(f);
+	free(line);
+	if (out->chained_from > 1)
+		add_problem(out->notes,
+		            "lines 1-%ld were written by an older irfw without a hash chain: the chain "
+		            "starts at line %ld",
+		            out->chained_from - 1, out->chained_from);
+	else if (out->chained_from == 0 && out->lines > 0)
+		add_problem(out->notes, "no line carries a hash chain (a journal of an older irfw)");
+	return 0;
+fail:
+	free(line);
+	irfw_journal_check_free(out);
+	return -1;
+}
+
+void irfw_journal_check_free(struct irfw_journal_check *jc)
+{
+	if (!jc)
+		return;
+	free(jc->hashes);
+	cJSON_Delete(jc->problems);
+	cJSON_Delete(jc->notes);
+	cJSON_Delete(jc->replayed);
+	memset(jc, 0, sizeof(*jc));
+}
+
+const char *irfw_case_journal_head(const struct irfw_case *c)
+{
+	return c && c->lines > 0 ? c->head : NULL;
+}
+
+long irfw_case_journal_lines(const struct irfw_case *c)
+{
+	return c ? c->lines : 0;
 }

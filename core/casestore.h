@@ -12,7 +12,8 @@
  * between the two writes, or with a missing or corrupt manifest, opening the
  * case replays the journal and loses nothing.
  *
- * Journal events (each line has "ts" and "event"):
+ * Journal events (each line has "ts", "event" and "prev", the hash chain
+ * described below):
  *   run-start       {run}                       one per irfw_case_open()
  *   step-begin      {step, plugin}
  *   step-end        {step, status, detail, aws_error, request_ids, ms}
@@ -169,6 +170,54 @@ uint64_t irfw_case_artifact_size(const struct irfw_case *c, size_t i);
  */
 int irfw_case_artifact_set_location(struct irfw_case *c, size_t i, const char *uri, const char *version_id,
                                     const char *etag, const char *kms_key);
+
+/* ------------------------------------------------------------------ */
+/* The hash chain.
+ *
+ * Every journal line carries "prev": the lower-case hex SHA-256 of the
+ * line before it, as written (its bytes without the newline); the first
+ * line's "prev" is the genesis hash, the SHA-256 of the text
+ * "irfw-journal-genesis CASE_ID/INSTANCE_ID".  The manifest holds the
+ * head (the hash of the journal's last line, "journal_head"), the line
+ * count ("journal_lines") and, for a journal begun by an older irfw whose
+ * lines have no "prev", the line the chain starts at
+ * ("journal_chained_from"; absent when it is 1). */
+
+/** The genesis text and its hash (hex into out[65]; "" if OpenSSL fails).
+ * The text is malloc'd (NULL when out of memory). */
+char *irfw_case_genesis_text(const char *case_id, const char *instance_id);
+void irfw_case_genesis(const char *case_id, const char *instance_id, char out[65]);
+
+/** Hex hash of the journal's last line (what the manifest calls
+ * journal_head), or NULL for an empty journal.  Changes with every line. */
+const char *irfw_case_journal_head(const struct irfw_case *c);
+
+/** Number of journal lines. */
+long irfw_case_journal_lines(const struct irfw_case *c);
+
+/** What irfw_case_check_journal() found. */
+struct irfw_journal_check {
+	long lines;         /* lines read */
+	long chained_from;  /* first line with "prev" (1-based), 0: none */
+	long legacy;        /* lines before it, without "prev" */
+	long unparsed;      /* lines that are not JSON (torn by a crash) */
+	char head[65];      /* hash of the last line (the genesis when empty) */
+	char (*hashes)[65]; /* hash of line i+1 at [i], `lines` entries */
+	cJSON *problems;    /* array of strings: each break of the chain */
+	cJSON *notes;       /* array of strings: what is not an error */
+	cJSON *replayed;    /* the manifest rebuilt by replaying every line */
+};
+
+/**
+ * Read a journal without opening the case (no lock, nothing written):
+ * check each line's "prev" against the line before it (or the genesis of
+ * case_id/instance_id), and replay it into a fresh manifest.  Returns 0
+ * (problems may be non-empty) or -1 with a message in err when the file
+ * cannot be read.  Free with irfw_journal_check_free().
+ */
+int irfw_case_check_journal(const char *journal_path, const char *case_id, const char *instance_id,
+                            struct irfw_journal_check *out, char *err, size_t errlen);
+void irfw_journal_check_free(struct irfw_journal_check *jc);
 
 /** The whole manifest tree as last written, read-only: format, case_id,
  * instance_id, created, updated, journal_bytes, runs, steps, artifacts. */

@@ -29,6 +29,7 @@ static void usage(FILE *out)
 	        "       irfw policy [--conf FILE]   the pipeline's least-privilege IAM policy\n"
 	        "       irfw release --case-id ID -i INSTANCE_ID [-i ...] [--dry-run] [--unprotect]\n"
 	        "                    [--force --restore-groups SG[,SG]]\n"
+	        "       irfw verify CASE_DIR [--s3] [-o json]   re-check a case record\n"
 	        "\n"
 	        "Contain, preserve, protect, tag and report compromised EC2 instances, running\n"
 	        "the site's pipeline of action plugins for each instance.\n"
@@ -84,6 +85,14 @@ static void usage(FILE *out)
 	        "      --describe NAME    options of plugin NAME ('irfw' for the [irfw] section)\n"
 	        "      --man              with --describe: man page (roff) format\n"
 	        "      --ini              with --describe: a documented site-file section\n"
+	        "\n"
+	        "verify:\n"
+	        "      --s3               also compare the uploaded copies (HeadObject: size,\n"
+	        "                         checksum, ETag, version, KMS key; the manifest read back)\n"
+	        "                         with -r, -p and the site file's endpoint settings\n"
+	        "  CASE_DIR is <evidence_dir>/<case>[/<instance>]; exit 0 when every artifact,\n"
+	        "  the journal's hash chain and the manifest match, 1 on any mismatch or what\n"
+	        "  could not be checked, 2 when CASE_DIR holds no case record.\n"
 	        "\n"
 	        "Exit status: 0 all steps ok or skipped; 4 an instance is not (fully)\n"
 	        "contained; else 1 a step failed; else 3 an instance was not found or is\n"
@@ -174,7 +183,8 @@ int main(int argc, char **argv)
 		OPT_FINDING,
 		OPT_FORCE,
 		OPT_UNPROTECT,
-		OPT_RESTORE_GROUPS
+		OPT_RESTORE_GROUPS,
+		OPT_S3
 	};
 	static const struct option longopts[] = {
 	    {"iid", required_argument, NULL, 'i'},
@@ -208,6 +218,7 @@ int main(int argc, char **argv)
 	    {"force", no_argument, NULL, OPT_FORCE},
 	    {"unprotect", no_argument, NULL, OPT_UNPROTECT},
 	    {"restore-groups", required_argument, NULL, OPT_RESTORE_GROUPS},
+	    {"s3", no_argument, NULL, OPT_S3},
 	    {NULL, 0, NULL, 0},
 	};
 	irfw_runner *r = irfw_runner_new();
@@ -219,6 +230,7 @@ int main(int argc, char **argv)
 	irfw_result res = IRFW_RESULT_OK;
 	bool man = false, ini = false, plan = false, have_conf = false, have_evidence = false, done = false;
 	bool release_opt = false;
+	bool s3 = false;
 	const char *describe = NULL;
 	char **from_files = NULL;
 	size_t n_from = 0;
@@ -322,6 +334,9 @@ int main(int argc, char **argv)
 		case OPT_UNPROTECT:
 			irfw_runner_set_flag(r, IRFW_FLAG_UNPROTECT, true);
 			break;
+		case OPT_S3:
+			s3 = true;
+			break;
 		default:
 			fprintf(stderr, "Try 'irfw --help'.\n");
 			res = IRFW_RESULT_USAGE;
@@ -341,12 +356,31 @@ int main(int argc, char **argv)
 
 	const char *cmd = optind < argc ? argv[optind++] : NULL;
 	if (cmd && strcmp(cmd, "check") != 0 && strcmp(cmd, "plugins") != 0 && strcmp(cmd, "policy") != 0 &&
-	    strcmp(cmd, "release") != 0) {
+	    strcmp(cmd, "release") != 0 && strcmp(cmd, "verify") != 0) {
 		fprintf(stderr,
-		        "irfw: unknown command '%s' (commands: check, plugins, policy, release)\nTry 'irfw "
+		        "irfw: unknown command '%s' (commands: check, plugins, policy, release, verify)\nTry "
+		        "'irfw "
 		        "--help'.\n",
 		        cmd);
 		res = IRFW_RESULT_USAGE;
+		goto out;
+	}
+	if (s3 && !(cmd && strcmp(cmd, "verify") == 0)) {
+		fprintf(stderr, "irfw: --s3 belongs to 'irfw verify'\n");
+		res = IRFW_RESULT_USAGE;
+		goto out;
+	}
+	if (cmd && strcmp(cmd, "verify") == 0) {
+		/* verify reads a case folder: no instance, no pipeline, no plugin. */
+		if (optind + 1 != argc || n_ids || n_from) {
+			fprintf(stderr,
+			        "irfw: verify takes one CASE_DIR (<evidence_dir>/<case>[/<instance>])\n"
+			        "Try 'irfw --help'.\n");
+			res = IRFW_RESULT_USAGE;
+			goto out;
+		}
+		if (res == IRFW_RESULT_OK)
+			res = irfw_runner_verify(r, argv[optind], s3);
 		goto out;
 	}
 	if (optind < argc) {

@@ -18,6 +18,7 @@
 #include "fleet.h"
 #include "policy.h"
 #include "release.h"
+#include "verify.h"
 #include "base/buf.h"
 #include "base/log.h"
 #include "base/text.h"
@@ -289,6 +290,46 @@ irfw_result irfw_runner_policy(irfw_runner *r)
 	free(out);
 	cJSON_Delete(doc);
 	return out ? IRFW_RESULT_OK : IRFW_RESULT_USAGE;
+}
+
+irfw_result irfw_runner_verify(irfw_runner *r, const char *path, bool s3)
+{
+	struct irfw_verify_opts o = {
+	    .s3 = s3,
+	    .json = r->json,
+	    .region = r->run.region,
+	    .profile = r->run.profile,
+	};
+	struct irfw_config cfg;
+	memset(&cfg, 0, sizeof(cfg));
+	bool have_cfg = false;
+	/* Only the site file's client settings matter here: no plugin is loaded. */
+	if (s3 && r->run.conf_path) {
+		if (irfw_config_load(r->run.conf_path, &cfg) != 0) {
+			for (size_t i = 0; i < cfg.n_errors; i++)
+				irfw_logf(IRFW_LOG_ERROR, NULL, "%s", cfg.errors[i]);
+			irfw_config_free(&cfg);
+			return IRFW_RESULT_USAGE;
+		}
+		have_cfg = true;
+		const struct irfw_section *g = irfw_config_section(&cfg, "irfw");
+		const struct irfw_kv_line *kv;
+		bool ps = false;
+		if (!o.region && (kv = irfw_section_find(g, "region")))
+			o.region = kv->value;
+		if (!o.profile && (kv = irfw_section_find(g, "profile")))
+			o.profile = kv->value;
+		if ((kv = irfw_section_find(g, "endpoint_url")))
+			o.endpoint_url = kv->value;
+		if ((kv = irfw_section_find(g, "ca_file")))
+			o.ca_file = kv->value;
+		if ((kv = irfw_section_find(g, "s3_path_style")))
+			o.s3_path_style = irfw_parse_bool(kv->value, &ps) && ps;
+	}
+	int rc = irfw_verify_case(path, &o);
+	if (have_cfg)
+		irfw_config_free(&cfg);
+	return rc == 0 ? IRFW_RESULT_OK : rc == 1 ? IRFW_RESULT_STEP_FAILED : IRFW_RESULT_USAGE;
 }
 
 void irfw_set_log_level(irfw_log_level level)

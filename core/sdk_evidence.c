@@ -113,6 +113,16 @@ int irfw_record(irfw_target *t, const char *key, cJSON *value)
 	return rc;
 }
 
+int irfw_journal_head(const irfw_target *t, char hex[65], long *lines)
+{
+	const char *h = t && t->rec ? irfw_case_journal_head(t->rec) : NULL;
+
+	if (lines)
+		*lines = h ? irfw_case_journal_lines(t->rec) : 0;
+	snprintf(hex, 65, "%s", h ? h : "");
+	return h ? 0 : -1;
+}
+
 const cJSON *irfw_record_get(const irfw_target *t, const char *step, const char *key)
 {
 	return t->rec ? irfw_case_record_get(t->rec, step, key) : NULL;

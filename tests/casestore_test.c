@@ -21,6 +21,8 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <openssl/evp.h>
+
 #include "casestore.h"
 
 #define SHA_ABC       "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
@@ -746,6 +748,239 @@ static void test_location_replaced(void **state)
 	irfw_case_close(c);
 }
 
+/* ------------------------------------------------------------------ */
+/* The hash chain.                                                     */
+
+/* A small case: two runs' worth of lines. */
+static struct irfw_case *chain_case(struct fx *f)
+{
+	struct irfw_case *c = NULL;
+	char err[256];
+
+	assert_int_equal(irfw_case_open(f->ev, "CASE-1", "i-0abc", NULL, &c, err, sizeof(err)), 0);
+	assert_int_equal(irfw_case_step_begin(c, "isolate", "isolate"), 0);
+	assert_int_equal(irfw_case_record(c, "isolate", "groups", cJSON_CreateString("sg-1")), 0);
+	assert_int_equal(irfw_case_step_end(c, "isolate", "ok", NULL, NULL, NULL, 12), 0);
+	assert_int_equal(irfw_case_artifact_add(c, "capture", "notes.txt", "text/plain", "abc", 3), 0);
+	return c;
+}
+
+static void check_clean(const char *jpath, long lines, const char *head)
+{
+	struct irfw_journal_check jc;
+	char err[256];
+
+	assert_int_equal(irfw_case_check_journal(jpath, "CASE-1", "i-0abc", &jc, err, sizeof(err)), 0);
+	assert_int_equal(cJSON_GetArraySize(jc.problems), 0);
+	assert_int_equal(jc.lines, lines);
+	assert_int_equal(jc.chained_from, 1);
+	assert_int_equal(jc.legacy, 0);
+	assert_string_equal(jc.head, head);
+	irfw_journal_check_free(&jc);
+}
+
+static void test_chain_links_every_line(void **state)
+{
+	struct fx *f = *state;
+	struct irfw_case *c = chain_case(f);
+	char genesis[65], path[300];
+	char *text = slurp(irfw_case_journal_path(c), NULL);
+	const cJSON *m = irfw_case_manifest(c);
+	long n = 0;
+
+	irfw_case_genesis("CASE-1", "i-0abc", genesis);
+	assert_int_equal(strlen(genesis), 64);
+	/* The genesis is the hash of a stated text. */
+	{
+		char *g = irfw_case_genesis_text("CASE-1", "i-0abc");
+		assert_string_equal(g, "irfw-journal-genesis CASE-1/i-0abc");
+		free(g);
+	}
+	/* Each line's prev is the previous line's hash (the genesis first),
+	 * checked here independently of irfw_case_check_journal. */
+	char expected[65];
+	snprintf(expected, sizeof(expected), "%s", genesis);
+	for (char *line = text, *nl; *line; line = nl + 1) {
+		unsigned char md[32];
+		unsigned int mdlen = 0;
+		cJSON *ev;
+
+		nl = strchr(line, '\n');
+		assert_non_null(nl);
+		*nl = '\0';
+		ev = cJSON_Parse(line);
+		assert_non_null(ev);
+		assert_string_equal(cJSON_GetObjectItem(ev, "prev")->valuestring, expected);
+		cJSON_Delete(ev);
+		assert_int_equal(EVP_Digest(line, strlen(line), md, &mdlen, EVP_sha256(), NULL), 1);
+		for (unsigned i = 0; i < 32; i++)
+			snprintf(expected + 2 * i, 3, "%02x", md[i]);
+		n++;
+	}
+	free(text);
+	assert_true(n >= 5);
+	assert_string_equal(irfw_case_journal_head(c), expected);
+	assert_string_equal(cJSON_GetObjectItem(m, "journal_head")->valuestring, expected);
+	assert_int_equal((long)cJSON_GetObjectItem(m, "journal_lines")->valuedouble, n);
+	assert_null(cJSON_GetObjectItem(m, "journal_chained_from"));
+	/* What is on disk says the same. */
+	cJSON *disk = read_json(irfw_case_manifest_path(c));
+	assert_string_equal(cJSON_GetObjectItem(disk, "journal_head")->valuestring, expected);
+	cJSON_Delete(disk);
+	snprintf(path, sizeof(path), "%s", irfw_case_journal_path(c));
+	check_clean(path, n, expected);
+	irfw_case_close(c);
+}
+
+static void test_chain_continues_after_reopen(void **state)
+{
+	struct fx *f = *state;
+	struct irfw_case *c = chain_case(f);
+	char path[300], err[256], head[65];
+	long n;
+
+	snprintf(path, sizeof(path), "%s", irfw_case_journal_path(c));
+	irfw_case_close(c);
+	assert_int_equal(irfw_case_open(f->ev, "CASE-1", "i-0abc", NULL, &c, err, sizeof(err)), 0);
+	assert_int_equal(irfw_case_step_begin(c, "tag", "tag"), 0);
+	snprintf(head, sizeof(head), "%s", irfw_case_journal_head(c));
+	n = irfw_case_journal_lines(c);
+	irfw_case_close(c);
+	check_clean(path, n, head);
+
+	/* Replaying the journal gives the manifest (but for its bookkeeping). */
+	struct irfw_journal_check jc;
+	assert_int_equal(irfw_case_check_journal(path, "CASE-1", "i-0abc", &jc, err, sizeof(err)), 0);
+	char mpath[300];
+	snprintf(mpath, sizeof(mpath), "%s/CASE-1/i-0abc/manifest.json", f->ev);
+	cJSON *m = read_json(mpath);
+	static const char *const skip[] = {"updated", "journal_bytes", "journal_lines", "journal_head"};
+	for (size_t i = 0; i < sizeof(skip) / sizeof(skip[0]); i++) {
+		cJSON_DeleteItemFromObject(m, skip[i]);
+		cJSON_DeleteItemFromObject(jc.replayed, skip[i]);
+	}
+	assert_true(cJSON_Compare(m, jc.replayed, 1));
+	cJSON_Delete(m);
+	irfw_journal_check_free(&jc);
+}
+
+/* Rewrite the journal with line `drop` (1-based) removed, or line `edit`
+ * changed ("ok" -> "KO"). */
+static void tamper(const char *path, int drop, int edit)
+{
+	char *text = slurp(path, NULL);
+	FILE *fp = fopen(path, "w");
+	int no = 0;
+
+	assert_non_null(text);
+	assert_non_null(fp);
+	for (char *line = text, *nl; *line; line = nl + 1) {
+		nl = strchr(line, '\n');
+		*nl = '\0';
+		no++;
+		if (no == drop)
+			continue;
+		if (no == edit) {
+			char *ok = strstr(line, "\"ok\"");
+			assert_non_null(ok);
+			memcpy(ok, "\"KO\"", 4);
+		}
+		fprintf(fp, "%s\n", line);
+	}
+	fclose(fp);
+	free(text);
+}
+
+static bool has_problem(const struct irfw_journal_check *jc, const char *text)
+{
+	const cJSON *p;
+
+	cJSON_ArrayForEach(p, jc->problems)
+	{
+		if (strstr(p->valuestring, text))
+			return true;
+	}
+	return false;
+}
+
+static void test_chain_detects_edit_and_removal(void **state)
+{
+	struct fx *f = *state;
+	struct irfw_case *c = chain_case(f);
+	char path[300], copy[320], err[256], cmd[700];
+	struct irfw_journal_check jc;
+
+	snprintf(path, sizeof(path), "%s", irfw_case_journal_path(c));
+	irfw_case_close(c);
+	snprintf(copy, sizeof(copy), "%s.orig", path);
+	snprintf(cmd, sizeof(cmd), "cp '%s' '%s'", path, copy);
+	assert_int_equal(system(cmd), 0);
+
+	/* Line 4 is the step-end "ok": edited, line 5 no longer links. */
+	tamper(path, 0, 4);
+	assert_int_equal(irfw_case_check_journal(path, "CASE-1", "i-0abc", &jc, err, sizeof(err)), 0);
+	assert_int_equal(cJSON_GetArraySize(jc.problems), 1);
+	assert_true(has_problem(&jc, "line 5: prev does not match the hash of line 4"));
+	irfw_journal_check_free(&jc);
+
+	/* Line 2 removed: line 3 (now 2) names line 1. */
+	snprintf(cmd, sizeof(cmd), "cp '%s' '%s'", copy, path);
+	assert_int_equal(system(cmd), 0);
+	tamper(path, 2, 0);
+	assert_int_equal(irfw_case_check_journal(path, "CASE-1", "i-0abc", &jc, err, sizeof(err)), 0);
+	assert_true(has_problem(&jc, "line 2: prev does not match the hash of line 1"));
+	irfw_journal_check_free(&jc);
+
+	/* The first line removed: the genesis does not match. */
+	snprintf(cmd, sizeof(cmd), "cp '%s' '%s'", copy, path);
+	assert_int_equal(system(cmd), 0);
+	tamper(path, 1, 0);
+	assert_int_equal(irfw_case_check_journal(path, "CASE-1", "i-0abc", &jc, err, sizeof(err)), 0);
+	assert_true(has_problem(&jc, "line 1: prev is not the genesis hash of CASE-1/i-0abc"));
+	irfw_journal_check_free(&jc);
+
+	/* Another instance's genesis: not this journal. */
+	snprintf(cmd, sizeof(cmd), "cp '%s' '%s'", copy, path);
+	assert_int_equal(system(cmd), 0);
+	assert_int_equal(irfw_case_check_journal(path, "CASE-1", "i-0def", &jc, err, sizeof(err)), 0);
+	assert_true(has_problem(&jc, "line 1: prev is not the genesis"));
+	irfw_journal_check_free(&jc);
+	unlink(copy);
+}
+
+static void test_chain_starts_after_an_old_journal(void **state)
+{
+	struct fx *f = *state;
+	char dir[300], path[340], err[256];
+	struct irfw_case *c = NULL;
+	struct irfw_journal_check jc;
+
+	/* A journal as an irfw before the chain wrote it, and no manifest. */
+	snprintf(dir, sizeof(dir), "%s/CASE-1/i-0abc", f->ev);
+	snprintf(path, sizeof(path), "mkdir -p '%s'", dir);
+	assert_int_equal(system(path), 0);
+	snprintf(path, sizeof(path), "%s/journal.jsonl", dir);
+	spit(path,
+	     "{\"ts\":\"2024-01-01T00:00:00.000Z\",\"event\":\"run-start\",\"run\":{}}\n"
+	     "{\"ts\":\"2024-01-01T00:00:01.000Z\",\"event\":\"step-begin\",\"step\":\"isolate\","
+	     "\"plugin\":\"isolate\"}\n",
+	     "w");
+	assert_int_equal(irfw_case_open(f->ev, "CASE-1", "i-0abc", NULL, &c, err, sizeof(err)), 0);
+	assert_string_equal(irfw_case_step_status(c, "isolate"), "running");
+	const cJSON *m = irfw_case_manifest(c);
+	assert_int_equal((long)cJSON_GetObjectItem(m, "journal_chained_from")->valuedouble, 3);
+	irfw_case_close(c);
+
+	assert_int_equal(irfw_case_check_journal(path, "CASE-1", "i-0abc", &jc, err, sizeof(err)), 0);
+	assert_int_equal(cJSON_GetArraySize(jc.problems), 0);
+	assert_int_equal(jc.legacy, 2);
+	assert_int_equal(jc.chained_from, 3);
+	assert_true(jc.lines >= 4);
+	assert_true(strstr(cJSON_GetArrayItem(jc.notes, cJSON_GetArraySize(jc.notes) - 1)->valuestring,
+	                   "the chain starts at line 3") != NULL);
+	irfw_journal_check_free(&jc);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -762,6 +997,10 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_one_writer_per_instance, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_errors_name_path, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_location_replaced, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_chain_links_every_line, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_chain_continues_after_reopen, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_chain_detects_edit_and_removal, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_chain_starts_after_an_old_journal, setup, teardown),
 	};
 
 	umask(022);

@@ -62,9 +62,11 @@ extern "C" {
  *   1.5  `irfw release` calls the vtable's `release` (reverse pipeline
  *        order, no prepare); runner.h: irfw_runner_release,
  *        IRFW_SET_RESTORE_GROUPS, IRFW_FLAG_FORCE, IRFW_FLAG_UNPROTECT
+ *   1.6  irfw_journal_head: the hash chain's head of the case record, for
+ *        the uploaded manifest's metadata and the notifications
  */
 #define IRFW_ABI_MAJOR 1
-#define IRFW_ABI_MINOR 5
+#define IRFW_ABI_MINOR 6
 
 #if defined(__GNUC__)
 #define IRFW_EXPORT       __attribute__((visibility("default")))
@@ -638,6 +640,17 @@ IRFW_EXPORT int irfw_record(irfw_target *t, const char *key, cJSON *value);
 /** A value recorded by step `step` for this target in this case (this run
  * or an earlier one), or NULL. */
 IRFW_EXPORT const cJSON *irfw_record_get(const irfw_target *t, const char *step, const char *key);
+
+/**
+ * The head of the target's hash-chained journal (ABI 1.6): the lower-case
+ * hex SHA-256 of its last line, as manifest.json records it under
+ * "journal_head", copied into hex[65], and the number of lines it covers
+ * (when `lines` is not NULL).  It changes with every line written, so a
+ * notification or an uploaded manifest that quotes it pins the record as it
+ * was then: `irfw verify` finds it in the chain.  Returns 0, or -1 (hex
+ * set to "") when the target has no case record (a dry run, `irfw check`).
+ */
+IRFW_EXPORT int irfw_journal_head(const irfw_target *t, char hex[65], long *lines);
 
 /** A one-object summary of the target so far, for notification plugins:
  * case_id, instance_id, account_id, region, name, steps (those finished

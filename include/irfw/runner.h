@@ -143,6 +143,22 @@ IRFW_EXPORT irfw_result irfw_runner_plugins(irfw_runner *r, const char *name, ir
  * AWS call.  After load. */
 IRFW_EXPORT irfw_result irfw_runner_policy(irfw_runner *r);
 
+/** `irfw verify PATH` (ABI 1.7): re-check a case record, PATH being one
+ * instance folder (<evidence_dir>/<case>/<instance>) or a case folder (each
+ * instance folder in it): every artifact hashed again against manifest.json,
+ * journal.jsonl's hash chain, replaying the journal gives the manifest; with
+ * `s3`, each uploaded copy compared by HeadObject (size, SHA-256 checksum,
+ * ETag, version, SSE-KMS key) and the uploaded manifest read back (the
+ * journal head it quotes must be a line of the local chain).  Prints a table
+ * per instance (artifact, local, chain, s3), or one JSON document with
+ * IRFW_FLAG_JSON.  For `s3` it uses the region (else the one the upload
+ * recorded for the bucket), the profile and, when a site file is set, its
+ * [irfw] endpoint_url, ca_file and s3_path_style; needs no load.
+ * IRFW_RESULT_OK when everything matches, IRFW_RESULT_STEP_FAILED when
+ * anything does not match or could not be checked, IRFW_RESULT_USAGE when
+ * PATH holds no case record. */
+IRFW_EXPORT irfw_result irfw_runner_verify(irfw_runner *r, const char *path, bool s3);
+
 /** Log level of the process (IRFW_LOG_ERROR .. IRFW_LOG_DEBUG), and colour
  * on standard error. */
 IRFW_EXPORT void irfw_set_log_level(irfw_log_level level);

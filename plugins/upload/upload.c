@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "irfw/irfw.h"
 
@@ -62,6 +63,24 @@ static const struct irfw_option opts[] = {
      .def = "16",
      .help = "Part size in MiB for multipart uploads (at least 5; raised when a file would need more "
              "than 10000 parts)."},
+    {.name = "object_lock",
+     .type = IRFW_OPT_ENUM,
+     .def = "none",
+     .choices = "none|governance|compliance",
+     .help = "S3 Object Lock retention on every object: governance (a principal with "
+             "s3:BypassGovernanceRetention may still delete it) or compliance (nobody can, the root "
+             "user included, until retain_days have passed). Needs a bucket made with Object Lock: "
+             "checked (GetObjectLockConfiguration) before anything is uploaded, and refused if it "
+             "lacks it."},
+    {.name = "retain_days",
+     .type = IRFW_OPT_INT,
+     .def = "0",
+     .help = "Days of Object Lock retention from the upload (required with object_lock)."},
+    {.name = "legal_hold",
+     .type = IRFW_OPT_BOOL,
+     .def = "false",
+     .help = "Put an Object Lock legal hold on every object (no deletion until it is removed, "
+             "whatever the retention). Needs a bucket with Object Lock, as object_lock does."},
     {.name = NULL},
 };
 
@@ -76,6 +95,20 @@ static int init(irfw_step *step, void **state)
 	if (irfw_step_get_int(step, "part_size") < MIN_PART_MIB) {
 		irfw_step_error(step, "part_size",
 		                "part_size must be at least %d (MiB): S3's minimum part size", MIN_PART_MIB);
+		return -1;
+	}
+	const char *lock = irfw_step_get(step, "object_lock");
+	bool locking = lock && strcmp(lock, "none") != 0;
+	long days = irfw_step_get_int(step, "retain_days");
+	if (locking && (days < 1 || days > 36500)) {
+		irfw_step_error(step, "retain_days",
+		                "object_lock = %s needs retain_days, from 1 to 36500 (days of retention)",
+		                lock);
+		return -1;
+	}
+	if (!locking && days != 0) {
+		irfw_step_error(step, "retain_days",
+		                "retain_days needs object_lock = governance or compliance");
 		return -1;
 	}
 	if (irfw_step_get_int(step, "multipart_threshold") < 0) {
@@ -293,6 +326,9 @@ struct dest {
 	uint64_t threshold;  /* bytes; multipart above it */
 	uint64_t part_size;  /* bytes */
 	bool always_multipart;
+	const char *lock_mode; /* "GOVERNANCE", "COMPLIANCE" or NULL */
+	char lock_until[21];   /* ISO 8601, with lock_mode */
+	bool legal_hold;
 };
 
 /* What was put: to record, and to compare with HeadObject. */
@@ -301,6 +337,8 @@ struct put {
 	char *version_id;
 	char *checksum;      /* the object's checksum as S3 should report it, or NULL */
 	char *full_checksum; /* multipart: the whole object's, which S3 may report instead */
+	char *reported;      /* the checksum the PutObject reply carried, or NULL */
+	bool confirmed;      /* S3 reported a SHA-256 checksum (PutObject or HeadObject) */
 };
 
 static void put_free(struct put *p)
@@ -309,6 +347,7 @@ static void put_free(struct put *p)
 	free(p->version_id);
 	free(p->checksum);
 	free(p->full_checksum);
+	free(p->reported);
 	memset(p, 0, sizeof(*p));
 }
 
@@ -339,6 +378,57 @@ static void add_sse(cJSON *p, const struct dest *d)
 		cJSON_AddStringToObject(p, "ServerSideEncryption", "aws:kms");
 		cJSON_AddStringToObject(p, "SSEKMSKeyId", d->kms_arn);
 	}
+	/* Object Lock rides with the object's creation (PutObject,
+	 * CreateMultipartUpload), as the encryption does. */
+	if (d->lock_mode) {
+		cJSON_AddStringToObject(p, "ObjectLockMode", d->lock_mode);
+		cJSON_AddStringToObject(p, "ObjectLockRetainUntilDate", d->lock_until);
+	}
+	if (d->legal_hold)
+		cJSON_AddStringToObject(p, "ObjectLockLegalHoldStatus", "ON");
+}
+
+/* The bucket's Object Lock, once per run and bucket (irfw_memo): "Enabled",
+ * or NULL with why. */
+struct lock_req {
+	const char *bucket, *region;
+	bool aws_error;
+	char err[600];
+};
+
+static char *make_lock_check(irfw_target *t, void *arg)
+{
+	struct lock_req *rq = arg;
+	cJSON *p = cJSON_CreateObject(), *res = NULL;
+	char *out = NULL;
+	cJSON_AddStringToObject(p, "Bucket", rq->bucket);
+	if (irfw_aws_call_in(t, rq->region, "s3", "GetObjectLockConfiguration", p, &res) != 0) {
+		const char *code = irfw_aws_error_code(t);
+		rq->aws_error = true;
+		if (strcmp(code, "ObjectLockConfigurationNotFoundError") == 0)
+			snprintf(rq->err, sizeof(rq->err),
+			         "evidence bucket %s has no Object Lock (it can only be enabled on a bucket "
+			         "made with it, or by AWS support): unset object_lock and legal_hold, or use "
+			         "a bucket with Object Lock",
+			         rq->bucket);
+		else
+			snprintf(rq->err, sizeof(rq->err),
+			         "cannot read the Object Lock configuration of evidence bucket %s",
+			         rq->bucket);
+		goto out;
+	}
+	const cJSON *cfg = cJSON_GetObjectItemCaseSensitive(res, "ObjectLockConfiguration");
+	const char *en = irfw_json_str(cfg ? cfg : res, "ObjectLockEnabled");
+	if (!en || strcmp(en, "Enabled") != 0) {
+		snprintf(rq->err, sizeof(rq->err), "evidence bucket %s has Object Lock %s, not Enabled",
+		         rq->bucket, en ? en : "unset");
+		goto out;
+	}
+	out = strdup(en);
+out:
+	cJSON_Delete(p);
+	cJSON_Delete(res);
+	return out;
 }
 
 static cJSON *object_params(const struct dest *d, const char *key)
@@ -369,6 +459,7 @@ static int put_single(irfw_target *t, const struct dest *d, const char *key, con
 		out->etag = dup_item(res, "ETag");
 		out->version_id = dup_item(res, "VersionId");
 		out->checksum = sha_b64 ? strdup(sha_b64) : dup_item(res, "ChecksumSHA256");
+		out->reported = dup_item(res, "ChecksumSHA256");
 	}
 	cJSON_Delete(res);
 	return rc;
@@ -540,7 +631,7 @@ static void strip_quotes(const char *in, char *out, size_t n)
 
 /* HeadObject: the object must be there, whole, and encrypted with our key.
  * Returns 0, or -1 with why (the AWS error, when a call failed, is logged). */
-static int verify(irfw_target *t, const struct dest *d, const char *key, uint64_t size, const struct put *put,
+static int verify(irfw_target *t, const struct dest *d, const char *key, uint64_t size, struct put *put,
                   char *why, size_t why_len)
 {
 	cJSON *p = object_params(d, key), *res = NULL;
@@ -573,6 +664,12 @@ static int verify(irfw_target *t, const struct dest *d, const char *key, uint64_
 			goto out;
 		}
 	}
+	/* What the PutObject reply said S3 stored must be what we sent. */
+	if (put->reported && put->checksum && strcmp(put->reported, put->checksum) != 0) {
+		snprintf(why, why_len, "PutObject answered checksum %s, ours is %s", put->reported,
+		         put->checksum);
+		goto out;
+	}
 	/* S3 reports the full-object or the composite checksum depending on
 	 * how it was put; either must match what we sent. */
 	if (ck && put->checksum && strcmp(ck, put->checksum) != 0 &&
@@ -580,6 +677,7 @@ static int verify(irfw_target *t, const struct dest *d, const char *key, uint64_
 		snprintf(why, why_len, "checksum in S3 %s differs from ours %s", ck, put->checksum);
 		goto out;
 	}
+	put->confirmed = (ck && put->checksum) || (put->reported && put->checksum);
 	if (etag && put->etag) {
 		char a[128], b[128];
 		strip_quotes(etag, a, sizeof(a));
@@ -750,6 +848,37 @@ static irfw_status run(irfw_target *t, void *state)
 	}
 	const char *kms_text = d.kms_arn ? d.kms_arn : "none: bucket default encryption";
 
+	/* Object Lock: the bucket must have it, or nothing is uploaded. */
+	const char *lock = irfw_step_get(step, "object_lock");
+	if (lock && strcmp(lock, "governance") == 0)
+		d.lock_mode = "GOVERNANCE";
+	else if (lock && strcmp(lock, "compliance") == 0)
+		d.lock_mode = "COMPLIANCE";
+	d.legal_hold = irfw_step_get_bool(step, "legal_hold");
+	if (d.lock_mode || d.legal_hold) {
+		struct lock_req lrq;
+		memset(&lrq, 0, sizeof(lrq));
+		lrq.bucket = d.bucket;
+		lrq.region = d.region;
+		snprintf(memo_key, sizeof(memo_key), "upload:object-lock:%s", d.bucket);
+		if (!irfw_memo(t, memo_key, make_lock_check, &lrq)) {
+			if (lrq.aws_error)
+				st = irfw_fail_aws(
+				    t,
+				    "Object Lock asked (object_lock = %s%s): %s; nothing uploaded, "
+				    "evidence kept in %s",
+				    lock ? lock : "none", d.legal_hold ? ", legal_hold" : "", lrq.err, dir);
+			else
+				st = irfw_fail(
+				    t, "Object Lock asked: %s; nothing uploaded, evidence kept in %s",
+				    lrq.err[0] ? lrq.err : "the bucket's Object Lock is unknown", dir);
+			goto out;
+		}
+		if (d.lock_mode)
+			irfw_iso8601(time(NULL) + (time_t)irfw_step_get_int(step, "retain_days") * 86400,
+			             d.lock_until);
+	}
+
 	size_t n = irfw_evidence_count(t);
 	if (irfw_target_dry_run(t)) {
 		irfw_note(t,
@@ -765,7 +894,7 @@ static irfw_status run(irfw_target *t, void *state)
 	cJSON_AddStringToObject(meta, "irfw-case-id", irfw_target_case_id(t));
 	cJSON_AddStringToObject(meta, "irfw-instance-id", irfw_target_id(t));
 
-	size_t n_up = 0, n_kept = 0;
+	size_t n_up = 0, n_kept = 0, n_unconfirmed = 0;
 	for (size_t i = 0; i < n; i++) {
 		const char *name = irfw_evidence_name(t, i), *path = irfw_evidence_path(t, i);
 		const char *sha = irfw_evidence_sha256(t, i);
@@ -829,6 +958,8 @@ static irfw_status run(irfw_target *t, void *state)
 			free(key);
 			goto out;
 		}
+		if (!put.confirmed)
+			n_unconfirmed++;
 		if (irfw_evidence_set_location(t, i, uri, put.version_id, put.etag, d.kms_arn) != 0)
 			irfw_log(t, IRFW_LOG_WARN, "cannot record the location of %s in the manifest", name);
 		irfw_log(t, IRFW_LOG_INFO, "%s -> %s (%llu bytes%s)", name, uri, (unsigned long long)size,
@@ -863,7 +994,23 @@ static irfw_status run(irfw_target *t, void *state)
 			goto oom;
 		}
 		snprintf(uri, ulen, "s3://%s/%s", d.bucket, key);
-		if (put_single(t, &d, key, mpath, "application/json", NULL, meta, &put) != 0) {
+		/* The head of the hash-chained journal this manifest reflects:
+		 * `irfw verify --s3` finds it in the local chain, so a journal
+		 * rewritten after the upload shows. */
+		char head[65], mb64[45] = "", lines_text[32];
+		long lines = 0;
+		if (irfw_journal_head(t, head, &lines) == 0) {
+			snprintf(lines_text, sizeof(lines_text), "%ld", lines);
+			cJSON_AddStringToObject(meta, "irfw-journal-head", head);
+			cJSON_AddStringToObject(meta, "irfw-journal-lines", lines_text);
+		}
+		/* Its own checksum, as for the artifacts: S3 checks the body. */
+		char *mtext = read_range(mpath, 0, (uint64_t)sb.st_size);
+		if (mtext)
+			irfw_sha256(mtext, (size_t)sb.st_size, NULL, mb64);
+		free(mtext);
+		if (put_single(t, &d, key, mpath, "application/json", mb64[0] ? mb64 : NULL, meta, &put) !=
+		    0) {
 			st = irfw_fail_aws(
 			    t,
 			    "PutObject manifest.json to %s failed (%zu artifacts uploaded); evidence kept "
@@ -889,6 +1036,14 @@ static irfw_status run(irfw_target *t, void *state)
 			cJSON_AddStringToObject(rec, "kms_key", d.kms_arn);
 		cJSON_AddStringToObject(rec, "region", d.region);
 		cJSON_AddNumberToObject(rec, "artifacts", (double)(n_up + n_kept));
+		if (cJSON_GetObjectItemCaseSensitive(meta, "irfw-journal-head")) {
+			cJSON_AddStringToObject(rec, "journal_head", head);
+			cJSON_AddNumberToObject(rec, "journal_lines", (double)lines);
+		}
+		if (!put.confirmed)
+			n_unconfirmed++;
+		/* What S3 itself confirmed, for the reader of the record. */
+		cJSON_AddNumberToObject(rec, "checksum_unconfirmed", (double)n_unconfirmed);
 		irfw_record(t, "manifest", rec);
 		put_free(&put);
 		free(key);
@@ -897,6 +1052,11 @@ static irfw_status run(irfw_target *t, void *state)
 	          d.prefix, kms_text, d.region);
 	if (n_kept)
 		irfw_note(t, "%zu already uploaded by an earlier run", n_kept);
+	if (n_unconfirmed)
+		irfw_log(t, IRFW_LOG_INFO,
+		         "S3 reported no SHA-256 checksum for %zu of the objects: checked by size, ETag and "
+		         "KMS key only",
+		         n_unconfirmed);
 	st = IRFW_OK;
 	goto out;
 oom:
@@ -919,6 +1079,21 @@ static const struct irfw_action actions[] = {
     {.action = "s3:PutObject", .resource = "arn:aws:s3:::${opt:bucket}/*", .per = "instance", .calls = 6},
     {.action = "s3:GetObject", .resource = "arn:aws:s3:::${opt:bucket}/*", .per = "instance"},
     {.action = "s3:AbortMultipartUpload", .resource = "arn:aws:s3:::${opt:bucket}/*", .per = "instance"},
+    /* Object Lock: the bucket's configuration once, then the retention and
+     * the legal hold ride with each object's creation. */
+    {.action = "s3:GetBucketObjectLockConfiguration",
+     .resource = "arn:aws:s3:::${opt:bucket}",
+     .when = "object_lock!=none",
+     .per = "run",
+     .calls = 1},
+    {.action = "s3:PutObjectRetention",
+     .resource = "arn:aws:s3:::${opt:bucket}/*",
+     .when = "object_lock!=none",
+     .per = "instance"},
+    {.action = "s3:PutObjectLegalHold",
+     .resource = "arn:aws:s3:::${opt:bucket}/*",
+     .when = "legal_hold=true",
+     .per = "instance"},
     {.action = "kms:DescribeKey", .when = "allow_unencrypted=false", .per = "run", .calls = 1},
     {.action = "kms:ListKeys", .when = "kms_key_description", .per = "run", .calls = 1},
     /* SSE-KMS: S3 asks KMS for a data key with the caller's rights, and
