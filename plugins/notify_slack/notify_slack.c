@@ -667,10 +667,12 @@ static irfw_status check(irfw_target *t, void *state)
 		               "(https://%.*s/services/T.../B.../...): Slack would refuse the post",
 		               source, (int)hlen, auth);
 	else if (slack_host(auth, hlen))
-		irfw_note(t, "Slack incoming webhook (from %s) is well-formed; not posted to", source);
+		irfw_note(t, "dry run: the Slack incoming webhook (from %s) is well-formed; not posted to",
+		          source);
 	else
 		irfw_note(t,
-		          "the webhook (from %s) is on %.*s, not Slack's hooks.slack.com: a run posts there; "
+		          "dry run: the webhook (from %s) is on %.*s, not Slack's hooks.slack.com: a run "
+		          "posts there; "
 		          "not posted to",
 		          source, (int)hlen, auth);
 	free(url);
