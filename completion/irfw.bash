@@ -23,7 +23,7 @@ _irfw_commands()
 _irfw_options()
 {
 	"$1" --help 2>/dev/null |
-		sed -n -E 's/^ +((-[A-Za-z0-9]), )?(--[a-z][a-z-]*)( ([A-Z][A-Z_]*))?( .*)?$/\2 \3 \5/p' |
+		sed -n -E 's/^ +((-[A-Za-z0-9]), )?(--[a-z][a-z0-9-]*)( ([A-Z][A-Z_]*))?( .*)?$/\2 \3 \5/p' |
 		sed -E 's/^ /- /'
 }
 

@@ -25,7 +25,7 @@ static void usage(FILE *out)
 	fprintf(out,
 	        "Usage: irfw [OPTIONS] -i INSTANCE_ID [-i INSTANCE_ID ...]\n"
 	        "       irfw check [OPTIONS] [-i INSTANCE_ID ...]\n"
-	        "       irfw plugins [--describe NAME [--man|--ini]] [--conf FILE]\n"
+	        "       irfw plugins [--describe NAME [--man|--man-section|--ini]] [--conf FILE]\n"
 	        "       irfw policy [--conf FILE]   the pipeline's least-privilege IAM policy\n"
 	        "       irfw release --case-id ID -i INSTANCE_ID [-i ...] [--dry-run] [--unprotect]\n"
 	        "                    [--force --restore-groups SG[,SG]]\n"
@@ -66,7 +66,11 @@ static void usage(FILE *out)
 	        "  -j, --jobs N           instances handled in parallel (default: [irfw] jobs)\n"
 	        "\n"
 	        "Output:\n"
-	        "  -o, --output FORMAT    text (default) or json (one document on stdout)\n"
+	        "  -o, --output FORMAT    text (default) or json (one document on stdout, its\n"
+	        "                         \"format\" key naming its kind and version)\n"
+	        "      --color WHEN       colour on standard error: auto (default: a terminal,\n"
+	        "                         unless NO_COLOR is set and not empty or TERM=dumb),\n"
+	        "                         always or never\n"
 	        "      --events FILE      JSON-lines events as they happen (step begin/end,\n"
 	        "                         instance done, run done); '-' for stdout\n"
 	        "  -v, --verbose          more detail: every AWS call with status, request id, ms\n"
@@ -83,7 +87,8 @@ static void usage(FILE *out)
 	        "\n"
 	        "plugins:\n"
 	        "      --describe NAME    options of plugin NAME ('irfw' for the [irfw] section)\n"
-	        "      --man              with --describe: man page (roff) format\n"
+	        "      --man              with --describe: the plugin's man page, irfw-NAME(7)\n"
+	        "      --man-section      with --describe: its section of irfw.ini(5) (roff)\n"
 	        "      --ini              with --describe: a documented site-file section\n"
 	        "\n"
 	        "verify:\n"
@@ -184,7 +189,9 @@ int main(int argc, char **argv)
 		OPT_FORCE,
 		OPT_UNPROTECT,
 		OPT_RESTORE_GROUPS,
-		OPT_S3
+		OPT_S3,
+		OPT_COLOR,
+		OPT_MAN_SECTION
 	};
 	static const struct option longopts[] = {
 	    {"iid", required_argument, NULL, 'i'},
@@ -219,6 +226,9 @@ int main(int argc, char **argv)
 	    {"unprotect", no_argument, NULL, OPT_UNPROTECT},
 	    {"restore-groups", required_argument, NULL, OPT_RESTORE_GROUPS},
 	    {"s3", no_argument, NULL, OPT_S3},
+	    {"color", required_argument, NULL, OPT_COLOR},
+	    {"colour", required_argument, NULL, OPT_COLOR},
+	    {"man-section", no_argument, NULL, OPT_MAN_SECTION},
 	    {NULL, 0, NULL, 0},
 	};
 	irfw_runner *r = irfw_runner_new();
@@ -228,9 +238,11 @@ int main(int argc, char **argv)
 	}
 	int verbosity = IRFW_LOG_INFO, opt;
 	irfw_result res = IRFW_RESULT_OK;
-	bool man = false, ini = false, plan = false, have_conf = false, have_evidence = false, done = false;
+	bool man = false, man_section = false, ini = false, plan = false, have_conf = false,
+	     have_evidence = false, done = false;
 	bool release_opt = false;
 	bool s3 = false;
+	const char *color = "auto";
 	const char *describe = NULL;
 	char **from_files = NULL;
 	size_t n_from = 0;
@@ -337,6 +349,17 @@ int main(int argc, char **argv)
 		case OPT_S3:
 			s3 = true;
 			break;
+		case OPT_MAN_SECTION:
+			man_section = true;
+			break;
+		case OPT_COLOR:
+			if (strcmp(optarg, "auto") != 0 && strcmp(optarg, "always") != 0 &&
+			    strcmp(optarg, "never") != 0) {
+				fprintf(stderr, "irfw: --color takes auto, always or never\n");
+				res = IRFW_RESULT_USAGE;
+			}
+			color = optarg;
+			break;
 		default:
 			fprintf(stderr, "Try 'irfw --help'.\n");
 			res = IRFW_RESULT_USAGE;
@@ -347,9 +370,17 @@ int main(int argc, char **argv)
 	if (done)
 		goto out;
 	irfw_set_log_level(verbosity > IRFW_LOG_DEBUG ? IRFW_LOG_DEBUG : (irfw_log_level)verbosity);
-	irfw_set_log_color(isatty(STDERR_FILENO) && !getenv("NO_COLOR"));
-	/* A terminal gets one live status line instead of a line per step. */
-	irfw_runner_set_flag(r, IRFW_FLAG_PROGRESS, isatty(STDERR_FILENO) && verbosity == IRFW_LOG_INFO);
+	/* Colour as no-color.org asks: NO_COLOR set and not empty turns it
+	 * off, an empty one does not; a dumb terminal gets none either;
+	 * --color=always and never override both. */
+	const char *no_color = getenv("NO_COLOR"), *term = getenv("TERM");
+	bool dumb = term && strcmp(term, "dumb") == 0;
+	bool tty = isatty(STDERR_FILENO);
+	irfw_set_log_color(strcmp(color, "always") == 0 ||
+	                   (strcmp(color, "auto") == 0 && tty && !(no_color && *no_color) && !dumb));
+	/* A terminal gets one live status line instead of a line per step
+	 * (not a dumb one: the line is redrawn with an escape sequence). */
+	irfw_runner_set_flag(r, IRFW_FLAG_PROGRESS, tty && !dumb && verbosity == IRFW_LOG_INFO);
 	const char *env_evidence = getenv("IRFW_EVIDENCE_DIR");
 	if (!have_evidence && env_evidence && *env_evidence)
 		irfw_runner_set(r, IRFW_SET_EVIDENCE_DIR, env_evidence);
@@ -404,8 +435,9 @@ int main(int argc, char **argv)
 		res = IRFW_RESULT_USAGE;
 		goto out;
 	}
-	if ((describe || man || ini) && !plugins_cmd) {
-		fprintf(stderr, "irfw: --describe, --man and --ini belong to 'irfw plugins'\n");
+	if ((describe || man || man_section || ini) && !plugins_cmd) {
+		fprintf(stderr,
+		        "irfw: --describe, --man, --man-section and --ini belong to 'irfw plugins'\n");
 		res = IRFW_RESULT_USAGE;
 		goto out;
 	}
@@ -462,9 +494,10 @@ int main(int argc, char **argv)
 
 	if (plugins_cmd)
 		res = irfw_runner_plugins(r, describe,
-		                          man   ? IRFW_DESCRIBE_AS_MAN
-		                          : ini ? IRFW_DESCRIBE_AS_INI
-		                                : IRFW_DESCRIBE_AS_TEXT);
+		                          man           ? IRFW_DESCRIBE_AS_MAN_PAGE
+		                          : man_section ? IRFW_DESCRIBE_AS_MAN
+		                          : ini         ? IRFW_DESCRIBE_AS_INI
+		                                        : IRFW_DESCRIBE_AS_TEXT);
 	else if ((res = irfw_runner_load(r)) != IRFW_RESULT_OK)
 		; /* the reasons are logged */
 	else if (policy_cmd)

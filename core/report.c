@@ -6,7 +6,9 @@
 #include "config.h"
 
 #include <errno.h>
+#include <langinfo.h>
 #include <limits.h>
+#include <locale.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +28,11 @@
 #include "aws/credentials.h"
 #include "aws/ratelimit.h"
 #include "sdk_json.h"
+
+/* The "format" of the -o json document of a run, a dry run or a check
+ * (doc/irfw-output.schema.json): "irfw-run/" and its major version, bumped
+ * when a key changes meaning or goes away (new keys do not bump it). */
+#define IRFW_OUTPUT_RUN_FORMAT "irfw-run/1"
 
 const char *irfw_status_name(irfw_status s)
 {
@@ -213,8 +220,114 @@ static void recap(struct irfw_run *r)
 		printf("\ncase records: %s/%s/<instance>/\n", ev, r->case_id_resolved);
 }
 
+/* The preflight's verdicts (`irfw check`, --dry-run), each with its mark:
+ * ✓ ✗ in a UTF-8 locale, words elsewhere (LC_ALL, LC_CTYPE, LANG as the C
+ * library reads them; a terminal or not makes no difference, so a log of
+ * the same run reads the same). */
+enum verdict { V_OK, V_PART, V_NONE, V_SKIP, V_FAIL, V_NOTRUN, V_COUNT };
+
+static enum verdict verdict_of(const struct irfw_step_result *res)
+{
+	if (!res->ran)
+		return V_NOTRUN;
+	if (res->not_checked)
+		return V_NONE;
+	if (res->status == IRFW_FAILED)
+		return V_FAIL;
+	if (res->status == IRFW_SKIPPED)
+		return V_SKIP;
+	return cJSON_GetArraySize(res->unchecked) > 0 ? V_PART : V_OK;
+}
+
+static bool utf8_locale(void)
+{
+	locale_t loc = newlocale(LC_CTYPE_MASK, "", (locale_t)0);
+	if (loc == (locale_t)0)
+		return false;
+	const char *cs = nl_langinfo_l(CODESET, loc);
+	bool utf8 = cs && (strcmp(cs, "UTF-8") == 0 || strcmp(cs, "utf8") == 0);
+	freelocale(loc);
+	return utf8;
+}
+
+static void preflight_table(struct irfw_run *r)
+{
+	static const char *const utf8_marks[V_COUNT] = {"✓", "~", "?", "-", "✗", "·"};
+	static const char *const ascii_marks[V_COUNT] = {"ok", "part", "??", "skip", "FAIL", "--"};
+	static const char *const meaning[V_COUNT] = {"checked",
+	                                             "partly checked (the calls named were not sent)",
+	                                             "not checked (no preflight)",
+	                                             "a run would skip it",
+	                                             "a run would fail",
+	                                             "not reached"};
+	bool utf8 = utf8_locale();
+	const char *const *marks = utf8 ? utf8_marks : ascii_marks;
+	size_t count[V_COUNT] = {0}, n_missing = 0, n_gone = 0;
+	printf("\npreflight%s%s: nothing was changed\n", r->case_id_resolved ? " of case " : "",
+	       r->case_id_resolved ? r->case_id_resolved : "");
+	for (size_t i = 0; i < r->batch.n; i++) {
+		struct irfw_target *t = r->batch.targets[i];
+		char *name = irfw_escape_text(t->name_tag);
+		printf("\n%s%s%s%s", t->id, name ? " (" : "", name ? name : "", name ? ")" : "");
+		free(name);
+		if (!t->found) {
+			printf("  NOT FOUND in %s\n", r->resolved_region ? r->resolved_region : "?");
+			n_missing++;
+			continue;
+		}
+		if (t->skipped_state) {
+			printf("  %s: not handled\n", t->state ? t->state : "gone");
+			n_gone++;
+			continue;
+		}
+		printf("\n");
+		for (size_t k = 0; k < t->n_results; k++) {
+			const struct irfw_step_result *res = &t->results[k];
+			enum verdict v = verdict_of(res);
+			count[v]++;
+			char *detail = irfw_escape_text(res->detail);
+			char *aerr = irfw_escape_text(res->aws_error);
+			/* The marks are one column wide in UTF-8, words in ASCII. */
+			printf("  %s%*s %-14s %s%s%s%s%s%s\n", marks[v], utf8 ? 0 : 4 - (int)strlen(marks[v]),
+			       "", res->step,
+			       v == V_NOTRUN ? "not reached: an earlier step stopped"
+			       : detail      ? detail
+			                     : "",
+			       aerr ? " [" : "", aerr ? aerr : "", res->request_id ? ", request " : "",
+			       res->request_id ? res->request_id : "", aerr ? "]" : "");
+			free(detail);
+			free(aerr);
+		}
+	}
+	printf("\n");
+	for (int v = 0; v < V_COUNT; v++)
+		if (count[v])
+			printf("%s %zu %s\n", marks[v], count[v], meaning[v]);
+	if (n_missing)
+		printf("%zu instance(s) not found\n", n_missing);
+	if (n_gone)
+		printf("%zu instance(s) terminated or shutting down: not handled\n", n_gone);
+	if (count[V_FAIL]) {
+		printf("a run would fail at:");
+		for (size_t k = 0; k < r->n_steps; k++) {
+			size_t n = 0;
+			for (size_t i = 0; i < r->batch.n; i++) {
+				const struct irfw_target *t = r->batch.targets[i];
+				n += k < t->n_results && verdict_of(&t->results[k]) == V_FAIL;
+			}
+			if (n)
+				printf(" %s (%zu)", r->steps[k]->name, n);
+		}
+		printf("\n");
+	}
+}
+
 void irfw_report_text(struct irfw_run *r)
 {
+	if (r->dry_run && r->batch.n <= DETAIL_MAX_INSTANCES) {
+		preflight_table(r);
+		return;
+	}
 	if (r->batch.n > DETAIL_MAX_INSTANCES || r->progress.on) {
 		recap(r);
 		return;
@@ -271,6 +384,9 @@ void irfw_report_text(struct irfw_run *r)
 void irfw_report_json(struct irfw_run *r)
 {
 	cJSON *doc = cJSON_CreateObject();
+	/* The document's kind and version, as the manifest's "format"
+	 * (doc/irfw-output.schema.json). */
+	cJSON_AddStringToObject(doc, "format", IRFW_OUTPUT_RUN_FORMAT);
 	cJSON_AddStringToObject(doc, "case_id", r->case_id_resolved ? r->case_id_resolved : "");
 	if (r->account_id)
 		cJSON_AddStringToObject(doc, "account_id", r->account_id);

@@ -250,6 +250,12 @@ irfw_result irfw_runner_check(irfw_runner *r)
 		return IRFW_RESULT_USAGE;
 	/* check changes nothing: its steps run dry. */
 	r->run.dry_run = true;
+	/* Without instances (and no --filter that may find some), -o json
+	 * gets the same document as with them, listing none: the dry run of
+	 * an empty batch, which checks the configuration and credentials,
+	 * touches no instance and writes no case record. */
+	if (r->json && r->run.batch.n == 0 && r->run.n_filters == 0)
+		return from_status(irfw_run_execute(&r->run, true, false));
 	return from_status(irfw_run_execute(&r->run, r->json, true));
 }
 
@@ -272,10 +278,13 @@ irfw_result irfw_runner_plugins(irfw_runner *r, const char *name, irfw_describe 
 	irfw_run_load(&r->run, false);
 	if (!r->run.loader.ltdl_up)
 		return IRFW_RESULT_USAGE;
-	int format = how == IRFW_DESCRIBE_AS_MAN   ? IRFW_DESCRIBE_MAN
-	             : how == IRFW_DESCRIBE_AS_INI ? IRFW_DESCRIBE_INI
-	                                           : IRFW_DESCRIBE_TEXT;
-	return from_status(name ? irfw_plugins_describe(&r->run, name, format) : irfw_plugins_list(&r->run));
+	int format = r->json                            ? IRFW_DESCRIBE_JSON
+	             : how == IRFW_DESCRIBE_AS_MAN      ? IRFW_DESCRIBE_MAN
+	             : how == IRFW_DESCRIBE_AS_MAN_PAGE ? IRFW_DESCRIBE_MAN_PAGE
+	             : how == IRFW_DESCRIBE_AS_INI      ? IRFW_DESCRIBE_INI
+	                                                : IRFW_DESCRIBE_TEXT;
+	return from_status(name ? irfw_plugins_describe(&r->run, name, format)
+	                        : irfw_plugins_list(&r->run, r->json));
 }
 
 irfw_result irfw_runner_policy(irfw_runner *r)

@@ -431,6 +431,10 @@ void irfw_config_validate(struct irfw_config *cfg, const struct irfw_section *s,
 			continue;
 		}
 		const char *why = irfw_option_check(o, kv->value);
+		if (!why && (o->flags & IRFW_OPT_REQUIRED) && !*kv->value) {
+			irfw_config_error(cfg, kv->line, "[%s] required key '%s' is empty", s->name, kv->key);
+			continue;
+		}
 		if (why)
 			irfw_config_error(cfg, kv->line, "[%s] %s = %s: %s", s->name, kv->key,
 			                  (o->flags & IRFW_OPT_SECRET) ? "(secret)" : kv->value, why);

@@ -74,11 +74,11 @@ and
 and the sample site file marks those steps optional.
 .SH GLOBAL SETTINGS
 HEAD
-"$irfw" plugins --describe irfw --man | sed 1d
+"$irfw" plugins --describe irfw --man-section | sed 1d
 echo ".SH STEPS"
 echo "Each step section takes its plugin's keys and the common keys plugin, on_error, optional and phase."
 for p in $plugins; do
-	"$irfw" plugins --describe "$p" --man
+	"$irfw" plugins --describe "$p" --man-section
 done
 cat <<'TAIL'
 .SH FILES

@@ -129,13 +129,16 @@ IRFW_EXPORT irfw_result irfw_runner_release(irfw_runner *r);
 /** How irfw_runner_plugins() describes a plugin. */
 typedef enum irfw_describe {
 	IRFW_DESCRIBE_AS_TEXT = 0, /* for a terminal */
-	IRFW_DESCRIBE_AS_MAN,      /* roff, for irfw.ini(5) */
-	IRFW_DESCRIBE_AS_INI       /* a documented section of a site file */
+	IRFW_DESCRIBE_AS_MAN,      /* roff: the plugin's section of irfw.ini(5) */
+	IRFW_DESCRIBE_AS_INI,      /* a documented section of a site file */
+	IRFW_DESCRIBE_AS_MAN_PAGE  /* (ABI 1.8) roff: a complete page, irfw-NAME(7) */
 } irfw_describe;
 
 /** `irfw plugins`: list the plugins of the search path (and any module
  * that would be refused), or describe one (`name`; "irfw" for the [irfw]
- * section).  Needs no configuration; uses one when set. */
+ * section).  Needs no configuration; uses one when set.  With
+ * IRFW_FLAG_JSON the list or the description is one JSON document
+ * (`how` then does not matter). */
 IRFW_EXPORT irfw_result irfw_runner_plugins(irfw_runner *r, const char *name, irfw_describe how);
 
 /** `irfw policy`: the least-privilege IAM policy of the pipeline, from the

@@ -588,6 +588,98 @@ out:
 	return st;
 }
 
+/* The first n bytes of a equal b's, ASCII letters in either case. */
+static bool ascii_ieq(const char *a, const char *b, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		char x = a[i] >= 'A' && a[i] <= 'Z' ? (char)(a[i] - 'A' + 'a') : a[i];
+		char y = b[i] >= 'A' && b[i] <= 'Z' ? (char)(b[i] - 'A' + 'a') : b[i];
+		if (x != y || !x)
+			return false;
+	}
+	return true;
+}
+
+/* The hosts of Slack's incoming webhooks (Slack, and GovSlack). */
+static bool slack_host(const char *h, size_t n)
+{
+	static const char *const hosts[] = {"hooks.slack.com", "hooks.slack-gov.com"};
+	for (size_t i = 0; i < sizeof(hosts) / sizeof(hosts[0]); i++)
+		if (n == strlen(hosts[i]) && ascii_ieq(h, hosts[i], n))
+			return true;
+	return false;
+}
+
+/* /services/T.../B.../SECRET: three segments of letters and digits. */
+static bool webhook_path(const char *p)
+{
+	if (strncmp(p, "/services/", 10) != 0)
+		return false;
+	p += 10;
+	for (int seg = 0; seg < 3; seg++) {
+		size_t n = 0;
+		while ((p[n] >= 'A' && p[n] <= 'Z') || (p[n] >= 'a' && p[n] <= 'z') ||
+		       (p[n] >= '0' && p[n] <= '9'))
+			n++;
+		if (n == 0)
+			return false;
+		p += n;
+		if (seg < 2 && *p++ != '/')
+			return false;
+	}
+	return *p == '\0';
+}
+
+/*
+ * `irfw check` and --dry-run: the webhook URL, from its one source, must
+ * be one a run can post to: https (plain http only to this machine, as
+ * the core allows for test receivers), no user part, and on Slack's hosts
+ * the path of an incoming webhook.  Nothing is posted, and neither the URL
+ * nor its path is ever shown: a failure names only the source and the
+ * host.  A host other than Slack's (a compatible relay) passes with a
+ * note.
+ */
+static irfw_status check(irfw_target *t, void *state)
+{
+	char source[128] = "";
+	char *url = NULL;
+	irfw_status st = webhook_url(t, &url, source, sizeof(source));
+	if (st != IRFW_OK)
+		return st;
+	/* The scheme as the core takes it: in lower case. */
+	bool https = strncmp(url, "https://", 8) == 0, local = false;
+	const char *auth = https ? url + 8 : strncmp(url, "http://", 7) == 0 ? url + 7 : NULL;
+	size_t alen = auth ? strcspn(auth, "/?#") : 0;
+	size_t hlen = auth ? strcspn(auth, ":/?#") : 0;
+	if (auth && !https)
+		local = (hlen == 9 && strncmp(auth, "127.0.0.1", 9) == 0) ||
+		        (hlen == 9 && strncmp(auth, "localhost", 9) == 0);
+	if (!auth || (!https && !local))
+		st = irfw_fail(
+		    t, "the Slack webhook URL (from %s) is not an https URL; a run would refuse to post it",
+		    source);
+	else if (hlen == 0 || memchr(auth, '@', alen))
+		st = irfw_fail(t, "the Slack webhook URL (from %s) has no host, or a user part before it",
+		               source);
+	else if (slack_host(auth, hlen) && !webhook_path(auth + alen))
+		st = irfw_fail(t,
+		               "the Slack webhook URL (from %s) is not an incoming webhook's "
+		               "(https://%.*s/services/T.../B.../...): Slack would refuse the post",
+		               source, (int)hlen, auth);
+	else if (slack_host(auth, hlen))
+		irfw_note(t, "dry run: the Slack incoming webhook (from %s) is well-formed; not posted to",
+		          source);
+	else
+		irfw_note(t,
+		          "dry run: the webhook (from %s) is on %.*s, not Slack's hooks.slack.com: a run "
+		          "posts there; "
+		          "not posted to",
+		          source, (int)hlen, auth);
+	free(url);
+	(void)state;
+	return st;
+}
+
 /* The AWS actions the step may call: `irfw policy` prints the IAM policy
  * from them, and a fleet run its estimate (calls: the usual case). */
 static const struct irfw_action actions[] = {
@@ -605,7 +697,7 @@ static const struct irfw_plugin plugin = {
     .phase = IRFW_PHASE_REPORT,
     .init = init,
     /* Run dry: EC2 changes carry DryRun, others are not sent. */
-    .check = run,
+    .check = check,
     .run = run,
     .description =
         "Posts one Block Kit message per instance to a Slack incoming webhook. It leads with the "

@@ -298,10 +298,43 @@ out:
 	return st;
 }
 
+/* `irfw check` and --dry-run: the topic must exist and be readable by
+ * this caller (GetTopicAttributes, in the topic's region); then run() in a
+ * dry run builds the message, and the Publish it would send is named as not
+ * checked (SNS has no DryRun: the core does not send it). */
+static irfw_status check(irfw_target *t, void *state)
+{
+	char *topic = resolve_topic(t);
+	if (!topic || !topic[0]) {
+		free(topic);
+		return irfw_fail(t, "no SNS topic: the topic template did not expand");
+	}
+	char region[64];
+	bool has_region = irfw_arn_region(topic, region);
+	cJSON *p = cJSON_CreateObject();
+	cJSON_AddStringToObject(p, "TopicArn", topic);
+	int rc = irfw_aws_call_in(t, has_region ? region : NULL, "sns", "GetTopicAttributes", p, NULL);
+	cJSON_Delete(p);
+	if (rc != 0) {
+		const char *code = irfw_aws_error_code(t);
+		irfw_status st =
+		    code && strcmp(code, "NotFound") == 0
+		        ? irfw_fail_aws(t, "SNS topic %s does not exist (GetTopicAttributes)", topic)
+		        : irfw_fail_aws(t, "SNS topic %s: GetTopicAttributes failed", topic);
+		free(topic);
+		return st;
+	}
+	irfw_note(t, "SNS topic %s exists", topic);
+	free(topic);
+	return irfw_target_dry_run(t) ? run(t, state) : IRFW_OK;
+}
+
 /* The AWS actions the step may call: `irfw policy` prints the IAM policy
  * from them, and a fleet run its estimate (calls: the usual case). */
 static const struct irfw_action actions[] = {
     {.action = "sns:Publish", .resource = "${opt:topic}", .per = "instance", .calls = 1},
+    /* irfw check: the topic exists (a run does not call it). */
+    {.action = "sns:GetTopicAttributes", .resource = "${opt:topic}", .per = "run"},
     {.action = NULL},
 };
 
@@ -314,7 +347,7 @@ static const struct irfw_plugin plugin = {
     .actions = actions,
     .phase = IRFW_PHASE_REPORT,
     /* Run dry: EC2 changes carry DryRun, others are not sent. */
-    .check = run,
+    .check = check,
     .run = run,
     .description =
         "Publishes one message per instance to an SNS topic. The subject and the first line of the "

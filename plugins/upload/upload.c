@@ -1071,6 +1071,64 @@ out:
 	return st;
 }
 
+/* `irfw check` and --dry-run: what a run would hit.  run() in a dry run
+ * resolves the bucket's region (GetBucketLocation, or HeadBucket) and the
+ * KMS key (DescribeKey: it must exist, be enabled, symmetric and in the
+ * bucket's region) exactly as the real run does, and uploads nothing.
+ * Then the calls that S3 and KMS cannot be asked about without doing them
+ * are named as not checked: PutObject (S3 has no DryRun), and the data key
+ * S3 asks KMS for with the caller's rights (GenerateDataKey: the core sends
+ * a change outside EC2 only for real, so it is listed, not sent). */
+static irfw_status check(irfw_target *t, void *state)
+{
+	irfw_status st = run(t, state);
+	if (st != IRFW_OK || !irfw_target_dry_run(t))
+		return st;
+	irfw_step *step = irfw_target_step(t);
+	const char *cli_bucket = irfw_global_get(step, "bucket");
+	char *bucket = cli_bucket && *cli_bucket ? irfw_expand(t, cli_bucket) : irfw_step_expand(t, "bucket");
+	if (!bucket)
+		return irfw_fail(t, "cannot expand the bucket (see the log)");
+	char memo_key[600];
+	struct region_req brq;
+	memset(&brq, 0, sizeof(brq));
+	brq.bucket = bucket;
+	snprintf(memo_key, sizeof(memo_key), "upload:bucket-region:%s", bucket);
+	/* Found by run() a moment ago: the memo answers without a call. */
+	const char *region = irfw_memo(t, memo_key, make_bucket_region, &brq);
+	cJSON *p = cJSON_CreateObject();
+	cJSON_AddStringToObject(p, "Bucket", bucket);
+	cJSON_AddStringToObject(p, "Key", ".irfw-check");
+	cJSON_AddStringToObject(p, "Body", "");
+	irfw_aws_call_in(t, region, "s3", "PutObject", p, NULL);
+	cJSON_Delete(p);
+
+	const char *kms_key = irfw_step_get(step, "kms_key"),
+	           *kms_desc = irfw_step_get(step, "kms_key_description");
+	struct kms_req rq;
+	memset(&rq, 0, sizeof(rq));
+	rq.spec = kms_key && *kms_key ? kms_key : kms_desc && *kms_desc ? kms_desc : NULL;
+	rq.by_desc = rq.spec && rq.spec == kms_desc;
+	if (rq.spec && region) {
+		char spec_region[64];
+		bool arn = !rq.by_desc && strncmp(rq.spec, "arn:", 4) == 0;
+		rq.region = arn && irfw_arn_region(rq.spec, spec_region) ? spec_region : region;
+		snprintf(memo_key, sizeof(memo_key), "upload:kms:%s:%s%s", rq.region,
+		         rq.by_desc ? "description=" : "", rq.spec);
+		const char *key_arn = irfw_memo(t, memo_key, make_kms, &rq);
+		if (key_arn) {
+			p = cJSON_CreateObject();
+			cJSON_AddStringToObject(p, "KeyId", key_arn);
+			cJSON_AddStringToObject(p, "KeySpec", "AES_256");
+			irfw_aws_call_in(t, region, "kms", "GenerateDataKey", p, NULL);
+			cJSON_Delete(p);
+			irfw_note(t, "KMS key %s is enabled and symmetric, in the bucket's region", key_arn);
+		}
+	}
+	free(bucket);
+	return IRFW_OK;
+}
+
 /* The AWS actions the step may call: `irfw policy` prints the IAM policy
  * from them, and a fleet run its estimate (calls: the usual case). */
 static const struct irfw_action actions[] = {
@@ -1113,7 +1171,7 @@ static const struct irfw_plugin plugin = {
     .phase = IRFW_PHASE_REPORT,
     .init = init,
     /* Run dry: EC2 changes carry DryRun, others are not sent. */
-    .check = run,
+    .check = check,
     .run = run,
     .description =
         "Uploads every artifact of the case (the core's describe-instance.json, capture's files, anything "

@@ -146,7 +146,11 @@ def test_plugins_listing_and_describe(world):
         d = world.irfw("plugins", "--conf", conf, "--describe", name, env=env)
         assert d.returncode == 0, d.stderr
         assert d.stdout.strip()
+        # --man: a plugin's own page, irfw-NAME(7); the [irfw] section has
+        # none (it is irfw.ini(5)'s).  --man-section: the part of irfw.ini(5).
         m = world.irfw("plugins", "--conf", conf, "--describe", name, "--man", env=env)
+        assert m.returncode == 0 and m.stdout.startswith(".SS" if name == "irfw" else ".TH"), m.stdout[:200]
+        m = world.irfw("plugins", "--conf", conf, "--describe", name, "--man-section", env=env)
         assert m.returncode == 0 and m.stdout.startswith(".SS")
     p = world.irfw("plugins", "--conf", conf, "--describe", "nosuch", env=env)
     assert p.returncode == 2 and "unknown plugin 'nosuch'" in p.stderr

@@ -68,7 +68,7 @@ def complete(*words, helpers=True, env=None, cwd=None):
 def long_options():
     """Every long option `irfw --help` lists (lines "  -i, --iid ID  ...")."""
     out = subprocess.run([str(IRFW_BIN), "--help"], capture_output=True, text=True, check=True).stdout
-    return {m.group(1) for m in re.finditer(r"^ +(?:-\w, )?(--[a-z][a-z-]*)", out, re.M)}
+    return {m.group(1) for m in re.finditer(r"^ +(?:-\w, )?(--[a-z][a-z0-9-]*)", out, re.M)}
 
 
 def installed_plugins(path=PLUGINDIR):

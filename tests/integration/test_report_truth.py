@@ -445,5 +445,5 @@ def test_upload_dry_run_names_the_bucket_region_and_uploads_nothing(world):
                 rc=0, env={"AWS_ENDPOINT_URL": proxy.url})
     s = step(p, "upload")
     assert s["status"] == "ok" and s["detail"].startswith("dry run: would upload"), s
-    assert s["detail"].endswith(f"bucket in {WEST}")
+    assert f"bucket in {WEST}" in s["detail"], s
     assert proxy.object_writes() == [] and objects(world, bucket, WEST) == set()
