@@ -2,12 +2,14 @@
  * main.c - the irfw command: parses the command line and hands the work to
  * libirfw.  Exit status: 0 every step OK or SKIPPED, 1 a step FAILED, 2 a
  * usage or configuration error (nothing changed), 3 an instance was not
- * found or is terminated, 4 an instance is not (fully) contained.
+ * found or is terminated, 4 an instance is not (fully) contained; 130 and
+ * 143: interrupted by SIGINT or SIGTERM (resume with --case-id).
  */
 #define _GNU_SOURCE
 #include "config.h"
 
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,7 +80,8 @@ static void usage(FILE *out)
 	        "\n"
 	        "Exit status: 0 all steps ok or skipped; 4 an instance is not (fully)\n"
 	        "contained; else 1 a step failed; else 3 an instance was not found or is\n"
-	        "terminated; 2 usage or configuration error (nothing was changed).\n"
+	        "terminated; 2 usage or configuration error (nothing was changed);\n"
+	        "130/143 interrupted by SIGINT/SIGTERM (the summary says how to resume).\n"
 	        "See irfw(1) and irfw.ini(5).\n",
 	        IRFW_SYSCONFDIR);
 }
@@ -146,6 +149,31 @@ static int exit_status(irfw_result res)
 	return 2;
 }
 
+/* SIGINT and SIGTERM: the handler only tells the runner (a flag and a
+ * byte on a self-pipe, async-signal-safe); the run stops starting steps,
+ * records them and prints the summary with the command that resumes the
+ * case, and irfw exits 130 or 143.  A signal ignored when irfw started (a
+ * background job of a non-interactive shell) stays ignored. */
+static void on_signal(int sig)
+{
+	irfw_runner_interrupt(sig);
+}
+
+static void signal_setup(void)
+{
+	static const int sigs[] = {SIGINT, SIGTERM};
+	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
+		struct sigaction old, sa;
+		if (sigaction(sigs[i], NULL, &old) == 0 && old.sa_handler == SIG_IGN)
+			continue;
+		memset(&sa, 0, sizeof(sa));
+		sa.sa_handler = on_signal;
+		sigemptyset(&sa.sa_mask);
+		sa.sa_flags = SA_RESTART;
+		sigaction(sigs[i], &sa, NULL);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	enum {
@@ -200,6 +228,7 @@ int main(int argc, char **argv)
 	}
 	int verbosity = IRFW_LOG_INFO, opt;
 	irfw_result res = IRFW_RESULT_OK;
+	int interrupted = 0;
 	bool man = false, ini = false, plan = false, have_conf = false, have_evidence = false, done = false;
 	const char *describe = NULL;
 	char **from_files = NULL;
@@ -297,6 +326,7 @@ int main(int argc, char **argv)
 	}
 	if (done)
 		goto out;
+	signal_setup();
 	irfw_set_log_level(verbosity > IRFW_LOG_DEBUG ? IRFW_LOG_DEBUG : (irfw_log_level)verbosity);
 	irfw_set_log_color(isatty(STDERR_FILENO) && !getenv("NO_COLOR"));
 	/* A terminal gets one live status line instead of a line per step. */
@@ -394,9 +424,10 @@ int main(int argc, char **argv)
 		res = irfw_runner_check(r);
 	else
 		res = irfw_runner_execute(r);
+	interrupted = irfw_runner_interrupted(r);
 out:
 	free(ids);
 	free(from_files);
 	irfw_runner_free(r);
-	return exit_status(res);
+	return interrupted ? 128 + interrupted : exit_status(res);
 }

@@ -267,6 +267,16 @@ irfw_result irfw_runner_policy(irfw_runner *r)
 	return out ? IRFW_RESULT_OK : IRFW_RESULT_USAGE;
 }
 
+void irfw_runner_interrupt(int sig)
+{
+	irfw_run_interrupt(sig);
+}
+
+int irfw_runner_interrupted(const irfw_runner *r)
+{
+	return r->run.interrupted ? r->run.interrupted : irfw_run_interrupt_signal();
+}
+
 void irfw_set_log_level(irfw_log_level level)
 {
 	irfw_log_set_level(level);

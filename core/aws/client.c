@@ -11,6 +11,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -100,6 +101,62 @@ static CURL *thread_easy(struct irfw_aws *a)
 	pthread_mutex_unlock(&a->slots_lock);
 	pthread_setspecific(a->easy_key, e);
 	return e;
+}
+
+/* ------------------------------------------------------------------ */
+/* Abandoning the calls in flight (a second SIGINT or SIGTERM: the      */
+/* engine's run.c calls irfw_aws_abandon from its signal handler).      */
+
+static atomic_int abandon_all;
+
+void irfw_aws_abandon(void)
+{
+	atomic_store(&abandon_all, 1); /* lock-free: async-signal-safe */
+}
+
+bool irfw_aws_abandoned(void)
+{
+	return atomic_load(&abandon_all) != 0;
+}
+
+/* libcurl calls it about once a second, and more often while data moves:
+ * nonzero ends the transfer with CURLE_ABORTED_BY_CALLBACK. */
+static int abandon_progress(void *u, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
+{
+	(void)u;
+	(void)dt;
+	(void)dn;
+	(void)ut;
+	(void)un;
+	return irfw_aws_abandoned() ? 1 : 0;
+}
+
+static void abandon_hook(CURL *c)
+{
+	curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+	curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, abandon_progress);
+}
+
+/* True, with *e saying so, once the calls are abandoned: no new attempt. */
+static bool abandon_check(struct irfw_aws_error *e)
+{
+	if (!irfw_aws_abandoned())
+		return false;
+	e->http_status = 0;
+	snprintf(e->code, sizeof(e->code), "Interrupted");
+	snprintf(e->message, sizeof(e->message), "call abandoned: irfw was interrupted a second time");
+	return true;
+}
+
+/* A retry's backoff, cut short when the calls are abandoned. */
+static void abandonable_sleep(double d)
+{
+	while (d > 0 && !irfw_aws_abandoned()) {
+		double slice = d < 0.1 ? d : 0.1;
+		struct timespec ts = {0, (long)(slice * 1e9)};
+		nanosleep(&ts, NULL);
+		d -= slice;
+	}
 }
 
 /* ------------------------------------------------------------------ */
@@ -306,6 +363,7 @@ static int http_perform(struct irfw_aws *a, const struct http_req *q, struct cur
 	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
 	curl_easy_setopt(c, CURLOPT_HEADERDATA, resp);
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, extra);
+	abandon_hook(c);
 	if (q->head) {
 		curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
 	} else if (strcmp(q->method, "GET") == 0) {
@@ -542,6 +600,8 @@ static int do_call(struct irfw_aws *a, const struct irfw_creds *creds, bool anon
 	int max = a->max_attempts > 0 ? a->max_attempts : 1;
 	for (int attempt = 1; attempt <= max; attempt++) {
 		memset(e, 0, sizeof(*e));
+		if (abandon_check(e))
+			break;
 		irfw_ratelimit_acquire(a->rl, a->account, region, service, op);
 		struct irfw_creds own = {0};
 		const struct irfw_creds *use = creds;
@@ -637,16 +697,14 @@ static int do_call(struct irfw_aws *a, const struct irfw_creds *creds, bool anon
 			rc = 0;
 			goto out;
 		}
-		if (attempt == max || !irfw_aws_error_is_retryable(e))
+		if (attempt == max || abandon_check(e) || !irfw_aws_error_is_retryable(e))
 			break;
 		bool throttle = irfw_aws_error_is_throttle(e);
 		if (throttle)
 			irfw_ratelimit_throttled(a->rl, a->account, region, service, op);
 		double d = irfw_backoff_delay(attempt, throttle ? 0.5 : 0.1, 20.0, irfw_rand01, NULL);
 		irfw_logf(IRFW_LOG_DEBUG, "aws", "%s %s: retrying in %.2f s (%s)", service, op, d, e->code);
-		struct timespec ts = {(time_t)d, (long)((d - (double)(time_t)d) * 1e9)};
-		while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-			;
+		abandonable_sleep(d);
 	}
 out:
 	free(body);
@@ -791,6 +849,7 @@ int irfw_aws_http_post(struct irfw_aws *a, const char *url, const char *content_
 		curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, a->connect_timeout);
 		curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
 		curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
+		abandon_hook(c);
 		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
 		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
 		curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);

@@ -56,9 +56,11 @@ extern "C" {
  *        irfw_ec2_tag_spec and irfw_ec2_tag; irfw_iso8601
  *   1.3  the vtable's `actions` (struct irfw_action): what a step calls,
  *        for `irfw policy` and the run's estimate
+ *   1.6  irfw_run_id and irfw_step_repeated, for side effects that must
+ *        not be repeated by a resumed run (a notification)
  */
 #define IRFW_ABI_MAJOR 1
-#define IRFW_ABI_MINOR 3
+#define IRFW_ABI_MINOR 6
 
 #if defined(__GNUC__)
 #define IRFW_EXPORT       __attribute__((visibility("default")))
@@ -598,6 +600,19 @@ IRFW_EXPORT int irfw_record(irfw_target *t, const char *key, cJSON *value);
 /** A value recorded by step `step` for this target in this case (this run
  * or an earlier one), or NULL. */
 IRFW_EXPORT const cJSON *irfw_record_get(const irfw_target *t, const char *step, const char *key);
+
+/** This run's id (ABI 1.6): one per irfw invocation, the same for every
+ * target, recorded in the case manifest's "runs" ("20261128T031500Z-" and
+ * 12 hex digits).  With the case and instance it names a side effect of
+ * this run, so that receivers can tell a re-sent one. */
+IRFW_EXPORT const char *irfw_run_id(const irfw_target *t);
+
+/** True while the current step runs although an earlier run of the case
+ * finished it (ABI 1.6): --no-resume, or a report step whose containment
+ * has changed since.  False for a step that an earlier run began and did
+ * not finish (killed, interrupted, or failed): what that run recorded
+ * (irfw_record_get) then tells what it already did. */
+IRFW_EXPORT bool irfw_step_repeated(const irfw_target *t);
 
 /** A one-object summary of the target so far, for notification plugins:
  * case_id, instance_id, account_id, region, name, steps (those finished

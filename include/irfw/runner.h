@@ -122,6 +122,19 @@ IRFW_EXPORT irfw_result irfw_runner_plugins(irfw_runner *r, const char *name, ir
  * AWS call.  After load. */
 IRFW_EXPORT irfw_result irfw_runner_policy(irfw_runner *r);
 
+/** Interrupting a run (ABI 1.6).  Call it from a SIGINT or SIGTERM
+ * handler (it is async-signal-safe and process-wide): the first call stops
+ * the run from starting new steps, those in flight finish or time out and
+ * are recorded, and irfw_runner_execute() returns with the summary printed
+ * (the command that resumes the case in it); a second call abandons the
+ * AWS calls in flight, whose steps are recorded as interrupted (redone on
+ * resume), and ends the process 10 s later if they are not done. */
+IRFW_EXPORT void irfw_runner_interrupt(int sig);
+
+/** The signal that interrupted the runner's run (irfw_runner_interrupt),
+ * or 0.  The irfw command exits with 128 + it. */
+IRFW_EXPORT int irfw_runner_interrupted(const irfw_runner *r);
+
 /** Log level of the process (IRFW_LOG_ERROR .. IRFW_LOG_DEBUG), and colour
  * on standard error. */
 IRFW_EXPORT void irfw_set_log_level(irfw_log_level level);
