@@ -536,7 +536,8 @@ out:
 
 struct notice {
 	char *id;
-	const char *before; /* the earlier attempt's state: "intended", "failed", "sent" */
+	/* Copies: the record's tree changes with the next irfw_record. */
+	char *before; /* the earlier attempt's state: "intended", "failed", "sent" */
 };
 
 static int notice_begin(irfw_target *t, struct notice *n)
@@ -546,7 +547,8 @@ static int notice_begin(irfw_target *t, struct notice *n)
 	memset(n, 0, sizeof(*n));
 	if (pid && !irfw_step_repeated(t)) {
 		n->id = strdup(pid);
-		n->before = irfw_json_text(prev, "state");
+		const char *b = irfw_json_text(prev, "state");
+		n->before = b ? strdup(b) : NULL;
 	} else {
 		irfw_strbuf *b = irfw_strbuf_new();
 		const char *cid = irfw_target_case_id(t);
@@ -598,16 +600,20 @@ static irfw_status run(irfw_target *t, void *state)
 	char *url = NULL, *body = NULL;
 	cJSON *sum = NULL;
 	struct notice n;
-	if (notice_begin(t, &n) != 0)
+	if (notice_begin(t, &n) != 0) {
+		free(n.before);
 		return irfw_fail(t, "out of memory");
+	}
 	if (n.before && strcmp(n.before, "sent") == 0) {
 		irfw_note(t, "posted by an earlier run of this case (notification %s); not sent again", n.id);
 		free(n.id);
+		free(n.before);
 		return IRFW_OK;
 	}
 	irfw_status st = webhook_url(t, &url, source, sizeof(source));
 	if (st != IRFW_OK) {
 		free(n.id);
+		free(n.before);
 		return st;
 	}
 
@@ -668,6 +674,7 @@ static irfw_status run(irfw_target *t, void *state)
 	st = IRFW_OK;
 out:
 	free(n.id);
+	free(n.before);
 	cJSON_Delete(sum);
 	free(body);
 	free(url);

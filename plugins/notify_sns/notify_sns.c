@@ -237,8 +237,9 @@ static char *fit_message(char *msg)
  */
 struct notice {
 	char *id;
-	const char *before; /* the earlier attempt's state: "intended", "failed", "sent" */
-	const char *message_id;
+	/* Copies: the record's tree changes with the next irfw_record. */
+	char *before; /* the earlier attempt's state: "intended", "failed", "sent" */
+	char *message_id;
 };
 
 static int notice_begin(irfw_target *t, struct notice *n)
@@ -248,8 +249,10 @@ static int notice_begin(irfw_target *t, struct notice *n)
 	memset(n, 0, sizeof(*n));
 	if (pid && !irfw_step_repeated(t)) {
 		n->id = strdup(pid);
-		n->before = irfw_json_text(prev, "state");
-		n->message_id = irfw_json_text(prev, "message_id");
+		const char *b = irfw_json_text(prev, "state");
+		n->before = b ? strdup(b) : NULL;
+		const char *m = irfw_json_text(prev, "message_id");
+		n->message_id = m ? strdup(m) : NULL;
 	} else {
 		irfw_strbuf *b = irfw_strbuf_new();
 		const char *cid = irfw_target_case_id(t);
@@ -389,6 +392,8 @@ static irfw_status run(irfw_target *t, void *state)
 	st = IRFW_OK;
 out:
 	free(n.id);
+	free(n.before);
+	free(n.message_id);
 	cJSON_Delete(res);
 	cJSON_Delete(params);
 	cJSON_Delete(sum);
