@@ -2,12 +2,14 @@
  * main.c - the irfw command: parses the command line and hands the work to
  * libirfw.  Exit status: 0 every step OK or SKIPPED, 1 a step FAILED, 2 a
  * usage or configuration error (nothing changed), 3 an instance was not
- * found or is terminated, 4 an instance is not (fully) contained.
+ * found or is terminated, 4 an instance is not (fully) contained; 130 and
+ * 143: interrupted by SIGINT or SIGTERM (resume with --case-id).
  */
 #define _GNU_SOURCE
 #include "config.h"
 
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -101,7 +103,8 @@ static void usage(FILE *out)
 	        "\n"
 	        "Exit status: 0 all steps ok or skipped; 4 an instance is not (fully)\n"
 	        "contained; else 1 a step failed; else 3 an instance was not found or is\n"
-	        "terminated; 2 usage or configuration error (nothing was changed).\n"
+	        "terminated; 2 usage or configuration error (nothing was changed);\n"
+	        "130/143 interrupted by SIGINT/SIGTERM (the summary says how to resume).\n"
 	        "release: 0 every instance released, 1 a release step failed, 2 refused\n"
 	        "(usage, no case record, case open elsewhere; nothing was changed).\n"
 	        "See irfw(1) and irfw.ini(5).\n",
@@ -171,6 +174,31 @@ static int exit_status(irfw_result res)
 	return 2;
 }
 
+/* SIGINT and SIGTERM: the handler only tells the runner (a flag and a
+ * byte on a self-pipe, async-signal-safe); the run stops starting steps,
+ * records them and prints the summary with the command that resumes the
+ * case, and irfw exits 130 or 143.  A signal ignored when irfw started (a
+ * background job of a non-interactive shell) stays ignored. */
+static void on_signal(int sig)
+{
+	irfw_runner_interrupt(sig);
+}
+
+static void signal_setup(void)
+{
+	static const int sigs[] = {SIGINT, SIGTERM};
+	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
+		struct sigaction old, sa;
+		if (sigaction(sigs[i], NULL, &old) == 0 && old.sa_handler == SIG_IGN)
+			continue;
+		memset(&sa, 0, sizeof(sa));
+		sa.sa_handler = on_signal;
+		sigemptyset(&sa.sa_mask);
+		sa.sa_flags = SA_RESTART;
+		sigaction(sigs[i], &sa, NULL);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	enum {
@@ -238,6 +266,7 @@ int main(int argc, char **argv)
 	}
 	int verbosity = IRFW_LOG_INFO, opt;
 	irfw_result res = IRFW_RESULT_OK;
+	int interrupted = 0;
 	bool man = false, man_section = false, ini = false, plan = false, have_conf = false,
 	     have_evidence = false, done = false;
 	bool release_opt = false;
@@ -369,6 +398,7 @@ int main(int argc, char **argv)
 	}
 	if (done)
 		goto out;
+	signal_setup();
 	irfw_set_log_level(verbosity > IRFW_LOG_DEBUG ? IRFW_LOG_DEBUG : (irfw_log_level)verbosity);
 	/* Colour as no-color.org asks: NO_COLOR set and not empty turns it
 	 * off, an empty one does not; a dumb terminal gets none either;
@@ -510,9 +540,10 @@ int main(int argc, char **argv)
 		res = irfw_runner_check(r);
 	else
 		res = irfw_runner_execute(r);
+	interrupted = irfw_runner_interrupted(r);
 out:
 	free(ids);
 	free(from_files);
 	irfw_runner_free(r);
-	return exit_status(res);
+	return interrupted ? 128 + interrupted : exit_status(res);
 }

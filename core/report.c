@@ -46,6 +46,7 @@ static cJSON *result_json(const struct irfw_step_result *res)
 	cJSON_AddStringToObject(s, "plugin", res->plugin);
 	cJSON_AddStringToObject(s, "status",
 	                        !res->ran          ? "not-run"
+	                        : res->interrupted ? "interrupted"
 	                        : res->not_checked ? "not-checked"
 	                                           : irfw_status_name(res->status));
 	if (res->unchecked)
@@ -129,6 +130,8 @@ static const char *result_word(const struct irfw_step_result *res)
 {
 	if (!res->ran)
 		return "not-run";
+	if (res->interrupted)
+		return "INTERRUPTED";
 	if (res->not_checked)
 		return "unchecked";
 	return res->status == IRFW_OK ? "ok" : res->status == IRFW_SKIPPED ? "skipped" : "FAILED";
@@ -322,7 +325,150 @@ static void preflight_table(struct irfw_run *r)
 	}
 }
 
+/* ------------------------------------------------------------------ */
+/* An interrupted run: what is left, and the command that resumes it.  */
+
+/* A word for a POSIX shell: bare when it holds only safe characters, else
+ * in single quotes (a quote inside as '\''). */
+static void shell_word(struct irfw_buf *b, const char *w)
+{
+	if (*w && strspn(w, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_./:=@%+,-") ==
+	              strlen(w)) {
+		irfw_buf_puts(b, w);
+		return;
+	}
+	irfw_buf_puts(b, "'");
+	for (const char *p = w; *p; p++)
+		if (*p == '\'')
+			irfw_buf_puts(b, "'\\''");
+		else
+			irfw_buf_add(b, p, 1);
+	irfw_buf_puts(b, "'");
+}
+
+static void shell_opt(struct irfw_buf *b, const char *opt, const char *value)
+{
+	if (!value)
+		return;
+	irfw_buf_printf(b, " %s ", opt);
+	shell_word(b, value);
+}
+
+static void shell_list(struct irfw_buf *b, const char *opt, char **list)
+{
+	if (!list || !*list)
+		return;
+	struct irfw_buf v = {0};
+	for (char **p = list; *p; p++)
+		irfw_buf_printf(&v, "%s%s", p == list ? "" : ",", *p);
+	shell_opt(b, opt, v.data);
+	irfw_buf_free(&v);
+}
+
+/* The command that resumes the case: the same configuration, evidence
+ * folder, region, case and instances (ids, also those a --filter or
+ * --finding chose), and the settings given on the command line that
+ * change what is done.  Paths are made absolute so that it works from any
+ * folder. */
+static char *resume_command(struct irfw_run *r)
+{
+	struct irfw_buf b = {0};
+	char abs[PATH_MAX];
+	irfw_buf_puts(&b, "irfw");
+	if (r->conf_path)
+		shell_opt(&b, "--conf", realpath(r->conf_path, abs) ? abs : r->conf_path);
+	const char *ev = irfw_run_global(r, "evidence_dir");
+	if (ev)
+		shell_opt(&b, "--evidence-dir", realpath(ev, abs) ? abs : ev);
+	shell_opt(&b, "--region", r->resolved_region ? r->resolved_region : r->region);
+	shell_opt(&b, "--profile", r->profile);
+	shell_opt(&b, "--sgid", r->sgid);
+	shell_opt(&b, "--bucket", r->bucket);
+	shell_opt(&b, "--topic", r->topic);
+	shell_list(&b, "--only", r->only);
+	shell_list(&b, "--skip", r->skip);
+	if (r->dry_run)
+		irfw_buf_puts(&b, " --dry-run");
+	shell_opt(&b, "--case-id", r->case_id_resolved ? r->case_id_resolved : r->case_id);
+	for (size_t i = 0; i < r->batch.n; i++)
+		shell_opt(&b, "-i", r->batch.targets[i]->id);
+	return b.data;
+}
+
+/* How many steps the interruption left: not begun, and begun but
+ * abandoned (a second signal). */
+static void left_undone(const struct irfw_run *r, size_t *not_run, size_t *interrupted)
+{
+	*not_run = *interrupted = 0;
+	for (size_t i = 0; i < r->batch.n; i++) {
+		const struct irfw_target *t = r->batch.targets[i];
+		if (!t->found || t->skipped_state)
+			continue;
+		if (!t->results) {
+			*not_run += r->n_steps;
+			continue;
+		}
+		for (size_t k = 0; k < t->n_results; k++)
+			if (t->results[k].interrupted)
+				(*interrupted)++;
+			else if (!t->results[k].ran)
+				(*not_run)++;
+	}
+}
+
+/* {"signal", "abandoned", "steps_not_run", "steps_interrupted",
+ * "resume_command"}, or null: the run was not interrupted. */
+static cJSON *interrupted_json(struct irfw_run *r)
+{
+	if (!r->interrupted)
+		return cJSON_CreateNull();
+	char sb[16];
+	size_t nr, ni;
+	left_undone(r, &nr, &ni);
+	cJSON *o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "signal", irfw_signal_name(r->interrupted, sb));
+	cJSON_AddBoolToObject(o, "abandoned", r->abandoned);
+	cJSON_AddNumberToObject(o, "steps_not_run", (double)nr);
+	cJSON_AddNumberToObject(o, "steps_interrupted", (double)ni);
+	char *cmd = resume_command(r);
+	cJSON_AddStringToObject(o, "resume_command", cmd ? cmd : "");
+	free(cmd);
+	return o;
+}
+
+/* The end of the text summary, and one line on standard error (where an
+ * operator watching the progress looks, also with -o json). */
+static void interrupted_text(struct irfw_run *r, bool to_stdout)
+{
+	if (!r->interrupted)
+		return;
+	char sb[16];
+	size_t nr, ni;
+	left_undone(r, &nr, &ni);
+	char *cmd = resume_command(r);
+	const char *sig = irfw_signal_name(r->interrupted, sb);
+	if (to_stdout) {
+		printf("\nINTERRUPTED by %s%s: %zu step(s) not run, %zu interrupted (redone on resume); "
+		       "the case is not complete.\nresume it with:\n  %s\n",
+		       sig, r->abandoned ? " (twice: the calls in flight were abandoned)" : "", nr, ni,
+		       cmd ? cmd : "");
+		fflush(stdout);
+	}
+	irfw_logf(IRFW_LOG_WARN, NULL,
+	          "interrupted by %s: %zu step(s) not run, %zu interrupted; resume with: %s", sig, nr, ni,
+	          cmd ? cmd : "");
+	free(cmd);
+}
+
+static void report_text_body(struct irfw_run *r);
+
 void irfw_report_text(struct irfw_run *r)
+{
+	report_text_body(r);
+	interrupted_text(r, true);
+}
+
+static void report_text_body(struct irfw_run *r)
 {
 	if (r->dry_run && r->batch.n <= DETAIL_MAX_INSTANCES) {
 		preflight_table(r);
@@ -393,6 +539,7 @@ void irfw_report_json(struct irfw_run *r)
 	if (r->resolved_region)
 		cJSON_AddStringToObject(doc, "region", r->resolved_region);
 	cJSON_AddBoolToObject(doc, "dry_run", r->dry_run);
+	cJSON_AddItemToObject(doc, "interrupted", interrupted_json(r));
 	cJSON *arr = cJSON_AddArrayToObject(doc, "instances");
 	for (size_t i = 0; i < r->batch.n; i++) {
 		struct irfw_target *t = r->batch.targets[i];
@@ -422,4 +569,5 @@ void irfw_report_json(struct irfw_run *r)
 		puts(out);
 	free(out);
 	cJSON_Delete(doc);
+	interrupted_text(r, false);
 }

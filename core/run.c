@@ -7,11 +7,15 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -65,7 +69,96 @@ const char *irfw_global_get(const irfw_step *step, const char *key)
 }
 
 /* ------------------------------------------------------------------ */
+/* Interruption: the signal handler's side.  Only lock-free atomics and
+ * write(2) here: both are async-signal-safe. */
+
+static atomic_int sig_first, sig_count;
+static atomic_int wake_fd[2] = {-1, -1};
+
+void irfw_run_interrupt(int sig)
+{
+	int saved = errno;
+	int none = 0;
+	atomic_compare_exchange_strong(&sig_first, &none, sig);
+	if (atomic_fetch_add(&sig_count, 1) >= 1)
+		irfw_aws_abandon();
+	int fd = atomic_load(&wake_fd[1]);
+	if (fd >= 0) {
+		char c = 1;
+		ssize_t n = write(fd, &c, 1);
+		(void)n; /* a full pipe already holds a wake-up */
+	}
+	errno = saved;
+}
+
+int irfw_run_interrupt_signal(void)
+{
+	return atomic_load(&sig_first);
+}
+
+int irfw_run_interrupt_count(void)
+{
+	return atomic_load(&sig_count);
+}
+
+int irfw_run_interrupt_pipe(void)
+{
+	if (atomic_load(&wake_fd[0]) >= 0)
+		return 0;
+	int fds[2];
+	if (pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0)
+		return -1;
+	atomic_store(&wake_fd[0], fds[0]);
+	atomic_store(&wake_fd[1], fds[1]);
+	return 0;
+}
+
+void irfw_run_interrupt_wake(void)
+{
+	int fd = atomic_load(&wake_fd[1]);
+	char c = 0;
+	if (fd >= 0) {
+		ssize_t n = write(fd, &c, 1);
+		(void)n; /* full: a wake-up is pending already */
+	}
+}
+
+int irfw_run_interrupt_fd(void)
+{
+	return atomic_load(&wake_fd[0]);
+}
+
+const char *irfw_signal_name(int sig, char buf[16])
+{
+	if (sig == SIGINT)
+		return "SIGINT";
+	if (sig == SIGTERM)
+		return "SIGTERM";
+	snprintf(buf, 16, "signal %d", sig);
+	return buf;
+}
+
+/* ------------------------------------------------------------------ */
 /* Loading.                                                            */
+
+/* A run id: the start time (UTC) and 48 random bits, unique enough to
+ * tell the runs of one case apart ("20261128T031500Z-4f3a9c01d2e7"). */
+static void make_run_id(struct irfw_run *r)
+{
+	unsigned char rnd[6] = {0};
+	if (getrandom(rnd, sizeof(rnd), GRND_NONBLOCK) != (ssize_t)sizeof(rnd)) {
+		unsigned long x =
+		    (unsigned long)r->started ^ ((unsigned long)getpid() << 16) ^ (unsigned long)(uintptr_t)r;
+		for (size_t i = 0; i < sizeof(rnd); i++, x >>= 8)
+			rnd[i] = (unsigned char)x;
+	}
+	struct tm tm;
+	char ts[20] = "";
+	if (gmtime_r(&r->started, &tm))
+		strftime(ts, sizeof(ts), "%Y%m%dT%H%M%SZ", &tm);
+	snprintf(r->run_id, sizeof(r->run_id), "%s-%02x%02x%02x%02x%02x%02x", ts, rnd[0], rnd[1], rnd[2],
+	         rnd[3], rnd[4], rnd[5]);
+}
 
 int irfw_run_init(struct irfw_run *r)
 {
@@ -74,7 +167,18 @@ int irfw_run_init(struct irfw_run *r)
 	pthread_cond_init(&r->memo_cond, NULL);
 	r->started = time(NULL);
 	r->batch.run = r;
+	make_run_id(r);
 	return 0;
+}
+
+const char *irfw_run_id(const irfw_target *t)
+{
+	return t->run->run_id;
+}
+
+bool irfw_step_repeated(const irfw_target *t)
+{
+	return t->repeating;
 }
 
 static char *dir_of(const char *path)
@@ -672,6 +776,54 @@ static const char *minutes(double s, char *out, size_t len)
 	return out;
 }
 
+/* Each instance's case record says what the interruption left undone
+ * (the journal's "record" of core/interrupted); a later run that finishes
+ * the instance clears it. */
+static void record_interruption(struct irfw_run *r)
+{
+	char sb[16];
+	for (size_t i = 0; i < r->batch.n; i++) {
+		struct irfw_target *t = r->batch.targets[i];
+		if (!t->rec)
+			continue;
+		if (!r->interrupted) {
+			if (irfw_case_record_get(t->rec, "core", "interrupted") &&
+			    !cJSON_IsNull(irfw_case_record_get(t->rec, "core", "interrupted")) &&
+			    irfw_case_record(t->rec, "core", "interrupted", NULL) != 0)
+				irfw_logf(IRFW_LOG_WARN, t->id, "case record: %s", irfw_case_error(t->rec));
+			continue;
+		}
+		cJSON *o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, "signal", irfw_signal_name(r->interrupted, sb));
+		cJSON_AddStringToObject(o, "run_id", r->run_id);
+		cJSON_AddBoolToObject(o, "abandoned", r->abandoned);
+		cJSON *nr = cJSON_AddArrayToObject(o, "not_run");
+		cJSON *ir = cJSON_AddArrayToObject(o, "interrupted");
+		for (size_t k = 0; k < t->n_results; k++) {
+			const struct irfw_step_result *res = &t->results[k];
+			if (res->interrupted)
+				cJSON_AddItemToArray(ir, cJSON_CreateString(res->step));
+			else if (!res->ran)
+				cJSON_AddItemToArray(nr, cJSON_CreateString(res->step));
+		}
+		if (irfw_case_record(t->rec, "core", "interrupted", o) != 0)
+			irfw_logf(IRFW_LOG_WARN, t->id, "case record: %s", irfw_case_error(t->rec));
+	}
+}
+
+/* The end of a run that a signal stopped before its steps were scheduled
+ * (nothing was changed by this run, or only the case records opened). */
+static int stopped_early(struct irfw_run *r, bool json, int status)
+{
+	r->interrupted = irfw_run_interrupt_signal();
+	r->abandoned = irfw_run_interrupt_count() > 1;
+	if (json)
+		irfw_report_json(r);
+	else
+		irfw_report_text(r);
+	return status;
+}
+
 int irfw_run_connect(struct irfw_run *r)
 {
 	char err[1024] = "";
@@ -737,7 +889,10 @@ int irfw_run_execute(struct irfw_run *r, bool json, bool check_only)
 	if (resolve_case_id(r) != 0)
 		return IRFW_RUN_USAGE;
 	if (describe_targets(r) != 0)
-		return IRFW_RUN_STEP_FAILED;
+		return irfw_run_interrupt_signal() ? stopped_early(r, json, IRFW_RUN_STEP_FAILED)
+		                                   : IRFW_RUN_STEP_FAILED;
+	if (irfw_run_interrupt_signal())
+		return stopped_early(r, json, IRFW_RUN_OK); /* nothing was changed */
 	size_t found = 0;
 	for (size_t i = 0; i < r->batch.n; i++) {
 		struct irfw_target *t = r->batch.targets[i];
@@ -773,6 +928,7 @@ int irfw_run_execute(struct irfw_run *r, bool json, bool check_only)
 		cJSON_AddStringToObject(info, "tool", "irfw");
 		cJSON_AddStringToObject(info, "version", PACKAGE_VERSION);
 		cJSON_AddStringToObject(info, "started", ts);
+		cJSON_AddStringToObject(info, "run_id", r->run_id);
 		cJSON_AddStringToObject(info, "caller_arn", r->caller_arn ? r->caller_arn : "");
 		cJSON_AddStringToObject(info, "account_id", r->account_id);
 		cJSON_AddStringToObject(info, "region", r->resolved_region);
@@ -829,7 +985,9 @@ int irfw_run_execute(struct irfw_run *r, bool json, bool check_only)
 		irfw_logf(IRFW_LOG_ERROR, NULL, "%s", err);
 		return IRFW_RUN_USAGE;
 	}
-	if (found) {
+	/* prepare may change AWS (a quarantine group per VPC): not after a
+	 * signal.  The scheduler then starts no step. */
+	if (found && !irfw_run_interrupt_signal()) {
 		int prc = call_prepare(r);
 		if (prc != 0)
 			return prc;
@@ -849,6 +1007,10 @@ int irfw_run_execute(struct irfw_run *r, bool json, bool check_only)
 	}
 	irfw_event_run_start(r, found);
 	irfw_schedule(r, found, check_only);
+	r->interrupted = irfw_run_interrupt_signal();
+	r->abandoned = irfw_run_interrupt_count() > 1;
+	if (!check_only && !r->dry_run)
+		record_interruption(r);
 
 	/* The most important news decides the exit status: an instance left
 	 * open (4), then a failed step (1), then an instance not handled (3). */

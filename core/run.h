@@ -60,6 +60,7 @@ struct irfw_step_result {
 	irfw_phase phase; /* the step's */
 	bool resumed;     /* done in an earlier run of this case */
 	bool ran;         /* false: not reached (an earlier stop) */
+	bool interrupted; /* begun, and its calls abandoned by a second signal */
 };
 
 struct irfw_target {
@@ -87,6 +88,7 @@ struct irfw_target {
 	bool skipped_state; /* terminated or shutting down: not handled */
 	size_t index;       /* in the batch */
 	size_t next_step;   /* scheduler: the step its next item runs */
+	bool repeating;     /* the current step was done in an earlier run */
 };
 
 struct irfw_memo_entry {
@@ -152,6 +154,10 @@ struct irfw_run {
 	bool usage_error;         /* a command-line value was refused */
 	bool preparing;           /* in the steps' prepare callbacks */
 	bool prepare_usage_error; /* irfw_step_error() called from prepare */
+
+	char run_id[40]; /* this run's id: UTC time and random hex */
+	int interrupted; /* SIGINT or SIGTERM stopped it early, or 0 */
+	bool abandoned;  /* a second signal abandoned the calls in flight */
 };
 
 /* A global key's value: CLI override first, then [irfw], then the default. */
@@ -187,6 +193,26 @@ int irfw_run_connect(struct irfw_run *r);
 int irfw_run_describe(struct irfw_run *r);
 
 void irfw_run_free(struct irfw_run *r);
+
+/*
+ * Interruption.  irfw_run_interrupt() is what a SIGINT or SIGTERM handler
+ * calls (async-signal-safe, process-wide): the first signal stops the
+ * scheduler from starting new steps (those in flight finish or time out),
+ * the second abandons the AWS calls in flight (irfw_aws_abandon) and, if
+ * the workers are not done 10 s later, ends the process.
+ */
+void irfw_run_interrupt(int sig);
+/* The first signal received (0: none) and how many were. */
+int irfw_run_interrupt_signal(void);
+int irfw_run_interrupt_count(void);
+/* The self-pipe the handler writes a byte to, read end (-1 before
+ * irfw_run_interrupt_pipe() made it; 0 or -1). */
+int irfw_run_interrupt_pipe(void);
+int irfw_run_interrupt_fd(void);
+/* Wake the reader of the pipe without a signal (the run is over). */
+void irfw_run_interrupt_wake(void);
+/* "SIGINT", "SIGTERM", "signal N". */
+const char *irfw_signal_name(int sig, char buf[16]);
 
 /* "contain", "preserve", "report". */
 const char *irfw_phase_name(irfw_phase p);

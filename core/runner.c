@@ -341,6 +341,16 @@ irfw_result irfw_runner_verify(irfw_runner *r, const char *path, bool s3)
 	return rc == 0 ? IRFW_RESULT_OK : rc == 1 ? IRFW_RESULT_STEP_FAILED : IRFW_RESULT_USAGE;
 }
 
+void irfw_runner_interrupt(int sig)
+{
+	irfw_run_interrupt(sig);
+}
+
+int irfw_runner_interrupted(const irfw_runner *r)
+{
+	return r->run.interrupted ? r->run.interrupted : irfw_run_interrupt_signal();
+}
+
 void irfw_set_log_level(irfw_log_level level)
 {
 	irfw_log_set_level(level);

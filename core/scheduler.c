@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +26,7 @@
 #include "base/buf.h"
 #include "base/log.h"
 #include "base/text.h"
+#include "aws/client.h"
 #include "aws/credentials.h"
 #include "aws/ratelimit.h"
 #include "sdk_json.h"
@@ -87,6 +89,8 @@ static void run_step(struct irfw_target *t, struct irfw_step *s, struct irfw_ste
 		return;
 	}
 	irfw_status (*fn)(irfw_target *, void *) = preflight ? s->mod->vt.check : s->mod->vt.run;
+	/* Here with the step done before: --no-resume, or a stale report. */
+	t->repeating = record && irfw_case_step_done(t->rec, s->name);
 	if (record && irfw_case_step_begin(t->rec, s->name, s->mod->name) != 0)
 		irfw_log(t, IRFW_LOG_WARN, "journal: %s", irfw_case_error(t->rec));
 	irfw_log(t, IRFW_LOG_DEBUG, "start");
@@ -96,6 +100,30 @@ static void run_step(struct irfw_target *t, struct irfw_step *s, struct irfw_ste
 	if (st != IRFW_OK && st != IRFW_SKIPPED && st != IRFW_FAILED)
 		st = IRFW_FAILED;
 	res->status = st;
+	t->repeating = false;
+	if (irfw_aws_abandoned() && (st != IRFW_OK || strcmp(t->first_err.code, "Interrupted") == 0 ||
+	                             strcmp(t->err.code, "Interrupted") == 0)) {
+		/* A second signal cut its calls short: what it did is unknown,
+		 * so it is recorded as not done and redone on resume. */
+		char sb[16];
+		const char *sig = irfw_signal_name(irfw_run_interrupt_signal(), sb);
+		char *d = irfw_strfmt("interrupted (%s twice): its AWS calls were abandoned; the step is "
+		                      "redone when the case is resumed%s%s",
+		                      sig, res->detail ? "; " : "", res->detail ? res->detail : "");
+		if (d) {
+			free(res->detail);
+			res->detail = d;
+		}
+		res->interrupted = true;
+		st = res->status = IRFW_FAILED;
+		if (record) {
+			cJSON *o = cJSON_CreateObject();
+			cJSON_AddStringToObject(o, "signal", sig);
+			cJSON_AddStringToObject(o, "run_id", t->run->run_id);
+			if (irfw_case_record(t->rec, s->name, "interrupted", o) != 0)
+				irfw_log(t, IRFW_LOG_WARN, "case record: %s", irfw_case_error(t->rec));
+		}
+	}
 	if (st == IRFW_OK && t->notes && !res->detail)
 		res->detail = strdup(t->notes);
 	if (res->record_error && st != IRFW_FAILED) {
@@ -160,7 +188,18 @@ struct sched {
 	size_t n_ready;
 	size_t remaining; /* instances not finished */
 	unsigned long picks;
+	bool stopping; /* a signal came: no new step is started */
+	size_t busy;   /* steps in flight */
+	bool over;     /* the workers are done: the watcher ends */
 };
+
+/* Whether a signal asked the run to stop.  Under the lock. */
+static bool stop_asked(struct sched *sc)
+{
+	if (!sc->stopping && irfw_run_interrupt_signal())
+		sc->stopping = true;
+	return sc->stopping;
+}
 
 static irfw_phase next_phase(const struct sched *sc, const struct irfw_target *t)
 {
@@ -210,21 +249,78 @@ static void *worker(void *arg)
 	struct sched *sc = arg;
 	pthread_mutex_lock(&sc->lock);
 	for (;;) {
-		while (sc->n_ready == 0 && sc->remaining > 0)
+		while (sc->n_ready == 0 && sc->remaining > 0 && !stop_asked(sc))
 			pthread_cond_wait(&sc->cond, &sc->lock);
-		if (sc->remaining == 0)
+		if (sc->remaining == 0 || stop_asked(sc))
 			break;
 		struct irfw_target *t = pick(sc);
 		struct irfw_step *s = sc->r->steps[t->next_step];
 		/* The order work was handed out in, for --events readers. */
 		irfw_event_step_begin(sc->r, t, s, ++sc->picks);
+		sc->busy++;
 		pthread_mutex_unlock(&sc->lock);
 		run_step(t, s, &t->results[t->next_step], sc->check_only);
 		irfw_event_step_end(sc->r, t, s, &t->results[t->next_step]);
 		pthread_mutex_lock(&sc->lock);
+		sc->busy--;
 		advance(sc, t);
 	}
 	pthread_mutex_unlock(&sc->lock);
+	return NULL;
+}
+
+/*
+ * The watcher: woken by the signal handler's byte on the self-pipe, it
+ * wakes the idle workers so that they see the stop.  After a second
+ * signal the calls in flight are abandoned (the client's progress
+ * callback); workers still busy 10 s later are not waited for: the process
+ * ends with 128 + the signal, the case records holding what was written.
+ */
+#define ABANDON_GRACE_MS 10000
+
+static void *watcher(void *arg)
+{
+	struct sched *sc = arg;
+	struct pollfd pfd = {.fd = irfw_run_interrupt_fd(), .events = POLLIN};
+	double abandoned_at = 0;
+	for (;;) {
+		int rc = poll(&pfd, 1, 200);
+		if (rc > 0) {
+			char buf[64];
+			while (read(pfd.fd, buf, sizeof(buf)) > 0)
+				;
+		}
+		pthread_mutex_lock(&sc->lock);
+		bool over = sc->over;
+		if (!over && irfw_run_interrupt_signal() && !sc->stopping) {
+			sc->stopping = true;
+			char sb[16];
+			irfw_logf(IRFW_LOG_WARN, NULL,
+			          "%s: no new step is started; the %zu in flight finish or time out (%s "
+			          "again abandons them)",
+			          irfw_signal_name(irfw_run_interrupt_signal(), sb), sc->busy,
+			          irfw_signal_name(irfw_run_interrupt_signal(), sb));
+		}
+		if (sc->stopping)
+			pthread_cond_broadcast(&sc->cond);
+		pthread_mutex_unlock(&sc->lock);
+		if (over)
+			break;
+		if (irfw_aws_abandoned() && abandoned_at == 0) {
+			abandoned_at = now_ms();
+			irfw_logf(IRFW_LOG_WARN, NULL,
+			          "interrupted again: the AWS calls in flight are abandoned");
+		}
+		if (abandoned_at > 0 && now_ms() - abandoned_at > ABANDON_GRACE_MS) {
+			static const char msg[] =
+			    "irfw: steps still busy 10 s after the calls were abandoned: "
+			    "exiting; resume the case with the same command and "
+			    "--case-id\n";
+			ssize_t n = write(STDERR_FILENO, msg, sizeof(msg) - 1);
+			(void)n;
+			_exit(128 + irfw_run_interrupt_signal());
+		}
+	}
 	return NULL;
 }
 
@@ -255,6 +351,8 @@ void irfw_schedule(struct irfw_run *r, size_t found, bool check_only)
 		sc.remaining++;
 	}
 	irfw_progress_start(r, sc.remaining);
+	pthread_t wt;
+	bool watching = irfw_run_interrupt_pipe() == 0 && pthread_create(&wt, NULL, watcher, &sc) == 0;
 	size_t n_threads = (size_t)r->jobs < sc.remaining ? (size_t)r->jobs : sc.remaining;
 	pthread_t *th = calloc(n_threads ? n_threads : 1, sizeof(*th));
 	size_t started = 0;
@@ -265,6 +363,13 @@ void irfw_schedule(struct irfw_run *r, size_t found, bool check_only)
 		worker(&sc);
 	for (size_t i = 0; i < started; i++)
 		pthread_join(th[i], NULL);
+	if (watching) {
+		pthread_mutex_lock(&sc.lock);
+		sc.over = true;
+		pthread_mutex_unlock(&sc.lock);
+		irfw_run_interrupt_wake();
+		pthread_join(wt, NULL);
+	}
 	irfw_progress_end(r);
 	free(th);
 	free(sc.ready);

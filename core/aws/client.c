@@ -11,6 +11,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -108,6 +109,62 @@ static CURL *thread_easy(struct irfw_aws *a)
 	pthread_mutex_unlock(&a->slots_lock);
 	pthread_setspecific(a->easy_key, e);
 	return e;
+}
+
+/* ------------------------------------------------------------------ */
+/* Abandoning the calls in flight (a second SIGINT or SIGTERM: the      */
+/* engine's run.c calls irfw_aws_abandon from its signal handler).      */
+
+static atomic_int abandon_all;
+
+void irfw_aws_abandon(void)
+{
+	atomic_store(&abandon_all, 1); /* lock-free: async-signal-safe */
+}
+
+bool irfw_aws_abandoned(void)
+{
+	return atomic_load(&abandon_all) != 0;
+}
+
+/* libcurl calls it about once a second, and more often while data moves:
+ * nonzero ends the transfer with CURLE_ABORTED_BY_CALLBACK. */
+static int abandon_progress(void *u, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
+{
+	(void)u;
+	(void)dt;
+	(void)dn;
+	(void)ut;
+	(void)un;
+	return irfw_aws_abandoned() ? 1 : 0;
+}
+
+static void abandon_hook(CURL *c)
+{
+	curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+	curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, abandon_progress);
+}
+
+/* True, with *e saying so, once the calls are abandoned: no new attempt. */
+static bool abandon_check(struct irfw_aws_error *e)
+{
+	if (!irfw_aws_abandoned())
+		return false;
+	e->http_status = 0;
+	snprintf(e->code, sizeof(e->code), "Interrupted");
+	snprintf(e->message, sizeof(e->message), "call abandoned: irfw was interrupted a second time");
+	return true;
+}
+
+/* A retry's backoff, cut short when the calls are abandoned. */
+static void abandonable_sleep(double d)
+{
+	while (d > 0 && !irfw_aws_abandoned()) {
+		double slice = d < 0.1 ? d : 0.1;
+		struct timespec ts = {0, (long)(slice * 1e9)};
+		nanosleep(&ts, NULL);
+		d -= slice;
+	}
 }
 
 /* ------------------------------------------------------------------ */
@@ -301,6 +358,8 @@ static int on_progress(void *u, curl_off_t dltotal, curl_off_t dlnow, curl_off_t
 	struct stall_watch *w = u;
 	(void)dltotal;
 	(void)ultotal;
+	if (irfw_aws_abandoned())
+		return 1; /* a second signal: end the transfer now */
 	double t = now_s();
 	curl_off_t connected = 0;
 	curl_easy_getinfo(w->easy, CURLINFO_CONNECT_TIME_T, &connected);
@@ -649,6 +708,8 @@ static int do_call(struct irfw_aws *a, const struct irfw_creds *creds, bool anon
 	const char *gave_up = NULL;
 	for (attempt = 1;; attempt++) {
 		memset(e, 0, sizeof(*e));
+		if (abandon_check(e))
+			break;
 		double w0 = now_s();
 		irfw_ratelimit_acquire(a->rl, a->account, region, service, op);
 		deadline += now_s() - w0;
@@ -754,6 +815,8 @@ static int do_call(struct irfw_aws *a, const struct irfw_creds *creds, bool anon
 			rc = 0;
 			goto out;
 		}
+		if (abandon_check(e))
+			break;
 		bool throttle = irfw_aws_error_is_throttle(e);
 		bool unreadable = strcmp(e->code, "InvalidReply") == 0;
 		if (throttle)
@@ -790,9 +853,7 @@ static int do_call(struct irfw_aws *a, const struct irfw_creds *creds, bool anon
 			break;
 		}
 		irfw_logf(IRFW_LOG_DEBUG, "aws", "%s %s: retrying in %.2f s (%s)", service, op, d, e->code);
-		struct timespec ts = {(time_t)d, (long)((d - (double)(time_t)d) * 1e9)};
-		while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-			;
+		abandonable_sleep(d);
 		if (now_s() >= deadline) {
 			gave_up = "the call's deadline";
 			break;
@@ -957,6 +1018,7 @@ int irfw_aws_http_post(struct irfw_aws *a, const char *url, const char *content_
 		curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
 		curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, a->low_speed_time);
 		curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
+		abandon_hook(c);
 		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
 		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
 		curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);

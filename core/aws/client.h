@@ -110,4 +110,9 @@ int irfw_aws_http_post(struct irfw_aws *a, const char *url, const char *content_
  * else -1 with why naming only the host.  Registers the URL as a secret. */
 int irfw_aws_http_url_check(const char *url, char *why, size_t whylen);
 
+/* Abandon every call in flight and refuse new ones (they fail with code
+ * "Interrupted"), for good: a second SIGINT or SIGTERM.  Async-signal-safe. */
+void irfw_aws_abandon(void);
+bool irfw_aws_abandoned(void);
+
 #endif /* IRFW_AWS_CLIENT_H */

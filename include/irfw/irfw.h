@@ -64,9 +64,13 @@ extern "C" {
  *        IRFW_SET_RESTORE_GROUPS, IRFW_FLAG_FORCE, IRFW_FLAG_UNPROTECT
  *   1.6  irfw_journal_head: the hash chain's head of the case record, for
  *        the uploaded manifest's metadata and the notifications
+ *   1.7  irfw_run_id and irfw_step_repeated, for side effects that must
+ *        not be repeated by a resumed run (a notification); runner.h:
+ *        irfw_runner_interrupt, irfw_runner_interrupted,
+ *        IRFW_DESCRIBE_AS_MAN_PAGE
  */
 #define IRFW_ABI_MAJOR 1
-#define IRFW_ABI_MINOR 6
+#define IRFW_ABI_MINOR 7
 
 #if defined(__GNUC__)
 #define IRFW_EXPORT       __attribute__((visibility("default")))
@@ -651,6 +655,19 @@ IRFW_EXPORT const cJSON *irfw_record_get(const irfw_target *t, const char *step,
  * set to "") when the target has no case record (a dry run, `irfw check`).
  */
 IRFW_EXPORT int irfw_journal_head(const irfw_target *t, char hex[65], long *lines);
+
+/** This run's id (ABI 1.7): one per irfw invocation, the same for every
+ * target, recorded in the case manifest's "runs" ("20261128T031500Z-" and
+ * 12 hex digits).  With the case and instance it names a side effect of
+ * this run, so that receivers can tell a re-sent one. */
+IRFW_EXPORT const char *irfw_run_id(const irfw_target *t);
+
+/** True while the current step runs although an earlier run of the case
+ * finished it (ABI 1.7): --no-resume, or a report step whose containment
+ * has changed since.  False for a step that an earlier run began and did
+ * not finish (killed, interrupted, or failed): what that run recorded
+ * (irfw_record_get) then tells what it already did. */
+IRFW_EXPORT bool irfw_step_repeated(const irfw_target *t);
 
 /** A one-object summary of the target so far, for notification plugins:
  * case_id, instance_id, account_id, region, name, steps (those finished

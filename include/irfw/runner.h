@@ -131,7 +131,7 @@ typedef enum irfw_describe {
 	IRFW_DESCRIBE_AS_TEXT = 0, /* for a terminal */
 	IRFW_DESCRIBE_AS_MAN,      /* roff: the plugin's section of irfw.ini(5) */
 	IRFW_DESCRIBE_AS_INI,      /* a documented section of a site file */
-	IRFW_DESCRIBE_AS_MAN_PAGE  /* (ABI 1.8) roff: a complete page, irfw-NAME(7) */
+	IRFW_DESCRIBE_AS_MAN_PAGE  /* (ABI 1.7) roff: a complete page, irfw-NAME(7) */
 } irfw_describe;
 
 /** `irfw plugins`: list the plugins of the search path (and any module
@@ -146,7 +146,7 @@ IRFW_EXPORT irfw_result irfw_runner_plugins(irfw_runner *r, const char *name, ir
  * AWS call.  After load. */
 IRFW_EXPORT irfw_result irfw_runner_policy(irfw_runner *r);
 
-/** `irfw verify PATH` (ABI 1.7): re-check a case record, PATH being one
+/** `irfw verify PATH` (ABI 1.6): re-check a case record, PATH being one
  * instance folder (<evidence_dir>/<case>/<instance>) or a case folder (each
  * instance folder in it): every artifact hashed again against manifest.json,
  * journal.jsonl's hash chain, replaying the journal gives the manifest; with
@@ -161,6 +161,19 @@ IRFW_EXPORT irfw_result irfw_runner_policy(irfw_runner *r);
  * anything does not match or could not be checked, IRFW_RESULT_USAGE when
  * PATH holds no case record. */
 IRFW_EXPORT irfw_result irfw_runner_verify(irfw_runner *r, const char *path, bool s3);
+
+/** Interrupting a run (ABI 1.7).  Call it from a SIGINT or SIGTERM
+ * handler (it is async-signal-safe and process-wide): the first call stops
+ * the run from starting new steps, those in flight finish or time out and
+ * are recorded, and irfw_runner_execute() returns with the summary printed
+ * (the command that resumes the case in it); a second call abandons the
+ * AWS calls in flight, whose steps are recorded as interrupted (redone on
+ * resume), and ends the process 10 s later if they are not done. */
+IRFW_EXPORT void irfw_runner_interrupt(int sig);
+
+/** The signal that interrupted the runner's run (irfw_runner_interrupt),
+ * or 0.  The irfw command exits with 128 + it. */
+IRFW_EXPORT int irfw_runner_interrupted(const irfw_runner *r);
 
 /** Log level of the process (IRFW_LOG_ERROR .. IRFW_LOG_DEBUG), and colour
  * on standard error. */

@@ -383,6 +383,12 @@ static char *evidence_text(const cJSON *sum)
 		buf_mrkdwn(b, dir, 1000);
 		irfw_strbuf_puts(b, "`");
 	}
+	const char *nid = irfw_json_text(sum, "notification_id");
+	if (nid) {
+		irfw_strbuf_puts(b, " · notification `");
+		buf_mrkdwn(b, nid, 400);
+		irfw_strbuf_puts(b, "`");
+	}
 	return irfw_strbuf_steal(b);
 }
 
@@ -459,6 +465,16 @@ static char *build_payload(irfw_target *t, const cJSON *sum)
 		cJSON_AddStringToObject(root, "channel", channel);
 	if (username && username[0])
 		cJSON_AddStringToObject(root, "username", username);
+	/* Slack's message metadata: the id where a program finds it. */
+	const char *nid = irfw_json_text(sum, "notification_id");
+	if (nid) {
+		cJSON *meta = cJSON_AddObjectToObject(root, "metadata");
+		cJSON_AddStringToObject(meta, "event_type", "irfw_notification");
+		cJSON *pl = cJSON_AddObjectToObject(meta, "event_payload");
+		cJSON_AddStringToObject(pl, "notification_id", nid);
+		cJSON_AddStringToObject(pl, "case_id", case_id ? case_id : "");
+		cJSON_AddStringToObject(pl, "instance_id", iid ? iid : "");
+	}
 
 	cJSON *blocks = cJSON_AddArrayToObject(root, "blocks");
 	cJSON *blk = cJSON_CreateObject();
@@ -513,6 +529,49 @@ out:
 }
 
 /* ------------------------------------------------------------------ */
+/* Exactly once, as far as the case record can tell (as notify_sns: the
+ * id CASE/INSTANCE/RUN_ID in the message, the intent recorded before the
+ * post and the result after it; only the intent found on resume means the
+ * run was killed between: posted again with the same id, and said so).  */
+
+struct notice {
+	char *id;
+	/* Copies: the record's tree changes with the next irfw_record. */
+	char *before; /* the earlier attempt's state: "intended", "failed", "sent" */
+};
+
+static int notice_begin(irfw_target *t, struct notice *n)
+{
+	const cJSON *prev = irfw_record_get(t, irfw_step_name(irfw_target_step(t)), "notification");
+	const char *pid = irfw_json_text(prev, "id");
+	memset(n, 0, sizeof(*n));
+	if (pid && !irfw_step_repeated(t)) {
+		n->id = strdup(pid);
+		const char *b = irfw_json_text(prev, "state");
+		n->before = b ? strdup(b) : NULL;
+	} else {
+		irfw_strbuf *b = irfw_strbuf_new();
+		const char *cid = irfw_target_case_id(t);
+		irfw_strbuf_printf(b, "%s/%s/%s", cid ? cid : "-", irfw_target_id(t), irfw_run_id(t));
+		n->id = irfw_strbuf_steal(b);
+	}
+	return n->id ? 0 : -1;
+}
+
+static int notice_record(irfw_target *t, const struct notice *n, const char *state, long http)
+{
+	cJSON *o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "id", n->id);
+	cJSON_AddStringToObject(o, "run_id", irfw_run_id(t));
+	cJSON_AddStringToObject(o, "state", state);
+	if (http > 0)
+		cJSON_AddNumberToObject(o, "http_status", (double)http);
+	if (n->before && strcmp(state, "sent") == 0)
+		cJSON_AddStringToObject(o, "resent_after", n->before);
+	return irfw_record(t, "notification", o);
+}
+
+/* ------------------------------------------------------------------ */
 /* The step.                                                           */
 
 static int init(irfw_step *step, void **state)
@@ -540,9 +599,23 @@ static irfw_status run(irfw_target *t, void *state)
 	char source[128] = "";
 	char *url = NULL, *body = NULL;
 	cJSON *sum = NULL;
+	struct notice n;
+	if (notice_begin(t, &n) != 0) {
+		free(n.before);
+		return irfw_fail(t, "out of memory");
+	}
+	if (n.before && strcmp(n.before, "sent") == 0) {
+		irfw_note(t, "posted by an earlier run of this case (notification %s); not sent again", n.id);
+		free(n.id);
+		free(n.before);
+		return IRFW_OK;
+	}
 	irfw_status st = webhook_url(t, &url, source, sizeof(source));
-	if (st != IRFW_OK)
+	if (st != IRFW_OK) {
+		free(n.id);
+		free(n.before);
 		return st;
+	}
 
 	sum = irfw_target_summary(t);
 	if (!sum) {
@@ -558,13 +631,30 @@ static irfw_status run(irfw_target *t, void *state)
 			cJSON_DeleteItemFromArray(steps, i);
 	}
 
+	cJSON_AddStringToObject(sum, "notification_id", n.id);
 	body = build_payload(t, sum);
 	if (!body) {
 		st = irfw_fail(t, "out of memory building the Slack message");
 		goto out;
 	}
+	bool dry = irfw_target_dry_run(t);
+	if (n.before && !dry)
+		irfw_log(t, IRFW_LOG_WARN,
+		         "notification %s: an earlier run %s; posting it again with the same id (the "
+		         "channel may show it twice)",
+		         n.id,
+		         strcmp(n.before, "failed") == 0
+		             ? "failed to post it (Slack may have shown it all the same)"
+		             : "recorded the intent to post it but not the result (it was stopped between)");
+	if (!dry && notice_record(t, &n, "intended", 0) != 0)
+		irfw_log(t, IRFW_LOG_ERROR,
+		         "notification %s: the intent to post could not be recorded; posting all the same",
+		         n.id);
 	long http = 0;
-	if (irfw_http_post(t, url, "application/json", body, strlen(body), &http) != 0) {
+	int prc = irfw_http_post(t, url, "application/json", body, strlen(body), &http);
+	if (!dry)
+		notice_record(t, &n, prc == 0 ? "sent" : "failed", http);
+	if (prc != 0) {
 		/* The status only: the URL is a credential, and its host is in
 		 * the log already. */
 		if (http > 0)
@@ -579,9 +669,12 @@ static irfw_status run(irfw_target *t, void *state)
 	if (irfw_target_dry_run(t))
 		irfw_note(t, "dry run: the Slack message was not posted");
 	else
-		irfw_note(t, "posted the summary to Slack (webhook from %s)", source);
+		irfw_note(t, "posted the summary to Slack (webhook from %s), notification %s%s", source, n.id,
+		          n.before ? " (sent again: an earlier run may have posted it)" : "");
 	st = IRFW_OK;
 out:
+	free(n.id);
+	free(n.before);
 	cJSON_Delete(sum);
 	free(body);
 	free(url);
@@ -715,7 +808,12 @@ static const struct irfw_plugin plugin = {
         "or webhook_url_env; with none of them, $" DEFAULT_ENV " is used, and the step is skipped "
         "when that is unset. The URL is never logged, printed or written to the case record. Slack's "
         "text limits are respected by trimming, with a marker that points to the case manifest. "
-        "Nothing is posted in a dry run.",
+        "Nothing is posted in a dry run.\n\n"
+        "Each message carries a notification id, CASE/INSTANCE/RUN_ID, in its context line and in "
+        "its Slack metadata (event_type irfw_notification). The intent to post is recorded in the "
+        "case before the post and the result after it: a resumed run does not post again what an "
+        "earlier run posted; when only the intent is recorded (the run was killed between), it posts "
+        "again with the same id and says so.",
 };
 
 IRFW_PLUGIN_ENTRY(notify_slack, plugin)

@@ -12,6 +12,9 @@
  * topic's own region.  The topic's subscribers (e-mail, a Lambda that
  * forwards to chat, a ticketing queue) are the site's business.
  */
+/* strdup(); the rest is C11. */
+#define _POSIX_C_SOURCE 200809L
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -186,6 +189,9 @@ static char *format_text(const cJSON *sum)
 	const char *dir = irfw_json_text(sum, "case_dir");
 	irfw_strbuf_puts(b, "\nLocal case folder: ");
 	buf_put_line(b, dir ? dir : "(none)");
+	irfw_strbuf_puts(b, "\nNotification id: ");
+	buf_put_line(b,
+	             irfw_json_text(sum, "notification_id") ? irfw_json_text(sum, "notification_id") : "?");
 	irfw_strbuf_puts(b, "\n");
 	return irfw_strbuf_steal(b);
 }
@@ -219,6 +225,61 @@ static char *fit_message(char *msg)
 	return msg;
 }
 
+/*
+ * Exactly once, as far as the case record can tell.  A notification has an
+ * id, "<case>/<instance>/<run id>", sent in its attributes and its text.
+ * The intent to publish is recorded before Publish, the result after it:
+ * a resumed run that finds the result does not publish again; one that
+ * finds only the intent (the run was killed between the two) cannot know
+ * whether SNS got it, so it publishes again with the same id and says so
+ * (subscribers can drop the second by the id).  A step repeated on purpose
+ * (--no-resume, or the containment changed since) is a new notification.
+ */
+struct notice {
+	char *id;
+	/* Copies: the record's tree changes with the next irfw_record. */
+	char *before; /* the earlier attempt's state: "intended", "failed", "sent" */
+	char *message_id;
+};
+
+static int notice_begin(irfw_target *t, struct notice *n)
+{
+	const cJSON *prev = irfw_record_get(t, irfw_step_name(irfw_target_step(t)), "notification");
+	const char *pid = irfw_json_text(prev, "id");
+	memset(n, 0, sizeof(*n));
+	if (pid && !irfw_step_repeated(t)) {
+		n->id = strdup(pid);
+		const char *b = irfw_json_text(prev, "state");
+		n->before = b ? strdup(b) : NULL;
+		const char *m = irfw_json_text(prev, "message_id");
+		n->message_id = m ? strdup(m) : NULL;
+	} else {
+		irfw_strbuf *b = irfw_strbuf_new();
+		const char *cid = irfw_target_case_id(t);
+		irfw_strbuf_printf(b, "%s/%s/%s", cid ? cid : "-", irfw_target_id(t), irfw_run_id(t));
+		n->id = irfw_strbuf_steal(b);
+	}
+	return n->id ? 0 : -1;
+}
+
+/* Record the notification's state; 0 or -1 (the step then fails: the
+ * record could not be written). */
+static int notice_record(irfw_target *t, const struct notice *n, const char *state, const char *message_id,
+                         const char *error)
+{
+	cJSON *o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "id", n->id);
+	cJSON_AddStringToObject(o, "run_id", irfw_run_id(t));
+	cJSON_AddStringToObject(o, "state", state);
+	if (message_id)
+		cJSON_AddStringToObject(o, "message_id", message_id);
+	if (error)
+		cJSON_AddStringToObject(o, "error", error);
+	if (n->before && strcmp(state, "sent") == 0)
+		cJSON_AddStringToObject(o, "resent_after", n->before);
+	return irfw_record(t, "notification", o);
+}
+
 /* The topic: a command-line `-t` (or the global `topic`) wins over the
  * step's own key. */
 static char *resolve_topic(irfw_target *t)
@@ -234,7 +295,20 @@ static irfw_status run(irfw_target *t, void *state)
 	irfw_status st = IRFW_FAILED;
 	char *topic = NULL, *subj_raw = NULL, *subject = NULL, *msg = NULL;
 	cJSON *sum = NULL, *params = NULL, *res = NULL;
+	struct notice n;
 
+	if (notice_begin(t, &n) != 0) {
+		st = irfw_fail(t, "out of memory");
+		goto out;
+	}
+	if (n.before && strcmp(n.before, "sent") == 0) {
+		irfw_note(t,
+		          "published by an earlier run of this case (MessageId %s, notification %s); not "
+		          "sent again",
+		          n.message_id ? n.message_id : "?", n.id);
+		st = IRFW_OK;
+		goto out;
+	}
 	topic = resolve_topic(t);
 	if (!topic || !topic[0]) {
 		st = irfw_fail(t, "no SNS topic: the topic template did not expand");
@@ -256,6 +330,7 @@ static irfw_status run(irfw_target *t, void *state)
 			cJSON_DeleteItemFromArray(steps, i);
 	}
 
+	cJSON_AddStringToObject(sum, "notification_id", n.id);
 	const char *fmt = irfw_step_get(step, "format");
 	msg = fmt && strcmp(fmt, "json") == 0 ? format_json(sum) : format_text(sum);
 	if (!msg) {
@@ -273,8 +348,34 @@ static irfw_status run(irfw_target *t, void *state)
 	cJSON_AddStringToObject(params, "Message", msg);
 	if (subject[0])
 		cJSON_AddStringToObject(params, "Subject", subject);
+	/* The id as an attribute, for a subscriber's filter policy or dedup. */
+	cJSON *attr = cJSON_CreateObject();
+	cJSON_AddStringToObject(attr, "Name", "irfw.notification_id");
+	cJSON *val = cJSON_AddObjectToObject(attr, "Value");
+	cJSON_AddStringToObject(val, "DataType", "String");
+	cJSON_AddStringToObject(val, "StringValue", n.id);
+	cJSON_AddItemToObject(
+	    cJSON_AddObjectToObject(cJSON_AddObjectToObject(params, "MessageAttributes"), "entry"), "1",
+	    attr);
+	if (n.before && !irfw_target_dry_run(t))
+		irfw_log(
+		    t, IRFW_LOG_WARN,
+		    "notification %s: an earlier run %s; publishing it again with the same id "
+		    "(subscribers may get it twice)",
+		    n.id,
+		    strcmp(n.before, "failed") == 0
+		        ? "failed to publish it (the message may have reached SNS all the same)"
+		        : "recorded the intent to publish it but not the result (it was stopped between)");
+	/* The intent, before the call: a kill between the two is seen. */
+	if (!irfw_target_dry_run(t) && notice_record(t, &n, "intended", NULL, NULL) != 0)
+		irfw_log(t, IRFW_LOG_ERROR,
+		         "notification %s: the intent to publish could not be recorded; "
+		         "publishing all the same",
+		         n.id);
 	if (irfw_aws_call_in(t, has_region ? region : NULL, "sns", "Publish", params, &res) != 0) {
 		st = irfw_fail_aws(t, "Publish to %s", topic);
+		if (!irfw_target_dry_run(t))
+			notice_record(t, &n, "failed", NULL, irfw_aws_error_code(t));
 		goto out;
 	}
 	if (!res) {
@@ -283,11 +384,16 @@ static irfw_status run(irfw_target *t, void *state)
 		goto out;
 	}
 	const char *mid = irfw_json_text(res, "MessageId");
+	notice_record(t, &n, "sent", mid, NULL);
 	if (mid)
 		irfw_record(t, "message_id", cJSON_CreateString(mid));
-	irfw_note(t, "published to %s, MessageId %s", topic, mid ? mid : "(none returned)");
+	irfw_note(t, "published to %s, MessageId %s, notification %s%s", topic, mid ? mid : "(none returned)",
+	          n.id, n.before ? " (sent again: an earlier run may have published it)" : "");
 	st = IRFW_OK;
 out:
+	free(n.id);
+	free(n.before);
+	free(n.message_id);
 	cJSON_Delete(res);
 	cJSON_Delete(params);
 	cJSON_Delete(sum);
@@ -366,7 +472,13 @@ static const struct irfw_plugin plugin = {
         "The subject is cut to what SNS accepts (printable ASCII, under 100 characters) and the "
         "message to 256 KiB, ending with a marker that points to the case manifest. Secrets are "
         "never part of the message: it carries only the summary listed above. The step sends nothing "
-        "in a dry run.",
+        "in a dry run.\n\n"
+        "Each message carries a notification id, CASE/INSTANCE/RUN_ID, as the message attribute "
+        "irfw.notification_id and on its last line (the `notification_id` field in JSON). The "
+        "intent to publish is recorded in the case before Publish and the MessageId after it: a "
+        "resumed run does not publish again what an earlier run published; when only the intent is "
+        "recorded (the run was killed between the two), it publishes again with the same id and "
+        "says so, so subscribers may get that message twice and can drop it by its id.",
 };
 
 IRFW_PLUGIN_ENTRY(notify_sns, plugin)

@@ -296,3 +296,57 @@ def test_slack_dry_run_posts_nothing(world, slack):
     assert r["status"] == "ok" and "dry run" in r["detail"]
     assert rx.received() == []
     assert TOKEN not in p.stdout + p.stderr
+
+
+# ------------------------------------------------ exactly once (SNS) ----
+
+def test_sns_carries_a_stable_id_and_a_resume_does_not_resend(world):
+    """The id CASE/INSTANCE/RUN is in the attributes and the text.  Killed
+    after the result was recorded but before the step ended (the journal
+    cut there), the resumed run does not publish again."""
+    iid = world.vpc_world()["instances"][0]
+    arn, q = topic_with_queue(world, "irfw-once")
+    conf = world.write_conf(["good", "notify_sns"], {"good": GOOD, "notify_sns": {"topic": arn}})
+    run_irfw(world, conf, iid, rc=0)
+    got = notifications(world, q)
+    assert len(got) == 1
+    nid = got[0]["MessageAttributes"]["irfw.notification_id"]["Value"]
+    assert nid.startswith(f"{CASE}/{iid}/") and got[0]["Message"].rstrip().endswith(f"Notification id: {nid}")
+    folder = world.evidence / CASE / iid
+    lines = (folder / "journal.jsonl").read_text().splitlines(keepends=True)
+    sent = max(k for k, l in enumerate(lines) if '"key":"notification"' in l and '"sent"' in l)
+    (folder / "journal.jsonl").write_text("".join(lines[:sent + 1]))
+    (folder / "manifest.json").unlink()
+    p = run_irfw(world, conf, iid, rc=0)
+    assert notifications(world, q) == []
+    assert "not sent again" in step_result(p, iid, "notify_sns")["detail"]
+
+
+def test_sns_intent_without_result_is_resent_with_the_same_id(world):
+    """Killed after SNS took the message but before its answer came back:
+    the resume publishes it again with the same id, and says so."""
+    from test_kill import HoldProxy
+    iid = world.vpc_world()["instances"][0]
+    arn, q = topic_with_queue(world, "irfw-twice")
+    conf = world.write_conf(["good", "notify_sns"], {"good": GOOD, "notify_sns": {"topic": arn}})
+    proxy = HoldProxy(world.moto.url, hold=(lambda n: n == "Publish", 1, "after"))
+    p = subprocess.Popen([str(world_bin()), "--conf", str(conf), "-i", iid, "--case-id", CASE],
+                         env=world.env(AWS_ENDPOINT_URL=proxy.url), stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        assert proxy.held.wait(60)
+        os.killpg(p.pid, signal.SIGKILL)
+        p.wait(10)
+    finally:
+        proxy.close()
+    r = run_irfw(world, conf, iid, rc=0)
+    got = notifications(world, q)
+    ids = [m["MessageAttributes"]["irfw.notification_id"]["Value"] for m in got]
+    assert len(got) == 2 and ids[0] == ids[1], ids
+    assert f"notification {ids[0]}: an earlier run recorded the intent" in r.stderr
+    assert "sent again" in step_result(r, iid, "notify_sns")["detail"]
+
+
+def world_bin():
+    from conftest import IRFW_BIN
+    return IRFW_BIN
