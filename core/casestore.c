@@ -1263,6 +1263,17 @@ bool irfw_case_step_done(const struct irfw_case *c, const char *step)
 	return cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(step_get(c, step), "done"));
 }
 
+bool irfw_case_step_released(const struct irfw_case *c, const char *step)
+{
+	char rel[256];
+	if (snprintf(rel, sizeof(rel), "release:%s", step) >= (int)sizeof(rel))
+		return false;
+	const cJSON *r = step_get(c, rel), *s = step_get(c, step);
+	const char *rs = str_field(r, "status"), *rf = str_field(r, "finished"),
+	           *sf = str_field(s, "finished");
+	return rs && strcmp(rs, "ok") == 0 && rf && (!sf || strcmp(rf, sf) >= 0);
+}
+
 const char *irfw_case_step_status(const struct irfw_case *c, const char *step)
 {
 	return str_field(step_get(c, step), "status");

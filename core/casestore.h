@@ -101,6 +101,12 @@ int irfw_case_step_end(struct irfw_case *c, const char *step, const char *status
  * (this run or an earlier one): resuming must not do it again. */
 bool irfw_case_step_done(const struct irfw_case *c, const char *step);
 
+/** True if `irfw release` undid `step` after it was last done: its release
+ * step, "release:<step>", ended "ok" later (the timestamps are
+ * milliseconds, ISO 8601, so they order as text).  A run of the case then
+ * does the step again instead of resuming it as done. */
+bool irfw_case_step_released(const struct irfw_case *c, const char *step);
+
 /** The step's last status ("running", "ok", "skipped", "failed") or NULL
  * if it never began.  "running" after a reopen means a run was interrupted
  * while the step was acting. */

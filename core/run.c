@@ -181,6 +181,17 @@ bool irfw_step_repeated(const irfw_target *t)
 	return t->repeating;
 }
 
+bool irfw_step_done_before(const struct irfw_target *t, const struct irfw_step *s)
+{
+	return t->rec && s && !t->run->dry_run && !t->run->no_resume &&
+	       irfw_case_step_done(t->rec, s->name) && !irfw_case_step_released(t->rec, s->name);
+}
+
+bool irfw_step_resumed(const irfw_target *t)
+{
+	return irfw_step_done_before(t, t->cur);
+}
+
 static char *dir_of(const char *path)
 {
 	const char *slash = strrchr(path, '/');

@@ -186,6 +186,10 @@ int irfw_run_execute(struct irfw_run *r, bool json, bool check_only);
  * IRFW_RUN_STEP_FAILED. */
 int irfw_run_connect(struct irfw_run *r);
 
+/* The case record says step `s` is done for `t` and this run does not
+ * repeat it (not released since, no --no-resume, not a dry run). */
+bool irfw_step_done_before(const struct irfw_target *t, const struct irfw_step *s);
+
 /* DescribeInstances for the batch (1000 ids a call, the instance-id filter
  * for what AWS does not find): each target's instance, state, VPC and Name
  * tag; `found` stays false for an id that does not exist.  0 or -1

@@ -70,7 +70,7 @@ static void run_step(struct irfw_target *t, struct irfw_step *s, struct irfw_ste
 	memset(&t->first_err, 0, sizeof(t->first_err));
 	/* A dry run changes nothing and so must not mark steps done. */
 	bool record = !check_only && t->rec && !t->run->dry_run;
-	if (record && !t->run->no_resume && irfw_case_step_done(t->rec, s->name) && !report_is_stale(t, s)) {
+	if (record && irfw_step_done_before(t, s) && !report_is_stale(t, s)) {
 		res->status = IRFW_OK;
 		res->resumed = true;
 		res->detail = irfw_strfmt("done in an earlier run of this case (%s); not repeated",
@@ -90,7 +90,8 @@ static void run_step(struct irfw_target *t, struct irfw_step *s, struct irfw_ste
 	}
 	irfw_status (*fn)(irfw_target *, void *) = preflight ? s->mod->vt.check : s->mod->vt.run;
 	/* Here with the step done before: --no-resume, or a stale report. */
-	t->repeating = record && irfw_case_step_done(t->rec, s->name);
+	t->repeating =
+	    record && irfw_case_step_done(t->rec, s->name) && !irfw_case_step_released(t->rec, s->name);
 	if (record && irfw_case_step_begin(t->rec, s->name, s->mod->name) != 0)
 		irfw_log(t, IRFW_LOG_WARN, "journal: %s", irfw_case_error(t->rec));
 	irfw_log(t, IRFW_LOG_DEBUG, "start");

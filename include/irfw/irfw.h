@@ -67,7 +67,7 @@ extern "C" {
  *   1.7  irfw_run_id and irfw_step_repeated, for side effects that must
  *        not be repeated by a resumed run (a notification); runner.h:
  *        irfw_runner_interrupt, irfw_runner_interrupted,
- *        IRFW_DESCRIBE_AS_MAN_PAGE
+ *        IRFW_DESCRIBE_AS_MAN_PAGE; irfw_step_resumed, for prepare
  */
 #define IRFW_ABI_MAJOR 1
 #define IRFW_ABI_MINOR 7
@@ -668,6 +668,15 @@ IRFW_EXPORT const char *irfw_run_id(const irfw_target *t);
  * not finish (killed, interrupted, or failed): what that run recorded
  * (irfw_record_get) then tells what it already did. */
 IRFW_EXPORT bool irfw_step_repeated(const irfw_target *t);
+
+/** True when this run will not run the current step on the target
+ * because an earlier run of the case did it (ABI 1.7): resumed as done,
+ * not undone by `irfw release` since, and no --no-resume.  For prepare,
+ * which sees every target of the batch: what it sets up for the targets
+ * the step will run (a group it removes after the last of them) must
+ * count only those.  A report step whose containment has changed since
+ * runs again although this says true. */
+IRFW_EXPORT bool irfw_step_resumed(const irfw_target *t);
 
 /** A one-object summary of the target so far, for notification plugins:
  * case_id, instance_id, account_id, region, name, steps (those finished

@@ -2133,7 +2133,7 @@ static bool vpc_needs_untrack(irfw_batch *b, const char *vpc, const char *q)
 {
 	for (size_t i = 0, m = irfw_batch_count(b); i < m; i++) {
 		irfw_target *t = irfw_batch_target(b, i);
-		if (irfw_target_instance(t) && streq(irfw_target_vpc_id(t), vpc) &&
+		if (irfw_target_instance(t) && !irfw_step_resumed(t) && streq(irfw_target_vpc_id(t), vpc) &&
 		    !all_in(cJSON_GetObjectItemCaseSensitive(irfw_target_instance(t), "networkInterfaceSet"),
 		            q))
 			return true;
@@ -2210,7 +2210,10 @@ static int prepare(irfw_batch *b, void *state)
 				return -1;
 			st->n_vpcs++;
 		}
-		atomic_fetch_add(&ent->left, 1);
+		/* The untracking group goes after the last isolate of this run:
+		 * instances resumed as done never get there. */
+		if (!irfw_step_resumed(t))
+			atomic_fetch_add(&ent->left, 1);
 	}
 	int rc = 0;
 	for (int pass = 0; pass < 2 && rc == 0; pass++) {

@@ -104,6 +104,27 @@ def test_isolate_release_restores_every_interface(world):
     assert m["steps"]["release"]["records"]["outcome"]["outcome"] == "released"
 
 
+def test_quarantine_again_after_a_release(world):
+    """A case released and then quarantined again (the instance misbehaves
+    once more) is isolated and tagged again: the released steps are not
+    resumed as done."""
+    w = world.vpc_world(enis=1)
+    iid, vpc, web = w["instances"][0], w["vpc"], w["sg"]
+    conf = world.write_conf(["isolate", "tag"], ISO)
+    run(world, conf, iid)
+    release(world, conf, iid)
+    assert groups_by_eni(world, vpc, iid) == {e: {web} for e in enis_of(world, iid)}
+    p = run(world, conf, iid)
+    assert steps(p, iid)["isolate"]["status"] == "ok", p.stdout
+    assert "not repeated" not in (steps(p, iid)["isolate"]["detail"] or ""), p.stdout
+    again = groups_by_eni(world, vpc, iid)
+    assert all(len(g) == 1 and web not in g for g in again.values()), again
+    assert tags_of(world, iid)["irfw:status"] == "quarantined"
+    # And a plain re-run after that resumes as usual: nothing repeated.
+    p = run(world, conf, iid)
+    assert "not repeated" in steps(p, iid)["isolate"]["detail"], p.stdout
+
+
 # ---- Auto Scaling ------------------------------------------------------
 
 def asg_world(world, desired=3):
