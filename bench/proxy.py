@@ -216,6 +216,8 @@ def _refs(service, action, params):
     instances."""
     if service == "ec2" and action == "ModifyNetworkInterfaceAttribute":
         return ("eni", params.get("NetworkInterfaceId", ""))
+    if service == "ec2" and action == "ModifyInstanceAttribute" and "GroupId.1" in params:
+        return ("instance-groups", params.get("InstanceId", ""))
     if service == "ec2" and action == "CreateSnapshots":
         return ("instance", params.get("InstanceSpecification.InstanceId", ""))
     if service == "ec2" and action == "CreateSnapshot":

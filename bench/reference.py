@@ -11,12 +11,13 @@ SSE-KMS (the key whose description is "test", bucket
 s3-access-logs.ACCOUNT-REGION); snapshot each volume; turn termination
 protection on; tag it; publish to SNS (topic slack-events).  A failed step
 is counted and the next one runs.  Prints one JSON document: the failed
-steps.
+steps, and when each step ended (wall clock, for the benchmark).
 """
 import argparse
 import base64
 import json
 import sys
+import time
 
 import boto3
 
@@ -43,12 +44,16 @@ def main():
                 key = k["KeyArn"]
     groups = {}
     failed = []
+    steps = []  # every step's end (wall clock), for the benchmark's phase times
 
     def step(iid, name, fn):
         try:
-            return fn()
+            out = fn()
+            steps.append({"instance_id": iid, "step": name, "ok": True, "end": time.time()})
+            return out
         except Exception as e:  # count it, go on with the next step
             failed.append({"instance_id": iid, "step": name, "error": str(e)[:300]})
+            steps.append({"instance_id": iid, "step": name, "ok": False, "end": time.time()})
             return None
 
     for iid in ids:
@@ -91,7 +96,7 @@ def main():
         step(iid, "notify", lambda: sns.publish(TopicArn=topic, Subject=f"Instance {iid} quarantined",
                                                 Message=f"Instance {iid} was isolated in {groups.get(vpc)}; "
                                                         "screenshot and snapshots taken."))
-    json.dump({"instances": len(ids), "failed_steps": failed}, sys.stdout)
+    json.dump({"instances": len(ids), "failed_steps": failed, "steps": steps}, sys.stdout)
     sys.stdout.write("\n")
     return 1 if failed else 0
 

@@ -28,6 +28,7 @@ import threading
 import time
 from collections import Counter, defaultdict
 from configparser import ConfigParser
+from datetime import datetime, timezone
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -145,9 +146,25 @@ def client_env(proxy_url, home, extra):
 GNU_TIME = "/usr/bin/time"
 
 
+def session_members(sid):
+    """Processes of session `sid` (the clients run in sessions of their own)."""
+    out = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                if int(fields[3]) == sid:  # field 6 of stat: the session id
+                    out.append(int(d))
+            except (OSError, IndexError, ValueError):
+                pass
+    return out
+
+
 def run_capped(cmd, env, cwd, stdout, stderr, cap):
     """Run `cmd` in a session of its own; kill it after `cap` seconds.
-    Returns (exit status, wall s, CPU s, peak RSS KiB or None, capped, start).
+    Returns (exit status, wall s, CPU s, peak RSS KiB or None, capped,
+    start on the monotonic clock, start on the wall clock).
 
     The peak RSS is taken from GNU time, which runs the command: a child
     forked from this Python process inherits its resident pages, and Linux
@@ -158,17 +175,22 @@ def run_capped(cmd, env, cwd, stdout, stderr, cap):
     use_time = os.access(GNU_TIME, os.X_OK)
     full = [GNU_TIME, "-o", str(rss_file), "-f", "maxrss_kib=%M", *cmd] if use_time else cmd
     with open(stdout, "wb") as out, open(stderr, "wb") as err:
+        t0_wall = time.time()
         t0 = time.monotonic()
         p = subprocess.Popen(full, env=env, cwd=cwd, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
                              start_new_session=True)
         capped = threading.Event()
 
         def kill():
+            # The command's processes, but not GNU time, which then reports
+            # the command's peak RSS and passes its CPU time on to wait4.
             capped.set()
-            try:
-                os.killpg(p.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+            for pid in session_members(p.pid):
+                if pid != p.pid or not use_time:
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
         timer = threading.Timer(cap, kill)
         timer.start()
         try:
@@ -181,7 +203,7 @@ def run_capped(cmd, env, cwd, stdout, stderr, cap):
     if use_time and rss_file.exists():
         m = re.search(r"maxrss_kib=(\d+)", rss_file.read_text(errors="replace"))
         rss = int(m.group(1)) if m else None
-    return p.returncode, wall, ru.ru_utime + ru.ru_stime, rss, capped.is_set(), t0
+    return p.returncode, wall, ru.ru_utime + ru.ru_stime, rss, capped.is_set(), t0, t0_wall
 
 
 def one_run(kind, n, args, irfw, tmp):
@@ -204,7 +226,9 @@ def one_run(kind, n, args, irfw, tmp):
                 evidence = tmp / f"cases-{n}"
                 site = tmp / f"site-{n}.ini"
                 write_site(args.conf, plugindir, evidence, site)
-                cmd = [str(program), "--conf", str(site), "-f", str(ids_file), "-o", "json"]
+                events = tmp / f"events-{n}.jsonl"
+                cmd = [str(program), "--conf", str(site), "-f", str(ids_file), "-o", "json",
+                       "--events", str(events)]
                 if args.jobs:
                     cmd += ["--jobs", str(args.jobs)]
                 if not args.no_irfw_verbose:
@@ -215,7 +239,7 @@ def one_run(kind, n, args, irfw, tmp):
                        worldmod.REGION, str(ids_file)]
                 env = client_env(px.url, home, {})
             load0 = os.getloadavg()[0]
-            rc, wall, cpu_s, rss_kib, capped, t0 = run_capped(cmd, env, tmp, out, err, args.cap)
+            rc, wall, cpu_s, rss_kib, capped, t0, t0_wall = run_capped(cmd, env, tmp, out, err, args.cap)
             load1 = os.getloadavg()[0]
             time.sleep(0.05 + args.delay)  # let answers in flight be recorded
             with px.lock:
@@ -224,19 +248,25 @@ def one_run(kind, n, args, irfw, tmp):
         moto_cpu = m.cpu_seconds() - moto_cpu0
     finally:
         m.stop()
-    r = analyze(calls, w, t0, args.refill_scale)
-    r.update({"kind": kind, "n": n, "rc": rc, "wall": wall, "capped": capped, "seed_s": seed_s,
-              "cpu_ms": cpu_s * 1000, "rss_mb": None if rss_kib is None else rss_kib / 1024,
-              "exhausted": exhausted, "moto_cpu_s": moto_cpu, "cmd": cmd,
-              "load": (load0, load1)})
     stdout = out.read_text(errors="replace")
     stderr = err.read_text(errors="replace")
-    r["failed"], r["client_throttle_fail"], r["not_contained"] = [], 0, None
     doc = None
     try:
         doc = json.loads(stdout) if stdout.strip().startswith("{") else None
     except ValueError:
         doc = None
+    if kind == "irfw":
+        client_times = irfw_phase_times(tmp / f"events-{n}.jsonl", doc, t0_wall)
+    else:
+        client_times = reference_phase_times(doc, t0_wall)
+    r = analyze(calls, w, t0, args.refill_scale, client_times)
+    r.update({"kind": kind, "n": n, "rc": rc, "wall": wall, "capped": capped, "seed_s": seed_s,
+              "cpu_ms": cpu_s * 1000, "rss_mb": None if rss_kib is None else rss_kib / 1024,
+              "exhausted": exhausted, "moto_cpu_s": moto_cpu, "cmd": cmd,
+              "load": (load0, load1)})
+    r["failed"], r["client_throttle_fail"], r["not_contained"] = [], 0, None
+    if kind == "irfw" and not args.no_irfw_verbose:
+        r["retries_v"] = len(re.findall(r"retrying in ", stderr))
     if kind == "irfw" and doc:
         nc = 0
         for inst in doc.get("instances", []):
@@ -251,22 +281,84 @@ def one_run(kind, n, args, irfw, tmp):
                     if err_code in THROTTLE_CODES:
                         r["client_throttle_fail"] += 1
         r["not_contained"] = nc
-        r["retries_v"] = len(re.findall(r"retrying in ", stderr)) if not args.no_irfw_verbose else None
     elif kind == "reference" and doc:
         for f in doc.get("failed_steps", []):
             r["failed"].append(f["step"])
             if any(c in f.get("error", "") for c in THROTTLE_CODES):
                 r["client_throttle_fail"] += 1
+    r["no_result"] = doc is None
     if doc is None:
-        r["failed"].append("(no result document: exit %d)" % rc)
-        r["stderr_tail"] = stderr[-2000:]
+        r["stderr_tail"] = stderr[-1500:]
     return r
+
+
+# ----------------------------------------------------------------------------
+# When each instance got through each phase, as the client says.
+
+def _iso_to_epoch(ts):
+    """irfw's event time (`2026-12-01T11:42:07.123Z`, UTC) in seconds."""
+    return datetime.strptime(ts, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc).timestamp()
+
+
+def irfw_phase_times(path, doc, t0_wall):
+    """Per instance, seconds since the client started: contained (the end of
+    its last `contain`-phase step, only when irfw's result says the instance
+    is contained), snapshots (the end of its snapshot step, when ok or
+    skipped) and done (its instance-done event).  From irfw's --events
+    stream; None when there is none."""
+    try:
+        lines = Path(path).read_text(errors="replace").splitlines()
+    except OSError:
+        return None
+    contain_end, snap, done = {}, {}, {}
+    for line in lines:
+        try:
+            e = json.loads(line)
+        except ValueError:
+            continue
+        iid, t = e.get("instance"), e.get("ts")
+        if not iid or not t:
+            continue
+        t = _iso_to_epoch(t) - t0_wall
+        if e.get("event") == "step-end":
+            if e.get("phase") == "contain":
+                contain_end[iid] = max(contain_end.get(iid, 0.0), t)
+            if e.get("plugin") == "snapshot" and e.get("status") in ("ok", "skipped"):
+                snap[iid] = t
+        elif e.get("event") == "instance-done":
+            done[iid] = t
+    contained_ok = None
+    if doc:
+        contained_ok = {i.get("instance_id") for i in doc.get("instances", [])
+                        if (i.get("containment") or {}).get("state") == "contained"}
+    contained = {i: t for i, t in contain_end.items() if contained_ok is None or i in contained_ok}
+    return {"contained": contained, "snapshots": snap, "done": done}
+
+
+def reference_phase_times(doc, t0_wall):
+    """The same for the reference client, from the step end times it prints:
+    contained at the end of its isolate step, snapshots at the end of its
+    snapshot step, done at the end of its last step (notify), each only
+    when the step did not fail."""
+    if not doc or "steps" not in doc:
+        return None
+    out = {"contained": {}, "snapshots": {}, "done": {}}
+    which = {"isolate": "contained", "snapshot": "snapshots", "notify": "done"}
+    for st in doc["steps"]:
+        name = which.get(st.get("step"))
+        if name and st.get("ok"):
+            out[name][st["instance_id"]] = st["end"] - t0_wall
+    return out
 
 
 # ----------------------------------------------------------------------------
 # Figures from what reached the proxy.
 
-def analyze(calls, w, t0, scale):
+def analyze(calls, w, t0, scale, client_times=None):
+    """Figures of one client run.  The phase times are the client's own
+    (`client_times`: irfw's events, the reference's step ends) when it gave
+    them, else what reached the proxy; the proxy's are kept beside them as
+    `aws_t_*` (the last change of the phase that went through)."""
     ok = [c for c in calls if c.status is not None and c.status < 300]
     contained, snapped, done = {}, {}, {}
     for c in ok:
@@ -277,6 +369,8 @@ def analyze(calls, w, t0, scale):
         if what == "eni" and ref in w["enis"]:
             iid = w["enis"][ref]
             contained[iid] = max(contained.get(iid, 0), t)
+        elif what == "instance-groups" and ref in w["kinds"]:
+            contained[ref] = max(contained.get(ref, 0), t)
         elif what == "instance" and ref in w["kinds"]:
             snapped[ref] = max(snapped.get(ref, 0), t)
         elif what == "volume" and ref in w["volumes"]:
@@ -303,8 +397,11 @@ def analyze(calls, w, t0, scale):
         return out
 
     owned = [(c, owners(c)) for c in ok if c.bucket]
-    r = {}
-    for name, times in (("contained", contained), ("snapshots", snapped), ("done", done)):
+    r = {"client_times": client_times is not None}
+    for name, aws_times in (("contained", contained), ("snapshots", snapped), ("done", done)):
+        r[f"aws_t_{name}"], r[f"aws_missing_{name}"] = phase(aws_times)
+        times = client_times[name] if client_times is not None else aws_times
+        times = {i: v for i, v in times.items() if i in w["kinds"]}
         t, missing = phase(times)
         r[f"t_{name}"], r[f"missing_{name}"] = t, missing
         # The calls of the phase: a call naming instances belongs to it when
@@ -381,9 +478,11 @@ def print_size(n, runs, args):
     row("exit status", lambda r: f"{r['rc']}" + (" (CAPPED)" if r["capped"] else ""))
     row("wall time", lambda r: fmt_s(r["wall"]))
     for name, label in (("contained", "all contained at"), ("snapshots", "all snapshots taken at"),
-                        ("done", "all done (notified) at")):
+                        ("done", "all done at")):
         row(label, lambda r, name=name: fmt_s(r[f"t_{name}"]) +
             (f" ({r[f'missing_{name}']} never)" if r[f"missing_{name}"] else ""))
+        row("  as AWS saw it", lambda r, name=name: fmt_s(r[f"aws_t_{name}"]) +
+            (f" ({r[f'aws_missing_{name}']} never)" if r[f"aws_missing_{name}"] else ""))
         row(f"  bound ({name} calls)", lambda r, name=name: fmt_s(r[f"bound_{name}"]) +
             (f" [{r[f'bound_{name}_by']}]" if r[f"bound_{name}_by"] else ""))
         row(f"  ratio to bound", lambda r, name=name: ratio(r[f"t_{name}"], r[f"bound_{name}"]))
@@ -396,7 +495,7 @@ def print_size(n, runs, args):
     row("identical requests repeated", lambda r: str(r["repeats_proxy"]))
     row("throttled, retries exhausted", lambda r: f"{r['exhausted']} (steps: {r['client_throttle_fail']})")
     row("other error answers", lambda r: str(sum(r["errors"].values())))
-    row("failed steps", lambda r: str(len(r["failed"])) + (
+    row("failed steps", lambda r: "? (no result document)" if r["no_result"] else str(len(r["failed"])) + (
         " (" + ", ".join(f"{k} x{v}" for k, v in Counter(r["failed"]).most_common(4)) + ")" if r["failed"] else ""))
     row("instances not contained (irfw)", lambda r: "-" if r.get("not_contained") is None else str(r["not_contained"]))
     row("client CPU per instance", lambda r: f"{r['cpu_ms'] / max(n, 1):.1f} ms")
@@ -452,8 +551,13 @@ def print_targets(results):
         line(f"whole pipeline (wall) <= 1.15 x its bound (N={at})", fmt_s(irfw["wall"]),
              fmt_s(1.15 * irfw["bound_all"]) if irfw["bound_all"] else "bound 0",
              irfw["wall"] <= 1.15 * irfw["bound_all"] if irfw["bound_all"] else None)
-        nf = sum(len(results[n]["irfw"]["failed"]) for n in sizes if "irfw" in results[n])
-        line("zero failed steps (all sizes)", str(nf), "0", nf == 0)
+        irfw_runs = [results[n]["irfw"] for n in sizes if "irfw" in results[n]]
+        nf = sum(len(r["failed"]) for r in irfw_runs)
+        incomplete = sum(1 for r in irfw_runs if r["no_result"] or r["capped"])
+        line("every irfw run finished within the cap, with its result", str(incomplete) + " not", "0 not",
+             incomplete == 0)
+        line("zero failed steps (all sizes)", str(nf) + (" + ?" if incomplete else ""), "0",
+             nf == 0 and not incomplete)
         ne = sum(results[n]["irfw"]["exhausted"] + results[n]["irfw"]["client_throttle_fail"]
                  for n in sizes if "irfw" in results[n])
         line("zero throttling errors that exhausted retries (all sizes)", str(ne), "0", ne == 0)
@@ -461,9 +565,12 @@ def print_targets(results):
             a, r1 = results[1]["irfw"]["wall"], results[1]["reference"]["wall"]
             line("N = 1 faster end to end than the reference", fmt_s(a), "< " + fmt_s(r1), a < r1)
         cpu = irfw["cpu_ms"] / max(at, 1)
-        line(f"client CPU per instance (N={at})", f"{cpu:.1f} ms", "5 ms", cpu <= 5)
+        partial = irfw["capped"]
+        line(f"client CPU per instance (N={at})" + (" [capped run]" if partial else ""), f"{cpu:.1f} ms", "5 ms",
+             None if partial else cpu <= 5)
         rss = irfw["rss_mb"]
-        line(f"peak RSS (N={at})", "-" if rss is None else f"{rss:.1f} MB", "32 MB", None if rss is None else rss <= 32)
+        line(f"peak RSS (N={at})" + (" [capped run]" if partial else ""), "-" if rss is None else f"{rss:.1f} MB",
+             "32 MB", None if rss is None or partial else rss <= 32)
     if note:
         print(note)
 
@@ -493,10 +600,15 @@ def main():
     ap.add_argument("--irfw", default=str(HERE.parent / "build" / "irfw"), help="irfw binary or build-tree wrapper")
     ap.add_argument("--conf", default=str(HERE.parent / "conf" / "irfw.ini"), help="site file to start from")
     ap.add_argument("--sizes", default="1,100,500", help="fleet sizes, comma-separated")
-    ap.add_argument("--quick", action="store_true", help="smoke run: sizes 1 and 20")
-    ap.add_argument("--world", choices=("plain", "mixed"), default="plain")
+    ap.add_argument("--quick", action="store_true", help="a short run: sizes 1 and 20")
+    ap.add_argument("--smoke", action="store_true",
+                    help="for CI: N = 3, mixed world, 60 s cap; exit 1 unless irfw ran every step, "
+                         "contained every instance and exited 0")
+    ap.add_argument("--world", choices=("simple", "mixed", "plain"), default="simple",
+                    help="simple: one ENI and two volumes each; mixed: also 20 %% multi-ENI, 20 %% spot, "
+                         "20 %% in an Auto Scaling group behind a target group")
     ap.add_argument("--jobs", type=int, default=0, help="irfw --jobs (default: irfw's own)")
-    ap.add_argument("--delay", type=float, default=0.05, help="round-trip delay added per request, s")
+    ap.add_argument("--delay-ms", type=float, default=50.0, help="round-trip delay added per request, ms")
     ap.add_argument("--refill-scale", type=float, default=1.0, help="multiplies every bucket refill rate")
     ap.add_argument("--ids-are-filters", action="store_true",
                     help="count a list of ids as a filter (the larger describe buckets)")
@@ -507,7 +619,16 @@ def main():
     ap.add_argument("--json", help="also write every figure to this file")
     ap.add_argument("--keep", action="store_true", help="keep the scratch folder (site files, outputs)")
     args = ap.parse_args()
-    sizes = [1, 20] if args.quick else [int(s) for s in args.sizes.split(",") if s.strip()]
+    args.delay = args.delay_ms / 1000.0
+    if args.world == "plain":
+        args.world = "simple"
+    if args.smoke:
+        args.world, args.cap = "mixed", min(args.cap, 60.0)
+        sizes = [3]
+    elif args.quick:
+        sizes = [1, 20]
+    else:
+        sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     irfw = resolve_irfw(args.irfw)
     program = irfw[0]
     version = subprocess.run([str(program), "--version"], capture_output=True, text=True,
@@ -531,6 +652,11 @@ def main():
             print_size(n, runs, args)
         if not args.no_irfw:
             print_targets(results)
+        status = 0
+        if args.smoke and not args.no_irfw:
+            bad = smoke_verdict(results)
+            print("\nsmoke: " + ("irfw OK" if not bad else "irfw FAILED: " + "; ".join(bad)))
+            status = 1 if bad else 0
         if args.json:
             with open(args.json, "w") as f:
                 json.dump({str(n): {k: {kk: vv for kk, vv in v.items() if kk != "errors"} | {
@@ -541,7 +667,31 @@ def main():
             print(f"\nscratch folder kept: {tmp}")
         else:
             shutil.rmtree(tmp, ignore_errors=True)
+    return status
+
+
+def smoke_verdict(results):
+    """What is wrong with the irfw runs, for --smoke (empty when nothing)."""
+    bad = []
+    for n, runs in sorted(results.items()):
+        r = runs.get("irfw")
+        if r is None:
+            continue
+        if r["capped"]:
+            bad.append(f"N={n}: killed at the cap")
+        if r["no_result"]:
+            bad.append(f"N={n}: no result document")
+        if r["rc"] != 0:
+            bad.append(f"N={n}: exit status {r['rc']}")
+        if r["failed"]:
+            bad.append(f"N={n}: failed steps " + ", ".join(sorted(set(map(str, r["failed"])))))
+        if r.get("not_contained"):
+            bad.append(f"N={n}: {r['not_contained']} not contained")
+        if r["missing_contained"] or r["missing_done"]:
+            bad.append(f"N={n}: {r['missing_contained']} never contained, {r['missing_done']} never done "
+                       "(--events)")
+    return bad
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

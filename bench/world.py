@@ -74,13 +74,13 @@ def client(url, service, region=REGION):
 
 def shares(n, world):
     """How many instances of each kind: plain, multi-ENI, spot, Auto Scaling."""
-    if world == "plain":
+    if world in ("simple", "plain"):
         return {"plain": n, "multi_eni": 0, "spot": 0, "asg": 0}
     k = round(n * 0.2)
     return {"plain": n - 3 * k, "multi_eni": k, "spot": k, "asg": k}
 
 
-def seed(url, n, world="plain"):
+def seed(url, n, world="simple"):
     """Seed a VPC with `n` instances of one ENI and two EBS volumes each
     (world "mixed": 20 % with a second ENI, 20 % spot, 20 % in an Auto
     Scaling group behind a target group), and what the default site's
