@@ -528,26 +528,27 @@ def print_size(n, runs, args):
     sys.stdout.flush()
 
 
-def print_targets(results):
-    print("\n=== Targets (issue 10) " + "=" * 40)
+def targets(results):
+    """The issue's targets: ([(name, value, limit, met: True/False/None)], note)."""
     sizes = sorted(results)
     at = TARGET_N if TARGET_N in results else sizes[-1]
-    note = "" if at == TARGET_N else f"  [indicative: N = {TARGET_N} not run, shown at N = {at}]"
+    note = "" if at == TARGET_N else f"[indicative: N = {TARGET_N} not run, shown at N = {at}]"
     big = results[at]
     irfw, ref = big.get("irfw"), big.get("reference")
+    out = []
 
     def line(name, value, limit, met):
-        verdict = "-" if met is None else ("met" if met else "NOT MET")
-        print(f"  {name:<58} {value:>14}  limit {limit:<18} {verdict}")
+        out.append((name, value, limit, met))
 
     if irfw:
-        t, b = irfw["t_contained"], irfw["bound_contained"]
-        line(f"all contained <= 1.15 x containment bound (N={at})", fmt_s(t), fmt_s(1.15 * b) if b else "bound 0",
-             None if t is None else (t <= 1.15 * b if b else None))
+        t, b, never = irfw["t_contained"], irfw["bound_contained"], irfw["missing_contained"]
+        shown = fmt_s(t) + (f" ({never} never)" if never else "")
+        line(f"all contained <= 1.15 x containment bound (N={at})", shown, fmt_s(1.15 * b) if b else "bound 0",
+             False if never else (None if t is None else (t <= 1.15 * b if b else None)))
         if ref:
             rt = ref["t_contained"]
-            line(f"all contained <= 0.5 x reference's (N={at})", fmt_s(t), fmt_s(None if rt is None else 0.5 * rt),
-                 None if t is None or rt is None else t <= 0.5 * rt)
+            line(f"all contained <= 0.5 x reference's (N={at})", shown, fmt_s(None if rt is None else 0.5 * rt),
+                 False if never else (None if t is None or rt is None else t <= 0.5 * rt))
         line(f"whole pipeline (wall) <= 1.15 x its bound (N={at})", fmt_s(irfw["wall"]),
              fmt_s(1.15 * irfw["bound_all"]) if irfw["bound_all"] else "bound 0",
              irfw["wall"] <= 1.15 * irfw["bound_all"] if irfw["bound_all"] else None)
@@ -558,10 +559,9 @@ def print_targets(results):
              incomplete == 0)
         line("zero failed steps (all sizes)", str(nf) + (" + ?" if incomplete else ""), "0",
              nf == 0 and not incomplete)
-        ne = sum(results[n]["irfw"]["exhausted"] + results[n]["irfw"]["client_throttle_fail"]
-                 for n in sizes if "irfw" in results[n])
+        ne = sum(r["exhausted"] + r["client_throttle_fail"] for r in irfw_runs)
         line("zero throttling errors that exhausted retries (all sizes)", str(ne), "0", ne == 0)
-        if 1 in results and "reference" in results[1]:
+        if 1 in results and "reference" in results[1] and "irfw" in results[1]:
             a, r1 = results[1]["irfw"]["wall"], results[1]["reference"]["wall"]
             line("N = 1 faster end to end than the reference", fmt_s(a), "< " + fmt_s(r1), a < r1)
         cpu = irfw["cpu_ms"] / max(at, 1)
@@ -571,8 +571,20 @@ def print_targets(results):
         rss = irfw["rss_mb"]
         line(f"peak RSS (N={at})" + (" [capped run]" if partial else ""), "-" if rss is None else f"{rss:.1f} MB",
              "32 MB", None if rss is None or partial else rss <= 32)
+    return out, note
+
+
+def verdict(met):
+    return "-" if met is None else ("met" if met else "NOT MET")
+
+
+def print_targets(results):
+    print("\n=== Targets (issue 10) " + "=" * 40)
+    rows, note = targets(results)
+    for name, value, limit, met in rows:
+        print(f"  {name:<58} {value:>14}  limit {limit:<18} {verdict(met)}")
     if note:
-        print(note)
+        print("  " + note)
 
 
 def machine():
@@ -636,8 +648,9 @@ def main():
     print("irfw fleet benchmark")
     print(f"machine: {machine()}")
     print(f"irfw: {args.irfw} -> {program} ({version}); plugins {irfw[2]}; site from {args.conf}")
-    print(f"proxy: {args.delay * 1000:.0f} ms round trip, EC2 request buckets at {args.refill_scale:g} x their "
-          f"refill rates; world {args.world}; irfw --jobs {args.jobs or 'default'}; cap {args.cap:.0f} s per run")
+    setup = (f"proxy: {args.delay * 1000:.0f} ms round trip, EC2 request buckets at {args.refill_scale:g} x their "
+             f"refill rates; world {args.world}; irfw --jobs {args.jobs or 'default'}; cap {args.cap:.0f} s per run")
+    print(setup)
     tmp = Path(tempfile.mkdtemp(prefix="irfw-bench-"))
     results = {}
     try:
@@ -659,9 +672,11 @@ def main():
             status = 1 if bad else 0
         if args.json:
             with open(args.json, "w") as f:
-                json.dump({str(n): {k: {kk: vv for kk, vv in v.items() if kk != "errors"} | {
-                    "errors": dict(v["errors"])} for k, v in runs.items()} for n, runs in results.items()},
-                    f, indent=1, default=str)
+                json.dump({"meta": {"machine": machine(), "irfw": f"{program} ({version})", "setup": setup},
+                           "results": {str(n): {k: {kk: vv for kk, vv in v.items() if kk != "errors"} | {
+                               "errors": dict(v["errors"])} for k, v in runs.items()}
+                               for n, runs in results.items()}},
+                          f, indent=1, default=str)
     finally:
         if args.keep:
             print(f"\nscratch folder kept: {tmp}")
