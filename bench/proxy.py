@@ -137,10 +137,19 @@ class _Handler(BaseHTTPRequestHandler):
         if service == "ec2" and action == "GetConsoleScreenshot":
             status, headers, data, moto_ms = self._screenshot(params)
         else:
-            status, headers, data, moto_ms = self._forward(body)
+            try:
+                status, headers, data, moto_ms = self._forward(body)
+            except (OSError, http.client.HTTPException) as e:  # moto gone or reset: say so, as a gateway would
+                data = f"<Error><Code>BenchUpstreamError</Code><Message>{escape(repr(e))}</Message></Error>".encode()
+                status, headers, moto_ms = 502, [("Content-Type", "text/xml"),
+                                                 ("Content-Length", str(len(data)))], None
         t = time.monotonic()
+        code = None
+        if status >= 300:
+            code = _err_code(data) or f"HTTP{status}"
+            px.sample_error(f"{service}:{action} {code}", data)
         px.record(self.command, self.path, body, Call(
-            t=t, service=service, action=action, status=status, code=None if status < 300 else _err_code(data),
+            t=t, service=service, action=action, status=status, code=code,
             bucket=bucket, moto_ms=moto_ms, refs=_refs(service, action, params), names=_names(params, split.path)))
         if half > 0:
             time.sleep(half)
@@ -197,7 +206,7 @@ class _Handler(BaseHTTPRequestHandler):
 def _err_code(data):
     m = re.search(rb"<Code>([^<]+)</Code>", data or b"") or re.search(rb'"__type"\s*:\s*"(?:[^"#]*#)?([^"]+)"',
                                                                      data or b"")
-    return m.group(1).decode("utf-8", "replace") if m else "?"
+    return m.group(1).decode("utf-8", "replace") if m else None
 
 
 def _names(params, path):
@@ -239,6 +248,7 @@ class BenchProxy:
         self.calls = []
         self.seen = {}  # request digest -> (last status, whether it was a throttling error)
         self.specs = {}  # bucket key -> (capacity, documented rate)
+        self.error_samples = {}  # "service:Action code" -> the first such answer's text
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler, bind_and_activate=False)
         self.server.request_queue_size = 256  # the default (5) drops bursts of connections
         self.server.server_bind()
@@ -263,6 +273,14 @@ class BenchProxy:
                 b[0] -= 1.0
                 return True
             return False
+
+    def sample_error(self, key, data):
+        """Keep the first error answer of each kind, its text shortened (moto's
+        500s are HTML pages naming the Python exception)."""
+        with self.lock:
+            if key not in self.error_samples:
+                text = re.sub(r"<[^>]*>", " ", (data or b"")[:4000].decode("utf-8", "replace"))
+                self.error_samples[key] = " ".join(text.split())[:300]
 
     def record(self, method, path, body, call):
         digest = hashlib.sha1(method.encode() + b" " + path.encode() + b"\n" + body).digest()

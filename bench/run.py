@@ -208,7 +208,7 @@ def run_capped(cmd, env, cwd, stdout, stderr, cap):
 
 def one_run(kind, n, args, irfw, tmp):
     """Fresh moto, seeded world, proxy; run one client; return its figures."""
-    m = worldmod.Moto()
+    m = worldmod.Moto(lean=args.lean_moto, scratch=str(tmp))
     try:
         ts = time.monotonic()
         w = worldmod.seed(m.url, n, args.world)
@@ -245,6 +245,7 @@ def one_run(kind, n, args, irfw, tmp):
             with px.lock:
                 calls = list(px.calls)
             exhausted = px.exhausted_throttles()
+            error_samples = dict(px.error_samples)
         moto_cpu = m.cpu_seconds() - moto_cpu0
     finally:
         m.stop()
@@ -262,7 +263,7 @@ def one_run(kind, n, args, irfw, tmp):
     r = analyze(calls, w, t0, args.refill_scale, client_times)
     r.update({"kind": kind, "n": n, "rc": rc, "wall": wall, "capped": capped, "seed_s": seed_s,
               "cpu_ms": cpu_s * 1000, "rss_mb": None if rss_kib is None else rss_kib / 1024,
-              "exhausted": exhausted, "moto_cpu_s": moto_cpu, "cmd": cmd,
+              "exhausted": exhausted, "moto_cpu_s": moto_cpu, "cmd": cmd, "error_samples": error_samples,
               "load": (load0, load1)})
     r["failed"], r["client_throttle_fail"], r["not_contained"] = [], 0, None
     if kind == "irfw" and not args.no_irfw_verbose:
@@ -303,14 +304,15 @@ def _iso_to_epoch(ts):
 def irfw_phase_times(path, doc, t0_wall):
     """Per instance, seconds since the client started: contained (the end of
     its last `contain`-phase step, only when irfw's result says the instance
-    is contained), snapshots (the end of its snapshot step, when ok or
+    is contained, or without a result when every contain step was ok or
+    skipped), snapshots (the end of its snapshot step, when ok or
     skipped) and done (its instance-done event).  From irfw's --events
     stream; None when there is none."""
     try:
         lines = Path(path).read_text(errors="replace").splitlines()
     except OSError:
         return None
-    contain_end, snap, done = {}, {}, {}
+    contain_end, contain_failed, snap, done = {}, set(), {}, {}
     for line in lines:
         try:
             e = json.loads(line)
@@ -323,6 +325,8 @@ def irfw_phase_times(path, doc, t0_wall):
         if e.get("event") == "step-end":
             if e.get("phase") == "contain":
                 contain_end[iid] = max(contain_end.get(iid, 0.0), t)
+                if e.get("status") not in ("ok", "skipped"):
+                    contain_failed.add(iid)
             if e.get("plugin") == "snapshot" and e.get("status") in ("ok", "skipped"):
                 snap[iid] = t
         elif e.get("event") == "instance-done":
@@ -331,7 +335,9 @@ def irfw_phase_times(path, doc, t0_wall):
     if doc:
         contained_ok = {i.get("instance_id") for i in doc.get("instances", [])
                         if (i.get("containment") or {}).get("state") == "contained"}
-    contained = {i: t for i, t in contain_end.items() if contained_ok is None or i in contained_ok}
+    if contained_ok is None:  # no result (a capped run): every contain step ok or skipped
+        contained_ok = set(contain_end) - contain_failed
+    contained = {i: t for i, t in contain_end.items() if i in contained_ok}
     return {"contained": contained, "snapshots": snap, "done": done}
 
 
@@ -525,6 +531,9 @@ def print_size(n, runs, args):
             print(f"{k} identical requests repeated: " + ", ".join(f"{a} x{c}" for a, c in runs[k]["repeats_top"]))
         if runs[k]["errors"]:
             print(f"{k} error answers: " + ", ".join(f"{e} x{c}" for e, c in runs[k]["errors"].most_common(6)))
+            for e, text in sorted(runs[k].get("error_samples", {}).items()):
+                if "RequestLimitExceeded" not in e:
+                    print(f"  first {e}: {text}")
     sys.stdout.flush()
 
 
@@ -624,7 +633,10 @@ def main():
     ap.add_argument("--refill-scale", type=float, default=1.0, help="multiplies every bucket refill rate")
     ap.add_argument("--ids-are-filters", action="store_true",
                     help="count a list of ids as a filter (the larger describe buckets)")
-    ap.add_argument("--cap", type=float, default=CAP_S, help=argparse.SUPPRESS)
+    ap.add_argument("--lean-moto", action="store_true",
+                    help="start moto with only the image the world launches, not its ~1,200 built-in "
+                         "public images and their snapshots (which every DescribeSnapshots scans in moto)")
+    ap.add_argument("--cap", type=float, default=CAP_S, help="wall-time cap of one client run, s (1200)")
     ap.add_argument("--no-reference", action="store_true", help="skip the sequential reference client")
     ap.add_argument("--no-irfw", action="store_true", help="run only the reference client")
     ap.add_argument("--no-irfw-verbose", action="store_true", help="run irfw without -v")
@@ -649,7 +661,8 @@ def main():
     print(f"machine: {machine()}")
     print(f"irfw: {args.irfw} -> {program} ({version}); plugins {irfw[2]}; site from {args.conf}")
     setup = (f"proxy: {args.delay * 1000:.0f} ms round trip, EC2 request buckets at {args.refill_scale:g} x their "
-             f"refill rates; world {args.world}; irfw --jobs {args.jobs or 'default'}; cap {args.cap:.0f} s per run")
+             f"refill rates; world {args.world}; irfw --jobs {args.jobs or 'default'}; cap {args.cap:.0f} s per run"
+             + ("; lean moto (one built-in image)" if args.lean_moto else ""))
     print(setup)
     tmp = Path(tempfile.mkdtemp(prefix="irfw-bench-"))
     results = {}

@@ -65,7 +65,8 @@ def main():
     for name, label in (("contained", "all contained at (s)"), ("snapshots", "all snapshots taken at (s)"),
                         ("done", "all done at (s)")):
         row(label, lambda r, n, name=name: phase_t(r, name))
-        row("&nbsp;&nbsp;as AWS saw it (s)", lambda r, n, name=name: num(r.get(f"aws_t_{name}")))
+        row("&nbsp;&nbsp;as AWS saw it (s)", lambda r, n, name=name: num(r.get(f"aws_t_{name}")) + (
+            f" ({r[f'aws_missing_{name}']} never)" if r.get(f"aws_missing_{name}") else ""))
         row(f"&nbsp;&nbsp;bound of the {name} calls (s)",
             lambda r, n, name=name: num(r[f"bound_{name}"]) + short(r[f"bound_{name}_by"]))
         row("&nbsp;&nbsp;ratio to bound", lambda r, n, name=name: ratio(r[f"t_{name}"], r[f"bound_{name}"]))
@@ -99,9 +100,13 @@ def main():
         if not r:
             continue
         apis = sorted(r["per_api"].items(), key=lambda kv: (-kv[1], kv[0]))
-        print(f"\n{k} calls per instance by API at N = {big}: " + ", ".join(
+        per = [(a, c) for a, c in apis if c >= big / 100]
+        once = [(a, c) for a, c in apis if c < big / 100]
+        print(f"\n{k} calls per instance by API at N = {big}" + (" (capped run: the work done until then)"
+                                                                 if r["capped"] else "") + ": " + ", ".join(
             f"{a} {c / big:.2f}" + (f" ({r['throttled_api'][a]} throttled)" if r["throttled_api"].get(a) else "")
-            for a, c in apis))
+            for a, c in per) + ("; in all (not per instance): " + ", ".join(f"{a} {c}" for a, c in once)
+                                if once else ""))
 
 
 if __name__ == "__main__":
