@@ -5,13 +5,14 @@ set -e
 APT_PKGS="build-essential autoconf automake libtool libtool-bin pkg-config
   libcurl4-openssl-dev libssl-dev libcjson-dev libltdl-dev libinih-dev
   libexpat1-dev libcmocka-dev valgrind clang clang-format cppcheck python3 python3-pip curl
-  debhelper lintian bash-completion groff-base libclang-rt-14-dev python3-jsonschema"
+  debhelper lintian bash-completion groff-base libclang-rt-14-dev python3-jsonschema time"
 # debhelper, lintian: scripts/test-deb.sh builds and checks the Debian
 # packages (debian/control's Build-Depends are the list above's);
 # bash-completion: its helpers, for tests/integration/test_completion.py;
 # libclang-rt-14-dev: libFuzzer for clang 14 (Debian 12), scripts/fuzz.sh;
 # python3-jsonschema: tests/integration/test_output.py checks -o json
-# against doc/irfw-output.schema.json.
+# against doc/irfw-output.schema.json; time: GNU time, the peak memory
+# figure of bench/run.py.
 MOTO_VERSION=5.2.1
 
 missing=""

@@ -10,7 +10,8 @@
 #    (IRFW_FUZZ_SECONDS), and builds, checks, installs and runs the
 #    Debian packages (scripts/test-deb.sh),
 # 5. runs the irfw CLI once under valgrind against moto,
-# 6. builds examples/ against a `make install DESTDIR=` tree and runs it,
+# 6. runs the fleet benchmark's smoke mode (bench/run.py --smoke), builds
+#    examples/ against a `make install DESTDIR=` tree and runs it,
 # 7. runs the integration suite (pytest, moto on 127.0.0.1), whose summary
 #    line is the last line printed.
 # IRFW_QUICK=1 skips the clang, sanitizer, distcheck, fuzz and Debian builds.
@@ -74,6 +75,10 @@ IRFW_BUILDDIR="$src/build" IRFW_VALGRIND=1 python3 -m pytest -q -p no:cacheprovi
 	tests/integration/test_cli.py tests/integration/test_default_site.py -k "valgrind or one_liner" \
 	>build/valgrind.out 2>&1 || { tail -60 build/valgrind.out; exit 1; }
 tail -1 build/valgrind.out
+
+step "the fleet benchmark, smoke run (bench/run.py --smoke: 3 instances, mixed world)"
+python3 bench/run.py --smoke --irfw build/irfw >build/bench-smoke.out 2>&1 || { tail -60 build/bench-smoke.out; exit 1; }
+tail -3 build/bench-smoke.out
 
 step "the out-of-tree example plugin, built and run against the installed SDK"
 scripts/test-example.sh "$src/build" >build/example.out 2>&1 || { tail -60 build/example.out; exit 1; }
