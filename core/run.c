@@ -835,6 +835,79 @@ static int stopped_early(struct irfw_run *r, bool json, int status)
 	return status;
 }
 
+/* One instance's case record opened (made, or read back to resume), with
+ * what the run knows of it: the findings that name it and the instance as
+ * DescribeInstances showed it, the first piece of evidence. */
+static void open_record(struct irfw_run *r, struct irfw_target *t, const char *ev, const cJSON *info)
+{
+	char err[1024] = "";
+	if (irfw_case_open(ev, r->case_id_resolved, t->id, info, &t->rec, err, sizeof(err)) != 0) {
+		/* Containment goes first and alone: a full or unwritable
+		 * evidence folder must not keep the instance open.  The
+		 * steps that need the record say so when they fail. */
+		irfw_logf(IRFW_LOG_WARN, t->id,
+		          "no case record: %s; containment goes on, but evidence and records "
+		          "of this "
+		          "instance cannot be kept (free the folder or give --evidence-dir, "
+		          "then run "
+		          "again with --case-id %s to complete the case)",
+		          err, r->case_id_resolved);
+		t->rec = NULL;
+		return;
+	}
+	irfw_containment_load(t);
+	const cJSON *fnd = irfw_fleet_findings_of(r, t->id);
+	if (fnd && irfw_case_record(t->rec, "core", "findings", cJSON_Duplicate(fnd, true)) != 0)
+		irfw_logf(IRFW_LOG_WARN, t->id, "case record: %s", irfw_case_error(t->rec));
+	/* The instance as found is the first piece of evidence. */
+	char *desc = cJSON_Print(t->instance);
+	if (desc) {
+		irfw_case_artifact_add(t->rec, "core", "describe-instance.json", "application/json", desc,
+		                       strlen(desc));
+		free(desc);
+	}
+}
+
+struct opener {
+	struct irfw_run *r;
+	const char *ev;
+	const cJSON *info;
+	atomic_size_t next;
+};
+
+static void *open_records_worker(void *arg)
+{
+	struct opener *o = arg;
+	size_t i;
+	while ((i = atomic_fetch_add(&o->next, 1)) < o->r->batch.n) {
+		struct irfw_target *t = o->r->batch.targets[i];
+		if (t->found && !t->skipped_state)
+			open_record(o->r, t, o->ev, o->info);
+	}
+	return NULL;
+}
+
+/* Every instance's case record, as many at a time as the run has workers:
+ * each is its own folder, and a record written (and synced) one after
+ * another held a fleet's containment back by 50 ms an instance. */
+static void open_records(struct irfw_run *r, const char *ev, const cJSON *info)
+{
+	struct opener o = {.r = r, .ev = ev, .info = info};
+	atomic_init(&o.next, 0);
+	size_t n = r->jobs > 1 ? (size_t)r->jobs : 1;
+	if (n > r->batch.n)
+		n = r->batch.n;
+	pthread_t *th = n > 1 ? calloc(n, sizeof(*th)) : NULL;
+	size_t started = 0;
+	for (; th && started < n; started++)
+		if (pthread_create(&th[started], NULL, open_records_worker, &o) != 0)
+			break;
+	open_records_worker(&o); /* this thread too, and alone if none started */
+	for (size_t k = 0; k < started; k++)
+		pthread_join(th[k], NULL);
+	free(th);
+}
+
 int irfw_run_connect(struct irfw_run *r)
 {
 	char err[1024] = "";
@@ -950,38 +1023,7 @@ int irfw_run_execute(struct irfw_run *r, bool json, bool check_only)
 		cJSON *steps = cJSON_AddArrayToObject(info, "pipeline");
 		for (size_t i = 0; i < r->n_steps; i++)
 			cJSON_AddItemToArray(steps, cJSON_CreateString(r->steps[i]->name));
-		for (size_t i = 0; i < r->batch.n; i++) {
-			struct irfw_target *t = r->batch.targets[i];
-			if (!t->found || t->skipped_state)
-				continue;
-			if (irfw_case_open(ev, r->case_id_resolved, t->id, info, &t->rec, err, sizeof(err)) !=
-			    0) {
-				/* Containment goes first and alone: a full or unwritable
-				 * evidence folder must not keep the instance open.  The
-				 * steps that need the record say so when they fail. */
-				irfw_logf(IRFW_LOG_WARN, t->id,
-				          "no case record: %s; containment goes on, but evidence and records "
-				          "of this "
-				          "instance cannot be kept (free the folder or give --evidence-dir, "
-				          "then run "
-				          "again with --case-id %s to complete the case)",
-				          err, r->case_id_resolved);
-				t->rec = NULL;
-				continue;
-			}
-			irfw_containment_load(t);
-			const cJSON *fnd = irfw_fleet_findings_of(r, t->id);
-			if (fnd &&
-			    irfw_case_record(t->rec, "core", "findings", cJSON_Duplicate(fnd, true)) != 0)
-				irfw_logf(IRFW_LOG_WARN, t->id, "case record: %s", irfw_case_error(t->rec));
-			/* The instance as found is the first piece of evidence. */
-			char *desc = cJSON_Print(t->instance);
-			if (desc) {
-				irfw_case_artifact_add(t->rec, "core", "describe-instance.json",
-				                       "application/json", desc, strlen(desc));
-				free(desc);
-			}
-		}
+		open_records(r, ev, info);
 		cJSON_Delete(info);
 		irfw_logf(IRFW_LOG_INFO, NULL, "case %s: %zu instance(s), %zu step(s) each",
 		          r->case_id_resolved, found, r->n_steps);
