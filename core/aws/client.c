@@ -976,10 +976,16 @@ int irfw_aws_http_url_check(const char *url, char *why, size_t whylen)
 	irfw_log_add_secret(url);
 	if (strncmp(url, "https://", 8) == 0)
 		return 0;
-	/* Plain http only to this machine (test receivers). */
-	if (strncmp(url, "http://127.0.0.1", 16) == 0 || strncmp(url, "http://localhost", 16) == 0)
-		return 0;
+	/* Plain http only to this machine (test receivers): the host itself,
+	 * as curl parses it, not a prefix ("http://127.0.0.1.example.net/"
+	 * would carry the URL, a secret, in clear to another machine). */
 	char *host = url_host(url);
+	if (strncmp(url, "http://", 7) == 0 &&
+	    (strcmp(host, "127.0.0.1") == 0 || strcmp(host, "localhost") == 0 ||
+	     strcmp(host, "[::1]") == 0)) {
+		free(host);
+		return 0;
+	}
 	irfw_set_err(why, whylen, "refusing to post to %s: only https URLs are allowed", host);
 	free(host);
 	return -1;

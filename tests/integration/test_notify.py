@@ -252,6 +252,22 @@ def test_slack_http_500_fails_the_step_only(world, slack):
     assert_no_leak(world, p)
 
 
+def test_slack_plain_http_only_to_this_machine(world):
+    """Plain http is for a receiver on this machine only: a host that merely
+    starts like 127.0.0.1 or localhost is another machine, and the URL (a
+    secret) would cross the network in clear.  Nothing is sent."""
+    iid = world.vpc_world()["instances"][0]
+    for host in ["127.0.0.1.nip.example", "localhost.example.net"]:
+        url = f"http://{host}/services/T0/B0/{TOKEN}"
+        conf = world.write_conf(["good", "notify_slack"],
+                                {"good": GOOD, "notify_slack": {"webhook_url_env": "SITE_HOOK"}})
+        p = run_irfw(world, conf, iid, "--no-resume", env={"SITE_HOOK": url}, rc=1)
+        r = step_result(p, iid, "notify_slack")
+        assert r["status"] == "failed", r
+        assert "only https URLs are allowed" in p.stderr, p.stderr
+        assert TOKEN not in p.stdout + p.stderr
+
+
 def test_slack_inline_url_is_never_printed(world, slack):
     iid = world.vpc_world()["instances"][0]
     rx = slack()
