@@ -28,7 +28,7 @@ static void usage(FILE *out)
 	        "Usage: irfw [OPTIONS] -i INSTANCE_ID [-i INSTANCE_ID ...]\n"
 	        "       irfw check [OPTIONS] [-i INSTANCE_ID ...]\n"
 	        "       irfw plugins [--describe NAME [--man|--man-section|--ini]] [--conf FILE]\n"
-	        "       irfw policy [--conf FILE]   the pipeline's least-privilege IAM policy\n"
+	        "       irfw policy [--release] [--conf FILE]   the pipeline's least-privilege IAM policy\n"
 	        "       irfw release --case-id ID -i INSTANCE_ID [-i ...] [--dry-run] [--unprotect]\n"
 	        "                    [--force --restore-groups SG[,SG]]\n"
 	        "       irfw verify CASE_DIR [--s3] [-o json]   re-check a case record\n"
@@ -92,6 +92,9 @@ static void usage(FILE *out)
 	        "      --man              with --describe: the plugin's man page, irfw-NAME(7)\n"
 	        "      --man-section      with --describe: its section of irfw.ini(5) (roff)\n"
 	        "      --ini              with --describe: a documented site-file section\n"
+	        "\n"
+	        "policy:\n"
+	        "      --release          also what 'irfw release' calls: one policy for both\n"
 	        "\n"
 	        "verify:\n"
 	        "      --s3               also compare the uploaded copies (HeadObject: size,\n"
@@ -218,6 +221,7 @@ int main(int argc, char **argv)
 		OPT_UNPROTECT,
 		OPT_RESTORE_GROUPS,
 		OPT_S3,
+		OPT_POLICY_RELEASE,
 		OPT_COLOR,
 		OPT_MAN_SECTION
 	};
@@ -254,6 +258,7 @@ int main(int argc, char **argv)
 	    {"unprotect", no_argument, NULL, OPT_UNPROTECT},
 	    {"restore-groups", required_argument, NULL, OPT_RESTORE_GROUPS},
 	    {"s3", no_argument, NULL, OPT_S3},
+	    {"release", no_argument, NULL, OPT_POLICY_RELEASE},
 	    {"color", required_argument, NULL, OPT_COLOR},
 	    {"colour", required_argument, NULL, OPT_COLOR},
 	    {"man-section", no_argument, NULL, OPT_MAN_SECTION},
@@ -270,7 +275,7 @@ int main(int argc, char **argv)
 	bool man = false, man_section = false, ini = false, plan = false, have_conf = false,
 	     have_evidence = false, done = false;
 	bool release_opt = false;
-	bool s3 = false;
+	bool s3 = false, policy_release = false;
 	const char *color = "auto";
 	const char *describe = NULL;
 	char **from_files = NULL;
@@ -378,6 +383,10 @@ int main(int argc, char **argv)
 		case OPT_S3:
 			s3 = true;
 			break;
+		case OPT_POLICY_RELEASE:
+			policy_release = true;
+			irfw_runner_set_flag(r, IRFW_FLAG_POLICY_RELEASE, true);
+			break;
 		case OPT_MAN_SECTION:
 			man_section = true;
 			break;
@@ -457,6 +466,11 @@ int main(int argc, char **argv)
 	bool release_cmd = cmd && strcmp(cmd, "release") == 0;
 	if (release_opt && !release_cmd) {
 		fprintf(stderr, "irfw: --force, --unprotect and --restore-groups belong to 'irfw release'\n");
+		res = IRFW_RESULT_USAGE;
+		goto out;
+	}
+	if (policy_release && !policy_cmd) {
+		fprintf(stderr, "irfw: --release belongs to 'irfw policy' (the command is 'irfw release')\n");
 		res = IRFW_RESULT_USAGE;
 		goto out;
 	}

@@ -54,11 +54,15 @@ static const char *option_value(const struct irfw_step *s, const char *name)
 	return irfw_step_get(s, name);
 }
 
-/* "NAME=VALUE", "NAME!=VALUE" or "NAME" (set and not empty). */
+/* "NAME=VALUE", "NAME!=VALUE" or "NAME" (set and not empty); "release":
+ * what the step's release callback calls, for `irfw policy --release`
+ * only (and never estimated: a release is not a run). */
 static bool applies(const struct irfw_step *s, const char *when)
 {
 	if (!when || !*when)
 		return true;
+	if (strcmp(when, "release") == 0)
+		return s->run->policy_release;
 	const char *eq = strchr(when, '=');
 	bool negate = eq && eq > when && eq[-1] == '!';
 	size_t n = eq ? (size_t)(eq - when) - (negate ? 1 : 0) : strlen(when);

@@ -125,6 +125,7 @@ struct irfw_run {
 	bool yes;                     /* --yes: no confirmation of --filter's matches */
 	const char *evidence_dir_opt; /* --evidence-dir, else $IRFW_EVIDENCE_DIR */
 	bool plan, dry_run, no_resume;
+	bool policy_release; /* irfw policy --release: also what release callbacks call */
 	long jobs;
 	char **only, **skip;
 

@@ -142,6 +142,9 @@ void irfw_runner_set_flag(irfw_runner *r, irfw_flag what, bool on)
 	case IRFW_FLAG_UNPROTECT:
 		r->release.unprotect = on;
 		break;
+	case IRFW_FLAG_POLICY_RELEASE:
+		r->run.policy_release = on;
+		break;
 	}
 }
 

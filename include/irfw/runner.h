@@ -66,8 +66,10 @@ typedef enum irfw_flag {
 	IRFW_FLAG_PROGRESS,    /* a live status line on standard error (a terminal) */
 	IRFW_FLAG_YES,         /* handle --filter's matches without asking */
 	/* ABI 1.5 */
-	IRFW_FLAG_FORCE,    /* release: an instance without a case record (needs restore groups) */
-	IRFW_FLAG_UNPROTECT /* release: undo protect too (termination/stop protection...) */
+	IRFW_FLAG_FORCE,     /* release: an instance without a case record (needs restore groups) */
+	IRFW_FLAG_UNPROTECT, /* release: undo protect too (termination/stop protection...) */
+	/* ABI 1.7 */
+	IRFW_FLAG_POLICY_RELEASE /* policy: also what `irfw release` calls */
 } irfw_flag;
 
 typedef struct irfw_runner irfw_runner;

@@ -1000,6 +1000,12 @@ static const struct irfw_action actions[] = {
     {.action = "autoscaling:EnterStandby", .per = "instance"},
     {.action = "autoscaling:SetInstanceProtection", .when = "fallback", .per = "instance"},
     {.action = "autoscaling:SuspendProcesses", .when = "fallback", .per = "instance"},
+    /* What release() calls besides the above (irfw policy --release). */
+    {.action = "autoscaling:AttachInstances", .when = "release", .per = "instance"},
+    {.action = "autoscaling:ExitStandby", .when = "release", .per = "instance"},
+    {.action = "autoscaling:ResumeProcesses", .when = "release", .per = "instance"},
+    {.action = "autoscaling:SetDesiredCapacity", .when = "release", .per = "instance"},
+    {.action = "autoscaling:SetInstanceProtection", .when = "release", .per = "instance"},
     {.action = NULL},
 };
 

@@ -295,6 +295,8 @@ static const struct irfw_action actions[] = {
     {.action = "ec2:DescribeAddresses", .per = "instance", .calls = 1},
     {.action = "ec2:DisassociateAddress", .per = "instance"},
     {.action = "ec2:ReleaseAddress", .when = "release_addresses=true", .per = "instance"},
+    /* What release() calls besides the above (irfw policy --release). */
+    {.action = "ec2:AssociateAddress", .when = "release", .per = "instance"},
     {.action = NULL},
 };
 

@@ -481,6 +481,11 @@ static const struct irfw_action actions[] = {
     {.action = "elasticloadbalancing:DeregisterTargets", .per = "instance"},
     {.action = "elasticloadbalancing:DescribeLoadBalancers", .per = "run", .calls = 1},
     {.action = "elasticloadbalancing:DeregisterInstancesFromLoadBalancer", .per = "instance"},
+    /* What release() calls besides the above (irfw policy --release). */
+    {.action = "elasticloadbalancing:RegisterTargets", .when = "release", .per = "instance"},
+    {.action = "elasticloadbalancing:RegisterInstancesWithLoadBalancer",
+     .when = "release",
+     .per = "instance"},
     {.action = NULL},
 };
 

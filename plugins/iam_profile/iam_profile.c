@@ -452,6 +452,9 @@ static const struct irfw_action actions[] = {
      .resource = "arn:aws:iam::${account_id}:role/*",
      .when = "revoke_sessions=true",
      .per = "instance"},
+    /* What release() calls besides the above (irfw policy --release). */
+    {.action = "ec2:AssociateIamInstanceProfile", .when = "release", .per = "instance"},
+    {.action = "iam:PassRole", .when = "release", .per = "instance"},
     {.action = NULL},
 };
 

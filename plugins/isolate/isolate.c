@@ -2582,6 +2582,8 @@ static const struct irfw_action actions[] = {
     {.action = "ec2:CreateNetworkAcl", .when = "nacl=true", .per = "run"},
     {.action = "ec2:ReplaceNetworkAclAssociation", .when = "nacl=true", .per = "instance", .calls = 1},
     {.action = "ec2:DescribeInstances", .when = "nacl=true", .per = "instance", .calls = 1},
+    /* What release() calls besides the above (irfw policy --release). */
+    {.action = "ec2:DeleteTags", .when = "release", .per = "instance"},
     {.action = NULL},
 };
 

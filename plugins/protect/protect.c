@@ -366,6 +366,8 @@ out:
  * from them, and a fleet run its estimate (calls: the usual case). */
 static const struct irfw_action actions[] = {
     {.action = "ec2:ModifyInstanceAttribute", .per = "instance", .calls = 4},
+    /* What release() calls besides the above (irfw policy --release). */
+    {.action = "ec2:DescribeInstanceAttribute", .when = "release", .per = "instance"},
     {.action = NULL},
 };
 

@@ -614,6 +614,8 @@ out:
 static const struct irfw_action actions[] = {
     {.action = "ec2:CreateTags", .per = "instance", .calls = 1},
     {.action = "ec2:DeleteTags", .per = "instance"},
+    /* What release() calls besides the above (irfw policy --release). */
+    {.action = "ec2:DescribeTags", .when = "release", .per = "instance"},
     {.action = NULL},
 };
 

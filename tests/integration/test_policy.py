@@ -214,3 +214,44 @@ def test_fleet_estimate_from_the_declared_calls(world):
     # through the 100/5 bucket; protect: 4 ModifyInstanceAttribute each, 204
     # through 10/1: (204 - 10) / 1 s.
     assert "51 instances: all contained in under a minute, all steps in about 3.2 min" in "".join(seen), seen
+
+
+RELEASE_ONLY = {"ec2:AssociateIamInstanceProfile", "ec2:DescribeTags", "ec2:DescribeInstanceAttribute",
+                "autoscaling:ExitStandby", "autoscaling:AttachInstances", "elasticloadbalancing:RegisterTargets"}
+
+
+def test_release_policy_quarantines_and_releases(enforced):
+    """`irfw policy --release` is one policy for the quarantine and for
+    `irfw release`: with IAM enforcement on, a user holding exactly it
+    quarantines an instance with an instance profile and releases it back
+    to its groups and profile.  The plain policy has none of release's own
+    actions."""
+    world = enforced
+    w = world.vpc_world(enis=1, volumes=1)
+    iid, vpc, web = w["instances"][0], w["vpc"], w["sg"]
+    iam, ec2 = world.client("iam"), world.client("ec2")
+    iam.create_role(RoleName="app", AssumeRolePolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                                                "Principal": {"Service": "ec2.amazonaws.com"}}]}))
+    prof = iam.create_instance_profile(InstanceProfileName="app")["InstanceProfile"]["Arn"]
+    iam.add_role_to_instance_profile(InstanceProfileName="app", RoleName="app")
+    ec2.associate_iam_instance_profile(IamInstanceProfile={"Arn": prof}, InstanceId=iid)
+    pipeline = ["asg", "elb", "iam_profile", "isolate", "protect", "tag"]
+    conf = world.write_conf(pipeline, {"isolate": {}}, max_attempts=1)
+    plain = actions_of(policy(world, conf))
+    doc = policy(world, conf, "--release")
+    assert not (plain & RELEASE_ONLY), plain & RELEASE_ONLY
+    assert RELEASE_ONLY <= actions_of(doc) and plain <= actions_of(doc)
+    creds = user_with(world, doc, "responder")
+    env = {**creds}
+    world.moto.reset_auth(0)
+    p = world.irfw("--conf", conf, "-o", "json", "--case-id", "REL", "-i", iid, env=env)
+    assert p.returncode == 0, p.stdout + p.stderr
+    r = world.irfw("release", "--conf", conf, "-o", "json", "--case-id", "REL", "-i", iid, env=env)
+    world.moto.reset_auth(10**9)
+    assert r.returncode == 0, r.stdout + r.stderr
+    enis = ec2.describe_network_interfaces(Filters=[{"Name": "attachment.instance-id", "Values": [iid]}])
+    assert [[g["GroupId"] for g in e["Groups"]] for e in enis["NetworkInterfaces"]] == [[web]]
+    assocs = ec2.describe_iam_instance_profile_associations(
+        Filters=[{"Name": "instance-id", "Values": [iid]}])["IamInstanceProfileAssociations"]
+    assert [a["IamInstanceProfile"]["Arn"] for a in assocs if a["State"] == "associated"] == [prof]
