@@ -145,5 +145,12 @@ void irfw_event_run_done(struct irfw_run *r, int status)
 {
 	cJSON *o = cJSON_CreateObject();
 	cJSON_AddNumberToObject(o, "status", status);
+	/* The signal that stopped the run (the exit status is then 128 + it),
+	 * or null. */
+	char sb[16];
+	if (r->interrupted)
+		cJSON_AddStringToObject(o, "interrupted", irfw_signal_name(r->interrupted, sb));
+	else
+		cJSON_AddNullToObject(o, "interrupted");
 	emit(r, "run-done", o);
 }

@@ -76,6 +76,7 @@ def test_events_stream(world):
     assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
     assert events[0]["event"] == "run-start" and events[0]["instances"] == 2
     assert events[-1]["event"] == "run-done" and events[-1]["status"] == 4
+    assert events[-1]["interrupted"] is None
     assert all(e["case_id"] == "EV-1" for e in events)
     done = [e for e in events if e["event"] == "instance-done"]
     assert sorted(e["instance"] for e in done) == sorted(ids)

@@ -120,6 +120,7 @@ def test_sigint_stops_summarises_and_the_printed_command_resumes(world, referenc
     snap = [e for e in begun if e["event"] == "step-begin" and e["step"] == "snapshot"]
     ends = {(e["instance"], e["step"]): e for e in begun if e["event"] == "step-end"}
     assert all(ends[(e["instance"], "snapshot")]["status"] == "ok" for e in snap)
+    assert begun[-1]["event"] == "run-done" and begun[-1]["interrupted"] == "SIGINT", begun[-1]
     assert "not-run" in out
     assert_interrupted_records(world, w, "SIGINT")
     # No message yet claims to be final for instances not finished; now resume.
