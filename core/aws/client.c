@@ -809,7 +809,7 @@ static int do_call(struct irfw_aws *a, const struct irfw_creds *creds, bool anon
 		irfw_logf(IRFW_LOG_DEBUG, "aws", "%s %s: HTTP %ld, %s, request %s, attempt %d, %ld ms",
 		          service, op, e->http_status, e->code, e->request_id[0] ? e->request_id : "-",
 		          attempt, ms);
-		if (strcmp(e->code, "DryRunOperation") == 0) {
+		if (strcmp(e->code, "DryRunOperation") == 0 || strcmp(e->code, "DryRunOperationException") == 0) {
 			snprintf(req_id, 128, "%s", e->request_id);
 			*result = NULL;
 			rc = 0;
@@ -877,6 +877,17 @@ bool irfw_operation_dry_sendable(const char *service, const char *op)
 {
 	if (!irfw_operation_mutates(op))
 		return true;
+	/* KMS's cryptographic operations take DryRun (since 2023) and answer
+	 * DryRunOperationException: the permission and the key's state are
+	 * checked, nothing is encrypted. */
+	if (strcmp(service, "kms") == 0) {
+		static const char *kms_dry[] = {"GenerateDataKey", "GenerateDataKeyWithoutPlaintext", "Encrypt",
+		                                "Decrypt", "ReEncrypt", NULL};
+		for (const char **p = kms_dry; *p; p++)
+			if (strcmp(op, *p) == 0)
+				return true;
+		return false;
+	}
 	if (strcmp(service, "ec2") != 0)
 		return false;
 	/* EC2 actions whose request has no DryRun parameter (API reference):

@@ -1076,9 +1076,9 @@ out:
  * KMS key (DescribeKey: it must exist, be enabled, symmetric and in the
  * bucket's region) exactly as the real run does, and uploads nothing.
  * Then the calls that S3 and KMS cannot be asked about without doing them
- * are named as not checked: PutObject (S3 has no DryRun), and the data key
- * S3 asks KMS for with the caller's rights (GenerateDataKey: the core sends
- * a change outside EC2 only for real, so it is listed, not sent). */
+ * is named as not checked: PutObject (S3 has no DryRun).  The data key S3
+ * asks KMS for with the caller's rights is asked for with DryRun
+ * (GenerateDataKey): KMS checks the permission and the key's state. */
 static irfw_status check(irfw_target *t, void *state)
 {
 	irfw_status st = run(t, state);
@@ -1120,8 +1120,16 @@ static irfw_status check(irfw_target *t, void *state)
 			p = cJSON_CreateObject();
 			cJSON_AddStringToObject(p, "KeyId", key_arn);
 			cJSON_AddStringToObject(p, "KeySpec", "AES_256");
-			irfw_aws_call_in(t, region, "kms", "GenerateDataKey", p, NULL);
+			/* Sent with DryRun: KMS answers whether this caller may
+			 * have a data key of it, as S3 will ask on its behalf. */
+			int krc = irfw_aws_call_in(t, region, "kms", "GenerateDataKey", p, NULL);
 			cJSON_Delete(p);
+			if (krc != 0) {
+				free(bucket);
+				return irfw_fail_aws(t, "KMS key %s: GenerateDataKey (dry run) refused: S3 could "
+				                        "not encrypt the evidence with it",
+				                     key_arn);
+			}
 			irfw_note(t, "KMS key %s is enabled and symmetric, in the bucket's region", key_arn);
 		}
 	}
