@@ -33,6 +33,7 @@
 #include "release.h"
 #include "report.h"
 #include "run.h"
+#include "scheduler.h"
 #include "base/buf.h"
 #include "base/log.h"
 #include "base/text.h"
@@ -279,17 +280,8 @@ static void release_step(struct irfw_target *t, struct irfw_step *s, struct irfw
 	res->status = st;
 	if (st == IRFW_OK && t->notes && !res->detail)
 		res->detail = strdup(t->notes);
-	if (res->unchecked && st != IRFW_FAILED) {
-		struct irfw_buf b = {0};
-		irfw_buf_printf(&b, "%s%snot checked (no DryRun in the API):", res->detail ? res->detail : "",
-		                res->detail ? "; " : "");
-		const cJSON *u;
-		cJSON_ArrayForEach(u, res->unchecked) irfw_buf_printf(&b, " %s", u->valuestring);
-		if (b.data) {
-			free(res->detail);
-			res->detail = b.data;
-		}
-	}
+	if (res->unchecked && st != IRFW_FAILED)
+		irfw_result_note_unchecked(res);
 	if (!res->detail)
 		res->detail = strdup(st == IRFW_OK        ? "released"
 		                     : st == IRFW_SKIPPED ? "skipped (no reason given)"

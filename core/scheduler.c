@@ -59,6 +59,21 @@ static bool report_is_stale(irfw_target *t, const struct irfw_step *s)
 	return true;
 }
 
+/* The calls a dry step could not ask AWS about (no DryRun in their API),
+ * appended to its detail: "...; not checked (no DryRun in the API): X Y". */
+void irfw_result_note_unchecked(struct irfw_step_result *res)
+{
+	struct irfw_buf b = {0};
+	irfw_buf_printf(&b, "%s%snot checked (no DryRun in the API):", res->detail ? res->detail : "",
+	                res->detail ? "; " : "");
+	const cJSON *u;
+	cJSON_ArrayForEach(u, res->unchecked) irfw_buf_printf(&b, " %s", u->valuestring);
+	if (b.data) {
+		free(res->detail);
+		res->detail = b.data;
+	}
+}
+
 static void run_step(struct irfw_target *t, struct irfw_step *s, struct irfw_step_result *res,
                      bool check_only)
 {
@@ -139,16 +154,7 @@ static void run_step(struct irfw_target *t, struct irfw_step *s, struct irfw_ste
 		st = res->status = IRFW_FAILED;
 	}
 	if (res->unchecked && st != IRFW_FAILED) {
-		/* What the dry run could not ask AWS about. */
-		struct irfw_buf b = {0};
-		irfw_buf_printf(&b, "%s%snot checked (no DryRun in the API):", res->detail ? res->detail : "",
-		                res->detail ? "; " : "");
-		const cJSON *u;
-		cJSON_ArrayForEach(u, res->unchecked) irfw_buf_printf(&b, " %s", u->valuestring);
-		if (b.data) {
-			free(res->detail);
-			res->detail = b.data;
-		}
+		irfw_result_note_unchecked(res); /* what the dry run could not ask AWS about */
 	} else if (st != IRFW_OK && !res->detail)
 		res->detail =
 		    strdup(st == IRFW_SKIPPED ? "skipped (no reason given)" : "failed (no reason given)");

@@ -6,9 +6,14 @@
 #include <stddef.h>
 
 struct irfw_run;
+struct irfw_step_result;
 
 /* Run every handled target's pipeline on up to r->jobs worker threads;
  * returns when all are done.  check_only: `irfw check`. */
 void irfw_schedule(struct irfw_run *r, size_t found, bool check_only);
+
+/* The calls a dry step could not ask AWS about, appended to its detail
+ * (also for release --dry-run). */
+void irfw_result_note_unchecked(struct irfw_step_result *res);
 
 #endif /* IRFW_SCHEDULER_H */

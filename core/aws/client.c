@@ -809,7 +809,8 @@ static int do_call(struct irfw_aws *a, const struct irfw_creds *creds, bool anon
 		irfw_logf(IRFW_LOG_DEBUG, "aws", "%s %s: HTTP %ld, %s, request %s, attempt %d, %ld ms",
 		          service, op, e->http_status, e->code, e->request_id[0] ? e->request_id : "-",
 		          attempt, ms);
-		if (strcmp(e->code, "DryRunOperation") == 0 || strcmp(e->code, "DryRunOperationException") == 0) {
+		if (strcmp(e->code, "DryRunOperation") == 0 ||
+		    strcmp(e->code, "DryRunOperationException") == 0) {
 			snprintf(req_id, 128, "%s", e->request_id);
 			*result = NULL;
 			rc = 0;
@@ -881,8 +882,9 @@ bool irfw_operation_dry_sendable(const char *service, const char *op)
 	 * DryRunOperationException: the permission and the key's state are
 	 * checked, nothing is encrypted. */
 	if (strcmp(service, "kms") == 0) {
-		static const char *kms_dry[] = {"GenerateDataKey", "GenerateDataKeyWithoutPlaintext", "Encrypt",
-		                                "Decrypt", "ReEncrypt", NULL};
+		static const char *kms_dry[] = {"GenerateDataKey", "GenerateDataKeyWithoutPlaintext",
+		                                "Encrypt",         "Decrypt",
+		                                "ReEncrypt",       NULL};
 		for (const char **p = kms_dry; *p; p++)
 			if (strcmp(op, *p) == 0)
 				return true;

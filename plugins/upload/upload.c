@@ -1126,9 +1126,11 @@ static irfw_status check(irfw_target *t, void *state)
 			cJSON_Delete(p);
 			if (krc != 0) {
 				free(bucket);
-				return irfw_fail_aws(t, "KMS key %s: GenerateDataKey (dry run) refused: S3 could "
-				                        "not encrypt the evidence with it",
-				                     key_arn);
+				return irfw_fail_aws(
+				    t,
+				    "KMS key %s: GenerateDataKey (dry run) refused: S3 could "
+				    "not encrypt the evidence with it",
+				    key_arn);
 			}
 			irfw_note(t, "KMS key %s is enabled and symmetric, in the bucket's region", key_arn);
 		}
