@@ -519,12 +519,21 @@ static int build_request(struct irfw_aws *a, const struct irfw_service *svc, con
 			}
 		}
 		const cJSON *algo = cJSON_GetObjectItemCaseSensitive(params, "ChecksumAlgorithm");
-		if (cJSON_IsString(algo) && strcmp(algo->valuestring, "SHA256") == 0 &&
-		    !cJSON_GetObjectItemCaseSensitive(params, "ChecksumSHA256") && s3.body) {
-			/* As the SDKs do: S3 verifies the body against it. */
-			char b64[45];
-			irfw_sha256(s3.body, s3.body_len, NULL, b64);
-			req_add_header(q, "x-amz-checksum-sha256", b64);
+		bool sha256 = cJSON_IsString(algo) && strcmp(algo->valuestring, "SHA256") == 0;
+		if (sha256 && strcmp(op, "CreateMultipartUpload") == 0) {
+			/* The parts' algorithm, which each UploadPart then sends. */
+			req_add_header(q, "x-amz-checksum-algorithm", "SHA256");
+		} else if (sha256) {
+			if (!cJSON_GetObjectItemCaseSensitive(params, "ChecksumSHA256") && s3.body) {
+				/* As the SDKs do: S3 verifies the body against it. */
+				char b64[45];
+				irfw_sha256(s3.body, s3.body_len, NULL, b64);
+				req_add_header(q, "x-amz-checksum-sha256", b64);
+			}
+			/* Named, as the SDKs name it: S3 then stores and reports the
+			 * checksum, and takes it in place of Content-MD5 where one is
+			 * required (an upload with Object Lock). */
+			req_add_header(q, "x-amz-sdk-checksum-algorithm", "SHA256");
 		}
 		/* Without it, curl labels the body as a form, and some servers
 		 * then read it as form fields instead of the object. */

@@ -220,13 +220,13 @@ static const struct {
     {"SSEKMSKeyId", "x-amz-server-side-encryption-aws-kms-key-id"},
     {"BucketKeyEnabled", "x-amz-server-side-encryption-bucket-key-enabled"},
     {"ChecksumSHA256", "x-amz-checksum-sha256"},
-    /* ChecksumAlgorithm is an instruction to the client (aws.c computes
-     * x-amz-checksum-sha256); sent as a header it announces a trailing
-     * checksum, which irfw does not use. */
+    /* ChecksumAlgorithm is an instruction to the client (client.c computes
+     * x-amz-checksum-sha256 and names the algorithm as the SDKs do). */
     {"ChecksumMode", "x-amz-checksum-mode"},
     {"Tagging", "x-amz-tagging"},
     {"ObjectLockMode", "x-amz-object-lock-mode"},
     {"ObjectLockRetainUntilDate", "x-amz-object-lock-retain-until-date"},
+    {"ObjectLockLegalHoldStatus", "x-amz-object-lock-legal-hold"},
     {"ExpectedBucketOwner", "x-amz-expected-bucket-owner"},
     {"Range", "Range"},
     {NULL, NULL},
@@ -340,6 +340,7 @@ int irfw_s3_build(const char *op, const cJSON *p, bool path_style, struct irfw_s
 	    {"GetBucketLocation", "GET", false},
 	    {"GetBucketEncryption", "GET", false},
 	    {"GetBucketVersioning", "GET", false},
+	    {"GetObjectLockConfiguration", "GET", false},
 	};
 	size_t i;
 	for (i = 0; i < sizeof(ops) / sizeof(ops[0]); i++)
@@ -387,6 +388,8 @@ int irfw_s3_build(const char *op, const cJSON *p, bool path_style, struct irfw_s
 		irfw_buf_puts(&q, "encryption=");
 	else if (strcmp(op, "GetBucketVersioning") == 0)
 		irfw_buf_puts(&q, "versioning=");
+	else if (strcmp(op, "GetObjectLockConfiguration") == 0)
+		irfw_buf_puts(&q, "object-lock=");
 	free(enc_id);
 	rq->query = q.data;
 
@@ -451,8 +454,24 @@ void irfw_s3_response_header(cJSON *result, const char *name, const char *value)
 	    {"content-type", "ContentType"},
 	    {"last-modified", "LastModified"},
 	    {"x-amz-bucket-region", "BucketRegion"},
+	    {"x-amz-object-lock-mode", "ObjectLockMode"},
+	    {"x-amz-object-lock-retain-until-date", "ObjectLockRetainUntilDate"},
+	    {"x-amz-object-lock-legal-hold", "ObjectLockLegalHoldStatus"},
 	    {NULL, NULL},
 	};
+	/* User metadata, as the SDKs give it: Metadata {name: value}. */
+	if (strncmp(name, "x-amz-meta-", 11) == 0 && name[11]) {
+		cJSON *m = cJSON_GetObjectItemCaseSensitive(result, "Metadata");
+		if (!cJSON_IsObject(m)) {
+			cJSON_DeleteItemFromObjectCaseSensitive(result, "Metadata");
+			m = cJSON_AddObjectToObject(result, "Metadata");
+		}
+		if (m) {
+			cJSON_DeleteItemFromObjectCaseSensitive(m, name + 11);
+			cJSON_AddStringToObject(m, name + 11, value);
+		}
+		return;
+	}
 	for (size_t i = 0; map[i].header; i++)
 		if (strcmp(map[i].header, name) == 0) {
 			cJSON_DeleteItemFromObjectCaseSensitive(result, map[i].field);

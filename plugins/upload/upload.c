@@ -672,7 +672,12 @@ static int verify(irfw_target *t, const struct dest *d, const char *key, uint64_
 	}
 	/* S3 reports the full-object or the composite checksum depending on
 	 * how it was put; either must match what we sent. */
-	if (ck && put->checksum && strcmp(ck, put->checksum) != 0 &&
+	/* The composite one is "<digest>-<parts>"; some S3 implementations
+	 * report the digest alone (moto does): the same digest is the same. */
+	const char *dash = put->checksum ? strrchr(put->checksum, '-') : NULL;
+	bool same_composite = ck && dash && strlen(ck) == (size_t)(dash - put->checksum) &&
+	                      strncmp(ck, put->checksum, (size_t)(dash - put->checksum)) == 0;
+	if (ck && put->checksum && strcmp(ck, put->checksum) != 0 && !same_composite &&
 	    !(put->full_checksum && strcmp(ck, put->full_checksum) == 0)) {
 		snprintf(why, why_len, "checksum in S3 %s differs from ours %s", ck, put->checksum);
 		goto out;
