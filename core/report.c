@@ -121,8 +121,16 @@ cJSON *irfw_target_summary(const irfw_target *t)
 			cJSON_AddStringToObject(a, "uri", uri->valuestring);
 		cJSON_AddItemToArray(arts, a);
 	}
-	if (t->rec)
+	if (t->rec) {
 		cJSON_AddStringToObject(o, "case_dir", irfw_case_dir(t->rec));
+		/* The record as it is now, pinned: `irfw verify` finds this hash
+		 * in the journal's chain. */
+		const char *head = irfw_case_journal_head(t->rec);
+		if (head && *head) {
+			cJSON_AddStringToObject(o, "journal_head", head);
+			cJSON_AddNumberToObject(o, "journal_lines", (double)irfw_case_journal_lines(t->rec));
+		}
+	}
 	return o;
 }
 

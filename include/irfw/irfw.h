@@ -682,7 +682,10 @@ IRFW_EXPORT bool irfw_step_resumed(const irfw_target *t);
  * case_id, instance_id, account_id, region, name, steps (those finished
  * before the current one: step, plugin, status, detail, aws_error,
  * request_id, ms), counts {ok, skipped, failed}, artifacts {name, sha256,
- * uri} and case_dir.  Free with cJSON_Delete. */
+ * uri}, case_dir, and journal_head and journal_lines (the case record's
+ * hash-chain head now and the lines it covers: quoted in a message, it
+ * pins the record as it was; `irfw verify` finds it).  Free with
+ * cJSON_Delete. */
 IRFW_EXPORT cJSON *irfw_target_summary(const irfw_target *t);
 
 /* ------------------------------------------------------------------ */

@@ -383,6 +383,10 @@ static char *evidence_text(const cJSON *sum)
 		buf_mrkdwn(b, dir, 1000);
 		irfw_strbuf_puts(b, "`");
 	}
+	const char *head = irfw_json_text(sum, "journal_head");
+	if (head) /* hex: nothing to escape */
+		irfw_strbuf_printf(b, " · record head `%.64s` (line %ld)", head,
+		                   irfw_json_long(sum, "journal_lines", 0));
 	const char *nid = irfw_json_text(sum, "notification_id");
 	if (nid) {
 		irfw_strbuf_puts(b, " · notification `");

@@ -189,6 +189,11 @@ static char *format_text(const cJSON *sum)
 	const char *dir = irfw_json_text(sum, "case_dir");
 	irfw_strbuf_puts(b, "\nLocal case folder: ");
 	buf_put_line(b, dir ? dir : "(none)");
+	const char *head = irfw_json_text(sum, "journal_head");
+	if (head) {
+		irfw_strbuf_printf(b, "\nCase record: journal head %s (line %ld; irfw verify finds it)", head,
+		                   irfw_json_long(sum, "journal_lines", 0));
+	}
 	irfw_strbuf_puts(b, "\nNotification id: ");
 	buf_put_line(b,
 	             irfw_json_text(sum, "notification_id") ? irfw_json_text(sum, "notification_id") : "?");

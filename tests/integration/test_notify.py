@@ -1,7 +1,9 @@
 """notify_sns and notify_slack: what arrives at the topic's subscribers and at
 the Slack webhook, and that the webhook URL never leaks."""
+import hashlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -72,6 +74,12 @@ def test_sns_publishes_readable_summary(world):
     assert world.account_id in msg and "us-east-1" in msg
     assert "notify_sns" not in msg  # the step does not report itself as done
     assert f"Local case folder: {world.evidence / CASE / iid}" in msg
+    # The record as it was when the message went: its journal head is the
+    # hash of a line of the journal, and the line count says which.
+    m = re.search(r"^Case record: journal head ([0-9a-f]{64}) \(line (\d+);", msg, re.M)
+    assert m, msg
+    lines = (world.evidence / CASE / iid / "journal.jsonl").read_bytes().split(b"\n")
+    assert hashlib.sha256(lines[int(m.group(2)) - 1]).hexdigest() == m.group(1)
 
     r = step_result(p, iid, "notify_sns")
     assert r["status"] == "ok" and n["MessageId"] in r["detail"]
