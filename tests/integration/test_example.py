@@ -216,8 +216,12 @@ def test_plugins_lists_and_describes_it(world):
     assert "default: ${case_id}" in opts["value"], opts
     assert "default: true" in opts["overwrite"], opts
     assert "Key of the tag to write" in d.stdout and "DryRun" in d.stdout
+    # A third-party plugin gets its own page, irfw-site_tag(7), and its
+    # section of irfw.ini(5).
     m = irfw(world, "plugins", "--conf", conf, "--describe", "site_tag", "--man", check_rc=0)
-    assert m.stdout.startswith(".SS") and "site_tag" in m.stdout
+    assert m.stdout.startswith(".TH IRFW\\-SITE_TAG 7") and ".SH OPTIONS" in m.stdout, m.stdout
+    sec = irfw(world, "plugins", "--conf", conf, "--describe", "site_tag", "--man-section", check_rc=0)
+    assert sec.stdout.startswith(".SS") and "site_tag" in sec.stdout, sec.stdout
 
 
 def test_plugin_path_in_the_site_file(world):
