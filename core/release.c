@@ -312,15 +312,8 @@ struct pool {
 static void release_target(struct irfw_target *t, bool force)
 {
 	struct irfw_run *r = t->run;
-	t->results = calloc(r->n_steps ? r->n_steps : 1, sizeof(*t->results));
-	if (!t->results)
+	if (irfw_target_results_init(t) != 0)
 		return;
-	t->n_results = r->n_steps;
-	for (size_t k = 0; k < r->n_steps; k++) {
-		t->results[k].step = r->steps[k]->name;
-		t->results[k].plugin = r->steps[k]->mod->name;
-		t->results[k].phase = r->steps[k]->phase;
-	}
 	for (size_t k = r->n_steps; k-- > 0;)
 		release_step(t, r->steps[k], &t->results[k], force);
 	t->cur = NULL;

@@ -61,6 +61,21 @@ static bool report_is_stale(irfw_target *t, const struct irfw_step *s)
 
 /* The calls a dry step could not ask AWS about (no DryRun in their API),
  * appended to its detail: "...; not checked (no DryRun in the API): X Y". */
+int irfw_target_results_init(struct irfw_target *t)
+{
+	const struct irfw_run *r = t->run;
+	t->results = calloc(r->n_steps ? r->n_steps : 1, sizeof(*t->results));
+	if (!t->results)
+		return -1;
+	t->n_results = r->n_steps;
+	for (size_t k = 0; k < r->n_steps; k++) {
+		t->results[k].step = r->steps[k]->name;
+		t->results[k].plugin = r->steps[k]->mod->name;
+		t->results[k].phase = r->steps[k]->phase;
+	}
+	return 0;
+}
+
 void irfw_result_note_unchecked(struct irfw_step_result *res)
 {
 	struct irfw_buf b = {0};
@@ -342,15 +357,8 @@ void irfw_schedule(struct irfw_run *r, size_t found, bool check_only)
 		t->index = i;
 		if (!t->found || t->skipped_state)
 			continue;
-		t->results = calloc(r->n_steps ? r->n_steps : 1, sizeof(*t->results));
-		if (!t->results)
+		if (irfw_target_results_init(t) != 0)
 			continue;
-		t->n_results = r->n_steps;
-		for (size_t k = 0; k < r->n_steps; k++) {
-			t->results[k].step = r->steps[k]->name;
-			t->results[k].plugin = r->steps[k]->mod->name;
-			t->results[k].phase = r->steps[k]->phase;
-		}
 		t->next_step = 0;
 		if (r->n_steps == 0)
 			continue;
