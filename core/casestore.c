@@ -1,10 +1,15 @@
 /*
  * casestore.c - the case record and evidence store (see casestore.h).
  *
- * Every change goes journal first (one fsynced line), then the in-memory
- * manifest (by the same apply_event() that replays the journal, so a rebuilt
- * manifest cannot differ from a live one), then manifest.json (temp file,
- * fsync, rename, fsync of the folder).
+ * Every change goes journal first (one line, fdatasync'ed before the call
+ * returns), then the in-memory manifest (by the same apply_event() that
+ * replays the journal, so a rebuilt manifest cannot differ from a live one),
+ * then manifest.json (temp file and rename).  manifest.json is the journal's
+ * cache, so it is not synced change by change (that was two thirds of a
+ * run's fsyncs): the journal line it reflects is already durable, a crash of
+ * the process leaves the rename done, and a crash of the machine can at
+ * worst leave it behind the journal or torn, which opening replays or
+ * rebuilds.  Closing the record syncs it once.
  */
 /* _DEFAULT_SOURCE for flock(); without _GNU_SOURCE glibc gives the XSI
  * strerror_r, which is the portable one. */
@@ -49,6 +54,8 @@ struct irfw_case {
 	long chained_from; /* first line carrying "prev" (1-based); 0: none yet */
 	char **paths;      /* artifact paths, index-aligned with "artifacts" */
 	size_t npaths;
+	bool manifest_dirty;    /* the journal holds changes manifest.json lacks */
+	bool manifest_unsynced; /* manifest.json renamed in place, not yet synced */
 	char err[512];
 };
 
@@ -497,7 +504,9 @@ static int journal_append(struct irfw_case *c, const cJSON *ev)
 		sys_err(c, "stat", c->journal_path, errno);
 		goto out;
 	}
-	if (write_all(c->journal_fd, buf, len + 1) != 0 || fsync(c->journal_fd) != 0) {
+	/* fdatasync: the size that makes the line readable is flushed with it,
+	 * the modification time need not be. */
+	if (write_all(c->journal_fd, buf, len + 1) != 0 || fdatasync(c->journal_fd) != 0) {
 		int e = errno;
 		/* Take back a torn line so the journal stays one object a line. */
 		if (ftruncate(c->journal_fd, st.st_size) != 0) {
@@ -524,8 +533,8 @@ out:
 	return rc;
 }
 
-/* Write path atomically: temp file in the same folder, fsync, rename,
- * fsync the folder. */
+/* Write path atomically, not durably (see the top of the file): temp file
+ * in the same folder, rename. */
 static int write_atomic(struct irfw_case *c, const char *path, const char *data, size_t len)
 {
 	char *tmp = path_join(c->dir, ".manifest.json.XXXXXX");
@@ -540,7 +549,7 @@ static int write_atomic(struct irfw_case *c, const char *path, const char *data,
 		sys_err(c, "create", tmp, errno);
 		goto out;
 	}
-	if (write_all(fd, data, len) != 0 || fsync(fd) != 0) {
+	if (write_all(fd, data, len) != 0) {
 		sys_err(c, "write", tmp, errno);
 		goto out;
 	}
@@ -554,8 +563,6 @@ static int write_atomic(struct irfw_case *c, const char *path, const char *data,
 		sys_err(c, "rename to", path, errno);
 		goto out;
 	}
-	if (fsync_dir(c) != 0)
-		goto out;
 	rc = 0;
 out:
 	if (fd >= 0)
@@ -566,12 +573,10 @@ out:
 	return rc;
 }
 
-static int manifest_save(struct irfw_case *c)
+/* The manifest's own account of the journal it reflects, after each line. */
+static int manifest_stamp(struct irfw_case *c)
 {
 	char ts[TS_LEN];
-	char *text, *buf;
-	size_t len;
-	int rc;
 
 	now_iso(ts);
 	if (set_item(c->manifest, "updated", cJSON_CreateString(ts)) != 0 ||
@@ -583,6 +588,15 @@ static int manifest_save(struct irfw_case *c)
 		set_err(c, "write %s: out of memory", c->manifest_path);
 		return -1;
 	}
+	return 0;
+}
+
+static int manifest_save(struct irfw_case *c)
+{
+	char *text, *buf;
+	size_t len;
+	int rc;
+
 	text = cJSON_Print(c->manifest);
 	len = text ? strlen(text) : 0;
 	buf = text ? malloc(len + 2) : NULL;
@@ -595,6 +609,8 @@ static int manifest_save(struct irfw_case *c)
 	memcpy(buf + len, "\n", 2);
 	cJSON_free(text);
 	rc = write_atomic(c, c->manifest_path, buf, len + 1);
+	if (rc == 0)
+		c->manifest_unsynced = true;
 	free(buf);
 	return rc;
 }
@@ -622,7 +638,10 @@ static int paths_sync(struct irfw_case *c)
 	return 0;
 }
 
-/* Journal ev, apply it, rewrite the manifest.  Consumes ev. */
+/* Journal ev and apply it.  manifest.json is rewritten at the end of a
+ * step (and of a recovery), when asked for (irfw_case_flush) and on close:
+ * between those the journal alone holds the latest lines, which is all
+ * opening needs.  Consumes ev. */
 static int commit(struct irfw_case *c, cJSON *ev)
 {
 	int rc = -1;
@@ -643,17 +662,36 @@ static int commit(struct irfw_case *c, cJSON *ev)
 	}
 	if (journal_append(c, ev) != 0)
 		goto out;
-	if (apply_event(c->manifest, ev) < 0 || paths_sync(c) != 0) {
+	if (apply_event(c->manifest, ev) < 0 || paths_sync(c) != 0 || manifest_stamp(c) != 0) {
 		/* The journal has it and the saved manifest predates it, so a
 		 * reopen replays it; this object must not write on top. */
 		c->poisoned = true;
 		set_err(c, "%s: out of memory applying a journaled change", c->manifest_path);
 		goto out;
 	}
-	rc = manifest_save(c);
+	c->manifest_dirty = true;
+	const char *type = str_field(ev, "event");
+	rc = type && (strcmp(type, "step-end") == 0 || strcmp(type, "recovered") == 0) ? irfw_case_flush(c)
+	                                                                               : 0;
 out:
 	cJSON_Delete(ev);
 	return rc;
+}
+
+int irfw_case_flush(struct irfw_case *c)
+{
+	if (!c)
+		return -1;
+	if (!c->manifest_dirty)
+		return 0;
+	if (c->poisoned) {
+		set_err(c, "%s: case record is inconsistent after an earlier error; reopen it", c->dir);
+		return -1;
+	}
+	if (manifest_save(c) != 0)
+		return -1;
+	c->manifest_dirty = false;
+	return 0;
 }
 
 /* ------------------------------------------------------------------ */
@@ -1146,6 +1184,19 @@ void irfw_case_close(struct irfw_case *c)
 {
 	if (!c)
 		return;
+	if (c->manifest_dirty && c->journal_fd >= 0)
+		(void)irfw_case_flush(c); /* on failure, the next open replays the journal */
+	if (c->manifest_unsynced) {
+		/* Best effort: the journal is durable, and a manifest a machine
+		 * crash lost is rebuilt from it on the next open. */
+		int fd = open(c->manifest_path, O_RDONLY | O_CLOEXEC);
+		if (fd >= 0) {
+			(void)fsync(fd);
+			close(fd);
+		}
+		if (c->dir_fd >= 0)
+			(void)fsync(c->dir_fd);
+	}
 	if (c->journal_fd >= 0)
 		close(c->journal_fd); /* releases the flock */
 	if (c->dir_fd >= 0)

@@ -6,8 +6,10 @@
  * `manifest.json` and an append-only `journal.jsonl`.
  *
  * The journal is the source of truth.  Every change is first appended to the
- * journal as one compact JSON line and fsynced, then applied to the in-memory
- * manifest, then manifest.json is rewritten atomically.  The manifest records
+ * journal as one compact JSON line and synced, then applied to the in-memory
+ * manifest.  manifest.json is rewritten atomically (a rename) at the end of
+ * each step, on irfw_case_flush() and on close, and synced on close: the
+ * journal already holds every change it shows.  The manifest records
  * how many journal bytes it reflects ("journal_bytes"), so after a crash
  * between the two writes, or with a missing or corrupt manifest, opening the
  * case replays the journal and loses nothing.
@@ -61,9 +63,15 @@ struct irfw_case;
 int irfw_case_open(const char *evidence_dir, const char *case_id, const char *instance_id,
                    const cJSON *run_info, struct irfw_case **out, char *err, size_t errlen);
 
-/** Close the record and free the object (NULL is fine).  Everything was
- * already made durable by the call that changed it. */
+/** Close the record and free the object (NULL is fine).  Every change was
+ * already made durable in the journal by the call that made it; closing
+ * syncs manifest.json too. */
 void irfw_case_close(struct irfw_case *c);
+
+/** Write manifest.json now if the journal holds changes it lacks (it is
+ * rewritten at each step's end and on close).  0, or -1 with
+ * irfw_case_error().  For readers of the file while the record is open. */
+int irfw_case_flush(struct irfw_case *c);
 
 /** The message of the last failed call on `c` ("" when none). */
 const char *irfw_case_error(const struct irfw_case *c);

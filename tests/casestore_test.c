@@ -112,6 +112,14 @@ static cJSON *read_json(const char *path)
 	return j;
 }
 
+/* manifest.json as a reader of the open record sees it after asking for it
+ * (it is rewritten at each step's end, on flush and on close). */
+static cJSON *read_manifest(struct irfw_case *c)
+{
+	assert_int_equal(irfw_case_flush(c), 0);
+	return read_json(irfw_case_manifest_path(c));
+}
+
 /* Every journal line must be one JSON object; returns how many. */
 static int journal_lines(const char *path, cJSON **last)
 {
@@ -192,7 +200,7 @@ static void test_open_creates_private_folders(void **state)
 	snprintf(path, sizeof(path), "%s/case-1/i-0abc/manifest.json", f->ev);
 	assert_string_equal(irfw_case_manifest_path(c), path);
 
-	m = read_json(irfw_case_manifest_path(c));
+	m = read_manifest(c);
 	assert_string_equal(jstr(m, "format"), "irfw-case/1");
 	assert_string_equal(jstr(m, "case_id"), "case-1");
 	assert_string_equal(jstr(m, "instance_id"), "i-0abc");
@@ -242,7 +250,7 @@ static void test_steps_in_journal_and_manifest(void **state)
 	assert_int_equal(cJSON_GetObjectItem(last, "ms")->valueint, 42);
 	cJSON_Delete(last);
 
-	m = read_json(irfw_case_manifest_path(c));
+	m = read_manifest(c);
 	s = cJSON_GetObjectItem(cJSON_GetObjectItem(m, "steps"), "contain");
 	assert_non_null(s);
 	assert_string_equal(jstr(s, "status"), "ok");
@@ -270,7 +278,7 @@ static void test_steps_in_journal_and_manifest(void **state)
 	/* steps keep the order they first appeared in */
 	assert_int_equal(irfw_case_step_begin(c, "snapshot", "ebs_snapshot"), 0);
 	assert_int_equal(irfw_case_step_begin(c, "tag", NULL), 0);
-	m = read_json(irfw_case_manifest_path(c));
+	m = read_manifest(c);
 	s = cJSON_GetObjectItem(m, "steps");
 	assert_string_equal(cJSON_GetArrayItem(s, 0)->string, "contain");
 	assert_string_equal(cJSON_GetArrayItem(s, 1)->string, "snapshot");
@@ -322,7 +330,7 @@ static void test_artifact_sha256(void **state)
 	assert_int_equal(irfw_case_artifact_add_file(c, "capture", "x", NULL, "/nonexistent/x"), -1);
 	assert_non_null(strstr(irfw_case_error(c), "/nonexistent/x"));
 
-	m = read_json(irfw_case_manifest_path(c));
+	m = read_manifest(c);
 	a = cJSON_GetArrayItem(cJSON_GetObjectItem(m, "artifacts"), 0);
 	assert_string_equal(jstr(a, "name"), "console.txt");
 	assert_string_equal(jstr(a, "sha256"), SHA_ABC);
@@ -379,7 +387,7 @@ static void test_reopen_resumes(void **state)
 	assert_string_equal(irfw_case_artifact_sha256(c, 0), SHA_ABC);
 	assert_non_null(irfw_case_artifact_path(c, 0));
 
-	m = read_json(irfw_case_manifest_path(c));
+	m = read_manifest(c);
 	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(m, "runs")), 2);
 	assert_string_equal(jstr(cJSON_GetArrayItem(cJSON_GetObjectItem(m, "runs"), 1), "caller_arn"),
 	                    "second");
@@ -393,7 +401,7 @@ static void test_reopen_resumes(void **state)
 	assert_int_equal(irfw_case_step_begin(c, "contain", "quarantine"), 0);
 	assert_int_equal(irfw_case_step_end(c, "contain", "failed", NULL, NULL, NULL, 3), 0);
 	assert_true(irfw_case_step_done(c, "contain"));
-	m = read_json(irfw_case_manifest_path(c));
+	m = read_manifest(c);
 	assert_int_equal(
 	    cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(m, "steps"), "protect"), "attempts")
 	        ->valueint,
@@ -631,7 +639,7 @@ static void test_same_name_keeps_both(void **state)
 	text = slurp(irfw_case_artifact_path(c, 1), NULL);
 	assert_string_equal(text, "two");
 	free(text);
-	m = read_json(irfw_case_manifest_path(c));
+	m = read_manifest(c);
 	assert_string_equal(
 	    jstr(cJSON_GetArrayItem(cJSON_GetObjectItem(m, "artifacts"), 1), "requested_name"),
 	    "console.txt");
@@ -824,7 +832,7 @@ static void test_chain_links_every_line(void **state)
 	assert_int_equal((long)cJSON_GetObjectItem(m, "journal_lines")->valuedouble, n);
 	assert_null(cJSON_GetObjectItem(m, "journal_chained_from"));
 	/* What is on disk says the same. */
-	cJSON *disk = read_json(irfw_case_manifest_path(c));
+	cJSON *disk = read_manifest(c);
 	assert_string_equal(cJSON_GetObjectItem(disk, "journal_head")->valuestring, expected);
 	cJSON_Delete(disk);
 	snprintf(path, sizeof(path), "%s", irfw_case_journal_path(c));

@@ -624,7 +624,8 @@ IRFW_EXPORT uint64_t irfw_evidence_size(const irfw_target *t, size_t i);
 IRFW_EXPORT int irfw_evidence_set_location(irfw_target *t, size_t i, const char *uri, const char *version_id,
                                            const char *etag, const char *kms_key);
 
-/** Path of the target's manifest.json as last written. */
+/** Path of the target's manifest.json, first brought up to date with every
+ * change recorded so far (the file is otherwise rewritten at each step's end). */
 IRFW_EXPORT const char *irfw_manifest_path(const irfw_target *t);
 
 /**
