@@ -60,13 +60,115 @@ struct job {
 	size_t n;
 };
 
+/* What prepare found: the snapshots of this batch's cases, by instance. */
+struct snap_state {
+	irfw_step *step;
+	cJSON *by_instance; /* instance id -> [snapshot items]; NULL: look one by one */
+};
+
 static int init(irfw_step *step, void **state)
 {
-	(void)state;
 	if (irfw_step_get_bool(step, "wait") && irfw_step_get_int(step, "wait_timeout") <= 0) {
 		irfw_step_error(step, "wait_timeout", "must be a positive number of seconds");
 		return -1;
 	}
+	struct snap_state *st = calloc(1, sizeof(*st));
+	if (!st) {
+		irfw_step_error(step, NULL, "out of memory");
+		return -1;
+	}
+	st->step = step;
+	*state = st;
+	return 0;
+}
+
+static void fini(void *state)
+{
+	struct snap_state *st = state;
+	if (st)
+		cJSON_Delete(st->by_instance);
+	free(st);
+}
+
+/* At most this many values in one filter (EC2's limit on filter values). */
+#define FILTER_VALUES 200
+
+static int found_page(irfw_batch *b, const cJSON *res, void *ctx)
+{
+	(void)b;
+	cJSON *by = ctx;
+	const cJSON *s;
+	cJSON_ArrayForEach(s, cJSON_GetObjectItemCaseSensitive(res, "snapshotSet"))
+	{
+		const char *inst = NULL;
+		const cJSON *tg;
+		cJSON_ArrayForEach(tg, cJSON_GetObjectItemCaseSensitive(s, "tagSet"))
+		{
+			const char *k = irfw_json_str(tg, "key");
+			if (k && strcmp(k, TAG_INSTANCE) == 0)
+				inst = irfw_json_str(tg, "value");
+		}
+		if (!inst)
+			continue;
+		cJSON *list = cJSON_GetObjectItemCaseSensitive(by, inst);
+		if (!list)
+			list = cJSON_AddArrayToObject(by, inst);
+		if (list)
+			cJSON_AddItemToArray(list, cJSON_Duplicate(s, 1));
+	}
+	return 0;
+}
+
+static int look_up_cases(irfw_batch *b, cJSON *by, cJSON *case_ids)
+{
+	cJSON *params = cJSON_CreateObject();
+	cJSON_AddItemToArray(cJSON_AddArrayToObject(params, "Owner"), cJSON_CreateString("self"));
+	const cJSON *id;
+	cJSON_ArrayForEach(id, case_ids) irfw_ec2_filter(params, "tag:" TAG_CASE, id->valuestring);
+	cJSON_AddNumberToObject(params, "MaxResults", 1000);
+	int rc = irfw_batch_aws_paginate(b, NULL, "ec2", "DescribeSnapshots", params, found_page, by);
+	cJSON_Delete(params);
+	return rc;
+}
+
+/* One look-up for the whole batch: the snapshots earlier runs of these cases
+ * made (a re-run, or a run killed after CreateSnapshots), instead of one
+ * DescribeSnapshots per instance.  A failure is not fatal: run then looks
+ * instance by instance and reports the error against each. */
+static int prepare(irfw_batch *b, void *state)
+{
+	struct snap_state *st = state;
+	cJSON_Delete(st->by_instance);
+	st->by_instance = NULL;
+	cJSON *by = cJSON_CreateObject(), *cases = cJSON_CreateArray();
+	int rc = by && cases ? 0 : -1;
+	for (size_t i = 0, n = irfw_batch_count(b); rc == 0 && i < n; i++) {
+		irfw_target *t = irfw_batch_target(b, i);
+		if (!irfw_target_instance(t) || irfw_step_resumed(t))
+			continue; /* never run here */
+		const char *cid = irfw_target_case_id(t);
+		bool seen = false;
+		const cJSON *c;
+		cJSON_ArrayForEach(c, cases) seen = seen || strcmp(c->valuestring, cid) == 0;
+		if (seen)
+			continue;
+		cJSON_AddItemToArray(cases, cJSON_CreateString(cid));
+		if (cJSON_GetArraySize(cases) == FILTER_VALUES) {
+			rc = look_up_cases(b, by, cases);
+			cJSON_Delete(cases);
+			cases = cJSON_CreateArray();
+		}
+	}
+	if (rc == 0 && cJSON_GetArraySize(cases) > 0)
+		rc = look_up_cases(b, by, cases);
+	cJSON_Delete(cases);
+	if (rc != 0) {
+		irfw_step_log(st->step, IRFW_LOG_WARN,
+		              "batched DescribeSnapshots failed; looking instance by instance");
+		cJSON_Delete(by);
+		return 0;
+	}
+	st->by_instance = by;
 	return 0;
 }
 
@@ -121,21 +223,12 @@ static const char *snapshot_step(const cJSON *s)
 	return NULL;
 }
 
-/* Snapshots of this case, instance and step made by an earlier run (or an
- * earlier attempt of this one, whose answer was lost): fills v[].snapshot.
- * Returns 0 or -1 (AWS error). */
-static int find_existing(irfw_target *t, struct job *j)
+/* Adopt the snapshots of `set` (DescribeSnapshots' snapshotSet items) that
+ * this step made of this instance's volumes. */
+static void adopt(irfw_target *t, struct job *j, const cJSON *set)
 {
-	cJSON *params = cJSON_CreateObject();
-	irfw_ec2_filter(params, "tag:" TAG_CASE, irfw_target_case_id(t));
-	irfw_ec2_filter(params, "tag:" TAG_INSTANCE, irfw_target_id(t));
-	cJSON *res = NULL;
-	int rc = irfw_aws_call(t, "ec2", "DescribeSnapshots", params, &res);
-	cJSON_Delete(params);
-	if (rc != 0)
-		return -1;
 	const cJSON *s;
-	cJSON_ArrayForEach(s, cJSON_GetObjectItemCaseSensitive(res, "snapshotSet"))
+	cJSON_ArrayForEach(s, set)
 	{
 		const char *status = irfw_json_str(s, "status");
 		const char *step = snapshot_step(s);
@@ -154,6 +247,23 @@ static int find_existing(irfw_target *t, struct job *j)
 				v->has_device_tag = true;
 		}
 	}
+}
+
+/* Snapshots of this case, instance and step made by an earlier run (or an
+ * earlier attempt of this one, whose answer was lost): fills v[].snapshot.
+ * Returns 0 or -1 (AWS error). */
+static int find_existing(irfw_target *t, struct job *j)
+{
+	cJSON *params = cJSON_CreateObject();
+	cJSON_AddItemToArray(cJSON_AddArrayToObject(params, "Owner"), cJSON_CreateString("self"));
+	irfw_ec2_filter(params, "tag:" TAG_CASE, irfw_target_case_id(t));
+	irfw_ec2_filter(params, "tag:" TAG_INSTANCE, irfw_target_id(t));
+	cJSON *res = NULL;
+	int rc = irfw_aws_call(t, "ec2", "DescribeSnapshots", params, &res);
+	cJSON_Delete(params);
+	if (rc != 0)
+		return -1;
+	adopt(t, j, cJSON_GetObjectItemCaseSensitive(res, "snapshotSet"));
 	cJSON_Delete(res);
 	return 0;
 }
@@ -426,7 +536,7 @@ static void list_ids(const struct job *j, char *buf, size_t cap)
 
 static irfw_status run(irfw_target *t, void *state)
 {
-	(void)state;
+	const struct snap_state *st = state;
 	irfw_step *step = irfw_target_step(t);
 	struct job j = {0};
 	irfw_status status = IRFW_OK;
@@ -445,8 +555,12 @@ static irfw_status run(irfw_target *t, void *state)
 		status = irfw_fail(t, "the description template does not expand (see the log)");
 		goto out;
 	}
-	/* Look before creating: a re-run of the case must not snapshot twice. */
-	if (find_existing(t, &j) != 0) {
+	/* Look before creating: a re-run of the case must not snapshot twice.
+	 * prepare looked for the whole batch at once (not in `irfw check`,
+	 * which calls no prepare). */
+	if (st && st->by_instance)
+		adopt(t, &j, cJSON_GetObjectItemCaseSensitive(st->by_instance, irfw_target_id(t)));
+	else if (find_existing(t, &j) != 0) {
 		status = irfw_fail_aws(t, "DescribeSnapshots for earlier snapshots of this case");
 		goto out;
 	}
@@ -568,7 +682,7 @@ static irfw_status release(irfw_target *t, void *state)
 /* The AWS actions the step may call: `irfw policy` prints the IAM policy
  * from them, and a fleet run its estimate (calls: the usual case). */
 static const struct irfw_action actions[] = {
-    {.action = "ec2:DescribeSnapshots", .per = "instance", .calls = 1},
+    {.action = "ec2:DescribeSnapshots", .per = "run", .calls = 1},
     {.action = "ec2:CreateSnapshots", .per = "instance", .calls = 1},
     {.action = "ec2:CreateSnapshot", .per = "volume"},
     /* The case's tags, given with TagSpecifications. */
@@ -585,6 +699,8 @@ static const struct irfw_plugin plugin = {
     .actions = actions,
     .phase = IRFW_PHASE_PRESERVE,
     .init = init,
+    .prepare = prepare,
+    .fini = fini,
     /* Run dry: EC2 changes carry DryRun, others are not sent. */
     .check = run,
     .run = run,
@@ -604,7 +720,8 @@ static const struct irfw_plugin plugin = {
         "wait = true the step also waits for completion.\n"
         "\n"
         "A re-run of the same case takes no new snapshots: before creating, it looks for snapshots "
-        "tagged with this case, instance and step, and snapshots only the volumes that have none. "
+        "tagged with this case, instance and step (one DescribeSnapshots for the whole run, in prepare), and "
+        "snapshots only the volumes that have none. "
         "The create calls are never re-sent blindly: when one may have been carried out but its "
         "answer was lost (a reset, a 5xx, a cut or stalled answer), the step looks the snapshots "
         "up by those tags (twice, 1 s apart), adopts what it finds, and sends the call again only "

@@ -64,3 +64,59 @@ def test_one_describe_for_the_batch(world):
         p = world.irfw(*args, "-i", "i-0123456789abcdef0", env={"AWS_ENDPOINT_URL": c.proxy.url}, check_rc=3)
         assert c.count("DescribeInstances") == 2
     assert p.stderr.count("instance not found") == 1
+
+
+def test_one_snapshot_lookup_for_the_batch(world):
+    """snapshot looks for earlier snapshots of the case once for the whole
+    batch (its own account's only), not once per instance; what it finds
+    there is adopted as it would have been instance by instance."""
+    ids = world.vpc_world(n_instances=3, enis=1, volumes=2)["instances"]
+    conf = world.write_conf(["snapshot"], {"snapshot": {}})
+    args = ["--conf", conf, "--case-id", "IR-B1"]
+    for i in ids:
+        args += ["-i", i]
+    with Counter(world) as c:
+        world.irfw(*args, env={"AWS_ENDPOINT_URL": c.proxy.url}, check_rc=0)
+        looks = [f for f in c.calls if f.get("Action") == "DescribeSnapshots"]
+        assert len(looks) == 1, looks
+        assert looks[0].get("Owner.1") == "self" and looks[0].get("Filter.1.Value.1") == "IR-B1", looks[0]
+        assert c.count("CreateSnapshots") == 3
+    ec2 = world.client("ec2")
+
+    def case_snaps():
+        return ec2.describe_snapshots(Filters=[{"Name": "tag:irfw:case", "Values": ["IR-B1"]}])["Snapshots"]
+
+    assert len(case_snaps()) == 6
+    # The step forced to run again: the one look finds them all, nothing new.
+    with Counter(world) as c:
+        p = world.irfw(*args, "--no-resume", "-o", "json", env={"AWS_ENDPOINT_URL": c.proxy.url}, check_rc=0)
+        assert c.count("DescribeSnapshots") == 1
+        assert c.count("CreateSnapshots") == 0 and c.count("CreateSnapshot") == 0
+    assert len(case_snaps()) == 6
+    for inst in p.json["instances"]:
+        assert "already snapshotted: 2 snapshots" in inst["steps"][0]["detail"], inst
+
+
+def test_snapshot_lookup_falls_back_per_instance(world):
+    """A refused batch look-up is not fatal: each instance looks for itself
+    (and a refusal there fails that instance's step, naming it)."""
+    ids = world.vpc_world(n_instances=2, enis=1, volumes=1)["instances"]
+    conf = world.write_conf(["snapshot"], {"snapshot": {}})
+    from refusing_proxy import ec2_error
+
+    def refuse(form):
+        # The batch look-up names no instance.
+        if form.get("Action") == "DescribeSnapshots" and "i-" not in " ".join(form.values()):
+            return 503, "text/xml", ec2_error("Unavailable", "Service unavailable", "req-batch-1")
+        return None
+
+    args = ["--conf", conf, "--case-id", "IR-B2", "-i", ids[0], "-i", ids[1], "-o", "json"]
+    with Counter(world, refuse) as c:
+        p = world.irfw(*args, env={"AWS_ENDPOINT_URL": c.proxy.url}, check_rc=0)
+        per_instance = [f for f in c.calls if f.get("Action") == "DescribeSnapshots" and
+                        any(v in ids for v in f.values())]
+        assert len(per_instance) == 2, c.calls
+        assert c.count("CreateSnapshots") == 2
+    assert "looking instance by instance" in p.stderr
+    for inst in p.json["instances"]:
+        assert inst["steps"][0]["status"] == "ok", inst
