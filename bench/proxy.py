@@ -91,14 +91,15 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
     def _reply(self, status, headers, body, head=False):
+        # Connections are kept open, as AWS's endpoints keep them: both
+        # clients reuse theirs (one per thread), and a new connection per
+        # call would charge them a setup real AWS does not ask for.
         self.send_response(status)
         for k, v in headers:
             self.send_header(k, v)
-        self.send_header("Connection", "close")
         self.end_headers()
         if body and not head:
             self.wfile.write(body)
-        self.close_connection = True
 
     def _handle(self):
         px = self.server.proxy
