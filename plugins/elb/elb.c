@@ -36,13 +36,117 @@ static const struct irfw_option opts[] = {
     {.name = NULL},
 };
 
+/* What prepare saw for the whole batch: the instances any load balancer of
+ * the account names.  NULL: every instance looks for itself. */
+struct elb_state {
+	irfw_step *step;
+	cJSON *named; /* instance id -> true */
+};
+
 static int init(irfw_step *step, void **state)
 {
-	(void)state;
 	if (irfw_step_get_bool(step, "wait_drain") && irfw_step_get_int(step, "drain_timeout") <= 0) {
 		irfw_step_error(step, "drain_timeout", "drain_timeout must be a positive number of seconds");
 		return -1;
 	}
+	struct elb_state *st = calloc(1, sizeof(*st));
+	if (!st) {
+		irfw_step_error(step, NULL, "out of memory");
+		return -1;
+	}
+	st->step = step;
+	*state = st;
+	return 0;
+}
+
+static void fini(void *state)
+{
+	struct elb_state *st = state;
+	if (st)
+		cJSON_Delete(st->named);
+	free(st);
+}
+
+/* ------------------------------------------------------------------ */
+/* The batch's screen: one walk over the account's load balancers.      */
+
+static void name_instance(cJSON *named, const char *id)
+{
+	if (id && !cJSON_GetObjectItemCaseSensitive(named, id))
+		cJSON_AddTrueToObject(named, id);
+}
+
+static int screen_groups(irfw_batch *b, const cJSON *res, void *named)
+{
+	const cJSON *tg;
+	cJSON_ArrayForEach(tg, cJSON_GetObjectItemCaseSensitive(res, "TargetGroups"))
+	{
+		const char *arn = irfw_json_text(tg, "TargetGroupArn");
+		const char *type = irfw_json_text(tg, "TargetType");
+		if (!arn || (type && strcmp(type, "instance") != 0))
+			continue;
+		cJSON *hp = cJSON_CreateObject();
+		cJSON_AddStringToObject(hp, "TargetGroupArn", arn);
+		cJSON *hres = NULL;
+		int rc =
+		    irfw_batch_aws_call(b, NULL, "elasticloadbalancing", "DescribeTargetHealth", hp, &hres);
+		cJSON_Delete(hp);
+		if (rc != 0)
+			return 1; /* (a group deleted meanwhile too: each instance looks again) */
+		const cJSON *d;
+		cJSON_ArrayForEach(d, cJSON_GetObjectItemCaseSensitive(hres, "TargetHealthDescriptions"))
+		    name_instance(named, irfw_json_text(cJSON_GetObjectItemCaseSensitive(d, "Target"), "Id"));
+		cJSON_Delete(hres);
+	}
+	return 0;
+}
+
+static int screen_classic(irfw_batch *b, const cJSON *res, void *named)
+{
+	(void)b;
+	const cJSON *lb;
+	cJSON_ArrayForEach(lb, cJSON_GetObjectItemCaseSensitive(res, "LoadBalancerDescriptions"))
+	{
+		const cJSON *in;
+		cJSON_ArrayForEach(in, cJSON_GetObjectItemCaseSensitive(lb, "Instances"))
+		    name_instance(named, irfw_json_text(in, "InstanceId"));
+	}
+	return 0;
+}
+
+/* For a fleet, one walk over every target group and classic load balancer
+ * instead of one per instance (DescribeTargetGroups and
+ * DescribeLoadBalancers answer the whole account each time): an instance no
+ * load balancer names is then skipped without a call, and only the ones
+ * named look again for themselves, fresh, in run (so what they record and
+ * deregister is what AWS shows then, after the asg step's detach).  A
+ * failure here is not fatal: every instance looks for itself. */
+static int prepare(irfw_batch *b, void *state)
+{
+	struct elb_state *st = state;
+	cJSON_Delete(st->named);
+	st->named = NULL;
+	size_t todo = 0;
+	for (size_t i = 0, n = irfw_batch_count(b); i < n; i++) {
+		irfw_target *t = irfw_batch_target(b, i);
+		if (irfw_target_instance(t) && !irfw_step_resumed(t))
+			todo++;
+	}
+	if (todo < 2)
+		return 0; /* one instance: its own look-up is the same calls */
+	cJSON *named = cJSON_CreateObject();
+	if (!named)
+		return 0;
+	if (irfw_batch_aws_paginate(b, NULL, "elasticloadbalancing", "DescribeTargetGroups", NULL,
+	                            screen_groups, named) != 0 ||
+	    irfw_batch_aws_paginate(b, NULL, "elb", "DescribeLoadBalancers", NULL, screen_classic, named) !=
+	        0) {
+		irfw_step_log(st->step, IRFW_LOG_WARN,
+		              "the batch's look-up of load balancers failed; each instance looks for itself");
+		cJSON_Delete(named);
+		return 0;
+	}
+	st->named = named;
 	return 0;
 }
 
@@ -291,7 +395,7 @@ static int deregister_classic(irfw_target *t, const cJSON *names, irfw_status *s
 
 static irfw_status run(irfw_target *t, void *state)
 {
-	(void)state;
+	const struct elb_state *es = state;
 	irfw_step *step = irfw_target_step(t);
 	irfw_status st = IRFW_OK;
 	cJSON *found = cJSON_CreateArray();
@@ -300,6 +404,12 @@ static irfw_status run(irfw_target *t, void *state)
 	int n_draining = 0;
 	const char *dry = irfw_target_dry_run(t) ? " (dry run)" : "";
 
+	/* The batch's screen names no such instance: nothing to look up. */
+	if (es && es->named && !cJSON_GetObjectItemCaseSensitive(es->named, irfw_target_id(t))) {
+		st = irfw_skip(t,
+		               "not registered with any load balancer (as the run found them at its start)");
+		goto out;
+	}
 	/* Look everything up before changing anything, so a failure midway
 	 * leaves a record of all that was registered. */
 	if (find_targets(t, found, &st) != 0 || find_classic(t, classic, &st) != 0)
@@ -498,6 +608,8 @@ static const struct irfw_plugin plugin = {
     .actions = actions,
     .phase = IRFW_PHASE_CONTAIN,
     .init = init,
+    .prepare = prepare,
+    .fini = fini,
     /* Run dry: EC2 changes carry DryRun, others are not sent. */
     .check = run,
     .run = run,
@@ -508,7 +620,10 @@ static const struct irfw_plugin plugin = {
         "every classic load balancer (DescribeLoadBalancers), then deregisters it from all of them.  "
         "What it removed is recorded first, as targets [{target_group_arn, port}] and classic [names], "
         "so release can register it again.  An instance registered nowhere is skipped with the reason "
-        "\"not registered with any load balancer\".\n\n"
+        "\"not registered with any load balancer\". For a fleet the account's load balancers are read once "
+        "for the run, in prepare (every target group's DescribeTargetHealth, every classic load balancer): "
+        "an instance none of them names is skipped without a call, and one they name looks again for itself "
+        "before deregistering, so what it records is what AWS shows then.\n\n"
         "It runs after asg (a detach already deregisters the instance from the group's own load "
         "balancers; those show up here as draining) and before isolate, so that customer traffic is "
         "drained away before the quarantine group cuts the connections, and the isolated instance's "

@@ -120,3 +120,34 @@ def test_snapshot_lookup_falls_back_per_instance(world):
     assert "looking instance by instance" in p.stderr
     for inst in p.json["instances"]:
         assert inst["steps"][0]["status"] == "ok", inst
+
+
+def test_one_load_balancer_screen_for_the_batch(world):
+    """elb reads the account's load balancers once for a fleet: instances no
+    load balancer names cost no call, the one registered looks again for
+    itself and is deregistered everywhere (asserted in moto)."""
+    from test_elb import classic_ids, lb_world, tg_ids
+
+    w = lb_world(world, n_instances=4)
+    iid, others = w["instances"][0], w["instances"][1:]
+    world.client("elbv2").register_targets(TargetGroupArn=w["tgs"][0], Targets=[{"Id": iid, "Port": 80}])
+    world.client("elb").register_instances_with_load_balancer(LoadBalancerName="classic-web",
+                                                              Instances=[{"InstanceId": iid}])
+    conf = world.write_conf(["elb"])
+    args = ["--conf", conf, "--case-id", "IR-E1", "-o", "json"]
+    for i in w["instances"]:
+        args += ["-i", i]
+    with Counter(world) as c:
+        p = world.irfw(*args, env={"AWS_ENDPOINT_URL": c.proxy.url}, check_rc=0)
+        # The screen once, then the registered instance's own look.
+        assert c.count("DescribeTargetGroups") == 2, c.calls
+        assert c.count("DescribeLoadBalancers") == 2
+        # Two instance-type groups, each read once by the screen and once
+        # by the registered instance.
+        assert c.count("DescribeTargetHealth") == 4
+        assert c.count("DeregisterTargets") == 1 and c.count("DeregisterInstancesFromLoadBalancer") == 1
+    assert iid not in tg_ids(world, w["tgs"][0]) and iid not in classic_ids(world)
+    by = {i["instance_id"]: i["steps"][0] for i in p.json["instances"]}
+    assert by[iid]["status"] == "ok", by[iid]
+    for o in others:
+        assert by[o]["status"] == "skipped" and "not registered with any load balancer" in by[o]["detail"], by[o]
