@@ -293,6 +293,14 @@ static irfw_status run(irfw_target *t, void *state)
 			goto out;
 		}
 	}
+	/* No profile in this run's DescribeInstances and none taken by an
+	 * earlier run: nothing to ask EC2 (a call per instance, before
+	 * isolation, for what the fleet's describe already said). */
+	const cJSON *inst = irfw_target_instance(t);
+	if (!prev && inst && !cJSON_GetObjectItemCaseSensitive(inst, "iamInstanceProfile")) {
+		st = irfw_skip(t, "no instance profile");
+		goto out;
+	}
 	if (find_association(t, &assoc) != 0) {
 		st = irfw_fail_aws(t, "DescribeIamInstanceProfileAssociations for %s", irfw_target_id(t));
 		goto out;

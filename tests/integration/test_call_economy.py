@@ -151,3 +151,24 @@ def test_one_load_balancer_screen_for_the_batch(world):
     assert by[iid]["status"] == "ok", by[iid]
     for o in others:
         assert by[o]["status"] == "skipped" and "not registered with any load balancer" in by[o]["detail"], by[o]
+
+
+def test_no_profile_costs_no_call(world):
+    """iam_profile trusts this run's DescribeInstances for an instance that
+    shows no profile (and that no earlier run of the case took one from);
+    an instance with one is asked about and loses it (asserted in moto)."""
+    from test_iam_profile import associations, launch, make_profile
+
+    prof = make_profile(world, "web-prof", "web-role")
+    bare, held = launch(world), launch(world, prof["Arn"])
+    conf = world.write_conf(["iam_profile"])
+    with Counter(world) as c:
+        p = world.irfw("--conf", conf, "-i", bare, "-i", held, "--case-id", "IR-P1", "-o", "json",
+                       env={"AWS_ENDPOINT_URL": c.proxy.url}, check_rc=0)
+        asked = [f for f in c.calls if f.get("Action") == "DescribeIamInstanceProfileAssociations"]
+        assert asked and all(bare not in f.values() for f in asked), asked
+        assert c.count("DisassociateIamInstanceProfile") == 1
+    by = {i["instance_id"]: i["steps"][0] for i in p.json["instances"]}
+    assert by[bare]["status"] == "skipped" and by[bare]["detail"] == "no instance profile", by[bare]
+    assert by[held]["status"] == "ok", by[held]
+    assert associations(world, held) == []
