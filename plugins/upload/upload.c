@@ -178,45 +178,60 @@ struct kms_search {
 	char arns[256];
 };
 
-/* DescribeKey of every key of one page, keeping those described so. */
+/* DescribeKey of every key of one page (all at once), keeping those
+ * described so. */
 static int kms_page(irfw_target *t, const cJSON *res, void *ctx)
 {
 	struct kms_search *ks = ctx;
+	irfw_calls *c = irfw_calls_new(t);
+	if (!c)
+		return 1; /* stops the search: not found */
 	const cJSON *k;
 	cJSON_ArrayForEach(k, cJSON_GetObjectItemCaseSensitive(res, "Keys"))
 	{
 		const char *id = irfw_json_str(k, "KeyId");
 		if (!id)
 			continue;
-		cJSON *dp = cJSON_CreateObject(), *dres = NULL;
+		cJSON *dp = cJSON_CreateObject();
 		cJSON_AddStringToObject(dp, "KeyId", id);
-		if (irfw_aws_call_in(t, ks->rq->region, "kms", "DescribeKey", dp, &dres) != 0) {
+		int rc = irfw_calls_add(c, ks->rq->region, "kms", "DescribeKey", dp, 0);
+		cJSON_Delete(dp);
+		if (rc < 0) {
+			irfw_calls_free(c);
+			return 1;
+		}
+	}
+	irfw_calls_run(c);
+	size_t i = 0;
+	cJSON_ArrayForEach(k, cJSON_GetObjectItemCaseSensitive(res, "Keys"))
+	{
+		const char *id = irfw_json_str(k, "KeyId");
+		if (!id)
+			continue;
+		if (irfw_calls_select(c, i++) != 0) {
 			/* A key policy may hide a key from us; it cannot be ours then. */
 			irfw_log(t, IRFW_LOG_WARN, "KMS DescribeKey %s: %s: %s (ignored)", id,
 			         irfw_aws_error_code(t), irfw_aws_error_message(t));
 			ks->n_unreadable++;
-		} else {
-			cJSON *meta = cJSON_DetachItemFromObjectCaseSensitive(dres, "KeyMetadata");
-			const char *d = irfw_json_str(meta, "Description"),
-			           *state = irfw_json_str(meta, "KeyState");
-			/* A key pending deletion is as good as gone. */
-			bool dying =
-			    state && strncmp(state, "Pending", 7) == 0 && strcmp(state, "PendingImport") != 0;
-			if (d && strcmp(d, ks->rq->spec) == 0 && !dying) {
-				ks->n_match++;
-				const char *a = irfw_json_str(meta, "Arn");
-				size_t used = strlen(ks->arns);
-				snprintf(ks->arns + used, sizeof(ks->arns) - used, "%s%s", used ? ", " : "",
-				         a ? a : id);
-				cJSON_Delete(ks->match);
-				ks->match = meta;
-				meta = NULL;
-			}
-			cJSON_Delete(meta);
+			continue;
 		}
-		cJSON_Delete(dp);
-		cJSON_Delete(dres);
+		const cJSON *meta =
+		    cJSON_GetObjectItemCaseSensitive(irfw_calls_result(c, i - 1), "KeyMetadata");
+		const char *d = irfw_json_str(meta, "Description"), *state = irfw_json_str(meta, "KeyState");
+		/* A key pending deletion is as good as gone. */
+		bool dying =
+		    state && strncmp(state, "Pending", 7) == 0 && strcmp(state, "PendingImport") != 0;
+		if (d && strcmp(d, ks->rq->spec) == 0 && !dying) {
+			ks->n_match++;
+			const char *a = irfw_json_str(meta, "Arn");
+			size_t used = strlen(ks->arns);
+			snprintf(ks->arns + used, sizeof(ks->arns) - used, "%s%s", used ? ", " : "",
+			         a ? a : id);
+			cJSON_Delete(ks->match);
+			ks->match = cJSON_Duplicate(meta, true);
+		}
 	}
+	irfw_calls_free(c);
 	return 0;
 }
 
@@ -229,7 +244,10 @@ static char *kms_by_description(irfw_target *t, struct kms_req *rq)
 	cJSON_AddNumberToObject(p, "Limit", 1000);
 	int rc = irfw_aws_paginate_in(t, rq->region, "kms", "ListKeys", p, kms_page, &ks);
 	cJSON_Delete(p);
-	if (rc != 0) {
+	if (rc > 0) { /* kms_page stopped it */
+		snprintf(rq->err, sizeof(rq->err), "out of memory looking for the KMS key described \"%s\"",
+		         rq->spec);
+	} else if (rc != 0) {
 		rq->aws_error = true;
 		snprintf(rq->err, sizeof(rq->err),
 		         "KMS ListKeys in %s failed looking for the key described \"%s\"", rq->region,
