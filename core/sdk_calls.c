@@ -45,7 +45,8 @@ struct irfw_calls;
 struct slot {
 	struct slot *prev, *next; /* in the queue while SLOT_QUEUED */
 	struct irfw_calls *owner;
-	char *region; /* NULL: the run's */
+	char *region;            /* NULL: the run's */
+	const char *send_region; /* where it goes: region, or the run's (set before it is queued) */
 	char *service, *operation;
 	cJSON *params; /* a copy */
 	unsigned flags;
@@ -80,10 +81,11 @@ struct irfw_calls_pool {
 
 static pthread_mutex_t pool_make_lock = PTHREAD_MUTEX_INITIALIZER;
 
-/* The client's request for one slot: all a pool thread does. */
-static void send_slot(struct irfw_aws *aws, bool dry_run, const char *run_region, struct slot *s)
+/* The client's request for one slot: all a pool thread does, reading only
+ * the slot and the run's client. */
+static void send_slot(struct irfw_aws *aws, bool dry_run, struct slot *s)
 {
-	const char *reg = s->region && *s->region ? s->region : run_region;
+	const char *reg = s->send_region;
 	memset(&s->err, 0, sizeof(s->err));
 	s->rid[0] = '\0';
 	s->res = NULL;
@@ -116,12 +118,6 @@ static void slot_done(struct slot *s)
 		pthread_cond_broadcast(&s->owner->done);
 }
 
-/* The run's region, fixed once the client exists (read-only since). */
-static const char *run_region(const struct irfw_calls *c)
-{
-	return c->t->run->resolved_region;
-}
-
 static void *pool_thread(void *arg)
 {
 	struct irfw_calls_pool *p = arg;
@@ -138,9 +134,8 @@ static void *pool_thread(void *arg)
 		struct slot *s = p->head;
 		unlink_slot(p, s);
 		s->state = SLOT_RUNNING;
-		const char *region = run_region(s->owner);
 		pthread_mutex_unlock(&p->lock);
-		send_slot(p->aws, p->dry_run, region, s);
+		send_slot(p->aws, p->dry_run, s);
 		pthread_mutex_lock(&p->lock);
 		slot_done(s);
 	}
@@ -348,7 +343,7 @@ static void send_all(irfw_calls *c, struct slot **todo, size_t n)
 	if (!p) {
 		/* One call, or no pool: in this thread, one after another. */
 		for (size_t i = 0; i < n; i++) {
-			send_slot(r->aws, r->dry_run, run_region(c), todo[i]);
+			send_slot(r->aws, r->dry_run, todo[i]);
 			todo[i]->state = SLOT_DONE;
 		}
 		return;
@@ -380,7 +375,7 @@ static void send_all(irfw_calls *c, struct slot **todo, size_t n)
 			unlink_slot(p, s);
 			s->state = SLOT_RUNNING;
 			pthread_mutex_unlock(&p->lock);
-			send_slot(r->aws, r->dry_run, run_region(c), s);
+			send_slot(r->aws, r->dry_run, s);
 			pthread_mutex_lock(&p->lock);
 			slot_done(s);
 			continue;
@@ -424,6 +419,7 @@ int irfw_calls_run(irfw_calls *c)
 			continue;
 		}
 		note_unchecked(t, s);
+		s->send_region = s->region ? s->region : t->run->resolved_region;
 		todo[k++] = s;
 	}
 	if (k)

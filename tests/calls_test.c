@@ -46,10 +46,9 @@ static void sleep_ms(long ms)
 	nanosleep(&ts, NULL);
 }
 
-static int answer(const char *service, const char *operation, const cJSON *params, bool dry_run,
+static int answer(const char *region, const char *operation, const cJSON *params, bool dry_run,
                   cJSON **result, struct irfw_aws_error *e, char req_id[128])
 {
-	(void)service;
 	int n = irfw_json_int(params, "N", -1);
 	long ms = irfw_json_long(params, "SleepMs", 0);
 	bool mine = pthread_equal(pthread_self(), fake.caller);
@@ -59,7 +58,8 @@ static int answer(const char *service, const char *operation, const cJSON *param
 		fake.max_in_flight = fake.in_flight;
 	if (fake.n_seen < 64) {
 		char *p = cJSON_PrintUnformatted(params);
-		snprintf(fake.seen[fake.n_seen++], sizeof(fake.seen[0]), "%s %s", operation, p ? p : "null");
+		snprintf(fake.seen[fake.n_seen++], sizeof(fake.seen[0]), "%s %s %s", region, operation,
+		         p ? p : "null");
 		free(p);
 	}
 	fake.dry_seen = fake.dry_seen || dry_run;
@@ -101,11 +101,11 @@ int __wrap_irfw_aws_request(struct irfw_aws *a, const char *region, const char *
                             struct irfw_aws_error *e, char req_id[128])
 {
 	(void)a;
-	(void)region;
+	(void)service;
 	pthread_mutex_lock(&fake.lock);
 	fake.calls++;
 	pthread_mutex_unlock(&fake.lock);
-	return answer(service, operation, params, dry_run, result, e, req_id);
+	return answer(region, operation, params, dry_run, result, e, req_id);
 }
 
 int __wrap_irfw_aws_request_ex(struct irfw_aws *a, const char *region, const char *service,
@@ -116,12 +116,12 @@ int __wrap_irfw_aws_request_ex(struct irfw_aws *a, const char *region, const cha
                                cJSON **result, struct irfw_aws_error *e, char req_id[128])
 {
 	(void)a;
-	(void)region;
+	(void)service;
 	assert_int_equal(flags, IRFW_AWS_REQ_NOT_IDEMPOTENT);
 	pthread_mutex_lock(&fake.lock);
 	fake.calls_ex++;
 	pthread_mutex_unlock(&fake.lock);
-	return answer(service, operation, params, dry_run, result, e, req_id);
+	return answer(region, operation, params, dry_run, result, e, req_id);
 }
 
 /* One run with `n_targets` targets, each running the same step. */
@@ -347,7 +347,8 @@ static void test_zero_and_one(void **state)
 	world_free(&w);
 }
 
-/* Params are copied: the caller may change and free them at once. */
+/* Params (and the region) are copied: the caller may change and free them
+ * at once.  Region NULL is the run's. */
 static void test_params_copied(void **state)
 {
 	(void)state;
@@ -359,14 +360,16 @@ static void test_params_copied(void **state)
 	irfw_calls_add(c, NULL, "s3", "HeadObject", p, 0);
 	cJSON_ReplaceItemInObjectCaseSensitive(p, "Key", cJSON_CreateString("b"));
 	cJSON_ReplaceItemInObjectCaseSensitive(p, "N", cJSON_CreateNumber(2));
-	irfw_calls_add(c, NULL, "s3", "HeadObject", p, 0);
+	char region[16] = "eu-west-1";
+	irfw_calls_add(c, region, "s3", "HeadObject", p, 0);
 	cJSON_Delete(p);
+	memcpy(region, "xx-west-9", 9);
 	assert_int_equal(irfw_calls_run(c), 0);
 	assert_int_equal(fake.n_seen, 2);
 	bool a = false, b = false;
 	for (int i = 0; i < 2; i++) {
-		a = a || strcmp(fake.seen[i], "HeadObject {\"N\":1,\"Key\":\"a\"}") == 0;
-		b = b || strcmp(fake.seen[i], "HeadObject {\"N\":2,\"Key\":\"b\"}") == 0;
+		a = a || strcmp(fake.seen[i], "us-east-1 HeadObject {\"N\":1,\"Key\":\"a\"}") == 0;
+		b = b || strcmp(fake.seen[i], "eu-west-1 HeadObject {\"N\":2,\"Key\":\"b\"}") == 0;
 	}
 	assert_true(a && b);
 	assert_int_equal(irfw_json_int(irfw_calls_result(c, 0), "Echo", -1), 1);

@@ -16,7 +16,10 @@ The proxy also answers GetConsoleScreenshot, which moto lacks
 """
 import base64
 import hashlib
+import json
 import re
+import signal
+import subprocess
 import sys
 import threading
 import time
@@ -24,6 +27,7 @@ import urllib.parse
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from conftest import IRFW_BIN  # noqa: E402
 from screenshot_proxy import ScreenshotProxy, _Handler  # noqa: E402
 
 HOLD = 0.3
@@ -86,8 +90,10 @@ class _HoldingHandler(_Handler):
 
 
 class HoldingProxy(ScreenshotProxy):
-    def __init__(self, upstream_url, hold_ops, bucket=None, deny_put=None, deny_request_id="REQ-DENIED-7"):
+    def __init__(self, upstream_url, hold_ops, bucket=None, deny_put=None, deny_request_id="REQ-DENIED-7",
+                 hold=HOLD):
         super().__init__(upstream_url)
+        self.hold = hold
         self.server.RequestHandlerClass = _HoldingHandler
         self.hold_ops = set(hold_ops)
         self.bucket = bucket
@@ -108,7 +114,7 @@ class HoldingProxy(ScreenshotProxy):
         return next((label for key, label, _ in self.CHANGES if key in params), None)
 
     def hold_of(self, label):
-        return next((hold for _, lb, hold in self.CHANGES if lb == label), HOLD)
+        return next((hold for _, lb, hold in self.CHANGES if lb == label), self.hold)
 
     def classify(self, method, path, headers, params):
         """(operation, object name or "") of a request, as far as the tests need."""
@@ -277,3 +283,43 @@ def test_protect_modifies_together(world):
     assert rec["instanceInitiatedShutdownBehavior"] == "stop"
     assert sorted(v["device"] for v in rec["keptVolumes"]) == ["/dev/sda1", "/dev/sdf"]
     assert all(v["deleteOnTerminationWas"] is True for v in rec["keptVolumes"])
+
+
+def test_second_sigint_ends_the_pool_calls_in_flight(world):
+    """PutObjects that never answer (in flight on the pool's threads and the
+    worker's own): the first SIGINT waits for them, the second abandons them
+    all, and the step is recorded interrupted."""
+    w = Seeded(world)
+    proxy = HoldingProxy(world.moto.url, {"PutObject"}, bucket=w.bucket, hold=120)
+    conf = world.write_conf(["capture", "upload"], {"upload": {"kms_key_description": "test"}})
+    out, err = world.tmp / "out.json", world.tmp / "err.txt"
+    with proxy, open(out, "w") as fo, open(err, "w") as fe:
+        p = subprocess.Popen([str(IRFW_BIN), "--conf", str(conf), "-i", w.iid, "-o", "json", "--case-id", CASE],
+                             env=world.env(AWS_ENDPOINT_URL=proxy.url), stdout=fo, stderr=fe, cwd=world.tmp)
+        try:
+            deadline = time.time() + 60
+            while time.time() < deadline and proxy.in_flight.get("PutObject", 0) < 3:
+                time.sleep(0.05)
+            assert proxy.in_flight.get("PutObject", 0) >= 3, proxy.in_flight
+            p.send_signal(signal.SIGINT)
+            time.sleep(1.0)
+            assert p.poll() is None  # still waiting for the calls in flight
+            t0 = time.time()
+            p.send_signal(signal.SIGINT)
+            p.wait(20)
+            took = time.time() - t0
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    assert p.returncode == 130, (out.read_text(), err.read_text()[-3000:])
+    assert took < 5, took
+    doc = json.loads(out.read_text())
+    assert doc["interrupted"]["abandoned"] is True, doc["interrupted"]
+    s = step(type("P", (), {"json": doc}), "upload")
+    assert s["status"] == "interrupted", s
+    man = world.manifest(CASE, w.iid)
+    assert man["steps"]["upload"]["status"] == "failed" and not man["steps"]["upload"].get("done")
+    # Nothing reached S3, and no artifact claims a location.
+    assert not w.s3.list_objects_v2(Bucket=w.bucket).get("Contents")
+    assert not any(a.get("uri") for a in man["artifacts"])
