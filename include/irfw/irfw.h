@@ -544,10 +544,12 @@ IRFW_EXPORT int irfw_aws_call_ex(irfw_target *t, const char *region, const char 
  *     irfw_calls *c = irfw_calls_new(t);
  *     for (...) irfw_calls_add(c, NULL, "s3", "PutObject", params, 0);
  *     irfw_calls_run(c);
- *     for (size_t i = 0; i < irfw_calls_count(c); i++)
- *             if (irfw_calls_select(c, i) != 0)
- *                     return irfw_fail_aws(t, "PutObject %s", name[i]);  // call i's error
- *             else use(irfw_calls_result(c, i));
+ *     irfw_status st = IRFW_OK;
+ *     for (size_t i = 0; i < irfw_calls_count(c) && st == IRFW_OK; i++)
+ *             if (irfw_calls_select(c, i) != 0)   // call i's error is the target's
+ *                     st = irfw_fail_aws(t, "PutObject %s", name[i]);
+ *             else
+ *                     use(irfw_calls_result(c, i));
  *     irfw_calls_free(c);
  *
  * Call the functions of one set from the thread running its target only.
