@@ -18,6 +18,7 @@
 #include "siteconf.h"
 
 struct irfw_case;
+struct irfw_calls_pool;
 struct irfw_aws;
 
 struct irfw_run;
@@ -156,6 +157,8 @@ struct irfw_run {
 	bool preparing;           /* in the steps' prepare callbacks */
 	bool prepare_usage_error; /* irfw_step_error() called from prepare */
 
+	struct irfw_calls_pool *calls_pool; /* irfw_calls' threads (sdk_calls.c), or NULL */
+
 	char run_id[40]; /* this run's id: UTC time and random hex */
 	int interrupted; /* SIGINT or SIGTERM stopped it early, or 0 */
 	bool abandoned;  /* a second signal abandoned the calls in flight */
@@ -198,6 +201,10 @@ bool irfw_step_done_before(const struct irfw_target *t, const struct irfw_step *
 int irfw_run_describe(struct irfw_run *r);
 
 void irfw_run_free(struct irfw_run *r);
+
+/* Join the threads irfw_calls_run() started for the run, and free the pool
+ * (sdk_calls.c); before the run's AWS client is freed.  None: nothing. */
+void irfw_calls_pool_free(struct irfw_run *r);
 
 /*
  * Interruption.  irfw_run_interrupt() is what a SIGINT or SIGTERM handler

@@ -68,9 +68,11 @@ extern "C" {
  *        not be repeated by a resumed run (a notification); runner.h:
  *        irfw_runner_interrupt, irfw_runner_interrupted,
  *        IRFW_DESCRIBE_AS_MAN_PAGE; irfw_step_resumed, for prepare
+ *   1.8  irfw_calls: several independent calls of one target sent at once
+ *        (irfw_calls_new, _add, _run, _result, _select, _count, _free)
  */
 #define IRFW_ABI_MAJOR 1
-#define IRFW_ABI_MINOR 7
+#define IRFW_ABI_MINOR 8
 
 #if defined(__GNUC__)
 #define IRFW_EXPORT       __attribute__((visibility("default")))
@@ -529,6 +531,75 @@ enum {
  * itself) (ABI 1.4).  `region` NULL: the target's. */
 IRFW_EXPORT int irfw_aws_call_ex(irfw_target *t, const char *region, const char *service,
                                  const char *operation, const cJSON *params, unsigned flags, cJSON **result);
+
+/**
+ * Several independent calls of one target, sent at once (ABI 1.8): the
+ * PutObjects of a target's artifacts, the reads of a capture.  Each call
+ * behaves exactly as irfw_aws_call_ex() with the same arguments would (the
+ * same result shape, retries, rate limits and deadline, dry-run rules,
+ * the IAM permission named in an AccessDenied message); only the waiting
+ * is shared.  The calls must not depend on one another: they may reach AWS
+ * in any order.
+ *
+ *     irfw_calls *c = irfw_calls_new(t);
+ *     for (...) irfw_calls_add(c, NULL, "s3", "PutObject", params, 0);
+ *     irfw_calls_run(c);
+ *     irfw_status st = IRFW_OK;
+ *     for (size_t i = 0; i < irfw_calls_count(c) && st == IRFW_OK; i++)
+ *             if (irfw_calls_select(c, i) != 0)   // call i's error is the target's
+ *                     st = irfw_fail_aws(t, "PutObject %s", name[i]);
+ *             else
+ *                     use(irfw_calls_result(c, i));
+ *     irfw_calls_free(c);
+ *
+ * Call the functions of one set from the thread running its target only.
+ * The calls are sent by a small pool of threads the run keeps (shared by
+ * all targets; connections are reused) and by the calling thread itself,
+ * which sends its own calls while the pool is busy; a set of one call is
+ * sent in the calling thread.  The step's request ids are added in index
+ * order, and its first error (irfw_fail_aws_first()) is the failed call
+ * of the lowest index, as if the calls had been made one after another.
+ */
+typedef struct irfw_calls irfw_calls;
+
+/** A new, empty set of calls for target t; NULL when out of memory. */
+IRFW_EXPORT irfw_calls *irfw_calls_new(irfw_target *t);
+
+/** Add a call (not sent yet): `region` NULL is the target's, `flags` are
+ * irfw_aws_call_ex()'s.  region, service, operation and params are
+ * copied (params may be NULL and may be changed or freed on return).
+ * Returns the call's index (0, 1, ... in the order added), or -1 (a NULL
+ * set, no service or operation, out of memory). */
+IRFW_EXPORT int irfw_calls_add(irfw_calls *c, const char *region, const char *service, const char *operation,
+                               const cJSON *params, unsigned flags);
+
+/** Send every call added since the last irfw_calls_run() and wait until
+ * each has its answer (or error).  Returns the number of the set's calls
+ * that failed (0: all succeeded), or -1 for a NULL set.  Afterwards the
+ * target's error (irfw_aws_error_code() and friends) is that of the
+ * failed call of the lowest index (none when all succeeded), and
+ * irfw_aws_last_request_id() that of the successful call of the highest
+ * index; irfw_calls_select() picks another. */
+IRFW_EXPORT int irfw_calls_run(irfw_calls *c);
+
+/** Call i's result as irfw_aws_call() gives it, owned by the set (valid
+ * until irfw_calls_free()); NULL when the call failed, was not run, has
+ * no result (a dry run's change) or i is out of range. */
+IRFW_EXPORT const cJSON *irfw_calls_result(const irfw_calls *c, size_t i);
+
+/** Make call i's outcome the target's, as if it were the last call made:
+ * its error for irfw_aws_error_code(), irfw_aws_request_id() and
+ * irfw_fail_aws() (none when it succeeded), its request id for
+ * irfw_aws_last_request_id().  Returns 0 when call i succeeded, -1 when it
+ * failed, or -1 leaving the target as it was when i is out of range or
+ * the call was not run. */
+IRFW_EXPORT int irfw_calls_select(irfw_calls *c, size_t i);
+
+/** The number of calls added to the set. */
+IRFW_EXPORT size_t irfw_calls_count(const irfw_calls *c);
+
+/** Free the set and its results (NULL: nothing); not while it runs. */
+IRFW_EXPORT void irfw_calls_free(irfw_calls *c);
 
 /** The region of an ARN ("arn:aws:sns:eu-west-1:123456789012:oncall" gives
  * "eu-west-1") into out; false when `arn` is not an ARN or names no region

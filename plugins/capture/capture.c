@@ -5,6 +5,7 @@
  * and records it in the case manifest).  This plugin never talks to S3; the
  * upload step ships what it leaves behind.
  */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -119,70 +120,66 @@ static void store_json(irfw_target *t, struct tally *ty, const char *name, const
 	free(text);
 }
 
-static void capture_metadata(irfw_target *t, struct tally *ty)
+/* DescribeInstanceAttribute userData answered (rc, res: the call's). */
+static void capture_user_data(irfw_target *t, struct tally *ty, int rc, const cJSON *res)
 {
-	cJSON *p = instance_params(t), *res = NULL;
-	cJSON_AddStringToObject(p, "Attribute", "userData");
-	if (irfw_aws_call(t, "ec2", "DescribeInstanceAttribute", p, &res) != 0) {
+	if (rc != 0) {
 		if (not_applicable(irfw_aws_error_code(t)))
 			aws_skipped(t, ty, "user data");
 		else
 			aws_failed(t, ty, "DescribeInstanceAttribute userData");
-	} else if (res) {
-		store_json(t, ty, "instance-attributes.json", res);
-		/* Attackers hide scripts in user data; keep the decoded bytes too
-		 * (often a shell script, sometimes gzip or MIME multipart). */
-		const cJSON *ud = cJSON_GetObjectItemCaseSensitive(res, "userData");
-		const char *val = irfw_json_str(ud, "value");
-		if (val && *val) {
-			size_t len = 0;
-			void *bytes = irfw_base64_decode(val, &len);
-			if (!bytes) {
-				ty->n_failed++;
-				append(ty->failed, sizeof(ty->failed), "user data is not base64");
-			} else if (irfw_evidence_add(t, "user-data.bin", "application/octet-stream", bytes,
-			                             len) == 0) {
-				captured(ty, "user-data.bin");
-			} else {
-				store_failed(ty, "user-data.bin");
-			}
-			free(bytes);
-		}
+		return;
 	}
-	cJSON_Delete(p);
-	cJSON_Delete(res);
+	if (!res)
+		return;
+	store_json(t, ty, "instance-attributes.json", res);
+	/* Attackers hide scripts in user data; keep the decoded bytes too
+	 * (often a shell script, sometimes gzip or MIME multipart). */
+	const cJSON *ud = cJSON_GetObjectItemCaseSensitive(res, "userData");
+	const char *val = irfw_json_str(ud, "value");
+	if (val && *val) {
+		size_t len = 0;
+		void *bytes = irfw_base64_decode(val, &len);
+		if (!bytes) {
+			ty->n_failed++;
+			append(ty->failed, sizeof(ty->failed), "user data is not base64");
+		} else if (irfw_evidence_add(t, "user-data.bin", "application/octet-stream", bytes, len) ==
+		           0) {
+			captured(ty, "user-data.bin");
+		} else {
+			store_failed(ty, "user-data.bin");
+		}
+		free(bytes);
+	}
+}
 
-	/* By filter rather than by the ids in the instance record: an ENI
-	 * attached or detached since the batch was described is still seen. */
-	res = NULL;
-	p = cJSON_CreateObject();
-	irfw_ec2_filter(p, "attachment.instance-id", irfw_target_id(t));
-	if (irfw_aws_call(t, "ec2", "DescribeNetworkInterfaces", p, &res) != 0) {
+/* DescribeNetworkInterfaces answered. */
+static void capture_interfaces(irfw_target *t, struct tally *ty, int rc, const cJSON *res)
+{
+	if (rc != 0)
 		aws_failed(t, ty, "DescribeNetworkInterfaces");
-	} else if (res) {
+	else if (res)
 		/* The reply holds no request id (the core keeps it apart): the
 		 * artifact is the interfaces alone. */
 		store_json(t, ty, "network-interfaces.json", res);
-	}
-	cJSON_Delete(p);
-	cJSON_Delete(res);
 }
 
-static void capture_console_output(irfw_target *t, struct tally *ty)
+/* GetConsoleOutput (Latest=true) answered; asked again without Latest
+ * where the instance type cannot give the latest. */
+static void capture_console_output(irfw_target *t, struct tally *ty, int rc, const cJSON *res)
 {
-	cJSON *p = instance_params(t), *res = NULL;
-	cJSON_AddTrueToObject(p, "Latest");
-	int rc = irfw_aws_call(t, "ec2", "GetConsoleOutput", p, &res);
+	cJSON *again = NULL;
 	if (rc != 0 && strcmp(irfw_aws_error_code(t), "UnsupportedOperation") == 0) {
 		/* Latest=true needs a Nitro instance; the buffered output is
 		 * still evidence on the others. */
 		irfw_log(t, IRFW_LOG_INFO,
 		         "latest console output not supported (%s); asking for the buffered output",
 		         irfw_aws_error_message(t));
-		cJSON_DeleteItemFromObjectCaseSensitive(p, "Latest");
-		rc = irfw_aws_call(t, "ec2", "GetConsoleOutput", p, &res);
+		cJSON *p = instance_params(t);
+		rc = irfw_aws_call(t, "ec2", "GetConsoleOutput", p, &again);
+		cJSON_Delete(p);
+		res = again;
 	}
-	cJSON_Delete(p);
 	if (rc != 0) {
 		if (not_applicable(irfw_aws_error_code(t)))
 			aws_skipped(t, ty, "console output");
@@ -195,7 +192,7 @@ static void capture_console_output(irfw_target *t, struct tally *ty)
 		/* Not an error: a fresh or silent instance has nothing yet. */
 		ty->n_skipped++;
 		append(ty->skipped, sizeof(ty->skipped), "console output empty");
-		cJSON_Delete(res);
+		cJSON_Delete(again);
 		return;
 	}
 	size_t len = 0;
@@ -209,16 +206,12 @@ static void capture_console_output(irfw_target *t, struct tally *ty)
 		store_failed(ty, "console-output.txt");
 	}
 	free(text);
-	cJSON_Delete(res);
+	cJSON_Delete(again);
 }
 
-static void capture_screenshot(irfw_target *t, struct tally *ty)
+/* GetConsoleScreenshot answered. */
+static void capture_screenshot(irfw_target *t, struct tally *ty, int rc, const cJSON *res)
 {
-	cJSON *p = instance_params(t), *res = NULL;
-	/* WakeUp: a screen blanked by power saving shows nothing. */
-	cJSON_AddTrueToObject(p, "WakeUp");
-	int rc = irfw_aws_call(t, "ec2", "GetConsoleScreenshot", p, &res);
-	cJSON_Delete(p);
 	if (rc != 0) {
 		if (not_applicable(irfw_aws_error_code(t)))
 			aws_skipped(t, ty, "screenshot");
@@ -230,7 +223,6 @@ static void capture_screenshot(irfw_target *t, struct tally *ty)
 	if (!img || !*img) {
 		ty->n_skipped++;
 		append(ty->skipped, sizeof(ty->skipped), "screenshot empty");
-		cJSON_Delete(res);
 		return;
 	}
 	size_t len = 0;
@@ -244,7 +236,22 @@ static void capture_screenshot(irfw_target *t, struct tally *ty)
 		store_failed(ty, "console-screenshot.jpg");
 	}
 	free(jpeg);
-	cJSON_Delete(res);
+}
+
+/* Add one call of the capture to the set; its index, or -1. */
+static int add_call(irfw_calls *c, const char *operation, cJSON *params)
+{
+	int i = params ? irfw_calls_add(c, NULL, "ec2", operation, params, 0) : -1;
+	cJSON_Delete(params);
+	return i;
+}
+
+/* Call i's outcome made the target's (its error for the tally), and its
+ * result. */
+static int outcome(irfw_calls *c, int i, const cJSON **res)
+{
+	*res = irfw_calls_result(c, (size_t)i);
+	return irfw_calls_select(c, (size_t)i);
 }
 
 static irfw_status run(irfw_target *t, void *state)
@@ -261,15 +268,60 @@ static irfw_status run(irfw_target *t, void *state)
 		return irfw_skip(t,
 		                 "nothing to capture: metadata, console_output and screenshot are all off");
 
-	/* Console first: it is the most volatile (a ring buffer that later
-	 * boots overwrite), then the screen, then the slower-changing
-	 * configuration. */
-	if (want_out)
-		capture_console_output(t, &ty);
-	if (want_shot)
-		capture_screenshot(t, &ty);
-	if (want_meta)
-		capture_metadata(t, &ty);
+	/* The reads are independent: all sent at once, so the console (the
+	 * most volatile: a ring buffer that later boots overwrite), the
+	 * screen and the configuration are taken at the same moment. */
+	irfw_calls *c = irfw_calls_new(t);
+	if (!c)
+		return irfw_fail(t, "out of memory");
+	int i_out = -1, i_shot = -1, i_attr = -1, i_enis = -1;
+	if (want_out) {
+		cJSON *p = instance_params(t);
+		cJSON_AddTrueToObject(p, "Latest");
+		i_out = add_call(c, "GetConsoleOutput", p);
+	}
+	if (want_shot) {
+		cJSON *p = instance_params(t);
+		/* WakeUp: a screen blanked by power saving shows nothing. */
+		cJSON_AddTrueToObject(p, "WakeUp");
+		i_shot = add_call(c, "GetConsoleScreenshot", p);
+	}
+	if (want_meta) {
+		cJSON *p = instance_params(t);
+		cJSON_AddStringToObject(p, "Attribute", "userData");
+		i_attr = add_call(c, "DescribeInstanceAttribute", p);
+		/* By filter rather than by the ids in the instance record: an
+		 * ENI attached or detached since the batch was described is
+		 * still seen. */
+		p = cJSON_CreateObject();
+		irfw_ec2_filter(p, "attachment.instance-id", irfw_target_id(t));
+		i_enis = add_call(c, "DescribeNetworkInterfaces", p);
+	}
+	if ((want_out && i_out < 0) || (want_shot && i_shot < 0) ||
+	    (want_meta && (i_attr < 0 || i_enis < 0))) {
+		irfw_calls_free(c);
+		return irfw_fail(t, "out of memory");
+	}
+	irfw_calls_run(c);
+
+	/* The artifacts in the order they always had. */
+	const cJSON *res;
+	int rc;
+	if (want_out) {
+		rc = outcome(c, i_out, &res);
+		capture_console_output(t, &ty, rc, res);
+	}
+	if (want_shot) {
+		rc = outcome(c, i_shot, &res);
+		capture_screenshot(t, &ty, rc, res);
+	}
+	if (want_meta) {
+		rc = outcome(c, i_attr, &res);
+		capture_user_data(t, &ty, rc, res);
+		rc = outcome(c, i_enis, &res);
+		capture_interfaces(t, &ty, rc, res);
+	}
+	irfw_calls_free(c);
 
 	if (ty.n_failed)
 		return irfw_fail(t, "%s%s%s%s%s", ty.failed,

@@ -7,9 +7,9 @@
  * termination leaves the disks for the investigation).
  *
  * Every change is its own ModifyInstanceAttribute call (the API takes one
- * attribute per call), and every one is tried even when an earlier one
- * failed: a missing permission for stop protection must not leave the
- * volumes unprotected.
+ * attribute per call), all sent at once (irfw_calls), and every one is
+ * tried whatever becomes of the others: a missing permission for stop
+ * protection must not leave the volumes unprotected.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -71,17 +71,12 @@ static bool is_spot(irfw_target *t)
 	return fact && strcmp(fact, "spot") == 0;
 }
 
-/* One ModifyInstanceAttribute call; `params` gains the InstanceId and is
- * freed.  `what` names the change in notes; `record_key`/`record_value` go
- * into the case record when it succeeds. */
-static void modify(irfw_target *t, struct outcome *o, const char *what, cJSON *params, const char *record_key,
+/* The outcome of one ModifyInstanceAttribute call (rc; the target's error
+ * is the call's), into o.  `what` names the change in notes;
+ * `record_key`/`record_value` go into the case record when it succeeded. */
+static void settle(irfw_target *t, struct outcome *o, int rc, const char *what, const char *record_key,
                    cJSON *record_value)
 {
-	cJSON_AddStringToObject(params, "InstanceId", irfw_target_id(t));
-	cJSON *res = NULL;
-	int rc = irfw_aws_call(t, "ec2", "ModifyInstanceAttribute", params, &res);
-	cJSON_Delete(params);
-	cJSON_Delete(res); /* the reply is just <return>true</return> */
 	o->first_err_is_last = false;
 	if (rc == 0) {
 		append(o->set, sizeof(o->set), what);
@@ -113,6 +108,59 @@ static void modify(irfw_target *t, struct outcome *o, const char *what, cJSON *p
 	}
 }
 
+/* One ModifyInstanceAttribute call now; `params` gains the InstanceId and
+ * is freed. */
+static void modify(irfw_target *t, struct outcome *o, const char *what, cJSON *params, const char *record_key,
+                   cJSON *record_value)
+{
+	cJSON_AddStringToObject(params, "InstanceId", irfw_target_id(t));
+	cJSON *res = NULL;
+	int rc = irfw_aws_call(t, "ec2", "ModifyInstanceAttribute", params, &res);
+	cJSON_Delete(params);
+	cJSON_Delete(res); /* the reply is just <return>true</return> */
+	settle(t, o, rc, what, record_key, record_value);
+}
+
+/* The run's changes, sent together (the API takes one attribute per call,
+ * and they do not depend on one another), then settled in the order they
+ * were queued, so notes and the record read as if made one by one. */
+struct queued {
+	char what[64];
+	const char *record_key;
+	cJSON *record_value;
+	int call; /* in the set, or -1 */
+};
+
+struct queue {
+	irfw_calls *c;
+	struct queued q[4];
+	int n;
+};
+
+static void enqueue(irfw_target *t, struct queue *qu, const char *what, cJSON *params, const char *record_key,
+                    cJSON *record_value)
+{
+	cJSON_AddStringToObject(params, "InstanceId", irfw_target_id(t));
+	struct queued *e = &qu->q[qu->n++];
+	snprintf(e->what, sizeof(e->what), "%s", what);
+	e->record_key = record_key;
+	e->record_value = record_value;
+	e->call = irfw_calls_add(qu->c, NULL, "ec2", "ModifyInstanceAttribute", params, 0);
+	cJSON_Delete(params);
+}
+
+/* Send the queue, then settle each change in order. */
+static void run_queue(irfw_target *t, struct queue *qu, struct outcome *o)
+{
+	irfw_calls_run(qu->c);
+	for (int i = 0; i < qu->n; i++) {
+		struct queued *e = &qu->q[i];
+		int rc = e->call >= 0 ? irfw_calls_select(qu->c, (size_t)e->call) : -1;
+		settle(t, o, rc, e->what, e->record_key, e->record_value);
+	}
+	qu->n = 0;
+}
+
 static cJSON *value_param(const char *name, bool value)
 {
 	cJSON *p = cJSON_CreateObject();
@@ -124,7 +172,7 @@ static cJSON *value_param(const char *name, bool value)
 /* DeleteOnTermination=false on every EBS volume in one call: the API takes a
  * list of mappings.  Returns the number of volumes in the call, or -1 when an
  * earlier step of this run already kept them all. */
-static int keep_volumes(irfw_target *t, struct outcome *o)
+static int keep_volumes(irfw_target *t, struct queue *qu)
 {
 	const cJSON *bdm = cJSON_GetObjectItemCaseSensitive(irfw_target_instance(t), "blockDeviceMapping");
 	/* The spot step of this run already made every volume stay. */
@@ -170,7 +218,7 @@ static int keep_volumes(irfw_target *t, struct outcome *o)
 	}
 	char what[64];
 	snprintf(what, sizeof(what), "DeleteOnTermination=false on %d volume%s", n, n == 1 ? "" : "s");
-	modify(t, o, what, params, "keptVolumes", rec);
+	enqueue(t, qu, what, params, "keptVolumes", rec);
 	return n;
 }
 
@@ -197,15 +245,20 @@ static irfw_status run(irfw_target *t, void *state)
 		cJSON_AddTrueToObject(o.record, "spot");
 		want_term = want_stop = false;
 	}
+	struct queue qu = {.c = irfw_calls_new(t)};
+	if (!qu.c) {
+		cJSON_Delete(o.record);
+		return irfw_fail(t, "out of memory");
+	}
 	if (want_term) {
 		attempted++;
-		modify(t, &o, "termination protection", value_param("DisableApiTermination", true),
-		       "disableApiTermination", cJSON_CreateTrue());
+		enqueue(t, &qu, "termination protection", value_param("DisableApiTermination", true),
+		        "disableApiTermination", cJSON_CreateTrue());
 	}
 	if (want_stop) {
 		attempted++;
-		modify(t, &o, "stop protection", value_param("DisableApiStop", true), "disableApiStop",
-		       cJSON_CreateTrue());
+		enqueue(t, &qu, "stop protection", value_param("DisableApiStop", true), "disableApiStop",
+		        cJSON_CreateTrue());
 	}
 	if (want_shutdown) {
 		/* The Attribute/Value form rather than
@@ -217,18 +270,20 @@ static irfw_status run(irfw_target *t, void *state)
 		cJSON_AddStringToObject(p, "Attribute", "instanceInitiatedShutdownBehavior");
 		cJSON_AddStringToObject(p, "Value", "stop");
 		attempted++;
-		modify(t, &o, "shutdown behaviour=stop", p, "instanceInitiatedShutdownBehavior",
-		       cJSON_CreateString("stop"));
+		enqueue(t, &qu, "shutdown behaviour=stop", p, "instanceInitiatedShutdownBehavior",
+		        cJSON_CreateString("stop"));
 	}
 	int n_volumes = 0;
 	if (want_volumes) {
-		n_volumes = keep_volumes(t, &o);
+		n_volumes = keep_volumes(t, &qu);
 		if (n_volumes > 0)
 			attempted++;
 		else if (n_volumes == 0)
 			irfw_note(
 			    t, "no EBS volume to change: none attached, or all already kept on termination");
 	}
+	run_queue(t, &qu, &o);
+	irfw_calls_free(qu.c);
 
 	if (attempted == 0) {
 		cJSON_Delete(o.record);

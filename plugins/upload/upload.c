@@ -13,6 +13,7 @@
 /* POSIX: strdup, fseeko, off_t */
 #define _POSIX_C_SOURCE 200809L
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -177,45 +178,60 @@ struct kms_search {
 	char arns[256];
 };
 
-/* DescribeKey of every key of one page, keeping those described so. */
+/* DescribeKey of every key of one page (all at once), keeping those
+ * described so. */
 static int kms_page(irfw_target *t, const cJSON *res, void *ctx)
 {
 	struct kms_search *ks = ctx;
+	irfw_calls *c = irfw_calls_new(t);
+	if (!c)
+		return 1; /* stops the search: not found */
 	const cJSON *k;
 	cJSON_ArrayForEach(k, cJSON_GetObjectItemCaseSensitive(res, "Keys"))
 	{
 		const char *id = irfw_json_str(k, "KeyId");
 		if (!id)
 			continue;
-		cJSON *dp = cJSON_CreateObject(), *dres = NULL;
+		cJSON *dp = cJSON_CreateObject();
 		cJSON_AddStringToObject(dp, "KeyId", id);
-		if (irfw_aws_call_in(t, ks->rq->region, "kms", "DescribeKey", dp, &dres) != 0) {
+		int rc = irfw_calls_add(c, ks->rq->region, "kms", "DescribeKey", dp, 0);
+		cJSON_Delete(dp);
+		if (rc < 0) {
+			irfw_calls_free(c);
+			return 1;
+		}
+	}
+	irfw_calls_run(c);
+	size_t i = 0;
+	cJSON_ArrayForEach(k, cJSON_GetObjectItemCaseSensitive(res, "Keys"))
+	{
+		const char *id = irfw_json_str(k, "KeyId");
+		if (!id)
+			continue;
+		if (irfw_calls_select(c, i++) != 0) {
 			/* A key policy may hide a key from us; it cannot be ours then. */
 			irfw_log(t, IRFW_LOG_WARN, "KMS DescribeKey %s: %s: %s (ignored)", id,
 			         irfw_aws_error_code(t), irfw_aws_error_message(t));
 			ks->n_unreadable++;
-		} else {
-			cJSON *meta = cJSON_DetachItemFromObjectCaseSensitive(dres, "KeyMetadata");
-			const char *d = irfw_json_str(meta, "Description"),
-			           *state = irfw_json_str(meta, "KeyState");
-			/* A key pending deletion is as good as gone. */
-			bool dying =
-			    state && strncmp(state, "Pending", 7) == 0 && strcmp(state, "PendingImport") != 0;
-			if (d && strcmp(d, ks->rq->spec) == 0 && !dying) {
-				ks->n_match++;
-				const char *a = irfw_json_str(meta, "Arn");
-				size_t used = strlen(ks->arns);
-				snprintf(ks->arns + used, sizeof(ks->arns) - used, "%s%s", used ? ", " : "",
-				         a ? a : id);
-				cJSON_Delete(ks->match);
-				ks->match = meta;
-				meta = NULL;
-			}
-			cJSON_Delete(meta);
+			continue;
 		}
-		cJSON_Delete(dp);
-		cJSON_Delete(dres);
+		const cJSON *meta =
+		    cJSON_GetObjectItemCaseSensitive(irfw_calls_result(c, i - 1), "KeyMetadata");
+		const char *d = irfw_json_str(meta, "Description"), *state = irfw_json_str(meta, "KeyState");
+		/* A key pending deletion is as good as gone. */
+		bool dying =
+		    state && strncmp(state, "Pending", 7) == 0 && strcmp(state, "PendingImport") != 0;
+		if (d && strcmp(d, ks->rq->spec) == 0 && !dying) {
+			ks->n_match++;
+			const char *a = irfw_json_str(meta, "Arn");
+			size_t used = strlen(ks->arns);
+			snprintf(ks->arns + used, sizeof(ks->arns) - used, "%s%s", used ? ", " : "",
+			         a ? a : id);
+			cJSON_Delete(ks->match);
+			ks->match = cJSON_Duplicate(meta, true);
+		}
 	}
+	irfw_calls_free(c);
 	return 0;
 }
 
@@ -228,7 +244,10 @@ static char *kms_by_description(irfw_target *t, struct kms_req *rq)
 	cJSON_AddNumberToObject(p, "Limit", 1000);
 	int rc = irfw_aws_paginate_in(t, rq->region, "kms", "ListKeys", p, kms_page, &ks);
 	cJSON_Delete(p);
-	if (rc != 0) {
+	if (rc > 0) { /* kms_page stopped it */
+		snprintf(rq->err, sizeof(rq->err), "out of memory looking for the KMS key described \"%s\"",
+		         rq->spec);
+	} else if (rc != 0) {
 		rq->aws_error = true;
 		snprintf(rq->err, sizeof(rq->err),
 		         "KMS ListKeys in %s failed looking for the key described \"%s\"", rq->region,
@@ -439,13 +458,13 @@ static cJSON *object_params(const struct dest *d, const char *key)
 	return p;
 }
 
-/* PutObject of a whole file.  With sha_b64 S3 checks the body against the
- * hash the manifest recorded, so a file changed on disk since it was
+/* The PutObject of a whole file.  With sha_b64 S3 checks the body against
+ * the hash the manifest recorded, so a file changed on disk since it was
  * captured is refused (BadDigest); without it the core hashes the body. */
-static int put_single(irfw_target *t, const struct dest *d, const char *key, const char *path,
-                      const char *media_type, const char *sha_b64, cJSON *meta, struct put *out)
+static cJSON *put_params(const struct dest *d, const char *key, const char *path, const char *media_type,
+                         const char *sha_b64, const cJSON *meta)
 {
-	cJSON *p = object_params(d, key), *res = NULL;
+	cJSON *p = object_params(d, key);
 	cJSON_AddStringToObject(p, "BodyFile", path);
 	cJSON_AddStringToObject(p, "ContentType", media_type ? media_type : "application/octet-stream");
 	cJSON_AddStringToObject(p, "ChecksumAlgorithm", "SHA256");
@@ -453,14 +472,26 @@ static int put_single(irfw_target *t, const struct dest *d, const char *key, con
 		cJSON_AddStringToObject(p, "ChecksumSHA256", sha_b64);
 	add_sse(p, d);
 	cJSON_AddItemToObject(p, "Metadata", cJSON_Duplicate(meta, true));
+	return p;
+}
+
+/* What a successful PutObject answered. */
+static void put_parse(const cJSON *res, const char *sha_b64, struct put *out)
+{
+	out->etag = dup_item(res, "ETag");
+	out->version_id = dup_item(res, "VersionId");
+	out->checksum = sha_b64 ? strdup(sha_b64) : dup_item(res, "ChecksumSHA256");
+	out->reported = dup_item(res, "ChecksumSHA256");
+}
+
+static int put_single(irfw_target *t, const struct dest *d, const char *key, const char *path,
+                      const char *media_type, const char *sha_b64, const cJSON *meta, struct put *out)
+{
+	cJSON *p = put_params(d, key, path, media_type, sha_b64, meta), *res = NULL;
 	int rc = irfw_aws_call_in(t, d->region, "s3", "PutObject", p, &res);
 	cJSON_Delete(p);
-	if (rc == 0) {
-		out->etag = dup_item(res, "ETag");
-		out->version_id = dup_item(res, "VersionId");
-		out->checksum = sha_b64 ? strdup(sha_b64) : dup_item(res, "ChecksumSHA256");
-		out->reported = dup_item(res, "ChecksumSHA256");
-	}
+	if (rc == 0)
+		put_parse(res, sha_b64, out);
 	cJSON_Delete(res);
 	return rc;
 }
@@ -496,12 +527,36 @@ static void abort_upload(irfw_target *t, const struct dest *d, const char *key, 
 	cJSON_Delete(p);
 }
 
+/* A multipart upload's failure: the step's (report), or, when an artifact
+ * before it failed already and is the step's failure, logged.  aws: with
+ * the last call's AWS error. */
+static void mp_fail(irfw_target *t, bool report, bool aws, const char *fmt, ...) IRFW_PRINTF(4, 5);
+static void mp_fail(irfw_target *t, bool report, bool aws, const char *fmt, ...)
+{
+	char msg[1536];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (report && aws)
+		irfw_fail_aws(t, "%s", msg);
+	else if (report)
+		irfw_fail(t, "%s", msg);
+	else if (aws)
+		irfw_log(t, IRFW_LOG_ERROR, "%s: %s: %s (request %s)", msg, irfw_aws_error_code(t),
+		         irfw_aws_error_message(t),
+		         *irfw_aws_request_id(t) ? irfw_aws_request_id(t) : "none");
+	else
+		irfw_log(t, IRFW_LOG_ERROR, "%s", msg);
+}
+
 /* Multipart upload; on any failure the upload is aborted, so no invisible
  * parts are left to pay for.  Returns 0, or -1 after recording the step's
- * failure (the AWS error of the failed call, then `ctx`). */
+ * failure (the AWS error of the failed call, then `ctx`), or only logging
+ * it when !report. */
 static int put_multipart(irfw_target *t, const struct dest *d, const char *key, const char *path,
                          uint64_t size, const char *media_type, const char *sha_b64, cJSON *meta,
-                         struct put *out, const char *ctx)
+                         struct put *out, const char *ctx, bool report)
 {
 	cJSON *p = object_params(d, key), *res = NULL, *parts = NULL;
 	char *upload_id = NULL, *digests = NULL;
@@ -512,14 +567,14 @@ static int put_multipart(irfw_target *t, const struct dest *d, const char *key, 
 	add_sse(p, d);
 	cJSON_AddItemToObject(p, "Metadata", cJSON_Duplicate(meta, true));
 	if (irfw_aws_call_in(t, d->region, "s3", "CreateMultipartUpload", p, &res) != 0) {
-		irfw_fail_aws(t, "CreateMultipartUpload %s", ctx);
+		mp_fail(t, report, true, "CreateMultipartUpload %s", ctx);
 		goto out;
 	}
 	upload_id = dup_item(res, "UploadId");
 	cJSON_Delete(res);
 	res = NULL;
 	if (!upload_id) {
-		irfw_fail(t, "CreateMultipartUpload gave no UploadId: %s", ctx);
+		mp_fail(t, report, false, "CreateMultipartUpload gave no UploadId: %s", ctx);
 		goto out;
 	}
 
@@ -530,7 +585,7 @@ static int put_multipart(irfw_target *t, const struct dest *d, const char *key, 
 	digests = malloc((size_t)n_parts * 32);
 	parts = cJSON_CreateArray();
 	if (!digests || !parts) {
-		irfw_fail(t, "out of memory: %s", ctx);
+		mp_fail(t, report, false, "out of memory: %s", ctx);
 		abort_upload(t, d, key, upload_id);
 		goto out;
 	}
@@ -539,7 +594,8 @@ static int put_multipart(irfw_target *t, const struct dest *d, const char *key, 
 		void *bytes = read_range(path, off, len);
 		char b64[45];
 		if (!bytes) {
-			irfw_fail(t, "cannot read part %llu of %s: %s", (unsigned long long)n + 1, path, ctx);
+			mp_fail(t, report, false, "cannot read part %llu of %s: %s",
+			        (unsigned long long)n + 1, path, ctx);
 			abort_upload(t, d, key, upload_id);
 			goto out;
 		}
@@ -567,10 +623,11 @@ static int put_multipart(irfw_target *t, const struct dest *d, const char *key, 
 		const char *etag = irfw_json_str(res, "ETag");
 		if (prc != 0 || !etag) {
 			if (prc != 0)
-				irfw_fail_aws(t, "UploadPart %llu %s", (unsigned long long)n + 1, ctx);
+				mp_fail(t, report, true, "UploadPart %llu %s", (unsigned long long)n + 1,
+				        ctx);
 			else
-				irfw_fail(t, "UploadPart %llu gave no ETag: %s", (unsigned long long)n + 1,
-				          ctx);
+				mp_fail(t, report, false, "UploadPart %llu gave no ETag: %s",
+				        (unsigned long long)n + 1, ctx);
 			cJSON_Delete(res);
 			res = NULL;
 			abort_upload(t, d, key, upload_id);
@@ -593,9 +650,9 @@ static int put_multipart(irfw_target *t, const struct dest *d, const char *key, 
 	cJSON_Delete(cp);
 	if (crc != 0 || !irfw_json_str(res, "ETag")) {
 		if (crc != 0)
-			irfw_fail_aws(t, "CompleteMultipartUpload %s", ctx);
+			mp_fail(t, report, true, "CompleteMultipartUpload %s", ctx);
 		else
-			irfw_fail(t, "CompleteMultipartUpload gave no ETag: %s", ctx);
+			mp_fail(t, report, false, "CompleteMultipartUpload gave no ETag: %s", ctx);
 		abort_upload(t, d, key, upload_id);
 		goto out;
 	}
@@ -629,19 +686,19 @@ static void strip_quotes(const char *in, char *out, size_t n)
 		out[l - 1] = '\0';
 }
 
-/* HeadObject: the object must be there, whole, and encrypted with our key.
- * Returns 0, or -1 with why (the AWS error, when a call failed, is logged). */
-static int verify(irfw_target *t, const struct dest *d, const char *key, uint64_t size, struct put *put,
-                  char *why, size_t why_len)
+static cJSON *head_params(const struct dest *d, const char *key)
 {
-	cJSON *p = object_params(d, key), *res = NULL;
-	int rc = -1;
+	cJSON *p = object_params(d, key);
 	cJSON_AddStringToObject(p, "ChecksumMode", "ENABLED");
-	if (irfw_aws_call_in(t, d->region, "s3", "HeadObject", p, &res) != 0) {
-		snprintf(why, why_len, "HeadObject after the upload failed: %s: %s", irfw_aws_error_code(t),
-		         irfw_aws_error_message(t));
-		goto out;
-	}
+	return p;
+}
+
+/* The HeadObject read back: the object must be there, whole, and encrypted
+ * with our key.  Returns 0, or -1 with why. */
+static int check_head(const struct dest *d, const cJSON *res, uint64_t size, struct put *put, char *why,
+                      size_t why_len)
+{
+	int rc = -1;
 	const char *len = irfw_json_str(res, "ContentLength"),
 	           *sse = irfw_json_str(res, "ServerSideEncryption");
 	const char *kid = irfw_json_str(res, "SSEKMSKeyId"), *ck = irfw_json_str(res, "ChecksumSHA256");
@@ -696,6 +753,26 @@ static int verify(irfw_target *t, const struct dest *d, const char *key, uint64_
 	}
 	rc = 0;
 out:
+	return rc;
+}
+
+/* The read-back of the last call's failure, for why. */
+static void head_failed(irfw_target *t, char *why, size_t why_len)
+{
+	snprintf(why, why_len, "HeadObject after the upload failed: %s: %s", irfw_aws_error_code(t),
+	         irfw_aws_error_message(t));
+}
+
+/* HeadObject now, then check_head.  Returns 0, or -1 with why. */
+static int verify(irfw_target *t, const struct dest *d, const char *key, uint64_t size, struct put *put,
+                  char *why, size_t why_len)
+{
+	cJSON *p = head_params(d, key), *res = NULL;
+	int rc = -1;
+	if (irfw_aws_call_in(t, d->region, "s3", "HeadObject", p, &res) != 0)
+		head_failed(t, why, why_len);
+	else
+		rc = check_head(d, res, size, put, why, why_len);
 	cJSON_Delete(p);
 	cJSON_Delete(res);
 	return rc;
@@ -746,6 +823,217 @@ static char *manifest_dir(irfw_target *t)
 	if (slash && slash != dir)
 		*slash = '\0';
 	return dir;
+}
+
+/* One artifact to ship in this run. */
+struct art {
+	size_t i;
+	const char *name, *path;
+	uint64_t size;
+	char *key, *uri, *sha_b64;
+	bool multi;
+	int put_call, head_call; /* in the sets of single PutObjects and of HeadObjects, or -1 */
+	struct put put;
+};
+
+/* The first failure, by index: the step's, reported once every artifact
+ * that could be shipped is shipped and recorded. */
+enum first_fail { FIRST_NONE = 0, FIRST_PUT, FIRST_VERIFY, FIRST_REPORTED };
+
+/*
+ * Every artifact not already at its place (a resumed case) goes up, its
+ * location recorded in index order: the single PutObjects all at once,
+ * then their HeadObject read-backs all at once, then in index order each
+ * multipart upload (its parts one after another) and each location.  A
+ * failure does not stop the others: every artifact that reached S3 and
+ * was read back is recorded, and the step fails with the first failure by
+ * index (the artifact, the AWS code and the request id).  Returns 0, or
+ * -1 with *st the step's failure.
+ */
+static int ship_artifacts(irfw_target *t, const struct dest *d, cJSON *meta, const cJSON *summary,
+                          const char *dir, size_t *n_up, size_t *n_kept, size_t *n_unconfirmed,
+                          irfw_status *st)
+{
+	size_t n = irfw_evidence_count(t), n_arts = 0;
+	struct art *arts = calloc(n ? n : 1, sizeof(*arts));
+	irfw_calls *puts = irfw_calls_new(t), *heads = irfw_calls_new(t);
+	enum first_fail first = FIRST_NONE;
+	const struct art *first_art = NULL;
+	char invalid[512] = "", first_why[512] = "";
+	int rc = -1;
+	if (!arts || !puts || !heads)
+		goto oom;
+
+	for (size_t i = 0; i < n; i++) {
+		const char *name = irfw_evidence_name(t, i), *path = irfw_evidence_path(t, i);
+		const char *sha = irfw_evidence_sha256(t, i);
+		if (!name || !path || !sha) {
+			/* Those before it still go up, as they always did. */
+			snprintf(invalid, sizeof(invalid),
+			         "artifact %zu has no name, file or hash in the case record; evidence kept "
+			         "in %s",
+			         i, dir);
+			break;
+		}
+		struct art *a = &arts[n_arts];
+		a->i = i;
+		a->name = name;
+		a->path = path;
+		a->size = irfw_evidence_size(t, i);
+		a->put_call = a->head_call = -1;
+		size_t klen = strlen(d->prefix) + strlen(name) + 1;
+		a->key = malloc(klen);
+		size_t ulen = strlen(d->bucket) + klen + 8;
+		a->uri = malloc(ulen);
+		if (!a->key || !a->uri) {
+			free(a->key);
+			free(a->uri);
+			goto oom;
+		}
+		snprintf(a->key, klen, "%s%s", d->prefix, name);
+		snprintf(a->uri, ulen, "s3://%s/%s", d->bucket, a->key);
+		/* Resumed case: this very artifact (its hash is fixed per entry)
+		 * is already at this very place. */
+		const char *had = recorded_uri(summary, i);
+		if (had && strcmp(had, a->uri) == 0) {
+			irfw_log(t, IRFW_LOG_INFO, "%s already at %s", name, a->uri);
+			(*n_kept)++;
+			free(a->key);
+			free(a->uri);
+			memset(a, 0, sizeof(*a));
+			continue;
+		}
+		n_arts++;
+		a->sha_b64 = hex_to_b64(sha);
+		a->multi = a->size > 0 && (d->always_multipart || a->size > d->threshold);
+		if (a->multi)
+			continue;
+		cJSON_AddStringToObject(meta, "sha256", sha);
+		cJSON *p = put_params(d, a->key, path, irfw_evidence_media_type(t, i), a->sha_b64, meta);
+		cJSON_DeleteItemFromObjectCaseSensitive(meta, "sha256");
+		a->put_call = p ? irfw_calls_add(puts, d->region, "s3", "PutObject", p, 0) : -1;
+		cJSON_Delete(p);
+		if (a->put_call < 0)
+			goto oom;
+	}
+
+	/* The single uploads at once, then the read-back of those that went up. */
+	irfw_calls_run(puts);
+	for (size_t k = 0; k < n_arts; k++) {
+		struct art *a = &arts[k];
+		if (a->put_call < 0 || irfw_calls_select(puts, (size_t)a->put_call) != 0)
+			continue;
+		put_parse(irfw_calls_result(puts, (size_t)a->put_call), a->sha_b64, &a->put);
+		cJSON *p = head_params(d, a->key);
+		a->head_call = irfw_calls_add(heads, d->region, "s3", "HeadObject", p, 0);
+		cJSON_Delete(p);
+		if (a->head_call < 0)
+			goto oom;
+	}
+	irfw_calls_run(heads);
+
+	/* In index order: the multipart uploads, and every location. */
+	for (size_t k = 0; k < n_arts; k++) {
+		struct art *a = &arts[k];
+		char why[512] = "";
+		if (!a->multi) {
+			if (irfw_calls_select(puts, (size_t)a->put_call) != 0) {
+				if (!first) {
+					first = FIRST_PUT;
+					first_art = a;
+				} else {
+					/* Not the step's failure: said here. */
+					irfw_log(t, IRFW_LOG_ERROR,
+					         "PutObject %s to %s failed too: %s: %s (request %s)",
+					         a->name, a->uri, irfw_aws_error_code(t),
+					         irfw_aws_error_message(t),
+					         *irfw_aws_request_id(t) ? irfw_aws_request_id(t) : "none");
+				}
+				continue;
+			}
+			if (irfw_calls_select(heads, (size_t)a->head_call) != 0)
+				head_failed(t, why, sizeof(why));
+			else
+				check_head(d, irfw_calls_result(heads, (size_t)a->head_call), a->size,
+				           &a->put, why, sizeof(why));
+		} else {
+			char ctx[1024];
+			snprintf(ctx, sizeof(ctx),
+			         "%s to %s failed (%zu of %zu artifacts uploaded); evidence kept in %s",
+			         a->name, a->uri, *n_up + *n_kept, n, dir);
+			cJSON_AddStringToObject(meta, "sha256", irfw_evidence_sha256(t, a->i));
+			int mrc =
+			    put_multipart(t, d, a->key, a->path, a->size, irfw_evidence_media_type(t, a->i),
+			                  a->sha_b64, meta, &a->put, ctx, !first);
+			cJSON_DeleteItemFromObjectCaseSensitive(meta, "sha256");
+			if (mrc != 0) {
+				if (!first) {
+					first = FIRST_REPORTED;
+					first_art = a;
+				}
+				continue;
+			}
+			verify(t, d, a->key, a->size, &a->put, why, sizeof(why));
+		}
+		if (why[0]) { /* check_head and verify say why whenever they fail */
+			if (!first) {
+				first = FIRST_VERIFY;
+				first_art = a;
+				snprintf(first_why, sizeof(first_why), "%s", why);
+			} else {
+				irfw_log(t, IRFW_LOG_ERROR, "%s: verification of %s failed too: %s", a->name,
+				         a->uri, why);
+			}
+			continue;
+		}
+		if (!a->put.confirmed)
+			(*n_unconfirmed)++;
+		if (irfw_evidence_set_location(t, a->i, a->uri, a->put.version_id, a->put.etag, d->kms_arn) !=
+		    0)
+			irfw_log(t, IRFW_LOG_WARN, "cannot record the location of %s in the manifest",
+			         a->name);
+		irfw_log(t, IRFW_LOG_INFO, "%s -> %s (%llu bytes%s)", a->name, a->uri,
+		         (unsigned long long)a->size, a->multi ? ", multipart" : "");
+		(*n_up)++;
+	}
+
+	switch (first) {
+	case FIRST_PUT:
+		irfw_calls_select(puts, (size_t)first_art->put_call);
+		*st = irfw_fail_aws(
+		    t, "PutObject %s to %s failed (%zu of %zu artifacts uploaded); evidence kept in %s",
+		    first_art->name, first_art->uri, *n_up + *n_kept, n, dir);
+		break;
+	case FIRST_VERIFY:
+		*st = irfw_fail(
+		    t,
+		    "%s: verification of %s failed: %s (%zu of %zu artifacts uploaded); evidence kept in %s",
+		    first_art->name, first_art->uri, first_why, *n_up + *n_kept, n, dir);
+		break;
+	case FIRST_REPORTED:
+		*st = IRFW_FAILED;
+		break;
+	case FIRST_NONE:
+		if (invalid[0])
+			*st = irfw_fail(t, "%s", invalid);
+		else
+			rc = 0;
+		break;
+	}
+	goto out;
+oom:
+	*st = irfw_fail(t, "out of memory; evidence kept in %s", dir);
+out:
+	for (size_t k = 0; k < n_arts; k++) {
+		free(arts[k].key);
+		free(arts[k].uri);
+		free(arts[k].sha_b64);
+		put_free(&arts[k].put);
+	}
+	free(arts);
+	irfw_calls_free(puts);
+	irfw_calls_free(heads);
+	return rc;
 }
 
 static irfw_status run(irfw_target *t, void *state)
@@ -900,79 +1188,8 @@ static irfw_status run(irfw_target *t, void *state)
 	cJSON_AddStringToObject(meta, "irfw-instance-id", irfw_target_id(t));
 
 	size_t n_up = 0, n_kept = 0, n_unconfirmed = 0;
-	for (size_t i = 0; i < n; i++) {
-		const char *name = irfw_evidence_name(t, i), *path = irfw_evidence_path(t, i);
-		const char *sha = irfw_evidence_sha256(t, i);
-		uint64_t size = irfw_evidence_size(t, i);
-		if (!name || !path || !sha) {
-			st = irfw_fail(
-			    t,
-			    "artifact %zu has no name, file or hash in the case record; evidence kept in %s",
-			    i, dir);
-			goto out;
-		}
-		free(uri);
-		uri = NULL;
-		size_t klen = strlen(d.prefix) + strlen(name) + 1;
-		char *key = malloc(klen);
-		if (!key)
-			goto oom;
-		snprintf(key, klen, "%s%s", d.prefix, name);
-		size_t ulen = strlen(d.bucket) + klen + 8;
-		uri = malloc(ulen);
-		if (!uri) {
-			free(key);
-			goto oom;
-		}
-		snprintf(uri, ulen, "s3://%s/%s", d.bucket, key);
-
-		/* Resumed case: this very artifact (its hash is fixed per entry)
-		 * is already at this very place. */
-		const char *had = recorded_uri(summary, i);
-		if (had && strcmp(had, uri) == 0) {
-			irfw_log(t, IRFW_LOG_INFO, "%s already at %s", name, uri);
-			n_kept++;
-			free(key);
-			continue;
-		}
-
-		char *sha_b64 = hex_to_b64(sha);
-		struct put put;
-		memset(&put, 0, sizeof(put));
-		char why[512] = "", ctx[1024];
-		snprintf(ctx, sizeof(ctx), "%s to %s failed after %zu of %zu artifacts; evidence kept in %s",
-		         name, uri, n_up + n_kept, n, dir);
-		cJSON_AddStringToObject(meta, "sha256", sha);
-		bool multi = size > 0 && (d.always_multipart || size > d.threshold);
-		int rc =
-		    multi ? put_multipart(t, &d, key, path, size, irfw_evidence_media_type(t, i), sha_b64,
-		                          meta, &put, ctx)
-		          : put_single(t, &d, key, path, irfw_evidence_media_type(t, i), sha_b64, meta, &put);
-		cJSON_DeleteItemFromObjectCaseSensitive(meta, "sha256");
-		free(sha_b64);
-		if (rc != 0) {
-			st = multi ? IRFW_FAILED : irfw_fail_aws(t, "PutObject %s", ctx);
-			put_free(&put);
-			free(key);
-			goto out;
-		}
-		if (verify(t, &d, key, size, &put, why, sizeof(why)) != 0) {
-			st = irfw_fail(t, "%s: verification of %s failed: %s; evidence kept in %s", name, uri,
-			               why, dir);
-			put_free(&put);
-			free(key);
-			goto out;
-		}
-		if (!put.confirmed)
-			n_unconfirmed++;
-		if (irfw_evidence_set_location(t, i, uri, put.version_id, put.etag, d.kms_arn) != 0)
-			irfw_log(t, IRFW_LOG_WARN, "cannot record the location of %s in the manifest", name);
-		irfw_log(t, IRFW_LOG_INFO, "%s -> %s (%llu bytes%s)", name, uri, (unsigned long long)size,
-		         multi ? ", multipart" : "");
-		n_up++;
-		put_free(&put);
-		free(key);
-	}
+	if (ship_artifacts(t, &d, meta, summary, dir, &n_up, &n_kept, &n_unconfirmed, &st) != 0)
+		goto out;
 
 	/* The manifest last: now it names every object's place in S3. */
 	const char *mpath = irfw_manifest_path(t);
