@@ -49,6 +49,7 @@ struct outcome {
 	char failed[512];      /* other errors, each with its code */
 	int n_failed;
 	/* The first error, kept because later calls overwrite the core's. */
+	char already[256]; /* in place before the step: not sent */
 	char first_err[512];
 	bool first_err_is_last; /* no call since the first error: irfw_fail_aws has it */
 	cJSON *record;
@@ -222,6 +223,64 @@ static int keep_volumes(irfw_target *t, struct queue *qu)
 	return n;
 }
 
+/* What is in place already, read in one round before changing anything:
+ * a change AWS shows made is not sent.  DescribeInstanceAttribute draws on
+ * EC2's non-mutating bucket (refill 20/s), ModifyInstanceAttribute on the
+ * mutating one (5/s), which is what paces a fleet's protection, and a
+ * new instance's shutdown behaviour is "stop" already.  A read that fails
+ * leaves its change to be sent.  The shutdown behaviour found, when it is
+ * not "stop", goes to *shutdown_was for the record (release puts it back). */
+static void read_in_place(irfw_target *t, bool *want[3], struct outcome *o, char *shutdown_was, size_t cap)
+{
+	static const char *const attrs[3] = {"disableApiTermination", "disableApiStop",
+	                                     "instanceInitiatedShutdownBehavior"};
+	static const char *const names[3] = {"termination protection", "stop protection",
+	                                     "shutdown behaviour=stop"};
+	irfw_calls *c = irfw_calls_new(t);
+	int ci[3] = {-1, -1, -1};
+	for (int i = 0; c && i < 3; i++) {
+		if (!*want[i])
+			continue;
+		cJSON *p = cJSON_CreateObject();
+		cJSON_AddStringToObject(p, "InstanceId", irfw_target_id(t));
+		cJSON_AddStringToObject(p, "Attribute", attrs[i]);
+		ci[i] = irfw_calls_add(c, NULL, "ec2", "DescribeInstanceAttribute", p, 0);
+		cJSON_Delete(p);
+	}
+	if (!c)
+		return;
+	irfw_calls_run(c);
+	for (int i = 0; i < 3; i++) {
+		if (ci[i] < 0)
+			continue;
+		if (irfw_calls_select(c, (size_t)ci[i]) != 0) {
+			irfw_log(t, IRFW_LOG_WARN, "%s not read (%s: %s); setting it without looking",
+			         attrs[i], irfw_aws_error_code(t), irfw_aws_error_message(t));
+			continue;
+		}
+		const cJSON *v =
+		    cJSON_GetObjectItemCaseSensitive(irfw_calls_result(c, (size_t)ci[i]), attrs[i]);
+		bool in_place;
+		if (i < 2) {
+			in_place = irfw_json_bool(v, "value", false);
+		} else {
+			const char *val = irfw_json_str(v, "value");
+			in_place = val && strcmp(val, "stop") == 0;
+			if (val && !in_place)
+				snprintf(shutdown_was, cap, "%s", val);
+		}
+		if (!in_place)
+			continue;
+		*want[i] = false;
+		append(o->already, sizeof(o->already), names[i]);
+		cJSON *a = cJSON_GetObjectItemCaseSensitive(o->record, "alreadySet");
+		if (!a)
+			a = cJSON_AddArrayToObject(o->record, "alreadySet");
+		cJSON_AddItemToArray(a, cJSON_CreateString(attrs[i]));
+	}
+	irfw_calls_free(c);
+}
+
 static irfw_status run(irfw_target *t, void *state)
 {
 	(void)state;
@@ -245,6 +304,9 @@ static irfw_status run(irfw_target *t, void *state)
 		cJSON_AddTrueToObject(o.record, "spot");
 		want_term = want_stop = false;
 	}
+	char shutdown_was[32] = "";
+	bool *want[3] = {&want_term, &want_stop, &want_shutdown};
+	read_in_place(t, want, &o, shutdown_was, sizeof(shutdown_was));
 	struct queue qu = {.c = irfw_calls_new(t)};
 	if (!qu.c) {
 		cJSON_Delete(o.record);
@@ -272,6 +334,9 @@ static irfw_status run(irfw_target *t, void *state)
 		attempted++;
 		enqueue(t, &qu, "shutdown behaviour=stop", p, "instanceInitiatedShutdownBehavior",
 		        cJSON_CreateString("stop"));
+		if (*shutdown_was)
+			cJSON_AddStringToObject(o.record, "instanceInitiatedShutdownBehaviorWas",
+			                        shutdown_was);
 	}
 	int n_volumes = 0;
 	if (want_volumes) {
@@ -285,6 +350,17 @@ static irfw_status run(irfw_target *t, void *state)
 	run_queue(t, &qu, &o);
 	irfw_calls_free(qu.c);
 
+	if (attempted == 0 && *o.already) {
+		/* Nothing to change: AWS shows every protection asked for. */
+		if (irfw_target_dry_run(t))
+			cJSON_Delete(o.record);
+		else
+			irfw_record(t, "attributes", o.record);
+		irfw_note(t, "already in place: %s", o.already);
+		if (*spot_reason)
+			irfw_note(t, "%s", spot_reason);
+		return IRFW_OK;
+	}
 	if (attempted == 0) {
 		cJSON_Delete(o.record);
 		if (*spot_reason)
@@ -316,6 +392,8 @@ static irfw_status run(irfw_target *t, void *state)
 		return irfw_skip(t, "not supported for this instance (UnsupportedOperation): %s%s%s",
 		                 o.unsupported, *spot_reason ? "; " : "", spot_reason);
 	irfw_note(t, "%s%s", prefix, o.set);
+	if (*o.already)
+		irfw_note(t, "already in place: %s", o.already);
 	if (*o.unsupported)
 		irfw_note(t, "not supported for this instance (UnsupportedOperation): %s", o.unsupported);
 	if (*spot_reason)
@@ -341,9 +419,9 @@ static int read_flag(irfw_target *t, const char *attribute, const char *key, boo
 /*
  * `irfw release`: protection stays unless the operator asked for
  * --unprotect (the instance is still evidence until the case is closed).
- * Then termination and stop protection go off, and each volume gets back
- * the DeleteOnTermination it had; read back.  The shutdown behaviour before
- * is not known (DescribeInstances does not show it): it stays "stop".
+ * Then termination and stop protection go off (only where irfw turned them
+ * on), each volume gets back the DeleteOnTermination it had, and the
+ * shutdown behaviour the one it had when irfw changed it; read back.
  */
 static irfw_status release(irfw_target *t, void *state)
 {
@@ -371,6 +449,15 @@ static irfw_status release(irfw_target *t, void *state)
 	if (stop)
 		modify(t, &o, "stop protection off", value_param("DisableApiStop", false), "disableApiStop",
 		       cJSON_CreateFalse());
+	const char *was = irfw_json_str(rec, "instanceInitiatedShutdownBehaviorWas");
+	if (was) {
+		cJSON *p = cJSON_CreateObject();
+		cJSON_AddStringToObject(p, "Attribute", "instanceInitiatedShutdownBehavior");
+		cJSON_AddStringToObject(p, "Value", was);
+		char what[64];
+		snprintf(what, sizeof(what), "shutdown behaviour back to %s", was);
+		modify(t, &o, what, p, "instanceInitiatedShutdownBehavior", cJSON_CreateString(was));
+	}
 	cJSON *params = cJSON_CreateObject();
 	cJSON *list = cJSON_AddArrayToObject(params, "BlockDeviceMapping");
 	const cJSON *v;
@@ -410,8 +497,27 @@ static irfw_status release(irfw_target *t, void *state)
 		st = irfw_fail(t, "not released: %s", bad);
 		goto out;
 	}
-	irfw_note(t, "verified: %s%s; shutdown behaviour left at stop (its value before is not recorded)",
-	          *o.set ? o.set : "nothing to undo", n_vol ? " (volumes as before)" : "");
+	if (was) {
+		cJSON *p = cJSON_CreateObject(), *res = NULL;
+		cJSON_AddStringToObject(p, "InstanceId", irfw_target_id(t));
+		cJSON_AddStringToObject(p, "Attribute", "instanceInitiatedShutdownBehavior");
+		int rc = irfw_aws_call(t, "ec2", "DescribeInstanceAttribute", p, &res);
+		cJSON_Delete(p);
+		const char *now = rc == 0 ? irfw_json_str(cJSON_GetObjectItemCaseSensitive(
+		                                              res, "instanceInitiatedShutdownBehavior"),
+		                                          "value")
+		                          : NULL;
+		bool back = now && strcmp(now, was) == 0;
+		cJSON_Delete(res);
+		if (!back) {
+			st = irfw_fail(
+			    t, "not released: shutdown behaviour not back to %s (or not read back)", was);
+			goto out;
+		}
+	}
+	irfw_note(t, "verified: %s%s%s", *o.set ? o.set : "nothing to undo",
+	          n_vol ? " (volumes as before)" : "",
+	          was ? "" : "; shutdown behaviour left at stop (it was stop, or irfw did not change it)");
 out:
 	cJSON_Delete(o.record);
 	return st;
@@ -422,7 +528,7 @@ out:
 static const struct irfw_action actions[] = {
     {.action = "ec2:ModifyInstanceAttribute", .per = "instance", .calls = 4},
     /* What release() calls besides the above (irfw policy --release). */
-    {.action = "ec2:DescribeInstanceAttribute", .when = "release", .per = "instance"},
+    {.action = "ec2:DescribeInstanceAttribute", .per = "instance", .calls = 3},
     {.action = NULL},
 };
 
@@ -440,10 +546,16 @@ static const struct irfw_plugin plugin = {
     .release = release,
     .description =
         "Turns on termination protection and stop protection, sets the instance-initiated shutdown "
-        "behaviour to 'stop', and sets DeleteOnTermination=false on every attached EBS volume. Each "
-        "change is a separate ModifyInstanceAttribute call, and all are tried even when one fails; "
-        "the step fails with the first AWS error after trying the rest. What was set is recorded "
-        "under the 'attributes' key of the case record, with each volume's former DeleteOnTermination.\n"
+        "behaviour to 'stop', and sets DeleteOnTermination=false on every attached EBS volume. It first "
+        "reads the three attributes (DescribeInstanceAttribute, sent together) and does not send a change "
+        "AWS shows in place already (a new instance's shutdown behaviour is 'stop'; a volume's "
+        "DeleteOnTermination is in DescribeInstances): ModifyInstanceAttribute's bucket is what paces a "
+        "fleet's protection, the describes' refills four times faster. Each change is a separate "
+        "ModifyInstanceAttribute call, all sent together, and all are tried even when one fails; the step "
+        "fails with the first AWS error after trying the rest. What was set is recorded under the "
+        "'attributes' key of the case record, with each volume's former DeleteOnTermination, the former "
+        "shutdown behaviour when it was not 'stop', and what was in place already (alreadySet), which "
+        "`irfw release --unprotect` leaves as it found it.\n"
         "\n"
         "It runs after containment (isolate) and before evidence capture and snapshots: once the "
         "instance cannot talk, the next risk is someone or something (an Auto Scaling policy, a "

@@ -39,7 +39,10 @@ def test_volumes_already_kept_cost_no_call(world):
     with Counter(world) as c:
         p = world.irfw("--conf", conf, "-i", iid, "-o", "json", env={"AWS_ENDPOINT_URL": c.proxy.url}, check_rc=0)
         assert c.count("ModifyInstanceAttribute", keys=["BlockDeviceMapping"]) == 0
-        assert c.count("ModifyInstanceAttribute") == 3  # termination, stop, shutdown behaviour
+        # termination and stop protection; the shutdown behaviour is "stop"
+        # already (read with DescribeInstanceAttribute, not sent)
+        assert c.count("ModifyInstanceAttribute") == 2
+        assert c.count("DescribeInstanceAttribute") == 3
     s = p.json["instances"][0]["steps"][0]
     assert "already kept" in s["detail"], s
     # Not kept yet: one call does both volumes.

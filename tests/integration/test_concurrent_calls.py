@@ -253,6 +253,9 @@ def test_capture_reads_together(world):
 
 def test_protect_modifies_together(world):
     w = Seeded(world)
+    # Not "stop" already (a new instance's default), so that all four changes go.
+    world.client("ec2").modify_instance_attribute(InstanceId=w.iid, Attribute="instanceInitiatedShutdownBehavior",
+                                                  Value="terminate")
     proxy = HoldingProxy(world.moto.url, {"ModifyInstanceAttribute"})
     p = w.run(proxy, ["protect"], rc=0, sections={})
     s = step(p, "protect")
@@ -273,12 +276,14 @@ def test_protect_modifies_together(world):
     assert len(bdm) == 2 and not any(m["Ebs"]["DeleteOnTermination"] for m in bdm), bdm
 
     man = world.manifest(CASE, w.iid)
-    ids = man["steps"]["protect"]["request_ids"]
+    # (The reads before the changes carry moto's own ids.)
+    ids = [i for i in man["steps"]["protect"]["request_ids"] if i.startswith("req-")]
     # In the order protect made the changes, not the order of the answers.
     assert ids == ["req-termination", "req-stop", "req-shutdown", "req-volumes"], ids
     rec = man["steps"]["protect"]["records"]["attributes"]
-    assert list(rec) == ["disableApiTermination", "disableApiStop", "instanceInitiatedShutdownBehavior",
-                         "keptVolumes"], rec
+    assert sorted(rec) == sorted(["disableApiTermination", "disableApiStop", "instanceInitiatedShutdownBehavior",
+                                  "instanceInitiatedShutdownBehaviorWas", "keptVolumes"]), rec
+    assert rec["instanceInitiatedShutdownBehaviorWas"] == "terminate"
     assert rec["disableApiTermination"] is True and rec["disableApiStop"] is True
     assert rec["instanceInitiatedShutdownBehavior"] == "stop"
     assert sorted(v["device"] for v in rec["keptVolumes"]) == ["/dev/sda1", "/dev/sdf"]

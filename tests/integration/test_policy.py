@@ -216,7 +216,7 @@ def test_fleet_estimate_from_the_declared_calls(world):
     assert "51 instances: all contained in under a minute, all steps in about 3.2 min" in "".join(seen), seen
 
 
-RELEASE_ONLY = {"ec2:AssociateIamInstanceProfile", "ec2:DescribeTags", "ec2:DescribeInstanceAttribute",
+RELEASE_ONLY = {"ec2:AssociateIamInstanceProfile", "ec2:DescribeTags",
                 "autoscaling:ExitStandby", "autoscaling:AttachInstances", "elasticloadbalancing:RegisterTargets"}
 
 

@@ -29,6 +29,8 @@ def test_protect_sets_everything(world):
     s = step(p, "protect")
     assert s["status"] == "ok", s
     assert "termination protection" in s["detail"] and "2 volumes" in s["detail"]
+    # A new instance's shutdown behaviour is "stop": read, not sent again.
+    assert "already in place: shutdown behaviour=stop" in s["detail"], s
 
     assert attr(ec2, iid, "disableApiTermination")["DisableApiTermination"]["Value"] is True
     assert attr(ec2, iid, "disableApiStop")["DisableApiStop"]["Value"] is True
@@ -40,9 +42,37 @@ def test_protect_sets_everything(world):
 
     rec = world.manifest("c-prot", iid)["steps"]["protect"]["records"]["attributes"]
     assert rec["disableApiTermination"] is True and rec["disableApiStop"] is True
-    assert rec["instanceInitiatedShutdownBehavior"] == "stop"
+    assert "instanceInitiatedShutdownBehavior" not in rec and rec["alreadySet"] == ["instanceInitiatedShutdownBehavior"]
     assert sorted(v["device"] for v in rec["keptVolumes"]) == ["/dev/sda1", "/dev/sdf"]
     assert all(v["deleteOnTerminationWas"] is True for v in rec["keptVolumes"])
+
+
+def test_protect_reads_before_changing_and_release_puts_back(world):
+    """What AWS shows in place is not sent (and not undone by release); a
+    shutdown behaviour irfw changed is recorded and put back by
+    release --unprotect, asserted in moto."""
+    w = world.vpc_world(enis=1)
+    iid = w["instances"][0]
+    ec2 = world.client("ec2")
+    ec2.modify_instance_attribute(InstanceId=iid, DisableApiTermination={"Value": True})
+    ec2.modify_instance_attribute(InstanceId=iid, Attribute="instanceInitiatedShutdownBehavior", Value="terminate")
+    conf = world.write_conf(["protect"])
+    p = world.irfw("--conf", conf, "-i", iid, "--case-id", "c-read", "-o", "json", check_rc=0)
+    s = step(p, "protect")
+    assert s["status"] == "ok", s
+    assert "already in place: termination protection" in s["detail"], s
+    assert "shutdown behaviour=stop" in s["detail"] and "stop protection" in s["detail"], s
+    assert attr(ec2, iid, "instanceInitiatedShutdownBehavior")["InstanceInitiatedShutdownBehavior"]["Value"] == "stop"
+    rec = world.manifest("c-read", iid)["steps"]["protect"]["records"]["attributes"]
+    assert rec["alreadySet"] == ["disableApiTermination"] and "disableApiTermination" not in rec, rec
+    assert rec["instanceInitiatedShutdownBehaviorWas"] == "terminate", rec
+
+    p = world.irfw("release", "--conf", conf, "--case-id", "c-read", "-i", iid, "--unprotect", check_rc=0)
+    assert attr(ec2, iid, "instanceInitiatedShutdownBehavior")["InstanceInitiatedShutdownBehavior"]["Value"] == \
+        "terminate", p.stderr
+    # irfw turned stop protection on: off again; termination protection was on before: left on.
+    assert attr(ec2, iid, "disableApiStop")["DisableApiStop"]["Value"] is False
+    assert attr(ec2, iid, "disableApiTermination")["DisableApiTermination"]["Value"] is True
 
 
 def test_protect_options_off(world):
@@ -122,7 +152,7 @@ def test_protect_failure_tries_the_rest(world):
     assert p.returncode == 1, p.stderr
     s = step(p, "protect")
     assert s["status"] == "failed"
-    assert s["detail"].startswith("4 of 4 protection changes failed"), s
+    assert s["detail"].startswith("3 of 3 protection changes failed"), s  # shutdown: "stop" already
     assert s["aws_error"] or "first error" in s["detail"]
     assert set(delete_on_termination(world, iid).values()) == {True}
 
