@@ -9,6 +9,7 @@ action and parameters and may refuse it, or forward it and then lose the
 answer.
 """
 import http.server
+import json
 import threading
 import urllib.error
 import urllib.request
@@ -625,9 +626,11 @@ def fill(path):
 
 
 def test_full_evidence_disk_does_not_stop_containment(world, proxy, small_disk):
-    """The case record cannot be written (the evidence folder is full): the
-    instance is contained all the same, and the step ends FAILED after it,
-    saying so and giving the original groups that could not be recorded."""
+    """The evidence folder fills up once the case is open: the instance is
+    contained all the same. What the journal could still take (a line fits
+    in its last page) is recorded there, which is the record: the original
+    groups are in journal.jsonl; manifest.json, its cache, cannot be
+    rewritten, and irfw says so."""
     w = world.vpc_world()
     iid, vpc, web = w["instances"][0], w["vpc"], w["sg"]
     world.evidence = small_disk / "cases"
@@ -642,16 +645,27 @@ def test_full_evidence_disk_does_not_stop_containment(world, proxy, small_disk):
 
     px = proxy(rule)
     conf = world.write_conf(["isolate"], {"isolate": {"admin_cidrs": ADMIN}})
-    p = run(world, conf, iid, rc=1, proxy=px)
+    p = run(world, conf, iid, rc=None, proxy=px)
     qid = group_named(world, vpc, f"irfw-quarantine-{vpc}")["GroupId"]
     enis = enis_of(world, iid)
     for eni in enis:
         assert own_groups(world, vpc, eni) == {qid}
     assert containment(p, iid)["state"] == "contained"
+    assert "No space left on device" in p.stderr and "case record" in p.stderr, p.stderr
+    journal = [json.loads(line) for line in
+               (small_disk / "cases" / "C1" / iid / "journal.jsonl").read_text().splitlines()]
+    recorded = [e for e in journal if e.get("event") == "record" and e.get("key") == "original_groups"]
     s = step(p, iid)
-    assert s["status"] == "failed"
-    assert s["detail"].startswith("contained; but the original groups could not be recorded")
-    for eni in enis:
-        assert f"{eni}={web}" in s["detail"]
+    if recorded:
+        got = recorded[-1]["value"]
+        assert sorted(got) == sorted(enis) and all(got[e] == [web] for e in enis), got
+        assert s["status"] == "ok" and p.returncode == 0, (s, p.stderr)
+    else:
+        # The journal could not take it either: the step says so, after
+        # the containment, with the groups.
+        assert p.returncode == 1 and s["status"] == "failed", s
+        assert s["detail"].startswith("contained; but the original groups could not be recorded")
+        for eni in enis:
+            assert f"{eni}={web}" in s["detail"]
     # The tag, set after the change, still keeps them.
     assert sorted(tags_of(world, iid)[TAG].split(";")) == sorted(f"{e}={web}" for e in enis)
