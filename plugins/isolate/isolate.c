@@ -1099,7 +1099,87 @@ struct eni_res {
 	char act[640];       /* the change that failed and what followed; "" when none */
 	bool untrack_missed; /* quarantined without the untracking group first */
 	bool swapped;        /* the quarantine group went on */
+	bool via_instance;   /* the untracking group went on with ModifyInstanceAttribute */
 };
+
+/* EC2's throttling codes: a throttled call is no verdict on the request. */
+static bool throttling(const char *code)
+{
+	static const char *const codes[] = {"RequestLimitExceeded",
+	                                    "Throttling",
+	                                    "ThrottlingException",
+	                                    "EC2ThrottledException",
+	                                    "RequestThrottled",
+	                                    "TooManyRequestsException",
+	                                    NULL};
+	for (size_t i = 0; code && codes[i]; i++)
+		if (streq(code, codes[i]))
+			return true;
+	return false;
+}
+
+/* True when the last call was refused by AWS for what it asked (a 4xx
+ * other than throttling): another form of the same change may be
+ * accepted.  Not after a transport error (no status), a 5xx or
+ * throttling, whose request may well have been fine. */
+static bool refused(irfw_target *t)
+{
+	long s = irfw_aws_http_status(t);
+	return s >= 400 && s < 500 && s != 429 && !throttling(irfw_aws_error_code(t));
+}
+
+/* ModifyInstanceAttribute GroupId.N: "[EC2-VPC] Replaces the security
+ * groups of the instance", i.e. of its only interface.  Its own request
+ * bucket, not the interfaces' one. */
+static int set_instance_groups(irfw_target *t, const cJSON *ids)
+{
+	cJSON *p = cJSON_CreateObject();
+	cJSON_AddStringToObject(p, "InstanceId", irfw_target_id(t));
+	cJSON_AddItemToObject(p, "GroupId", cJSON_Duplicate(ids, true));
+	return ec2(t, "ModifyInstanceAttribute", p, NULL);
+}
+
+static int set_instance_group(irfw_target *t, const char *gid)
+{
+	cJSON *ids = cJSON_CreateArray();
+	cJSON_AddItemToArray(ids, cJSON_CreateString(gid));
+	int rc = set_instance_groups(t, ids);
+	cJSON_Delete(ids);
+	return rc;
+}
+
+/*
+ * The first change of the swap: the untracking group on the interface.
+ * On an instance with a single interface (`via_instance`) it goes through
+ * ModifyInstanceAttribute, which draws on another EC2 request bucket than
+ * the quarantine change that follows, so a fleet's two changes are paced
+ * by two buckets instead of one; when AWS refuses that form (several
+ * interfaces after all, an unsupported instance, no permission), it is
+ * made with ModifyNetworkInterfaceAttribute.  0, or -1 with `op` naming
+ * the API that was refused last.
+ */
+static int untrack_on(irfw_target *t, const char *u, struct eni_res *r, bool via_instance, const char **op)
+{
+	*op = "ModifyNetworkInterfaceAttribute";
+	if (via_instance) {
+		if (set_instance_group(t, u) == 0) {
+			r->via_instance = true;
+			return 0;
+		}
+		if (!refused(t)) {
+			*op = "ModifyInstanceAttribute";
+			return -1;
+		}
+		char why[512];
+		aws_long(t, why, sizeof(why));
+		irfw_log(
+		    t, IRFW_LOG_WARN,
+		    "ModifyInstanceAttribute with the untracking group %s refused (%s): putting it on %s "
+		    "with ModifyNetworkInterfaceAttribute",
+		    u, why, r->id);
+	}
+	return set_group(t, r->id, u);
+}
 
 /*
  * The two-step swap on one interface: the untracking group, then the
@@ -1108,17 +1188,18 @@ struct eni_res {
  * group is refused (or gone: another run removed it), the quarantine group
  * goes on directly: containment first, even with tracked flows surviving.
  */
-static void swap(irfw_target *t, const cJSON *eni, const char *q, const char *u, struct eni_res *r)
+static void swap(irfw_target *t, const cJSON *eni, const char *q, const char *u, bool via_instance,
+                 struct eni_res *r)
 {
 	char e1[256], e2[256];
-	if (u && set_group(t, r->id, u) != 0) {
+	const char *op = NULL;
+	if (u && untrack_on(t, u, r, via_instance, &op) != 0) {
 		aws_brief(t, e1, sizeof(e1));
 		irfw_log(t, IRFW_LOG_WARN,
 		         "the untracking group %s could not go on %s (%s): quarantining it directly", u,
 		         r->id, e1);
 		r->untrack_missed = true;
-		snprintf(r->act, sizeof(r->act),
-		         "ModifyNetworkInterfaceAttribute with the untracking group %s refused on %s: %s", u,
+		snprintf(r->act, sizeof(r->act), "%s with the untracking group %s refused on %s: %s", op, u,
 		         r->id, e1);
 		u = NULL;
 		if (set_group(t, r->id, q) == 0) {
@@ -1144,12 +1225,23 @@ static void swap(irfw_target *t, const cJSON *eni, const char *q, const char *u,
 	}
 	cJSON *before = group_ids(eni);
 	int rc = cJSON_GetArraySize(before) > 0 ? set_groups(t, r->id, before) : -1;
+	const char *how = "";
+	if (rc != 0 && r->via_instance && cJSON_GetArraySize(before) > 0) {
+		/* The form that put the untracking group on may take it off. */
+		aws_brief(t, e2, sizeof(e2));
+		irfw_log(t, IRFW_LOG_WARN,
+		         "putting the groups of %s back with ModifyNetworkInterfaceAttribute refused (%s): "
+		         "with ModifyInstanceAttribute",
+		         r->id, e2);
+		rc = set_instance_groups(t, before);
+		how = " (with ModifyInstanceAttribute)";
+	}
 	cJSON_Delete(before);
 	if (rc == 0) {
 		snprintf(r->act, sizeof(r->act),
 		         "ModifyNetworkInterfaceAttribute with the quarantine group %s refused on %s: %s; "
-		         "original groups put back",
-		         q, r->id, e1);
+		         "original groups put back%s",
+		         q, r->id, e1, how);
 		return;
 	}
 	if (cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(eni, "groupSet")) > 0)
@@ -1823,7 +1915,31 @@ static irfw_status check(irfw_target *t, void *state)
 			n_mod++;
 		}
 		cJSON_Delete(ids);
-		if (u && *u && set_group(t, id, u) != 0) {
+		bool mia_refused = false;
+		if (u && n_enis == 1) {
+			/* A run puts the untracking group on a single interface
+			 * with ModifyInstanceAttribute: asked with the group, or
+			 * when it is not made yet with the current groups. */
+			cJSON *uids = *u ? cJSON_CreateArray() : group_ids(e);
+			if (*u)
+				cJSON_AddItemToArray(uids, cJSON_CreateString(u));
+			if (cJSON_GetArraySize(uids) == 0) {
+				cause_add(nc, "ModifyInstanceAttribute (no group to ask with)");
+			} else if (set_instance_groups(t, uids) != 0) {
+				aws_brief(t, err, sizeof(err));
+				cause_add(
+				    bad,
+				    "ModifyInstanceAttribute with the untracking group on %s refused: %s (a "
+				    "run would fall back to ModifyNetworkInterfaceAttribute)",
+				    irfw_target_id(t), err);
+				call_failed = true;
+				mia_refused = true;
+			} else {
+				cause_add(ok, "ModifyInstanceAttribute (the untracking group)");
+			}
+			cJSON_Delete(uids);
+		}
+		if (u && *u && (n_enis != 1 || mia_refused) && set_group(t, id, u) != 0) {
 			aws_brief(t, err, sizeof(err));
 			cause_add(
 			    bad,
@@ -1945,7 +2061,7 @@ static irfw_status contain(irfw_target *t, struct iso_state *st)
 			struct eni_res *r = &res[i++];
 			if (!r->id || only_group(e, q))
 				continue;
-			swap(t, e, q, u, r);
+			swap(t, e, q, u, n_enis == 1, r);
 			if (r->swapped)
 				changed++;
 			if (r->act[0])
@@ -1982,8 +2098,9 @@ static irfw_status contain(irfw_target *t, struct iso_state *st)
 	if (all_done)
 		irfw_note(t, "already isolated: %s is the only group of all %d interface(s)", q, n_enis);
 	else
-		irfw_note(t, "quarantine group %s on %d of %d interface(s)%s%s", q, changed, n_enis,
-		          u ? ", after the untracking group " : "", u ? u : "");
+		irfw_note(t, "quarantine group %s on %d of %d interface(s)%s%s%s", q, changed, n_enis,
+		          u ? ", after the untracking group " : "", u ? u : "",
+		          n_enis == 1 && res[0].via_instance ? " (put on with ModifyInstanceAttribute)" : "");
 	if (ent && ent->note)
 		irfw_note(t, "%s", ent->note);
 	if (c.note[0])
@@ -2568,10 +2685,16 @@ static const struct irfw_action actions[] = {
     {.action = "ec2:AuthorizeSecurityGroupEgress", .when = "break_tracked=true", .per = "run"},
     {.action = "ec2:RevokeSecurityGroupIngress", .when = "existing_group=fix", .per = "run"},
     {.action = "ec2:DeleteSecurityGroup", .when = "break_tracked=true", .per = "run", .calls = 1},
+    /* With break_tracked the usual instance has one interface: the
+     * untracking group goes on with ModifyInstanceAttribute (its own
+     * bucket), the quarantine group with ModifyNetworkInterfaceAttribute;
+     * an instance with several interfaces makes both changes with the
+     * latter (2 a interface). */
+    {.action = "ec2:ModifyInstanceAttribute", .when = "break_tracked=true", .per = "instance", .calls = 1},
     {.action = "ec2:ModifyNetworkInterfaceAttribute",
      .when = "break_tracked=true",
      .per = "interface",
-     .calls = 2},
+     .calls = 1},
     {.action = "ec2:ModifyNetworkInterfaceAttribute",
      .when = "break_tracked=false",
      .per = "interface",
@@ -2603,8 +2726,8 @@ static const struct irfw_plugin plugin = {
     .fini = fini,
     .description =
         "Contains the instance. The quarantine group of its VPC becomes the only group of every network "
-        "interface, with ModifyNetworkInterfaceAttribute (ModifyInstanceAttribute refuses instances with "
-        "several interfaces). The group is the -g group (or group_id), which must exist in the VPC of every "
+        "interface, with ModifyNetworkInterfaceAttribute. The group is the -g group (or group_id), which "
+        "must exist in the VPC of every "
         "instance of the run; else the one named group_name or tagged irfw:quarantine=true; else a new one, "
         "made with that tag, with no egress rule and ingress only from admin_cidrs on admin_ports.\n\n"
         "Each VPC's groups are resolved once per run, in prepare, before any instance is touched. A group "
@@ -2627,9 +2750,20 @@ static const struct irfw_plugin plugin = {
         "A security group change does not end connections EC2 already tracks. With break_tracked, as AWS's "
         "incident response guide advises, each interface first gets the VPC's untracking group (all traffic "
         "in and out from 0.0.0.0/0 and ::/0, which makes flows untracked) and right after it the quarantine "
-        "group, which then drops them. The all-open group is on an interface only between two API calls; if "
-        "the second is refused the interface's groups of just before are put back, and if that is refused "
-        "too the interface is reported LEFT ALL-OPEN (not contained), naming it. If the untracking group "
+        "group, which then drops them. On an instance with a single interface (as DescribeInstances shows "
+        "it) the first change is made with ModifyInstanceAttribute GroupId (which replaces the groups of the "
+        "instance's only interface) and the second with ModifyNetworkInterfaceAttribute: EC2 paces the two "
+        "APIs with separate request buckets, so a fleet's two changes per instance go through two buckets "
+        "and the fleet is contained in about half the time. When AWS refuses the ModifyInstanceAttribute "
+        "form (InvalidInstanceID for several interfaces, UnsupportedOperation, no permission; not "
+        "throttling or a lost connection), that interface's first change is made with "
+        "ModifyNetworkInterfaceAttribute, and the log says so. An instance with several interfaces gets both "
+        "changes on each interface with ModifyNetworkInterfaceAttribute. The all-open group is on an "
+        "interface only between two API calls; if the second is refused the interface's groups of just "
+        "before are put back (with ModifyInstanceAttribute if ModifyNetworkInterfaceAttribute is refused "
+        "and the first change went that way), and if that is refused too the interface is reported LEFT "
+        "ALL-OPEN (not contained), naming it. Whatever API made the change, the read-back of the interfaces "
+        "decides. If the untracking group "
         "cannot go on, the quarantine group goes on directly and the instance is reported partially "
         "contained (tracked flows may survive). The untracking group is deleted by the last isolate of its "
         "VPC in the run, unless an interface still holds it (then it is named, loudly); it stays behind when "
@@ -2647,7 +2781,10 @@ static const struct irfw_plugin plugin = {
         "irfw check (and --dry-run) proves the rights without changing anything: the groups are looked up, a "
         "missing one is asked for with a DryRun CreateSecurityGroup, and each interface gets a DryRun "
         "ModifyNetworkInterfaceAttribute (with the quarantine group when it exists, else with its current "
-        "groups), plus a DryRun CreateTags; what cannot be asked without the group existing is listed as not "
+        "groups), an instance with a single interface a DryRun ModifyInstanceAttribute GroupId when "
+        "break_tracked is on (a refusal is reported: a run would fall back to "
+        "ModifyNetworkInterfaceAttribute), plus a DryRun CreateTags; what cannot be asked without the group "
+        "existing is listed as not "
         "checked.\n\n"
         "It runs after asg and elb, so the instance is out of service before it is cut off (an Auto Scaling "
         "health check would otherwise replace it), and before protect, capture and snapshot, so the evidence "

@@ -1,0 +1,264 @@
+"""isolate's calls: which EC2 API carries each change of the swap, and how
+many describes the groups cost.
+
+The swap is two changes per interface (the all-open untracking group, then
+the quarantine group).  On an instance with a single interface the first
+goes through ModifyInstanceAttribute GroupId.N, which EC2 paces with another
+request bucket than ModifyNetworkInterfaceAttribute: a fleet's two changes
+are spread over two buckets.
+
+moto quirk (MOTO-NOTES): ModifyInstanceAttribute GroupId changes the
+instance's group list (DescribeInstances) but not its interface's own
+groups, so the untracking step is not visible on the interface in moto.
+What was sent, in which order and with which group, is asserted through
+the recording proxy of test_isolate_truth; the final state (the quarantine
+group alone on the interface, the group-id filter) in moto.
+"""
+import pytest
+
+from refusing_proxy import ec2_error
+from test_isolate import enis_of, group_named, own_groups, vpc_groups
+from test_isolate_truth import Proxy, containment, name_of, run, step, unauthorized
+
+ADMIN = "10.0.0.0/8"
+MIA_REFUSED_ID = "req-mia-refused-7"
+
+
+@pytest.fixture
+def proxy(world):
+    made = []
+
+    def make(rule=lambda a, p, f: None):
+        p = Proxy(world.moto.url, rule)
+        made.append(p)
+        return p
+
+    yield make
+    for p in made:
+        p.close()
+
+
+def changes(px):
+    """The group changes sent for real, in order: (api, target, [groups])."""
+    out = []
+    for action, params in px.calls:
+        if params.get("DryRun") == "true":
+            continue
+        if action == "ModifyInstanceAttribute" and "GroupId.1" in params:
+            out.append(("MIA", params["InstanceId"], ids(params, "GroupId")))
+        elif action == "ModifyNetworkInterfaceAttribute":
+            out.append(("MNIA", params["NetworkInterfaceId"], ids(params, "SecurityGroupId")))
+    return out
+
+
+def ids(params, key):
+    out, n = [], 1
+    while f"{key}.{n}" in params:
+        out.append(params[f"{key}.{n}"])
+        n += 1
+    return out
+
+
+def untrack_id(p, iid):
+    """The untracking group the run used, from its detail (it is deleted
+    at the end, so moto no longer knows it)."""
+    detail = step(p, iid)["detail"]
+    assert "after the untracking group sg-" in detail, detail
+    return detail.split("after the untracking group ")[1].split()[0].rstrip(",;")
+
+
+def gone(world, gid):
+    ec2 = world.client("ec2")
+    return not [g for g in ec2.describe_security_groups()["SecurityGroups"] if g["GroupId"] == gid]
+
+
+def instance_groups(world, iid):
+    return [g["GroupId"] for g in world.instance(iid)["SecurityGroups"]]
+
+
+def iso_conf(world, **keys):
+    return world.write_conf(["isolate"], {"isolate": {"admin_cidrs": ADMIN, **keys}})
+
+
+# ---------------------------------------------------------------------------
+# Which API carries which change.
+
+def test_single_interface_untracked_through_the_instance(world, proxy):
+    w = world.vpc_world(enis=1)
+    iid, vpc, web = w["instances"][0], w["vpc"], w["sg"]
+    (eni,) = enis_of(world, iid)
+    px = proxy()
+    p = run(world, iso_conf(world), iid, rc=0, proxy=px)
+    qid = group_named(world, vpc, f"irfw-quarantine-{vpc}")["GroupId"]
+    u = untrack_id(p, iid)
+    assert u != qid and u != web
+    assert changes(px) == [("MIA", iid, [u]), ("MNIA", eni, [qid])]
+    # In moto, only the quarantine group holds the interface.
+    assert own_groups(world, vpc, eni) == {qid}
+    assert containment(p, iid)["state"] == "contained"
+    assert "put on with ModifyInstanceAttribute" in step(p, iid)["detail"]
+    # moto's instance group list still names the untracking group after
+    # the swap (its MIA quirk); the group is deleted all the same.
+    assert gone(world, u)
+    assert group_named(world, vpc, f"irfw-untrack-{vpc}") is None
+    rec = world.manifest("C1", iid)["steps"]["isolate"]["records"]
+    assert rec["original_groups"] == {eni: [web]}
+
+
+def test_several_interfaces_swapped_per_interface(world, proxy):
+    w = world.vpc_world(enis=2)
+    iid, vpc = w["instances"][0], w["vpc"]
+    e1, e2 = enis_of(world, iid)
+    px = proxy()
+    p = run(world, iso_conf(world), iid, rc=0, proxy=px)
+    qid = group_named(world, vpc, f"irfw-quarantine-{vpc}")["GroupId"]
+    u = untrack_id(p, iid)
+    assert changes(px) == [("MNIA", e1, [u]), ("MNIA", e1, [qid]), ("MNIA", e2, [u]), ("MNIA", e2, [qid])]
+    assert px.count("ModifyInstanceAttribute") == 0
+    assert own_groups(world, vpc, e1) == own_groups(world, vpc, e2) == {qid}
+    assert containment(p, iid)["state"] == "contained"
+
+
+def test_instance_form_refused_falls_back_to_the_interface(world, proxy):
+    """AWS refuses the instance form (it says so for an instance with
+    several interfaces): the untracking group goes on with
+    ModifyNetworkInterfaceAttribute, the log says so with the request id,
+    and the instance is contained with its tracked flows broken."""
+    w = world.vpc_world(enis=1)
+    iid, vpc = w["instances"][0], w["vpc"]
+    (eni,) = enis_of(world, iid)
+
+    def rule(action, params, forward):
+        if action == "ModifyInstanceAttribute" and "GroupId.1" in params:
+            return 400, ec2_error("InvalidInstanceID", "There are multiple interfaces attached to instance "
+                                  f"'{iid}'. Please specify an interface ID for the operation instead.",
+                                  MIA_REFUSED_ID)
+        return None
+
+    px = proxy(rule)
+    p = run(world, iso_conf(world), iid, rc=0, proxy=px)
+    qid = group_named(world, vpc, f"irfw-quarantine-{vpc}")["GroupId"]
+    u = untrack_id(p, iid)
+    assert changes(px) == [("MIA", iid, [u]), ("MNIA", eni, [u]), ("MNIA", eni, [qid])]
+    assert own_groups(world, vpc, eni) == {qid}
+    c = containment(p, iid)
+    assert c["state"] == "contained", c
+    line = next(x for x in p.stderr.splitlines() if "ModifyInstanceAttribute with the untracking group" in x)
+    assert "InvalidInstanceID" in line and MIA_REFUSED_ID in line and "ModifyNetworkInterfaceAttribute" in line
+    assert iid in line  # the instance is named
+    assert gone(world, u)
+
+
+def test_instance_form_throttled_out_quarantines_directly(world, proxy):
+    """Throttling is no verdict on the request: no second form of the same
+    change, the quarantine group goes on directly (containment first) and
+    the instance is reported partially contained (flows may survive)."""
+    w = world.vpc_world(enis=1)
+    iid, vpc = w["instances"][0], w["vpc"]
+    (eni,) = enis_of(world, iid)
+
+    def rule(action, params, forward):
+        if action == "ModifyInstanceAttribute" and "GroupId.1" in params:
+            return 503, ec2_error("RequestLimitExceeded", "Request limit exceeded.")
+        return None
+
+    px = proxy(rule)
+    conf = world.write_conf(["isolate"], {"isolate": {"admin_cidrs": ADMIN}}, max_attempts=1, call_deadline=2)
+    p = run(world, conf, iid, rc=4, proxy=px)
+    qid = group_named(world, vpc, f"irfw-quarantine-{vpc}")["GroupId"]
+    ch = changes(px)
+    assert ch[-1] == ("MNIA", eni, [qid]) and ("MNIA", eni, [ch[0][2][0]]) not in ch
+    assert {c[0] for c in ch[:-1]} == {"MIA"}
+    assert own_groups(world, vpc, eni) == {qid}
+    c = containment(p, iid)
+    assert c["state"] == "partially-contained" and "tracked connections" in c["cause"]
+    assert "ModifyInstanceAttribute with the untracking group" in c["cause"]
+
+
+def test_quarantine_refused_after_instance_step_puts_groups_back(world, proxy):
+    w = world.vpc_world(enis=1)
+    iid, vpc, web = w["instances"][0], w["vpc"], w["sg"]
+    (eni,) = enis_of(world, iid)
+
+    def rule(action, params, forward):
+        if action == "ModifyNetworkInterfaceAttribute" and \
+                name_of(world, params["SecurityGroupId.1"]).startswith("irfw-quarantine"):
+            return unauthorized()
+        return None
+
+    px = proxy(rule)
+    p = run(world, iso_conf(world), iid, rc=4, proxy=px)
+    qid = group_named(world, vpc, f"irfw-quarantine-{vpc}")["GroupId"]
+    ch = changes(px)
+    u = ch[0][2][0]
+    assert ch == [("MIA", iid, [u]), ("MNIA", eni, [qid]), ("MNIA", eni, [web])]
+    assert name_of(world, qid).startswith("irfw-quarantine") and u != qid
+    assert own_groups(world, vpc, eni) == {web}
+    c = containment(p, iid)
+    assert c["state"] == "not-contained"
+    assert "original groups put back" in c["cause"] and "LEFT" not in c["cause"]
+    assert f"{eni} still in {web}" in c["cause"]
+    assert gone(world, u)
+
+
+def test_groups_put_back_through_the_instance_when_the_interface_form_is_refused(world, proxy):
+    """No ModifyNetworkInterfaceAttribute at all (say the policy lacks it):
+    the untracking group went on through the instance, so the original
+    groups go back the same way rather than leaving it all-open."""
+    w = world.vpc_world(enis=1)
+    iid, vpc, web = w["instances"][0], w["vpc"], w["sg"]
+    (eni,) = enis_of(world, iid)
+    px = proxy(lambda a, p, f: unauthorized() if a == "ModifyNetworkInterfaceAttribute" else None)
+    p = run(world, iso_conf(world), iid, rc=4, proxy=px)
+    qid = group_named(world, vpc, f"irfw-quarantine-{vpc}")["GroupId"]
+    ch = changes(px)
+    u = ch[0][2][0]
+    assert ch == [("MIA", iid, [u]), ("MNIA", eni, [qid]), ("MNIA", eni, [web]), ("MIA", iid, [web])]
+    # What moto's ModifyInstanceAttribute changes: the instance's list.
+    assert instance_groups(world, iid) == [web]
+    assert own_groups(world, vpc, eni) == {web}
+    c = containment(p, iid)
+    assert c["state"] == "not-contained"
+    assert "original groups put back (with ModifyInstanceAttribute)" in c["cause"] and "LEFT" not in c["cause"]
+    assert gone(world, u)
+
+
+def test_no_break_tracked_no_instance_call(world, proxy):
+    w = world.vpc_world(enis=1)
+    iid, vpc = w["instances"][0], w["vpc"]
+    (eni,) = enis_of(world, iid)
+    px = proxy()
+    p = run(world, iso_conf(world, break_tracked="false"), iid, rc=0, proxy=px)
+    qid = group_named(world, vpc, f"irfw-quarantine-{vpc}")["GroupId"]
+    assert changes(px) == [("MNIA", eni, [qid])]
+    assert px.count("ModifyInstanceAttribute") == 0
+    assert own_groups(world, vpc, eni) == {qid}
+    assert containment(p, iid)["state"] == "contained"
+    assert not [g for g in vpc_groups(world, vpc) if g["GroupName"].startswith("irfw-untrack")]
+
+
+def test_check_asks_for_the_instance_form(world, proxy):
+    """irfw check proves the right to ModifyInstanceAttribute with DryRun,
+    changes nothing, and names it when it is refused."""
+    w = world.vpc_world(enis=1)
+    iid, vpc, web = w["instances"][0], w["vpc"], w["sg"]
+    (eni,) = enis_of(world, iid)
+    conf = iso_conf(world)
+    # A first run makes the groups (and quarantines another instance).
+    other = world.vpc_world(enis=1)
+    run(world, conf, other["instances"][0], rc=0)
+    px = proxy()
+    p = world.irfw("--conf", conf, "-o", "json", "check", "-i", iid, env={"AWS_ENDPOINT_URL": px.url}, check_rc=0)
+    assert px.count("ModifyInstanceAttribute", dry=True) == 1
+    assert px.count("ModifyInstanceAttribute", dry=False) == 0
+    assert px.count("ModifyNetworkInterfaceAttribute", dry=False) == 0
+    assert "ModifyInstanceAttribute (the untracking group)" in step(p, iid)["detail"]
+    assert own_groups(world, vpc, eni) == {web} and instance_groups(world, iid) == [web]
+
+    px = proxy(lambda a, p, f: unauthorized() if a == "ModifyInstanceAttribute" else None)
+    p = world.irfw("--conf", conf, "-o", "json", "check", "-i", iid, env={"AWS_ENDPOINT_URL": px.url}, check_rc=1)
+    s = step(p, iid)
+    assert s["status"] == "failed"
+    assert "ModifyInstanceAttribute with the untracking group" in s["detail"] and "UnauthorizedOperation" in s["detail"]
+    assert px.count("ModifyInstanceAttribute", dry=False) == 0 and px.count("ModifyNetworkInterfaceAttribute", dry=False) == 0
+    assert own_groups(world, vpc, eni) == {web} and instance_groups(world, iid) == [web]
