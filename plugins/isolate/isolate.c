@@ -123,13 +123,37 @@ struct cidr {
 	int len;
 };
 
+/*
+ * What DescribeSecurityGroups answered about a VPC's irfw groups, so that
+ * prepare's two passes (judge, then complete or create) and the
+ * quarantine and untracking groups ask AWS once: one call for both names
+ * (group-name values are ORed), one for both tags (tag-key values are
+ * ORed; the value is checked here), made only when a name did not answer
+ * for the group, and the -g group by id.  Only prepare uses it: a run
+ * that must look again (prepare's look failed) asks AWS afresh.
+ */
+struct grp_look {
+	cJSON *by_name; /* securityGroupInfo of the name look-up; NULL: not asked yet */
+	cJSON *by_tag;  /* ... of the tag look-up */
+	cJSON *given;   /* the group given with -g or group_id, as described */
+};
+
+static void look_free(struct grp_look *l)
+{
+	cJSON_Delete(l->by_name);
+	cJSON_Delete(l->by_tag);
+	cJSON_Delete(l->given);
+	memset(l, 0, sizeof(*l));
+}
+
 /* One VPC of the batch.  Built in prepare; afterwards only `left` changes. */
 struct vpc_ent {
 	char *vpc;
-	atomic_int left;  /* instances of the batch whose isolate has not finished */
-	size_t first;     /* index of its first target in the batch */
-	char *note;       /* what prepare did to its groups, for the run's detail */
-	bool note_failed; /* ...and a change prepare needed was refused */
+	struct grp_look look; /* prepare's look-ups of its groups */
+	atomic_int left;      /* instances of the batch whose isolate has not finished */
+	size_t first;         /* index of its first target in the batch */
+	char *note;           /* what prepare did to its groups, for the run's detail */
+	bool note_failed;     /* ...and a change prepare needed was refused */
 };
 
 /* Parsed options, read-only after init; the VPC map, built in prepare. */
@@ -287,6 +311,7 @@ static void vpcs_free(struct iso_state *st)
 	for (size_t i = 0; i < st->n_vpcs; i++) {
 		free(st->vpcs[i].vpc);
 		free(st->vpcs[i].note);
+		look_free(&st->vpcs[i].look);
 	}
 	free(st->vpcs);
 	st->vpcs = NULL;
@@ -432,10 +457,11 @@ struct make_ctx {
 	const struct iso_state *st;
 	irfw_batch *batch; /* in prepare: records go to every instance of the VPC */
 	const char *vpc;
-	const char *who; /* the instance(s) of the VPC, for messages */
-	bool untrack;    /* the untracking group, not the quarantine one */
-	bool validate;   /* look and judge only: change nothing, create nothing */
-	const char *key; /* the option a usage error names: "sgid", "group_id" or NULL */
+	const char *who;       /* the instance(s) of the VPC, for messages */
+	bool untrack;          /* the untracking group, not the quarantine one */
+	bool validate;         /* look and judge only: change nothing, create nothing */
+	const char *key;       /* the option a usage error names: "sgid", "group_id" or NULL */
+	struct grp_look *look; /* prepare's answers of this VPC, or NULL: ask AWS */
 	char err[1536];
 	bool aws;   /* err follows a failed AWS call */
 	bool usage; /* the operator's input or the site's groups are wrong */
@@ -520,6 +546,36 @@ static cJSON *sg_get(irfw_target *t, const char *gid, bool *missing)
 	if (!g && missing)
 		*missing = true;
 	return g;
+}
+
+/* DescribeSecurityGroups of `vpc` with one more filter of several values
+ * (ORed): the answer's securityGroupInfo, or NULL on an AWS error. */
+static cJSON *sg_list(irfw_target *t, const char *vpc, const char *fname, const char *const *values)
+{
+	cJSON *p = cJSON_CreateObject(), *res = NULL;
+	irfw_ec2_filter(p, "vpc-id", vpc);
+	for (size_t i = 0; values[i]; i++)
+		irfw_ec2_filter(p, fname, values[i]);
+	if (ec2(t, "DescribeSecurityGroups", p, &res) != 0)
+		return NULL;
+	cJSON *list = cJSON_DetachItemFromObjectCaseSensitive(res, "securityGroupInfo");
+	cJSON_Delete(res);
+	return list ? list : cJSON_CreateArray();
+}
+
+/* The first group of `list` in `vpc` named `name` (by_tag: carrying the
+ * tag `name`=true), as a copy to cJSON_Delete, or NULL. */
+static cJSON *sg_pick(const cJSON *list, const char *vpc, const char *name, bool by_tag)
+{
+	const cJSON *it;
+	cJSON_ArrayForEach(it, list)
+	{
+		if (!irfw_json_text(it, "groupId") || !streq(irfw_json_str(it, "vpcId"), vpc))
+			continue;
+		if (by_tag ? has_marker(it, name) : streq(irfw_json_str(it, "groupName"), name))
+			return cJSON_Duplicate(it, true);
+	}
+	return NULL;
 }
 
 /* Record `v` in the case of every instance of the VPC (in prepare), or
@@ -772,7 +828,13 @@ static char *use_given(irfw_target *t, struct make_ctx *c, const char *given)
 {
 	const char *from = streq(c->key, "sgid") ? "-g/--sgid" : "group_id";
 	bool missing = false;
-	cJSON *g = sg_get(t, given, &missing);
+	cJSON *g = NULL;
+	if (c->look && c->look->given && streq(irfw_json_str(c->look->given, "groupId"), given))
+		g = cJSON_Duplicate(c->look->given, true);
+	else if ((g = sg_get(t, given, &missing)) && c->look) {
+		cJSON_Delete(c->look->given);
+		c->look->given = cJSON_Duplicate(g, true);
+	}
 	char *id = NULL;
 	if (!g) {
 		char why[512];
@@ -813,11 +875,16 @@ static char *make_group(irfw_target *t, void *arg)
 	irfw_step *step = irfw_target_step(t);
 	const char *what = c->untrack ? "untracking" : "quarantine";
 	const char *marker = c->untrack ? TAG_UNTRACK : TAG_QUARANTINE;
-	char *name = NULL, *id = NULL;
+	char *name = NULL, *other = NULL, *id = NULL;
 	cJSON *g = NULL, *res = NULL;
+	struct grp_look own = {0}, *look = c->look ? c->look : &own;
 	int err = 0;
-	char tagf[64], why[768];
-	snprintf(tagf, sizeof(tagf), "tag:%s", marker);
+	char why[768];
+	bool given_q = false;
+	if (!c->untrack) {
+		const char *v = irfw_global_get(step, "sgid");
+		given_q = (v && *v) || ((v = irfw_step_get(step, "group_id")) && *v);
+	}
 	if (!c->untrack) {
 		const char *given = irfw_global_get(step, "sgid");
 		c->key = "sgid";
@@ -835,12 +902,29 @@ static char *make_group(irfw_target *t, void *arg)
 		goto out;
 	}
 	const char *how = "found by name";
-	g = sg_find(t, c->vpc, "group-name", name, &err);
+	/* In prepare, the other group of the VPC is asked for in the same
+	 * call: the quarantine group's name (unless -g gives it) with the
+	 * untracking group's, and their tags. */
+	bool both = c->look && (c->untrack ? !given_q : irfw_step_get_bool(step, "break_tracked"));
+	if (both)
+		other = irfw_step_expand(t, c->untrack ? "group_name" : "untrack_group_name");
+	if (!look->by_name) {
+		const char *names[3] = {name, other && *other && !streq(other, name) ? other : NULL, NULL};
+		look->by_name = sg_list(t, c->vpc, "group-name", names);
+		err = !look->by_name;
+	}
+	g = err ? NULL : sg_pick(look->by_name, c->vpc, name, false);
 	if (!err && (!g || (c->untrack && !has_marker(g, marker)))) {
 		/* By the marker: a group irfw made under another naming rule
 		 * (and, for the untracking group, rather than a stranger that
 		 * happens to hold the name). */
-		cJSON *m = sg_find(t, c->vpc, tagf, "true", &err);
+		if (!look->by_tag) {
+			const char *keys[3] = {
+			    marker, both ? (c->untrack ? TAG_QUARANTINE : TAG_UNTRACK) : NULL, NULL};
+			look->by_tag = sg_list(t, c->vpc, "tag-key", keys);
+			err = !look->by_tag;
+		}
+		cJSON *m = err ? NULL : sg_pick(look->by_tag, c->vpc, marker, true);
 		if (m) {
 			cJSON_Delete(g);
 			g = m;
@@ -880,8 +964,8 @@ static char *make_group(irfw_target *t, void *arg)
 	     send++) {
 		aws_long(t, why, sizeof(why));
 		irfw_log(t, IRFW_LOG_WARN, "CreateSecurityGroup %s: %s; looking it up", name, why);
-		for (int look = 0; look < 2 && !g && !err; look++) {
-			if (look) {
+		for (int n = 0; n < 2 && !g && !err; n++) {
+			if (n) {
 				struct timespec ts = {.tv_sec = SETTLE_S};
 				nanosleep(&ts, NULL);
 			}
@@ -946,7 +1030,9 @@ static char *make_group(irfw_target *t, void *arg)
 out:
 	cJSON_Delete(res);
 	cJSON_Delete(g);
+	look_free(&own);
 	free(name);
+	free(other);
 	return id;
 }
 
@@ -2264,8 +2350,13 @@ static bool prepare_group(irfw_batch *b, struct iso_state *st, struct vpc_ent *e
 {
 	irfw_target *t = irfw_batch_target(b, ent->first);
 	irfw_step *step = irfw_target_step(t);
-	struct make_ctx c = {
-	    .st = st, .batch = b, .vpc = ent->vpc, .who = who, .untrack = untrack, .validate = validate};
+	struct make_ctx c = {.st = st,
+	                     .batch = b,
+	                     .vpc = ent->vpc,
+	                     .who = who,
+	                     .untrack = untrack,
+	                     .validate = validate,
+	                     .look = &ent->look};
 	char *own = NULL;
 	const char *id = validate ? (own = make_group(t, &c)) : vpc_group(t, &c);
 	if (q_out)
@@ -2321,6 +2412,7 @@ static int prepare(irfw_batch *b, void *state)
 			ent->vpc = strdup(vpc);
 			ent->first = i;
 			ent->note = NULL;
+			memset(&ent->look, 0, sizeof(ent->look));
 			ent->note_failed = false;
 			atomic_init(&ent->left, 0);
 			if (!ent->vpc)
@@ -2349,6 +2441,9 @@ static int prepare(irfw_batch *b, void *state)
 			free(who);
 		}
 	}
+	/* What was looked up is prepare's: a run asks AWS afresh. */
+	for (size_t k = 0; k < st->n_vpcs; k++)
+		look_free(&st->vpcs[k].look);
 	return rc;
 }
 

@@ -262,3 +262,126 @@ def test_check_asks_for_the_instance_form(world, proxy):
     assert "ModifyInstanceAttribute with the untracking group" in s["detail"] and "UnauthorizedOperation" in s["detail"]
     assert px.count("ModifyInstanceAttribute", dry=False) == 0 and px.count("ModifyNetworkInterfaceAttribute", dry=False) == 0
     assert own_groups(world, vpc, eni) == {web} and instance_groups(world, iid) == [web]
+
+
+# ---------------------------------------------------------------------------
+# What the groups cost: prepare asks each thing once.
+
+def described(px, action):
+    """The requests of `action` (no signature fields: what was asked)."""
+    return [tuple(sorted((k, v) for k, v in p.items() if k not in ("Action", "Version")))
+            for a, p in px.calls if a == action]
+
+
+def irfw_groups(world, vpc, admin=ADMIN):
+    """Both groups of a VPC as an earlier run of irfw leaves them made:
+    the quarantine group closed (admin SSH only) and the untracking group
+    all-open, each with its tag."""
+    ec2 = world.client("ec2")
+
+    def make(name, tag):
+        return ec2.create_security_group(
+            GroupName=name, Description="irfw", VpcId=vpc,
+            TagSpecifications=[{"ResourceType": "security-group",
+                                "Tags": [{"Key": "Name", "Value": name}, {"Key": tag, "Value": "true"}]}])["GroupId"]
+
+    q = make(f"irfw-quarantine-{vpc}", "irfw:quarantine")
+    ec2.revoke_security_group_egress(GroupId=q, IpPermissions=[{"IpProtocol": "-1", "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])
+    ec2.authorize_security_group_ingress(GroupId=q, IpPermissions=[
+        {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": admin}]}])
+    u = make(f"irfw-untrack-{vpc}", "irfw:untrack")
+    ec2.authorize_security_group_ingress(GroupId=u, IpPermissions=[
+        {"IpProtocol": "-1", "IpRanges": [{"CidrIp": "0.0.0.0/0"}], "Ipv6Ranges": [{"CidrIpv6": "::/0"}]}])
+    ec2.authorize_security_group_egress(GroupId=u, IpPermissions=[
+        {"IpProtocol": "-1", "Ipv6Ranges": [{"CidrIpv6": "::/0"}]}])
+    return q, u
+
+
+def test_fresh_world_group_calls(world, proxy):
+    """No group yet: one look-up by both names, one by both tags (in
+    prepare's two passes together), each new group read once after its
+    create, and the read-back: 5 DescribeSecurityGroups (11 before), none
+    repeated.  Interfaces: the read-back, one group-id look (moto lists the
+    instance's group list in groupSet: MOTO-NOTES) and the untracking
+    group's last look before it is deleted."""
+    w = world.vpc_world(enis=1)
+    iid, vpc = w["instances"][0], w["vpc"]
+    px = proxy()
+    p = run(world, iso_conf(world), iid, rc=0, proxy=px)
+    assert containment(p, iid)["state"] == "contained"
+    dsg = described(px, "DescribeSecurityGroups")
+    assert len(dsg) == 5, dsg
+    assert len(set(dsg)) == len(dsg), "an identical DescribeSecurityGroups was repeated"
+    names = [d for d in dsg if ("Filter.2.Name", "group-name") in d]
+    assert len(names) == 1 and {v for k, v in names[0] if k.startswith("Filter.2.Value")} == {
+        f"irfw-quarantine-{vpc}", f"irfw-untrack-{vpc}"}
+    tags = [d for d in dsg if ("Filter.2.Name", "tag-key") in d]
+    assert len(tags) == 1 and {v for k, v in tags[0] if k.startswith("Filter.2.Value")} == {
+        "irfw:quarantine", "irfw:untrack"}
+    assert px.count("CreateSecurityGroup") == 2
+    dni = described(px, "DescribeNetworkInterfaces")
+    assert len(dni) == 3 and len(set(dni)) == 3, dni
+
+
+def test_existing_groups_cost_one_look_up(world, proxy):
+    """Both groups exist (the common case at a site): one
+    DescribeSecurityGroups finds both by name, nothing is created or
+    changed, and the read-back: 2 in all (5 before)."""
+    w = world.vpc_world(enis=1)
+    iid, vpc = w["instances"][0], w["vpc"]
+    q, u = irfw_groups(world, vpc)
+    px = proxy()
+    p = run(world, iso_conf(world), iid, rc=0, proxy=px)
+    assert containment(p, iid)["state"] == "contained"
+    assert changes(px) == [("MIA", iid, [u]), ("MNIA", enis_of(world, iid)[0], [q])]
+    dsg = described(px, "DescribeSecurityGroups")
+    assert len(dsg) == 2, dsg
+    assert px.count("CreateSecurityGroup") == 0
+    for op in ("AuthorizeSecurityGroupIngress", "AuthorizeSecurityGroupEgress", "RevokeSecurityGroupEgress",
+               "RevokeSecurityGroupIngress"):
+        assert px.count(op) == 0, op
+    assert gone(world, u)
+
+
+def test_existing_groups_found_by_tag_under_another_name(world, proxy):
+    """Groups irfw made under another naming rule: the name look-up finds
+    nothing, one look-up by both tags finds both: 3 in all."""
+    w = world.vpc_world(enis=1)
+    iid, vpc = w["instances"][0], w["vpc"]
+    q, u = irfw_groups(world, vpc)
+    conf = iso_conf(world, group_name="site-q-${vpc_id}", untrack_group_name="site-u-${vpc_id}")
+    px = proxy()
+    p = run(world, conf, iid, rc=0, proxy=px)
+    assert containment(p, iid)["state"] == "contained"
+    assert changes(px) == [("MIA", iid, [u]), ("MNIA", enis_of(world, iid)[0], [q])]
+    assert len(described(px, "DescribeSecurityGroups")) == 3
+    assert px.count("CreateSecurityGroup") == 0
+
+
+def test_stranger_named_like_the_untracking_group_still_refused(world, proxy):
+    """A group holding the untracking group's name without irfw's tag is
+    still not put on, though the combined look-ups answered for it."""
+    w = world.vpc_world(enis=1)
+    iid, vpc, web = w["instances"][0], w["vpc"], w["sg"]
+    world.client("ec2").create_security_group(GroupName=f"irfw-untrack-{vpc}", Description="not irfw's", VpcId=vpc)
+    px = proxy()
+    p = run(world, iso_conf(world), iid, rc=2, proxy=px)
+    assert "is not irfw's untracking group" in p.stderr
+    assert changes(px) == []
+    assert own_groups(world, vpc, enis_of(world, iid)[0]) == {web}
+    assert len(described(px, "DescribeSecurityGroups")) == 2  # both names, then both tags
+
+
+def test_given_group_described_once(world, proxy):
+    """-g: the given group is described once (prepare judges it, then uses
+    it), the untracking group found by name: 3 in all with the read-back."""
+    w = world.vpc_world(enis=1)
+    iid, vpc = w["instances"][0], w["vpc"]
+    q, u = irfw_groups(world, vpc)
+    px = proxy()
+    p = run(world, iso_conf(world), iid, rc=0, proxy=px, extra=["-g", q])
+    assert containment(p, iid)["state"] == "contained"
+    assert changes(px) == [("MIA", iid, [u]), ("MNIA", enis_of(world, iid)[0], [q])]
+    dsg = described(px, "DescribeSecurityGroups")
+    assert len(dsg) == 3 and len(set(dsg)) == 3, dsg
+    assert sum(1 for d in dsg if ("GroupId.1", q) in d) == 1
