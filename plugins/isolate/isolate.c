@@ -2771,7 +2771,10 @@ out:
 /* The AWS actions the step may call: `irfw policy` prints the IAM policy
  * from them, and a fleet run its estimate (calls: the usual case). */
 static const struct irfw_action actions[] = {
-    {.action = "ec2:DescribeSecurityGroups", .per = "run", .calls = 2},
+    /* One look-up of a VPC's groups when they exist (both names in one
+     * call), and the read-back of the quarantine group's rules. */
+    {.action = "ec2:DescribeSecurityGroups", .per = "run", .calls = 1},
+    {.action = "ec2:DescribeSecurityGroups", .per = "instance", .calls = 1},
     {.action = "ec2:CreateSecurityGroup", .per = "run"},
     /* CreateSecurityGroup's TagSpecifications, and the original-groups tag. */
     {.action = "ec2:CreateTags", .per = "instance", .calls = 1},
@@ -2794,8 +2797,10 @@ static const struct irfw_action actions[] = {
      .when = "break_tracked=false",
      .per = "interface",
      .calls = 1},
-    /* The read-back that makes containment a fact. */
-    {.action = "ec2:DescribeNetworkInterfaces", .per = "instance", .calls = 2},
+    /* The read-back that makes containment a fact; who holds the
+     * untracking group before it is deleted. */
+    {.action = "ec2:DescribeNetworkInterfaces", .per = "instance", .calls = 1},
+    {.action = "ec2:DescribeNetworkInterfaces", .when = "break_tracked=true", .per = "run", .calls = 1},
     {.action = "ec2:DescribeNetworkAcls", .when = "nacl=true", .per = "instance", .calls = 1},
     {.action = "ec2:CreateNetworkAcl", .when = "nacl=true", .per = "run"},
     {.action = "ec2:ReplaceNetworkAclAssociation", .when = "nacl=true", .per = "instance", .calls = 1},

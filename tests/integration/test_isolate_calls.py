@@ -385,3 +385,13 @@ def test_given_group_described_once(world, proxy):
     dsg = described(px, "DescribeSecurityGroups")
     assert len(dsg) == 3 and len(set(dsg)) == 3, dsg
     assert sum(1 for d in dsg if ("GroupId.1", q) in d) == 1
+
+
+def test_policy_has_the_instance_form_only_with_break_tracked(world):
+    import json
+    for on, want in (("true", True), ("false", False)):
+        conf = world.write_conf(["isolate"], {"isolate": {"break_tracked": on}})
+        doc = json.loads(world.irfw("policy", "--conf", conf, check_rc=0).stdout)
+        acts = {a for st in doc["Statement"] for a in st["Action"]}
+        assert ("ec2:ModifyInstanceAttribute" in acts) is want, acts
+        assert "ec2:ModifyNetworkInterfaceAttribute" in acts
