@@ -223,6 +223,41 @@ def test_groups_put_back_through_the_instance_when_the_interface_form_is_refused
     assert gone(world, u)
 
 
+def test_every_way_back_refused_is_said_loudly(world, proxy):
+    """The quarantine change and both ways of putting the groups back are
+    refused after the untracking group went on through the instance: the
+    run says the interface is left ALL-OPEN.  (moto cannot show the
+    untracking group on the interface after ModifyInstanceAttribute, so its
+    read-back sees the old group; on AWS it is reported LEFT ALL-OPEN.)"""
+    w = world.vpc_world(enis=1)
+    iid, vpc, web = w["instances"][0], w["vpc"], w["sg"]
+    (eni,) = enis_of(world, iid)
+    first = []
+
+    def rule(action, params, forward):
+        if params.get("DryRun") == "true":
+            return None
+        if action == "ModifyInstanceAttribute" and "GroupId.1" in params:
+            if not first:
+                first.append(params)
+                return None
+            return unauthorized()
+        if action == "ModifyNetworkInterfaceAttribute":
+            return unauthorized()
+        return None
+
+    px = proxy(rule)
+    p = run(world, iso_conf(world), iid, rc=4, proxy=px)
+    qid = group_named(world, vpc, f"irfw-quarantine-{vpc}")["GroupId"]
+    ch = changes(px)
+    u = ch[0][2][0]
+    assert ch == [("MIA", iid, [u]), ("MNIA", eni, [qid]), ("MNIA", eni, [web]), ("MIA", iid, [web])]
+    assert f"{eni} is left with the ALL-OPEN untracking group {u}" in p.stderr
+    c = containment(p, iid)
+    assert c["state"] == "not-contained"
+    assert "and so was putting its groups back: UnauthorizedOperation" in c["cause"], c
+
+
 def test_no_break_tracked_no_instance_call(world, proxy):
     w = world.vpc_world(enis=1)
     iid, vpc = w["instances"][0], w["vpc"]
