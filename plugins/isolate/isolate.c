@@ -123,13 +123,37 @@ struct cidr {
 	int len;
 };
 
+/*
+ * What DescribeSecurityGroups answered about a VPC's irfw groups, so that
+ * prepare's two passes (judge, then complete or create) and the
+ * quarantine and untracking groups ask AWS once: one call for both names
+ * (group-name values are ORed), one for both tags (tag-key values are
+ * ORed; the value is checked here), made only when a name did not answer
+ * for the group, and the -g group by id.  Only prepare uses it: a run
+ * that must look again (prepare's look failed) asks AWS afresh.
+ */
+struct grp_look {
+	cJSON *by_name; /* securityGroupInfo of the name look-up; NULL: not asked yet */
+	cJSON *by_tag;  /* ... of the tag look-up */
+	cJSON *given;   /* the group given with -g or group_id, as described */
+};
+
+static void look_free(struct grp_look *l)
+{
+	cJSON_Delete(l->by_name);
+	cJSON_Delete(l->by_tag);
+	cJSON_Delete(l->given);
+	memset(l, 0, sizeof(*l));
+}
+
 /* One VPC of the batch.  Built in prepare; afterwards only `left` changes. */
 struct vpc_ent {
 	char *vpc;
-	atomic_int left;  /* instances of the batch whose isolate has not finished */
-	size_t first;     /* index of its first target in the batch */
-	char *note;       /* what prepare did to its groups, for the run's detail */
-	bool note_failed; /* ...and a change prepare needed was refused */
+	struct grp_look look; /* prepare's look-ups of its groups */
+	atomic_int left;      /* instances of the batch whose isolate has not finished */
+	size_t first;         /* index of its first target in the batch */
+	char *note;           /* what prepare did to its groups, for the run's detail */
+	bool note_failed;     /* ...and a change prepare needed was refused */
 };
 
 /* Parsed options, read-only after init; the VPC map, built in prepare. */
@@ -287,6 +311,7 @@ static void vpcs_free(struct iso_state *st)
 	for (size_t i = 0; i < st->n_vpcs; i++) {
 		free(st->vpcs[i].vpc);
 		free(st->vpcs[i].note);
+		look_free(&st->vpcs[i].look);
 	}
 	free(st->vpcs);
 	st->vpcs = NULL;
@@ -432,10 +457,11 @@ struct make_ctx {
 	const struct iso_state *st;
 	irfw_batch *batch; /* in prepare: records go to every instance of the VPC */
 	const char *vpc;
-	const char *who; /* the instance(s) of the VPC, for messages */
-	bool untrack;    /* the untracking group, not the quarantine one */
-	bool validate;   /* look and judge only: change nothing, create nothing */
-	const char *key; /* the option a usage error names: "sgid", "group_id" or NULL */
+	const char *who;       /* the instance(s) of the VPC, for messages */
+	bool untrack;          /* the untracking group, not the quarantine one */
+	bool validate;         /* look and judge only: change nothing, create nothing */
+	const char *key;       /* the option a usage error names: "sgid", "group_id" or NULL */
+	struct grp_look *look; /* prepare's answers of this VPC, or NULL: ask AWS */
 	char err[1536];
 	bool aws;   /* err follows a failed AWS call */
 	bool usage; /* the operator's input or the site's groups are wrong */
@@ -520,6 +546,36 @@ static cJSON *sg_get(irfw_target *t, const char *gid, bool *missing)
 	if (!g && missing)
 		*missing = true;
 	return g;
+}
+
+/* DescribeSecurityGroups of `vpc` with one more filter of several values
+ * (ORed): the answer's securityGroupInfo, or NULL on an AWS error. */
+static cJSON *sg_list(irfw_target *t, const char *vpc, const char *fname, const char *const *values)
+{
+	cJSON *p = cJSON_CreateObject(), *res = NULL;
+	irfw_ec2_filter(p, "vpc-id", vpc);
+	for (size_t i = 0; values[i]; i++)
+		irfw_ec2_filter(p, fname, values[i]);
+	if (ec2(t, "DescribeSecurityGroups", p, &res) != 0)
+		return NULL;
+	cJSON *list = cJSON_DetachItemFromObjectCaseSensitive(res, "securityGroupInfo");
+	cJSON_Delete(res);
+	return list ? list : cJSON_CreateArray();
+}
+
+/* The first group of `list` in `vpc` named `name` (by_tag: carrying the
+ * tag `name`=true), as a copy to cJSON_Delete, or NULL. */
+static cJSON *sg_pick(const cJSON *list, const char *vpc, const char *name, bool by_tag)
+{
+	const cJSON *it;
+	cJSON_ArrayForEach(it, list)
+	{
+		if (!irfw_json_text(it, "groupId") || !streq(irfw_json_str(it, "vpcId"), vpc))
+			continue;
+		if (by_tag ? has_marker(it, name) : streq(irfw_json_str(it, "groupName"), name))
+			return cJSON_Duplicate(it, true);
+	}
+	return NULL;
 }
 
 /* Record `v` in the case of every instance of the VPC (in prepare), or
@@ -772,7 +828,13 @@ static char *use_given(irfw_target *t, struct make_ctx *c, const char *given)
 {
 	const char *from = streq(c->key, "sgid") ? "-g/--sgid" : "group_id";
 	bool missing = false;
-	cJSON *g = sg_get(t, given, &missing);
+	cJSON *g = NULL;
+	if (c->look && c->look->given && streq(irfw_json_str(c->look->given, "groupId"), given))
+		g = cJSON_Duplicate(c->look->given, true);
+	else if ((g = sg_get(t, given, &missing)) && c->look) {
+		cJSON_Delete(c->look->given);
+		c->look->given = cJSON_Duplicate(g, true);
+	}
 	char *id = NULL;
 	if (!g) {
 		char why[512];
@@ -813,11 +875,16 @@ static char *make_group(irfw_target *t, void *arg)
 	irfw_step *step = irfw_target_step(t);
 	const char *what = c->untrack ? "untracking" : "quarantine";
 	const char *marker = c->untrack ? TAG_UNTRACK : TAG_QUARANTINE;
-	char *name = NULL, *id = NULL;
+	char *name = NULL, *other = NULL, *id = NULL;
 	cJSON *g = NULL, *res = NULL;
+	struct grp_look own = {0}, *look = c->look ? c->look : &own;
 	int err = 0;
-	char tagf[64], why[768];
-	snprintf(tagf, sizeof(tagf), "tag:%s", marker);
+	char why[768];
+	bool given_q = false;
+	if (!c->untrack) {
+		const char *v = irfw_global_get(step, "sgid");
+		given_q = (v && *v) || ((v = irfw_step_get(step, "group_id")) && *v);
+	}
 	if (!c->untrack) {
 		const char *given = irfw_global_get(step, "sgid");
 		c->key = "sgid";
@@ -835,12 +902,29 @@ static char *make_group(irfw_target *t, void *arg)
 		goto out;
 	}
 	const char *how = "found by name";
-	g = sg_find(t, c->vpc, "group-name", name, &err);
+	/* In prepare, the other group of the VPC is asked for in the same
+	 * call: the quarantine group's name (unless -g gives it) with the
+	 * untracking group's, and their tags. */
+	bool both = c->look && (c->untrack ? !given_q : irfw_step_get_bool(step, "break_tracked"));
+	if (both)
+		other = irfw_step_expand(t, c->untrack ? "group_name" : "untrack_group_name");
+	if (!look->by_name) {
+		const char *names[3] = {name, other && *other && !streq(other, name) ? other : NULL, NULL};
+		look->by_name = sg_list(t, c->vpc, "group-name", names);
+		err = !look->by_name;
+	}
+	g = err ? NULL : sg_pick(look->by_name, c->vpc, name, false);
 	if (!err && (!g || (c->untrack && !has_marker(g, marker)))) {
 		/* By the marker: a group irfw made under another naming rule
 		 * (and, for the untracking group, rather than a stranger that
 		 * happens to hold the name). */
-		cJSON *m = sg_find(t, c->vpc, tagf, "true", &err);
+		if (!look->by_tag) {
+			const char *keys[3] = {
+			    marker, both ? (c->untrack ? TAG_QUARANTINE : TAG_UNTRACK) : NULL, NULL};
+			look->by_tag = sg_list(t, c->vpc, "tag-key", keys);
+			err = !look->by_tag;
+		}
+		cJSON *m = err ? NULL : sg_pick(look->by_tag, c->vpc, marker, true);
 		if (m) {
 			cJSON_Delete(g);
 			g = m;
@@ -880,8 +964,8 @@ static char *make_group(irfw_target *t, void *arg)
 	     send++) {
 		aws_long(t, why, sizeof(why));
 		irfw_log(t, IRFW_LOG_WARN, "CreateSecurityGroup %s: %s; looking it up", name, why);
-		for (int look = 0; look < 2 && !g && !err; look++) {
-			if (look) {
+		for (int n = 0; n < 2 && !g && !err; n++) {
+			if (n) {
 				struct timespec ts = {.tv_sec = SETTLE_S};
 				nanosleep(&ts, NULL);
 			}
@@ -946,7 +1030,9 @@ static char *make_group(irfw_target *t, void *arg)
 out:
 	cJSON_Delete(res);
 	cJSON_Delete(g);
+	look_free(&own);
 	free(name);
+	free(other);
 	return id;
 }
 
@@ -1099,7 +1185,87 @@ struct eni_res {
 	char act[640];       /* the change that failed and what followed; "" when none */
 	bool untrack_missed; /* quarantined without the untracking group first */
 	bool swapped;        /* the quarantine group went on */
+	bool via_instance;   /* the untracking group went on with ModifyInstanceAttribute */
 };
+
+/* EC2's throttling codes: a throttled call is no verdict on the request. */
+static bool throttling(const char *code)
+{
+	static const char *const codes[] = {"RequestLimitExceeded",
+	                                    "Throttling",
+	                                    "ThrottlingException",
+	                                    "EC2ThrottledException",
+	                                    "RequestThrottled",
+	                                    "TooManyRequestsException",
+	                                    NULL};
+	for (size_t i = 0; code && codes[i]; i++)
+		if (streq(code, codes[i]))
+			return true;
+	return false;
+}
+
+/* True when the last call was refused by AWS for what it asked (a 4xx
+ * other than throttling): another form of the same change may be
+ * accepted.  Not after a transport error (no status), a 5xx or
+ * throttling, whose request may well have been fine. */
+static bool refused(irfw_target *t)
+{
+	long s = irfw_aws_http_status(t);
+	return s >= 400 && s < 500 && s != 429 && !throttling(irfw_aws_error_code(t));
+}
+
+/* ModifyInstanceAttribute GroupId.N: "[EC2-VPC] Replaces the security
+ * groups of the instance", i.e. of its only interface.  Its own request
+ * bucket, not the interfaces' one. */
+static int set_instance_groups(irfw_target *t, const cJSON *ids)
+{
+	cJSON *p = cJSON_CreateObject();
+	cJSON_AddStringToObject(p, "InstanceId", irfw_target_id(t));
+	cJSON_AddItemToObject(p, "GroupId", cJSON_Duplicate(ids, true));
+	return ec2(t, "ModifyInstanceAttribute", p, NULL);
+}
+
+static int set_instance_group(irfw_target *t, const char *gid)
+{
+	cJSON *ids = cJSON_CreateArray();
+	cJSON_AddItemToArray(ids, cJSON_CreateString(gid));
+	int rc = set_instance_groups(t, ids);
+	cJSON_Delete(ids);
+	return rc;
+}
+
+/*
+ * The first change of the swap: the untracking group on the interface.
+ * On an instance with a single interface (`via_instance`) it goes through
+ * ModifyInstanceAttribute, which draws on another EC2 request bucket than
+ * the quarantine change that follows, so a fleet's two changes are paced
+ * by two buckets instead of one; when AWS refuses that form (several
+ * interfaces after all, an unsupported instance, no permission), it is
+ * made with ModifyNetworkInterfaceAttribute.  0, or -1 with `op` naming
+ * the API that was refused last.
+ */
+static int untrack_on(irfw_target *t, const char *u, struct eni_res *r, bool via_instance, const char **op)
+{
+	*op = "ModifyNetworkInterfaceAttribute";
+	if (via_instance) {
+		if (set_instance_group(t, u) == 0) {
+			r->via_instance = true;
+			return 0;
+		}
+		if (!refused(t)) {
+			*op = "ModifyInstanceAttribute";
+			return -1;
+		}
+		char why[512];
+		aws_long(t, why, sizeof(why));
+		irfw_log(
+		    t, IRFW_LOG_WARN,
+		    "ModifyInstanceAttribute with the untracking group %s refused (%s): putting it on %s "
+		    "with ModifyNetworkInterfaceAttribute",
+		    u, why, r->id);
+	}
+	return set_group(t, r->id, u);
+}
 
 /*
  * The two-step swap on one interface: the untracking group, then the
@@ -1108,17 +1274,18 @@ struct eni_res {
  * group is refused (or gone: another run removed it), the quarantine group
  * goes on directly: containment first, even with tracked flows surviving.
  */
-static void swap(irfw_target *t, const cJSON *eni, const char *q, const char *u, struct eni_res *r)
+static void swap(irfw_target *t, const cJSON *eni, const char *q, const char *u, bool via_instance,
+                 struct eni_res *r)
 {
 	char e1[256], e2[256];
-	if (u && set_group(t, r->id, u) != 0) {
+	const char *op = NULL;
+	if (u && untrack_on(t, u, r, via_instance, &op) != 0) {
 		aws_brief(t, e1, sizeof(e1));
 		irfw_log(t, IRFW_LOG_WARN,
 		         "the untracking group %s could not go on %s (%s): quarantining it directly", u,
 		         r->id, e1);
 		r->untrack_missed = true;
-		snprintf(r->act, sizeof(r->act),
-		         "ModifyNetworkInterfaceAttribute with the untracking group %s refused on %s: %s", u,
+		snprintf(r->act, sizeof(r->act), "%s with the untracking group %s refused on %s: %s", op, u,
 		         r->id, e1);
 		u = NULL;
 		if (set_group(t, r->id, q) == 0) {
@@ -1144,12 +1311,23 @@ static void swap(irfw_target *t, const cJSON *eni, const char *q, const char *u,
 	}
 	cJSON *before = group_ids(eni);
 	int rc = cJSON_GetArraySize(before) > 0 ? set_groups(t, r->id, before) : -1;
+	const char *how = "";
+	if (rc != 0 && r->via_instance && cJSON_GetArraySize(before) > 0) {
+		/* The form that put the untracking group on may take it off. */
+		aws_brief(t, e2, sizeof(e2));
+		irfw_log(t, IRFW_LOG_WARN,
+		         "putting the groups of %s back with ModifyNetworkInterfaceAttribute refused (%s): "
+		         "with ModifyInstanceAttribute",
+		         r->id, e2);
+		rc = set_instance_groups(t, before);
+		how = " (with ModifyInstanceAttribute)";
+	}
 	cJSON_Delete(before);
 	if (rc == 0) {
 		snprintf(r->act, sizeof(r->act),
 		         "ModifyNetworkInterfaceAttribute with the quarantine group %s refused on %s: %s; "
-		         "original groups put back",
-		         q, r->id, e1);
+		         "original groups put back%s",
+		         q, r->id, e1, how);
 		return;
 	}
 	if (cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(eni, "groupSet")) > 0)
@@ -1823,7 +2001,31 @@ static irfw_status check(irfw_target *t, void *state)
 			n_mod++;
 		}
 		cJSON_Delete(ids);
-		if (u && *u && set_group(t, id, u) != 0) {
+		bool mia_refused = false;
+		if (u && n_enis == 1) {
+			/* A run puts the untracking group on a single interface
+			 * with ModifyInstanceAttribute: asked with the group, or
+			 * when it is not made yet with the current groups. */
+			cJSON *uids = *u ? cJSON_CreateArray() : group_ids(e);
+			if (*u)
+				cJSON_AddItemToArray(uids, cJSON_CreateString(u));
+			if (cJSON_GetArraySize(uids) == 0) {
+				cause_add(nc, "ModifyInstanceAttribute (no group to ask with)");
+			} else if (set_instance_groups(t, uids) != 0) {
+				aws_brief(t, err, sizeof(err));
+				cause_add(
+				    bad,
+				    "ModifyInstanceAttribute with the untracking group on %s refused: %s (a "
+				    "run would fall back to ModifyNetworkInterfaceAttribute)",
+				    irfw_target_id(t), err);
+				call_failed = true;
+				mia_refused = true;
+			} else {
+				cause_add(ok, "ModifyInstanceAttribute (the untracking group)");
+			}
+			cJSON_Delete(uids);
+		}
+		if (u && *u && (n_enis != 1 || mia_refused) && set_group(t, id, u) != 0) {
 			aws_brief(t, err, sizeof(err));
 			cause_add(
 			    bad,
@@ -1945,7 +2147,7 @@ static irfw_status contain(irfw_target *t, struct iso_state *st)
 			struct eni_res *r = &res[i++];
 			if (!r->id || only_group(e, q))
 				continue;
-			swap(t, e, q, u, r);
+			swap(t, e, q, u, n_enis == 1, r);
 			if (r->swapped)
 				changed++;
 			if (r->act[0])
@@ -1982,8 +2184,9 @@ static irfw_status contain(irfw_target *t, struct iso_state *st)
 	if (all_done)
 		irfw_note(t, "already isolated: %s is the only group of all %d interface(s)", q, n_enis);
 	else
-		irfw_note(t, "quarantine group %s on %d of %d interface(s)%s%s", q, changed, n_enis,
-		          u ? ", after the untracking group " : "", u ? u : "");
+		irfw_note(t, "quarantine group %s on %d of %d interface(s)%s%s%s", q, changed, n_enis,
+		          u ? ", after the untracking group " : "", u ? u : "",
+		          n_enis == 1 && res[0].via_instance ? " (put on with ModifyInstanceAttribute)" : "");
 	if (ent && ent->note)
 		irfw_note(t, "%s", ent->note);
 	if (c.note[0])
@@ -2147,8 +2350,13 @@ static bool prepare_group(irfw_batch *b, struct iso_state *st, struct vpc_ent *e
 {
 	irfw_target *t = irfw_batch_target(b, ent->first);
 	irfw_step *step = irfw_target_step(t);
-	struct make_ctx c = {
-	    .st = st, .batch = b, .vpc = ent->vpc, .who = who, .untrack = untrack, .validate = validate};
+	struct make_ctx c = {.st = st,
+	                     .batch = b,
+	                     .vpc = ent->vpc,
+	                     .who = who,
+	                     .untrack = untrack,
+	                     .validate = validate,
+	                     .look = &ent->look};
 	char *own = NULL;
 	const char *id = validate ? (own = make_group(t, &c)) : vpc_group(t, &c);
 	if (q_out)
@@ -2204,6 +2412,7 @@ static int prepare(irfw_batch *b, void *state)
 			ent->vpc = strdup(vpc);
 			ent->first = i;
 			ent->note = NULL;
+			memset(&ent->look, 0, sizeof(ent->look));
 			ent->note_failed = false;
 			atomic_init(&ent->left, 0);
 			if (!ent->vpc)
@@ -2232,6 +2441,9 @@ static int prepare(irfw_batch *b, void *state)
 			free(who);
 		}
 	}
+	/* What was looked up is prepare's: a run asks AWS afresh. */
+	for (size_t k = 0; k < st->n_vpcs; k++)
+		look_free(&st->vpcs[k].look);
 	return rc;
 }
 
@@ -2559,7 +2771,10 @@ out:
 /* The AWS actions the step may call: `irfw policy` prints the IAM policy
  * from them, and a fleet run its estimate (calls: the usual case). */
 static const struct irfw_action actions[] = {
-    {.action = "ec2:DescribeSecurityGroups", .per = "run", .calls = 2},
+    /* One look-up of a VPC's groups when they exist (both names in one
+     * call), and the read-back of the quarantine group's rules. */
+    {.action = "ec2:DescribeSecurityGroups", .per = "run", .calls = 1},
+    {.action = "ec2:DescribeSecurityGroups", .per = "instance", .calls = 1},
     {.action = "ec2:CreateSecurityGroup", .per = "run"},
     /* CreateSecurityGroup's TagSpecifications, and the original-groups tag. */
     {.action = "ec2:CreateTags", .per = "instance", .calls = 1},
@@ -2568,16 +2783,24 @@ static const struct irfw_action actions[] = {
     {.action = "ec2:AuthorizeSecurityGroupEgress", .when = "break_tracked=true", .per = "run"},
     {.action = "ec2:RevokeSecurityGroupIngress", .when = "existing_group=fix", .per = "run"},
     {.action = "ec2:DeleteSecurityGroup", .when = "break_tracked=true", .per = "run", .calls = 1},
+    /* With break_tracked the usual instance has one interface: the
+     * untracking group goes on with ModifyInstanceAttribute (its own
+     * bucket), the quarantine group with ModifyNetworkInterfaceAttribute;
+     * an instance with several interfaces makes both changes with the
+     * latter (2 a interface). */
+    {.action = "ec2:ModifyInstanceAttribute", .when = "break_tracked=true", .per = "instance", .calls = 1},
     {.action = "ec2:ModifyNetworkInterfaceAttribute",
      .when = "break_tracked=true",
      .per = "interface",
-     .calls = 2},
+     .calls = 1},
     {.action = "ec2:ModifyNetworkInterfaceAttribute",
      .when = "break_tracked=false",
      .per = "interface",
      .calls = 1},
-    /* The read-back that makes containment a fact. */
-    {.action = "ec2:DescribeNetworkInterfaces", .per = "instance", .calls = 2},
+    /* The read-back that makes containment a fact; who holds the
+     * untracking group before it is deleted. */
+    {.action = "ec2:DescribeNetworkInterfaces", .per = "instance", .calls = 1},
+    {.action = "ec2:DescribeNetworkInterfaces", .when = "break_tracked=true", .per = "run", .calls = 1},
     {.action = "ec2:DescribeNetworkAcls", .when = "nacl=true", .per = "instance", .calls = 1},
     {.action = "ec2:CreateNetworkAcl", .when = "nacl=true", .per = "run"},
     {.action = "ec2:ReplaceNetworkAclAssociation", .when = "nacl=true", .per = "instance", .calls = 1},
@@ -2603,8 +2826,8 @@ static const struct irfw_plugin plugin = {
     .fini = fini,
     .description =
         "Contains the instance. The quarantine group of its VPC becomes the only group of every network "
-        "interface, with ModifyNetworkInterfaceAttribute (ModifyInstanceAttribute refuses instances with "
-        "several interfaces). The group is the -g group (or group_id), which must exist in the VPC of every "
+        "interface, with ModifyNetworkInterfaceAttribute. The group is the -g group (or group_id), which "
+        "must exist in the VPC of every "
         "instance of the run; else the one named group_name or tagged irfw:quarantine=true; else a new one, "
         "made with that tag, with no egress rule and ingress only from admin_cidrs on admin_ports.\n\n"
         "Each VPC's groups are resolved once per run, in prepare, before any instance is touched. A group "
@@ -2627,9 +2850,20 @@ static const struct irfw_plugin plugin = {
         "A security group change does not end connections EC2 already tracks. With break_tracked, as AWS's "
         "incident response guide advises, each interface first gets the VPC's untracking group (all traffic "
         "in and out from 0.0.0.0/0 and ::/0, which makes flows untracked) and right after it the quarantine "
-        "group, which then drops them. The all-open group is on an interface only between two API calls; if "
-        "the second is refused the interface's groups of just before are put back, and if that is refused "
-        "too the interface is reported LEFT ALL-OPEN (not contained), naming it. If the untracking group "
+        "group, which then drops them. On an instance with a single interface (as DescribeInstances shows "
+        "it) the first change is made with ModifyInstanceAttribute GroupId (which replaces the groups of the "
+        "instance's only interface) and the second with ModifyNetworkInterfaceAttribute: EC2 paces the two "
+        "APIs with separate request buckets, so a fleet's two changes per instance go through two buckets "
+        "and the fleet is contained in about half the time. When AWS refuses the ModifyInstanceAttribute "
+        "form (InvalidInstanceID for several interfaces, UnsupportedOperation, no permission; not "
+        "throttling or a lost connection), that interface's first change is made with "
+        "ModifyNetworkInterfaceAttribute, and the log says so. An instance with several interfaces gets both "
+        "changes on each interface with ModifyNetworkInterfaceAttribute. The all-open group is on an "
+        "interface only between two API calls; if the second is refused the interface's groups of just "
+        "before are put back (with ModifyInstanceAttribute if ModifyNetworkInterfaceAttribute is refused "
+        "and the first change went that way), and if that is refused too the interface is reported LEFT "
+        "ALL-OPEN (not contained), naming it. Whatever API made the change, the read-back of the interfaces "
+        "decides. If the untracking group "
         "cannot go on, the quarantine group goes on directly and the instance is reported partially "
         "contained (tracked flows may survive). The untracking group is deleted by the last isolate of its "
         "VPC in the run, unless an interface still holds it (then it is named, loudly); it stays behind when "
@@ -2647,7 +2881,10 @@ static const struct irfw_plugin plugin = {
         "irfw check (and --dry-run) proves the rights without changing anything: the groups are looked up, a "
         "missing one is asked for with a DryRun CreateSecurityGroup, and each interface gets a DryRun "
         "ModifyNetworkInterfaceAttribute (with the quarantine group when it exists, else with its current "
-        "groups), plus a DryRun CreateTags; what cannot be asked without the group existing is listed as not "
+        "groups), an instance with a single interface a DryRun ModifyInstanceAttribute GroupId when "
+        "break_tracked is on (a refusal is reported: a run would fall back to "
+        "ModifyNetworkInterfaceAttribute), plus a DryRun CreateTags; what cannot be asked without the group "
+        "existing is listed as not "
         "checked.\n\n"
         "It runs after asg and elb, so the instance is out of service before it is cut off (an Auto Scaling "
         "health check would otherwise replace it), and before protect, capture and snapshot, so the evidence "
