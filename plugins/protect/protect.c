@@ -526,7 +526,8 @@ out:
 /* The AWS actions the step may call: `irfw policy` prints the IAM policy
  * from them, and a fleet run its estimate (calls: the usual case). */
 static const struct irfw_action actions[] = {
-    {.action = "ec2:ModifyInstanceAttribute", .per = "instance", .calls = 4},
+    /* Four changes; a new instance's shutdown behaviour is "stop" already. */
+    {.action = "ec2:ModifyInstanceAttribute", .per = "instance", .calls = 3},
     /* What release() calls besides the above (irfw policy --release). */
     {.action = "ec2:DescribeInstanceAttribute", .per = "instance", .calls = 3},
     {.action = NULL},

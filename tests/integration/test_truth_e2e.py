@@ -12,6 +12,8 @@ import json
 
 import pytest
 
+from refusing_proxy import ec2_error
+
 from test_asg import REFUSE_ALL, REFUSE_DETACH_MIN, AsgProxy, asg_world, membership, refuse_min_size_standby
 from test_isolate import group_named, own_groups, tags_of
 from test_notify import topic_with_queue as named_topic_with_queue
@@ -95,6 +97,10 @@ def test_refused_isolation_is_told_not_contained(world, proxy, how):
     seen = []
 
     def rule(action, params, forward):
+        if action == "ModifyInstanceAttribute" and "GroupId.1" in params and params.get("DryRun") != "true":
+            # The whole swap through the interface API, whose refusals
+            # this plays (the instance form: test_isolate_calls.py).
+            return 400, ec2_error("UnsupportedOperation", "The instance form is not supported here.")
         if action != "ModifyNetworkInterfaceAttribute" or params.get("DryRun") == "true":
             return None
         seen.append(params)
