@@ -423,26 +423,47 @@ static int create_each(irfw_target *t, struct job *j, const char *desc, char *er
  * number of failures (the first one's error in err). */
 static int tag_devices(irfw_target *t, struct job *j, char *err, size_t errlen)
 {
-	int failed = 0;
+	/* One CreateTags per snapshot (each its own value), sent together. */
+	irfw_calls *c = irfw_calls_new(t);
+	if (!c) {
+		snprintf(err, errlen, "out of memory");
+		return 1;
+	}
+	int *call = calloc(j->n ? j->n : 1, sizeof(*call));
+	if (!call) {
+		irfw_calls_free(c);
+		snprintf(err, errlen, "out of memory");
+		return 1;
+	}
 	for (size_t i = 0; i < j->n; i++) {
 		struct vol *v = &j->v[i];
+		call[i] = -1;
 		if (!v->snapshot || v->has_device_tag || !*v->device)
 			continue;
 		cJSON *params = cJSON_CreateObject();
 		cJSON *ids = cJSON_AddArrayToObject(params, "ResourceId");
 		cJSON_AddItemToArray(ids, cJSON_CreateString(v->snapshot));
 		irfw_ec2_tag(params, TAG_DEVICE, v->device);
-		cJSON *res = NULL;
-		if (irfw_aws_call(t, "ec2", "CreateTags", params, &res) == 0) {
+		call[i] = irfw_calls_add(c, NULL, "ec2", "CreateTags", params, 0);
+		cJSON_Delete(params);
+	}
+	irfw_calls_run(c);
+	int failed = 0;
+	for (size_t i = 0; i < j->n; i++) {
+		struct vol *v = &j->v[i];
+		if (call[i] < 0 && (!v->snapshot || v->has_device_tag || !*v->device))
+			continue;
+		if (call[i] >= 0 && irfw_calls_select(c, (size_t)call[i]) == 0) {
 			v->has_device_tag = true;
 		} else if (failed++ == 0) {
 			snprintf(err, errlen, "CreateTags %s=%s on %s: %s: %s (request %s)", TAG_DEVICE,
-			         v->device, v->snapshot, irfw_aws_error_code(t), irfw_aws_error_message(t),
-			         *irfw_aws_request_id(t) ? irfw_aws_request_id(t) : "none");
+			         v->device, v->snapshot, call[i] >= 0 ? irfw_aws_error_code(t) : "NotSent",
+			         call[i] >= 0 ? irfw_aws_error_message(t) : "out of memory",
+			         call[i] >= 0 && *irfw_aws_request_id(t) ? irfw_aws_request_id(t) : "none");
 		}
-		cJSON_Delete(params);
-		cJSON_Delete(res);
 	}
+	free(call);
+	irfw_calls_free(c);
 	return failed;
 }
 
