@@ -202,6 +202,17 @@ int irfw_run_describe(struct irfw_run *r);
 
 void irfw_run_free(struct irfw_run *r);
 
+/* What irfw_aws_call_ex() does around a request, shared with irfw_calls
+ * (sdk_aws.c), in the target's thread.  Before: in a dry run, an operation
+ * the dry run does not send is listed as not checked.  After: the result
+ * made neutral, the request id added to the step's, and for a failure (in
+ * *e) the IAM permission named in an access refusal, the target's first
+ * error kept and a debug line. */
+struct irfw_aws_error;
+void irfw_call_note_unchecked(struct irfw_target *t, const char *service, const char *operation);
+void irfw_call_settle(struct irfw_target *t, const char *service, const char *operation, int rc, cJSON *res,
+                      struct irfw_aws_error *e, const char *rid);
+
 /* Join the threads irfw_calls_run() started for the run, and free the pool
  * (sdk_calls.c); before the run's AWS client is freed.  None: nothing. */
 void irfw_calls_pool_free(struct irfw_run *r);

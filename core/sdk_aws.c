@@ -89,6 +89,51 @@ static bool access_denied(const char *code)
 	       strcmp(code, "AuthorizationError") == 0 || strcmp(code, "UnauthorizedAccess") == 0;
 }
 
+void irfw_call_note_unchecked(irfw_target *t, const char *service, const char *operation)
+{
+	if (!t->run->dry_run || !t->cur_res || irfw_operation_dry_sendable(service, operation))
+		return;
+	/* Not sent (no DryRun in its API): say so rather than let the step's
+	 * "ok" vouch for a permission nobody checked. */
+	char *name = irfw_strfmt("%s:%s", service, operation);
+	bool seen = false;
+	const cJSON *u;
+	cJSON_ArrayForEach(u, t->cur_res->unchecked) seen =
+	    seen || (name && strcmp(u->valuestring, name) == 0);
+	if (!t->cur_res->unchecked)
+		t->cur_res->unchecked = cJSON_CreateArray();
+	if (name && !seen)
+		cJSON_AddItemToArray(t->cur_res->unchecked, cJSON_CreateString(name));
+	free(name);
+}
+
+void irfw_call_settle(irfw_target *t, const char *service, const char *operation, int rc, cJSON *res,
+                      struct irfw_aws_error *e, const char *rid)
+{
+	if (rc == 0)
+		irfw_result_neutral(res, service, operation, t->cur);
+	const char *id = rc == 0 ? rid : e->request_id;
+	if (*id && t->cur_res) {
+		if (!t->cur_res->request_ids)
+			t->cur_res->request_ids = cJSON_CreateArray();
+		cJSON_AddItemToArray(t->cur_res->request_ids, cJSON_CreateString(id));
+	}
+	if (rc == 0)
+		return;
+	/* A refusal for want of a permission says which IAM action it takes,
+	 * wherever a plugin quotes the message. */
+	if (access_denied(e->code)) {
+		char action[128];
+		size_t n = strlen(e->message);
+		snprintf(e->message + n, sizeof(e->message) - n, " (needs the IAM permission %s)",
+		         irfw_iam_action(service, operation, action));
+	}
+	if (!t->first_err.code[0])
+		t->first_err = *e;
+	irfw_log(t, IRFW_LOG_DEBUG, "%s %s failed: %s %s (request %s)", service, operation, e->code,
+	         e->message, e->request_id[0] ? e->request_id : "-");
+}
+
 int irfw_aws_call_in(irfw_target *t, const char *region, const char *service, const char *operation,
                      const cJSON *params, cJSON **result)
 {
@@ -107,20 +152,7 @@ int irfw_aws_call_ex(irfw_target *t, const char *region, const char *service, co
 		snprintf(t->err.message, sizeof(t->err.message), "no AWS client in this mode");
 		return -1;
 	}
-	if (t->run->dry_run && t->cur_res && !irfw_operation_dry_sendable(service, operation)) {
-		/* Not sent (no DryRun in its API): say so rather than let the
-		 * step's "ok" vouch for a permission nobody checked. */
-		char *name = irfw_strfmt("%s:%s", service, operation);
-		bool seen = false;
-		const cJSON *u;
-		cJSON_ArrayForEach(u, t->cur_res->unchecked) seen =
-		    seen || (name && strcmp(u->valuestring, name) == 0);
-		if (!t->cur_res->unchecked)
-			t->cur_res->unchecked = cJSON_CreateArray();
-		if (name && !seen)
-			cJSON_AddItemToArray(t->cur_res->unchecked, cJSON_CreateString(name));
-		free(name);
-	}
+	irfw_call_note_unchecked(t, service, operation);
 	cJSON *res = NULL;
 	char rid[128] = "";
 	const char *reg = region && *region ? region : t->run->resolved_region;
@@ -131,33 +163,12 @@ int irfw_aws_call_ex(irfw_target *t, const char *region, const char *service, co
 	                                   IRFW_AWS_REQ_NOT_IDEMPOTENT, &res, &t->err, rid)
 	             : irfw_aws_request(t->run->aws, reg, service, operation, params, t->run->dry_run, &res,
 	                                &t->err, rid);
-	if (rc == 0)
-		irfw_result_neutral(res, service, operation, t->cur);
-	const char *id = rc == 0 ? rid : t->err.request_id;
-	if (*id && t->cur_res) {
-		if (!t->cur_res->request_ids)
-			t->cur_res->request_ids = cJSON_CreateArray();
-		cJSON_AddItemToArray(t->cur_res->request_ids, cJSON_CreateString(id));
-	}
+	irfw_call_settle(t, service, operation, rc, res, &t->err, rid);
 	snprintf(t->last_request_id, sizeof(t->last_request_id), "%s", rid);
 	if (rc != 0) {
 		snprintf(t->err_service, sizeof(t->err_service), "%s", service);
 		snprintf(t->err_operation, sizeof(t->err_operation), "%s", operation);
-		/* A refusal for want of a permission says which IAM action it
-		 * takes, wherever a plugin quotes the message. */
-		if (access_denied(t->err.code)) {
-			char action[128];
-			size_t n = strlen(t->err.message);
-			snprintf(t->err.message + n, sizeof(t->err.message) - n,
-			         " (needs the IAM permission %s)",
-			         irfw_iam_action(service, operation, action));
-		}
 	}
-	if (rc != 0 && !t->first_err.code[0])
-		t->first_err = t->err;
-	if (rc != 0)
-		irfw_log(t, IRFW_LOG_DEBUG, "%s %s failed: %s %s (request %s)", service, operation,
-		         t->err.code, t->err.message, t->err.request_id[0] ? t->err.request_id : "-");
 	if (result)
 		*result = res;
 	else

@@ -271,56 +271,6 @@ int irfw_calls_add(irfw_calls *c, const char *region, const char *service, const
 	return (int)c->n++;
 }
 
-/* Before sending, in the caller's thread: the dry run's bookkeeping of a
- * change it does not send, as irfw_aws_call_ex() keeps it. */
-static void note_unchecked(irfw_target *t, const struct slot *s)
-{
-	if (!t->run->dry_run || !t->cur_res || irfw_operation_dry_sendable(s->service, s->operation))
-		return;
-	char *name = irfw_strfmt("%s:%s", s->service, s->operation);
-	bool seen = false;
-	const cJSON *u;
-	cJSON_ArrayForEach(u, t->cur_res->unchecked) seen =
-	    seen || (name && strcmp(u->valuestring, name) == 0);
-	if (!t->cur_res->unchecked)
-		t->cur_res->unchecked = cJSON_CreateArray();
-	if (name && !seen)
-		cJSON_AddItemToArray(t->cur_res->unchecked, cJSON_CreateString(name));
-	free(name);
-}
-
-static bool access_denied(const char *code)
-{
-	return strncmp(code, "AccessDenied", 12) == 0 || strcmp(code, "UnauthorizedOperation") == 0 ||
-	       strcmp(code, "AuthorizationError") == 0 || strcmp(code, "UnauthorizedAccess") == 0;
-}
-
-/* After sending, in the caller's thread and index order: what
- * irfw_aws_call_ex() does with an answer. */
-static void settle(irfw_target *t, struct slot *s)
-{
-	if (s->rc == 0)
-		irfw_result_neutral(s->res, s->service, s->operation, t->cur);
-	const char *id = s->rc == 0 ? s->rid : s->err.request_id;
-	if (*id && t->cur_res) {
-		if (!t->cur_res->request_ids)
-			t->cur_res->request_ids = cJSON_CreateArray();
-		cJSON_AddItemToArray(t->cur_res->request_ids, cJSON_CreateString(id));
-	}
-	if (s->rc == 0)
-		return;
-	if (access_denied(s->err.code)) {
-		char action[128];
-		size_t n = strlen(s->err.message);
-		snprintf(s->err.message + n, sizeof(s->err.message) - n, " (needs the IAM permission %s)",
-		         irfw_iam_action(s->service, s->operation, action));
-	}
-	if (!t->first_err.code[0])
-		t->first_err = s->err;
-	irfw_log(t, IRFW_LOG_DEBUG, "%s %s failed: %s %s (request %s)", s->service, s->operation, s->err.code,
-	         s->err.message, s->err.request_id[0] ? s->err.request_id : "-");
-}
-
 /* Make slot s's outcome the target's, as if it were the last call made. */
 static void make_current(irfw_target *t, const struct slot *s)
 {
@@ -418,7 +368,7 @@ int irfw_calls_run(irfw_calls *c)
 			snprintf(s->err.message, sizeof(s->err.message), "no AWS client in this mode");
 			continue;
 		}
-		note_unchecked(t, s);
+		irfw_call_note_unchecked(t, s->service, s->operation);
 		s->send_region = s->region ? s->region : t->run->resolved_region;
 		todo[k++] = s;
 	}
@@ -427,7 +377,8 @@ int irfw_calls_run(irfw_calls *c)
 	/* Settled in index order, so the step's request ids and first error
 	 * read as if the calls had been made one after another. */
 	for (size_t i = 0; i < k; i++)
-		settle(t, todo[i]);
+		irfw_call_settle(t, todo[i]->service, todo[i]->operation, todo[i]->rc, todo[i]->res,
+		                 &todo[i]->err, todo[i]->rid);
 	free(todo);
 
 	/* The target's error: the first failed call's, by index (none: clear);
