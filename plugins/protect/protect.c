@@ -223,6 +223,15 @@ static int keep_volumes(irfw_target *t, struct queue *qu)
 	return n;
 }
 
+/* DescribeInstanceAttribute's parameters for one attribute of the instance. */
+static cJSON *attribute_params(irfw_target *t, const char *attribute)
+{
+	cJSON *p = cJSON_CreateObject();
+	cJSON_AddStringToObject(p, "InstanceId", irfw_target_id(t));
+	cJSON_AddStringToObject(p, "Attribute", attribute);
+	return p;
+}
+
 /* What is in place already, read in one round before changing anything:
  * a change AWS shows made is not sent.  DescribeInstanceAttribute draws on
  * EC2's non-mutating bucket (refill 20/s), ModifyInstanceAttribute on the
@@ -241,9 +250,7 @@ static void read_in_place(irfw_target *t, bool *want[3], struct outcome *o, char
 	for (int i = 0; c && i < 3; i++) {
 		if (!*want[i])
 			continue;
-		cJSON *p = cJSON_CreateObject();
-		cJSON_AddStringToObject(p, "InstanceId", irfw_target_id(t));
-		cJSON_AddStringToObject(p, "Attribute", attrs[i]);
+		cJSON *p = attribute_params(t, attrs[i]);
 		ci[i] = irfw_calls_add(c, NULL, "ec2", "DescribeInstanceAttribute", p, 0);
 		cJSON_Delete(p);
 	}
@@ -403,17 +410,28 @@ static irfw_status run(irfw_target *t, void *state)
 
 /* One attribute read back with DescribeInstanceAttribute: its boolean
  * value into *on; 0 or -1. */
-static int read_flag(irfw_target *t, const char *attribute, const char *key, bool *on)
+static int read_flag(irfw_target *t, const char *attribute, bool *on)
 {
-	cJSON *p = cJSON_CreateObject(), *res = NULL;
-	cJSON_AddStringToObject(p, "InstanceId", irfw_target_id(t));
-	cJSON_AddStringToObject(p, "Attribute", attribute);
+	cJSON *p = attribute_params(t, attribute), *res = NULL;
 	int rc = irfw_aws_call(t, "ec2", "DescribeInstanceAttribute", p, &res);
 	cJSON_Delete(p);
 	if (rc == 0)
-		*on = irfw_json_bool(cJSON_GetObjectItemCaseSensitive(res, key), "value", false);
+		*on = irfw_json_bool(cJSON_GetObjectItemCaseSensitive(res, attribute), "value", false);
 	cJSON_Delete(res);
 	return rc;
+}
+
+/* The same for a text attribute: true when it reads `want`. */
+static bool reads(irfw_target *t, const char *attribute, const char *want)
+{
+	cJSON *p = attribute_params(t, attribute), *res = NULL;
+	int rc = irfw_aws_call(t, "ec2", "DescribeInstanceAttribute", p, &res);
+	cJSON_Delete(p);
+	const char *v =
+	    rc == 0 ? irfw_json_str(cJSON_GetObjectItemCaseSensitive(res, attribute), "value") : NULL;
+	bool same = v && strcmp(v, want) == 0;
+	cJSON_Delete(res);
+	return same;
 }
 
 /*
@@ -489,27 +507,16 @@ static irfw_status release(irfw_target *t, void *state)
 	/* Read back. */
 	bool on = false;
 	char bad[256] = "";
-	if (term && (read_flag(t, "disableApiTermination", "disableApiTermination", &on) != 0 || on))
+	if (term && (read_flag(t, "disableApiTermination", &on) != 0 || on))
 		append(bad, sizeof(bad), "termination protection still on (or not read back)");
-	if (stop && (read_flag(t, "disableApiStop", "disableApiStop", &on) != 0 || on))
+	if (stop && (read_flag(t, "disableApiStop", &on) != 0 || on))
 		append(bad, sizeof(bad), "stop protection still on (or not read back)");
 	if (bad[0]) {
 		st = irfw_fail(t, "not released: %s", bad);
 		goto out;
 	}
 	if (was) {
-		cJSON *p = cJSON_CreateObject(), *res = NULL;
-		cJSON_AddStringToObject(p, "InstanceId", irfw_target_id(t));
-		cJSON_AddStringToObject(p, "Attribute", "instanceInitiatedShutdownBehavior");
-		int rc = irfw_aws_call(t, "ec2", "DescribeInstanceAttribute", p, &res);
-		cJSON_Delete(p);
-		const char *now = rc == 0 ? irfw_json_str(cJSON_GetObjectItemCaseSensitive(
-		                                              res, "instanceInitiatedShutdownBehavior"),
-		                                          "value")
-		                          : NULL;
-		bool back = now && strcmp(now, was) == 0;
-		cJSON_Delete(res);
-		if (!back) {
+		if (!reads(t, "instanceInitiatedShutdownBehavior", was)) {
 			st = irfw_fail(
 			    t, "not released: shutdown behaviour not back to %s (or not read back)", was);
 			goto out;
