@@ -109,7 +109,7 @@ void irfw_containment_load(irfw_target *t)
 
 int irfw_containment_report(irfw_target *t, irfw_containment c, const char *fmt, ...)
 {
-	if (t->run->dry_run || !t->cur)
+	if (t->run->dry_run || !irfw_target_cur(t))
 		return 0;
 	if (c < IRFW_CONTAINMENT_NOT_ATTEMPTED || c > IRFW_NOT_CONTAINED)
 		c = IRFW_NOT_CONTAINED;
@@ -120,7 +120,7 @@ int irfw_containment_report(irfw_target *t, irfw_containment c, const char *fmt,
 		vsnprintf(msg, sizeof(msg), fmt, ap);
 		va_end(ap);
 	}
-	cont_put(t, t->cur->name, c, strdup(msg));
+	cont_put(t, irfw_target_cur(t)->name, c, strdup(msg));
 	irfw_log(t, c == IRFW_CONTAINED ? IRFW_LOG_INFO : IRFW_LOG_WARN, "containment: %s%s%s",
 	         irfw_containment_name(c), *msg ? ": " : "", msg);
 	if (!t->rec)
@@ -131,7 +131,7 @@ int irfw_containment_report(irfw_target *t, irfw_containment c, const char *fmt,
 	char ts[32];
 	irfw_iso_now(ts);
 	cJSON_AddStringToObject(v, "verified_at", ts);
-	return irfw_case_record(t->rec, t->cur->name, "containment", v);
+	return irfw_case_record(t->rec, irfw_target_cur(t)->name, "containment", v);
 }
 
 static const struct irfw_step *step_named(const struct irfw_run *r, const char *name)

@@ -245,7 +245,7 @@ static void release_step(struct irfw_target *t, struct irfw_step *s, struct irfw
 	res->ran = true;
 	free(t->notes);
 	t->notes = NULL;
-	memset(&t->first_err, 0, sizeof(t->first_err));
+	memset(&irfw_target_calls(t)->first_err, 0, sizeof(irfw_target_calls(t)->first_err));
 	if (!name) {
 		res->status = IRFW_FAILED;
 		res->detail = strdup("out of memory");

@@ -165,6 +165,7 @@ int irfw_run_init(struct irfw_run *r)
 	memset(r, 0, sizeof(*r));
 	pthread_mutex_init(&r->memo_lock, NULL);
 	pthread_cond_init(&r->memo_cond, NULL);
+	pthread_mutex_init(&r->prepare_lock, NULL);
 	r->started = time(NULL);
 	r->batch.run = r;
 	make_run_id(r);
@@ -189,7 +190,7 @@ bool irfw_step_done_before(const struct irfw_target *t, const struct irfw_step *
 
 bool irfw_step_resumed(const irfw_target *t)
 {
-	return irfw_step_done_before(t, t->cur);
+	return irfw_step_done_before(t, irfw_target_cur(t));
 }
 
 static char *dir_of(const char *path)
@@ -517,6 +518,7 @@ int irfw_run_add_target(struct irfw_run *r, const char *id)
 	r->batch.targets = v;
 	t->run = r;
 	t->id = strdup(id);
+	t->index = r->batch.n;
 	r->batch.targets[r->batch.n++] = t;
 	return IRFW_RUN_OK;
 }
@@ -687,26 +689,129 @@ static int resolve_case_id(struct irfw_run *r)
 	return 0;
 }
 
-/* Every step's prepare, before any change.  Returns 0, 1 (an error) or 2
- * (the operator's input is wrong: irfw_step_error was called). */
+/* The step this thread prepares: prepares run at once, each on its own
+ * thread, and every target is in all of them. */
+static _Thread_local struct irfw_step *preparing_step;
+
+/* This prepare thread's call state of each target, made on first use. */
+static _Thread_local struct irfw_call_state **prep_calls;
+static _Thread_local size_t prep_n;
+static _Thread_local struct irfw_call_state prep_spare; /* out of memory */
+
+struct irfw_step *irfw_target_cur(const struct irfw_target *t)
+{
+	return preparing_step ? preparing_step : t->cur;
+}
+
+struct irfw_call_state *irfw_target_calls(const struct irfw_target *t)
+{
+	if (!preparing_step)
+		return (struct irfw_call_state *)&t->calls;
+	if (!prep_calls) {
+		prep_n = t->run->batch.n;
+		prep_calls = calloc(prep_n ? prep_n : 1, sizeof(*prep_calls));
+	}
+	if (!prep_calls || t->index >= prep_n)
+		return &prep_spare;
+	if (!prep_calls[t->index])
+		prep_calls[t->index] = calloc(1, sizeof(**prep_calls));
+	return prep_calls[t->index] ? prep_calls[t->index] : &prep_spare;
+}
+
+void irfw_prepare_enter(struct irfw_run *r)
+{
+	if (r->preparing)
+		pthread_mutex_lock(&r->prepare_lock);
+}
+
+void irfw_prepare_leave(struct irfw_run *r)
+{
+	if (r->preparing)
+		pthread_mutex_unlock(&r->prepare_lock);
+}
+
+struct prep_job {
+	struct irfw_run *r;
+	struct irfw_step *s;
+	int rc; /* prepare's answer */
+	pthread_t th;
+	bool started; /* on a thread of its own */
+};
+
+static void *prepare_one(void *arg)
+{
+	struct prep_job *j = arg;
+	preparing_step = j->s;
+	j->rc = j->s->mod->vt.prepare(&j->r->batch, j->s->state);
+	preparing_step = NULL;
+	if (prep_calls)
+		for (size_t i = 0; i < prep_n; i++)
+			free(prep_calls[i]);
+	free(prep_calls);
+	prep_calls = NULL;
+	prep_n = 0;
+	return NULL;
+}
+
+/* A module built for ABI 1.9 or later has a prepare that may run beside
+ * other steps' prepares; an older one is prepared alone. */
+static bool prepares_alongside(const struct irfw_step *s)
+{
+	return s->mod->vt.abi_minor >= 9;
+}
+
+/* Every step's prepare, before any step runs.  Consecutive prepares of
+ * modules that allow it run at once (what one step's prepare asks AWS does
+ * not wait for another's), one thread each; a module that does not is
+ * prepared alone, in pipeline order.  Returns 0, 1 (an error) or 2 (the
+ * operator's input is wrong: irfw_step_error was called). */
 static int call_prepare(struct irfw_run *r)
 {
 	int rc = 0;
+	struct prep_job *jobs = calloc(r->n_steps ? r->n_steps : 1, sizeof(*jobs));
+	if (!jobs)
+		return IRFW_RUN_STEP_FAILED;
 	r->preparing = true;
-	for (size_t i = 0; i < r->n_steps && rc == 0; i++) {
-		struct irfw_step *s = r->steps[i];
-		if (!s->mod->vt.prepare)
-			continue;
-		for (size_t k = 0; k < r->batch.n; k++)
-			r->batch.targets[k]->cur = s;
-		if (s->mod->vt.prepare(&r->batch, s->state) != 0 || r->prepare_usage_error) {
-			irfw_logf(IRFW_LOG_ERROR, s->name, "preparing the batch failed; nothing was changed");
-			rc = r->prepare_usage_error ? IRFW_RUN_USAGE : IRFW_RUN_STEP_FAILED;
+	size_t i = 0;
+	while (i < r->n_steps && rc == 0) {
+		/* A group: one step that must be alone, or a run of those that
+		 * need not be. */
+		size_t n = 0;
+		for (; i < r->n_steps; i++) {
+			struct irfw_step *s = r->steps[i];
+			if (!s->mod->vt.prepare)
+				continue;
+			if (n && !prepares_alongside(s))
+				break;
+			jobs[n++] = (struct prep_job){.r = r, .s = s};
+			if (!prepares_alongside(s)) {
+				i++;
+				break;
+			}
+		}
+		for (size_t k = 1; k < n; k++)
+			jobs[k].started = pthread_create(&jobs[k].th, NULL, prepare_one, &jobs[k]) == 0;
+		for (size_t k = 0; k < n; k++)
+			if (k == 0 || !jobs[k].started)
+				prepare_one(&jobs[k]); /* this thread: the first, and any not started */
+		for (size_t k = 1; k < n; k++)
+			if (jobs[k].started)
+				pthread_join(jobs[k].th, NULL);
+		for (size_t k = 0; k < n; k++)
+			if (jobs[k].rc != 0) {
+				irfw_logf(IRFW_LOG_ERROR, jobs[k].s->name,
+				          "preparing the batch failed; no step was started");
+				rc = IRFW_RUN_STEP_FAILED;
+			}
+		if (atomic_load(&r->prepare_usage_error)) {
+			if (rc == 0)
+				irfw_logf(IRFW_LOG_ERROR, NULL,
+				          "preparing the batch failed; no step was started");
+			rc = IRFW_RUN_USAGE;
 		}
 	}
-	for (size_t k = 0; k < r->batch.n; k++)
-		r->batch.targets[k]->cur = NULL;
 	r->preparing = false;
+	free(jobs);
 	return rc;
 }
 
@@ -1159,5 +1264,6 @@ void irfw_run_free(struct irfw_run *r)
 	free(r->evidence_dir);
 	pthread_mutex_destroy(&r->memo_lock);
 	pthread_cond_destroy(&r->memo_cond);
+	pthread_mutex_destroy(&r->prepare_lock);
 	irfw_log_clear_secrets();
 }

@@ -7,6 +7,7 @@
 #define IRFW_RUN_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -64,6 +65,14 @@ struct irfw_step_result {
 	bool interrupted; /* begun, and its calls abandoned by a second signal */
 };
 
+/* A target's last call: what irfw_aws_error_code() and friends answer. */
+struct irfw_call_state {
+	struct irfw_aws_error err;       /* last failed call */
+	struct irfw_aws_error first_err; /* first failed call of the current step */
+	char last_request_id[128];
+	char err_service[32], err_operation[64]; /* of err */
+};
+
 struct irfw_target {
 	struct irfw_run *run;
 	char *id;
@@ -77,13 +86,10 @@ struct irfw_target {
 	size_t n_results;
 	struct irfw_step *cur; /* step running now */
 	struct irfw_step_result *cur_res;
-	struct irfw_aws_error err;       /* last failed call */
-	struct irfw_aws_error first_err; /* first failed call of the current step */
-	char last_request_id[128];
-	char err_service[32], err_operation[64]; /* of err */
-	char *notes;                             /* accumulated irfw_note text */
-	char *state;                             /* instance-state name, or NULL */
-	struct irfw_cont_report *cont;           /* reports of this run and earlier ones */
+	struct irfw_call_state calls;  /* through irfw_target_calls() only */
+	char *notes;                   /* accumulated irfw_note text */
+	char *state;                   /* instance-state name, or NULL */
+	struct irfw_cont_report *cont; /* reports of this run and earlier ones */
 	size_t n_cont;
 	char *cont_cause;   /* last irfw_target_containment() cause */
 	bool skipped_state; /* terminated or shutting down: not handled */
@@ -147,15 +153,16 @@ struct irfw_run {
 
 	pthread_mutex_t memo_lock;
 	pthread_cond_t memo_cond;
+	pthread_mutex_t prepare_lock; /* a target's record and facts, while prepares run at once */
 	struct irfw_memo_entry *memo;
 	size_t n_memo;
 
 	FILE *events; /* --events, or NULL */
 	unsigned long event_seq;
 	struct irfw_progress progress;
-	bool usage_error;         /* a command-line value was refused */
-	bool preparing;           /* in the steps' prepare callbacks */
-	bool prepare_usage_error; /* irfw_step_error() called from prepare */
+	bool usage_error;                /* a command-line value was refused */
+	bool preparing;                  /* in the steps' prepare callbacks */
+	atomic_bool prepare_usage_error; /* irfw_step_error() called from prepare */
 
 	struct irfw_calls_pool *calls_pool; /* irfw_calls' threads (sdk_calls.c), or NULL */
 
@@ -193,6 +200,16 @@ int irfw_run_connect(struct irfw_run *r);
 /* The case record says step `s` is done for `t` and this run does not
  * repeat it (not released since, no --no-resume, not a dry run). */
 bool irfw_step_done_before(const struct irfw_target *t, const struct irfw_step *s);
+/* The step t is in: the one this thread prepares (prepares run at once,
+ * each on its own thread, so t->cur cannot say), else t->cur. */
+struct irfw_step *irfw_target_cur(const struct irfw_target *t);
+/* t's call state: in a prepare, this thread's own for t (prepares of
+ * several steps may call AWS on the same target at once), else t->calls. */
+struct irfw_call_state *irfw_target_calls(const struct irfw_target *t);
+/* Around what changes or reads a target's record or facts: prepares of
+ * several steps may reach the same target at once (no-ops outside them). */
+void irfw_prepare_enter(struct irfw_run *r);
+void irfw_prepare_leave(struct irfw_run *r);
 
 /* DescribeInstances for the batch (1000 ids a call, the instance-id filter
  * for what AWS does not find): each target's instance, state, VPC and Name

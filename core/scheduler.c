@@ -97,7 +97,7 @@ static void run_step(struct irfw_target *t, struct irfw_step *s, struct irfw_ste
 	res->ran = true;
 	free(t->notes);
 	t->notes = NULL;
-	memset(&t->first_err, 0, sizeof(t->first_err));
+	memset(&irfw_target_calls(t)->first_err, 0, sizeof(irfw_target_calls(t)->first_err));
 	/* A dry run changes nothing and so must not mark steps done. */
 	bool record = !check_only && t->rec && !t->run->dry_run;
 	if (record && irfw_step_done_before(t, s) && !report_is_stale(t, s)) {
@@ -132,8 +132,9 @@ static void run_step(struct irfw_target *t, struct irfw_step *s, struct irfw_ste
 		st = IRFW_FAILED;
 	res->status = st;
 	t->repeating = false;
-	if (irfw_aws_abandoned() && (st != IRFW_OK || strcmp(t->first_err.code, "Interrupted") == 0 ||
-	                             strcmp(t->err.code, "Interrupted") == 0)) {
+	if (irfw_aws_abandoned() &&
+	    (st != IRFW_OK || strcmp(irfw_target_calls(t)->first_err.code, "Interrupted") == 0 ||
+	     strcmp(irfw_target_calls(t)->err.code, "Interrupted") == 0)) {
 		/* A second signal cut its calls short: what it did is unknown,
 		 * so it is recorded as not done and redone on resume. */
 		char sb[16];

@@ -30,27 +30,27 @@
 
 const char *irfw_aws_error_code(const irfw_target *t)
 {
-	return t->err.code;
+	return irfw_target_calls(t)->err.code;
 }
 
 const char *irfw_aws_error_message(const irfw_target *t)
 {
-	return t->err.message;
+	return irfw_target_calls(t)->err.message;
 }
 
 const char *irfw_aws_request_id(const irfw_target *t)
 {
-	return t->err.request_id;
+	return irfw_target_calls(t)->err.request_id;
 }
 
 long irfw_aws_http_status(const irfw_target *t)
 {
-	return t->err.http_status;
+	return irfw_target_calls(t)->err.http_status;
 }
 
 const char *irfw_aws_last_request_id(const irfw_target *t)
 {
-	return t->last_request_id;
+	return irfw_target_calls(t)->last_request_id;
 }
 
 int irfw_aws_call(irfw_target *t, const char *service, const char *operation, const cJSON *params,
@@ -111,7 +111,7 @@ void irfw_call_settle(irfw_target *t, const char *service, const char *operation
                       struct irfw_aws_error *e, const char *rid)
 {
 	if (rc == 0)
-		irfw_result_neutral(res, service, operation, t->cur);
+		irfw_result_neutral(res, service, operation, irfw_target_cur(t));
 	const char *id = rc == 0 ? rid : e->request_id;
 	if (*id && t->cur_res) {
 		if (!t->cur_res->request_ids)
@@ -128,8 +128,8 @@ void irfw_call_settle(irfw_target *t, const char *service, const char *operation
 		snprintf(e->message + n, sizeof(e->message) - n, " (needs the IAM permission %s)",
 		         irfw_iam_action(service, operation, action));
 	}
-	if (!t->first_err.code[0])
-		t->first_err = *e;
+	if (!irfw_target_calls(t)->first_err.code[0])
+		irfw_target_calls(t)->first_err = *e;
 	irfw_log(t, IRFW_LOG_DEBUG, "%s %s failed: %s %s (request %s)", service, operation, e->code,
 	         e->message, e->request_id[0] ? e->request_id : "-");
 }
@@ -145,11 +145,12 @@ int irfw_aws_call_ex(irfw_target *t, const char *region, const char *service, co
 {
 	if (result)
 		*result = NULL;
-	memset(&t->err, 0, sizeof(t->err));
-	t->last_request_id[0] = '\0';
+	memset(&irfw_target_calls(t)->err, 0, sizeof(irfw_target_calls(t)->err));
+	irfw_target_calls(t)->last_request_id[0] = '\0';
 	if (!t->run->aws) {
-		snprintf(t->err.code, sizeof(t->err.code), "NoClient");
-		snprintf(t->err.message, sizeof(t->err.message), "no AWS client in this mode");
+		snprintf(irfw_target_calls(t)->err.code, sizeof(irfw_target_calls(t)->err.code), "NoClient");
+		snprintf(irfw_target_calls(t)->err.message, sizeof(irfw_target_calls(t)->err.message),
+		         "no AWS client in this mode");
 		return -1;
 	}
 	irfw_call_note_unchecked(t, service, operation);
@@ -160,14 +161,17 @@ int irfw_aws_call_ex(irfw_target *t, const char *region, const char *service, co
 	 * replaces it at link time). */
 	int rc = (flags & IRFW_CALL_NOT_IDEMPOTENT)
 	             ? irfw_aws_request_ex(t->run->aws, reg, service, operation, params, t->run->dry_run,
-	                                   IRFW_AWS_REQ_NOT_IDEMPOTENT, &res, &t->err, rid)
+	                                   IRFW_AWS_REQ_NOT_IDEMPOTENT, &res, &irfw_target_calls(t)->err, rid)
 	             : irfw_aws_request(t->run->aws, reg, service, operation, params, t->run->dry_run, &res,
-	                                &t->err, rid);
-	irfw_call_settle(t, service, operation, rc, res, &t->err, rid);
-	snprintf(t->last_request_id, sizeof(t->last_request_id), "%s", rid);
+	                                &irfw_target_calls(t)->err, rid);
+	irfw_call_settle(t, service, operation, rc, res, &irfw_target_calls(t)->err, rid);
+	snprintf(irfw_target_calls(t)->last_request_id, sizeof(irfw_target_calls(t)->last_request_id), "%s",
+	         rid);
 	if (rc != 0) {
-		snprintf(t->err_service, sizeof(t->err_service), "%s", service);
-		snprintf(t->err_operation, sizeof(t->err_operation), "%s", operation);
+		snprintf(irfw_target_calls(t)->err_service, sizeof(irfw_target_calls(t)->err_service), "%s",
+		         service);
+		snprintf(irfw_target_calls(t)->err_operation, sizeof(irfw_target_calls(t)->err_operation),
+		         "%s", operation);
 	}
 	if (result)
 		*result = res;
@@ -189,7 +193,7 @@ int irfw_batch_aws_call(irfw_batch *b, const char *region, const char *service, 
 	int rc = irfw_aws_request(b->run->aws, region ? region : b->run->resolved_region, service, operation,
 	                          params, b->run->dry_run, &res, &e, rid);
 	if (rc == 0) /* in prepare every target's step is the one preparing */
-		irfw_result_neutral(res, service, operation, b->n ? b->targets[0]->cur : NULL);
+		irfw_result_neutral(res, service, operation, b->n ? irfw_target_cur(b->targets[0]) : NULL);
 	if (rc != 0)
 		irfw_logf(IRFW_LOG_ERROR, NULL, "%s %s: %s: %s (request %s)", service, operation, e.code,
 		          e.message, e.request_id[0] ? e.request_id : "-");

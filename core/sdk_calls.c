@@ -275,13 +275,16 @@ int irfw_calls_add(irfw_calls *c, const char *region, const char *service, const
 static void make_current(irfw_target *t, const struct slot *s)
 {
 	if (s->rc == 0)
-		memset(&t->err, 0, sizeof(t->err));
+		memset(&irfw_target_calls(t)->err, 0, sizeof(irfw_target_calls(t)->err));
 	else
-		t->err = s->err;
-	snprintf(t->last_request_id, sizeof(t->last_request_id), "%s", s->rc == 0 ? s->rid : "");
+		irfw_target_calls(t)->err = s->err;
+	snprintf(irfw_target_calls(t)->last_request_id, sizeof(irfw_target_calls(t)->last_request_id), "%s",
+	         s->rc == 0 ? s->rid : "");
 	if (s->rc != 0) {
-		snprintf(t->err_service, sizeof(t->err_service), "%s", s->service);
-		snprintf(t->err_operation, sizeof(t->err_operation), "%s", s->operation);
+		snprintf(irfw_target_calls(t)->err_service, sizeof(irfw_target_calls(t)->err_service), "%s",
+		         s->service);
+		snprintf(irfw_target_calls(t)->err_operation, sizeof(irfw_target_calls(t)->err_operation),
+		         "%s", s->operation);
 	}
 }
 
@@ -397,14 +400,17 @@ int irfw_calls_run(irfw_calls *c)
 			last_ok = s;
 		}
 	}
-	memset(&t->err, 0, sizeof(t->err));
-	t->last_request_id[0] = '\0';
+	memset(&irfw_target_calls(t)->err, 0, sizeof(irfw_target_calls(t)->err));
+	irfw_target_calls(t)->last_request_id[0] = '\0';
 	if (last_ok)
-		snprintf(t->last_request_id, sizeof(t->last_request_id), "%s", last_ok->rid);
+		snprintf(irfw_target_calls(t)->last_request_id, sizeof(irfw_target_calls(t)->last_request_id),
+		         "%s", last_ok->rid);
 	if (first_failed) {
-		t->err = first_failed->err;
-		snprintf(t->err_service, sizeof(t->err_service), "%s", first_failed->service);
-		snprintf(t->err_operation, sizeof(t->err_operation), "%s", first_failed->operation);
+		irfw_target_calls(t)->err = first_failed->err;
+		snprintf(irfw_target_calls(t)->err_service, sizeof(irfw_target_calls(t)->err_service), "%s",
+		         first_failed->service);
+		snprintf(irfw_target_calls(t)->err_operation, sizeof(irfw_target_calls(t)->err_operation),
+		         "%s", first_failed->operation);
 	}
 	return failed;
 }

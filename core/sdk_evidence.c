@@ -40,7 +40,10 @@ int irfw_evidence_add(irfw_target *t, const char *name, const char *media_type, 
 		         name);
 		return -1;
 	}
-	int rc = irfw_case_artifact_add(t->rec, t->cur ? t->cur->name : "core", name, media_type, data, len);
+	irfw_prepare_enter(t->run);
+	int rc = irfw_case_artifact_add(t->rec, irfw_target_cur(t) ? irfw_target_cur(t)->name : "core", name,
+	                                media_type, data, len);
+	irfw_prepare_leave(t->run);
 	if (rc != 0)
 		irfw_log(t, IRFW_LOG_ERROR, "cannot store evidence %s: %s", name, irfw_case_error(t->rec));
 	return rc;
@@ -102,8 +105,13 @@ int irfw_record(irfw_target *t, const char *key, cJSON *value)
 	if (!t->rec) {
 		snprintf(why, sizeof(why), "this instance has no case record");
 		cJSON_Delete(value);
-	} else if ((rc = irfw_case_record(t->rec, t->cur ? t->cur->name : "core", key, value)) != 0) {
-		snprintf(why, sizeof(why), "%s", irfw_case_error(t->rec));
+	} else {
+		irfw_prepare_enter(t->run);
+		rc = irfw_case_record(t->rec, irfw_target_cur(t) ? irfw_target_cur(t)->name : "core", key,
+		                      value);
+		if (rc != 0)
+			snprintf(why, sizeof(why), "%s", irfw_case_error(t->rec));
+		irfw_prepare_leave(t->run);
 	}
 	if (rc != 0) {
 		irfw_log(t, IRFW_LOG_ERROR, "cannot record %s: %s", key, why);

@@ -523,11 +523,12 @@ static int page_error(const struct pager *pg, const char *code, const char *fmt,
 		return -1;
 	}
 	irfw_log(pg->t, IRFW_LOG_DEBUG, "%s %s: %s: %s", pg->service, pg->operation, code, msg);
-	memset(&pg->t->err, 0, sizeof(pg->t->err));
-	snprintf(pg->t->err.code, sizeof(pg->t->err.code), "%s", code);
-	snprintf(pg->t->err.message, sizeof(pg->t->err.message), "%s", msg);
-	if (!pg->t->first_err.code[0])
-		pg->t->first_err = pg->t->err;
+	memset(&irfw_target_calls(pg->t)->err, 0, sizeof(irfw_target_calls(pg->t)->err));
+	snprintf(irfw_target_calls(pg->t)->err.code, sizeof(irfw_target_calls(pg->t)->err.code), "%s", code);
+	snprintf(irfw_target_calls(pg->t)->err.message, sizeof(irfw_target_calls(pg->t)->err.message), "%s",
+	         msg);
+	if (!irfw_target_calls(pg->t)->first_err.code[0])
+		irfw_target_calls(pg->t)->first_err = irfw_target_calls(pg->t)->err;
 	return -1;
 }
 

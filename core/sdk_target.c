@@ -90,7 +90,7 @@ bool irfw_target_dry_run(const irfw_target *t)
 
 irfw_step *irfw_target_step(irfw_target *t)
 {
-	return t->cur;
+	return irfw_target_cur(t);
 }
 
 int irfw_fact_set(irfw_target *t, const char *key, const char *value)
@@ -124,7 +124,7 @@ const char *irfw_fact_get(const irfw_target *t, const char *key)
 
 static char *tag_of(irfw_target *t)
 {
-	return irfw_strfmt("%s %s", t->id, t->cur ? t->cur->name : "-");
+	return irfw_strfmt("%s %s", t->id, irfw_target_cur(t) ? irfw_target_cur(t)->name : "-");
 }
 
 void irfw_log(irfw_target *t, irfw_log_level level, const char *fmt, ...)
@@ -158,7 +158,8 @@ char *irfw_expand(irfw_target *t, const char *tmpl)
 
 char *irfw_step_expand(irfw_target *t, const char *key)
 {
-	const char *v = t->cur ? irfw_step_get(t->cur, key) : NULL;
+	struct irfw_step *cur = irfw_target_cur(t);
+	const char *v = cur ? irfw_step_get(cur, key) : NULL;
 	return v ? irfw_expand(t, v) : NULL;
 }
 
@@ -209,7 +210,7 @@ irfw_status irfw_fail_aws(irfw_target *t, const char *fmt, ...)
 	va_start(ap, fmt);
 	set_detail(t, fmt, ap);
 	va_end(ap);
-	set_aws_error(t, &t->err);
+	set_aws_error(t, &irfw_target_calls(t)->err);
 	return IRFW_FAILED;
 }
 
@@ -219,7 +220,8 @@ irfw_status irfw_fail_aws_first(irfw_target *t, const char *fmt, ...)
 	va_start(ap, fmt);
 	set_detail(t, fmt, ap);
 	va_end(ap);
-	set_aws_error(t, t->first_err.code[0] ? &t->first_err : &t->err);
+	set_aws_error(t, irfw_target_calls(t)->first_err.code[0] ? &irfw_target_calls(t)->first_err
+	                                                         : &irfw_target_calls(t)->err);
 	return IRFW_FAILED;
 }
 

@@ -237,7 +237,7 @@ static void test_one_failure(void **state)
 	world_init(&w);
 	fake.fail_n[0] = 3;
 	irfw_target *t = &w.t[0];
-	snprintf(t->err.code, sizeof(t->err.code), "Stale"); /* an earlier call's */
+	snprintf(t->calls.err.code, sizeof(t->calls.err.code), "Stale"); /* an earlier call's */
 	irfw_calls *c = irfw_calls_new(t);
 	for (int i = 0; i < 5; i++) {
 		cJSON *p = call_params(i + 1, 20);
@@ -250,9 +250,9 @@ static void test_one_failure(void **state)
 	assert_string_equal(irfw_aws_request_id(t), "err-3");
 	assert_string_equal(irfw_aws_error_message(t), "denied 3 (needs the IAM permission s3:PutObject)");
 	assert_string_equal(irfw_aws_last_request_id(t), "req-5");
-	assert_string_equal(t->first_err.code, "AccessDenied");
-	assert_string_equal(t->first_err.request_id, "err-3");
-	assert_string_equal(t->err_operation, "PutObject");
+	assert_string_equal(t->calls.first_err.code, "AccessDenied");
+	assert_string_equal(t->calls.first_err.request_id, "err-3");
+	assert_string_equal(t->calls.err_operation, "PutObject");
 	/* Select a success: no error; the failure again: its error. */
 	assert_int_equal(irfw_calls_select(c, 1), 0);
 	assert_string_equal(irfw_aws_error_code(t), "");
@@ -289,7 +289,7 @@ static void test_one_failure(void **state)
 	}
 	assert_int_equal(irfw_calls_run(c), 2);
 	assert_string_equal(irfw_aws_request_id(t), "err-2");
-	assert_string_equal(t->first_err.request_id, "err-2");
+	assert_string_equal(t->calls.first_err.request_id, "err-2");
 	assert_string_equal(irfw_aws_error_message(t),
 	                    "denied 2 (needs the IAM permission ec2:ModifyInstanceAttribute)");
 	irfw_calls_free(c);

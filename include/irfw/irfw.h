@@ -70,9 +70,12 @@ extern "C" {
  *        IRFW_DESCRIBE_AS_MAN_PAGE; irfw_step_resumed, for prepare
  *   1.8  irfw_calls: several independent calls of one target sent at once
  *        (irfw_calls_new, _add, _run, _result, _select, _count, _free)
+ *   1.9  the prepares of modules built for 1.9 or later run at the same
+ *        time, each on its own thread (see `prepare`); an older module's
+ *        prepare still runs alone
  */
 #define IRFW_ABI_MAJOR 1
-#define IRFW_ABI_MINOR 8
+#define IRFW_ABI_MINOR 9
 
 #if defined(__GNUC__)
 #define IRFW_EXPORT       __attribute__((visibility("default")))
@@ -190,7 +193,13 @@ struct irfw_plugin {
 	 * irfw_aws_call() and irfw_memo() work on any target of the batch.
 	 * Return 0, or -1 to stop the run before anything is changed; call
 	 * irfw_step_error() first when the cause is the operator's input (a
-	 * -g group of another VPC), which makes the exit status 2. */
+	 * -g group of another VPC), which makes the exit status 2.
+	 * Built for ABI 1.9 or later, it runs at the same time as the other
+	 * steps' prepares (one thread each; the run waits for all of them):
+	 * it may call AWS, log, record (the core serialises records) and read
+	 * the batch's targets, keeping what it learns in its own state, but
+	 * must not set facts nor depend on another step's prepare.  If any
+	 * prepare fails, no step runs on any instance. */
 	int (*prepare)(irfw_batch *batch, void *state);
 	/** Optional.  Permission preflight for `irfw check`: it must change
 	 * nothing.  Called with irfw_target_dry_run() true, so EC2 changes made
