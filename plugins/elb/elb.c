@@ -132,8 +132,10 @@ static int prepare(irfw_batch *b, void *state)
 		if (irfw_target_instance(t) && !irfw_step_resumed(t))
 			todo++;
 	}
-	if (todo < 2)
-		return 0; /* one instance: its own look-up is the same calls */
+	if (todo == 0)
+		return 0;
+	/* Even for one instance: the same calls as its own look-up, made
+	 * while the other steps prepare instead of on its path. */
 	cJSON *named = cJSON_CreateObject();
 	if (!named)
 		return 0;
@@ -620,7 +622,7 @@ static const struct irfw_plugin plugin = {
         "every classic load balancer (DescribeLoadBalancers), then deregisters it from all of them.  "
         "What it removed is recorded first, as targets [{target_group_arn, port}] and classic [names], "
         "so release can register it again.  An instance registered nowhere is skipped with the reason "
-        "\"not registered with any load balancer\". For a fleet the account's load balancers are read once "
+        "\"not registered with any load balancer\". The account's load balancers are read once "
         "for the run, in prepare (every target group's DescribeTargetHealth, every classic load balancer): "
         "an instance none of them names is skipped without a call, and one they name looks again for itself "
         "before deregistering, so what it records is what AWS shows then.\n\n"
