@@ -1036,6 +1036,81 @@ out:
 	return rc;
 }
 
+/* The bucket of t: -b on the command line wins over the site's rule. */
+static char *bucket_of(irfw_target *t, irfw_step *step)
+{
+	const char *cli_bucket = irfw_global_get(step, "bucket");
+	return cli_bucket && *cli_bucket ? irfw_expand(t, cli_bucket) : irfw_step_expand(t, "bucket");
+}
+
+/* The KMS key the site names (kms_key, or kms_key_description); spec NULL
+ * when it names none. */
+static void kms_spec(irfw_step *step, struct kms_req *rq)
+{
+	const char *kms_key = irfw_step_get(step, "kms_key"),
+	           *kms_desc = irfw_step_get(step, "kms_key_description");
+	memset(rq, 0, sizeof(*rq));
+	if (kms_key && *kms_key) {
+		rq->spec = kms_key;
+	} else if (kms_desc && *kms_desc) {
+		rq->spec = kms_desc;
+		rq->by_desc = true;
+	}
+}
+
+/* The bucket's region, once per run and bucket. */
+static const char *memo_region(irfw_target *t, const char *bucket, struct region_req *brq)
+{
+	char memo_key[600];
+	memset(brq, 0, sizeof(*brq));
+	brq->bucket = bucket;
+	snprintf(memo_key, sizeof(memo_key), "upload:bucket-region:%s", bucket);
+	return irfw_memo(t, memo_key, make_bucket_region, brq);
+}
+
+/* The key's ARN, once per run and key: an ARN names its region; an id,
+ * alias or description is looked for where S3 will look for it, in the
+ * bucket's region.  spec_region holds rq->region when the ARN names it. */
+static const char *memo_kms(irfw_target *t, struct kms_req *rq, const char *bucket_region,
+                            char spec_region[64])
+{
+	char memo_key[600];
+	bool arn = !rq->by_desc && strncmp(rq->spec, "arn:", 4) == 0;
+	rq->region = arn && irfw_arn_region(rq->spec, spec_region) ? spec_region : bucket_region;
+	snprintf(memo_key, sizeof(memo_key), "upload:kms:%s:%s%s", rq->region,
+	         rq->by_desc ? "description=" : "", rq->spec);
+	return irfw_memo(t, memo_key, make_kms, rq);
+}
+
+/* Before any step runs, while the others prepare: the bucket's region and
+ * the KMS key are looked up here rather than on the first instance's path
+ * (the memo keeps them for the run).  Nothing fails here: a look-up that
+ * does not answer is tried again by the step, which reports it. */
+static int prepare(irfw_batch *b, void *state)
+{
+	(void)state;
+	/* The first instance to upload: its answers serve the others (a site
+	 * names one bucket and key for the run). */
+	irfw_target *t = NULL;
+	for (size_t i = 0, n = irfw_batch_count(b); i < n && !t; i++)
+		if (irfw_target_instance(irfw_batch_target(b, i)) &&
+		    !irfw_step_resumed(irfw_batch_target(b, i)))
+			t = irfw_batch_target(b, i);
+	if (!t)
+		return 0;
+	irfw_step *step = irfw_target_step(t);
+	char *bucket = bucket_of(t, step);
+	struct region_req brq;
+	const char *region = bucket && *bucket ? memo_region(t, bucket, &brq) : NULL;
+	struct kms_req rq;
+	kms_spec(step, &rq);
+	char spec_region[64];
+	if (region && rq.spec)
+		memo_kms(t, &rq, region, spec_region);
+	free(bucket);
+	return 0;
+}
+
 static irfw_status run(irfw_target *t, void *state)
 {
 	(void)state;
@@ -1046,9 +1121,7 @@ static irfw_status run(irfw_target *t, void *state)
 	char *uri = NULL, *dir = manifest_dir(t);
 	irfw_status st = IRFW_FAILED;
 
-	/* -b on the command line wins over the site's rule. */
-	const char *cli_bucket = irfw_global_get(step, "bucket");
-	d.bucket = cli_bucket && *cli_bucket ? irfw_expand(t, cli_bucket) : irfw_step_expand(t, "bucket");
+	d.bucket = bucket_of(t, step);
 	char *raw_prefix = irfw_step_expand(t, "prefix");
 	d.prefix = raw_prefix ? folder_prefix(raw_prefix) : NULL;
 	free(raw_prefix);
@@ -1061,16 +1134,8 @@ static irfw_status run(irfw_target *t, void *state)
 	d.threshold = (uint64_t)thr * MIB;
 	d.part_size = (uint64_t)irfw_step_get_int(step, "part_size") * MIB;
 
-	const char *kms_key = irfw_step_get(step, "kms_key"),
-	           *kms_desc = irfw_step_get(step, "kms_key_description");
 	struct kms_req rq;
-	memset(&rq, 0, sizeof(rq));
-	if (kms_key && *kms_key) {
-		rq.spec = kms_key;
-	} else if (kms_desc && *kms_desc) {
-		rq.spec = kms_desc;
-		rq.by_desc = true;
-	}
+	kms_spec(step, &rq);
 	if (!rq.spec && !irfw_step_get_bool(step, "allow_unencrypted")) {
 		st = irfw_fail(t,
 		               "no KMS key configured; refusing to upload evidence unencrypted (set "
@@ -1081,11 +1146,7 @@ static irfw_status run(irfw_target *t, void *state)
 
 	/* The bucket's region, once per run: every S3 call goes there. */
 	struct region_req brq;
-	memset(&brq, 0, sizeof(brq));
-	brq.bucket = d.bucket;
-	char memo_key[600];
-	snprintf(memo_key, sizeof(memo_key), "upload:bucket-region:%s", d.bucket);
-	d.region = irfw_memo(t, memo_key, make_bucket_region, &brq);
+	d.region = memo_region(t, d.bucket, &brq);
 	if (!d.region) {
 		if (brq.aws_error)
 			st = irfw_fail_aws(t, "%s; nothing uploaded, evidence kept in %s", brq.err, dir);
@@ -1097,16 +1158,10 @@ static irfw_status run(irfw_target *t, void *state)
 		goto out;
 	}
 
-	/* The key: once per run, not once per instance.  An ARN names its
-	 * region; an id, alias or description is looked for where S3 will
-	 * look for it, in the bucket's region. */
+	/* The key: once per run, not once per instance. */
 	char spec_region[64];
 	if (rq.spec) {
-		bool arn = !rq.by_desc && strncmp(rq.spec, "arn:", 4) == 0;
-		rq.region = arn && irfw_arn_region(rq.spec, spec_region) ? spec_region : d.region;
-		snprintf(memo_key, sizeof(memo_key), "upload:kms:%s:%s%s", rq.region,
-		         rq.by_desc ? "description=" : "", rq.spec);
-		d.kms_arn = irfw_memo(t, memo_key, make_kms, &rq);
+		d.kms_arn = memo_kms(t, &rq, d.region, spec_region);
 		if (!d.kms_arn) {
 			if (rq.aws_error)
 				st = irfw_fail_aws(t, "%s; nothing uploaded, evidence kept in %s", rq.err,
@@ -1153,6 +1208,7 @@ static irfw_status run(irfw_target *t, void *state)
 		memset(&lrq, 0, sizeof(lrq));
 		lrq.bucket = d.bucket;
 		lrq.region = d.region;
+		char memo_key[600];
 		snprintf(memo_key, sizeof(memo_key), "upload:object-lock:%s", d.bucket);
 		if (!irfw_memo(t, memo_key, make_lock_check, &lrq)) {
 			if (lrq.aws_error)
@@ -1307,17 +1363,12 @@ static irfw_status check(irfw_target *t, void *state)
 	if (st != IRFW_OK || !irfw_target_dry_run(t))
 		return st;
 	irfw_step *step = irfw_target_step(t);
-	const char *cli_bucket = irfw_global_get(step, "bucket");
-	char *bucket = cli_bucket && *cli_bucket ? irfw_expand(t, cli_bucket) : irfw_step_expand(t, "bucket");
+	char *bucket = bucket_of(t, step);
 	if (!bucket)
 		return irfw_fail(t, "cannot expand the bucket (see the log)");
-	char memo_key[600];
 	struct region_req brq;
-	memset(&brq, 0, sizeof(brq));
-	brq.bucket = bucket;
-	snprintf(memo_key, sizeof(memo_key), "upload:bucket-region:%s", bucket);
 	/* Found by run() a moment ago: the memo answers without a call. */
-	const char *region = irfw_memo(t, memo_key, make_bucket_region, &brq);
+	const char *region = memo_region(t, bucket, &brq);
 	cJSON *p = cJSON_CreateObject();
 	cJSON_AddStringToObject(p, "Bucket", bucket);
 	cJSON_AddStringToObject(p, "Key", ".irfw-check");
@@ -1325,19 +1376,11 @@ static irfw_status check(irfw_target *t, void *state)
 	irfw_aws_call_in(t, region, "s3", "PutObject", p, NULL);
 	cJSON_Delete(p);
 
-	const char *kms_key = irfw_step_get(step, "kms_key"),
-	           *kms_desc = irfw_step_get(step, "kms_key_description");
 	struct kms_req rq;
-	memset(&rq, 0, sizeof(rq));
-	rq.spec = kms_key && *kms_key ? kms_key : kms_desc && *kms_desc ? kms_desc : NULL;
-	rq.by_desc = rq.spec && rq.spec == kms_desc;
+	kms_spec(step, &rq);
 	if (rq.spec && region) {
 		char spec_region[64];
-		bool arn = !rq.by_desc && strncmp(rq.spec, "arn:", 4) == 0;
-		rq.region = arn && irfw_arn_region(rq.spec, spec_region) ? spec_region : region;
-		snprintf(memo_key, sizeof(memo_key), "upload:kms:%s:%s%s", rq.region,
-		         rq.by_desc ? "description=" : "", rq.spec);
-		const char *key_arn = irfw_memo(t, memo_key, make_kms, &rq);
+		const char *key_arn = memo_kms(t, &rq, region, spec_region);
 		if (key_arn) {
 			p = cJSON_CreateObject();
 			cJSON_AddStringToObject(p, "KeyId", key_arn);
@@ -1402,6 +1445,7 @@ static const struct irfw_plugin plugin = {
     .actions = actions,
     .phase = IRFW_PHASE_REPORT,
     .init = init,
+    .prepare = prepare,
     /* Run dry: EC2 changes carry DryRun, others are not sent. */
     .check = check,
     .run = run,
