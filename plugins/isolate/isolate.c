@@ -697,6 +697,10 @@ static int complete_untrack(irfw_target *t, struct make_ctx *c, const cJSON *g)
 {
 	const char *gid = irfw_json_str(g, "groupId");
 	static const char *const any[2] = {"0.0.0.0/0", "::/0"};
+	static const char *const ops[2] = {"AuthorizeSecurityGroupEgress", "AuthorizeSecurityGroupIngress"};
+	/* Both directions at once: neither depends on the other. */
+	irfw_calls *calls = irfw_calls_new(t);
+	int idx[2] = {-1, -1};
 	for (int dir = 0; dir < 2; dir++) {
 		bool have[2] = {false, false};
 		const cJSON *w, *it;
@@ -720,17 +724,29 @@ static int complete_untrack(irfw_target *t, struct make_ctx *c, const cJSON *g)
 			cJSON_AddStringToObject(r, SRC[k].rkey, any[k]);
 			cJSON_AddItemToArray(cJSON_AddArrayToObject(perm, SRC[k].rlist), r);
 		}
-		cJSON *perms = cJSON_CreateArray();
-		cJSON_AddItemToArray(perms, perm);
-		const char *op = dir ? "AuthorizeSecurityGroupIngress" : "AuthorizeSecurityGroupEgress";
-		if (sg_rules_call(t, op, gid, perms) != 0 &&
-		    !streq(irfw_aws_error_code(t), "InvalidPermission.Duplicate")) {
-			char why[512];
-			aws_long(t, why, sizeof(why));
-			ctx_fail(c, true, false, "opening the untracking group %s (%s): %s", gid, op, why);
+		cJSON *p = cJSON_CreateObject();
+		cJSON_AddStringToObject(p, "GroupId", gid);
+		cJSON_AddItemToArray(cJSON_AddArrayToObject(p, "IpPermissions"), perm);
+		idx[dir] = irfw_calls_add(calls, NULL, "ec2", ops[dir], p, 0);
+		cJSON_Delete(p);
+		if (idx[dir] < 0) {
+			irfw_calls_free(calls);
+			ctx_fail(c, false, false, "opening the untracking group %s: out of memory", gid);
 			return -1;
 		}
 	}
+	irfw_calls_run(calls);
+	for (int dir = 0; dir < 2; dir++) {
+		if (idx[dir] < 0 || irfw_calls_select(calls, (size_t)idx[dir]) == 0 ||
+		    streq(irfw_aws_error_code(t), "InvalidPermission.Duplicate"))
+			continue;
+		char why[512];
+		aws_long(t, why, sizeof(why));
+		ctx_fail(c, true, false, "opening the untracking group %s (%s): %s", gid, ops[dir], why);
+		irfw_calls_free(calls);
+		return -1;
+	}
+	irfw_calls_free(calls);
 	return 0;
 }
 
@@ -1395,15 +1411,26 @@ static irfw_containment verify(irfw_target *t, const struct iso_state *st, const
 {
 	const char *iid = irfw_target_id(t);
 	irfw_containment c = IRFW_NOT_CONTAINED;
-	cJSON *p = cJSON_CreateObject(), *now = NULL, *grp = NULL;
+	cJSON *p = cJSON_CreateObject();
 	cJSON *x_enis = cJSON_CreateArray(), *x_groups = cJSON_CreateArray(), *u_enis = cJSON_CreateArray();
 	cJSON *x_held = NULL, *u_held = NULL;
 	irfw_strbuf *open = irfw_strbuf_new(), *gtxt = irfw_strbuf_new();
 	char why[256];
 	int n_att = 0, n_closed = 0;
 	bool left_open = false, group_bad = false;
+	/* The interfaces and the group's rules, asked together. */
+	irfw_calls *rb = irfw_calls_new(t);
 	irfw_ec2_filter(p, "attachment.instance-id", iid);
-	if (ec2(t, "DescribeNetworkInterfaces", p, &now) != 0) {
+	int i_now = irfw_calls_add(rb, NULL, "ec2", "DescribeNetworkInterfaces", p, 0);
+	cJSON_Delete(p);
+	p = cJSON_CreateObject();
+	irfw_ec2_filter(p, "group-id", q);
+	int i_grp = irfw_calls_add(rb, NULL, "ec2", "DescribeSecurityGroups", p, 0);
+	cJSON_Delete(p);
+	irfw_calls_run(rb);
+	const cJSON *now = i_now >= 0 ? irfw_calls_result(rb, (size_t)i_now) : NULL;
+	const cJSON *grp = i_grp >= 0 ? irfw_calls_result(rb, (size_t)i_grp) : NULL;
+	if (i_now < 0 || irfw_calls_select(rb, (size_t)i_now) != 0) {
 		aws_brief(t, why, sizeof(why));
 		for (size_t i = 0; i < n_res; i++)
 			if (res[i].act[0])
@@ -1453,9 +1480,7 @@ static irfw_containment verify(irfw_target *t, const struct iso_state *st, const
 	}
 
 	/* The group's rules, as AWS holds them now. */
-	p = cJSON_CreateObject();
-	irfw_ec2_filter(p, "group-id", q);
-	if (ec2(t, "DescribeSecurityGroups", p, &grp) != 0) {
+	if (i_grp < 0 || irfw_calls_select(rb, (size_t)i_grp) != 0) {
 		aws_brief(t, why, sizeof(why));
 		cause_add(gtxt, "the rules of the quarantine group %s could not be read back (%s)", q, why);
 		group_bad = true;
@@ -1537,8 +1562,7 @@ static irfw_containment verify(irfw_target *t, const struct iso_state *st, const
 	else
 		c = IRFW_CONTAINED;
 out:
-	cJSON_Delete(now);
-	cJSON_Delete(grp);
+	irfw_calls_free(rb);
 	cJSON_Delete(x_enis);
 	cJSON_Delete(x_groups);
 	cJSON_Delete(u_enis);
