@@ -56,6 +56,7 @@ class _HoldingHandler(_Handler):
             proxy.total += 1
             proxy.max_total = max(proxy.max_total, proxy.total)
             proxy.seen.append((op, name))
+        t0 = time.monotonic()
         try:
             time.sleep(proxy.hold_of(self.label))
             if op == "PutObject" and name == proxy.deny_put:
@@ -67,6 +68,7 @@ class _HoldingHandler(_Handler):
             with proxy.lock:
                 proxy.in_flight[op] -= 1
                 proxy.total -= 1
+                proxy.spans.append((op, t0, time.monotonic()))
 
     def _deny(self):
         rid = self.server.proxy.deny_request_id
@@ -100,6 +102,7 @@ class HoldingProxy(ScreenshotProxy):
         self.deny_put = deny_put
         self.deny_request_id = deny_request_id
         self.in_flight, self.max_in_flight, self.seen = {}, {}, []
+        self.spans = []  # (operation, start, end) of each held request
         self.total = self.max_total = 0  # held requests of any operation
 
     # ModifyInstanceAttribute by the change it makes, and how long it is
