@@ -1406,8 +1406,17 @@ static const struct eni_res *res_of(const struct eni_res *res, size_t n, const c
  * groupSet on AWS; moto lists the instance's launch groups in groupSet
  * too).  The cause names what is open, prefixed by the change that failed.
  */
+/* The original-groups tag, sent with the read-back: after the change
+ * (containment first), and not a round trip of its own. */
+struct tag_req {
+	const char *key, *value;
+	bool failed;
+	char why[256]; /* the AWS error when failed */
+};
+
 static irfw_containment verify(irfw_target *t, const struct iso_state *st, const char *q, const char *u,
-                               const struct eni_res *res, size_t n_res, irfw_strbuf *cause)
+                               const struct eni_res *res, size_t n_res, irfw_strbuf *cause,
+                               struct tag_req *tag)
 {
 	const char *iid = irfw_target_id(t);
 	irfw_containment c = IRFW_NOT_CONTAINED;
@@ -1427,7 +1436,19 @@ static irfw_containment verify(irfw_target *t, const struct iso_state *st, const
 	irfw_ec2_filter(p, "group-id", q);
 	int i_grp = irfw_calls_add(rb, NULL, "ec2", "DescribeSecurityGroups", p, 0);
 	cJSON_Delete(p);
+	int i_tag = -1;
+	if (tag) {
+		p = cJSON_CreateObject();
+		cJSON_AddItemToArray(cJSON_AddArrayToObject(p, "ResourceId"), cJSON_CreateString(iid));
+		irfw_ec2_tag(p, tag->key, tag->value);
+		i_tag = irfw_calls_add(rb, NULL, "ec2", "CreateTags", p, 0);
+		cJSON_Delete(p);
+	}
 	irfw_calls_run(rb);
+	if (tag && (i_tag < 0 || irfw_calls_select(rb, (size_t)i_tag) != 0)) {
+		tag->failed = true;
+		aws_brief(t, tag->why, sizeof(tag->why));
+	}
 	const cJSON *now = i_now >= 0 ? irfw_calls_result(rb, (size_t)i_now) : NULL;
 	const cJSON *grp = i_grp >= 0 ? irfw_calls_result(rb, (size_t)i_grp) : NULL;
 	if (i_now < 0 || irfw_calls_select(rb, (size_t)i_now) != 0) {
@@ -2109,7 +2130,7 @@ static irfw_status contain(irfw_target *t, struct iso_state *st)
 	irfw_strbuf *cause = irfw_strbuf_new(), *extra = irfw_strbuf_new();
 	irfw_status ret = IRFW_FAILED;
 	bool groups_recorded = true, report_recorded = true, call_failed = false;
-	char tagv[TAG_VALUE_MAX + 1], err[512];
+	char tagv[TAG_VALUE_MAX + 1];
 	if (!enis) {
 		irfw_containment_report(t, IRFW_NOT_CONTAINED, "isolate could not apply: %s", why);
 		ret = irfw_skip(t, "%s", why);
@@ -2141,6 +2162,8 @@ static irfw_status contain(irfw_target *t, struct iso_state *st)
 		}
 	}
 	int unknown = 0, changed = 0, i = 0;
+	struct tag_req otag = {0};
+	bool want_tag = false;
 	orig = original_groups(t, enis, q, u, &unknown);
 	tag_value(orig, tagv);
 	res = calloc((size_t)n_enis, sizeof(*res));
@@ -2179,14 +2202,14 @@ static irfw_status contain(irfw_target *t, struct iso_state *st)
 			if (r->swapped && r->untrack_missed)
 				cause_add(extra, "tracked connections of %s may survive (%s)", r->id, r->act);
 		}
-		/* The tag comes after the change: containment first.  The
-		 * record holds the groups; the tag is a convenience. */
+		/* The tag comes after the change, with the read-back:
+		 * containment first.  The record holds the groups; the tag is
+		 * a convenience. */
 		const char *tagkey = irfw_step_get(step, "original_groups_tag");
-		if (tagkey && *tagkey && cJSON_GetArraySize(orig) > 0 && tag_instance(t, tagkey, tagv) != 0) {
-			aws_brief(t, err, sizeof(err));
-			irfw_note(t, "the original-groups tag %s could not be set (%s): %s", tagkey, err,
-			          groups_recorded ? "the case record holds them"
-			                          : "they are in the log only");
+		if (tagkey && *tagkey && cJSON_GetArraySize(orig) > 0) {
+			otag.key = tagkey;
+			otag.value = tagv;
+			want_tag = true;
 		}
 	}
 	if (irfw_step_get_bool(step, "nacl")) {
@@ -2195,7 +2218,10 @@ static irfw_status contain(irfw_target *t, struct iso_state *st)
 			cause_add(extra, "deny-all network ACL not applied: %s", nwhy);
 	}
 
-	irfw_containment cs = verify(t, st, q, u, res, (size_t)n_enis, cause);
+	irfw_containment cs = verify(t, st, q, u, res, (size_t)n_enis, cause, want_tag ? &otag : NULL);
+	if (want_tag && otag.failed)
+		irfw_note(t, "the original-groups tag %s could not be set (%s): %s", otag.key, otag.why,
+		          groups_recorded ? "the case record holds them" : "they are in the log only");
 	if (irfw_strbuf_len(extra)) {
 		cause_add(cause, "%s", irfw_strbuf_str(extra));
 		if (cs == IRFW_CONTAINED)

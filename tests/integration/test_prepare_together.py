@@ -9,6 +9,7 @@ no two of their calls in flight together.
   snapshotted in moto.
 - A module built for ABI 1.8 (the awscall_old fixture) is prepared alone;
   the same module built for 1.9 (awscall) alongside the others.
+- isolate's original-groups tag rides with its read-back, after the change.
 - One prepare refusing the operator's input (isolate's -g group of another
   VPC) stops the run with status 2 before any step: nothing changed in
   moto, although the other prepares ran.
@@ -124,3 +125,23 @@ def test_one_prepare_refusing_stops_every_step(world):
         "Snapshots"] == []
     assert not ec2.describe_instance_attribute(InstanceId=iid, Attribute="disableApiTermination")[
         "DisableApiTermination"]["Value"]
+
+
+def test_original_groups_tag_rides_with_the_read_back(world):
+    """isolate's original-groups tag goes after the change (containment
+    first) and with the read-back, not in a round trip of its own; moto
+    holds it."""
+    w = seed(world)
+    iid, web = w["instances"][0], w["sg"]
+    ops = {"ModifyNetworkInterfaceAttribute", "CreateTags", "DescribeNetworkInterfaces"}
+    px = HoldingProxy(world.moto.url, ops, hold=HOLD)
+    run(world, px, ["isolate"], {}, iid, rc=0)
+    spans = sorted(px.spans, key=lambda s: s[1])
+    swap = first(spans, "ModifyNetworkInterfaceAttribute")
+    tag = first(spans, "CreateTags")
+    read = next(s for s in spans if s[0] == "DescribeNetworkInterfaces" and s[1] >= swap[2])
+    assert tag[1] >= swap[2], spans
+    assert overlap(tag, read), spans
+    inst = world.client("ec2").describe_instances(InstanceIds=[iid])["Reservations"][0]["Instances"][0]
+    tags = {t["Key"]: t["Value"] for t in inst.get("Tags", [])}
+    assert web in tags.get("irfw:original-sgs", ""), tags
