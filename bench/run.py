@@ -448,6 +448,8 @@ def analyze(calls, w, t0, scale, client_times=None):
         if c.moto_ms:
             slow[f"{c.service}:{c.action}"].append(c.moto_ms)
     r["moto_slowest"] = sorted(((statistics.fmean(v), k, len(v)) for k, v in slow.items()), reverse=True)[:3]
+    # In --json only: moto's time by API (sum, ms), for where a run waits on the emulator.
+    r["moto_ms_by_api"] = dict(sorted(((k, round(sum(v), 1)) for k, v in slow.items()), key=lambda kv: -kv[1]))
     r["n"] = n
     return r
 
