@@ -1416,7 +1416,7 @@ struct tag_req {
 
 static irfw_containment verify(irfw_target *t, const struct iso_state *st, const char *q, const char *u,
                                const struct eni_res *res, size_t n_res, irfw_strbuf *cause,
-                               struct tag_req *tag)
+                               struct tag_req *tag, const char *users_of, cJSON **users)
 {
 	const char *iid = irfw_target_id(t);
 	irfw_containment c = IRFW_NOT_CONTAINED;
@@ -1444,7 +1444,18 @@ static irfw_containment verify(irfw_target *t, const struct iso_state *st, const
 		i_tag = irfw_calls_add(rb, NULL, "ec2", "CreateTags", p, 0);
 		cJSON_Delete(p);
 	}
+	/* Who holds the untracking group, for the last isolate of the VPC,
+	 * which removes it afterwards (untrack_release). */
+	int i_users = -1;
+	if (users_of) {
+		p = cJSON_CreateObject();
+		irfw_ec2_filter(p, "group-id", users_of);
+		i_users = irfw_calls_add(rb, NULL, "ec2", "DescribeNetworkInterfaces", p, 0);
+		cJSON_Delete(p);
+	}
 	irfw_calls_run(rb);
+	if (users && i_users >= 0 && irfw_calls_result(rb, (size_t)i_users))
+		*users = cJSON_Duplicate(irfw_calls_result(rb, (size_t)i_users), true);
 	if (tag && (i_tag < 0 || irfw_calls_select(rb, (size_t)i_tag) != 0)) {
 		tag->failed = true;
 		aws_brief(t, tag->why, sizeof(tag->why));
@@ -2119,7 +2130,16 @@ out:
 }
 
 /* Contain the instance, read back what AWS holds, report it. */
-static irfw_status contain(irfw_target *t, struct iso_state *st)
+/* The run's untracking group of t's VPC, if one was had (no call). */
+static const char *untrack_of(irfw_target *t)
+{
+	char key[256];
+	memo_key(key, sizeof(key), t, "untrack", irfw_target_vpc_id(t));
+	const char *u = irfw_memo(t, key, make_none, NULL);
+	return u && *u && !streq(u, WOULD_CREATE) ? u : NULL;
+}
+
+static irfw_status contain(irfw_target *t, struct iso_state *st, cJSON **users)
 {
 	irfw_step *step = irfw_target_step(t);
 	const char *vpc = irfw_target_vpc_id(t), *why;
@@ -2218,7 +2238,9 @@ static irfw_status contain(irfw_target *t, struct iso_state *st)
 			cause_add(extra, "deny-all network ACL not applied: %s", nwhy);
 	}
 
-	irfw_containment cs = verify(t, st, q, u, res, (size_t)n_enis, cause, want_tag ? &otag : NULL);
+	const char *users_of = ent && atomic_load(&ent->left) == 1 ? untrack_of(t) : NULL;
+	irfw_containment cs =
+	    verify(t, st, q, u, res, (size_t)n_enis, cause, want_tag ? &otag : NULL, users_of, users);
 	if (want_tag && otag.failed)
 		irfw_note(t, "the original-groups tag %s could not be set (%s): %s", otag.key, otag.why,
 		          groups_recorded ? "the case record holds them" : "they are in the log only");
@@ -2284,20 +2306,23 @@ out:
  * the last isolate of its VPC to finish.  Never while an interface holds
  * it: that interface is left all-open and must be named, not hidden.
  */
-static void untrack_release(irfw_target *t, struct iso_state *st)
+static void untrack_release(irfw_target *t, struct iso_state *st, cJSON *users)
 {
 	const char *vpc = irfw_target_vpc_id(t);
 	struct vpc_ent *ent = vpc_find(st, vpc);
 	if (!ent || atomic_fetch_sub(&ent->left, 1) != 1)
 		return;
-	char key[256], err[512];
-	memo_key(key, sizeof(key), t, "untrack", vpc);
-	const char *u = irfw_memo(t, key, make_none, NULL);
-	if (!u || !*u)
+	char err[512];
+	const char *u = untrack_of(t);
+	if (!u)
 		return;
-	cJSON *p = cJSON_CreateObject(), *res = NULL;
-	irfw_ec2_filter(p, "group-id", u);
-	if (ec2(t, "DescribeNetworkInterfaces", p, &res) != 0) {
+	/* Read with the read-back when this was known to be the last. */
+	cJSON *p = NULL, *res = users ? cJSON_Duplicate(users, true) : NULL;
+	if (!res) {
+		p = cJSON_CreateObject();
+		irfw_ec2_filter(p, "group-id", u);
+	}
+	if (!res && ec2(t, "DescribeNetworkInterfaces", p, &res) != 0) {
 		aws_brief(t, err, sizeof(err));
 		irfw_log(t, IRFW_LOG_WARN,
 		         "the untracking group %s of %s is kept: who holds it could not be read (%s)", u, vpc,
@@ -2354,8 +2379,10 @@ static irfw_status run(irfw_target *t, void *state)
 	struct iso_state *st = state;
 	if (irfw_target_dry_run(t))
 		return check(t, state);
-	irfw_status s = contain(t, st);
-	untrack_release(t, st);
+	cJSON *users = NULL;
+	irfw_status s = contain(t, st, &users);
+	untrack_release(t, st, users);
+	cJSON_Delete(users);
 	return s;
 }
 

@@ -9,7 +9,8 @@ no two of their calls in flight together.
   snapshotted in moto.
 - A module built for ABI 1.8 (the awscall_old fixture) is prepared alone;
   the same module built for 1.9 (awscall) alongside the others.
-- isolate's original-groups tag rides with its read-back, after the change.
+- isolate's original-groups tag, and the last isolate's read of who holds
+  the untracking group, ride with its read-back, after the change.
 - One prepare refusing the operator's input (isolate's -g group of another
   VPC) stops the run with status 2 before any step: nothing changed in
   moto, although the other prepares ran.
@@ -129,8 +130,9 @@ def test_one_prepare_refusing_stops_every_step(world):
 
 def test_original_groups_tag_rides_with_the_read_back(world):
     """isolate's original-groups tag goes after the change (containment
-    first) and with the read-back, not in a round trip of its own; moto
-    holds it."""
+    first) and with the read-back, not in a round trip of its own; so does
+    the last isolate's read of who holds the untracking group, which is
+    then deleted.  moto holds the tag and no longer the group."""
     w = seed(world)
     iid, web = w["instances"][0], w["sg"]
     ops = {"ModifyNetworkInterfaceAttribute", "CreateTags", "DescribeNetworkInterfaces"}
@@ -142,6 +144,10 @@ def test_original_groups_tag_rides_with_the_read_back(world):
     read = next(s for s in spans if s[0] == "DescribeNetworkInterfaces" and s[1] >= swap[2])
     assert tag[1] >= swap[2], spans
     assert overlap(tag, read), spans
+    reads = [s for s in spans if s[0] == "DescribeNetworkInterfaces" and overlap(s, tag)]
+    assert len(reads) == 2, spans  # the read-back and the untracking group's holders
+    names = [g["GroupName"] for g in world.client("ec2").describe_security_groups()["SecurityGroups"]]
+    assert not any(n.startswith("irfw-untrack") for n in names), names
     inst = world.client("ec2").describe_instances(InstanceIds=[iid])["Reservations"][0]["Instances"][0]
     tags = {t["Key"]: t["Value"] for t in inst.get("Tags", [])}
     assert web in tags.get("irfw:original-sgs", ""), tags
