@@ -1013,32 +1013,47 @@ static void open_records(struct irfw_run *r, const char *ev, const cJSON *info)
 	free(th);
 }
 
-int irfw_run_connect(struct irfw_run *r)
-{
-	char err[1024] = "";
-	if (aws_client(r, err, sizeof(err)) != 0) {
-		irfw_logf(IRFW_LOG_ERROR, NULL, "%s", err);
-		return IRFW_RUN_USAGE;
-	}
-	r->resolved_region = strdup(irfw_aws_region(r->aws));
-
-	/* Who is acting: the account keys names and rate limits, the ARN goes
-	 * into the case record. */
+/* GetCallerIdentity, on a thread of its own while the run goes on to
+ * DescribeInstances (neither needs the other's answer). */
+struct whoami {
+	struct irfw_run *r;
+	pthread_t th;
+	bool started;
+	int rc;
+	cJSON *who;
 	struct irfw_aws_error e;
 	char rid[128];
-	cJSON *who = NULL;
-	if (irfw_aws_request(r->aws, r->resolved_region, "sts", "GetCallerIdentity", NULL, false, &who, &e,
-	                     rid) != 0) {
-		irfw_logf(IRFW_LOG_ERROR, NULL, "sts:GetCallerIdentity: %s: %s (request %s)", e.code,
-		          e.message, e.request_id[0] ? e.request_id : "-");
-		return e.http_status == 403 || e.http_status == 401 ? IRFW_RUN_USAGE : IRFW_RUN_STEP_FAILED;
+};
+
+static void *whoami_call(void *arg)
+{
+	struct whoami *w = arg;
+	w->rc = irfw_aws_request(w->r->aws, w->r->resolved_region, "sts", "GetCallerIdentity", NULL, false,
+	                         &w->who, &w->e, w->rid);
+	return NULL;
+}
+
+/* Who is acting: the account keys names and rate limits, the ARN goes
+ * into the case record. */
+static int whoami_finish(struct irfw_run *r, struct whoami *w)
+{
+	if (w->started)
+		pthread_join(w->th, NULL);
+	else
+		whoami_call(w);
+	if (w->rc != 0) {
+		irfw_logf(IRFW_LOG_ERROR, NULL, "sts:GetCallerIdentity: %s: %s (request %s)", w->e.code,
+		          w->e.message, w->e.request_id[0] ? w->e.request_id : "-");
+		return w->e.http_status == 403 || w->e.http_status == 401 ? IRFW_RUN_USAGE
+		                                                          : IRFW_RUN_STEP_FAILED;
 	}
-	const cJSON *res = cJSON_GetObjectItemCaseSensitive(who, "GetCallerIdentityResult");
+	const cJSON *res = cJSON_GetObjectItemCaseSensitive(w->who, "GetCallerIdentityResult");
 	const cJSON *acct = cJSON_GetObjectItemCaseSensitive(res, "Account");
 	const cJSON *arn = cJSON_GetObjectItemCaseSensitive(res, "Arn");
 	r->account_id = cJSON_IsString(acct) ? strdup(acct->valuestring) : NULL;
 	r->caller_arn = cJSON_IsString(arn) ? strdup(arn->valuestring) : NULL;
-	cJSON_Delete(who);
+	cJSON_Delete(w->who);
+	w->who = NULL;
 	if (!r->account_id) {
 		irfw_logf(IRFW_LOG_ERROR, NULL, "sts:GetCallerIdentity returned no account id");
 		return IRFW_RUN_STEP_FAILED;
@@ -1047,6 +1062,28 @@ int irfw_run_connect(struct irfw_run *r)
 	irfw_logf(IRFW_LOG_INFO, NULL, "acting as %s in account %s, region %s",
 	          r->caller_arn ? r->caller_arn : "?", r->account_id, r->resolved_region);
 	return IRFW_RUN_OK;
+}
+
+/* The client, and GetCallerIdentity sent (w->started: on its thread). */
+static int connect_start(struct irfw_run *r, struct whoami *w, bool together)
+{
+	char err[1024] = "";
+	memset(w, 0, sizeof(*w));
+	w->r = r;
+	if (aws_client(r, err, sizeof(err)) != 0) {
+		irfw_logf(IRFW_LOG_ERROR, NULL, "%s", err);
+		return IRFW_RUN_USAGE;
+	}
+	r->resolved_region = strdup(irfw_aws_region(r->aws));
+	w->started = together && pthread_create(&w->th, NULL, whoami_call, w) == 0;
+	return IRFW_RUN_OK;
+}
+
+int irfw_run_connect(struct irfw_run *r)
+{
+	struct whoami w;
+	int rc = connect_start(r, &w, false);
+	return rc != IRFW_RUN_OK ? rc : whoami_finish(r, &w);
 }
 
 int irfw_run_describe(struct irfw_run *r)
@@ -1058,8 +1095,16 @@ int irfw_run_execute(struct irfw_run *r, bool json, bool check_only)
 {
 	char err[1024] = "";
 	int status = IRFW_RUN_OK;
-	int crc = irfw_run_connect(r);
+	/* The instances given by id are described while GetCallerIdentity
+	 * is on its way: a round trip less before the first step.  A filter
+	 * (which lists matches, maybe on a terminal) and check without
+	 * instances wait for it first. */
+	bool together = r->n_filters == 0 && r->batch.n > 0;
+	struct whoami w;
+	int crc = connect_start(r, &w, together);
 	if (crc != IRFW_RUN_OK)
+		return crc;
+	if (!together && (crc = whoami_finish(r, &w)) != IRFW_RUN_OK)
 		return crc;
 	warn_readable_secrets(r);
 	char *creds = irfw_shared_credentials_path();
@@ -1075,9 +1120,14 @@ int irfw_run_execute(struct irfw_run *r, bool json, bool check_only)
 		return IRFW_RUN_OK;
 	}
 
-	if (resolve_case_id(r) != 0)
+	int drc = describe_targets(r);
+	/* Who is acting decides first: bad credentials are a usage error,
+	 * whatever DescribeInstances said of them. */
+	if (together && (crc = whoami_finish(r, &w)) != IRFW_RUN_OK)
+		return crc;
+	if (resolve_case_id(r) != 0) /* may name the account */
 		return IRFW_RUN_USAGE;
-	if (describe_targets(r) != 0)
+	if (drc != 0)
 		return irfw_run_interrupt_signal() ? stopped_early(r, json, IRFW_RUN_STEP_FAILED)
 		                                   : IRFW_RUN_STEP_FAILED;
 	if (irfw_run_interrupt_signal())

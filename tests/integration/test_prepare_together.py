@@ -11,6 +11,7 @@ no two of their calls in flight together.
   the same module built for 1.9 (awscall) alongside the others.
 - isolate's original-groups tag, and the last isolate's read of who holds
   the untracking group, ride with its read-back, after the change.
+- GetCallerIdentity in flight with DescribeInstances.
 - One prepare refusing the operator's input (isolate's -g group of another
   VPC) stops the run with status 2 before any step: nothing changed in
   moto, although the other prepares ran.
@@ -151,3 +152,18 @@ def test_original_groups_tag_rides_with_the_read_back(world):
     inst = world.client("ec2").describe_instances(InstanceIds=[iid])["Reservations"][0]["Instances"][0]
     tags = {t["Key"]: t["Value"] for t in inst.get("Tags", [])}
     assert web in tags.get("irfw:original-sgs", ""), tags
+
+
+def test_caller_identity_and_describe_together(world):
+    """GetCallerIdentity is on its way while the instances given by id are
+    described; the run goes on as before (the case record names the
+    caller)."""
+    w = seed(world)
+    iid = w["instances"][0]
+    px = HoldingProxy(world.moto.url, {"GetCallerIdentity", "DescribeInstances"}, hold=HOLD)
+    p = run(world, px, ["tag"], {}, iid, rc=0)
+    spans = sorted(px.spans, key=lambda s: s[1])
+    assert overlap(first(spans, "GetCallerIdentity"), first(spans, "DescribeInstances")), spans
+    assert p.json["account_id"] == world.account_id, p.json.keys()
+    tags = world.client("ec2").describe_tags(Filters=[{"Name": "resource-id", "Values": [iid]}])["Tags"]
+    assert any(t["Key"] == "irfw:case" and t["Value"] == CASE for t in tags), tags
