@@ -136,6 +136,13 @@ struct grp_look {
 	cJSON *by_name; /* securityGroupInfo of the name look-up; NULL: not asked yet */
 	cJSON *by_tag;  /* ... of the tag look-up */
 	cJSON *given;   /* the group given with -g or group_id, as described */
+	/* A VPC with neither group: both CreateSecurityGroup sent at once
+	 * (make_both), each answer taken by its group's make_group, and the
+	 * new groups described in one call. */
+	irfw_calls *made;
+	int made_idx[2]; /* [untrack]: the call's index in `made`; -1: none */
+	bool made_taken[2];
+	cJSON *made_groups; /* securityGroupInfo of both new groups, or NULL */
 };
 
 static void look_free(struct grp_look *l)
@@ -143,6 +150,8 @@ static void look_free(struct grp_look *l)
 	cJSON_Delete(l->by_name);
 	cJSON_Delete(l->by_tag);
 	cJSON_Delete(l->given);
+	irfw_calls_free(l->made);
+	cJSON_Delete(l->made_groups);
 	memset(l, 0, sizeof(*l));
 }
 
@@ -882,6 +891,100 @@ static char *use_given(irfw_target *t, struct make_ctx *c, const char *given)
 	return id;
 }
 
+/* CreateSecurityGroup's parameters for irfw's quarantine (untrack false)
+ * or untracking group `name` in `vpc`. */
+static cJSON *csg_params(irfw_target *t, bool untrack, const char *vpc, const char *name)
+{
+	cJSON *p = cJSON_CreateObject();
+	cJSON_AddStringToObject(p, "GroupName", name);
+	cJSON_AddStringToObject(p, "GroupDescription",
+	                        untrack ? "irfw: all-open for an instant, to untrack flows before quarantine"
+	                                : "irfw: quarantine, no egress, admin ingress only");
+	cJSON_AddStringToObject(p, "VpcId", vpc);
+	/* The marker goes on in the same call, so that a group whose answer
+	 * was lost, or whose run was killed before its rules were set, is
+	 * known for irfw's and completed by the next look-up. */
+	irfw_ec2_tag_spec(p, "security-group", "Name", name);
+	irfw_ec2_tag_spec(p, "security-group", untrack ? TAG_UNTRACK : TAG_QUARANTINE, "true");
+	irfw_ec2_tag_spec(p, "security-group", TAG_MADE_CASE, irfw_target_case_id(t));
+	irfw_ec2_tag_spec(p, "security-group", TAG_MADE_STEP, irfw_step_name(irfw_target_step(t)));
+	return p;
+}
+
+/* A copy of the group `gid` of `list`, or NULL. */
+static cJSON *sg_pick_id(const cJSON *list, const char *gid)
+{
+	const cJSON *it;
+	cJSON_ArrayForEach(it, list)
+	{
+		if (streq(irfw_json_str(it, "groupId"), gid))
+			return cJSON_Duplicate(it, true);
+	}
+	return NULL;
+}
+
+/* True when the look-ups show no group of this kind in the VPC, by name
+ * or by irfw's tag. */
+static bool none_of(const struct grp_look *look, const char *vpc, const char *name, const char *marker)
+{
+	cJSON *a = sg_pick(look->by_name, vpc, name, false), *b = sg_pick(look->by_tag, vpc, marker, true);
+	bool none = !a && !b;
+	cJSON_Delete(a);
+	cJSON_Delete(b);
+	return none;
+}
+
+/*
+ * In prepare, a VPC that has neither group (a first incident): both are
+ * created at once and then described in one call, rather than one after
+ * the other, each create then its read.  make_group takes these answers
+ * as its own, so a lost or refused answer is handled as it always is.
+ * Only when prepare's look-ups asked both names and both tags, no group
+ * is given, and the untracking group is wanted.
+ */
+static void make_both(irfw_batch *b, struct vpc_ent *ent)
+{
+	irfw_target *t = irfw_batch_target(b, ent->first);
+	irfw_step *step = irfw_target_step(t);
+	struct grp_look *look = &ent->look;
+	const char *v = irfw_global_get(step, "sgid");
+	if (irfw_target_dry_run(t) || look->made || !look->by_name || !look->by_tag ||
+	    !irfw_step_get_bool(step, "break_tracked") || (v && *v) ||
+	    ((v = irfw_step_get(step, "group_id")) && *v) || atomic_load(&ent->left) == 0)
+		return;
+	char *qn = irfw_step_expand(t, "group_name"), *un = irfw_step_expand(t, "untrack_group_name");
+	if (qn && *qn && un && *un && !streq(qn, un) && none_of(look, ent->vpc, qn, TAG_QUARANTINE) &&
+	    none_of(look, ent->vpc, un, TAG_UNTRACK) && (look->made = irfw_calls_new(t))) {
+		const char *names[2] = {qn, un};
+		for (int k = 0; k < 2; k++) {
+			cJSON *p = csg_params(t, k == 1, ent->vpc, names[k]);
+			look->made_idx[k] = irfw_calls_add(look->made, NULL, "ec2", "CreateSecurityGroup", p,
+			                                   IRFW_CALL_NOT_IDEMPOTENT);
+			cJSON_Delete(p);
+		}
+		irfw_calls_run(look->made);
+		const char *ids[2];
+		for (int k = 0; k < 2; k++)
+			ids[k] =
+			    look->made_idx[k] >= 0
+			        ? irfw_json_text(irfw_calls_result(look->made, (size_t)look->made_idx[k]),
+			                         "groupId")
+			        : NULL;
+		if (ids[0] && ids[1]) {
+			cJSON *p = cJSON_CreateObject(), *res = NULL;
+			cJSON *gl = cJSON_AddArrayToObject(p, "GroupId");
+			cJSON_AddItemToArray(gl, cJSON_CreateString(ids[0]));
+			cJSON_AddItemToArray(gl, cJSON_CreateString(ids[1]));
+			if (ec2(t, "DescribeSecurityGroups", p, &res) == 0)
+				look->made_groups =
+				    cJSON_DetachItemFromObjectCaseSensitive(res, "securityGroupInfo");
+			cJSON_Delete(res);
+		}
+	}
+	free(qn);
+	free(un);
+}
+
 /* irfw_memo maker for the quarantine and untracking groups of a VPC: the
  * group's id, WOULD_CREATE in a dry run when it does not exist yet, or
  * NULL with c->err set. */
@@ -960,22 +1063,20 @@ static char *make_group(irfw_target *t, void *arg)
 		goto out;
 	}
 
-	cJSON *p = cJSON_CreateObject();
-	cJSON_AddStringToObject(p, "GroupName", name);
-	cJSON_AddStringToObject(p, "GroupDescription",
-	                        c->untrack
-	                            ? "irfw: all-open for an instant, to untrack flows before quarantine"
-	                            : "irfw: quarantine, no egress, admin ingress only");
-	cJSON_AddStringToObject(p, "VpcId", c->vpc);
-	/* The marker goes on in the same call, so that a group whose answer
-	 * was lost, or whose run was killed before its rules were set, is
-	 * known for irfw's and completed by the next look-up. */
-	irfw_ec2_tag_spec(p, "security-group", "Name", name);
-	irfw_ec2_tag_spec(p, "security-group", marker, "true");
-	irfw_ec2_tag_spec(p, "security-group", TAG_MADE_CASE, irfw_target_case_id(t));
-	irfw_ec2_tag_spec(p, "security-group", TAG_MADE_STEP, irfw_step_name(step));
-	/* Never re-sent blindly: a lost answer is settled by looking. */
-	int rc = irfw_aws_call_ex(t, NULL, "ec2", "CreateSecurityGroup", p, IRFW_CALL_NOT_IDEMPOTENT, &res);
+	cJSON *p = csg_params(t, c->untrack, c->vpc, name);
+	/* Never re-sent blindly: a lost answer is settled by looking.  One
+	 * sent by make_both is taken as if sent here. */
+	int rc;
+	if (look->made && look->made_idx[c->untrack] >= 0 && !look->made_taken[c->untrack]) {
+		size_t mi = (size_t)look->made_idx[c->untrack];
+		look->made_taken[c->untrack] = true;
+		rc = irfw_calls_select(look->made, mi);
+		const cJSON *r0 = irfw_calls_result(look->made, mi);
+		res = rc == 0 && r0 ? cJSON_Duplicate(r0, true) : NULL;
+	} else {
+		rc = irfw_aws_call_ex(t, NULL, "ec2", "CreateSecurityGroup", p, IRFW_CALL_NOT_IDEMPOTENT,
+		                      &res);
+	}
 	for (int send = 1; rc != 0 && streq(irfw_aws_error_code(t), IRFW_AWS_OUTCOME_UNKNOWN) && send < 3;
 	     send++) {
 		aws_long(t, why, sizeof(why));
@@ -1024,7 +1125,9 @@ static char *make_group(irfw_target *t, void *arg)
 		}
 		goto out;
 	}
-	g = sg_get(t, gid, NULL);
+	g = look->made_groups ? sg_pick_id(look->made_groups, gid) : NULL;
+	if (!g)
+		g = sg_get(t, gid, NULL);
 	if (!g) {
 		/* Not visible yet (AWS is eventually consistent): what a new
 		 * group holds is known, allow-all IPv4 egress. */
@@ -2508,6 +2611,8 @@ static int prepare(irfw_batch *b, void *state)
 			struct vpc_ent *ent = &st->vpcs[k];
 			irfw_target *t = irfw_batch_target(b, ent->first);
 			char *who = instances_in(b, ent->vpc), *q = NULL;
+			if (!validate)
+				make_both(b, ent);
 			if (!prepare_group(b, st, ent, who ? who : "", false, validate, &q))
 				rc = -1;
 			else if (q && irfw_step_get_bool(irfw_target_step(t), "break_tracked") &&

@@ -334,9 +334,9 @@ def irfw_groups(world, vpc, admin=ADMIN):
 
 def test_fresh_world_group_calls(world, proxy):
     """No group yet: one look-up by both names, one by both tags (in
-    prepare's two passes together), each new group read once after its
-    create, and the read-back: 5 DescribeSecurityGroups (11 before), none
-    repeated.  Interfaces: the read-back, one group-id look (moto lists the
+    prepare's two passes together), both new groups read in one call after
+    their creates (sent together), and the read-back: 4
+    DescribeSecurityGroups (11 before), none repeated.  Interfaces: the read-back, one group-id look (moto lists the
     instance's group list in groupSet: MOTO-NOTES) and the untracking
     group's last look before it is deleted."""
     w = world.vpc_world(enis=1)
@@ -345,8 +345,11 @@ def test_fresh_world_group_calls(world, proxy):
     p = run(world, iso_conf(world), iid, rc=0, proxy=px)
     assert containment(p, iid)["state"] == "contained"
     dsg = described(px, "DescribeSecurityGroups")
-    assert len(dsg) == 5, dsg
+    assert len(dsg) == 4, dsg
     assert len(set(dsg)) == len(dsg), "an identical DescribeSecurityGroups was repeated"
+    q = group_named(world, vpc, f"irfw-quarantine-{vpc}")["GroupId"]
+    both = [d for d in dsg if {k for k, v in d} == {"GroupId.1", "GroupId.2"} and ("GroupId.1", q) in d]
+    assert len(both) == 1, dsg
     names = [d for d in dsg if ("Filter.2.Name", "group-name") in d]
     assert len(names) == 1 and {v for k, v in names[0] if k.startswith("Filter.2.Value")} == {
         f"irfw-quarantine-{vpc}", f"irfw-untrack-{vpc}"}

@@ -11,7 +11,8 @@ no two of their calls in flight together.
   the same module built for 1.9 (awscall) alongside the others.
 - isolate's original-groups tag, and the last isolate's read of who holds
   the untracking group, ride with its read-back, after the change.
-- GetCallerIdentity in flight with DescribeInstances.
+- GetCallerIdentity in flight with DescribeInstances; a fresh VPC's two
+  groups created at once.
 - One prepare refusing the operator's input (isolate's -g group of another
   VPC) stops the run with status 2 before any step: nothing changed in
   moto, although the other prepares ran.
@@ -167,3 +168,24 @@ def test_caller_identity_and_describe_together(world):
     assert p.json["account_id"] == world.account_id, p.json.keys()
     tags = world.client("ec2").describe_tags(Filters=[{"Name": "resource-id", "Values": [iid]}])["Tags"]
     assert any(t["Key"] == "irfw:case" and t["Value"] == CASE for t in tags), tags
+
+
+def test_fresh_vpc_groups_created_together(world):
+    """A VPC with neither group: isolate's prepare sends both
+    CreateSecurityGroup at once; each group ends as it must in moto (the
+    quarantine group closed but for admin SSH; the untracking group gone
+    after the run)."""
+    w = seed(world)
+    iid, vpc = w["instances"][0], w["vpc"]
+    px = HoldingProxy(world.moto.url, {"CreateSecurityGroup"}, hold=HOLD)
+    run(world, px, ["isolate"], {"isolate": {"admin_cidrs": "203.0.113.0/24"}}, iid, rc=0)
+    made = [s for s in px.spans if s[0] == "CreateSecurityGroup"]
+    assert len(made) == 2 and overlap(made[0], made[1]), px.spans
+    ec2 = world.client("ec2")
+    groups = {g["GroupName"]: g for g in ec2.describe_security_groups(
+        Filters=[{"Name": "vpc-id", "Values": [vpc]}])["SecurityGroups"]}
+    q = groups[f"irfw-quarantine-{vpc}"]
+    assert q["IpPermissionsEgress"] == []
+    assert [(r["IpProtocol"], r["FromPort"], [x["CidrIp"] for x in r["IpRanges"]]) for r in q["IpPermissions"]] == [
+        ("tcp", 22, ["203.0.113.0/24"])]
+    assert f"irfw-untrack-{vpc}" not in groups
