@@ -1,15 +1,32 @@
 /*
  * casestore.c - the case record and evidence store (see casestore.h).
  *
- * Every change goes journal first (one line, fdatasync'ed before the call
+ * Every change goes journal first (one line, written before the call
  * returns), then the in-memory manifest (by the same apply_event() that
  * replays the journal, so a rebuilt manifest cannot differ from a live one),
- * then manifest.json (temp file and rename).  manifest.json is the journal's
- * cache, so it is not synced change by change (that was two thirds of a
- * run's fsyncs): the journal line it reflects is already durable, a crash of
- * the process leaves the rename done, and a crash of the machine can at
- * worst leave it behind the journal or torn, which opening replays or
- * rebuilds.  Closing the record syncs it once.
+ * then, when a reader needs it, manifest.json (temp file and rename).
+ *
+ * Which journal lines are synced (fdatasync) before the call returns: the
+ * "record" lines, because a step records what it is about to change before
+ * it sends the change (isolate's original groups before the swap, a
+ * notification's id before the publish, the value release puts back), and
+ * that must survive a crash of the machine once AWS may have acted on it.
+ * The other lines (run-start, step-begin, step-end, artifact,
+ * artifact-location, recovered) announce no change: they are written, so a
+ * crash of the process loses none of them, and become durable with the
+ * next synced line (the journal is append-only, so one fdatasync covers
+ * every byte written before it), with irfw_case_flush() or on close.  A
+ * crash of the machine can lose that unsynced tail only: the next run of
+ * the case then finds those steps not begun or not ended and reads AWS
+ * again, which is what it does for a step interrupted in any other way.
+ *
+ * manifest.json is the journal's cache, so it is rewritten only when asked
+ * for (irfw_case_flush: the upload step sends the file, and a recovery
+ * writes it at once) and on close, after the journal it reflects is synced;
+ * it is not synced itself change by change: a crash of the process leaves
+ * the rename done, and a crash of the machine can at worst leave it behind
+ * the journal or torn, which opening replays or rebuilds.  Closing the
+ * record syncs it once.
  */
 /* _DEFAULT_SOURCE for flock(); without _GNU_SOURCE glibc gives the XSI
  * strerror_r, which is the portable one. */
@@ -17,6 +34,7 @@
 #define _POSIX_C_SOURCE 200809L
 
 #include "casestore.h"
+#include "log.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -56,6 +74,7 @@ struct irfw_case {
 	size_t npaths;
 	bool manifest_dirty;    /* the journal holds changes manifest.json lacks */
 	bool manifest_unsynced; /* manifest.json renamed in place, not yet synced */
+	bool journal_unsynced;  /* journal lines written since the last fdatasync */
 	char err[512];
 };
 
@@ -480,7 +499,9 @@ static cJSON *new_event(const char *type)
 	return ev;
 }
 
-static int journal_append(struct irfw_case *c, const cJSON *ev)
+/* Append ev as one line; fdatasync'ed before returning when `sync` (see
+ * the top of the file for which lines are). */
+static int journal_append(struct irfw_case *c, const cJSON *ev, bool sync)
 {
 	struct stat st;
 	char *line = cJSON_PrintUnformatted(ev);
@@ -504,9 +525,10 @@ static int journal_append(struct irfw_case *c, const cJSON *ev)
 		sys_err(c, "stat", c->journal_path, errno);
 		goto out;
 	}
-	/* fdatasync: the size that makes the line readable is flushed with it,
-	 * the modification time need not be. */
-	if (write_all(c->journal_fd, buf, len + 1) != 0 || fdatasync(c->journal_fd) != 0) {
+	/* fdatasync: the size that makes the line readable is flushed with it
+	 * (and with it every line written before), the modification time need
+	 * not be. */
+	if (write_all(c->journal_fd, buf, len + 1) != 0 || (sync && fdatasync(c->journal_fd) != 0)) {
 		int e = errno;
 		/* Take back a torn line so the journal stays one object a line. */
 		if (ftruncate(c->journal_fd, st.st_size) != 0) {
@@ -516,6 +538,7 @@ static int journal_append(struct irfw_case *c, const cJSON *ev)
 		goto out;
 	}
 	c->journal_bytes = st.st_size + (off_t)len + 1;
+	c->journal_unsynced = !sync;
 	/* The next line carries this one's hash: the bytes as written, without
 	 * the newline. */
 	if (sha256_hex(line, len, c->head) != 0) {
@@ -638,10 +661,10 @@ static int paths_sync(struct irfw_case *c)
 	return 0;
 }
 
-/* Journal ev and apply it.  manifest.json is rewritten at the end of a
- * step (and of a recovery), when asked for (irfw_case_flush) and on close:
- * between those the journal alone holds the latest lines, which is all
- * opening needs.  Consumes ev. */
+/* Journal ev (synced when it is a "record" line, see the top of the file)
+ * and apply it.  manifest.json is rewritten after a recovery, when asked
+ * for (irfw_case_flush) and on close: between those the journal alone
+ * holds the latest lines, which is all opening needs.  Consumes ev. */
 static int commit(struct irfw_case *c, cJSON *ev)
 {
 	int rc = -1;
@@ -660,8 +683,12 @@ static int commit(struct irfw_case *c, cJSON *ev)
 		set_err(c, "%s: out of memory", c->journal_path);
 		goto out;
 	}
-	if (journal_append(c, ev) != 0)
+	const char *type = str_field(ev, "event");
+	if (journal_append(c, ev, type && strcmp(type, "record") == 0) != 0)
 		goto out;
+	/* Set first: even a poisoned record is flushed on close, which syncs
+	 * the line. */
+	c->manifest_dirty = true;
 	if (apply_event(c->manifest, ev) < 0 || paths_sync(c) != 0 || manifest_stamp(c) != 0) {
 		/* The journal has it and the saved manifest predates it, so a
 		 * reopen replays it; this object must not write on top. */
@@ -669,19 +696,21 @@ static int commit(struct irfw_case *c, cJSON *ev)
 		set_err(c, "%s: out of memory applying a journaled change", c->manifest_path);
 		goto out;
 	}
-	c->manifest_dirty = true;
-	const char *type = str_field(ev, "event");
-	rc = type && (strcmp(type, "step-end") == 0 || strcmp(type, "recovered") == 0) ? irfw_case_flush(c)
-	                                                                               : 0;
+	rc = type && strcmp(type, "recovered") == 0 ? irfw_case_flush(c) : 0;
 out:
 	cJSON_Delete(ev);
 	return rc;
 }
 
-int irfw_case_flush(struct irfw_case *c)
+static int flush_now(struct irfw_case *c)
 {
-	if (!c)
-		return -1;
+	if (c->journal_unsynced && c->journal_fd >= 0) {
+		if (fdatasync(c->journal_fd) != 0) {
+			sys_err(c, "sync", c->journal_path, errno);
+			return -1;
+		}
+		c->journal_unsynced = false;
+	}
 	if (!c->manifest_dirty)
 		return 0;
 	if (c->poisoned) {
@@ -692,6 +721,21 @@ int irfw_case_flush(struct irfw_case *c)
 		return -1;
 	c->manifest_dirty = false;
 	return 0;
+}
+
+/* Make every line written durable, then bring manifest.json up to date:
+ * the file never shows a line a crash of the machine could still take
+ * back from the journal.  A failure is said here, for closing ignores it
+ * (the journal has every line; the next open replays them) and it is the
+ * only word that manifest.json is behind (a full evidence disk). */
+int irfw_case_flush(struct irfw_case *c)
+{
+	if (!c)
+		return -1;
+	if (flush_now(c) == 0)
+		return 0;
+	irfw_logf(IRFW_LOG_WARN, c->instance_id, "case record: %s", c->err);
+	return -1;
 }
 
 /* ------------------------------------------------------------------ */

@@ -87,9 +87,10 @@ int irfw_evidence_set_location(irfw_target *t, size_t i, const char *uri, const 
 
 const char *irfw_manifest_path(const irfw_target *t)
 {
-	/* The plugin reads the file (upload sends it): bring it up to date. */
-	if (t->rec && irfw_case_flush(t->rec) != 0)
-		irfw_logf(IRFW_LOG_WARN, irfw_target_id(t), "%s", irfw_case_error(t->rec));
+	/* The plugin reads the file (upload sends it): bring it up to date (a
+	 * failure is logged by the case store). */
+	if (t->rec)
+		(void)irfw_case_flush(t->rec);
 	return t->rec ? irfw_case_manifest_path(t->rec) : NULL;
 }
 

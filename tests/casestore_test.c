@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 #include <dirent.h>
 
@@ -165,6 +166,29 @@ static void assert_ts(const char *ts)
 	assert_int_equal(ts[10], 'T');
 	assert_int_equal(ts[19], '.');
 	assert_int_equal(ts[23], 'Z');
+}
+
+/* The journal's syncs, counted: this definition takes the place of libc's
+ * for the case store linked into the test, and does the real sync.  Each
+ * call notes the size of the file it made durable. */
+static int n_datasync;
+static off_t datasync_size = -1;
+
+int fdatasync(int fd)
+{
+	struct stat st;
+
+	n_datasync++;
+	datasync_size = fstat(fd, &st) == 0 ? st.st_size : -1;
+	return (int)syscall(SYS_fdatasync, fd);
+}
+
+static off_t file_size(const char *path)
+{
+	struct stat st;
+
+	assert_int_equal(stat(path, &st), 0);
+	return st.st_size;
 }
 
 static struct irfw_case *open_case(struct fx *f, const char *inst, const char *who)
@@ -542,9 +566,12 @@ static void test_manifest_behind_journal(void **state)
 
 	assert_int_equal(irfw_case_step_begin(c, "contain", NULL), 0);
 	assert_int_equal(irfw_case_step_end(c, "contain", "ok", NULL, NULL, NULL, 1), 0);
+	assert_int_equal(irfw_case_flush(c), 0);
 	old = slurp(irfw_case_manifest_path(c), NULL);
+	assert_non_null(old);
 	assert_int_equal(irfw_case_step_begin(c, "snap", NULL), 0);
 	assert_int_equal(irfw_case_step_end(c, "snap", "ok", NULL, NULL, NULL, 1), 0);
+	assert_int_equal(irfw_case_flush(c), 0);
 	/* as if the process died between journal and manifest */
 	spit(irfw_case_manifest_path(c), old, "w");
 	free(old);
@@ -787,6 +814,48 @@ static void check_clean(const char *jpath, long lines, const char *head)
 	irfw_journal_check_free(&jc);
 }
 
+/* The sync rule (casestore.c's head comment): a record line may announce
+ * an AWS change, so it is durable, with every line before it, before
+ * irfw_case_record() returns; step, artifact and location lines are only
+ * written, and made durable by the next record line, a flush or close. */
+static void test_record_lines_synced_others_not(void **state)
+{
+	struct fx *f = *state;
+	struct irfw_case *c = open_case(f, "i-0abc", "first");
+	char jpath[512], mpath[512];
+	cJSON *m;
+
+	snprintf(jpath, sizeof(jpath), "%s", irfw_case_journal_path(c));
+	snprintf(mpath, sizeof(mpath), "%s", irfw_case_manifest_path(c));
+	n_datasync = 0;
+	assert_int_equal(irfw_case_step_begin(c, "isolate", "isolate"), 0);
+	assert_int_equal(n_datasync, 0);
+	assert_int_equal(irfw_case_record(c, "isolate", "original_groups", cJSON_CreateString("sg-1")), 0);
+	assert_int_equal(n_datasync, 1);
+	assert_int_equal(datasync_size, file_size(jpath)); /* the line and the step-begin */
+	assert_int_equal(irfw_case_step_end(c, "isolate", "ok", NULL, NULL, NULL, 5), 0);
+	assert_int_equal(irfw_case_artifact_add(c, "capture", "notes.txt", "text/plain", "abc", 3), 0);
+	assert_int_equal(irfw_case_artifact_set_location(c, 0, "s3://b/k", NULL, NULL, NULL), 0);
+	assert_int_equal(n_datasync, 1);
+	assert_true(file_size(jpath) > datasync_size);
+	/* A reader of manifest.json gets the journal synced first. */
+	m = read_manifest(c);
+	assert_int_equal(n_datasync, 2);
+	assert_int_equal(datasync_size, file_size(jpath));
+	assert_int_equal((off_t)cJSON_GetObjectItem(m, "journal_bytes")->valuedouble, file_size(jpath));
+	cJSON_Delete(m);
+	assert_int_equal(irfw_case_flush(c), 0); /* nothing new: no sync */
+	assert_int_equal(n_datasync, 2);
+	assert_int_equal(irfw_case_step_begin(c, "tag", "tag"), 0);
+	assert_int_equal(n_datasync, 2);
+	irfw_case_close(c);
+	assert_int_equal(n_datasync, 3);
+	assert_int_equal(datasync_size, file_size(jpath));
+	m = read_json(mpath);
+	assert_int_equal((off_t)cJSON_GetObjectItem(m, "journal_bytes")->valuedouble, file_size(jpath));
+	cJSON_Delete(m);
+}
+
 static void test_chain_links_every_line(void **state)
 {
 	struct fx *f = *state;
@@ -1005,6 +1074,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_one_writer_per_instance, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_errors_name_path, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_location_replaced, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_record_lines_synced_others_not, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_chain_links_every_line, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_chain_continues_after_reopen, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_chain_detects_edit_and_removal, setup, teardown),

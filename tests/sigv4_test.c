@@ -28,6 +28,9 @@
 #include <unistd.h>
 
 #include <cJSON.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <pthread.h>
 
 #include "aws/sigv4.h"
 
@@ -1231,6 +1234,99 @@ static void test_secret_matters(void **state)
 	irfw_sigv4_result_free(NULL);
 }
 
+/* ----------------------------------------------- the signing key cache */
+
+/* The signature derived from scratch with OpenSSL's one-shot HMAC, the way
+ * the AWS guide spells it: what a cached key must reproduce. */
+static void reference_signature(const struct irfw_sigv4_params *p, const char *sts, char out[65])
+{
+	unsigned char k[32], k2[32];
+	unsigned int n = 0;
+	char date8[9], secret[256];
+	struct tm tm;
+
+	assert_non_null(gmtime_r(&p->when, &tm));
+	strftime(date8, sizeof(date8), "%Y%m%d", &tm);
+	snprintf(secret, sizeof(secret), "AWS4%s", p->secret_access_key);
+	assert_non_null(
+	    HMAC(EVP_sha256(), secret, (int)strlen(secret), (const unsigned char *)date8, 8, k, &n));
+	assert_non_null(
+	    HMAC(EVP_sha256(), k, 32, (const unsigned char *)p->region, strlen(p->region), k2, &n));
+	assert_non_null(
+	    HMAC(EVP_sha256(), k2, 32, (const unsigned char *)p->service, strlen(p->service), k, &n));
+	assert_non_null(HMAC(EVP_sha256(), k, 32, (const unsigned char *)"aws4_request", 12, k2, &n));
+	assert_non_null(HMAC(EVP_sha256(), k2, 32, (const unsigned char *)sts, strlen(sts), k, &n));
+	for (int i = 0; i < 32; i++)
+		snprintf(out + 2 * i, 3, "%02x", k[i]);
+}
+
+/* Signs with variant v of the credentials and scope (the same access key
+ * id with three secrets, two days, two regions, two services: more
+ * variants than the cache holds) and compares with the reference; 0 if
+ * equal. */
+static int sign_variant(unsigned v)
+{
+	static const char *const secrets[] = {"secret-one", "secret-two",
+	                                      "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"};
+	struct irfw_sigv4_request rq = {.method = "GET", .path = "/", .headers = host_only, .n_headers = 1};
+	struct irfw_sigv4_params p = edge_params();
+	struct irfw_sigv4_result r;
+	char err[256], want[65];
+	int rc;
+
+	p.secret_access_key = secrets[v % 3];
+	p.when += (time_t)((v / 3) % 2) * 86400;
+	p.region = (v / 6) % 2 ? "eu-west-1" : "us-east-1";
+	p.service = (v / 12) % 2 ? "ec2" : "service";
+	if (irfw_sigv4_sign(&rq, &p, &r, err, sizeof(err)) != 0)
+		return -1;
+	reference_signature(&p, r.string_to_sign, want);
+	rc = strcmp(r.signature, want) == 0 ? 0 : 1;
+	irfw_sigv4_result_free(&r);
+	return rc;
+}
+
+/* The key is kept per day, region, service and credentials: a changed
+ * secret under the same access key id, another day or region, and a key
+ * pushed out of the cache and derived again all give the signature derived
+ * from scratch. */
+static void test_signing_key_cache(void **state)
+{
+	(void)state;
+	for (int round = 0; round < 3; round++)
+		for (unsigned v = 0; v < 24; v++)
+			assert_int_equal(sign_variant(v), 0);
+	/* And the official vector still holds after the cache churned. */
+	test_s3_get_object_range(NULL);
+	test_s3_get_object_range(NULL);
+}
+
+static void *sign_many(void *arg)
+{
+	unsigned seed = (unsigned)(uintptr_t)arg;
+	intptr_t bad = 0;
+
+	for (unsigned i = 0; i < 300; i++)
+		bad += sign_variant((seed + i * 7) % 24) != 0;
+	return (void *)bad;
+}
+
+/* Workers and the calls pool sign at once: the shared HMAC context and
+ * cache give every thread its own right signature. */
+static void test_signing_concurrently(void **state)
+{
+	(void)state;
+	pthread_t th[8];
+
+	for (uintptr_t i = 0; i < 8; i++)
+		assert_int_equal(pthread_create(&th[i], NULL, sign_many, (void *)i), 0);
+	for (int i = 0; i < 8; i++) {
+		void *bad = NULL;
+		assert_int_equal(pthread_join(th[i], &bad), 0);
+		assert_int_equal((intptr_t)bad, 0);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest unit[] = {
@@ -1251,6 +1347,8 @@ int main(void)
 	    cmocka_unit_test(test_s3_list_objects),
 	    cmocka_unit_test(test_s3_presigned_url),
 	    cmocka_unit_test(test_s3_chunked_upload_seed),
+	    cmocka_unit_test(test_signing_key_cache),
+	    cmocka_unit_test(test_signing_concurrently),
 	};
 	static struct CMUnitTest v4[2 * MAX_CASES], classic[MAX_CASES];
 	int failed = 0;

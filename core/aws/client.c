@@ -45,6 +45,16 @@ struct easy_slot {
 	struct easy_slot *next;
 };
 
+/* An endpoint URL (and S3 bucket) split into its base and Host header, so
+ * that a call does not parse its endpoint's URL again: a run talks to a
+ * handful of endpoints.  BASE_MEMO entries at most; more are parsed each
+ * time. */
+#define BASE_MEMO 32
+struct base_memo {
+	char *url, *bucket; /* bucket NULL: not S3 virtual-hosted */
+	char *base, *host;
+};
+
 struct irfw_aws {
 	char account[64]; /* keys the rate limits; set before any worker runs */
 	char *region;
@@ -64,6 +74,9 @@ struct irfw_aws {
 	pthread_mutex_t slots_lock;
 	struct easy_slot *slots;
 	char last_key_id[128]; /* last credentials registered for masking */
+	pthread_mutex_t memo_lock;
+	struct base_memo memo[BASE_MEMO];
+	size_t n_memo;
 };
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
@@ -302,7 +315,7 @@ static void req_free(struct http_req *q)
 }
 
 /* Split a base URL into scheme://host[:port] and the Host header value. */
-static int parse_base(const char *url, const char *bucket, char **base, char **host)
+static int parse_base_now(const char *url, const char *bucket, char **base, char **host)
 {
 	CURLU *u = curl_url();
 	char *scheme = NULL, *h = NULL, *port = NULL;
@@ -324,6 +337,54 @@ out:
 	curl_free(port);
 	curl_url_cleanup(u);
 	return rc;
+}
+
+static bool same_or_both_null(const char *x, const char *y)
+{
+	return x == y || (x && y && strcmp(x, y) == 0);
+}
+
+/* parse_base_now(), remembered per (url, bucket); *base and *host are the
+ * caller's copies either way. */
+static int parse_base(struct irfw_aws *a, const char *url, const char *bucket, char **base, char **host)
+{
+	*base = *host = NULL;
+	pthread_mutex_lock(&a->memo_lock);
+	for (size_t i = 0; i < a->n_memo; i++) {
+		const struct base_memo *m = &a->memo[i];
+		if (strcmp(m->url, url) == 0 && same_or_both_null(m->bucket, bucket)) {
+			*base = strdup(m->base);
+			*host = strdup(m->host);
+			break;
+		}
+	}
+	pthread_mutex_unlock(&a->memo_lock);
+	if (*base && *host)
+		return 0;
+	free(*base);
+	free(*host);
+	*base = *host = NULL;
+	if (parse_base_now(url, bucket, base, host) != 0)
+		return -1;
+	pthread_mutex_lock(&a->memo_lock);
+	if (a->n_memo < BASE_MEMO) {
+		struct base_memo *m = &a->memo[a->n_memo];
+		m->url = strdup(url);
+		m->bucket = bucket ? strdup(bucket) : NULL;
+		m->base = strdup(*base);
+		m->host = strdup(*host);
+		if (m->url && (!bucket || m->bucket) && m->base && m->host) {
+			a->n_memo++;
+		} else {
+			free(m->url);
+			free(m->bucket);
+			free(m->base);
+			free(m->host);
+			memset(m, 0, sizeof(*m));
+		}
+	}
+	pthread_mutex_unlock(&a->memo_lock);
+	return 0;
 }
 
 static bool host_is_ip_or_localhost(const char *url)
@@ -493,7 +554,7 @@ static int build_request(struct irfw_aws *a, const struct irfw_service *svc, con
 		}
 		/* AWS's own S3 endpoint in us-east-1 is s3.amazonaws.com too, but the regional name works
 		 * everywhere. */
-		if (parse_base(url, s3.host_bucket, &q->base, &q->host) != 0) {
+		if (parse_base(a, url, s3.host_bucket, &q->base, &q->host) != 0) {
 			irfw_s3_request_free(&s3);
 			snprintf(e->code, sizeof(e->code), "EndpointError");
 			snprintf(e->message, sizeof(e->message), "bad endpoint URL for s3");
@@ -548,7 +609,7 @@ static int build_request(struct irfw_aws *a, const struct irfw_service *svc, con
 		rc = 0;
 		goto out;
 	}
-	if (parse_base(url, NULL, &q->base, &q->host) != 0) {
+	if (parse_base(a, url, NULL, &q->base, &q->host) != 0) {
 		snprintf(e->code, sizeof(e->code), "EndpointError");
 		snprintf(e->message, sizeof(e->message), "bad endpoint URL for %s", svc->name);
 		goto out;
@@ -1135,6 +1196,7 @@ int irfw_aws_new(const struct irfw_aws_config *cfg, struct irfw_aws **out, char 
 	if (!a)
 		return -1;
 	pthread_mutex_init(&a->slots_lock, NULL);
+	pthread_mutex_init(&a->memo_lock, NULL);
 	for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
 		pthread_mutex_init(&a->share_lock[i], NULL);
 	pthread_key_create(&a->easy_key, NULL);
@@ -1251,6 +1313,13 @@ void irfw_aws_free(struct irfw_aws *a)
 	for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
 		pthread_mutex_destroy(&a->share_lock[i]);
 	pthread_mutex_destroy(&a->slots_lock);
+	for (size_t i = 0; i < a->n_memo; i++) {
+		free(a->memo[i].url);
+		free(a->memo[i].bucket);
+		free(a->memo[i].base);
+		free(a->memo[i].host);
+	}
+	pthread_mutex_destroy(&a->memo_lock);
 	if (a->creds)
 		irfw_creds_provider_free(a->creds);
 	if (a->rl)

@@ -11,18 +11,102 @@
 
 #include "buf.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
+#include <openssl/params.h>
 
 #define ALGORITHM "AWS4-HMAC-SHA256"
 /* AWS refuses presigned URLs valid for longer than seven days. */
 #define MAX_PRESIGN_EXPIRES 604800L
+/* Signing keys kept: one per (day, region, service, credentials) in use. */
+#define KEY_CACHE 8
+
+/*
+ * OpenSSL 3 looks an algorithm up by name on every EVP_sha256() digest and
+ * HMAC() call; SHA-256 and HMAC-SHA256 are fetched once here instead, and
+ * one HMAC context, set to SHA-256 once, is re-keyed for each MAC.  The
+ * signing key (four HMACs from the secret) changes only with the date,
+ * region, service and credentials, so the last few are kept.  The context
+ * and the cache are shared by every thread that signs (the workers and the
+ * calls pool), under `crypto_lock`; a MAC is a microsecond.  A cached key
+ * is found by the access key id and the SHA-256 of the secret (the secret
+ * itself is not kept), and wiped at exit.
+ */
+struct signing_key {
+	bool used;
+	char date8[9];
+	char region[64];
+	char service[64];
+	char access_key_id[128];
+	unsigned char secret_hash[32];
+	unsigned char key[32];
+};
+
+static pthread_once_t crypto_once = PTHREAD_ONCE_INIT;
+static pthread_mutex_t crypto_lock = PTHREAD_MUTEX_INITIALIZER;
+static EVP_MD *sha256_md;
+static EVP_MAC *hmac_mac;
+static EVP_MAC_CTX *hmac_ctx;                   /* under crypto_lock */
+static struct signing_key key_cache[KEY_CACHE]; /* under crypto_lock */
+static unsigned key_next;                       /* the entry replaced next */
+
+static void crypto_free(void)
+{
+	pthread_mutex_lock(&crypto_lock);
+	OPENSSL_cleanse(key_cache, sizeof(key_cache));
+	EVP_MAC_CTX_free(hmac_ctx);
+	hmac_ctx = NULL;
+	pthread_mutex_unlock(&crypto_lock);
+	EVP_MAC_free(hmac_mac);
+	hmac_mac = NULL;
+	EVP_MD_free(sha256_md);
+	sha256_md = NULL;
+}
+
+static void crypto_init(void)
+{
+	char digest[] = "SHA256";
+	OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
+	                       OSSL_PARAM_construct_end()};
+
+	sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+	hmac_mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+	hmac_ctx = hmac_mac ? EVP_MAC_CTX_new(hmac_mac) : NULL;
+	if (hmac_ctx && EVP_MAC_CTX_set_params(hmac_ctx, params) != 1) {
+		EVP_MAC_CTX_free(hmac_ctx);
+		hmac_ctx = NULL;
+	}
+	/* Registered after OpenSSL's own exit handler (the fetches above
+	 * initialise it if nothing did), so it runs first. */
+	(void)atexit(crypto_free);
+}
+
+/* SHA-256 of len bytes into md[32]; false if OpenSSL fails. */
+static bool sha256(const void *data, size_t len, unsigned char md[32])
+{
+	unsigned int n = 0;
+
+	pthread_once(&crypto_once, crypto_init);
+	return sha256_md && EVP_Digest(data, len, md, &n, sha256_md, NULL) == 1 && n == 32;
+}
+
+static void hex32(const unsigned char md[32], char out[65])
+{
+	static const char digits[] = "0123456789abcdef";
+
+	for (int i = 0; i < 32; i++) {
+		out[2 * i] = digits[md[i] >> 4];
+		out[2 * i + 1] = digits[md[i] & 0xf];
+	}
+	out[64] = '\0';
+}
 
 static void free_secret(char *s)
 {
@@ -63,15 +147,12 @@ char *irfw_uri_encode(const char *s, size_t len, bool keep_slash)
 
 void irfw_sha256_hex(const void *data, size_t len, char out[65])
 {
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int mdlen = 0;
+	unsigned char md[32];
 
 	/* An empty string rather than a wrong hash: the signer checks. */
 	out[0] = '\0';
-	if (!EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL) || mdlen != 32)
-		return;
-	for (unsigned int i = 0; i < mdlen; i++)
-		snprintf(out + 2 * i, 3, "%02x", md[i]);
+	if (sha256(data, len, md))
+		hex32(md, out);
 }
 
 static int hexval(char c)
@@ -493,42 +574,90 @@ static int canonical_headers(struct hdr *h, size_t n, struct irfw_buf *block, st
 	return block->failed || signed_list->failed ? -1 : 0;
 }
 
-static bool hmac(const void *key, size_t keylen, const char *msg, unsigned char out[32])
+/* HMAC-SHA256 of msg under key, with crypto_lock held. */
+static bool hmac_locked(const void *key, size_t keylen, const char *msg, unsigned char out[32])
 {
-	unsigned int len = 0;
+	size_t len = 0;
 
-	return HMAC(EVP_sha256(), key, (int)keylen, (const unsigned char *)msg, strlen(msg), out, &len) &&
-	       len == 32;
+	return hmac_ctx && EVP_MAC_init(hmac_ctx, key, keylen, NULL) == 1 &&
+	       EVP_MAC_update(hmac_ctx, (const unsigned char *)msg, strlen(msg)) == 1 &&
+	       EVP_MAC_final(hmac_ctx, out, &len, 32) == 1 && len == 32;
 }
 
-/* signature = hex(HMAC(kSigning, sts)), with kSigning derived from the
- * secret through date, region, service and "aws4_request". */
-static int compute_signature(const struct irfw_sigv4_params *p, const char *date8, const char *sts,
-                             char out[65])
+/* kSigning = HMAC(HMAC(HMAC(HMAC("AWS4" secret, date), region), service),
+ * "aws4_request"), with crypto_lock held. */
+static bool derive_key_locked(const struct irfw_sigv4_params *p, const char *date8, unsigned char out[32])
 {
 	/* Separate buffers: HMAC's key and output never alias. */
-	unsigned char k1[32], k2[32], sig[32];
+	unsigned char k1[32];
 	struct irfw_buf key = {0};
-	int rc = -1;
+	bool ok;
 
 	irfw_buf_puts(&key, "AWS4");
 	irfw_buf_puts(&key, p->secret_access_key);
-	if (key.failed)
-		goto out;
-	if (!hmac(key.data, key.len, date8, k1) || !hmac(k1, 32, p->region, k2) ||
-	    !hmac(k2, 32, p->service, k1) || !hmac(k1, 32, "aws4_request", k2) || !hmac(k2, 32, sts, sig))
-		goto out;
-	for (int i = 0; i < 32; i++)
-		snprintf(out + 2 * i, 3, "%02x", sig[i]);
-	rc = 0;
-out:
+	ok = !key.failed && hmac_locked(key.data, key.len, date8, k1) &&
+	     hmac_locked(k1, 32, p->region, out) && hmac_locked(out, 32, p->service, k1) &&
+	     hmac_locked(k1, 32, "aws4_request", out);
 	if (key.data)
 		OPENSSL_cleanse(key.data, key.len);
 	irfw_buf_free(&key);
 	OPENSSL_cleanse(k1, sizeof(k1));
-	OPENSSL_cleanse(k2, sizeof(k2));
+	return ok;
+}
+
+static bool fits(const char *s, size_t size)
+{
+	return strlen(s) < size;
+}
+
+/* signature = hex(HMAC(kSigning, sts)), kSigning from the cache or derived
+ * (and then cached). */
+static int compute_signature(const struct irfw_sigv4_params *p, const char *date8, const char *sts,
+                             char out[65])
+{
+	unsigned char skey[32], sig[32], sh[32];
+	struct signing_key *hit = NULL;
+	bool cacheable, ok;
+
+	if (!sha256(p->secret_access_key, strlen(p->secret_access_key), sh))
+		return -1;
+	cacheable = fits(p->region, sizeof(key_cache[0].region)) &&
+	            fits(p->service, sizeof(key_cache[0].service)) &&
+	            fits(p->access_key_id, sizeof(key_cache[0].access_key_id));
+	pthread_mutex_lock(&crypto_lock);
+	for (int i = 0; cacheable && i < KEY_CACHE; i++) {
+		struct signing_key *k = &key_cache[i];
+		if (k->used && strcmp(k->date8, date8) == 0 && strcmp(k->region, p->region) == 0 &&
+		    strcmp(k->service, p->service) == 0 && strcmp(k->access_key_id, p->access_key_id) == 0 &&
+		    CRYPTO_memcmp(k->secret_hash, sh, 32) == 0) {
+			hit = k;
+			break;
+		}
+	}
+	if (hit) {
+		memcpy(skey, hit->key, 32);
+		ok = true;
+	} else {
+		ok = derive_key_locked(p, date8, skey);
+		if (ok && cacheable) {
+			struct signing_key *k = &key_cache[key_next++ % KEY_CACHE];
+			k->used = true;
+			snprintf(k->date8, sizeof(k->date8), "%s", date8);
+			snprintf(k->region, sizeof(k->region), "%s", p->region);
+			snprintf(k->service, sizeof(k->service), "%s", p->service);
+			snprintf(k->access_key_id, sizeof(k->access_key_id), "%s", p->access_key_id);
+			memcpy(k->secret_hash, sh, 32);
+			memcpy(k->key, skey, 32);
+		}
+	}
+	ok = ok && hmac_locked(skey, 32, sts, sig);
+	pthread_mutex_unlock(&crypto_lock);
+	if (ok)
+		hex32(sig, out);
+	OPENSSL_cleanse(skey, sizeof(skey));
 	OPENSSL_cleanse(sig, sizeof(sig));
-	return rc;
+	OPENSSL_cleanse(sh, sizeof(sh));
+	return ok ? 0 : -1;
 }
 
 static int add_out(struct irfw_sigv4_result *out, const char *name, const char *value)
