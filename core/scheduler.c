@@ -283,8 +283,11 @@ static void *worker(void *arg)
 		sc->busy++;
 		pthread_mutex_unlock(&sc->lock);
 		run_step(t, s, &t->results[t->next_step], sc->check_only);
-		irfw_event_step_end(sc->r, t, s, &t->results[t->next_step]);
 		pthread_mutex_lock(&sc->lock);
+		/* Under the lock, with the next item made ready in the same
+		 * hold: an --events reader sees a step end before any pick that
+		 * could have taken what it readied. */
+		irfw_event_step_end(sc->r, t, s, &t->results[t->next_step]);
 		sc->busy--;
 		advance(sc, t);
 	}
