@@ -705,13 +705,16 @@ IRFW_EXPORT int irfw_evidence_set_location(irfw_target *t, size_t i, const char 
                                            const char *etag, const char *kms_key);
 
 /** Path of the target's manifest.json, first brought up to date with every
- * change recorded so far (the file is otherwise rewritten at each step's end). */
+ * change recorded so far (the file is otherwise rewritten only when the
+ * record is closed: journal.jsonl is the record, the manifest its cache). */
 IRFW_EXPORT const char *irfw_manifest_path(const irfw_target *t);
 
 /**
  * Record a value under this step in the case record (original security
  * groups, the Auto Scaling group left...).  Takes ownership of `value`.
- * Written to manifest.json and journal.jsonl before the call returns.
+ * Written to journal.jsonl and synced before the call returns (record
+ * what you are about to change before you change it); manifest.json
+ * shows it from the next irfw_manifest_path() or the record's close.
  * In a dry run nothing is recorded (value is freed, 0 returned).
  *
  * Returns 0, or -1 when it could not be written (the evidence folder is
