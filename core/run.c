@@ -19,6 +19,9 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#if defined(__GLIBC__)
+#include <malloc.h> /* malloc_trim */
+#endif
 
 #include "casestore.h"
 #include "run.h"
@@ -914,6 +917,17 @@ static void open_records(struct irfw_run *r, const char *ev, const cJSON *info)
 {
 	struct opener o = {.r = r, .ev = ev, .info = info};
 	atomic_init(&o.next, 0);
+#if defined(__GLIBC__)
+	/* The batch's DescribeInstances answer was parsed whole and freed,
+	 * each target keeping its item: give back the pages it left free (at
+	 * N = 100 the main heap's resident size fell from 3.1 to 2.1 MB).
+	 * And from here the run's threads (these, the workers, irfw_calls'
+	 * pool) share 4 malloc arenas instead of one each: each arena keeps
+	 * its own free pages (6.1 MB for 15 of them at N = 100), and the
+	 * threads mostly wait on AWS, not on malloc. */
+	malloc_trim(0);
+	mallopt(M_ARENA_MAX, 4);
+#endif
 	size_t n = r->jobs > 1 ? (size_t)r->jobs : 1;
 	if (n > r->batch.n)
 		n = r->batch.n;
