@@ -66,7 +66,12 @@ struct irfw_case {
 	int journal_fd;
 	off_t journal_bytes; /* journal size after the last line applied */
 	bool poisoned;       /* memory no longer matches the journal */
-	cJSON *manifest;
+	cJSON *manifest;     /* NULL while `cold` holds it */
+	/* manifest.json's text as last written, when the tree was dropped
+	 * after it (parsed back on the next use): a fleet's records are open
+	 * together, and the text is smaller than the tree (a full pipeline's
+	 * manifest: 10 KB of text, 37 KB of cJSON nodes and strings). */
+	char *cold;
 	char head[65];     /* SHA-256 of the last journal line, or the genesis */
 	long lines;        /* journal lines */
 	long chained_from; /* first line carrying "prev" (1-based); 0: none yet */
@@ -597,20 +602,59 @@ out:
 }
 
 /* The manifest's own account of the journal it reflects, after each line. */
+/* The manifest tree, parsed back from the text last written if it was
+ * dropped (NULL: out of memory; the caller fails as for any allocation).
+ * A const object may change here: the tree is a cache of the text. */
+static cJSON *man(const struct irfw_case *c)
+{
+	struct irfw_case *mc = (struct irfw_case *)c;
+	if (!mc->manifest && mc->cold) {
+		mc->manifest = cJSON_Parse(mc->cold);
+		if (mc->manifest) {
+			free(mc->cold);
+			mc->cold = NULL;
+		}
+	}
+	return mc->manifest;
+}
+
 static int manifest_stamp(struct irfw_case *c)
 {
 	char ts[TS_LEN];
 
 	now_iso(ts);
-	if (set_item(c->manifest, "updated", cJSON_CreateString(ts)) != 0 ||
-	    set_item(c->manifest, "journal_bytes", cJSON_CreateNumber((double)c->journal_bytes)) != 0 ||
-	    set_item(c->manifest, "journal_lines", cJSON_CreateNumber((double)c->lines)) != 0 ||
-	    set_item(c->manifest, "journal_head", cJSON_CreateString(c->head)) != 0 ||
-	    (c->chained_from > 1 && set_item(c->manifest, "journal_chained_from",
-	                                     cJSON_CreateNumber((double)c->chained_from)) != 0)) {
+	cJSON *m = man(c);
+	if (!m || set_item(m, "updated", cJSON_CreateString(ts)) != 0 ||
+	    set_item(m, "journal_bytes", cJSON_CreateNumber((double)c->journal_bytes)) != 0 ||
+	    set_item(m, "journal_lines", cJSON_CreateNumber((double)c->lines)) != 0 ||
+	    set_item(m, "journal_head", cJSON_CreateString(c->head)) != 0 ||
+	    (c->chained_from > 1 &&
+	     set_item(m, "journal_chained_from", cJSON_CreateNumber((double)c->chained_from)) != 0)) {
 		set_err(c, "write %s: out of memory", c->manifest_path);
 		return -1;
 	}
+	return 0;
+}
+
+/* Between steps, the tree gives way to its text (printed as the file
+ * will be): a fleet's records are all open while their instances wait for
+ * their next step.  0, or -1 (out of memory: the tree stays). */
+static int manifest_chill(struct irfw_case *c)
+{
+	if (!c->manifest)
+		return 0;
+	char *text = cJSON_Print(c->manifest);
+	size_t len = text ? strlen(text) : 0;
+	char *buf = text ? malloc(len + 2) : NULL;
+	if (buf) {
+		memcpy(buf, text, len);
+		memcpy(buf + len, "\n", 2);
+		free(c->cold);
+		c->cold = buf;
+		cJSON_Delete(c->manifest);
+		c->manifest = NULL;
+	}
+	cJSON_free(text);
 	return 0;
 }
 
@@ -620,6 +664,13 @@ static int manifest_save(struct irfw_case *c)
 	size_t len;
 	int rc;
 
+	if (!c->manifest && c->cold) {
+		/* The tree gave way to its text, which is current. */
+		rc = write_atomic(c, c->manifest_path, c->cold, strlen(c->cold));
+		if (rc == 0)
+			c->manifest_unsynced = true;
+		return rc;
+	}
 	text = cJSON_Print(c->manifest);
 	len = text ? strlen(text) : 0;
 	buf = text ? malloc(len + 2) : NULL;
@@ -632,8 +683,15 @@ static int manifest_save(struct irfw_case *c)
 	memcpy(buf + len, "\n", 2);
 	cJSON_free(text);
 	rc = write_atomic(c, c->manifest_path, buf, len + 1);
-	if (rc == 0)
+	if (rc == 0) {
+		/* What was written is the cache until the next change. */
 		c->manifest_unsynced = true;
+		free(c->cold);
+		c->cold = buf;
+		cJSON_Delete(c->manifest);
+		c->manifest = NULL;
+		return 0;
+	}
 	free(buf);
 	return rc;
 }
@@ -641,7 +699,7 @@ static int manifest_save(struct irfw_case *c)
 /* Keep the artifact path cache in step with the (append-only) array. */
 static int paths_sync(struct irfw_case *c)
 {
-	const cJSON *arts = cJSON_GetObjectItemCaseSensitive(c->manifest, "artifacts");
+	const cJSON *arts = cJSON_GetObjectItemCaseSensitive(man(c), "artifacts");
 	size_t n = (size_t)cJSON_GetArraySize(arts);
 	char **p;
 
@@ -689,14 +747,17 @@ static int commit(struct irfw_case *c, cJSON *ev)
 	/* Set first: even a poisoned record is flushed on close, which syncs
 	 * the line. */
 	c->manifest_dirty = true;
-	if (apply_event(c->manifest, ev) < 0 || paths_sync(c) != 0 || manifest_stamp(c) != 0) {
+	if (!man(c) || apply_event(c->manifest, ev) < 0 || paths_sync(c) != 0 || manifest_stamp(c) != 0) {
 		/* The journal has it and the saved manifest predates it, so a
 		 * reopen replays it; this object must not write on top. */
 		c->poisoned = true;
 		set_err(c, "%s: out of memory applying a journaled change", c->manifest_path);
 		goto out;
 	}
-	rc = type && strcmp(type, "recovered") == 0 ? irfw_case_flush(c) : 0;
+	if (type && strcmp(type, "recovered") == 0)
+		rc = irfw_case_flush(c);
+	else
+		rc = type && strcmp(type, "step-end") == 0 ? manifest_chill(c) : 0;
 out:
 	cJSON_Delete(ev);
 	return rc;
@@ -1249,6 +1310,7 @@ void irfw_case_close(struct irfw_case *c)
 		free(c->paths[i]);
 	free(c->paths);
 	cJSON_Delete(c->manifest);
+	free(c->cold);
 	free(c->dir);
 	free(c->manifest_path);
 	free(c->journal_path);
@@ -1279,7 +1341,7 @@ const char *irfw_case_journal_path(const struct irfw_case *c)
 
 const cJSON *irfw_case_manifest(const struct irfw_case *c)
 {
-	return c ? c->manifest : NULL;
+	return c ? man(c) : NULL;
 }
 
 /* ------------------------------------------------------------------ */
@@ -1350,7 +1412,7 @@ static const cJSON *step_get(const struct irfw_case *c, const char *step)
 {
 	if (!c || !step)
 		return NULL;
-	return cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(c->manifest, "steps"), step);
+	return cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(man(c), "steps"), step);
 }
 
 bool irfw_case_step_done(const struct irfw_case *c, const char *step)
@@ -1547,7 +1609,7 @@ static char *place_artifact(struct irfw_case *c, const char *tmp, const char *na
 			set_err(c, "%s: out of memory", c->dir);
 			return NULL;
 		}
-		if (find_artifact(c->manifest, cand, NULL) || !artifact_name_ok(cand))
+		if (find_artifact(man(c), cand, NULL) || !artifact_name_ok(cand))
 			goto next;
 		/* link() fails on an existing name, unlike rename(). */
 		if (link(tmp, path) == 0) {
@@ -1610,7 +1672,7 @@ static int artifact_add(struct irfw_case *c, const char *step, const char *name,
 		return -1;
 
 	/* The same evidence again (a resumed step): nothing new to keep. */
-	arts = cJSON_GetObjectItemCaseSensitive(c->manifest, "artifacts");
+	arts = cJSON_GetObjectItemCaseSensitive(man(c), "artifacts");
 	cJSON_ArrayForEach(a, arts)
 	{
 		const char *req = str_field(a, "requested_name");
@@ -1690,14 +1752,14 @@ static const cJSON *artifact_at(const struct irfw_case *c, size_t i)
 {
 	if (!c || i > INT_MAX)
 		return NULL;
-	return cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(c->manifest, "artifacts"), (int)i);
+	return cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(man(c), "artifacts"), (int)i);
 }
 
 size_t irfw_case_artifact_count(const struct irfw_case *c)
 {
 	if (!c)
 		return 0;
-	return (size_t)cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(c->manifest, "artifacts"));
+	return (size_t)cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(man(c), "artifacts"));
 }
 
 const char *irfw_case_artifact_name(const struct irfw_case *c, size_t i)

@@ -6,10 +6,12 @@
  * `manifest.json` and an append-only `journal.jsonl`.
  *
  * The journal is the source of truth.  Every change is first appended to the
- * journal as one compact JSON line and synced, then applied to the in-memory
- * manifest.  manifest.json is rewritten atomically (a rename) at the end of
- * each step, on irfw_case_flush() and on close, and synced on close: the
- * journal already holds every change it shows.  The manifest records
+ * journal as one compact JSON line (a "record" line, which announces a
+ * change, is synced before the call returns; the others with the next
+ * synced line, a flush or the close), then applied to the in-memory
+ * manifest, kept as text between steps.  manifest.json is rewritten
+ * atomically (a rename) on irfw_case_flush() and on close, after the
+ * journal it reflects is synced, and synced on close.  The manifest records
  * how many journal bytes it reflects ("journal_bytes"), so after a crash
  * between the two writes, or with a missing or corrupt manifest, opening the
  * case replays the journal and loses nothing.
@@ -63,13 +65,13 @@ struct irfw_case;
 int irfw_case_open(const char *evidence_dir, const char *case_id, const char *instance_id,
                    const cJSON *run_info, struct irfw_case **out, char *err, size_t errlen);
 
-/** Close the record and free the object (NULL is fine).  Every change was
- * already made durable in the journal by the call that made it; closing
- * syncs manifest.json too. */
+/** Close the record and free the object (NULL is fine).  Closing syncs
+ * the journal's unsynced lines and writes and syncs manifest.json. */
 void irfw_case_close(struct irfw_case *c);
 
 /** Write manifest.json now if the journal holds changes it lacks (it is
- * rewritten at each step's end and on close).  0, or -1 with
+ * otherwise rewritten only on close), after syncing the journal; a
+ * failure is also logged.  0, or -1 with
  * irfw_case_error().  For readers of the file while the record is open. */
 int irfw_case_flush(struct irfw_case *c);
 
@@ -87,7 +89,8 @@ const char *irfw_case_journal_path(const struct irfw_case *c);
 
 /**
  * Journal that `step` (run by module `plugin`, may be NULL) is about to act,
- * fsynced before returning so that an interrupted step shows up as
+ * written before returning (synced with the next record line, a flush or
+ * the close) so that an interrupted step shows up as
  * "running".  The manifest's step entry gets status "running", a new
  * "started" time and one more "attempts"; the previous attempt's finished,
  * ms, detail, aws_error and request_ids are cleared (the journal keeps
@@ -122,7 +125,9 @@ const char *irfw_case_step_status(const struct irfw_case *c, const char *step);
 
 /**
  * Record `value` under steps[step].records[key] (replacing an earlier value
- * of the key), journaled and written to the manifest before returning.
+ * of the key), journaled and synced before returning (what a step is about
+ * to change must survive a crash of the machine), and applied to the
+ * in-memory manifest.
  * Always takes ownership of `value`, even on failure; NULL records a JSON
  * null.  Returns 0 or -1.
  */

@@ -39,6 +39,18 @@ const char *irfw_status_name(irfw_status s)
 	return s == IRFW_OK ? "ok" : s == IRFW_SKIPPED ? "skipped" : "failed";
 }
 
+/* The instance's case record folder and manifest.json: the record's while
+ * it is open, else the paths kept when it was closed (NULL: no record). */
+static const char *case_dir_of(const irfw_target *t)
+{
+	return t->rec ? irfw_case_dir(t->rec) : t->case_dir;
+}
+
+static const char *manifest_path_of(const irfw_target *t)
+{
+	return t->rec ? irfw_case_manifest_path(t->rec) : t->manifest_path;
+}
+
 static cJSON *result_json(const struct irfw_step_result *res)
 {
 	cJSON *s = cJSON_CreateObject();
@@ -530,11 +542,55 @@ static void report_text_body(struct irfw_run *r)
 			free(detail);
 			free(aerr);
 		}
-		if (t->rec)
-			printf("  evidence: %s\n", irfw_case_dir(t->rec));
+		if (case_dir_of(t))
+			printf("  evidence: %s\n", case_dir_of(t));
 	}
 }
 
+/* One instance of the -o json document. */
+static cJSON *instance_json(struct irfw_run *r, struct irfw_target *t)
+{
+	cJSON *it = cJSON_CreateObject();
+	cJSON_AddStringToObject(it, "instance_id", t->id);
+	cJSON_AddBoolToObject(it, "found", t->found);
+	if (t->state)
+		cJSON_AddStringToObject(it, "state", t->state);
+	if (t->found)
+		cJSON_AddBoolToObject(it, "handled", !t->skipped_state);
+	if (t->found && !t->skipped_state)
+		cJSON_AddItemToObject(it, "containment", containment_json(t));
+	const cJSON *fnd = irfw_fleet_findings_of(r, t->id);
+	if (fnd)
+		cJSON_AddItemToObject(it, "findings", cJSON_Duplicate(fnd, true));
+	if (case_dir_of(t)) {
+		cJSON_AddStringToObject(it, "case_dir", case_dir_of(t));
+		cJSON_AddStringToObject(it, "manifest", manifest_path_of(t));
+	}
+	cJSON *steps = cJSON_AddArrayToObject(it, "steps");
+	for (size_t k = 0; k < t->n_results; k++)
+		cJSON_AddItemToArray(steps, result_json(&t->results[k]));
+	return it;
+}
+
+/* `text` (cJSON_Print of a value) as it reads `depth` levels down in a
+ * formatted document: cJSON's only line breaks are its own (a string's
+ * are escaped), each followed by one tab per level. */
+static void put_indented(FILE *f, const char *text, int depth)
+{
+	for (const char *p = text; *p; p++) {
+		fputc(*p, f);
+		if (*p == '\n')
+			for (int d = 0; d < depth; d++)
+				fputc('\t', f);
+	}
+}
+
+/*
+ * The document is the bytes cJSON_Print() makes of it whole, but written
+ * one instance at a time: the members before "instances" printed as one
+ * object, then each instance made, printed two levels down and freed, so
+ * that a fleet's summaries are never all in memory at once.
+ */
 void irfw_report_json(struct irfw_run *r)
 {
 	cJSON *doc = cJSON_CreateObject();
@@ -548,34 +604,37 @@ void irfw_report_json(struct irfw_run *r)
 		cJSON_AddStringToObject(doc, "region", r->resolved_region);
 	cJSON_AddBoolToObject(doc, "dry_run", r->dry_run);
 	cJSON_AddItemToObject(doc, "interrupted", interrupted_json(r));
-	cJSON *arr = cJSON_AddArrayToObject(doc, "instances");
-	for (size_t i = 0; i < r->batch.n; i++) {
-		struct irfw_target *t = r->batch.targets[i];
-		cJSON *it = cJSON_CreateObject();
-		cJSON_AddStringToObject(it, "instance_id", t->id);
-		cJSON_AddBoolToObject(it, "found", t->found);
-		if (t->state)
-			cJSON_AddStringToObject(it, "state", t->state);
-		if (t->found)
-			cJSON_AddBoolToObject(it, "handled", !t->skipped_state);
-		if (t->found && !t->skipped_state)
-			cJSON_AddItemToObject(it, "containment", containment_json(t));
-		const cJSON *fnd = irfw_fleet_findings_of(r, t->id);
-		if (fnd)
-			cJSON_AddItemToObject(it, "findings", cJSON_Duplicate(fnd, true));
-		if (t->rec) {
-			cJSON_AddStringToObject(it, "case_dir", irfw_case_dir(t->rec));
-			cJSON_AddStringToObject(it, "manifest", irfw_case_manifest_path(t->rec));
-		}
-		cJSON *steps = cJSON_AddArrayToObject(it, "steps");
-		for (size_t k = 0; k < t->n_results; k++)
-			cJSON_AddItemToArray(steps, result_json(&t->results[k]));
-		cJSON_AddItemToArray(arr, it);
-	}
-	char *out = cJSON_Print(doc);
-	if (out)
-		puts(out);
-	free(out);
+	char *head = cJSON_Print(doc);
 	cJSON_Delete(doc);
+	size_t len = head ? strlen(head) : 0;
+	if (len < 2 || strcmp(head + len - 2, "\n}") != 0) {
+		free(head);
+		irfw_logf(IRFW_LOG_ERROR, NULL, "-o json: out of memory");
+		interrupted_text(r, false);
+		return;
+	}
+	/* "{\n\t...\n}": the object still open after its last member. */
+	fwrite(head, 1, len - 2, stdout);
+	free(head);
+	fputs(",\n\t\"instances\":\t[", stdout);
+	for (size_t i = 0; i < r->batch.n; i++) {
+		cJSON *it = instance_json(r, r->batch.targets[i]);
+		char *out = it ? cJSON_Print(it) : NULL;
+		cJSON_Delete(it);
+		if (!out) {
+			/* Left unterminated: not a valid document, rather than
+			 * one that leaves instances out. */
+			irfw_logf(IRFW_LOG_ERROR, r->batch.targets[i]->id, "-o json: out of memory");
+			fflush(stdout);
+			interrupted_text(r, false);
+			return;
+		}
+		if (i)
+			fputs(", ", stdout);
+		put_indented(stdout, out, 2);
+		free(out);
+	}
+	fputs("]\n}\n", stdout);
+	fflush(stdout);
 	interrupted_text(r, false);
 }

@@ -19,6 +19,9 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#if defined(__GLIBC__)
+#include <malloc.h> /* malloc_trim */
+#endif
 
 #include "casestore.h"
 #include "run.h"
@@ -892,27 +895,30 @@ static const char *minutes(double s, char *out, size_t len)
 	return out;
 }
 
-/* Each instance's case record says what the interruption left undone
- * (the journal's "record" of core/interrupted); a later run that finishes
- * the instance clears it. */
-static void record_interruption(struct irfw_run *r)
+/* An instance is finished: the scheduler gives it no more work.  Its case
+ * record says what an interruption left undone (the journal's "record" of
+ * core/interrupted: the signal, the steps not run and those abandoned) when
+ * a signal came before the instance finished; else an earlier
+ * interruption's note is cleared, this run having done the instance.  Then
+ * the record is closed (manifest.json synced) and what only the steps used
+ * is freed: the report needs the record's two paths, kept in the target.
+ * In the thread that ran the instance's last step, or the main thread. */
+void irfw_target_finish(struct irfw_target *t, int sig, bool abandoned)
 {
 	char sb[16];
-	for (size_t i = 0; i < r->batch.n; i++) {
-		struct irfw_target *t = r->batch.targets[i];
-		if (!t->rec)
-			continue;
-		if (!r->interrupted) {
-			if (irfw_case_record_get(t->rec, "core", "interrupted") &&
-			    !cJSON_IsNull(irfw_case_record_get(t->rec, "core", "interrupted")) &&
-			    irfw_case_record(t->rec, "core", "interrupted", NULL) != 0)
-				irfw_logf(IRFW_LOG_WARN, t->id, "case record: %s", irfw_case_error(t->rec));
-			continue;
-		}
+	cJSON_Delete(t->instance); /* the steps' (irfw_target_instance) */
+	t->instance = NULL;
+	if (!t->rec)
+		return;
+	if (!sig) {
+		const cJSON *was = irfw_case_record_get(t->rec, "core", "interrupted");
+		if (was && !cJSON_IsNull(was) && irfw_case_record(t->rec, "core", "interrupted", NULL) != 0)
+			irfw_logf(IRFW_LOG_WARN, t->id, "case record: %s", irfw_case_error(t->rec));
+	} else {
 		cJSON *o = cJSON_CreateObject();
-		cJSON_AddStringToObject(o, "signal", irfw_signal_name(r->interrupted, sb));
-		cJSON_AddStringToObject(o, "run_id", r->run_id);
-		cJSON_AddBoolToObject(o, "abandoned", r->abandoned);
+		cJSON_AddStringToObject(o, "signal", irfw_signal_name(sig, sb));
+		cJSON_AddStringToObject(o, "run_id", t->run->run_id);
+		cJSON_AddBoolToObject(o, "abandoned", abandoned);
 		cJSON *nr = cJSON_AddArrayToObject(o, "not_run");
 		cJSON *ir = cJSON_AddArrayToObject(o, "interrupted");
 		for (size_t k = 0; k < t->n_results; k++) {
@@ -924,6 +930,23 @@ static void record_interruption(struct irfw_run *r)
 		}
 		if (irfw_case_record(t->rec, "core", "interrupted", o) != 0)
 			irfw_logf(IRFW_LOG_WARN, t->id, "case record: %s", irfw_case_error(t->rec));
+	}
+	free(t->case_dir);
+	free(t->manifest_path);
+	t->case_dir = irfw_strdup(irfw_case_dir(t->rec));
+	t->manifest_path = irfw_strdup(irfw_case_manifest_path(t->rec));
+	irfw_case_close(t->rec);
+	t->rec = NULL;
+}
+
+/* After the schedule: the instances it did not finish (a signal stopped
+ * it) are finished now, their records saying what is left. */
+static void record_interruption(struct irfw_run *r)
+{
+	for (size_t i = 0; i < r->batch.n; i++) {
+		struct irfw_target *t = r->batch.targets[i];
+		if (t->rec)
+			irfw_target_finish(t, r->interrupted, r->abandoned);
 	}
 }
 
@@ -999,6 +1022,17 @@ static void open_records(struct irfw_run *r, const char *ev, const cJSON *info)
 {
 	struct opener o = {.r = r, .ev = ev, .info = info};
 	atomic_init(&o.next, 0);
+#if defined(__GLIBC__)
+	/* The batch's DescribeInstances answer was parsed whole and freed,
+	 * each target keeping its item: give back the pages it left free (at
+	 * N = 100 the main heap's resident size fell from 3.1 to 2.1 MB).
+	 * And from here the run's threads (these, the workers, irfw_calls'
+	 * pool) share 4 malloc arenas instead of one each: each arena keeps
+	 * its own free pages (6.1 MB for 15 of them at N = 100), and the
+	 * threads mostly wait on AWS, not on malloc. */
+	malloc_trim(0);
+	mallopt(M_ARENA_MAX, 4);
+#endif
 	size_t n = r->jobs > 1 ? (size_t)r->jobs : 1;
 	if (n > r->batch.n)
 		n = r->batch.n;
@@ -1279,6 +1313,8 @@ void irfw_run_free(struct irfw_run *r)
 		free(t->facts);
 		if (t->rec)
 			irfw_case_close(t->rec);
+		free(t->case_dir);
+		free(t->manifest_path);
 		cJSON_Delete(t->instance);
 		free(t->vpc_id);
 		free(t->name_tag);

@@ -79,7 +79,10 @@ struct irfw_target {
 	cJSON *instance; /* owned copy of the DescribeInstances item */
 	char *vpc_id, *name_tag;
 	bool found;
-	struct irfw_case *rec;
+	struct irfw_case *rec; /* open while the instance has steps to run */
+	/* The record's folder and manifest.json, kept when the record is
+	 * closed (the instance is finished) for the report; NULL: none. */
+	char *case_dir, *manifest_path;
 	struct irfw_fact *facts;
 	size_t n_facts;
 	struct irfw_step_result *results;
@@ -218,6 +221,13 @@ void irfw_prepare_leave(struct irfw_run *r);
 int irfw_run_describe(struct irfw_run *r);
 
 void irfw_run_free(struct irfw_run *r);
+
+/* The instance is finished (the scheduler gives it no more work): its case
+ * record notes the interruption by signal `sig` (0: none; `abandoned`: a
+ * second signal cut calls short) or clears an earlier one, and is closed,
+ * its folder and manifest path kept in case_dir and manifest_path; the
+ * DescribeInstances item is freed.  No step of the target may run after. */
+void irfw_target_finish(struct irfw_target *t, int sig, bool abandoned);
 
 /* What irfw_aws_call_ex() does around a request, shared with irfw_calls
  * (sdk_aws.c), in the target's thread.  Before: in a dry run, an operation

@@ -243,8 +243,9 @@ static struct irfw_target *pick(struct sched *sc)
 	return t;
 }
 
-/* After a step: the instance's next item, or its end.  Under the lock. */
-static void advance(struct sched *sc, struct irfw_target *t)
+/* After a step: the instance's next item, or its end (true: the caller
+ * finishes it and says so, out of the lock).  Under the lock. */
+static bool advance(struct sched *sc, struct irfw_target *t)
 {
 	struct irfw_run *r = sc->r;
 	struct irfw_step_result *res = &t->results[t->next_step];
@@ -256,15 +257,16 @@ static void advance(struct sched *sc, struct irfw_target *t)
 		t->next_step++;
 	}
 	irfw_progress_step_done(r, t);
-	if (t->next_step < r->n_steps) {
+	bool done = t->next_step >= r->n_steps;
+	if (!done) {
 		sc->ready[sc->n_ready++] = t;
 	} else {
 		t->cur = NULL;
 		t->cur_res = NULL;
 		sc->remaining--;
-		irfw_event_instance_done(r, t);
 	}
 	pthread_cond_broadcast(&sc->cond);
+	return done;
 }
 
 static void *worker(void *arg)
@@ -288,8 +290,17 @@ static void *worker(void *arg)
 		 * hold: an --events reader sees a step end before any pick that
 		 * could have taken what it readied. */
 		irfw_event_step_end(sc->r, t, s, &t->results[t->next_step]);
+		if (advance(sc, t)) {
+			/* Its record closed now, not at the end of the run: a
+			 * fleet's records would otherwise all be held in memory
+			 * (and locked) until the last instance is done.  The
+			 * instance-done event follows: the record is final. */
+			pthread_mutex_unlock(&sc->lock);
+			irfw_target_finish(t, irfw_run_interrupt_signal(), irfw_run_interrupt_count() > 1);
+			irfw_event_instance_done(sc->r, t);
+			pthread_mutex_lock(&sc->lock);
+		}
 		sc->busy--;
-		advance(sc, t);
 	}
 	pthread_mutex_unlock(&sc->lock);
 	return NULL;
