@@ -621,7 +621,9 @@ static int drop_missing(cJSON *ids, const char *message)
  * it: the call is made again without it.  When the message names none,
  * the instance-id filter (200 values a call), which answers for the ids
  * that exist, finds the rest. */
-static int describe_targets(struct irfw_run *r)
+/* DescribeInstances of every target.  -1 with *failed set (not logged:
+ * the caller says it, after a GetCallerIdentity on its way has spoken). */
+static int describe_targets(struct irfw_run *r, struct irfw_aws_error *failed)
 {
 	const size_t chunk = 1000, filter_chunk = 200;
 	for (size_t start = 0; start < r->batch.n; start += chunk) {
@@ -642,8 +644,7 @@ static int describe_targets(struct irfw_run *r)
 		bool fallback = rc == 1 && strcmp(e.code, "InvalidInstanceID.NotFound") == 0;
 		cJSON_Delete(p);
 		if (rc == 1 && !fallback) {
-			irfw_logf(IRFW_LOG_ERROR, NULL, "DescribeInstances: %s: %s (request %s)", e.code,
-			          e.message, e.request_id[0] ? e.request_id : "-");
+			*failed = e;
 			return -1;
 		}
 		for (size_t f = start; fallback && f < r->batch.n && f < start + chunk; f += filter_chunk) {
@@ -659,8 +660,7 @@ static int describe_targets(struct irfw_run *r)
 			rc = cJSON_GetArraySize(vals) ? describe_pages(r, q, &e) : 0;
 			cJSON_Delete(q);
 			if (rc != 0) {
-				irfw_logf(IRFW_LOG_ERROR, NULL, "DescribeInstances: %s: %s (request %s)",
-				          e.code, e.message, e.request_id[0] ? e.request_id : "-");
+				*failed = e;
 				return -1;
 			}
 		}
@@ -1120,9 +1120,19 @@ int irfw_run_connect(struct irfw_run *r)
 	return rc != IRFW_RUN_OK ? rc : whoami_finish(r, &w);
 }
 
+static void describe_failed(const struct irfw_aws_error *e)
+{
+	irfw_logf(IRFW_LOG_ERROR, NULL, "DescribeInstances: %s: %s (request %s)", e->code, e->message,
+	          e->request_id[0] ? e->request_id : "-");
+}
+
 int irfw_run_describe(struct irfw_run *r)
 {
-	return describe_targets(r);
+	struct irfw_aws_error e;
+	if (describe_targets(r, &e) == 0)
+		return 0;
+	describe_failed(&e);
+	return -1;
 }
 
 int irfw_run_execute(struct irfw_run *r, bool json, bool check_only)
@@ -1154,16 +1164,19 @@ int irfw_run_execute(struct irfw_run *r, bool json, bool check_only)
 		return IRFW_RUN_OK;
 	}
 
-	int drc = describe_targets(r);
-	/* Who is acting decides first: bad credentials are a usage error,
-	 * whatever DescribeInstances said of them. */
+	struct irfw_aws_error de;
+	int drc = describe_targets(r, &de);
+	/* Who is acting speaks first: bad credentials are a usage error, said
+	 * once, whatever DescribeInstances answered to them. */
 	if (together && (crc = whoami_finish(r, &w)) != IRFW_RUN_OK)
 		return crc;
 	if (resolve_case_id(r) != 0) /* may name the account */
 		return IRFW_RUN_USAGE;
-	if (drc != 0)
+	if (drc != 0) {
+		describe_failed(&de);
 		return irfw_run_interrupt_signal() ? stopped_early(r, json, IRFW_RUN_STEP_FAILED)
 		                                   : IRFW_RUN_STEP_FAILED;
+	}
 	if (irfw_run_interrupt_signal())
 		return stopped_early(r, json, IRFW_RUN_OK); /* nothing was changed */
 	size_t found = 0;
