@@ -69,14 +69,21 @@ static bool containment_from_name(const char *s, irfw_containment *out)
 	return false;
 }
 
+/* An instance's reports and its cached cause: since SDK 1.9 the prepares
+ * of different steps run at once, and each may read the containment (for
+ * ${containment}) or report it for the same instance. */
+static pthread_mutex_t cont_lock = PTHREAD_MUTEX_INITIALIZER;
+
 /* Keep `step`'s report (replacing an earlier one); takes `cause`. */
 static void cont_put(irfw_target *t, const char *step, irfw_containment c, char *cause)
 {
+	pthread_mutex_lock(&cont_lock);
 	for (size_t i = 0; i < t->n_cont; i++)
 		if (strcmp(t->cont[i].step, step) == 0) {
 			free(t->cont[i].cause);
 			t->cont[i].state = c;
 			t->cont[i].cause = cause;
+			pthread_mutex_unlock(&cont_lock);
 			return;
 		}
 	struct irfw_cont_report *v = realloc(t->cont, (t->n_cont + 1) * sizeof(*v));
@@ -86,10 +93,11 @@ static void cont_put(irfw_target *t, const char *step, irfw_containment c, char 
 			t->cont = v;
 		free(name);
 		free(cause);
-		return;
+	} else {
+		t->cont = v;
+		t->cont[t->n_cont++] = (struct irfw_cont_report){.step = name, .state = c, .cause = cause};
 	}
-	t->cont = v;
-	t->cont[t->n_cont++] = (struct irfw_cont_report){.step = name, .state = c, .cause = cause};
+	pthread_mutex_unlock(&cont_lock);
 }
 
 /* Reports kept by earlier runs of the case: steps.<step>.records.containment. */
@@ -150,22 +158,21 @@ static bool has_report(const irfw_target *t, const char *step)
 	return false;
 }
 
-irfw_containment irfw_target_containment(const irfw_target *t, const char **cause)
+/* The worst state, and into `b` (when not NULL) what is open or why. */
+static irfw_containment evaluate(const irfw_target *t, struct irfw_buf *b)
 {
-	irfw_target *mt = (irfw_target *)t; /* the cause is cached per target */
 	irfw_containment worst = IRFW_CONTAINMENT_NOT_ATTEMPTED;
-	struct irfw_buf b = {0};
-	irfw_buf_puts(&b, "");
 	if (t->run->dry_run) {
-		irfw_buf_puts(&b, "dry run: nothing was changed");
-		goto out;
+		if (b)
+			irfw_buf_puts(b, "dry run: nothing was changed");
+		return worst;
 	}
 	for (size_t i = 0; i < t->n_cont; i++) {
 		const struct irfw_cont_report *c = &t->cont[i];
 		if (c->state > worst)
 			worst = c->state;
-		if (c->state != IRFW_CONTAINED && c->cause && *c->cause)
-			irfw_buf_printf(&b, "%s%s", b.len ? "; " : "", c->cause);
+		if (b && c->state != IRFW_CONTAINED && c->cause && *c->cause)
+			irfw_buf_printf(b, "%s%s", b->len ? "; " : "", c->cause);
 	}
 	/* A failed step of the contain phase that said nothing itself: what
 	 * it was for did not happen. */
@@ -179,10 +186,26 @@ irfw_containment irfw_target_containment(const irfw_target *t, const char **caus
 			worst = IRFW_PARTIALLY_CONTAINED;
 		else if (worst == IRFW_CONTAINMENT_NOT_ATTEMPTED)
 			worst = IRFW_NOT_CONTAINED;
-		irfw_buf_printf(&b, "%s%s failed%s%s", b.len ? "; " : "", res->step, res->detail ? ": " : "",
-		                res->detail ? res->detail : "");
+		if (b)
+			irfw_buf_printf(b, "%s%s failed%s%s", b->len ? "; " : "", res->step,
+			                res->detail ? ": " : "", res->detail ? res->detail : "");
 	}
-out:
+	return worst;
+}
+
+irfw_containment irfw_target_containment(const irfw_target *t, const char **cause)
+{
+	irfw_target *mt = (irfw_target *)t; /* the cause is cached per target */
+	pthread_mutex_lock(&cont_lock);
+	if (!cause) {
+		/* The state alone: the cache is left as it is. */
+		irfw_containment worst = evaluate(t, NULL);
+		pthread_mutex_unlock(&cont_lock);
+		return worst;
+	}
+	struct irfw_buf b = {0};
+	irfw_buf_puts(&b, "");
+	irfw_containment worst = evaluate(t, &b);
 	/* Keep the pointer a caller holds valid while the text is the same:
 	 * it changes only with a report or a failed step. */
 	if (mt->cont_cause && b.data && strcmp(mt->cont_cause, b.data) == 0) {
@@ -191,7 +214,7 @@ out:
 		free(mt->cont_cause);
 		mt->cont_cause = b.data;
 	}
-	if (cause)
-		*cause = mt->cont_cause ? mt->cont_cause : "";
+	*cause = mt->cont_cause ? mt->cont_cause : "";
+	pthread_mutex_unlock(&cont_lock);
 	return worst;
 }

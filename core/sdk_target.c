@@ -93,7 +93,8 @@ irfw_step *irfw_target_step(irfw_target *t)
 	return irfw_target_cur(t);
 }
 
-int irfw_fact_set(irfw_target *t, const char *key, const char *value)
+/* Prepares of different steps may set facts of one instance at once. */
+static int fact_set(irfw_target *t, const char *key, const char *value)
 {
 	for (size_t i = 0; i < t->n_facts; i++)
 		if (strcmp(t->facts[i].key, key) == 0) {
@@ -112,6 +113,14 @@ int irfw_fact_set(irfw_target *t, const char *key, const char *value)
 	t->facts[t->n_facts].value = strdup(value ? value : "");
 	t->n_facts++;
 	return 0;
+}
+
+int irfw_fact_set(irfw_target *t, const char *key, const char *value)
+{
+	irfw_prepare_enter(t->run);
+	int rc = fact_set(t, key, value);
+	irfw_prepare_leave(t->run);
+	return rc;
 }
 
 const char *irfw_fact_get(const irfw_target *t, const char *key)

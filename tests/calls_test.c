@@ -5,7 +5,9 @@
  * irfw_aws_request and irfw_aws_request_ex): answers that come back in
  * the reverse order of the calls, one failure among several, a set of one
  * and of none, params changed after they were added, a dry run, and many
- * targets' sets at once (the --jobs workers of a run).
+ * targets' sets at once (the --jobs workers of a run).  Also one
+ * instance's containment read from several threads at once, as the
+ * prepares of different steps (ABI 1.9) do when they expand a template.
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -473,6 +475,66 @@ static void test_many_targets(void **state)
 	world_free(&w);
 }
 
+/* Prepares of different steps expand ${containment} and read the cause
+ * of the same instance at once: the cached cause is made by one of them
+ * and replaced by no one while it stays the same (a race here leaked it,
+ * or freed it under a reader).  Each round starts from no cached cause,
+ * the readers released together. */
+struct reader {
+	irfw_target *t;
+	pthread_barrier_t *go;
+	int wrong;
+};
+
+static void *reader(void *arg)
+{
+	struct reader *rd = arg;
+	pthread_barrier_wait(rd->go);
+	char *s = irfw_expand(rd->t, "${containment}");
+	if (!s || strcmp(s, "partially-contained") != 0)
+		rd->wrong++;
+	free(s);
+	const char *cause = NULL;
+	if (irfw_target_containment(rd->t, &cause) != IRFW_PARTIALLY_CONTAINED ||
+	    strcmp(cause, "eni-2 still open") != 0)
+		rd->wrong++;
+	return NULL;
+}
+
+static void test_containment_read_at_once(void **state)
+{
+	(void)state;
+	struct world w;
+	world_init(&w);
+	irfw_target *t = &w.t[0];
+	assert_int_equal(irfw_containment_report(t, IRFW_PARTIALLY_CONTAINED, "eni-2 still open"), -1);
+	enum { READERS = 4 };
+	pthread_barrier_t go;
+	for (int round = 0; round < 5000; round++) {
+		free(t->cont_cause);
+		t->cont_cause = NULL;
+		pthread_barrier_init(&go, NULL, READERS);
+		pthread_t th[READERS];
+		struct reader rd[READERS];
+		for (int k = 0; k < READERS; k++) {
+			rd[k] = (struct reader){.t = t, .go = &go};
+			assert_int_equal(pthread_create(&th[k], NULL, reader, &rd[k]), 0);
+		}
+		for (int k = 0; k < READERS; k++) {
+			pthread_join(th[k], NULL);
+			assert_int_equal(rd[k].wrong, 0);
+		}
+		pthread_barrier_destroy(&go);
+	}
+	for (size_t i = 0; i < t->n_cont; i++) {
+		free(t->cont[i].step);
+		free(t->cont[i].cause);
+	}
+	free(t->cont);
+	free(t->cont_cause);
+	world_free(&w);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -482,6 +544,7 @@ int main(void)
 	    cmocka_unit_test(test_params_copied),
 	    cmocka_unit_test(test_shape_dry_noclient),
 	    cmocka_unit_test(test_many_targets),
+	    cmocka_unit_test(test_containment_read_at_once),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

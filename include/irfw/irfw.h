@@ -350,7 +350,8 @@ IRFW_EXPORT irfw_step *irfw_target_step(irfw_target *t);
 /** Leave a fact for later steps of this target (key and value copied).
  * Facts live for this run only: a resumed case does not see the facts of
  * the run that did a step, so what a later run needs goes in irfw_record()
- * (or is read from AWS again). */
+ * (or is read from AWS again).  Prepares running at once may set facts of
+ * the same target. */
 IRFW_EXPORT int irfw_fact_set(irfw_target *t, const char *key, const char *value);
 /** A fact left by an earlier step, or NULL.  Valid until the same key is
  * set again. */
@@ -402,7 +403,9 @@ IRFW_EXPORT int irfw_containment_report(irfw_target *t, irfw_containment c, cons
 /** The instance's containment as established so far (this run and earlier
  * runs of the case); *cause (may be NULL) gets what is open or why, ""
  * when contained or not attempted.  The text stays valid until it changes
- * (a report, or a step of the contain phase failing): copy it to keep it. */
+ * (a report, or a step of the contain phase failing): copy it to keep it.
+ * Prepares running at once may call it (and irfw_expand) for the same
+ * target. */
 IRFW_EXPORT irfw_containment irfw_target_containment(const irfw_target *t, const char **cause);
 
 /** "contained", "partially-contained", "not-contained", "not-attempted". */
