@@ -40,6 +40,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -605,9 +606,14 @@ out:
 /* The manifest tree, parsed back from the text last written if it was
  * dropped (NULL: out of memory; the caller fails as for any allocation).
  * A const object may change here: the tree is a cache of the text. */
+static pthread_mutex_t thaw_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Under a lock: readers of one record may be on several threads (the
+ * prepares of different steps, each asking whether it ran before). */
 static cJSON *man(const struct irfw_case *c)
 {
 	struct irfw_case *mc = (struct irfw_case *)c;
+	pthread_mutex_lock(&thaw_lock);
 	if (!mc->manifest && mc->cold) {
 		mc->manifest = cJSON_Parse(mc->cold);
 		if (mc->manifest) {
@@ -615,7 +621,9 @@ static cJSON *man(const struct irfw_case *c)
 			mc->cold = NULL;
 		}
 	}
-	return mc->manifest;
+	cJSON *m = mc->manifest;
+	pthread_mutex_unlock(&thaw_lock);
+	return m;
 }
 
 static int manifest_stamp(struct irfw_case *c)
@@ -683,15 +691,11 @@ static int manifest_save(struct irfw_case *c)
 	memcpy(buf + len, "\n", 2);
 	cJSON_free(text);
 	rc = write_atomic(c, c->manifest_path, buf, len + 1);
-	if (rc == 0) {
-		/* What was written is the cache until the next change. */
+	if (rc == 0)
 		c->manifest_unsynced = true;
-		free(c->cold);
-		c->cold = buf;
-		cJSON_Delete(c->manifest);
-		c->manifest = NULL;
-		return 0;
-	}
+	/* The tree stays: a step may hold values irfw_record_get() gave it
+	 * (irfw_manifest_path() flushes in the middle of a step).  It gives
+	 * way to its text only between steps (manifest_chill). */
 	free(buf);
 	return rc;
 }

@@ -187,8 +187,12 @@ bool irfw_step_repeated(const irfw_target *t)
 
 bool irfw_step_done_before(const struct irfw_target *t, const struct irfw_step *s)
 {
-	return t->rec && s && !t->run->dry_run && !t->run->no_resume &&
-	       irfw_case_step_done(t->rec, s->name) && !irfw_case_step_released(t->rec, s->name);
+	if (!t->rec || !s || t->run->dry_run || t->run->no_resume)
+		return false;
+	irfw_prepare_enter(t->run); /* another prepare may be recording */
+	bool done = irfw_case_step_done(t->rec, s->name) && !irfw_case_step_released(t->rec, s->name);
+	irfw_prepare_leave(t->run);
+	return done;
 }
 
 bool irfw_step_resumed(const irfw_target *t)

@@ -137,5 +137,10 @@ int irfw_journal_head(const irfw_target *t, char hex[65], long *lines)
 
 const cJSON *irfw_record_get(const irfw_target *t, const char *step, const char *key)
 {
-	return t->rec ? irfw_case_record_get(t->rec, step, key) : NULL;
+	if (!t->rec)
+		return NULL;
+	irfw_prepare_enter(t->run); /* another prepare may be recording */
+	const cJSON *v = irfw_case_record_get(t->rec, step, key);
+	irfw_prepare_leave(t->run);
+	return v;
 }

@@ -6,6 +6,7 @@
 #define _XOPEN_SOURCE 700
 
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <stdio.h>
@@ -818,6 +819,50 @@ static void check_clean(const char *jpath, long lines, const char *head)
  * an AWS change, so it is durable, with every line before it, before
  * irfw_case_record() returns; step, artifact and location lines are only
  * written, and made durable by the next record line, a flush or close. */
+/* Between steps the manifest is kept as text and parsed back by the next
+ * reader; readers of one record on several threads at once (the prepares
+ * of different steps asking whether theirs ran before) parse it once. */
+struct reader {
+	struct irfw_case *c;
+	pthread_barrier_t *go;
+	int wrong;
+};
+
+static void *read_done(void *arg)
+{
+	struct reader *rd = arg;
+	pthread_barrier_wait(rd->go);
+	rd->wrong += !irfw_case_step_done(rd->c, "contain");
+	rd->wrong += irfw_case_step_done(rd->c, "never");
+	return NULL;
+}
+
+static void test_readers_at_once(void **state)
+{
+	struct fx *f = *state;
+	struct irfw_case *c = open_case(f, "i-0abc", "me");
+	enum { READERS = 4 };
+	for (int round = 0; round < 1000; round++) {
+		/* The step's end leaves the tree as text. */
+		assert_int_equal(irfw_case_step_begin(c, "contain", "quarantine"), 0);
+		assert_int_equal(irfw_case_step_end(c, "contain", "ok", "moved", NULL, NULL, 1), 0);
+		pthread_barrier_t go;
+		pthread_barrier_init(&go, NULL, READERS);
+		pthread_t th[READERS];
+		struct reader rd[READERS];
+		for (int k = 0; k < READERS; k++) {
+			rd[k] = (struct reader){.c = c, .go = &go};
+			assert_int_equal(pthread_create(&th[k], NULL, read_done, &rd[k]), 0);
+		}
+		for (int k = 0; k < READERS; k++) {
+			pthread_join(th[k], NULL);
+			assert_int_equal(rd[k].wrong, 0);
+		}
+		pthread_barrier_destroy(&go);
+	}
+	irfw_case_close(c);
+}
+
 static void test_record_lines_synced_others_not(void **state)
 {
 	struct fx *f = *state;
@@ -1075,6 +1120,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_errors_name_path, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_location_replaced, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_record_lines_synced_others_not, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_readers_at_once, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_chain_links_every_line, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_chain_continues_after_reopen, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_chain_detects_edit_and_removal, setup, teardown),

@@ -729,7 +729,9 @@ IRFW_EXPORT const char *irfw_manifest_path(const irfw_target *t);
 IRFW_EXPORT int irfw_record(irfw_target *t, const char *key, cJSON *value);
 
 /** A value recorded by step `step` for this target in this case (this run
- * or an earlier one), or NULL. */
+ * or an earlier one), or NULL.  It stays valid until the current step or
+ * prepare returns, unless the same key is recorded again: copy it
+ * (cJSON_Duplicate) to keep it longer. */
 IRFW_EXPORT const cJSON *irfw_record_get(const irfw_target *t, const char *step, const char *key);
 
 /**
