@@ -48,8 +48,22 @@ if [ "${IRFW_QUICK:-0}" != 1 ]; then
 	grep -E '^(PASS|FAIL|ERROR|SKIP|# )' build-asan/check.out
 
 	step "integration tests against the ASan+UBSan build (leaks fail a run)"
-	ASAN_OPTIONS=detect_leaks=1 IRFW_BUILDDIR="$src/build-asan" python3 -m pytest -q -p no:cacheprovider \
-		tests/integration >build-asan/integration.out 2>&1 || { tail -100 build-asan/integration.out; exit 1; }
+	# The sanitizers write their reports to files, whole: a test's
+	# assertion message shortens the stderr it quotes, and a report from
+	# a process whose exit status a test does not check still fails here.
+	san_logs="$src/build-asan/sanitizer"
+	rm -rf "$san_logs" && mkdir -p "$san_logs"
+	show_san() { for f in "$san_logs"/*; do [ -e "$f" ] && { echo "--- $f"; head -60 "$f"; }; done; }
+	ASAN_OPTIONS="detect_leaks=1:log_path=$san_logs/asan" \
+		UBSAN_OPTIONS="print_stacktrace=1:log_path=$san_logs/ubsan" \
+		IRFW_BUILDDIR="$src/build-asan" python3 -m pytest -q -p no:cacheprovider \
+		tests/integration >build-asan/integration.out 2>&1 ||
+		{ tail -100 build-asan/integration.out; show_san; exit 1; }
+	if compgen -G "$san_logs/*" >/dev/null; then
+		echo "sanitizer reports during the integration tests:"
+		show_san
+		exit 1
+	fi
 	tail -1 build-asan/integration.out
 
 	step "make distcheck"
