@@ -93,7 +93,8 @@ irfw_step *irfw_target_step(irfw_target *t)
 	return irfw_target_cur(t);
 }
 
-/* Prepares of different steps may set facts of one instance at once. */
+/* A prepare must not set facts (irfw.h); one that does anyway, while
+ * other prepares run, is at least serialised with them. */
 static int fact_set(irfw_target *t, const char *key, const char *value)
 {
 	for (size_t i = 0; i < t->n_facts; i++)

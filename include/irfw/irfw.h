@@ -350,8 +350,7 @@ IRFW_EXPORT irfw_step *irfw_target_step(irfw_target *t);
 /** Leave a fact for later steps of this target (key and value copied).
  * Facts live for this run only: a resumed case does not see the facts of
  * the run that did a step, so what a later run needs goes in irfw_record()
- * (or is read from AWS again).  Prepares running at once may set facts of
- * the same target. */
+ * (or is read from AWS again).  Not from a prepare (see prepare). */
 IRFW_EXPORT int irfw_fact_set(irfw_target *t, const char *key, const char *value);
 /** A fact left by an earlier step, or NULL.  Valid until the same key is
  * set again. */
