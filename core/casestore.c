@@ -39,8 +39,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -603,13 +603,13 @@ out:
 }
 
 /* The manifest's own account of the journal it reflects, after each line. */
-/* The manifest tree, parsed back from the text last written if it was
- * dropped (NULL: out of memory; the caller fails as for any allocation).
- * A const object may change here: the tree is a cache of the text. */
 static pthread_mutex_t thaw_lock = PTHREAD_MUTEX_INITIALIZER;
 
-/* Under a lock: readers of one record may be on several threads (the
- * prepares of different steps, each asking whether it ran before). */
+/* The manifest tree, parsed back from the text last written if it was
+ * dropped (NULL: out of memory; the caller fails as for any allocation).
+ * A const object may change here: the tree is a cache of the text.  Under
+ * a lock: readers of one record may be on several threads (the prepares of
+ * different steps, each asking whether it ran before). */
 static cJSON *man(const struct irfw_case *c)
 {
 	struct irfw_case *mc = (struct irfw_case *)c;
