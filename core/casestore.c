@@ -7,18 +7,21 @@
  * then, when a reader needs it, manifest.json (temp file and rename).
  *
  * Which journal lines are synced (fdatasync) before the call returns: the
- * "record" lines, because a step records what it is about to change before
- * it sends the change (isolate's original groups before the swap, a
- * notification's id before the publish, the value release puts back), and
- * that must survive a crash of the machine once AWS may have acted on it.
- * The other lines (run-start, step-begin, step-end, artifact,
- * artifact-location, recovered) announce no change: they are written, so a
- * crash of the process loses none of them, and become durable with the
- * next synced line (the journal is append-only, so one fdatasync covers
- * every byte written before it), with irfw_case_flush() or on close.  A
- * crash of the machine can lose that unsynced tail only: the next run of
- * the case then finds those steps not begun or not ended and reads AWS
- * again, which is what it does for a step interrupted in any other way.
+ * "record" lines of irfw_case_record(), because a step records what it is
+ * about to change before it sends the change (isolate's original groups
+ * before the swap, a notification's id before the publish), and that must
+ * survive a crash of the machine once AWS may have acted on it.
+ * The other lines announce no change: run-start, step-begin, step-end,
+ * artifact, artifact-location, recovered, and the record lines of
+ * irfw_case_record_result(), which say what a change did or what AWS
+ * showed after it.  They are written, so a crash of the process loses none
+ * of them, and become durable with the next synced line (the journal is
+ * append-only, so one fdatasync covers every byte written before it), with
+ * irfw_case_flush() or on close.  A crash of the machine can lose that
+ * unsynced tail only, which is the record as a crash of the process just
+ * before those lines leaves it: the next run of the case finds those steps
+ * not begun or not ended, or a change announced without its result, and
+ * reads AWS again, as it does for a step interrupted in any other way.
  *
  * manifest.json is the journal's cache, so it is rewritten only when asked
  * for (irfw_case_flush: the upload step sends the file, and a recovery
@@ -35,6 +38,7 @@
 
 #include "casestore.h"
 #include "log.h"
+#include "aws/sigv4.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -129,7 +133,7 @@ static int sha256_hex(const void *data, size_t len, char out[65])
 	unsigned int n = 0;
 
 	out[0] = '\0';
-	if (EVP_Digest(data, len, md, &n, EVP_sha256(), NULL) != 1 || n != 32)
+	if (EVP_Digest(data, len, md, &n, irfw_sha256_md(), NULL) != 1 || n != 32)
 		return -1;
 	for (unsigned int i = 0; i < n; i++) {
 		out[2 * i] = digits[md[i] >> 4];
@@ -723,11 +727,11 @@ static int paths_sync(struct irfw_case *c)
 	return 0;
 }
 
-/* Journal ev (synced when it is a "record" line, see the top of the file)
- * and apply it.  manifest.json is rewritten after a recovery, when asked
- * for (irfw_case_flush) and on close: between those the journal alone
- * holds the latest lines, which is all opening needs.  Consumes ev. */
-static int commit(struct irfw_case *c, cJSON *ev)
+/* Journal ev (synced when `sync`, see the top of the file) and apply it.
+ * manifest.json is rewritten after a recovery, when asked for
+ * (irfw_case_flush) and on close: between those the journal alone holds
+ * the latest lines, which is all opening needs.  Consumes ev. */
+static int commit_ex(struct irfw_case *c, cJSON *ev, bool sync)
 {
 	int rc = -1;
 
@@ -746,7 +750,7 @@ static int commit(struct irfw_case *c, cJSON *ev)
 		goto out;
 	}
 	const char *type = str_field(ev, "event");
-	if (journal_append(c, ev, type && strcmp(type, "record") == 0) != 0)
+	if (journal_append(c, ev, sync) != 0)
 		goto out;
 	/* Set first: even a poisoned record is flushed on close, which syncs
 	 * the line. */
@@ -765,6 +769,12 @@ static int commit(struct irfw_case *c, cJSON *ev)
 out:
 	cJSON_Delete(ev);
 	return rc;
+}
+
+/* Every line but an announcing record is written unsynced. */
+static int commit(struct irfw_case *c, cJSON *ev)
+{
+	return commit_ex(c, ev, false);
 }
 
 static int flush_now(struct irfw_case *c)
@@ -1440,7 +1450,7 @@ const char *irfw_case_step_status(const struct irfw_case *c, const char *step)
 	return str_field(step_get(c, step), "status");
 }
 
-int irfw_case_record(struct irfw_case *c, const char *step, const char *key, cJSON *value)
+static int record(struct irfw_case *c, const char *step, const char *key, cJSON *value, bool sync)
 {
 	cJSON *ev;
 
@@ -1467,7 +1477,17 @@ int irfw_case_record(struct irfw_case *c, const char *step, const char *key, cJS
 		cJSON_Delete(ev);
 		return commit(c, NULL);
 	}
-	return commit(c, ev);
+	return commit_ex(c, ev, sync);
+}
+
+int irfw_case_record(struct irfw_case *c, const char *step, const char *key, cJSON *value)
+{
+	return record(c, step, key, value, true);
+}
+
+int irfw_case_record_result(struct irfw_case *c, const char *step, const char *key, cJSON *value)
+{
+	return record(c, step, key, value, false);
 }
 
 const cJSON *irfw_case_record_get(const struct irfw_case *c, const char *step, const char *key)
@@ -1501,7 +1521,7 @@ static int write_temp_hashed(struct irfw_case *c, const struct source *src, char
 	bool created = false;
 	int fd = -1, rc = -1;
 
-	if (!md || !tmp || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {
+	if (!md || !tmp || EVP_DigestInit_ex(md, irfw_sha256_md(), NULL) != 1) {
 		set_err(c, "%s: cannot set up SHA-256", c->dir);
 		goto out;
 	}

@@ -133,6 +133,11 @@ const char *irfw_case_step_status(const struct irfw_case *c, const char *step);
  */
 int irfw_case_record(struct irfw_case *c, const char *step, const char *key, cJSON *value);
 
+/** As irfw_case_record(), for a value that says what a change did or what
+ * AWS showed after it: journaled (the same "record" line) and applied, not
+ * synced; it becomes durable with the next synced line, a flush or close. */
+int irfw_case_record_result(struct irfw_case *c, const char *step, const char *key, cJSON *value);
+
 /** The value recorded by `step` under `key` (any run of this case), or NULL.
  * Owned by the case; valid until the next change to the record. */
 const cJSON *irfw_case_record_get(const struct irfw_case *c, const char *step, const char *key);

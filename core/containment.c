@@ -139,7 +139,7 @@ int irfw_containment_report(irfw_target *t, irfw_containment c, const char *fmt,
 	char ts[32];
 	irfw_iso_now(ts);
 	cJSON_AddStringToObject(v, "verified_at", ts);
-	return irfw_case_record(t->rec, irfw_target_cur(t)->name, "containment", v);
+	return irfw_case_record_result(t->rec, irfw_target_cur(t)->name, "containment", v);
 }
 
 static const struct irfw_step *step_named(const struct irfw_run *r, const char *name)

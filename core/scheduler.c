@@ -178,7 +178,7 @@ static void run_step(struct irfw_target *t, struct irfw_step *s, struct irfw_ste
 		cJSON *seen = cJSON_CreateObject();
 		cJSON_AddStringToObject(seen, "state",
 		                        irfw_containment_name(irfw_target_containment(t, NULL)));
-		if (irfw_case_record(t->rec, s->name, "containment_seen", seen) != 0)
+		if (irfw_case_record_result(t->rec, s->name, "containment_seen", seen) != 0)
 			irfw_log(t, IRFW_LOG_WARN, "case record: %s", irfw_case_error(t->rec));
 	}
 	if (record && irfw_case_step_end(t->rec, s->name, irfw_status_name(st), res->detail, res->aws_error,

@@ -94,7 +94,7 @@ const char *irfw_manifest_path(const irfw_target *t)
 	return t->rec ? irfw_case_manifest_path(t->rec) : NULL;
 }
 
-int irfw_record(irfw_target *t, const char *key, cJSON *value)
+static int record(irfw_target *t, const char *key, cJSON *value, bool sync)
 {
 	if (t->run->dry_run) {
 		/* Nothing was changed, so there is nothing to undo. */
@@ -108,8 +108,9 @@ int irfw_record(irfw_target *t, const char *key, cJSON *value)
 		cJSON_Delete(value);
 	} else {
 		irfw_prepare_enter(t->run);
-		rc = irfw_case_record(t->rec, irfw_target_cur(t) ? irfw_target_cur(t)->name : "core", key,
-		                      value);
+		const char *step = irfw_target_cur(t) ? irfw_target_cur(t)->name : "core";
+		rc = sync ? irfw_case_record(t->rec, step, key, value)
+		          : irfw_case_record_result(t->rec, step, key, value);
 		if (rc != 0)
 			snprintf(why, sizeof(why), "%s", irfw_case_error(t->rec));
 		irfw_prepare_leave(t->run);
@@ -123,6 +124,16 @@ int irfw_record(irfw_target *t, const char *key, cJSON *value)
 			t->cur_res->record_error = irfw_strfmt("%s: %s", key, why);
 	}
 	return rc;
+}
+
+int irfw_record(irfw_target *t, const char *key, cJSON *value)
+{
+	return record(t, key, value, true);
+}
+
+int irfw_record_result(irfw_target *t, const char *key, cJSON *value)
+{
+	return record(t, key, value, false);
 }
 
 int irfw_journal_head(const irfw_target *t, char hex[65], long *lines)

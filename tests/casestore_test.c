@@ -817,8 +817,9 @@ static void check_clean(const char *jpath, long lines, const char *head)
 
 /* The sync rule (casestore.c's head comment): a record line may announce
  * an AWS change, so it is durable, with every line before it, before
- * irfw_case_record() returns; step, artifact and location lines are only
- * written, and made durable by the next record line, a flush or close. */
+ * irfw_case_record() returns; step, artifact and location lines and the
+ * results of irfw_case_record_result() are only written, and made durable
+ * by the next record line, a flush or close. */
 /* Between steps the manifest is kept as text and parsed back by the next
  * reader; readers of one record on several threads at once (the prepares
  * of different steps asking whether theirs ran before) parse it once. */
@@ -881,8 +882,13 @@ static void test_record_lines_synced_others_not(void **state)
 	assert_int_equal(irfw_case_step_end(c, "isolate", "ok", NULL, NULL, NULL, 5), 0);
 	assert_int_equal(irfw_case_artifact_add(c, "capture", "notes.txt", "text/plain", "abc", 3), 0);
 	assert_int_equal(irfw_case_artifact_set_location(c, 0, "s3://b/k", NULL, NULL, NULL), 0);
+	assert_int_equal(
+	    irfw_case_record_result(c, "isolate", "containment", cJSON_CreateString("contained")), 0);
 	assert_int_equal(n_datasync, 1);
 	assert_true(file_size(jpath) > datasync_size);
+	/* A result is a record like any other, to readers and to a reopen. */
+	assert_string_equal(cJSON_GetStringValue(irfw_case_record_get(c, "isolate", "containment")),
+	                    "contained");
 	/* A reader of manifest.json gets the journal synced first. */
 	m = read_manifest(c);
 	assert_int_equal(n_datasync, 2);
@@ -899,6 +905,10 @@ static void test_record_lines_synced_others_not(void **state)
 	m = read_json(mpath);
 	assert_int_equal((off_t)cJSON_GetObjectItem(m, "journal_bytes")->valuedouble, file_size(jpath));
 	cJSON_Delete(m);
+	c = open_case(f, "i-0abc", "second");
+	assert_string_equal(cJSON_GetStringValue(irfw_case_record_get(c, "isolate", "containment")),
+	                    "contained");
+	irfw_case_close(c);
 }
 
 static void test_chain_links_every_line(void **state)

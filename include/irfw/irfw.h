@@ -73,9 +73,11 @@ extern "C" {
  *   1.9  the prepares of modules built for 1.9 or later run at the same
  *        time, each on its own thread (see `prepare`); an older module's
  *        prepare still runs alone
+ *   1.10 irfw_record_result: a record of what a change did, not synced on
+ *        its own
  */
 #define IRFW_ABI_MAJOR 1
-#define IRFW_ABI_MINOR 9
+#define IRFW_ABI_MINOR 10
 
 #if defined(__GNUC__)
 #define IRFW_EXPORT       __attribute__((visibility("default")))
@@ -726,6 +728,24 @@ IRFW_EXPORT const char *irfw_manifest_path(const irfw_target *t);
  * still contains the instance); it need not report it itself.
  */
 IRFW_EXPORT int irfw_record(irfw_target *t, const char *key, cJSON *value);
+
+/**
+ * Record what a change did, or what AWS showed after it (ABI 1.10): the
+ * snapshots made, the tags put on, a message id, a containment read back.
+ * As irfw_record() (the same record, read by irfw_record_get() and
+ * release), except that it is written but not synced on its own: it
+ * becomes durable with the target's next irfw_record(), when the manifest
+ * is written, or when the record closes, at the latest.
+ *
+ * A crash of irfw loses nothing either way.  A crash of the machine can
+ * take back such a line, and leaves the record as a crash of irfw just
+ * before the line would: the step is found not ended, and the next run of
+ * the case runs it again, which must find in AWS what it did (by the case's
+ * tag, a client token, the state read back).  A value that must be known
+ * before a change is sent (what release puts back, a notification's id)
+ * goes through irfw_record(), before the change.
+ */
+IRFW_EXPORT int irfw_record_result(irfw_target *t, const char *key, cJSON *value);
 
 /** A value recorded by step `step` for this target in this case (this run
  * or an earlier one), or NULL.  It stays valid until the current step or

@@ -2299,11 +2299,12 @@ static irfw_status contain(irfw_target *t, struct iso_state *st, cJSON **users)
 	if (!all_done) {
 		/* Recorded before anything changes, so release can undo it, and
 		 * logged too; a record that cannot be written does not stop
-		 * the containment. */
+		 * the containment.  The group is written first and made durable
+		 * with the original groups (one sync for both). */
 		irfw_log(t, IRFW_LOG_INFO, "original groups: %s", tagv[0] ? tagv : "(none known)");
-		if (irfw_record(t, "original_groups", cJSON_Duplicate(orig, true)) != 0)
+		if (irfw_record_result(t, "quarantine_sg", cJSON_CreateString(q)) != 0)
 			groups_recorded = false;
-		if (irfw_record(t, "quarantine_sg", cJSON_CreateString(q)) != 0)
+		if (irfw_record(t, "original_groups", cJSON_Duplicate(orig, true)) != 0)
 			groups_recorded = false;
 		if (!groups_recorded)
 			irfw_log(

@@ -572,7 +572,11 @@ static int notice_record(irfw_target *t, const struct notice *n, const char *sta
 		cJSON_AddNumberToObject(o, "http_status", (double)http);
 	if (n->before && strcmp(state, "sent") == 0)
 		cJSON_AddStringToObject(o, "resent_after", n->before);
-	return irfw_record(t, "notification", o);
+	/* The intent is synced before the message goes out; what came of it
+	 * need not be: lost, it reads as the intent alone, as after a kill. */
+	if (strcmp(state, "intended") == 0)
+		return irfw_record(t, "notification", o);
+	return irfw_record_result(t, "notification", o);
 }
 
 /* ------------------------------------------------------------------ */

@@ -282,7 +282,11 @@ static int notice_record(irfw_target *t, const struct notice *n, const char *sta
 		cJSON_AddStringToObject(o, "error", error);
 	if (n->before && strcmp(state, "sent") == 0)
 		cJSON_AddStringToObject(o, "resent_after", n->before);
-	return irfw_record(t, "notification", o);
+	/* The intent is synced before the message goes out; what came of it
+	 * need not be: lost, it reads as the intent alone, as after a kill. */
+	if (strcmp(state, "intended") == 0)
+		return irfw_record(t, "notification", o);
+	return irfw_record_result(t, "notification", o);
 }
 
 /* The topic: a command-line `-t` (or the global `topic`) wins over the
@@ -391,7 +395,7 @@ static irfw_status run(irfw_target *t, void *state)
 	const char *mid = irfw_json_text(res, "MessageId");
 	notice_record(t, &n, "sent", mid, NULL);
 	if (mid)
-		irfw_record(t, "message_id", cJSON_CreateString(mid));
+		irfw_record_result(t, "message_id", cJSON_CreateString(mid));
 	irfw_note(t, "published to %s, MessageId %s, notification %s%s", topic, mid ? mid : "(none returned)",
 	          n.id, n.before ? " (sent again: an earlier run may have published it)" : "");
 	st = IRFW_OK;

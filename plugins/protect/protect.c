@@ -362,7 +362,7 @@ static irfw_status run(irfw_target *t, void *state)
 		if (irfw_target_dry_run(t))
 			cJSON_Delete(o.record);
 		else
-			irfw_record(t, "attributes", o.record);
+			irfw_record_result(t, "attributes", o.record);
 		irfw_note(t, "already in place: %s", o.already);
 		if (*spot_reason)
 			irfw_note(t, "%s", spot_reason);
@@ -379,7 +379,7 @@ static irfw_status run(irfw_target *t, void *state)
 	if (irfw_target_dry_run(t))
 		cJSON_Delete(o.record);
 	else
-		irfw_record(t, "attributes", o.record);
+		irfw_record_result(t, "attributes", o.record);
 
 	const char *prefix = irfw_target_dry_run(t) ? "dry run: would set " : "set ";
 	if (o.n_failed) {

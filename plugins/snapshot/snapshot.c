@@ -481,7 +481,7 @@ static void record_snapshots(irfw_target *t, const struct job *j)
 		cJSON_AddStringToObject(o, "snapshot", j->v[i].snapshot);
 		cJSON_AddItemToArray(arr, o);
 	}
-	irfw_record(t, "snapshots", arr);
+	irfw_record_result(t, "snapshots", arr);
 }
 
 static double now_s(void)

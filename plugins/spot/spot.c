@@ -151,7 +151,7 @@ static irfw_status handle_request(irfw_target *t, const cJSON *inst, bool cancel
 		cJSON_AddNullToObject(rec, "type");
 		cJSON_AddStringToObject(rec, "state", "not found");
 		cJSON_AddFalseToObject(rec, "cancelled");
-		irfw_record(t, "spot_request", rec);
+		irfw_record_result(t, "spot_request", rec);
 		irfw_note(t, "spot request %snot found", req_id ? "named by the instance " : "");
 		return IRFW_OK;
 	}
@@ -169,7 +169,7 @@ static irfw_status handle_request(irfw_target *t, const cJSON *inst, bool cancel
 	                      strcmp(state, "disabled") == 0);
 	if (!persistent || !live || !cancel_persistent) {
 		cJSON_AddFalseToObject(rec, "cancelled");
-		irfw_record(t, "spot_request", rec);
+		irfw_record_result(t, "spot_request", rec);
 		if (!persistent)
 			irfw_note(t, "spot request %s is %s: left alone", id,
 			          type ? type : "of unknown type");
@@ -200,7 +200,7 @@ static irfw_status handle_request(irfw_target *t, const cJSON *inst, bool cancel
 	}
 	if (!irfw_target_dry_run(t)) {
 		cJSON_ReplaceItemInObjectCaseSensitive(rec, "cancelled", cJSON_CreateTrue());
-		irfw_record(t, "spot_request", rec);
+		irfw_record_result(t, "spot_request", rec);
 	} else {
 		cJSON_Delete(rec);
 	}

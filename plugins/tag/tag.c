@@ -487,7 +487,7 @@ static irfw_status run(irfw_target *t, void *state)
 	if (irfw_target_dry_run(t))
 		cJSON_Delete(rec);
 	else
-		irfw_record(t, "tags", rec);
+		irfw_record_result(t, "tags", rec);
 
 	/* The status first: if the removal fails, the instance still says
 	 * what is true now, and the failure names what is left.  The lists
