@@ -12,12 +12,13 @@
 #include "base/buf.h"
 #include "base/log.h"
 #include "base/text.h"
+#include "aws/sigv4.h"
 
 void irfw_sha256(const void *data, size_t len, char hex[65], char b64[45])
 {
 	unsigned char md[32];
 	unsigned int n = 0;
-	EVP_Digest(data, len, md, &n, EVP_sha256(), NULL);
+	EVP_Digest(data, len, md, &n, irfw_sha256_md(), NULL);
 	if (hex) {
 		static const char digits[] = "0123456789abcdef";
 		for (size_t i = 0; i < 32; i++) {

@@ -25,6 +25,7 @@
 #include "base/log.h"
 #include "base/text.h"
 #include "aws/client.h"
+#include "aws/sigv4.h"
 
 /* One row of the table. */
 struct row {
@@ -136,7 +137,7 @@ static int hash_file(const char *path, char hex[65], unsigned long long *size)
 	unsigned int dl = 0;
 	unsigned long long total = 0;
 	int rc = -1;
-	if (!md || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1)
+	if (!md || EVP_DigestInit_ex(md, irfw_sha256_md(), NULL) != 1)
 		goto out;
 	for (;;) {
 		ssize_t n = read(fd, buf, sizeof(buf));

@@ -97,6 +97,12 @@ static bool sha256(const void *data, size_t len, unsigned char md[32])
 	return sha256_md && EVP_Digest(data, len, md, &n, sha256_md, NULL) == 1 && n == 32;
 }
 
+const EVP_MD *irfw_sha256_md(void)
+{
+	pthread_once(&crypto_once, crypto_init);
+	return sha256_md;
+}
+
 static void hex32(const unsigned char md[32], char out[65])
 {
 	static const char digits[] = "0123456789abcdef";

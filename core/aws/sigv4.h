@@ -20,6 +20,8 @@
 #include <stddef.h>
 #include <time.h>
 
+#include <openssl/evp.h>
+
 /** One header or query parameter; both strings are borrowed. */
 struct irfw_kv {
 	const char *name;
@@ -119,5 +121,10 @@ char *irfw_uri_encode(const char *s, size_t len, bool keep_slash);
 
 /** Write the lowercase hex SHA-256 of data[0..len) and a NUL into out. */
 void irfw_sha256_hex(const void *data, size_t len, char out[65]);
+
+/** SHA-256 as fetched once for the library (EVP_sha256() is looked up by
+ * name on every digest in OpenSSL 3), for the digests of the case record
+ * and the SDK; NULL if OpenSSL has none. */
+const EVP_MD *irfw_sha256_md(void);
 
 #endif /* IRFW_CORE_SIGV4_H */

@@ -376,6 +376,17 @@ static char *dup_item(const cJSON *o, const char *name)
 	return s ? strdup(s) : NULL;
 }
 
+static int nibble(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
 /* The manifest's hex SHA-256 as S3 wants it (base64 of the raw digest). */
 static char *hex_to_b64(const char *hex)
 {
@@ -383,10 +394,10 @@ static char *hex_to_b64(const char *hex)
 	if (!hex || strlen(hex) != 64)
 		return NULL;
 	for (size_t i = 0; i < 32; i++) {
-		unsigned v;
-		if (sscanf(hex + 2 * i, "%2x", &v) != 1)
+		int hi = nibble(hex[2 * i]), lo = nibble(hex[2 * i + 1]);
+		if (hi < 0 || lo < 0)
 			return NULL;
-		raw[i] = (unsigned char)v;
+		raw[i] = (unsigned char)(hi << 4 | lo);
 	}
 	return irfw_base64_encode(raw, sizeof(raw));
 }
@@ -1322,7 +1333,7 @@ static irfw_status run(irfw_target *t, void *state)
 			n_unconfirmed++;
 		/* What S3 itself confirmed, for the reader of the record. */
 		cJSON_AddNumberToObject(rec, "checksum_unconfirmed", (double)n_unconfirmed);
-		irfw_record(t, "manifest", rec);
+		irfw_record_result(t, "manifest", rec);
 		put_free(&put);
 		free(key);
 	}
