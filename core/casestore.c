@@ -650,10 +650,10 @@ static int manifest_stamp(struct irfw_case *c)
 
 /* Between steps, the tree gives way to its text (printed as the file
  * will be): a fleet's records are all open while their instances wait for
- * their next step.  0, or -1 (out of memory: the tree stays). */
+ * their next phase.  0, or -1 (out of memory: the tree stays). */
 static int manifest_chill(struct irfw_case *c)
 {
-	if (!c->manifest)
+	if (!c->manifest || c->poisoned)
 		return 0;
 	char *text = cJSON_Print(c->manifest);
 	size_t len = text ? strlen(text) : 0;
@@ -699,7 +699,7 @@ static int manifest_save(struct irfw_case *c)
 		c->manifest_unsynced = true;
 	/* The tree stays: a step may hold values irfw_record_get() gave it
 	 * (irfw_manifest_path() flushes in the middle of a step).  It gives
-	 * way to its text only between steps (manifest_chill). */
+	 * way to its text only between steps (irfw_case_chill). */
 	free(buf);
 	return rc;
 }
@@ -762,10 +762,7 @@ static int commit_ex(struct irfw_case *c, cJSON *ev, bool sync)
 		set_err(c, "%s: out of memory applying a journaled change", c->manifest_path);
 		goto out;
 	}
-	if (type && strcmp(type, "recovered") == 0)
-		rc = irfw_case_flush(c);
-	else
-		rc = type && strcmp(type, "step-end") == 0 ? manifest_chill(c) : 0;
+	rc = type && strcmp(type, "recovered") == 0 ? irfw_case_flush(c) : 0;
 out:
 	cJSON_Delete(ev);
 	return rc;
@@ -803,6 +800,15 @@ static int flush_now(struct irfw_case *c)
  * back from the journal.  A failure is said here, for closing ignores it
  * (the journal has every line; the next open replays them) and it is the
  * only word that manifest.json is behind (a full evidence disk). */
+void irfw_case_chill(struct irfw_case *c)
+{
+	if (!c)
+		return;
+	pthread_mutex_lock(&thaw_lock);
+	(void)manifest_chill(c);
+	pthread_mutex_unlock(&thaw_lock);
+}
+
 int irfw_case_flush(struct irfw_case *c)
 {
 	if (!c)

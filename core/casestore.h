@@ -75,6 +75,13 @@ void irfw_case_close(struct irfw_case *c);
  * irfw_case_error().  For readers of the file while the record is open. */
 int irfw_case_flush(struct irfw_case *c);
 
+/** Let the in-memory manifest give way to its text (a third of its size)
+ * until the next reader parses it back: for a record whose instance now
+ * waits, between phases, while the rest of the fleet goes on.  Only while
+ * no step or prepare of the instance holds what irfw_case_record_get()
+ * gave it. */
+void irfw_case_chill(struct irfw_case *c);
+
 /** The message of the last failed call on `c` ("" when none). */
 const char *irfw_case_error(const struct irfw_case *c);
 

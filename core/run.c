@@ -998,6 +998,8 @@ static void open_record(struct irfw_run *r, struct irfw_target *t, const char *e
 		                       strlen(desc));
 		free(desc);
 	}
+	/* It waits for its first step while the fleet's records open. */
+	irfw_case_chill(t->rec);
 }
 
 struct opener {
@@ -1250,6 +1252,11 @@ int irfw_run_execute(struct irfw_run *r, bool json, bool check_only)
 		int prc = call_prepare(r);
 		if (prc != 0)
 			return prc;
+		/* The prepares read the records (did the step run before?):
+		 * their trees give way to text again while the instances wait
+		 * for their first step. */
+		for (size_t i = 0; i < r->batch.n; i++)
+			irfw_case_chill(r->batch.targets[i]->rec);
 	}
 
 	if (found > 50 && !check_only) {

@@ -285,6 +285,13 @@ static void *worker(void *arg)
 		sc->busy++;
 		pthread_mutex_unlock(&sc->lock);
 		run_step(t, s, &t->results[t->next_step], sc->check_only);
+		/* Its next step is of a later phase, so it waits while the
+		 * fleet catches up: its record's tree gives way to its text
+		 * (before it is ready again, so no other worker runs it).  An
+		 * instance goes through the steps of one phase back to back
+		 * (pick), with its tree kept. */
+		if (t->next_step + 1 < sc->r->n_steps && sc->r->steps[t->next_step + 1]->phase != s->phase)
+			irfw_case_chill(t->rec);
 		pthread_mutex_lock(&sc->lock);
 		/* Under the lock, with the next item made ready in the same
 		 * hold: an --events reader sees a step end before any pick that
