@@ -152,5 +152,8 @@ void irfw_event_run_done(struct irfw_run *r, int status)
 		cJSON_AddStringToObject(o, "interrupted", irfw_signal_name(r->interrupted, sb));
 	else
 		cJSON_AddNullToObject(o, "interrupted");
+	cJSON *calls = irfw_report_aws_calls(r);
+	if (calls)
+		cJSON_AddItemToObject(o, "aws_calls", calls);
 	emit(r, "run-done", o);
 }

@@ -34,6 +34,19 @@
  * when a key changes meaning or goes away (new keys do not bump it). */
 #define IRFW_OUTPUT_RUN_FORMAT "irfw-run/1"
 
+cJSON *irfw_report_aws_calls(const struct irfw_run *r)
+{
+	if (!r->aws)
+		return NULL;
+	struct irfw_aws_stats st;
+	irfw_aws_stats_get(r->aws, &st);
+	cJSON *o = cJSON_CreateObject();
+	cJSON_AddNumberToObject(o, "requests", (double)st.requests);
+	cJSON_AddNumberToObject(o, "retries", (double)st.retries);
+	cJSON_AddNumberToObject(o, "throttled", (double)st.throttled);
+	return o;
+}
+
 const char *irfw_status_name(irfw_status s)
 {
 	return s == IRFW_OK ? "ok" : s == IRFW_SKIPPED ? "skipped" : "failed";
@@ -604,6 +617,9 @@ void irfw_report_json(struct irfw_run *r)
 		cJSON_AddStringToObject(doc, "region", r->resolved_region);
 	cJSON_AddBoolToObject(doc, "dry_run", r->dry_run);
 	cJSON_AddItemToObject(doc, "interrupted", interrupted_json(r));
+	cJSON *calls = irfw_report_aws_calls(r);
+	if (calls)
+		cJSON_AddItemToObject(doc, "aws_calls", calls);
 	char *head = cJSON_Print(doc);
 	cJSON_Delete(doc);
 	size_t len = head ? strlen(head) : 0;

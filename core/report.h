@@ -11,5 +11,8 @@ const char *irfw_status_name(irfw_status s);
 /* The run's results on standard output, as text or one JSON document. */
 void irfw_report_text(struct irfw_run *r);
 void irfw_report_json(struct irfw_run *r);
+/* {"requests", "retries", "throttled"}: what the run sent to AWS so far
+ * (-o json, the run-done event), or NULL before its client exists. */
+cJSON *irfw_report_aws_calls(const struct irfw_run *r);
 
 #endif /* IRFW_REPORT_H */

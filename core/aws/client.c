@@ -77,6 +77,7 @@ struct irfw_aws {
 	pthread_mutex_t memo_lock;
 	struct base_memo memo[BASE_MEMO];
 	size_t n_memo;
+	atomic_long n_requests, n_retries, n_throttled; /* irfw_aws_stats */
 };
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
@@ -847,6 +848,8 @@ static int do_call(struct irfw_aws *a, const struct irfw_creds *creds, bool anon
 		bool sent = true;
 		int prc = http_perform(a, &q, hl, (long)((deadline - t0) * 1000), &resp, e, &sent);
 		curl_slist_free_all(hl);
+		if (sent)
+			atomic_fetch_add(&a->n_requests, 1);
 		long ms = (long)((now_s() - t0) * 1000);
 		if (prc == 0 && resp.status >= 200 && resp.status < 300) {
 			*result = parse_success(svc, op, &resp, e);
@@ -890,8 +893,10 @@ static int do_call(struct irfw_aws *a, const struct irfw_creds *creds, bool anon
 			break;
 		bool throttle = irfw_aws_error_is_throttle(e);
 		bool unreadable = strcmp(e->code, "InvalidReply") == 0;
-		if (throttle)
+		if (throttle) {
+			atomic_fetch_add(&a->n_throttled, 1);
 			irfw_ratelimit_throttled(a->rl, a->account, region, service, op);
+		}
 		if (!throttle && !unreadable && !irfw_aws_error_is_retryable(e))
 			break; /* AWS's answer stands: not a fault of the wire */
 		if ((flags & IRFW_AWS_REQ_NOT_IDEMPOTENT) && !throttle && (prc == 0 || sent) &&
@@ -924,6 +929,7 @@ static int do_call(struct irfw_aws *a, const struct irfw_creds *creds, bool anon
 			break;
 		}
 		irfw_logf(IRFW_LOG_DEBUG, "aws", "%s %s: retrying in %.2f s (%s)", service, op, d, e->code);
+		atomic_fetch_add(&a->n_retries, 1);
 		abandonable_sleep(d);
 		if (now_s() >= deadline) {
 			gave_up = "the call's deadline";
@@ -1148,6 +1154,15 @@ void irfw_aws_limits_get(const struct irfw_aws *a, struct irfw_aws_limits *out)
 	out->call_deadline = a->call_deadline;
 	out->max_attempts = a->max_attempts;
 	out->retry_quota = a->retry_quota;
+}
+
+void irfw_aws_stats_get(const struct irfw_aws *a, struct irfw_aws_stats *out)
+{
+	/* The counters only grow; a reader sees each at some moment. */
+	struct irfw_aws *m = (struct irfw_aws *)a;
+	out->requests = atomic_load(&m->n_requests);
+	out->retries = atomic_load(&m->n_retries);
+	out->throttled = atomic_load(&m->n_throttled);
 }
 
 /* A time limit: the configured value, else the environment's, else `def`.

@@ -92,6 +92,13 @@ struct irfw_aws_limits {
 };
 void irfw_aws_limits_get(const struct irfw_aws *a, struct irfw_aws_limits *out);
 
+/* What the client sent so far: requests put on the wire (every attempt),
+ * of them retries, and throttling answers received. */
+struct irfw_aws_stats {
+	long requests, retries, throttled;
+};
+void irfw_aws_stats_get(const struct irfw_aws *a, struct irfw_aws_stats *out);
+
 /* True when a dry run may send `operation` of `service`: it reads, or it
  * is an EC2 change whose API has a DryRun parameter. */
 bool irfw_operation_dry_sendable(const char *service, const char *operation);

@@ -7,6 +7,7 @@ are cut for the tests through the environment (IRFW_AWS_LOW_SPEED_TIME,
 IRFW_AWS_CALL_DEADLINE) and the site file (max_attempts), so a stall costs
 seconds: see man/irfw.1, TIME LIMITS AND RETRIES.
 """
+import json
 import time
 
 import pytest
@@ -75,6 +76,28 @@ def test_throttle_burst_at_start_is_ridden_out(world):
     assert time.monotonic() - t0 >= 4
     assert step_of(p, "snapshot")["status"] == "ok"
     assert_one_per_volume_and_recorded(world, "F-1", iid)
+    # The run's own count of what it sent agrees with the wire's: every
+    # request, each throttling answer, and a retry after each of them.
+    calls = p.json["aws_calls"]
+    assert calls == {"requests": len(proxy.log), "retries": proxy.injected("throttle"),
+                     "throttled": proxy.injected("throttle")}, (calls, dump(proxy))
+
+
+def test_a_clean_run_counts_its_calls_and_no_retry(world):
+    """No fault: aws_calls in -o json and in the run-done event both say
+    what went through the proxy, with no retry and no throttling."""
+    iid = world.vpc_world()["instances"][0]
+    proxy = FaultProxy(world.moto.url, [])
+    events = world.tmp / "calls-events.jsonl"
+    try:
+        p = run_snapshot(world, iid, "F-1b", proxy, rc=0, args=("--events", str(events)))
+    finally:
+        proxy.close()
+    want = {"requests": len(proxy.log), "retries": 0, "throttled": 0}
+    assert want["requests"] > 0
+    assert p.json["aws_calls"] == want, dump(proxy)
+    done = [json.loads(line) for line in events.read_text().splitlines()][-1]
+    assert done["event"] == "run-done" and done["aws_calls"] == want, done
 
 
 READ_FAULTS = ["slowdown", "truncate", "reset_before", "html500_before"]
