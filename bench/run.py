@@ -231,7 +231,7 @@ def one_run(kind, n, args, irfw, tmp):
                        "--events", str(events)]
                 if args.jobs:
                     cmd += ["--jobs", str(args.jobs)]
-                if not args.no_irfw_verbose:
+                if args.irfw_verbose:
                     cmd.append("-v")
                 env = client_env(px.url, home, {**extra, "IRFW_PLUGIN_PATH": str(plugindir)})
             else:
@@ -266,8 +266,10 @@ def one_run(kind, n, args, irfw, tmp):
               "exhausted": exhausted, "moto_cpu_s": moto_cpu, "cmd": cmd, "error_samples": error_samples,
               "load": (load0, load1)})
     r["failed"], r["client_throttle_fail"], r["not_contained"] = [], 0, None
-    if kind == "irfw" and not args.no_irfw_verbose:
-        r["retries_v"] = len(re.findall(r"retrying in ", stderr))
+    if kind == "irfw" and doc and isinstance(doc.get("aws_calls"), dict):
+        # irfw's own count (-o json), whatever its verbosity.
+        r["retries_irfw"] = doc["aws_calls"].get("retries")
+        r["requests_irfw"] = doc["aws_calls"].get("requests")
     if kind == "irfw" and doc:
         nc = 0
         for inst in doc.get("instances", []):
@@ -499,7 +501,8 @@ def print_size(n, runs, args):
     row("AWS calls (per instance)", lambda r: f"{r['calls']} ({r['calls'] / max(n, 1):.1f})")
     row("throttled answers", lambda r: str(r["throttled"]))
     row("retries (proxy: after an error)", lambda r: str(r["retries_proxy"]))
-    row("retries (irfw -v)", lambda r: "-" if r.get("retries_v") is None else str(r["retries_v"]))
+    row("retries (irfw's aws_calls)", lambda r: "-" if r.get("retries_irfw") is None else str(r["retries_irfw"]))
+    row("requests (irfw's aws_calls)", lambda r: "-" if r.get("requests_irfw") is None else str(r["requests_irfw"]))
     row("identical requests repeated", lambda r: str(r["repeats_proxy"]))
     row("throttled, retries exhausted", lambda r: f"{r['exhausted']} (steps: {r['client_throttle_fail']})")
     row("other error answers", lambda r: str(sum(r["errors"].values())))
@@ -644,7 +647,8 @@ def main():
     ap.add_argument("--cap", type=float, default=CAP_S, help="wall-time cap of one client run, s (1200)")
     ap.add_argument("--no-reference", action="store_true", help="skip the sequential reference client")
     ap.add_argument("--no-irfw", action="store_true", help="run only the reference client")
-    ap.add_argument("--no-irfw-verbose", action="store_true", help="run irfw without -v")
+    ap.add_argument("--irfw-verbose", action="store_true",
+                    help="run irfw with -v (a log line per AWS call, counted in its CPU time)")
     ap.add_argument("--json", help="also write every figure to this file")
     ap.add_argument("--keep", action="store_true", help="keep the scratch folder (site files, outputs)")
     args = ap.parse_args()

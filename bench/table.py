@@ -74,8 +74,8 @@ def main():
     row("&nbsp;&nbsp;wall / bound", lambda r, n: ratio(r["wall"], r["bound_all"]))
     row("AWS calls per instance", lambda r, n: num(r["calls"] / n))
     row("throttled answers", lambda r, n: str(r["throttled"]))
-    row("retries (proxy; irfw -v)", lambda r, n: str(r["retries_proxy"]) +
-        ("" if r.get("retries_v") is None else f"; {r['retries_v']}"))
+    row("retries (proxy; irfw's own)", lambda r, n: str(r["retries_proxy"]) +
+        ("" if r.get("retries_irfw") is None else f"; {r['retries_irfw']}"))
     row("throttled, retries exhausted", lambda r, n: str(r["exhausted"]))
     row("failed steps", lambda r, n: "?" if r.get("no_result") else str(len(r["failed"])))
     row("client CPU per instance (ms)", lambda r, n: num(r["cpu_ms"] / n))
