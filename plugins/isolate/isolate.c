@@ -557,19 +557,64 @@ static cJSON *sg_get(irfw_target *t, const char *gid, bool *missing)
 	return g;
 }
 
-/* DescribeSecurityGroups of `vpc` with one more filter of several values
- * (ORed): the answer's securityGroupInfo, or NULL on an AWS error. */
-static cJSON *sg_list(irfw_target *t, const char *vpc, const char *fname, const char *const *values)
+/* DescribeSecurityGroups' parameters: `vpc` and one more filter of
+ * several values (ORed). */
+static cJSON *sg_list_params(const char *vpc, const char *fname, const char *const *values)
 {
-	cJSON *p = cJSON_CreateObject(), *res = NULL;
+	cJSON *p = cJSON_CreateObject();
 	irfw_ec2_filter(p, "vpc-id", vpc);
 	for (size_t i = 0; values[i]; i++)
 		irfw_ec2_filter(p, fname, values[i]);
-	if (ec2(t, "DescribeSecurityGroups", p, &res) != 0)
+	return p;
+}
+
+/* The groups DescribeSecurityGroups answered (securityGroupInfo), as a
+ * list of one's own. */
+static cJSON *sg_info(const cJSON *res)
+{
+	const cJSON *l = cJSON_GetObjectItemCaseSensitive(res, "securityGroupInfo");
+	return l ? cJSON_Duplicate(l, true) : cJSON_CreateArray();
+}
+
+/* The groups of `vpc` matching one more filter of several values: the
+ * answer's securityGroupInfo, or NULL on an AWS error. */
+static cJSON *sg_list(irfw_target *t, const char *vpc, const char *fname, const char *const *values)
+{
+	cJSON *res = NULL;
+	if (ec2(t, "DescribeSecurityGroups", sg_list_params(vpc, fname, values), &res) != 0)
 		return NULL;
-	cJSON *list = cJSON_DetachItemFromObjectCaseSensitive(res, "securityGroupInfo");
+	cJSON *list = sg_info(res);
 	cJSON_Delete(res);
-	return list ? list : cJSON_CreateArray();
+	return list;
+}
+
+/* In prepare, the look-up by name and the one by irfw's tags sent
+ * together: a VPC without the groups (a first incident) needs both, and
+ * one round trip is saved before anything can be created; where the
+ * names find the groups, the tag look-up is one describe of the run's.
+ * A failed look-up leaves its list NULL (the by-name one's error is the
+ * target's last). */
+static void sg_list_both(irfw_target *t, const char *vpc, const char *const *names, const char *const *keys,
+                         cJSON **by_name, cJSON **by_tag)
+{
+	irfw_calls *c = irfw_calls_new(t);
+	cJSON *p = sg_list_params(vpc, "group-name", names);
+	int i_name = c ? irfw_calls_add(c, NULL, "ec2", "DescribeSecurityGroups", p, 0) : -1;
+	cJSON_Delete(p);
+	p = sg_list_params(vpc, "tag-key", keys);
+	int i_tag = c ? irfw_calls_add(c, NULL, "ec2", "DescribeSecurityGroups", p, 0) : -1;
+	cJSON_Delete(p);
+	if (i_name < 0 || i_tag < 0) {
+		irfw_calls_free(c);
+		*by_name = sg_list(t, vpc, "group-name", names);
+		return;
+	}
+	irfw_calls_run(c);
+	if (irfw_calls_select(c, (size_t)i_tag) == 0)
+		*by_tag = sg_info(irfw_calls_result(c, (size_t)i_tag));
+	if (irfw_calls_select(c, (size_t)i_name) == 0)
+		*by_name = sg_info(irfw_calls_result(c, (size_t)i_name));
+	irfw_calls_free(c);
 }
 
 /* The first group of `list` in `vpc` named `name` (by_tag: carrying the
@@ -1029,7 +1074,12 @@ static char *make_group(irfw_target *t, void *arg)
 		other = irfw_step_expand(t, c->untrack ? "group_name" : "untrack_group_name");
 	if (!look->by_name) {
 		const char *names[3] = {name, other && *other && !streq(other, name) ? other : NULL, NULL};
-		look->by_name = sg_list(t, c->vpc, "group-name", names);
+		const char *keys[3] = {marker, both ? (c->untrack ? TAG_QUARANTINE : TAG_UNTRACK) : NULL,
+		                       NULL};
+		if (c->look && !look->by_tag)
+			sg_list_both(t, c->vpc, names, keys, &look->by_name, &look->by_tag);
+		else
+			look->by_name = sg_list(t, c->vpc, "group-name", names);
 		err = !look->by_name;
 	}
 	g = err ? NULL : sg_pick(look->by_name, c->vpc, name, false);
@@ -2954,9 +3004,10 @@ out:
 /* The AWS actions the step may call: `irfw policy` prints the IAM policy
  * from them, and a fleet run its estimate (calls: the usual case). */
 static const struct irfw_action actions[] = {
-    /* One look-up of a VPC's groups when they exist (both names in one
-     * call), and the read-back of the quarantine group's rules. */
-    {.action = "ec2:DescribeSecurityGroups", .per = "run", .calls = 1},
+    /* The look-ups of a VPC's groups (both names in one call, both tags in
+     * another, sent together), and the read-back of the quarantine
+     * group's rules. */
+    {.action = "ec2:DescribeSecurityGroups", .per = "run", .calls = 2},
     {.action = "ec2:DescribeSecurityGroups", .per = "instance", .calls = 1},
     {.action = "ec2:CreateSecurityGroup", .per = "run"},
     /* CreateSecurityGroup's TagSpecifications, and the original-groups tag. */
