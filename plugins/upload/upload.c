@@ -13,6 +13,7 @@
 /* POSIX: strdup, fseeko, off_t */
 #define _POSIX_C_SOURCE 200809L
 
+#include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -376,17 +377,6 @@ static char *dup_item(const cJSON *o, const char *name)
 	return s ? strdup(s) : NULL;
 }
 
-static int nibble(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* The manifest's hex SHA-256 as S3 wants it (base64 of the raw digest). */
 static char *hex_to_b64(const char *hex)
 {
@@ -394,10 +384,10 @@ static char *hex_to_b64(const char *hex)
 	if (!hex || strlen(hex) != 64)
 		return NULL;
 	for (size_t i = 0; i < 32; i++) {
-		int hi = nibble(hex[2 * i]), lo = nibble(hex[2 * i + 1]);
-		if (hi < 0 || lo < 0)
+		char pair[3] = {hex[2 * i], hex[2 * i + 1], '\0'};
+		if (!isxdigit((unsigned char)pair[0]) || !isxdigit((unsigned char)pair[1]))
 			return NULL;
-		raw[i] = (unsigned char)(hi << 4 | lo);
+		raw[i] = (unsigned char)strtoul(pair, NULL, 16);
 	}
 	return irfw_base64_encode(raw, sizeof(raw));
 }
