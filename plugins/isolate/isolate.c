@@ -672,13 +672,10 @@ static void rules_change(irfw_target *t, struct make_ctx *c, const char *op, con
  * A refusal is noted, and the group still used: the read-back after the
  * change reports what it lets through.
  */
-static void complete_quarantine(irfw_target *t, struct make_ctx *c, const cJSON *g, bool fresh)
+/* Every egress rule of group `g`, request-shaped, for a revoke. */
+static cJSON *egress_perms(const cJSON *g)
 {
-	const struct iso_state *st = c->st;
-	const char *gid = irfw_json_str(g, "groupId");
-	cJSON *eg = cJSON_CreateArray(), *in = cJSON_CreateArray(), *add = cJSON_CreateArray();
-	size_t n_want = st->n_ports * st->n_cidrs;
-	bool *have = calloc(n_want ? n_want : 1, sizeof(*have));
+	cJSON *eg = cJSON_CreateArray();
 	const cJSON *w, *it;
 	cJSON_ArrayForEach(w, cJSON_GetObjectItemCaseSensitive(g, "ipPermissionsEgress"))
 	{
@@ -690,6 +687,17 @@ static void complete_quarantine(irfw_target *t, struct make_ctx *c, const cJSON 
 					cJSON_AddItemToArray(eg, perm_one(w, k, v));
 			}
 	}
+	return eg;
+}
+
+static void complete_quarantine(irfw_target *t, struct make_ctx *c, const cJSON *g, bool fresh)
+{
+	const struct iso_state *st = c->st;
+	const char *gid = irfw_json_str(g, "groupId");
+	cJSON *eg = egress_perms(g), *in = cJSON_CreateArray(), *add = cJSON_CreateArray();
+	size_t n_want = st->n_ports * st->n_cidrs;
+	bool *have = calloc(n_want ? n_want : 1, sizeof(*have));
+	const cJSON *w, *it;
 	cJSON_ArrayForEach(w, cJSON_GetObjectItemCaseSensitive(g, "ipPermissions"))
 	{
 		const char *proto = irfw_json_text(w, "ipProtocol");
@@ -747,40 +755,52 @@ static void complete_quarantine(irfw_target *t, struct make_ctx *c, const cJSON 
  * interface allow all traffic both ways, EC2 stops tracking its flows; the
  * quarantine group put on right after then drops them, where a tracked
  * flow would have outlived the change.  0 or -1 (c->err set). */
+static const char *const UNTRACK_ANY[2] = {"0.0.0.0/0", "::/0"};
+static const char *const UNTRACK_OPS[2] = {"AuthorizeSecurityGroupEgress", "AuthorizeSecurityGroupIngress"};
+
+/* The Authorize parameters that open the untracking group `g` all ways in
+ * direction `dir` (0 egress, 1 ingress), or NULL when it is open so. */
+static cJSON *untrack_params(const cJSON *g, int dir)
+{
+	bool have[2] = {false, false};
+	const cJSON *w, *it;
+	cJSON_ArrayForEach(w,
+	                   cJSON_GetObjectItemCaseSensitive(g, dir ? "ipPermissions" : "ipPermissionsEgress"))
+	{
+		if (!streq(irfw_json_text(w, "ipProtocol"), "-1"))
+			continue;
+		for (size_t k = 0; k < 2; k++)
+			cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(w, SRC[k].wlist)) have[k] =
+			    have[k] || streq(irfw_json_text(it, SRC[k].wkey), UNTRACK_ANY[k]);
+	}
+	if (have[0] && have[1])
+		return NULL;
+	cJSON *perm = cJSON_CreateObject();
+	cJSON_AddStringToObject(perm, "IpProtocol", "-1");
+	for (size_t k = 0; k < 2; k++) {
+		if (have[k])
+			continue;
+		cJSON *r = cJSON_CreateObject();
+		cJSON_AddStringToObject(r, SRC[k].rkey, UNTRACK_ANY[k]);
+		cJSON_AddItemToArray(cJSON_AddArrayToObject(perm, SRC[k].rlist), r);
+	}
+	cJSON *p = cJSON_CreateObject();
+	cJSON_AddStringToObject(p, "GroupId", irfw_json_str(g, "groupId"));
+	cJSON_AddItemToArray(cJSON_AddArrayToObject(p, "IpPermissions"), perm);
+	return p;
+}
+
 static int complete_untrack(irfw_target *t, struct make_ctx *c, const cJSON *g)
 {
 	const char *gid = irfw_json_str(g, "groupId");
-	static const char *const any[2] = {"0.0.0.0/0", "::/0"};
-	static const char *const ops[2] = {"AuthorizeSecurityGroupEgress", "AuthorizeSecurityGroupIngress"};
+	const char *const *ops = UNTRACK_OPS;
 	/* Both directions at once: neither depends on the other. */
 	irfw_calls *calls = irfw_calls_new(t);
 	int idx[2] = {-1, -1};
 	for (int dir = 0; dir < 2; dir++) {
-		bool have[2] = {false, false};
-		const cJSON *w, *it;
-		cJSON_ArrayForEach(
-		    w, cJSON_GetObjectItemCaseSensitive(g, dir ? "ipPermissions" : "ipPermissionsEgress"))
-		{
-			if (!streq(irfw_json_text(w, "ipProtocol"), "-1"))
-				continue;
-			for (size_t k = 0; k < 2; k++)
-				cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(w, SRC[k].wlist))
-				    have[k] = have[k] || streq(irfw_json_text(it, SRC[k].wkey), any[k]);
-		}
-		if (have[0] && have[1])
+		cJSON *p = untrack_params(g, dir);
+		if (!p)
 			continue;
-		cJSON *perm = cJSON_CreateObject();
-		cJSON_AddStringToObject(perm, "IpProtocol", "-1");
-		for (size_t k = 0; k < 2; k++) {
-			if (have[k])
-				continue;
-			cJSON *r = cJSON_CreateObject();
-			cJSON_AddStringToObject(r, SRC[k].rkey, any[k]);
-			cJSON_AddItemToArray(cJSON_AddArrayToObject(perm, SRC[k].rlist), r);
-		}
-		cJSON *p = cJSON_CreateObject();
-		cJSON_AddStringToObject(p, "GroupId", gid);
-		cJSON_AddItemToArray(cJSON_AddArrayToObject(p, "IpPermissions"), perm);
 		idx[dir] = irfw_calls_add(calls, NULL, "ec2", ops[dir], p, 0);
 		cJSON_Delete(p);
 		if (idx[dir] < 0) {
@@ -979,6 +999,82 @@ static bool none_of(const struct grp_look *look, const char *vpc, const char *na
 	return none;
 }
 
+/* `list`'s group `gid` (a made group read back), or NULL. */
+static cJSON *made_group(cJSON *list, const char *gid)
+{
+	cJSON *g;
+	cJSON_ArrayForEach(g, list)
+	{
+		if (streq(irfw_json_str(g, "groupId"), gid))
+			return g;
+	}
+	return NULL;
+}
+
+/*
+ * Both groups just made and read: the quarantine group's egress (a new
+ * group's default rule) revoked and the untracking group opened both ways
+ * in one round trip, where settle() would complete one group after the
+ * other (no instance holds either yet, so the order does not matter).
+ * What AWS accepted is taken out of (or, for the untracking group, put
+ * into) the groups as read, so settle() finds it done; anything refused
+ * is left for settle() to send again and report as it always does.
+ */
+static void complete_made(irfw_target *t, cJSON *made, const char *q_id, const char *u_id)
+{
+	cJSON *q = made_group(made, q_id), *u = made_group(made, u_id);
+	irfw_calls *c = q && u ? irfw_calls_new(t) : NULL;
+	if (!c)
+		return;
+	int i_eg = -1, i_u[2] = {-1, -1};
+	cJSON *eg = egress_perms(q);
+	if (cJSON_GetArraySize(eg) > 0) {
+		cJSON *p = cJSON_CreateObject();
+		cJSON_AddStringToObject(p, "GroupId", q_id);
+		cJSON_AddItemToObject(p, "IpPermissions", eg);
+		eg = NULL;
+		i_eg = irfw_calls_add(c, NULL, "ec2", "RevokeSecurityGroupEgress", p, 0);
+		cJSON_Delete(p);
+	}
+	cJSON_Delete(eg);
+	cJSON *perm[2] = {NULL, NULL};
+	for (int dir = 0; dir < 2; dir++) {
+		cJSON *p = untrack_params(u, dir);
+		if (!p)
+			continue;
+		i_u[dir] = irfw_calls_add(c, NULL, "ec2", UNTRACK_OPS[dir], p, 0);
+		perm[dir] =
+		    cJSON_DetachItemFromArray(cJSON_GetObjectItemCaseSensitive(p, "IpPermissions"), 0);
+		cJSON_Delete(p);
+	}
+	irfw_calls_run(c);
+	if (i_eg >= 0 && irfw_calls_select(c, (size_t)i_eg) == 0)
+		cJSON_ReplaceItemInObjectCaseSensitive(q, "ipPermissionsEgress", cJSON_CreateArray());
+	for (int dir = 0; dir < 2; dir++) {
+		if (i_u[dir] < 0 || !perm[dir] || irfw_calls_select(c, (size_t)i_u[dir]) != 0) {
+			cJSON_Delete(perm[dir]);
+			continue;
+		}
+		/* In the wire's shape, as DescribeSecurityGroups would show it. */
+		cJSON *w = cJSON_CreateObject();
+		cJSON_AddStringToObject(w, "ipProtocol", "-1");
+		for (size_t k = 0; k < 2; k++) {
+			if (!cJSON_GetObjectItemCaseSensitive(perm[dir], SRC[k].rlist))
+				continue;
+			cJSON *r = cJSON_CreateObject();
+			cJSON_AddStringToObject(r, SRC[k].wkey, UNTRACK_ANY[k]);
+			cJSON_AddItemToArray(cJSON_AddArrayToObject(w, SRC[k].wlist), r);
+		}
+		const char *key = dir ? "ipPermissions" : "ipPermissionsEgress";
+		cJSON *list = cJSON_GetObjectItemCaseSensitive(u, key);
+		if (!list)
+			list = cJSON_AddArrayToObject(u, key);
+		cJSON_AddItemToArray(list, w);
+		cJSON_Delete(perm[dir]);
+	}
+	irfw_calls_free(c);
+}
+
 /*
  * In prepare, a VPC that has neither group (a first incident): both are
  * created at once and then described in one call, rather than one after
@@ -1024,6 +1120,8 @@ static void make_both(irfw_batch *b, struct vpc_ent *ent)
 				look->made_groups =
 				    cJSON_DetachItemFromObjectCaseSensitive(res, "securityGroupInfo");
 			cJSON_Delete(res);
+			if (look->made_groups)
+				complete_made(t, look->made_groups, ids[0], ids[1]);
 		}
 	}
 	free(qn);

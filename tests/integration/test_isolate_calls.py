@@ -361,6 +361,37 @@ def test_fresh_world_group_calls(world, proxy):
     assert len(dni) == 3 and len(set(dni)) == 3, dni
 
 
+def test_fresh_groups_completed_in_one_round(world, proxy):
+    """Both groups new: right after they are read, the quarantine group's
+    default egress is revoked and the untracking group opened both ways,
+    sent together (not one group after the other), and none of it is sent
+    again when each group is settled; moto then holds a quarantine group
+    with no egress and only the admin rule, and the untracking group is
+    gone after the run."""
+    w = world.vpc_world(enis=1)
+    iid, vpc = w["instances"][0], w["vpc"]
+    px = proxy()
+    p = run(world, iso_conf(world), iid, rc=0, proxy=px)
+    assert containment(p, iid)["state"] == "contained"
+    q = group_named(world, vpc, f"irfw-quarantine-{vpc}")
+    calls = [(a, prm.get("GroupId")) for a, prm in px.calls]
+    read = next(i for i, (a, prm) in enumerate(px.calls)
+                if a == "DescribeSecurityGroups" and "GroupId.2" in prm)
+    u = px.calls[read][1]["GroupId.2"] if px.calls[read][1]["GroupId.1"] == q["GroupId"] else \
+        px.calls[read][1]["GroupId.1"]
+    assert sorted(calls[read + 1:read + 4]) == sorted([
+        ("RevokeSecurityGroupEgress", q["GroupId"]), ("AuthorizeSecurityGroupEgress", u),
+        ("AuthorizeSecurityGroupIngress", u)]), calls
+    assert px.count("RevokeSecurityGroupEgress") == 1
+    assert px.count("AuthorizeSecurityGroupEgress") == 1
+    assert calls.count(("AuthorizeSecurityGroupIngress", u)) == 1
+    assert calls.count(("AuthorizeSecurityGroupIngress", q["GroupId"])) == 1  # the admin rule
+    assert q["IpPermissionsEgress"] == []
+    assert [(r["IpProtocol"], r["FromPort"], [x["CidrIp"] for x in r["IpRanges"]])
+            for r in q["IpPermissions"]] == [("tcp", 22, [ADMIN])], q["IpPermissions"]
+    assert gone(world, u)
+
+
 def test_existing_groups_cost_one_look_up(world, proxy):
     """Both groups exist (the common case at a site): one
     DescribeSecurityGroups finds both by name (the look-up by tag, sent
