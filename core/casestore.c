@@ -795,11 +795,6 @@ static int flush_now(struct irfw_case *c)
 	return 0;
 }
 
-/* Make every line written durable, then bring manifest.json up to date:
- * the file never shows a line a crash of the machine could still take
- * back from the journal.  A failure is said here, for closing ignores it
- * (the journal has every line; the next open replays them) and it is the
- * only word that manifest.json is behind (a full evidence disk). */
 void irfw_case_chill(struct irfw_case *c)
 {
 	if (!c)
@@ -809,6 +804,11 @@ void irfw_case_chill(struct irfw_case *c)
 	pthread_mutex_unlock(&thaw_lock);
 }
 
+/* Make every line written durable, then bring manifest.json up to date:
+ * the file never shows a line a crash of the machine could still take
+ * back from the journal.  A failure is said here, for closing ignores it
+ * (the journal has every line; the next open replays them) and it is the
+ * only word that manifest.json is behind (a full evidence disk). */
 int irfw_case_flush(struct irfw_case *c)
 {
 	if (!c)

@@ -1170,10 +1170,9 @@ static char *make_group(irfw_target *t, void *arg)
 	bool both = c->look && (c->untrack ? !given_q : irfw_step_get_bool(step, "break_tracked"));
 	if (both)
 		other = irfw_step_expand(t, c->untrack ? "group_name" : "untrack_group_name");
+	const char *keys[3] = {marker, both ? (c->untrack ? TAG_QUARANTINE : TAG_UNTRACK) : NULL, NULL};
 	if (!look->by_name) {
 		const char *names[3] = {name, other && *other && !streq(other, name) ? other : NULL, NULL};
-		const char *keys[3] = {marker, both ? (c->untrack ? TAG_QUARANTINE : TAG_UNTRACK) : NULL,
-		                       NULL};
 		if (c->look && !look->by_tag)
 			sg_list_both(t, c->vpc, names, keys, &look->by_name, &look->by_tag);
 		else
@@ -1186,8 +1185,6 @@ static char *make_group(irfw_target *t, void *arg)
 		 * (and, for the untracking group, rather than a stranger that
 		 * happens to hold the name). */
 		if (!look->by_tag) {
-			const char *keys[3] = {
-			    marker, both ? (c->untrack ? TAG_QUARANTINE : TAG_UNTRACK) : NULL, NULL};
 			look->by_tag = sg_list(t, c->vpc, "tag-key", keys);
 			err = !look->by_tag;
 		}
