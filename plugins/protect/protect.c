@@ -9,13 +9,21 @@
  * Every change is its own ModifyInstanceAttribute call (the API takes one
  * attribute per call), all sent at once (irfw_calls), and every one is
  * tried whatever becomes of the others: a missing permission for stop
- * protection must not leave the volumes unprotected.
+ * protection must not leave the volumes unprotected.  What AWS answered OK
+ * for is then read back, and only what the read-back shows is said set.
  */
+#define _POSIX_C_SOURCE 200809L /* nanosleep */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "irfw/irfw.h"
+
+/* How long to wait before reading a change back a second time: EC2 is
+ * eventually consistent, and a read right after the change may show the
+ * state before it. */
+#define SETTLE_S 1
 
 static const struct irfw_option opts[] = {
     {.name = "termination",
@@ -130,6 +138,7 @@ struct queued {
 	const char *record_key;
 	cJSON *record_value;
 	int call; /* in the set, or -1 */
+	bool ok;  /* AWS answered OK (the value moved into the record) */
 };
 
 struct queue {
@@ -157,9 +166,10 @@ static void run_queue(irfw_target *t, struct queue *qu, struct outcome *o)
 	for (int i = 0; i < qu->n; i++) {
 		struct queued *e = &qu->q[i];
 		int rc = e->call >= 0 ? irfw_calls_select(qu->c, (size_t)e->call) : -1;
+		e->ok = rc == 0;
 		settle(t, o, rc, e->what, e->record_key, e->record_value);
+		e->record_value = NULL; /* the record's, or freed */
 	}
-	qu->n = 0;
 }
 
 static cJSON *value_param(const char *name, bool value)
@@ -288,6 +298,153 @@ static void read_in_place(irfw_target *t, bool *want[3], struct outcome *o, char
 	irfw_calls_free(c);
 }
 
+/* A change AWS answered OK for, as the read-back finds it. */
+struct seen {
+	struct queued *e;
+	int call;      /* in this round's set, or -1 */
+	bool shown;    /* AWS shows the change */
+	bool read;     /* the read-back answered */
+	char how[192]; /* what AWS shows instead, or why it was not read */
+};
+
+/* True when DescribeInstances' answer shows DeleteOnTermination=false on
+ * every device of `kept` (the record's keptVolumes); else what it shows. */
+static bool volumes_kept(const cJSON *res, const cJSON *kept, char *how, size_t cap)
+{
+	const cJSON *inst = NULL, *r, *i, *v, *m;
+	cJSON_ArrayForEach(r, cJSON_GetObjectItemCaseSensitive(res, "reservationSet"))
+	    cJSON_ArrayForEach(i, cJSON_GetObjectItemCaseSensitive(r, "instancesSet")) inst = i;
+	if (!inst) {
+		snprintf(how, cap, "DescribeInstances does not list the instance");
+		return false;
+	}
+	*how = '\0';
+	cJSON_ArrayForEach(v, kept)
+	{
+		const char *dev = irfw_json_str(v, "device");
+		bool kept_now = false;
+		cJSON_ArrayForEach(m, cJSON_GetObjectItemCaseSensitive(inst, "blockDeviceMapping"))
+		{
+			const char *d = irfw_json_str(m, "deviceName");
+			if (dev && d && strcmp(d, dev) == 0)
+				kept_now = !irfw_json_bool(cJSON_GetObjectItemCaseSensitive(m, "ebs"),
+				                           "deleteOnTermination", true);
+		}
+		if (!kept_now) {
+			size_t n = strlen(how);
+			snprintf(how + n, cap - n, "%s%s", n ? ", " : "DeleteOnTermination not false on ",
+			         dev ? dev : "?");
+		}
+	}
+	return !*how;
+}
+
+/* Whether `s`'s answer shows its change; the answer is the selected one. */
+static bool shows(irfw_calls *c, struct seen *s, const cJSON *record)
+{
+	const cJSON *res = irfw_calls_result(c, (size_t)s->call);
+	const char *key = s->e->record_key;
+	if (strcmp(key, "keptVolumes") == 0)
+		return volumes_kept(res, cJSON_GetObjectItemCaseSensitive(record, key), s->how,
+		                    sizeof(s->how));
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(res, key);
+	if (strcmp(key, "instanceInitiatedShutdownBehavior") == 0) {
+		const char *val = irfw_json_str(v, "value");
+		snprintf(s->how, sizeof(s->how), "DescribeInstanceAttribute shows %s",
+		         val ? val : "no value");
+		return val && strcmp(val, "stop") == 0;
+	}
+	snprintf(s->how, sizeof(s->how), "DescribeInstanceAttribute shows it off");
+	return irfw_json_bool(v, "value", false);
+}
+
+/* Read back every change AWS answered OK for (DescribeInstanceAttribute per
+ * attribute, DescribeInstances for the volumes, sent together); what does
+ * not show is read once more after SETTLE_S (EC2 is eventually
+ * consistent).  A change still not shown, or not read back, is a failure:
+ * it leaves the set list, and its record entry moves under "notShown"
+ * (release still undoes it, in case it takes effect later). */
+static void read_back(irfw_target *t, struct queue *qu, struct outcome *o)
+{
+	struct seen s[4];
+	int n = 0;
+	for (int i = 0; i < qu->n; i++)
+		if (qu->q[i].ok)
+			s[n++] = (struct seen){.e = &qu->q[i], .call = -1};
+	for (int pass = 0; n && pass < 2; pass++) {
+		irfw_calls *c = irfw_calls_new(t);
+		bool again = false;
+		for (int i = 0; c && i < n; i++) {
+			s[i].call = -1;
+			if (s[i].shown || (pass > 0 && !s[i].read))
+				continue;
+			cJSON *p = cJSON_CreateObject();
+			if (strcmp(s[i].e->record_key, "keptVolumes") == 0) {
+				cJSON_AddItemToArray(cJSON_AddArrayToObject(p, "InstanceId"),
+				                     cJSON_CreateString(irfw_target_id(t)));
+				s[i].call = irfw_calls_add(c, NULL, "ec2", "DescribeInstances", p, 0);
+			} else {
+				cJSON_AddStringToObject(p, "InstanceId", irfw_target_id(t));
+				cJSON_AddStringToObject(p, "Attribute", s[i].e->record_key);
+				s[i].call = irfw_calls_add(c, NULL, "ec2", "DescribeInstanceAttribute", p, 0);
+			}
+			cJSON_Delete(p);
+		}
+		if (!c) {
+			for (int i = 0; i < n; i++)
+				if (!s[i].shown)
+					snprintf(s[i].how, sizeof(s[i].how), "not read back: out of memory");
+			break;
+		}
+		/* The target's error is now the read-back's. */
+		o->first_err_is_last = false;
+		irfw_calls_run(c);
+		for (int i = 0; i < n; i++) {
+			if (s[i].call < 0)
+				continue;
+			if (irfw_calls_select(c, (size_t)s[i].call) != 0) {
+				s[i].read = false;
+				snprintf(s[i].how, sizeof(s[i].how), "not read back: %s (request %s)",
+				         *irfw_aws_error_code(t) ? irfw_aws_error_code(t) : "error",
+				         *irfw_aws_request_id(t) ? irfw_aws_request_id(t) : "none");
+				continue;
+			}
+			s[i].read = true;
+			s[i].shown = shows(c, &s[i], o->record);
+			again |= !s[i].shown;
+		}
+		irfw_calls_free(c);
+		if (!again || pass > 0)
+			break;
+		irfw_log(t, IRFW_LOG_INFO, "a change answered OK is not shown yet; reading again in %d s",
+		         SETTLE_S);
+		struct timespec ts = {.tv_sec = SETTLE_S};
+		nanosleep(&ts, NULL);
+	}
+	/* The set list, rebuilt from what AWS shows. */
+	o->set[0] = '\0';
+	for (int i = 0; i < n; i++) {
+		if (s[i].shown) {
+			append(o->set, sizeof(o->set), s[i].e->what);
+			continue;
+		}
+		char one[320];
+		snprintf(one, sizeof(one), "%s (answered OK; %s)", s[i].e->what, s[i].how);
+		append(o->failed, sizeof(o->failed), one);
+		irfw_log(t, IRFW_LOG_ERROR, "%s: ModifyInstanceAttribute answered OK; %s", s[i].e->what,
+		         s[i].how);
+		if (o->n_failed++ == 0)
+			snprintf(o->first_err, sizeof(o->first_err), "%s", one);
+		o->first_err_is_last = false;
+		cJSON *not_shown = cJSON_GetObjectItemCaseSensitive(o->record, "notShown");
+		if (!not_shown)
+			not_shown = cJSON_AddObjectToObject(o->record, "notShown");
+		cJSON *item = cJSON_DetachItemFromObjectCaseSensitive(o->record, s[i].e->record_key);
+		if (item)
+			cJSON_AddItemToObject(not_shown, s[i].e->record_key, item);
+	}
+}
+
 static irfw_status run(irfw_target *t, void *state)
 {
 	(void)state;
@@ -356,6 +513,9 @@ static irfw_status run(irfw_target *t, void *state)
 	}
 	run_queue(t, &qu, &o);
 	irfw_calls_free(qu.c);
+	/* A dry run's changes carried DryRun: nothing to read back. */
+	if (!irfw_target_dry_run(t))
+		read_back(t, &qu, &o);
 
 	if (attempted == 0 && *o.already) {
 		/* Nothing to change: AWS shows every protection asked for. */
@@ -434,6 +594,16 @@ static bool reads(irfw_target *t, const char *attribute, const char *want)
 	return same;
 }
 
+/* A change the record holds: set (and read back), or answered OK but not
+ * shown by the read-back ("notShown"), which release undoes all the same in
+ * case it took effect later. */
+static const cJSON *recorded(const cJSON *rec, const char *key)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(rec, key);
+	return v ? v
+	         : cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(rec, "notShown"), key);
+}
+
 /*
  * `irfw release`: protection stays unless the operator asked for
  * --unprotect (the instance is still evidence until the case is closed).
@@ -459,8 +629,8 @@ static irfw_status release(irfw_target *t, void *state)
 		       "the instance is evidence until the case is closed; release --unprotect removes it");
 		goto out;
 	}
-	bool term = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(rec, "disableApiTermination"));
-	bool stop = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(rec, "disableApiStop"));
+	bool term = cJSON_IsTrue(recorded(rec, "disableApiTermination"));
+	bool stop = cJSON_IsTrue(recorded(rec, "disableApiStop"));
 	if (term)
 		modify(t, &o, "termination protection off", value_param("DisableApiTermination", false),
 		       "disableApiTermination", cJSON_CreateFalse());
@@ -479,7 +649,7 @@ static irfw_status release(irfw_target *t, void *state)
 	cJSON *params = cJSON_CreateObject();
 	cJSON *list = cJSON_AddArrayToObject(params, "BlockDeviceMapping");
 	const cJSON *v;
-	cJSON_ArrayForEach(v, cJSON_GetObjectItemCaseSensitive(rec, "keptVolumes"))
+	cJSON_ArrayForEach(v, recorded(rec, "keptVolumes"))
 	{
 		const char *dev = irfw_json_str(v, "device");
 		if (!dev || !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(v, "deleteOnTerminationWas")))
@@ -535,8 +705,11 @@ out:
 static const struct irfw_action actions[] = {
     /* Four changes; a new instance's shutdown behaviour is "stop" already. */
     {.action = "ec2:ModifyInstanceAttribute", .per = "instance", .calls = 3},
-    /* What release() calls besides the above (irfw policy --release). */
-    {.action = "ec2:DescribeInstanceAttribute", .per = "instance", .calls = 3},
+    /* Three reads before the changes, the changed two read back after
+     * (release reads back too). */
+    {.action = "ec2:DescribeInstanceAttribute", .per = "instance", .calls = 5},
+    /* The volumes' DeleteOnTermination, read back. */
+    {.action = "ec2:DescribeInstances", .per = "instance", .calls = 1},
     {.action = NULL},
 };
 
@@ -560,9 +733,15 @@ static const struct irfw_plugin plugin = {
         "DeleteOnTermination is in DescribeInstances): ModifyInstanceAttribute's bucket is what paces a "
         "fleet's protection, the describes' refills four times faster. Each change is a separate "
         "ModifyInstanceAttribute call, all sent together, and all are tried even when one fails; the step "
-        "fails with the first AWS error after trying the rest. What was set is recorded under the "
+        "fails with the first AWS error after trying the rest. Every change AWS answered OK for is then read "
+        "back (DescribeInstanceAttribute, and DescribeInstances for the volumes, sent together; what does "
+        "not "
+        "show yet is read once more a second later, as EC2 is eventually consistent): only what the "
+        "read-back "
+        "shows is said set, and a change it does not show fails the step. What was set is recorded under the "
         "'attributes' key of the case record, with each volume's former DeleteOnTermination, the former "
-        "shutdown behaviour when it was not 'stop', and what was in place already (alreadySet), which "
+        "shutdown behaviour when it was not 'stop', what was answered OK but not shown by the read-back "
+        "(notShown, undone by a release all the same), and what was in place already (alreadySet), which "
         "`irfw release --unprotect` leaves as it found it.\n"
         "\n"
         "It runs after containment (isolate) and before evidence capture and snapshots: once the "

@@ -40,9 +40,11 @@ def test_volumes_already_kept_cost_no_call(world):
         p = world.irfw("--conf", conf, "-i", iid, "-o", "json", env={"AWS_ENDPOINT_URL": c.proxy.url}, check_rc=0)
         assert c.count("ModifyInstanceAttribute", keys=["BlockDeviceMapping"]) == 0
         # termination and stop protection; the shutdown behaviour is "stop"
-        # already (read with DescribeInstanceAttribute, not sent)
+        # already (read with DescribeInstanceAttribute, not sent); the two
+        # changes read back after, and no volume read back (none changed)
         assert c.count("ModifyInstanceAttribute") == 2
-        assert c.count("DescribeInstanceAttribute") == 3
+        assert c.count("DescribeInstanceAttribute") == 3 + 2
+        assert c.count("DescribeInstances") == 1  # the core's, for the batch
     s = p.json["instances"][0]["steps"][0]
     assert "already kept" in s["detail"], s
     # Not kept yet: one call does both volumes.

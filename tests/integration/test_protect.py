@@ -197,3 +197,112 @@ def test_protect_dry_run(world):
     assert set(delete_on_termination(world, iid).values()) == {True}
     # Nothing recorded: a dry run writes no case record at all.
     assert not (world.evidence / "c-dry" / iid).exists()
+
+
+def fake_ok(action):
+    return (200, "text/xml",
+            (f'<?xml version="1.0" encoding="UTF-8"?><{action}Response xmlns="http://ec2.amazonaws.com/doc/2016-11-15/">'
+             f"<requestId>req-fake-ok</requestId><return>true</return></{action}Response>").encode())
+
+
+def test_protect_says_only_what_the_read_back_shows(world):
+    """ModifyInstanceAttribute answering OK without the change (the proxy
+    answers it and moto never sees it): the read-back, taken twice as EC2 is
+    eventually consistent, does not show it, so the step fails naming it,
+    the record keeps it under notShown, and the rest is said set because
+    moto shows it.  release --unprotect still undoes what was answered."""
+    w = world.vpc_world()
+    iid = w["instances"][0]
+    ec2 = world.client("ec2")
+    reads = []
+
+    def rule(body):
+        if b"Action=DescribeInstanceAttribute" in body and b"Attribute=disableApiTermination" in body:
+            reads.append(body)
+        if b"Action=ModifyInstanceAttribute" in body and b"DisableApiTermination.Value=true" in body:
+            return fake_ok("ModifyInstanceAttribute")
+        return None
+
+    proxy = RefusingProxy(world.moto.url, rule)
+    try:
+        conf = world.write_conf(["protect"])
+        p = world.irfw("--conf", conf, "-i", iid, "--case-id", "c-rb", "-o", "json",
+                       env={"AWS_ENDPOINT_URL": proxy.url})
+    finally:
+        proxy.close()
+    assert proxy.refused == 1
+    assert p.returncode == 1, p.stderr
+    s = step(p, "protect")
+    assert s["status"] == "failed", s
+    assert s["detail"].startswith("1 of 3 protection changes failed: termination protection (answered OK; "
+                                  "DescribeInstanceAttribute shows it off)"), s
+    assert "set stop protection, DeleteOnTermination=false on 2 volumes" in s["detail"], s
+    assert len(reads) == 3, reads  # one read before, two after
+    # moto, the truth: termination protection off, the rest on.
+    assert attr(ec2, iid, "disableApiTermination")["DisableApiTermination"]["Value"] is False
+    assert attr(ec2, iid, "disableApiStop")["DisableApiStop"]["Value"] is True
+    assert set(delete_on_termination(world, iid).values()) == {False}
+    rec = world.manifest("c-rb", iid)["steps"]["protect"]["records"]["attributes"]
+    assert "disableApiTermination" not in rec and rec["notShown"] == {"disableApiTermination": True}, rec
+    assert rec["disableApiStop"] is True and len(rec["keptVolumes"]) == 2
+
+    p = world.irfw("release", "--conf", conf, "--case-id", "c-rb", "-i", iid, "--unprotect", check_rc=0)
+    assert attr(ec2, iid, "disableApiStop")["DisableApiStop"]["Value"] is False
+    assert set(delete_on_termination(world, iid).values()) == {True}
+    assert "termination protection off" in p.stderr, p.stderr
+
+
+def test_protect_volumes_read_back(world):
+    """The volumes' change answered OK but not made: DescribeInstances shows
+    DeleteOnTermination still true, and the step says so per device."""
+    w = world.vpc_world()
+    iid = w["instances"][0]
+
+    def rule(body):
+        if b"Action=ModifyInstanceAttribute" in body and b"BlockDeviceMapping" in body:
+            return fake_ok("ModifyInstanceAttribute")
+        return None
+
+    proxy = RefusingProxy(world.moto.url, rule)
+    try:
+        conf = world.write_conf(["protect"])
+        p = world.irfw("--conf", conf, "-i", iid, "--case-id", "c-rbv", "-o", "json",
+                       env={"AWS_ENDPOINT_URL": proxy.url})
+    finally:
+        proxy.close()
+    assert p.returncode == 1, p.stderr
+    s = step(p, "protect")
+    assert s["status"] == "failed", s
+    assert ("DeleteOnTermination=false on 2 volumes (answered OK; DeleteOnTermination not false on /dev/sda1, "
+            "/dev/sdf)") in s["detail"], s
+    assert set(delete_on_termination(world, iid).values()) == {True}
+    rec = world.manifest("c-rbv", iid)["steps"]["protect"]["records"]["attributes"]
+    assert "keptVolumes" not in rec and len(rec["notShown"]["keptVolumes"]) == 2, rec
+
+
+def test_protect_not_read_back_is_not_set(world):
+    """DescribeInstanceAttribute refused: the changes are sent without
+    looking (moto shows them made), but none is said set."""
+    w = world.vpc_world(enis=1)
+    iid = w["instances"][0]
+    ec2 = world.client("ec2")
+
+    def rule(body):
+        if b"Action=DescribeInstanceAttribute" in body:
+            return 400, "text/xml", ec2_error("UnauthorizedOperation", "not authorized", "req-dia-9")
+        return None
+
+    proxy = RefusingProxy(world.moto.url, rule)
+    try:
+        conf = world.write_conf(["protect"], {"protect": {"keep_volumes": "false"}})
+        p = world.irfw("--conf", conf, "-i", iid, "--case-id", "c-nrb", "-o", "json",
+                       env={"AWS_ENDPOINT_URL": proxy.url})
+    finally:
+        proxy.close()
+    assert p.returncode == 1, p.stderr
+    s = step(p, "protect")
+    assert s["status"] == "failed", s
+    assert "termination protection (answered OK; not read back: UnauthorizedOperation (request req-dia-9))" \
+        in s["detail"], s
+    assert "; set " not in s["detail"], s
+    assert attr(ec2, iid, "disableApiTermination")["DisableApiTermination"]["Value"] is True
