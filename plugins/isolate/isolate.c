@@ -1744,7 +1744,20 @@ static irfw_containment verify(irfw_target *t, const struct iso_state *st, const
 		aws_brief(t, why, sizeof(why));
 		cause_add(open, "which groups %s hold could not be confirmed (%s)", "its interfaces", why);
 	}
-	if (cJSON_GetArraySize(u_enis) > 0) {
+	/* Who holds the untracking group, when read with the read-back (the
+	 * group-id filter, the same question enis_holding asks): no call of
+	 * its own. */
+	const cJSON *holders =
+	    users_of && streq(users_of, u) && i_users >= 0 ? irfw_calls_result(rb, (size_t)i_users) : NULL;
+	if (cJSON_GetArraySize(u_enis) > 0 && holders) {
+		u_held = cJSON_CreateArray();
+		cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(holders, "networkInterfaceSet"))
+		{
+			const char *id = irfw_json_text(e, "networkInterfaceId");
+			if (id && list_has(u_enis, id))
+				list_add_unique(u_held, id);
+		}
+	} else if (cJSON_GetArraySize(u_enis) > 0) {
 		cJSON *ug = cJSON_CreateArray();
 		cJSON_AddItemToArray(ug, cJSON_CreateString(u));
 		u_held = enis_holding(t, u_enis, ug);

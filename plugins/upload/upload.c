@@ -816,14 +816,12 @@ static const char *recorded_uri(const cJSON *summary, size_t i)
 	return irfw_json_str(cJSON_GetArrayItem(arts, (int)i), "uri");
 }
 
-static char *manifest_dir(irfw_target *t)
+/* The case folder, for messages (from the summary: irfw_manifest_path
+ * would write the manifest out only to name its folder). */
+static char *case_dir(const cJSON *summary)
 {
-	const char *m = irfw_manifest_path(t);
-	char *dir = strdup(m ? m : "(no case folder)");
-	char *slash = dir ? strrchr(dir, '/') : NULL;
-	if (slash && slash != dir)
-		*slash = '\0';
-	return dir;
+	const char *dir = irfw_json_str(summary, "case_dir");
+	return strdup(dir ? dir : "(no case folder)");
 }
 
 /* One artifact to ship in this run. */
@@ -1118,8 +1116,8 @@ static irfw_status run(irfw_target *t, void *state)
 	irfw_step *step = irfw_target_step(t);
 	struct dest d;
 	memset(&d, 0, sizeof(d));
-	cJSON *summary = NULL, *meta = NULL;
-	char *uri = NULL, *dir = manifest_dir(t);
+	cJSON *summary = irfw_target_summary(t), *meta = NULL;
+	char *uri = NULL, *dir = case_dir(summary);
 	irfw_status st = IRFW_FAILED;
 
 	d.bucket = bucket_of(t, step);
@@ -1239,7 +1237,6 @@ static irfw_status run(irfw_target *t, void *state)
 		goto out;
 	}
 
-	summary = irfw_target_summary(t);
 	meta = cJSON_CreateObject();
 	cJSON_AddStringToObject(meta, "irfw-case-id", irfw_target_case_id(t));
 	cJSON_AddStringToObject(meta, "irfw-instance-id", irfw_target_id(t));
