@@ -30,6 +30,11 @@
 #define MAX_VALUE_CHARS 256
 /* CreateTags takes at most this many resource ids per call. */
 #define MAX_RESOURCES_PER_CALL 1000
+/* Values per EC2 filter. */
+#define MAX_FILTER_VALUES 200
+/* Seconds before the second read-back of tags not shown yet (EC2 is
+ * eventually consistent). */
+#define SETTLE_S 1
 /* The status tag's value after `irfw release`. */
 #define RELEASED "released"
 
@@ -451,6 +456,102 @@ static void join_keys(const cJSON *keys, char *buf, size_t size)
 	}
 }
 
+/* One DescribeTags page into `seen`: resource id -> {key: value}. */
+static int seen_page(irfw_target *t, const cJSON *result, void *ctx)
+{
+	(void)t;
+	cJSON *seen = ctx;
+	const cJSON *it;
+	cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(result, "tagSet"))
+	{
+		const char *id = irfw_json_str(it, "resourceId"), *k = irfw_json_str(it, "key");
+		const char *v = irfw_json_str(it, "value");
+		if (!id || !k)
+			continue;
+		cJSON *r = cJSON_GetObjectItemCaseSensitive(seen, id);
+		if (!r)
+			r = cJSON_AddObjectToObject(seen, id);
+		if (r && !cJSON_GetObjectItemCaseSensitive(r, k))
+			cJSON_AddStringToObject(r, k, v ? v : "");
+	}
+	return 0;
+}
+
+/* What AWS shows against the plan, for `ids`: "k=v on id" not there and
+ * "k on id" still there, into `bad` (empty when all shows).  -1 when
+ * DescribeTags failed (the target's error says why). */
+static int tags_shown(irfw_target *t, const cJSON *ids, const struct plan *pl, irfw_strbuf *bad)
+{
+	cJSON *seen = cJSON_CreateObject();
+	int n_ids = cJSON_GetArraySize(ids), rc = 0;
+	const cJSON *k;
+	/* Only the keys the step set or removed: a resource's other tags are
+	 * not its business (and would only lengthen the answer). */
+	cJSON *keys = cJSON_CreateArray();
+	cJSON_ArrayForEach(k, pl->tags) cJSON_AddItemToArray(keys, cJSON_CreateString(k->string));
+	cJSON_ArrayForEach(k, pl->remove) cJSON_AddItemToArray(keys, cJSON_CreateString(k->valuestring));
+	for (int from = 0; rc == 0 && from < n_ids; from += MAX_FILTER_VALUES) {
+		cJSON *p = cJSON_CreateObject();
+		for (int i = from; i < n_ids && i < from + MAX_FILTER_VALUES; i++)
+			irfw_ec2_filter(p, "resource-id", cJSON_GetArrayItem(ids, i)->valuestring);
+		cJSON_ArrayForEach(k, keys) irfw_ec2_filter(p, "key", k->valuestring);
+		rc = irfw_aws_paginate(t, "ec2", "DescribeTags", p, seen_page, seen) == 0 ? 0 : -1;
+		cJSON_Delete(p);
+	}
+	cJSON_Delete(keys);
+	const cJSON *id, *walk = rc == 0 ? ids : NULL;
+	cJSON_ArrayForEach(id, walk)
+	{
+		const cJSON *has = cJSON_GetObjectItemCaseSensitive(seen, id->valuestring);
+		cJSON_ArrayForEach(k, pl->tags)
+		{
+			const char *v = irfw_json_str(has, k->string);
+			if (!v || strcmp(v, k->valuestring) != 0)
+				irfw_strbuf_printf(bad, "%s%s=%s not on %s", irfw_strbuf_len(bad) ? ", " : "",
+				                   k->string, k->valuestring, id->valuestring);
+		}
+		cJSON_ArrayForEach(k, pl->remove)
+		{
+			if (irfw_json_str(has, k->valuestring))
+				irfw_strbuf_printf(bad, "%s%s still on %s", irfw_strbuf_len(bad) ? ", " : "",
+				                   k->valuestring, id->valuestring);
+		}
+	}
+	cJSON_Delete(seen);
+	return rc;
+}
+
+/* Read the tags back after the change, once more SETTLE_S later when
+ * something does not show yet.  IRFW_OK when AWS shows the plan on every
+ * resource; else the step's failure. */
+static irfw_status read_back(irfw_target *t, const cJSON *ids, const struct plan *pl)
+{
+	irfw_strbuf *bad = irfw_strbuf_new();
+	irfw_status st = IRFW_OK;
+	for (int pass = 0; pass < 2; pass++) {
+		irfw_strbuf_truncate(bad, 0);
+		if (tags_shown(t, ids, pl, bad) != 0) {
+			st = irfw_fail_aws(t, "CreateTags answered OK, but the tags could not be read back "
+			                      "(DescribeTags)");
+			break;
+		}
+		if (!irfw_strbuf_len(bad))
+			break;
+		if (pass == 0) {
+			irfw_log(t, IRFW_LOG_INFO, "tags not shown yet (%s); reading again in %d s",
+			         irfw_strbuf_str(bad), SETTLE_S);
+			struct timespec ts = {.tv_sec = SETTLE_S};
+			nanosleep(&ts, NULL);
+			continue;
+		}
+		st = irfw_fail(t,
+		               "CreateTags and DeleteTags answered OK, but DescribeTags shows otherwise: %s",
+		               irfw_strbuf_str(bad));
+	}
+	irfw_strbuf_free(bad);
+	return st;
+}
+
 static irfw_status run(irfw_target *t, void *state)
 {
 	const struct tag_state *st = state;
@@ -506,6 +607,9 @@ static irfw_status run(irfw_target *t, void *state)
 		goto out;
 
 	bool dry = irfw_target_dry_run(t);
+	/* Said tagged only when AWS shows it. */
+	if (!dry && (status = read_back(t, ids, &pl)) != IRFW_OK)
+		goto out;
 	char keys[512], removed[256] = "", status_text[400];
 	join_keys(pl.tags, keys, sizeof(keys));
 	if (cJSON_GetArraySize(pl.remove)) {
@@ -614,8 +718,8 @@ out:
 static const struct irfw_action actions[] = {
     {.action = "ec2:CreateTags", .per = "instance", .calls = 1},
     {.action = "ec2:DeleteTags", .per = "instance"},
-    /* What release() calls besides the above (irfw policy --release). */
-    {.action = "ec2:DescribeTags", .when = "release", .per = "instance"},
+    /* The read-back (release reads back too). */
+    {.action = "ec2:DescribeTags", .per = "instance", .calls = 1},
     {.action = NULL},
 };
 
@@ -639,7 +743,10 @@ static const struct irfw_plugin plugin = {
         "extra key=value tags of the site. Every key can be renamed to fit the site's naming rules, "
         "and an empty key turns that tag off. Keys longer than 128 characters and values longer than "
         "256 are cut, with a note. The tags set, the instance's containment, and the instance's former "
-        "values of those keys are recorded under 'tags' in the case record.\n"
+        "values of those keys are recorded under 'tags' in the case record. The tags are then read back "
+        "(one DescribeTags of the resources and the step's keys; what does not show yet is read once more "
+        "a second later, as EC2 is eventually consistent): the step says tagged only when AWS shows every "
+        "tag on every resource and none of the removed ones, and fails naming what is missing otherwise.\n"
         "\n"
         "The status tag says what AWS shows, not what was tried: its value follows the containment "
         "the core verified by reading AWS back. status_value (quarantined) only when the instance is "

@@ -117,3 +117,69 @@ def test_tag_dry_run(world):
     s = step(p, "tag")
     assert s["status"] == "ok" and "dry run" in s["detail"], s
     assert "irfw:case" not in tags_of(world.client("ec2"), iid)
+
+
+def test_tag_says_tagged_only_when_describe_tags_shows_it(world):
+    """CreateTags answered OK but not carried out (the proxy answers it and
+    moto never sees it): the read-back, taken twice as EC2 is eventually
+    consistent, shows no case tag, so the step fails naming what is
+    missing, and nothing says tagged."""
+    from refusing_proxy import RefusingProxy
+
+    w = world.vpc_world(enis=1)
+    iid = w["instances"][0]
+    ec2 = world.client("ec2")
+    reads = []
+
+    def rule(body):
+        if b"Action=DescribeTags" in body:
+            reads.append(body)
+        if b"Action=CreateTags" in body and b"IR-43" in body:
+            return (200, "text/xml", b'<?xml version="1.0" encoding="UTF-8"?><CreateTagsResponse '
+                    b'xmlns="http://ec2.amazonaws.com/doc/2016-11-15/"><requestId>req-fake</requestId>'
+                    b"<return>true</return></CreateTagsResponse>")
+        return None
+
+    proxy = RefusingProxy(world.moto.url, rule)
+    try:
+        conf = world.write_conf(["contain", "tag"])
+        p = world.irfw("--conf", conf, "-i", iid, "--case-id", "IR-43", "-o", "json",
+                       env={"AWS_ENDPOINT_URL": proxy.url})
+    finally:
+        proxy.close()
+    assert proxy.refused == 1
+    assert p.returncode == 1, p.stderr
+    s = step(p, "tag")
+    assert s["status"] == "failed", s
+    assert s["detail"].startswith("CreateTags and DeleteTags answered OK, but DescribeTags shows otherwise: "
+                                  f"irfw:case=IR-43 not on {iid}"), s
+    assert "tagged" not in s["detail"], s
+    assert len(reads) == 2, reads
+    # Only the keys the step writes are asked for.
+    assert b"Filter.1.Name=resource-id" in reads[0] and b"Name=key" in reads[0], reads[0]
+    assert "irfw:case" not in tags_of(ec2, iid)
+
+
+def test_tag_read_back_is_one_call(world):
+    """A run that tags reads the tags back once, with the step's keys."""
+    from refusing_proxy import RefusingProxy
+
+    w = world.vpc_world(enis=1)
+    iid = w["instances"][0]
+    reads = []
+
+    def rule(body):
+        if b"Action=DescribeTags" in body:
+            reads.append(body)
+        return None
+
+    proxy = RefusingProxy(world.moto.url, rule)
+    try:
+        conf = world.write_conf(["contain", "tag"])
+        p = world.irfw("--conf", conf, "-i", iid, "--case-id", "IR-44", "-o", "json",
+                       env={"AWS_ENDPOINT_URL": proxy.url}, check_rc=0)
+    finally:
+        proxy.close()
+    s = step(p, "tag")
+    assert s["status"] == "ok" and "tagged the instance" in s["detail"], s
+    assert len(reads) == 1, reads
