@@ -22,6 +22,11 @@
  * before those lines leaves it: the next run of the case finds those steps
  * not begun or not ended, or a change announced without its result, and
  * reads AWS again, as it does for a step interrupted in any other way.
+ * The folder's new entries (an artifact's name, a new journal) follow the
+ * same rule: an artifact's file is synced before it is given its name,
+ * and the folder is synced before the next journal sync, so a durable
+ * line never names a file the machine's crash could take back, and a
+ * capture of five files syncs the folder once, not five times.
  *
  * manifest.json is the journal's cache, so it is rewritten only when asked
  * for (irfw_case_flush: the upload step sends the file, and a recovery
@@ -85,6 +90,7 @@ struct irfw_case {
 	bool manifest_dirty;    /* the journal holds changes manifest.json lacks */
 	bool manifest_unsynced; /* manifest.json renamed in place, not yet synced */
 	bool journal_unsynced;  /* journal lines written since the last fdatasync */
+	bool names_unsynced;    /* entries made in the folder since its last fsync */
 	char err[512];
 };
 
@@ -216,6 +222,19 @@ static int fsync_dir(struct irfw_case *c)
 		sys_err(c, "fsync", c->dir, errno);
 		return -1;
 	}
+	return 0;
+}
+
+/* The folder synced when an entry was made in it since (an artifact, a
+ * new journal): before any journal sync, so a durable line never names a
+ * file a crash of the machine could take back. */
+static int sync_names(struct irfw_case *c)
+{
+	if (!c->names_unsynced)
+		return 0;
+	if (fsync_dir(c) != 0)
+		return -1;
+	c->names_unsynced = false;
 	return 0;
 }
 
@@ -523,6 +542,10 @@ static int journal_append(struct irfw_case *c, const cJSON *ev, bool sync)
 		set_err(c, "journal %s: out of memory", c->journal_path);
 		return -1;
 	}
+	if (sync && sync_names(c) != 0) {
+		free(line);
+		return -1;
+	}
 	len = strlen(line);
 	buf = malloc(len + 1);
 	if (!buf) {
@@ -777,6 +800,8 @@ static int commit(struct irfw_case *c, cJSON *ev)
 static int flush_now(struct irfw_case *c)
 {
 	if (c->journal_unsynced && c->journal_fd >= 0) {
+		if (sync_names(c) != 0)
+			return -1;
 		if (fdatasync(c->journal_fd) != 0) {
 			sys_err(c, "sync", c->journal_path, errno);
 			return -1;
@@ -1278,8 +1303,8 @@ int irfw_case_open(const char *evidence_dir, const char *case_id, const char *in
 			sys_err(c, "lock", c->journal_path, errno);
 		goto out;
 	}
-	if (fsync_dir(c) != 0)
-		goto out;
+	/* The journal's entry: synced with the first synced line. */
+	c->names_unsynced = true;
 	if (journal_fix_tail(c) != 0 || journal_scan(c) != 0 || load_state(c) != 0)
 		goto out;
 
@@ -1319,9 +1344,9 @@ void irfw_case_close(struct irfw_case *c)
 			(void)fsync(fd);
 			close(fd);
 		}
-		if (c->dir_fd >= 0)
-			(void)fsync(c->dir_fd);
 	}
+	if ((c->manifest_unsynced || c->names_unsynced) && c->dir_fd >= 0)
+		(void)fsync(c->dir_fd);
 	if (c->journal_fd >= 0)
 		close(c->journal_fd); /* releases the flock */
 	if (c->dir_fd >= 0)
@@ -1720,8 +1745,8 @@ static int artifact_add(struct irfw_case *c, const char *step, const char *name,
 		goto out;
 	free(tmp);
 	tmp = NULL;
-	if (fsync_dir(c) != 0)
-		goto out;
+	/* The file is synced; its name is, with the next journal sync. */
+	c->names_unsynced = true;
 	ev = new_event("artifact");
 	if (ev &&
 	    (!cJSON_AddStringToObject(ev, "step", step) || !cJSON_AddStringToObject(ev, "name", final) ||

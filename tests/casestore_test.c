@@ -169,6 +169,29 @@ static void assert_ts(const char *ts)
 	assert_int_equal(ts[23], 'Z');
 }
 
+/* The case store's fsync, counting the folder syncs, and whether one came
+ * before the last journal sync (names_before_datasync: a folder sync since
+ * the previous fdatasync, when that fdatasync came). */
+static int n_dirsync;
+static bool dirsync_pending, names_before_datasync;
+
+int fsync(int fd)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+		n_dirsync++;
+		dirsync_pending = true;
+	}
+	return (int)syscall(SYS_fsync, fd);
+}
+
+static void note_datasync(void)
+{
+	names_before_datasync = dirsync_pending;
+	dirsync_pending = false;
+}
+
 /* The journal's syncs, counted: this definition takes the place of libc's
  * for the case store linked into the test, and does the real sync.  Each
  * call notes the size of the file it made durable. */
@@ -180,6 +203,7 @@ int fdatasync(int fd)
 	struct stat st;
 
 	n_datasync++;
+	note_datasync();
 	datasync_size = fstat(fd, &st) == 0 ? st.st_size : -1;
 	return (int)syscall(SYS_fdatasync, fd);
 }
@@ -912,6 +936,41 @@ static void test_record_lines_synced_others_not(void **state)
 	irfw_case_close(c);
 }
 
+/* An artifact's name is made durable with the next journal sync, before
+ * it: one folder sync for a capture's files, none on their own. */
+static void test_artifact_names_synced_with_the_journal(void **state)
+{
+	struct fx *f = *state;
+	struct irfw_case *c = open_case(f, "i-0dir", "first");
+
+	n_dirsync = 0;
+	for (int i = 0; i < 3; i++) {
+		char name[32];
+		snprintf(name, sizeof(name), "file-%d.txt", i);
+		assert_int_equal(
+		    irfw_case_artifact_add(c, "capture", name, "text/plain", "abc", 3 + (size_t)i), 0);
+	}
+	assert_int_equal(n_dirsync, 0);
+	int before = n_datasync;
+	assert_int_equal(irfw_case_record(c, "notify", "intended", cJSON_CreateString("x")), 0);
+	assert_int_equal(n_datasync, before + 1);
+	assert_int_equal(n_dirsync, 1);
+	assert_true(names_before_datasync);
+	/* Nothing new in the folder: the next sync does not sync it again. */
+	assert_int_equal(irfw_case_record(c, "notify", "sent", cJSON_CreateString("y")), 0);
+	assert_int_equal(n_dirsync, 1);
+	assert_false(names_before_datasync);
+	/* An artifact the close finds unsynced: the close syncs the folder. */
+	assert_int_equal(irfw_case_artifact_add(c, "capture", "late.txt", "text/plain", "abcd", 4), 0);
+	irfw_case_close(c);
+	assert_true(n_dirsync >= 2);
+	assert_true(names_before_datasync);
+	c = open_case(f, "i-0dir", "second");
+	cJSON *arts = cJSON_GetObjectItemCaseSensitive(irfw_case_manifest(c), "artifacts");
+	assert_int_equal(cJSON_GetArraySize(arts), 4);
+	irfw_case_close(c);
+}
+
 static void test_chain_links_every_line(void **state)
 {
 	struct fx *f = *state;
@@ -1131,6 +1190,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_errors_name_path, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_location_replaced, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_record_lines_synced_others_not, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_artifact_names_synced_with_the_journal, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_readers_at_once, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_chain_links_every_line, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_chain_continues_after_reopen, setup, teardown),
