@@ -9,12 +9,24 @@
  * the later steps (through the fact "lifecycle" = "spot") that protection
  * is not applicable.
  */
+#define _POSIX_C_SOURCE 200809L /* nanosleep */
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "irfw/irfw.h"
+
+/* Seconds before a change not shown yet is read again (EC2 is eventually
+ * consistent). */
+#define SETTLE_S 1
+
+static void settle_wait(void)
+{
+	struct timespec ts = {.tv_sec = SETTLE_S};
+	nanosleep(&ts, NULL);
+}
 
 static const char RISK_NOTE[] = "spot instance: an interruption still terminates it (2-minute notice); "
                                 "volumes are kept and evidence already taken survives";
@@ -33,6 +45,50 @@ static const struct irfw_option opts[] = {
              "Cancelling a request does not terminate the instance."},
     {.name = NULL},
 };
+
+/* How many devices of `changed` (ModifyInstanceAttribute's
+ * BlockDeviceMapping list) DescribeInstances does not show kept on
+ * termination now, named in `left`; -1 when it could not be read. */
+static int volumes_left(irfw_target *t, const cJSON *changed, char *left, size_t cap)
+{
+	cJSON *p = cJSON_CreateObject(), *res = NULL;
+	cJSON_AddItemToArray(cJSON_AddArrayToObject(p, "InstanceId"), cJSON_CreateString(irfw_target_id(t)));
+	int rc = irfw_aws_call(t, "ec2", "DescribeInstances", p, &res);
+	cJSON_Delete(p);
+	if (rc != 0) {
+		cJSON_Delete(res);
+		return -1;
+	}
+	const cJSON *now = NULL, *r, *i, *c, *m;
+	cJSON_ArrayForEach(r, cJSON_GetObjectItemCaseSensitive(res, "reservationSet"))
+	    cJSON_ArrayForEach(i, cJSON_GetObjectItemCaseSensitive(r, "instancesSet"))
+	{
+		const char *id = irfw_json_text(i, "instanceId");
+		if (id && strcmp(id, irfw_target_id(t)) == 0)
+			now = i;
+	}
+	int n = 0;
+	left[0] = '\0';
+	cJSON_ArrayForEach(c, changed)
+	{
+		const char *dev = irfw_json_text(c, "DeviceName");
+		bool kept = false;
+		cJSON_ArrayForEach(m, cJSON_GetObjectItemCaseSensitive(now, "blockDeviceMapping"))
+		{
+			const char *d = irfw_json_text(m, "deviceName");
+			if (dev && d && strcmp(d, dev) == 0)
+				kept = !irfw_json_bool(cJSON_GetObjectItemCaseSensitive(m, "ebs"),
+				                       "deleteOnTermination", true);
+		}
+		if (!kept) {
+			size_t len = strlen(left);
+			snprintf(left + len, cap - len, "%s%s", len ? ", " : "", dev ? dev : "?");
+			n++;
+		}
+	}
+	cJSON_Delete(res);
+	return n;
+}
 
 /* DeleteOnTermination=false on every EBS volume that would go with the
  * instance.  The original flags are recorded first, so release can put
@@ -85,11 +141,33 @@ static irfw_status keep_volumes(irfw_target *t, const cJSON *inst)
 		                   irfw_target_id(t));
 		goto out;
 	}
-	irfw_note(t, "%d EBS volume(s) set to DeleteOnTermination=false%s", changed,
-	          irfw_target_dry_run(t) ? " (dry run)" : "");
+	if (irfw_target_dry_run(t)) {
+		irfw_note(t, "%d EBS volume(s) set to DeleteOnTermination=false (dry run)", changed);
+		goto out;
+	}
+	/* Said kept only when AWS shows it. */
+	char left[256];
+	int n_left = volumes_left(t, bdm, left, sizeof(left));
+	if (n_left > 0) {
+		settle_wait();
+		n_left = volumes_left(t, bdm, left, sizeof(left));
+	}
+	if (n_left < 0) {
+		st = irfw_fail_aws(t,
+		                   "ModifyInstanceAttribute (DeleteOnTermination=false) answered OK, but the "
+		                   "volumes could not be read back (DescribeInstances)");
+		goto out;
+	}
+	if (n_left > 0) {
+		st = irfw_fail(t,
+		               "ModifyInstanceAttribute (DeleteOnTermination=false) answered OK, but "
+		               "DescribeInstances shows DeleteOnTermination still true on %s",
+		               left);
+		goto out;
+	}
+	irfw_note(t, "%d EBS volume(s) set to DeleteOnTermination=false (read back)", changed);
 	/* protect need not ask again (one ModifyInstanceAttribute saved). */
-	if (!irfw_target_dry_run(t))
-		irfw_fact_set(t, "volumes.kept", "true");
+	irfw_fact_set(t, "volumes.kept", "true");
 out:
 	cJSON_Delete(params);
 	return st;
@@ -198,14 +276,50 @@ static irfw_status handle_request(irfw_target *t, const cJSON *inst, bool cancel
 		st = irfw_fail_aws(t, "CancelSpotInstanceRequests %s (persistent: it would relaunch)", id);
 		goto out;
 	}
-	if (!irfw_target_dry_run(t)) {
-		cJSON_ReplaceItemInObjectCaseSensitive(rec, "cancelled", cJSON_CreateTrue());
-		irfw_record_result(t, "spot_request", rec);
-	} else {
+	if (irfw_target_dry_run(t)) {
 		cJSON_Delete(rec);
+		irfw_note(t, "persistent spot request %s cancelled, so it does not relaunch (dry run)", id);
+		goto out;
 	}
-	irfw_note(t, "persistent spot request %s cancelled, so it does not relaunch%s", id,
-	          irfw_target_dry_run(t) ? " (dry run)" : "");
+	/* Read back: the request cancelled (or closed), or gone.  Its id
+	 * and state are copied: each read replaces `req`. */
+	char rid[128], shown_buf[64];
+	snprintf(rid, sizeof(rid), "%s", id);
+	id = rid;
+	const char *shown = NULL;
+	for (int pass = 0; pass < 2; pass++) {
+		cJSON_Delete(req);
+		req = find_request(t, id, &failed);
+		if (failed) {
+			cJSON_Delete(rec);
+			st = irfw_fail_aws(t,
+			                   "CancelSpotInstanceRequests %s answered OK, but the request could "
+			                   "not be read back (DescribeSpotInstanceRequests)",
+			                   id);
+			goto out;
+		}
+		shown = req ? irfw_json_text(req, "state") : "gone";
+		snprintf(shown_buf, sizeof(shown_buf), "%s", shown ? shown : "in no state");
+		shown = shown ? shown_buf : NULL;
+		if (shown && (strcmp(shown, "cancelled") == 0 || strcmp(shown, "closed") == 0 ||
+		              strcmp(shown, "gone") == 0))
+			break;
+		if (pass == 0)
+			settle_wait();
+		else {
+			cJSON_Delete(rec);
+			st = irfw_fail(t,
+			               "CancelSpotInstanceRequests %s answered OK, but "
+			               "DescribeSpotInstanceRequests shows it %s: it can still relaunch",
+			               id, shown ? shown : "in no state");
+			goto out;
+		}
+	}
+	cJSON_ReplaceItemInObjectCaseSensitive(rec, "cancelled", cJSON_CreateTrue());
+	cJSON_AddStringToObject(rec, "state_after", shown);
+	irfw_record_result(t, "spot_request", rec);
+	irfw_note(t, "persistent spot request %s cancelled, so it does not relaunch (read back: %s)", id,
+	          shown);
 out:
 	cJSON_Delete(req);
 	return st;
@@ -304,6 +418,8 @@ static irfw_status release(irfw_target *t, void *state)
 static const struct irfw_action actions[] = {
     {.action = "ec2:DescribeSpotInstanceRequests", .per = "instance"},
     {.action = "ec2:ModifyInstanceAttribute", .when = "keep_volumes=true", .per = "instance"},
+    /* The volumes read back. */
+    {.action = "ec2:DescribeInstances", .when = "keep_volumes=true", .per = "instance"},
     {.action = "ec2:CancelSpotInstanceRequests", .when = "cancel_persistent=true", .per = "instance"},
     {.action = NULL},
 };
@@ -326,8 +442,11 @@ static const struct irfw_plugin plugin = {
         "every attached EBS volume, so that an interruption cannot take the disks with it, recording the "
         "original flags.  It then looks up the instance's spot request (by the id on the instance, or by "
         "the instance-id filter when the instance does not carry it) and cancels it when it is persistent, "
-        "so that EC2 does not relaunch a replacement; one-time requests are left alone.  What it found is "
-        "recorded as spot_request {id, type, state, cancelled}.\n\n"
+        "so that EC2 does not relaunch a replacement; one-time requests are left alone.  Both are read "
+        "back before the step says so (DescribeInstances shows every volume DeleteOnTermination=false; "
+        "DescribeSpotInstanceRequests shows the request cancelled, closed or gone), once more a second "
+        "later if not yet (EC2 is eventually consistent); otherwise the step fails naming what AWS shows.  "
+        "What it found is recorded as spot_request {id, type, state, cancelled, state_after}.\n\n"
         "It runs first because an interruption can come at any moment: keeping the volumes is the one "
         "thing that preserves the disks if the instance goes away during the rest of the pipeline.  It "
         "leaves the fact lifecycle = spot, so protect reports termination and stop protection as not "

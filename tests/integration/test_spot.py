@@ -81,7 +81,10 @@ def test_persistent_spot_request(world):
 
     m = world.manifest("case-spot", iid)
     rec = m["steps"]["spot"]["records"]
-    assert rec["spot_request"] == {"id": req_id, "type": "persistent", "state": "active", "cancelled": True}
+    # Read back: moto drops a cancelled request (AWS shows it cancelled).
+    assert rec["spot_request"] == {"id": req_id, "type": "persistent", "state": "active", "cancelled": True,
+                                   "state_after": "gone"}
+    assert "read back: gone" in s["detail"], s
     vols = rec["volumes"]
     assert {v["device"] for v in vols} == {"/dev/sda1", "/dev/sdf"}
     assert all(v["delete_on_termination"] is True for v in vols)  # as it was before
@@ -135,3 +138,75 @@ def test_several_spot_instances_in_parallel(world):
         assert volumes_kept(world, iid)
     assert step(p, od, "spot")["status"] == "skipped"
     assert not (set(reqs) & set(live_requests(world)))
+
+
+def fake_ok(action):
+    return (200, "text/xml",
+            (f'<?xml version="1.0" encoding="UTF-8"?><{action}Response xmlns="http://ec2.amazonaws.com/doc/2016-11-15/">'
+             f"<requestId>req-fake-ok</requestId><return>true</return></{action}Response>").encode())
+
+
+def test_volumes_said_kept_only_when_read_back(world):
+    """ModifyInstanceAttribute answering OK without the change: the step
+    fails naming the devices DescribeInstances shows, and does not tell
+    protect the volumes are kept (protect then changes them itself)."""
+    from refusing_proxy import RefusingProxy
+
+    _, (iid,), _ = spot_world(world, "one-time")
+    calls = []
+
+    def rule(body):
+        if b"Action=ModifyInstanceAttribute" in body and b"BlockDeviceMapping" in body:
+            calls.append(body)
+            if len(calls) == 1:
+                return fake_ok("ModifyInstanceAttribute")
+        return None
+
+    proxy = RefusingProxy(world.moto.url, rule)
+    try:
+        conf = world.write_conf(["spot", "protect"])
+        p = world.irfw("--conf", conf, "-i", iid, "--case-id", "case-rbv", "-o", "json",
+                       env={"AWS_ENDPOINT_URL": proxy.url})
+    finally:
+        proxy.close()
+    # A failed step of the contain phase: the instance is not said contained.
+    assert p.returncode == 4, p.stderr
+    s = step(p, iid, "spot")
+    assert s["status"] == "failed", s
+    assert "DescribeInstances shows DeleteOnTermination still true on /dev/sda1, /dev/sdf" in s["detail"], s
+    # protect was not told they are kept: it sent the change itself, and moto shows it.
+    assert step(p, iid, "protect")["status"] == "ok"
+    assert len(calls) == 2, calls
+    assert volumes_kept(world, iid)
+
+
+def test_cancel_said_only_when_read_back(world):
+    """CancelSpotInstanceRequests answering OK without cancelling: the
+    read-back shows the request still active, so the step fails saying it
+    can still relaunch, and the record does not say cancelled."""
+    from refusing_proxy import RefusingProxy
+
+    _, (iid,), reqs = spot_world(world, "persistent")
+    (req_id,) = reqs
+
+    def rule(body):
+        if b"Action=CancelSpotInstanceRequests" in body:
+            return fake_ok("CancelSpotInstanceRequests")
+        return None
+
+    proxy = RefusingProxy(world.moto.url, rule)
+    try:
+        conf = world.write_conf(["spot"])
+        p = world.irfw("--conf", conf, "-i", iid, "--case-id", "case-rbc", "-o", "json",
+                       env={"AWS_ENDPOINT_URL": proxy.url})
+    finally:
+        proxy.close()
+    # A failed step of the contain phase: the instance is not said contained.
+    assert p.returncode == 4, p.stderr
+    s = step(p, iid, "spot")
+    assert s["status"] == "failed", s
+    assert f"CancelSpotInstanceRequests {req_id} answered OK, but DescribeSpotInstanceRequests shows it " \
+        "active: it can still relaunch" in s["detail"], s
+    assert req_id in live_requests(world)
+    rec = world.manifest("case-rbc", iid)["steps"]["spot"]["records"]["spot_request"]
+    assert rec["cancelled"] is False, rec
