@@ -6,7 +6,8 @@
     proxy.close()
 
 rule(body: bytes) -> None to forward, or (status, content_type, body bytes).
-proxy.refused counts the requests the rule answered.
+proxy.refused counts the requests the rule answered.  Also a context
+manager: `with RefusingProxy(url, rule) as proxy:` closes it after.
 """
 import http.server
 import threading
@@ -18,6 +19,15 @@ def ec2_error(code, message, request_id="req-proxy-1"):
     return (f'<?xml version="1.0" encoding="UTF-8"?><Response><Errors><Error><Code>{code}</Code>'
             f"<Message>{message}</Message></Error></Errors><RequestID>{request_id}</RequestID>"
             f"</Response>").encode()
+
+
+def ec2_ok(action, request_id="req-proxy-ok"):
+    """EC2's answer to a change it carried out (<return>true</return>), for
+    playing an OK that did nothing: the read-back must catch it."""
+    return (200, "text/xml",
+            (f'<?xml version="1.0" encoding="UTF-8"?><{action}Response '
+             f'xmlns="http://ec2.amazonaws.com/doc/2016-11-15/"><requestId>{request_id}</requestId>'
+             f"<return>true</return></{action}Response>").encode())
 
 
 class RefusingProxy:
@@ -86,3 +96,9 @@ class RefusingProxy:
     def close(self):
         self.server.shutdown()
         self.server.server_close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

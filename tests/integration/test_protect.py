@@ -2,7 +2,7 @@
 import json
 
 from conftest import AMI
-from refusing_proxy import RefusingProxy, ec2_error
+from refusing_proxy import RefusingProxy, ec2_error, ec2_ok
 
 
 def attr(ec2, iid, name):
@@ -168,13 +168,10 @@ def test_protect_unsupported_attribute(world):
             return 400, "text/xml", ec2_error("UnsupportedOperation", "stop protection is not supported")
         return None
 
-    proxy = RefusingProxy(world.moto.url, rule)
-    try:
+    with RefusingProxy(world.moto.url, rule) as proxy:
         conf = world.write_conf(["protect"])
         p = world.irfw("--conf", conf, "-i", iid, "--case-id", "c-uns", "-o", "json",
                        env={"AWS_ENDPOINT_URL": proxy.url}, check_rc=0)
-    finally:
-        proxy.close()
     assert proxy.refused == 1
     s = step(p, "protect")
     assert s["status"] == "ok", s
@@ -199,11 +196,6 @@ def test_protect_dry_run(world):
     assert not (world.evidence / "c-dry" / iid).exists()
 
 
-def fake_ok(action):
-    return (200, "text/xml",
-            (f'<?xml version="1.0" encoding="UTF-8"?><{action}Response xmlns="http://ec2.amazonaws.com/doc/2016-11-15/">'
-             f"<requestId>req-fake-ok</requestId><return>true</return></{action}Response>").encode())
-
 
 def test_protect_says_only_what_the_read_back_shows(world):
     """ModifyInstanceAttribute answering OK without the change (the proxy
@@ -220,16 +212,13 @@ def test_protect_says_only_what_the_read_back_shows(world):
         if b"Action=DescribeInstanceAttribute" in body and b"Attribute=disableApiTermination" in body:
             reads.append(body)
         if b"Action=ModifyInstanceAttribute" in body and b"DisableApiTermination.Value=true" in body:
-            return fake_ok("ModifyInstanceAttribute")
+            return ec2_ok("ModifyInstanceAttribute")
         return None
 
-    proxy = RefusingProxy(world.moto.url, rule)
-    try:
+    with RefusingProxy(world.moto.url, rule) as proxy:
         conf = world.write_conf(["protect"])
         p = world.irfw("--conf", conf, "-i", iid, "--case-id", "c-rb", "-o", "json",
                        env={"AWS_ENDPOINT_URL": proxy.url})
-    finally:
-        proxy.close()
     assert proxy.refused == 1
     assert p.returncode == 1, p.stderr
     s = step(p, "protect")
@@ -260,16 +249,13 @@ def test_protect_volumes_read_back(world):
 
     def rule(body):
         if b"Action=ModifyInstanceAttribute" in body and b"BlockDeviceMapping" in body:
-            return fake_ok("ModifyInstanceAttribute")
+            return ec2_ok("ModifyInstanceAttribute")
         return None
 
-    proxy = RefusingProxy(world.moto.url, rule)
-    try:
+    with RefusingProxy(world.moto.url, rule) as proxy:
         conf = world.write_conf(["protect"])
         p = world.irfw("--conf", conf, "-i", iid, "--case-id", "c-rbv", "-o", "json",
                        env={"AWS_ENDPOINT_URL": proxy.url})
-    finally:
-        proxy.close()
     assert p.returncode == 1, p.stderr
     s = step(p, "protect")
     assert s["status"] == "failed", s
@@ -292,13 +278,10 @@ def test_protect_not_read_back_is_not_set(world):
             return 400, "text/xml", ec2_error("UnauthorizedOperation", "not authorized", "req-dia-9")
         return None
 
-    proxy = RefusingProxy(world.moto.url, rule)
-    try:
+    with RefusingProxy(world.moto.url, rule) as proxy:
         conf = world.write_conf(["protect"], {"protect": {"keep_volumes": "false"}})
         p = world.irfw("--conf", conf, "-i", iid, "--case-id", "c-nrb", "-o", "json",
                        env={"AWS_ENDPOINT_URL": proxy.url})
-    finally:
-        proxy.close()
     assert p.returncode == 1, p.stderr
     s = step(p, "protect")
     assert s["status"] == "failed", s

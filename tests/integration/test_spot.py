@@ -7,6 +7,8 @@ DescribeSpotInstanceRequests.
 """
 from conftest import AMI
 
+from refusing_proxy import RefusingProxy, ec2_ok
+
 
 def spot_world(world, req_type="persistent", count=1):
     ec2 = world.client("ec2")
@@ -140,18 +142,10 @@ def test_several_spot_instances_in_parallel(world):
     assert not (set(reqs) & set(live_requests(world)))
 
 
-def fake_ok(action):
-    return (200, "text/xml",
-            (f'<?xml version="1.0" encoding="UTF-8"?><{action}Response xmlns="http://ec2.amazonaws.com/doc/2016-11-15/">'
-             f"<requestId>req-fake-ok</requestId><return>true</return></{action}Response>").encode())
-
-
 def test_volumes_said_kept_only_when_read_back(world):
     """ModifyInstanceAttribute answering OK without the change: the step
     fails naming the devices DescribeInstances shows, and does not tell
     protect the volumes are kept (protect then changes them itself)."""
-    from refusing_proxy import RefusingProxy
-
     _, (iid,), _ = spot_world(world, "one-time")
     calls = []
 
@@ -159,16 +153,13 @@ def test_volumes_said_kept_only_when_read_back(world):
         if b"Action=ModifyInstanceAttribute" in body and b"BlockDeviceMapping" in body:
             calls.append(body)
             if len(calls) == 1:
-                return fake_ok("ModifyInstanceAttribute")
+                return ec2_ok("ModifyInstanceAttribute")
         return None
 
-    proxy = RefusingProxy(world.moto.url, rule)
-    try:
+    with RefusingProxy(world.moto.url, rule) as proxy:
         conf = world.write_conf(["spot", "protect"])
         p = world.irfw("--conf", conf, "-i", iid, "--case-id", "case-rbv", "-o", "json",
                        env={"AWS_ENDPOINT_URL": proxy.url})
-    finally:
-        proxy.close()
     # A failed step of the contain phase: the instance is not said contained.
     assert p.returncode == 4, p.stderr
     s = step(p, iid, "spot")
@@ -184,23 +175,18 @@ def test_cancel_said_only_when_read_back(world):
     """CancelSpotInstanceRequests answering OK without cancelling: the
     read-back shows the request still active, so the step fails saying it
     can still relaunch, and the record does not say cancelled."""
-    from refusing_proxy import RefusingProxy
-
     _, (iid,), reqs = spot_world(world, "persistent")
     (req_id,) = reqs
 
     def rule(body):
         if b"Action=CancelSpotInstanceRequests" in body:
-            return fake_ok("CancelSpotInstanceRequests")
+            return ec2_ok("CancelSpotInstanceRequests")
         return None
 
-    proxy = RefusingProxy(world.moto.url, rule)
-    try:
+    with RefusingProxy(world.moto.url, rule) as proxy:
         conf = world.write_conf(["spot"])
         p = world.irfw("--conf", conf, "-i", iid, "--case-id", "case-rbc", "-o", "json",
                        env={"AWS_ENDPOINT_URL": proxy.url})
-    finally:
-        proxy.close()
     # A failed step of the contain phase: the instance is not said contained.
     assert p.returncode == 4, p.stderr
     s = step(p, iid, "spot")

@@ -6,6 +6,8 @@ test_report_truth.py for every state); the tests here that expect
 since no tag may say quarantined without a containment report."""
 import re
 
+from refusing_proxy import RefusingProxy, ec2_ok
+
 
 def step(p, name):
     (inst,) = p.json["instances"]
@@ -124,8 +126,6 @@ def test_tag_says_tagged_only_when_describe_tags_shows_it(world):
     moto never sees it): the read-back, taken twice as EC2 is eventually
     consistent, shows no case tag, so the step fails naming what is
     missing, and nothing says tagged."""
-    from refusing_proxy import RefusingProxy
-
     w = world.vpc_world(enis=1)
     iid = w["instances"][0]
     ec2 = world.client("ec2")
@@ -135,18 +135,13 @@ def test_tag_says_tagged_only_when_describe_tags_shows_it(world):
         if b"Action=DescribeTags" in body:
             reads.append(body)
         if b"Action=CreateTags" in body and b"IR-43" in body:
-            return (200, "text/xml", b'<?xml version="1.0" encoding="UTF-8"?><CreateTagsResponse '
-                    b'xmlns="http://ec2.amazonaws.com/doc/2016-11-15/"><requestId>req-fake</requestId>'
-                    b"<return>true</return></CreateTagsResponse>")
+            return ec2_ok("CreateTags")
         return None
 
-    proxy = RefusingProxy(world.moto.url, rule)
-    try:
+    with RefusingProxy(world.moto.url, rule) as proxy:
         conf = world.write_conf(["contain", "tag"])
         p = world.irfw("--conf", conf, "-i", iid, "--case-id", "IR-43", "-o", "json",
                        env={"AWS_ENDPOINT_URL": proxy.url})
-    finally:
-        proxy.close()
     assert proxy.refused == 1
     assert p.returncode == 1, p.stderr
     s = step(p, "tag")
@@ -162,8 +157,6 @@ def test_tag_says_tagged_only_when_describe_tags_shows_it(world):
 
 def test_tag_read_back_is_one_call(world):
     """A run that tags reads the tags back once, with the step's keys."""
-    from refusing_proxy import RefusingProxy
-
     w = world.vpc_world(enis=1)
     iid = w["instances"][0]
     reads = []
@@ -173,13 +166,10 @@ def test_tag_read_back_is_one_call(world):
             reads.append(body)
         return None
 
-    proxy = RefusingProxy(world.moto.url, rule)
-    try:
+    with RefusingProxy(world.moto.url, rule) as proxy:
         conf = world.write_conf(["contain", "tag"])
         p = world.irfw("--conf", conf, "-i", iid, "--case-id", "IR-44", "-o", "json",
                        env={"AWS_ENDPOINT_URL": proxy.url}, check_rc=0)
-    finally:
-        proxy.close()
     s = step(p, "tag")
     assert s["status"] == "ok" and "tagged the instance" in s["detail"], s
     assert len(reads) == 1, reads
