@@ -9,10 +9,12 @@
  * firewall rules and DNS elsewhere, and a released address cannot be got
  * back.
  */
+#define _POSIX_C_SOURCE 200809L /* nanosleep */
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "irfw/irfw.h"
 
@@ -88,6 +90,37 @@ static int find_addresses(irfw_target *t, cJSON *addrs)
 	return describe_into(t, p, addrs);
 }
 
+/* The addresses still associated with the instance after the changes,
+ * read back (a second time a second later when some still show: EC2 is
+ * eventually consistent), named in `left`.  Returns how many, or -1 when
+ * DescribeAddresses failed. */
+static int still_associated(irfw_target *t, char *left, size_t cap)
+{
+	int n = 0;
+	for (int pass = 0; pass < 2; pass++) {
+		cJSON *now = cJSON_CreateArray();
+		if (find_addresses(t, now) != 0) {
+			cJSON_Delete(now);
+			return -1;
+		}
+		n = cJSON_GetArraySize(now);
+		left[0] = '\0';
+		const cJSON *a;
+		cJSON_ArrayForEach(a, now)
+		{
+			size_t len = strlen(left);
+			const char *ip = irfw_json_text(a, "publicIp");
+			snprintf(left + len, cap - len, "%s%s", len ? ", " : "", ip ? ip : "?");
+		}
+		cJSON_Delete(now);
+		if (n == 0 || pass > 0)
+			break;
+		struct timespec ts = {.tv_sec = 1};
+		nanosleep(&ts, NULL);
+	}
+	return n;
+}
+
 static cJSON *address_record(const cJSON *a)
 {
 	static const char *const keys[][2] = {
@@ -114,6 +147,7 @@ static irfw_status run(irfw_target *t, void *state)
 	cJSON *addrs = cJSON_CreateArray(), *res = NULL;
 	irfw_status st = IRFW_OK;
 	int done = 0, released = 0;
+	irfw_strbuf *said = irfw_strbuf_new(); /* the notes, given once read back */
 
 	if (find_addresses(t, addrs) != 0) {
 		st = irfw_fail_aws(t, "DescribeAddresses for %s", irfw_target_id(t));
@@ -194,14 +228,36 @@ static irfw_status run(irfw_target *t, void *state)
 			released++;
 		}
 		const char *eni = irfw_json_text(a, "networkInterfaceId");
-		irfw_note(t, "%s Elastic IP %s (%s) from %s%s",
-		          irfw_target_dry_run(t) ? "dry run: would disassociate" : "disassociated",
-		          ip ? ip : "?", alloc ? alloc : "no allocation id", eni ? eni : irfw_target_id(t),
-		          release && alloc ? " and released it" : "");
+		irfw_strbuf_printf(said, "%s%s Elastic IP %s (%s) from %s%s",
+		                   irfw_strbuf_len(said) ? "; " : "",
+		                   irfw_target_dry_run(t) ? "dry run: would disassociate" : "disassociated",
+		                   ip ? ip : "?", alloc ? alloc : "no allocation id",
+		                   eni ? eni : irfw_target_id(t), release && alloc ? " and released it" : "");
 	}
+	if (!irfw_target_dry_run(t)) {
+		/* Said disassociated only when AWS shows none left. */
+		char left[512];
+		int n_left = still_associated(t, left, sizeof(left));
+		if (n_left < 0) {
+			st = irfw_fail_aws(t,
+			                   "DisassociateAddress answered OK, but the addresses could not be "
+			                   "read back (DescribeAddresses)");
+			goto out;
+		}
+		if (n_left > 0) {
+			st = irfw_fail(
+			    t,
+			    "DisassociateAddress answered OK, but DescribeAddresses still shows %s on "
+			    "the instance",
+			    left);
+			goto out;
+		}
+	}
+	irfw_note(t, "%s%s", irfw_strbuf_str(said), irfw_target_dry_run(t) ? "" : " (read back)");
 	if (release && released < done)
 		irfw_note(t, "%d address(es) without an allocation id not released", done - released);
 out:
+	irfw_strbuf_free(said);
 	cJSON_Delete(addrs);
 	return st;
 }
@@ -315,7 +371,9 @@ static const struct irfw_plugin plugin = {
     .description =
         "Finds every Elastic IP on the instance (DescribeAddresses by instance-id and by each attached "
         "network interface, so addresses on secondary interfaces and secondary private IPs are found too) "
-        "and disassociates it (DisassociateAddress by association id).  Each address is recorded first "
+        "and disassociates it (DisassociateAddress by association id), then reads them back: the step says "
+        "disassociated only when DescribeAddresses shows none left on the instance (a second look a second "
+        "later first, as EC2 is eventually consistent).  Each address is recorded first "
         "(public_ip, allocation_id, association_id, network_interface_id, private_ip) so it can be "
         "associated again after the investigation.  An instance with none is skipped with \"no Elastic "
         "IP\".\n"

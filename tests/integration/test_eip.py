@@ -97,3 +97,39 @@ def test_dry_run_changes_nothing(world):
     assert s["status"] == "ok" and "dry run: would disassociate" in s["detail"], s
     addr = ec2.describe_addresses()["Addresses"]
     assert len(addr) == 1 and addr[0]["AssociationId"] == as1 and addr[0]["InstanceId"] == iid
+
+
+def test_disassociated_said_only_when_read_back(world):
+    """DisassociateAddress answering OK without the change (the proxy
+    answers it and moto never sees it): DescribeAddresses, read twice as EC2
+    is eventually consistent, still shows the address on the instance, so
+    the step fails naming it, and nothing says disassociated."""
+    from refusing_proxy import RefusingProxy, ec2_ok
+
+    w = world.vpc_world(enis=1, volumes=1)
+    iid = w["instances"][0]
+    ec2 = world.client("ec2")
+    a1 = ec2.allocate_address(Domain="vpc")
+    ec2.associate_address(InstanceId=iid, AllocationId=a1["AllocationId"])
+    looks = []
+
+    def rule(body):
+        if b"Action=DescribeAddresses" in body:
+            looks.append(body)
+        if b"Action=DisassociateAddress" in body:
+            return ec2_ok("DisassociateAddress")
+        return None
+
+    conf = world.write_conf(["eip"], {"eip": {}}, case_id="IR-EIP-RB")
+    with RefusingProxy(world.moto.url, rule) as proxy:
+        p = world.irfw("--conf", conf, "-i", iid, "-o", "json", env={"AWS_ENDPOINT_URL": proxy.url})
+    assert p.returncode == 4, p.stderr  # a failed step of the contain phase
+    s = step(p)
+    assert s["status"] == "failed", s
+    assert (f"DisassociateAddress answered OK, but DescribeAddresses still shows {a1['PublicIp']} on the "
+            "instance") in s["detail"], s
+    assert "disassociated Elastic IP" not in s["detail"], s
+    # The look before, and two read-backs (by instance and by interface each).
+    assert len(looks) == 2 * 3, looks
+    (addr,) = ec2.describe_addresses(AllocationIds=[a1["AllocationId"]])["Addresses"]
+    assert addr.get("InstanceId") == iid
