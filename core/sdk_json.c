@@ -229,6 +229,43 @@ int irfw_ec2_tag(cJSON *params, const char *key, const char *value)
 }
 
 /* ------------------------------------------------------------------ */
+/* Reading EC2 answers.                                                */
+
+const cJSON *irfw_ec2_instance_in(const cJSON *result, const char *instance_id)
+{
+	const cJSON *r, *i;
+	if (!instance_id)
+		return NULL;
+	cJSON_ArrayForEach(r, cJSON_GetObjectItemCaseSensitive(result, "reservationSet"))
+	    cJSON_ArrayForEach(i, cJSON_GetObjectItemCaseSensitive(r, "instancesSet"))
+	{
+		const char *id = irfw_json_text(i, "instanceId");
+		if (id && strcmp(id, instance_id) == 0)
+			return i;
+	}
+	return NULL;
+}
+
+int irfw_ec2_delete_on_termination(const cJSON *instance, const char *device)
+{
+	const cJSON *m;
+	if (!device)
+		return -1;
+	cJSON_ArrayForEach(m, cJSON_GetObjectItemCaseSensitive(instance, "blockDeviceMapping"))
+	{
+		const char *d = irfw_json_text(m, "deviceName");
+		const cJSON *ebs = cJSON_GetObjectItemCaseSensitive(m, "ebs");
+		if (!d || strcmp(d, device) != 0 || !cJSON_IsObject(ebs))
+			continue;
+		const cJSON *f = cJSON_GetObjectItemCaseSensitive(ebs, "deleteOnTermination");
+		if (!cJSON_IsBool(f) && !cJSON_IsString(f))
+			return -1;
+		return irfw_json_bool(ebs, "deleteOnTermination", false) ? 1 : 0;
+	}
+	return -1;
+}
+
+/* ------------------------------------------------------------------ */
 /* The neutral result.                                                 */
 
 /* EC2 lists not named ...Set (every ...Set is a list). */

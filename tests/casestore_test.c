@@ -948,7 +948,7 @@ static void test_artifact_names_synced_with_the_journal(void **state)
 		char name[32];
 		snprintf(name, sizeof(name), "file-%d.txt", i);
 		assert_int_equal(
-		    irfw_case_artifact_add(c, "capture", name, "text/plain", "abc", 3 + (size_t)i), 0);
+		    irfw_case_artifact_add(c, "capture", name, "text/plain", "abcdef", 3 + (size_t)i), 0);
 	}
 	assert_int_equal(n_dirsync, 0);
 	int before = n_datasync;

@@ -97,6 +97,39 @@ static void test_ec2(void **state)
 	cJSON_Delete(j);
 }
 
+/* irfw_ec2_instance_in and irfw_ec2_delete_on_termination on a
+ * DescribeInstances answer as the client gives it (one mapping, one
+ * instance per reservation or two). */
+static void test_ec2_readers(void **state)
+{
+	(void)state;
+	cJSON *j = neutral(
+	    "<DescribeInstancesResponse><requestId>r</requestId><reservationSet><item><instancesSet>"
+	    "<item><instanceId>i-1</instanceId><blockDeviceMapping><item><deviceName>/dev/sda1</deviceName>"
+	    "<ebs><volumeId>vol-1</volumeId><deleteOnTermination>false</deleteOnTermination></ebs></item>"
+	    "</blockDeviceMapping></item>"
+	    "<item><instanceId>i-2</instanceId><blockDeviceMapping>"
+	    "<item><deviceName>/dev/sda1</deviceName><ebs><volumeId>vol-2</volumeId>"
+	    "<deleteOnTermination>true</deleteOnTermination></ebs></item>"
+	    "<item><deviceName>/dev/sdf</deviceName><ebs><volumeId>vol-3</volumeId></ebs></item>"
+	    "</blockDeviceMapping></item></instancesSet></item></reservationSet></DescribeInstancesResponse>",
+	    "ec2", "DescribeInstances");
+	const cJSON *i1 = irfw_ec2_instance_in(j, "i-1"), *i2 = irfw_ec2_instance_in(j, "i-2");
+	assert_non_null(i1);
+	assert_non_null(i2);
+	assert_string_equal(irfw_json_str(i2, "instanceId"), "i-2");
+	assert_null(irfw_ec2_instance_in(j, "i-3"));
+	assert_null(irfw_ec2_instance_in(j, NULL));
+	assert_null(irfw_ec2_instance_in(NULL, "i-1"));
+	assert_int_equal(irfw_ec2_delete_on_termination(i1, "/dev/sda1"), 0);
+	assert_int_equal(irfw_ec2_delete_on_termination(i2, "/dev/sda1"), 1);
+	assert_int_equal(irfw_ec2_delete_on_termination(i2, "/dev/sdf"), -1); /* no flag */
+	assert_int_equal(irfw_ec2_delete_on_termination(i1, "/dev/sdz"), -1); /* no such device */
+	assert_int_equal(irfw_ec2_delete_on_termination(i1, NULL), -1);
+	assert_int_equal(irfw_ec2_delete_on_termination(NULL, "/dev/sda1"), -1);
+	cJSON_Delete(j);
+}
+
 static const char asg_one[] =
     "<DescribeAutoScalingGroupsResponse xmlns=\"http://autoscaling.amazonaws.com/doc/2011-01-01/\">"
     "<DescribeAutoScalingGroupsResult><AutoScalingGroups><member>"
@@ -720,11 +753,17 @@ static void test_call_shape_by_module(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_ec2),      cmocka_unit_test(test_query),
-	    cmocka_unit_test(test_s3),       cmocka_unit_test(test_json_and_old_modules),
-	    cmocka_unit_test(test_getters),  cmocka_unit_test(test_iso8601),
-	    cmocka_unit_test(test_builders), cmocka_unit_test(test_page_next),
-	    cmocka_unit_test(test_paginate), cmocka_unit_test(test_call_shape_by_module),
+	    cmocka_unit_test(test_ec2),
+	    cmocka_unit_test(test_query),
+	    cmocka_unit_test(test_s3),
+	    cmocka_unit_test(test_json_and_old_modules),
+	    cmocka_unit_test(test_getters),
+	    cmocka_unit_test(test_iso8601),
+	    cmocka_unit_test(test_builders),
+	    cmocka_unit_test(test_ec2_readers),
+	    cmocka_unit_test(test_page_next),
+	    cmocka_unit_test(test_paginate),
+	    cmocka_unit_test(test_call_shape_by_module),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -75,9 +75,11 @@ extern "C" {
  *        prepare still runs alone
  *   1.10 irfw_record_result: a record of what a change did, not synced on
  *        its own
+ *   1.11 irfw_ec2_instance_in and irfw_ec2_delete_on_termination, for
+ *        reading an instance's volumes back
  */
 #define IRFW_ABI_MAJOR 1
-#define IRFW_ABI_MINOR 10
+#define IRFW_ABI_MINOR 11
 
 #if defined(__GNUC__)
 #define IRFW_EXPORT       __attribute__((visibility("default")))
@@ -861,6 +863,20 @@ IRFW_EXPORT int irfw_ec2_tag_spec(cJSON *params, const char *resource_type, cons
  * alone with value NULL (DeleteTags then removes the tag whatever its
  * value); a tag of the same key is replaced. */
 IRFW_EXPORT int irfw_ec2_tag(cJSON *params, const char *key, const char *value);
+
+/* Reading EC2 answers (ABI 1.11). */
+
+/** The instance `instance_id` in a DescribeInstances result (its
+ * reservationSet's instancesSet), or NULL when the result lists no such
+ * instance. */
+IRFW_EXPORT const cJSON *irfw_ec2_instance_in(const cJSON *result, const char *instance_id);
+
+/** What `instance` (irfw_target_instance(), or irfw_ec2_instance_in() of a
+ * fresh DescribeInstances) shows for the EBS volume at `device`
+ * ("/dev/sdf"): 1 when DeleteOnTermination is true, 0 when false (the
+ * volume survives the instance), -1 when no EBS volume is attached there
+ * or the flag is missing. */
+IRFW_EXPORT int irfw_ec2_delete_on_termination(const cJSON *instance, const char *device);
 
 /** `when` in ISO 8601 UTC to the second ("2024-05-01T12:34:56Z"), the form
  * of AWS condition keys and of irfw's tags, into out; returns out ("" when

@@ -309,11 +309,9 @@ struct seen {
 
 /* True when DescribeInstances' answer shows DeleteOnTermination=false on
  * every device of `kept` (the record's keptVolumes); else what it shows. */
-static bool volumes_kept(const cJSON *res, const cJSON *kept, char *how, size_t cap)
+static bool volumes_kept(irfw_target *t, const cJSON *res, const cJSON *kept, char *how, size_t cap)
 {
-	const cJSON *inst = NULL, *r, *i, *v, *m;
-	cJSON_ArrayForEach(r, cJSON_GetObjectItemCaseSensitive(res, "reservationSet"))
-	    cJSON_ArrayForEach(i, cJSON_GetObjectItemCaseSensitive(r, "instancesSet")) inst = i;
+	const cJSON *inst = irfw_ec2_instance_in(res, irfw_target_id(t)), *v;
 	if (!inst) {
 		snprintf(how, cap, "DescribeInstances does not list the instance");
 		return false;
@@ -322,15 +320,7 @@ static bool volumes_kept(const cJSON *res, const cJSON *kept, char *how, size_t 
 	cJSON_ArrayForEach(v, kept)
 	{
 		const char *dev = irfw_json_str(v, "device");
-		bool kept_now = false;
-		cJSON_ArrayForEach(m, cJSON_GetObjectItemCaseSensitive(inst, "blockDeviceMapping"))
-		{
-			const char *d = irfw_json_str(m, "deviceName");
-			if (dev && d && strcmp(d, dev) == 0)
-				kept_now = !irfw_json_bool(cJSON_GetObjectItemCaseSensitive(m, "ebs"),
-				                           "deleteOnTermination", true);
-		}
-		if (!kept_now) {
+		if (irfw_ec2_delete_on_termination(inst, dev) != 0) {
 			size_t n = strlen(how);
 			snprintf(how + n, cap - n, "%s%s", n ? ", " : "DeleteOnTermination not false on ",
 			         dev ? dev : "?");
@@ -340,12 +330,12 @@ static bool volumes_kept(const cJSON *res, const cJSON *kept, char *how, size_t 
 }
 
 /* Whether `s`'s answer shows its change; the answer is the selected one. */
-static bool shows(irfw_calls *c, struct seen *s, const cJSON *record)
+static bool shows(irfw_target *t, irfw_calls *c, struct seen *s, const cJSON *record)
 {
 	const cJSON *res = irfw_calls_result(c, (size_t)s->call);
 	const char *key = s->e->record_key;
 	if (strcmp(key, "keptVolumes") == 0)
-		return volumes_kept(res, cJSON_GetObjectItemCaseSensitive(record, key), s->how,
+		return volumes_kept(t, res, cJSON_GetObjectItemCaseSensitive(record, key), s->how,
 		                    sizeof(s->how));
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(res, key);
 	if (strcmp(key, "instanceInitiatedShutdownBehavior") == 0) {
@@ -410,7 +400,7 @@ static void read_back(irfw_target *t, struct queue *qu, struct outcome *o)
 				continue;
 			}
 			s[i].read = true;
-			s[i].shown = shows(c, &s[i], o->record);
+			s[i].shown = shows(t, c, &s[i], o->record);
 			again |= !s[i].shown;
 		}
 		irfw_calls_free(c);

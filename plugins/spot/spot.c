@@ -59,27 +59,13 @@ static int volumes_left(irfw_target *t, const cJSON *changed, char *left, size_t
 		cJSON_Delete(res);
 		return -1;
 	}
-	const cJSON *now = NULL, *r, *i, *c, *m;
-	cJSON_ArrayForEach(r, cJSON_GetObjectItemCaseSensitive(res, "reservationSet"))
-	    cJSON_ArrayForEach(i, cJSON_GetObjectItemCaseSensitive(r, "instancesSet"))
-	{
-		const char *id = irfw_json_text(i, "instanceId");
-		if (id && strcmp(id, irfw_target_id(t)) == 0)
-			now = i;
-	}
+	const cJSON *now = irfw_ec2_instance_in(res, irfw_target_id(t)), *c;
 	int n = 0;
 	left[0] = '\0';
 	cJSON_ArrayForEach(c, changed)
 	{
 		const char *dev = irfw_json_text(c, "DeviceName");
-		bool kept = false;
-		cJSON_ArrayForEach(m, cJSON_GetObjectItemCaseSensitive(now, "blockDeviceMapping"))
-		{
-			const char *d = irfw_json_text(m, "deviceName");
-			if (dev && d && strcmp(d, dev) == 0)
-				kept = !irfw_json_bool(cJSON_GetObjectItemCaseSensitive(m, "ebs"),
-				                       "deleteOnTermination", true);
-		}
+		bool kept = irfw_ec2_delete_on_termination(now, dev) == 0;
 		if (!kept) {
 			size_t len = strlen(left);
 			snprintf(left + len, cap - len, "%s%s", len ? ", " : "", dev ? dev : "?");
