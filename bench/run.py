@@ -206,6 +206,16 @@ def run_capped(cmd, env, cwd, stdout, stderr, cap):
     return p.returncode, wall, ru.ru_utime + ru.ru_stime, rss, capped.is_set(), t0, t0_wall
 
 
+def write_trace(path, calls, t0):
+    """One line a call: when AWS answered it (s after the client started),
+    service:action, HTTP status (and error code), moto's own time."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as f:
+        for c in sorted(calls, key=lambda c: c.t):
+            moto = "-" if c.moto_ms is None else f"{c.moto_ms:.0f} ms"
+            f.write(f"{c.t - t0:8.3f}  {c.service}:{c.action}  {c.status}{' ' + c.code if c.code else ''}  {moto}\n")
+
+
 def one_run(kind, n, args, irfw, tmp):
     """Fresh moto, seeded world, proxy; run one client; return its figures."""
     m = worldmod.Moto(lean=args.lean_moto, scratch=str(tmp))
@@ -246,6 +256,8 @@ def one_run(kind, n, args, irfw, tmp):
                 calls = list(px.calls)
             exhausted = px.exhausted_throttles()
             error_samples = dict(px.error_samples)
+        if args.trace:
+            write_trace(Path(args.trace) / f"{kind}-{n}.calls", calls, t0)
         moto_cpu = m.cpu_seconds() - moto_cpu0
     finally:
         m.stop()
@@ -651,6 +663,9 @@ def main():
                     help="run irfw with -v (a log line per AWS call, counted in its CPU time)")
     ap.add_argument("--json", help="also write every figure to this file")
     ap.add_argument("--keep", action="store_true", help="keep the scratch folder (site files, outputs)")
+    ap.add_argument("--trace", metavar="DIR",
+                    help="write each run's calls, in the order AWS answered them, to DIR/KIND-N.calls "
+                         "(seconds since the client started, service, action, status, moto's ms)")
     args = ap.parse_args()
     args.delay = args.delay_ms / 1000.0
     if args.world == "plain":
