@@ -137,12 +137,12 @@ struct grp_look {
 	cJSON *by_tag;  /* ... of the tag look-up */
 	cJSON *given;   /* the group given with -g or group_id, as described */
 	/* A VPC with neither group: both CreateSecurityGroup sent at once
-	 * (make_both), each answer taken by its group's make_group, and the
-	 * new groups described in one call. */
+	 * (make_both), each answer taken by its group's make_group, and both
+	 * completed in one round trip. */
 	irfw_calls *made;
 	int made_idx[2]; /* [untrack]: the call's index in `made`; -1: none */
 	bool made_taken[2];
-	cJSON *made_groups; /* securityGroupInfo of both new groups, or NULL */
+	cJSON *made_groups; /* both new groups as completed (fresh_group), or NULL */
 };
 
 static void look_free(struct grp_look *l)
@@ -652,10 +652,12 @@ static bool record_for_vpc(irfw_target *t, const struct make_ctx *c, const char 
 
 /* Revoke or authorize `perms` (freed); on a refusal, say so in the note.
  * A duplicate authorization is what was wanted. */
+/* A rule already there (Authorize) or already gone (Revoke) is done. */
 static void rules_change(irfw_target *t, struct make_ctx *c, const char *op, const char *gid, cJSON *perms)
 {
 	if (sg_rules_call(t, op, gid, perms) == 0 ||
-	    streq(irfw_aws_error_code(t), "InvalidPermission.Duplicate"))
+	    streq(irfw_aws_error_code(t), "InvalidPermission.Duplicate") ||
+	    streq(irfw_aws_error_code(t), "InvalidPermission.NotFound"))
 		return;
 	char why[512];
 	aws_long(t, why, sizeof(why));
@@ -690,11 +692,12 @@ static cJSON *egress_perms(const cJSON *g)
 	return eg;
 }
 
-static void complete_quarantine(irfw_target *t, struct make_ctx *c, const cJSON *g, bool fresh)
+/* The admin rules (admin_cidrs on admin_ports) group `g` lacks,
+ * request-shaped, for AuthorizeSecurityGroupIngress; and, into `in` when
+ * it is not NULL, every other ingress rule of `g`, for a revoke. */
+static cJSON *admin_add(const struct iso_state *st, const cJSON *g, cJSON *in)
 {
-	const struct iso_state *st = c->st;
-	const char *gid = irfw_json_str(g, "groupId");
-	cJSON *eg = egress_perms(g), *in = cJSON_CreateArray(), *add = cJSON_CreateArray();
+	cJSON *add = cJSON_CreateArray();
 	size_t n_want = st->n_ports * st->n_cidrs;
 	bool *have = calloc(n_want ? n_want : 1, sizeof(*have));
 	const cJSON *w, *it;
@@ -715,7 +718,7 @@ static void complete_quarantine(irfw_target *t, struct make_ctx *c, const cJSON 
 							have[i * st->n_cidrs + j] = true;
 							wanted = true;
 						}
-				if (v && !wanted)
+				if (v && !wanted && in)
 					cJSON_AddItemToArray(in, perm_one(w, k, v));
 			}
 	}
@@ -736,6 +739,14 @@ static void complete_quarantine(irfw_target *t, struct make_ctx *c, const cJSON 
 			cJSON_AddItemToArray(add, perm);
 		}
 	free(have);
+	return add;
+}
+
+static void complete_quarantine(irfw_target *t, struct make_ctx *c, const cJSON *g, bool fresh)
+{
+	const struct iso_state *st = c->st;
+	const char *gid = irfw_json_str(g, "groupId");
+	cJSON *eg = egress_perms(g), *in = cJSON_CreateArray(), *add = admin_add(st, g, in);
 	int n_eg = cJSON_GetArraySize(eg), n_in = cJSON_GetArraySize(in), n_add = cJSON_GetArraySize(add);
 	if (fresh)
 		ctx_note(c, "created the quarantine group %s (%s)", gid,
@@ -999,46 +1010,122 @@ static bool none_of(const struct grp_look *look, const char *vpc, const char *na
 	return none;
 }
 
-/* `list`'s group `gid` (a made group read back), or NULL. */
-static cJSON *made_group(cJSON *list, const char *gid)
+/* The request-shaped permission `perm` (tcp or all traffic, CIDR sources)
+ * in the wire's shape, as DescribeSecurityGroups would show it. */
+static cJSON *wire_rule(const cJSON *perm)
 {
-	cJSON *g;
-	cJSON_ArrayForEach(g, list)
-	{
-		if (streq(irfw_json_str(g, "groupId"), gid))
-			return g;
+	cJSON *w = cJSON_CreateObject();
+	const char *proto = irfw_json_str(perm, "IpProtocol");
+	cJSON_AddStringToObject(w, "ipProtocol", proto ? proto : "-1");
+	if (cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(perm, "FromPort")))
+		cJSON_AddNumberToObject(w, "fromPort", (double)irfw_json_long(perm, "FromPort", 0));
+	if (cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(perm, "ToPort")))
+		cJSON_AddNumberToObject(w, "toPort", (double)irfw_json_long(perm, "ToPort", 0));
+	for (size_t k = 0; k < 2; k++) {
+		const cJSON *r;
+		cJSON_ArrayForEach(r, cJSON_GetObjectItemCaseSensitive(perm, SRC[k].rlist))
+		{
+			const char *v = irfw_json_str(r, SRC[k].rkey);
+			cJSON *list = cJSON_GetObjectItemCaseSensitive(w, SRC[k].wlist);
+			if (!list)
+				list = cJSON_AddArrayToObject(w, SRC[k].wlist);
+			cJSON *x = cJSON_CreateObject();
+			cJSON_AddStringToObject(x, SRC[k].wkey, v ? v : "");
+			cJSON_AddItemToArray(list, x);
+		}
 	}
-	return NULL;
+	return w;
+}
+
+/* All traffic to or from `cidr` (SRC[k]'s kind), request-shaped. */
+static cJSON *all_traffic(size_t k, const char *cidr)
+{
+	cJSON *perm = cJSON_CreateObject();
+	cJSON_AddStringToObject(perm, "IpProtocol", "-1");
+	cJSON *r = cJSON_CreateObject();
+	cJSON_AddStringToObject(r, SRC[k].rkey, cidr);
+	cJSON_AddItemToArray(cJSON_AddArrayToObject(perm, SRC[k].rlist), r);
+	return perm;
 }
 
 /*
- * Both groups just made and read: the quarantine group's egress (a new
- * group's default rule) revoked and the untracking group opened both ways
- * in one round trip, where settle() would complete one group after the
- * other (no instance holds either yet, so the order does not matter).
- * What AWS accepted is taken out of (or, for the untracking group, put
- * into) the groups as read, so settle() finds it done; anything refused
- * is left for settle() to send again and report as it always does.
+ * A group irfw has just created, as AWS documents a new group of a VPC and
+ * as DescribeSecurityGroups would show it: no ingress rule, one egress rule
+ * (all traffic to 0.0.0.0/0), and the marker CreateSecurityGroup put on.
+ * A VPC with an IPv6 block also gives it all traffic to ::/0, which
+ * complete_fresh revokes whether or not it is there.  irfw completes a new
+ * group from this rather than reading it first; the quarantine group's
+ * rules are read from AWS by the read-back after the change (verify),
+ * before any interface is said contained.
  */
-static void complete_made(irfw_target *t, cJSON *made, const char *q_id, const char *u_id)
+static cJSON *fresh_group(const char *gid, const char *name, const char *marker)
 {
-	cJSON *q = made_group(made, q_id), *u = made_group(made, u_id);
-	irfw_calls *c = q && u ? irfw_calls_new(t) : NULL;
+	cJSON *g = cJSON_CreateObject(), *perm = all_traffic(0, UNTRACK_ANY[0]);
+	cJSON_AddStringToObject(g, "groupId", gid);
+	cJSON_AddStringToObject(g, "groupName", name ? name : "");
+	cJSON_AddItemToArray(cJSON_AddArrayToObject(g, "ipPermissionsEgress"), wire_rule(perm));
+	cJSON_Delete(perm);
+	cJSON_AddArrayToObject(g, "ipPermissions");
+	cJSON *tag = cJSON_CreateObject();
+	cJSON_AddStringToObject(tag, "key", marker);
+	cJSON_AddStringToObject(tag, "value", "true");
+	cJSON_AddItemToArray(cJSON_AddArrayToObject(g, "tagSet"), tag);
+	return g;
+}
+
+/* Drop group `g`'s egress rule of all traffic to SRC[k]'s `cidr`. */
+static void drop_egress(cJSON *g, size_t k, const char *cidr)
+{
+	cJSON *list = cJSON_GetObjectItemCaseSensitive(g, "ipPermissionsEgress");
+	for (int i = cJSON_GetArraySize(list) - 1; i >= 0; i--) {
+		const cJSON *w = cJSON_GetArrayItem(list, i), *it;
+		if (!streq(irfw_json_text(w, "ipProtocol"), "-1"))
+			continue;
+		cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(w, SRC[k].wlist))
+		{
+			if (streq(irfw_json_text(it, SRC[k].wkey), cidr)) {
+				cJSON_DeleteItemFromArray(list, i);
+				break;
+			}
+		}
+	}
+}
+
+/*
+ * Groups just created (fresh_group), completed in one round trip: the
+ * quarantine group `q` loses its default egress (0.0.0.0/0, and ::/0,
+ * which only a VPC with an IPv6 block gives: "not found" means it was not
+ * there) and gains the admin rules; the untracking group `u` is opened
+ * both ways.  Either may be NULL.  What AWS accepted is taken out of (or
+ * put into) the groups, so settle() finds it done; anything refused is
+ * left for settle() to send again and report as it always does.  A group
+ * not visible yet (AWS is eventually consistent) gets a second's grace
+ * before settle() sends again.
+ */
+static void complete_fresh(irfw_target *t, const struct iso_state *st, cJSON *q, cJSON *u)
+{
+	irfw_calls *c = irfw_calls_new(t);
 	if (!c)
 		return;
-	int i_eg = -1, i_u[2] = {-1, -1};
-	cJSON *eg = egress_perms(q);
-	if (cJSON_GetArraySize(eg) > 0) {
+	const char *q_id = irfw_json_str(q, "groupId");
+	int i_eg[2] = {-1, -1}, i_adm = -1, i_u[2] = {-1, -1};
+	cJSON *adm = q ? admin_add(st, q, NULL) : NULL, *perm[2] = {NULL, NULL};
+	for (size_t k = 0; q && k < 2; k++) {
 		cJSON *p = cJSON_CreateObject();
 		cJSON_AddStringToObject(p, "GroupId", q_id);
-		cJSON_AddItemToObject(p, "IpPermissions", eg);
-		eg = NULL;
-		i_eg = irfw_calls_add(c, NULL, "ec2", "RevokeSecurityGroupEgress", p, 0);
+		cJSON_AddItemToArray(cJSON_AddArrayToObject(p, "IpPermissions"),
+		                     all_traffic(k, UNTRACK_ANY[k]));
+		i_eg[k] = irfw_calls_add(c, NULL, "ec2", "RevokeSecurityGroupEgress", p, 0);
 		cJSON_Delete(p);
 	}
-	cJSON_Delete(eg);
-	cJSON *perm[2] = {NULL, NULL};
-	for (int dir = 0; dir < 2; dir++) {
+	if (cJSON_GetArraySize(adm) > 0) {
+		cJSON *p = cJSON_CreateObject();
+		cJSON_AddStringToObject(p, "GroupId", q_id);
+		cJSON_AddItemToObject(p, "IpPermissions", cJSON_Duplicate(adm, true));
+		i_adm = irfw_calls_add(c, NULL, "ec2", "AuthorizeSecurityGroupIngress", p, 0);
+		cJSON_Delete(p);
+	}
+	for (int dir = 0; u && dir < 2; dir++) {
 		cJSON *p = untrack_params(u, dir);
 		if (!p)
 			continue;
@@ -1048,42 +1135,63 @@ static void complete_made(irfw_target *t, cJSON *made, const char *q_id, const c
 		cJSON_Delete(p);
 	}
 	irfw_calls_run(c);
-	if (i_eg >= 0 && irfw_calls_select(c, (size_t)i_eg) == 0)
-		cJSON_ReplaceItemInObjectCaseSensitive(q, "ipPermissionsEgress", cJSON_CreateArray());
-	for (int dir = 0; dir < 2; dir++) {
-		if (i_u[dir] < 0 || !perm[dir] || irfw_calls_select(c, (size_t)i_u[dir]) != 0) {
-			cJSON_Delete(perm[dir]);
+	bool unseen = false;
+	for (size_t k = 0; k < 2; k++) {
+		if (i_eg[k] < 0)
 			continue;
+		if (irfw_calls_select(c, (size_t)i_eg[k]) == 0 ||
+		    streq(irfw_aws_error_code(t), "InvalidPermission.NotFound")) {
+			drop_egress(q, k, UNTRACK_ANY[k]);
+		} else if (k == 1) {
+			/* Not known gone: settle() revokes it again. */
+			cJSON *r = all_traffic(1, UNTRACK_ANY[1]);
+			cJSON_AddItemToArray(cJSON_GetObjectItemCaseSensitive(q, "ipPermissionsEgress"),
+			                     wire_rule(r));
+			cJSON_Delete(r);
 		}
-		/* In the wire's shape, as DescribeSecurityGroups would show it. */
-		cJSON *w = cJSON_CreateObject();
-		cJSON_AddStringToObject(w, "ipProtocol", "-1");
-		for (size_t k = 0; k < 2; k++) {
-			if (!cJSON_GetObjectItemCaseSensitive(perm[dir], SRC[k].rlist))
-				continue;
-			cJSON *r = cJSON_CreateObject();
-			cJSON_AddStringToObject(r, SRC[k].wkey, UNTRACK_ANY[k]);
-			cJSON_AddItemToArray(cJSON_AddArrayToObject(w, SRC[k].wlist), r);
+		unseen = unseen || streq(irfw_aws_error_code(t), "InvalidGroup.NotFound");
+	}
+	if (i_adm >= 0) {
+		if (irfw_calls_select(c, (size_t)i_adm) == 0 ||
+		    streq(irfw_aws_error_code(t), "InvalidPermission.Duplicate")) {
+			const cJSON *r;
+			cJSON_ArrayForEach(r, adm) cJSON_AddItemToArray(
+			    cJSON_GetObjectItemCaseSensitive(q, "ipPermissions"), wire_rule(r));
 		}
-		const char *key = dir ? "ipPermissions" : "ipPermissionsEgress";
-		cJSON *list = cJSON_GetObjectItemCaseSensitive(u, key);
-		if (!list)
-			list = cJSON_AddArrayToObject(u, key);
-		cJSON_AddItemToArray(list, w);
+		unseen = unseen || streq(irfw_aws_error_code(t), "InvalidGroup.NotFound");
+	}
+	for (int dir = 0; dir < 2; dir++) {
+		if (i_u[dir] < 0 || !perm[dir])
+			continue;
+		if (irfw_calls_select(c, (size_t)i_u[dir]) == 0 ||
+		    streq(irfw_aws_error_code(t), "InvalidPermission.Duplicate")) {
+			const char *key = dir ? "ipPermissions" : "ipPermissionsEgress";
+			cJSON *list = cJSON_GetObjectItemCaseSensitive(u, key);
+			if (!list)
+				list = cJSON_AddArrayToObject(u, key);
+			cJSON_AddItemToArray(list, wire_rule(perm[dir]));
+		}
+		unseen = unseen || streq(irfw_aws_error_code(t), "InvalidGroup.NotFound");
 		cJSON_Delete(perm[dir]);
 	}
+	cJSON_Delete(adm);
 	irfw_calls_free(c);
+	if (unseen) {
+		struct timespec ts = {.tv_sec = SETTLE_S};
+		nanosleep(&ts, NULL);
+	}
 }
 
 /*
  * In prepare, a VPC that has neither group (a first incident): both are
- * created at once and then described in one call, rather than one after
- * the other, each create then its read.  make_group takes these answers
- * as its own, so a lost or refused answer is handled as it always is.
+ * created at once and completed at once (complete_fresh), rather than one
+ * after the other, each create then its completion.  make_group takes
+ * these answers as its own, so a lost or refused answer is handled as it
+ * always is.
  * Only when prepare's look-ups asked both names and both tags, no group
  * is given, and the untracking group is wanted.
  */
-static void make_both(irfw_batch *b, struct vpc_ent *ent)
+static void make_both(irfw_batch *b, const struct iso_state *st, struct vpc_ent *ent)
 {
 	irfw_target *t = irfw_batch_target(b, ent->first);
 	irfw_step *step = irfw_target_step(t);
@@ -1111,17 +1219,12 @@ static void make_both(irfw_batch *b, struct vpc_ent *ent)
 			        ? irfw_json_text(irfw_calls_result(look->made, (size_t)look->made_idx[k]),
 			                         "groupId")
 			        : NULL;
-		if (ids[0] && ids[1]) {
-			cJSON *p = cJSON_CreateObject(), *res = NULL;
-			cJSON *gl = cJSON_AddArrayToObject(p, "GroupId");
-			cJSON_AddItemToArray(gl, cJSON_CreateString(ids[0]));
-			cJSON_AddItemToArray(gl, cJSON_CreateString(ids[1]));
-			if (ec2(t, "DescribeSecurityGroups", p, &res) == 0)
-				look->made_groups =
-				    cJSON_DetachItemFromObjectCaseSensitive(res, "securityGroupInfo");
-			cJSON_Delete(res);
-			if (look->made_groups)
-				complete_made(t, look->made_groups, ids[0], ids[1]);
+		if (ids[0] && ids[1] && (look->made_groups = cJSON_CreateArray())) {
+			cJSON *q = fresh_group(ids[0], qn, TAG_QUARANTINE),
+			      *u = fresh_group(ids[1], un, TAG_UNTRACK);
+			cJSON_AddItemToArray(look->made_groups, q);
+			cJSON_AddItemToArray(look->made_groups, u);
+			complete_fresh(t, st, q, u);
 		}
 	}
 	free(qn);
@@ -1271,21 +1374,8 @@ static char *make_group(irfw_target *t, void *arg)
 		goto out;
 	}
 	g = look->made_groups ? sg_pick_id(look->made_groups, gid) : NULL;
-	if (!g)
-		g = sg_get(t, gid, NULL);
-	if (!g) {
-		/* Not visible yet (AWS is eventually consistent): what a new
-		 * group holds is known, allow-all IPv4 egress. */
-		g = cJSON_Parse("{\"ipPermissionsEgress\":[{\"ipProtocol\":\"-1\",\"ipRanges\":[{\"cidrIp\":"
-		                "\"0.0.0.0/0\"}]}],\"ipPermissions\":[],\"tagSet\":[]}");
-		if (g) {
-			cJSON_AddStringToObject(g, "groupId", gid);
-			cJSON *tag = cJSON_CreateObject();
-			cJSON_AddStringToObject(tag, "key", marker);
-			cJSON_AddStringToObject(tag, "value", "true");
-			cJSON_AddItemToArray(cJSON_GetObjectItemCaseSensitive(g, "tagSet"), tag);
-		}
-	}
+	if (!g && (g = fresh_group(gid, name, marker)))
+		complete_fresh(t, c->st, c->untrack ? NULL : g, c->untrack ? g : NULL);
 	if (!g) {
 		ctx_fail(c, false, false, "out of memory");
 		goto out;
@@ -2771,7 +2861,7 @@ static int prepare(irfw_batch *b, void *state)
 			irfw_target *t = irfw_batch_target(b, ent->first);
 			char *who = instances_in(b, ent->vpc), *q = NULL;
 			if (!validate)
-				make_both(b, ent);
+				make_both(b, st, ent);
 			if (!prepare_group(b, st, ent, who ? who : "", false, validate, &q))
 				rc = -1;
 			else if (q && irfw_step_get_bool(irfw_target_step(t), "break_tracked") &&

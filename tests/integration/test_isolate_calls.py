@@ -16,6 +16,7 @@ group alone on the interface, the group-id filter) in moto.
 """
 import pytest
 
+from conftest import AMI
 from refusing_proxy import ec2_error
 from test_isolate import enis_of, group_named, own_groups, vpc_groups
 from test_isolate_truth import Proxy, containment, name_of, run, step, unauthorized
@@ -334,24 +335,26 @@ def irfw_groups(world, vpc, admin=ADMIN):
 
 def test_fresh_world_group_calls(world, proxy):
     """No group yet: one look-up by both names, one by both tags (in
-    prepare's two passes together), both new groups read in one call after
-    their creates (sent together), and the read-back: 4
-    DescribeSecurityGroups (11 before), none repeated.  Interfaces: the
-    read-back and, with it, the untracking group's last look before it is
-    deleted, which also answers whether the instance's interfaces hold it
-    (moto lists the instance's group list in groupSet: MOTO-NOTES) without
-    a group-id look of its own."""
+    prepare's two passes together), no read of the new groups (what a new
+    group holds is documented; they are completed from that), and the
+    read-back of the quarantine group's rules: 3 DescribeSecurityGroups
+    (11 before), none repeated.  Interfaces: the read-back and, with it,
+    the untracking group's last look before it is deleted, which also
+    answers whether the instance's interfaces hold it (moto lists the
+    instance's group list in groupSet: MOTO-NOTES) without a group-id look
+    of its own."""
     w = world.vpc_world(enis=1)
     iid, vpc = w["instances"][0], w["vpc"]
     px = proxy()
     p = run(world, iso_conf(world), iid, rc=0, proxy=px)
     assert containment(p, iid)["state"] == "contained"
     dsg = described(px, "DescribeSecurityGroups")
-    assert len(dsg) == 4, dsg
+    assert len(dsg) == 3, dsg
     assert len(set(dsg)) == len(dsg), "an identical DescribeSecurityGroups was repeated"
+    assert not [d for d in dsg if "GroupId.1" in dict(d)], "the new groups were read: " + repr(dsg)
     q = group_named(world, vpc, f"irfw-quarantine-{vpc}")["GroupId"]
-    both = [d for d in dsg if {k for k, v in d} == {"GroupId.1", "GroupId.2"} and ("GroupId.1", q) in d]
-    assert len(both) == 1, dsg
+    assert [d for d in dsg if dict(d).get("Filter.1.Name") == "group-id"] == [
+        (("Filter.1.Name", "group-id"), ("Filter.1.Value.1", q))], dsg  # the read-back
     names = [d for d in dsg if ("Filter.2.Name", "group-name") in d]
     assert len(names) == 1 and {v for k, v in names[0] if k.startswith("Filter.2.Value")} == {
         f"irfw-quarantine-{vpc}", f"irfw-untrack-{vpc}"}
@@ -364,34 +367,102 @@ def test_fresh_world_group_calls(world, proxy):
     assert sorted(dict(d)["Filter.1.Name"] for d in dni) == ["attachment.instance-id", "group-id"], dni
 
 
+def _completion_round(px, q, u):
+    """The calls right after the last CreateSecurityGroup, up to the first
+    change of an instance, as (action, group, rules)."""
+    last = max(i for i, (a, _) in enumerate(px.calls) if a == "CreateSecurityGroup")
+    out = []
+    for a, prm in px.calls[last + 1:]:
+        if a in ("ModifyInstanceAttribute", "ModifyNetworkInterfaceAttribute"):
+            break
+        if a.endswith("SecurityGroupEgress") or a.endswith("SecurityGroupIngress"):
+            rules = sorted(v for k, v in prm.items() if k.endswith("CidrIp") or k.endswith("CidrIpv6"))
+            out.append((a, {q: "q", u: "u"}.get(prm.get("GroupId"), prm.get("GroupId")), tuple(rules)))
+    return out
+
+
 def test_fresh_groups_completed_in_one_round(world, proxy):
-    """Both groups new: right after they are read, the quarantine group's
-    default egress is revoked and the untracking group opened both ways,
-    sent together (not one group after the other), and none of it is sent
-    again when each group is settled; moto then holds a quarantine group
-    with no egress and only the admin rule, and the untracking group is
-    gone after the run."""
+    """Both groups new: right after their creates, without reading them,
+    the quarantine group's default egress is revoked (0.0.0.0/0, and ::/0
+    in case the VPC has an IPv6 block: here it has none, and AWS's "not
+    found" is taken as done) and its admin rule added, and the untracking
+    group opened both ways, all sent together; none of it is sent again
+    when each group is settled.  moto then holds a quarantine group with no
+    egress and only the admin rule, and the untracking group is gone after
+    the run."""
     w = world.vpc_world(enis=1)
     iid, vpc = w["instances"][0], w["vpc"]
     px = proxy()
     p = run(world, iso_conf(world), iid, rc=0, proxy=px)
     assert containment(p, iid)["state"] == "contained"
     q = group_named(world, vpc, f"irfw-quarantine-{vpc}")
-    calls = [(a, prm.get("GroupId")) for a, prm in px.calls]
-    read = next(i for i, (a, prm) in enumerate(px.calls)
-                if a == "DescribeSecurityGroups" and "GroupId.2" in prm)
-    u = px.calls[read][1]["GroupId.2"] if px.calls[read][1]["GroupId.1"] == q["GroupId"] else \
-        px.calls[read][1]["GroupId.1"]
-    assert sorted(calls[read + 1:read + 4]) == sorted([
-        ("RevokeSecurityGroupEgress", q["GroupId"]), ("AuthorizeSecurityGroupEgress", u),
-        ("AuthorizeSecurityGroupIngress", u)]), calls
-    assert px.count("RevokeSecurityGroupEgress") == 1
+    made = [prm for a, prm in px.calls if a == "CreateSecurityGroup"]
+    done = _completion_round(px, q["GroupId"], None)
+    others = {g for _, g, _ in done if g != "q"}
+    assert len(others) == 1, done
+    u = others.pop()
+    assert sorted(done) == sorted([
+        ("RevokeSecurityGroupEgress", "q", ("0.0.0.0/0",)),
+        ("RevokeSecurityGroupEgress", "q", ("::/0",)),
+        ("AuthorizeSecurityGroupIngress", "q", (ADMIN,)),
+        ("AuthorizeSecurityGroupIngress", u, ("0.0.0.0/0", "::/0")),
+        ("AuthorizeSecurityGroupEgress", u, ("::/0",))]), done
+    assert gone(world, u)
+    assert len(made) == 2
+    assert px.count("RevokeSecurityGroupEgress") == 2
     assert px.count("AuthorizeSecurityGroupEgress") == 1
-    assert calls.count(("AuthorizeSecurityGroupIngress", u)) == 1
-    assert calls.count(("AuthorizeSecurityGroupIngress", q["GroupId"])) == 1  # the admin rule
+    assert px.count("AuthorizeSecurityGroupIngress") == 2
     assert q["IpPermissionsEgress"] == []
     assert [(r["IpProtocol"], r["FromPort"], [x["CidrIp"] for x in r["IpRanges"]])
             for r in q["IpPermissions"]] == [("tcp", 22, [ADMIN])], q["IpPermissions"]
+    assert "admin rule(s) added" not in p.stderr  # settle found it done
+
+
+def test_fresh_groups_in_an_ipv6_vpc(world, proxy):
+    """A VPC with an IPv6 block gives a new group all traffic out to ::/0
+    as well (AWS's documented default, and moto's): the blind revoke of
+    ::/0 takes it away, the untracking group's ::/0 egress is already there
+    (AWS's "duplicate" is taken as done), and the instance is contained
+    with a quarantine group that allows no egress at all, as moto shows."""
+    ec2 = world.client("ec2")
+    vpc = ec2.create_vpc(CidrBlock="10.20.0.0/16", AmazonProvidedIpv6CidrBlock=True)["Vpc"]["VpcId"]
+    assert ec2.describe_vpcs(VpcIds=[vpc])["Vpcs"][0].get("Ipv6CidrBlockAssociationSet")
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.20.1.0/24")["Subnet"]["SubnetId"]
+    probe = ec2.create_security_group(GroupName="probe", Description="probe", VpcId=vpc)["GroupId"]
+    defaults = ec2.describe_security_groups(GroupIds=[probe])["SecurityGroups"][0]["IpPermissionsEgress"]
+    assert [r.get("Ipv6Ranges") for r in defaults if r.get("Ipv6Ranges")], defaults  # moto gives ::/0 too
+    iid = ec2.run_instances(ImageId=AMI, MinCount=1, MaxCount=1, SubnetId=subnet,
+                            SecurityGroupIds=[probe])["Instances"][0]["InstanceId"]
+    px = proxy()
+    p = run(world, iso_conf(world), iid, rc=0, proxy=px)
+    assert containment(p, iid)["state"] == "contained", p.stderr
+    q = group_named(world, vpc, f"irfw-quarantine-{vpc}")
+    assert q["IpPermissionsEgress"] == [], q["IpPermissionsEgress"]
+    assert [(r["IpProtocol"], r["FromPort"]) for r in q["IpPermissions"]] == [("tcp", 22)]
+    assert px.count("RevokeSecurityGroupEgress") == 2
+    assert px.count("AuthorizeSecurityGroupEgress") == 1  # ::/0, answered duplicate, not sent again
+    assert not [d for d in described(px, "DescribeSecurityGroups") if "GroupId.1" in dict(d)]
+    assert gone(world, untrack_id(p, iid))
+
+
+def test_fresh_untracking_group_opened_without_a_read(world, proxy):
+    """The quarantine group exists (a site's second incident), the
+    untracking group is made for the run: created, then opened both ways
+    in one round trip without being read first, put on, and deleted."""
+    w = world.vpc_world(enis=1)
+    iid, vpc = w["instances"][0], w["vpc"]
+    q, old_u = irfw_groups(world, vpc)
+    world.client("ec2").delete_security_group(GroupId=old_u)
+    px = proxy()
+    p = run(world, iso_conf(world), iid, rc=0, proxy=px)
+    assert containment(p, iid)["state"] == "contained"
+    u = untrack_id(p, iid)
+    assert px.count("CreateSecurityGroup") == 1
+    assert sorted(_completion_round(px, q, u)) == sorted([
+        ("AuthorizeSecurityGroupIngress", "u", ("0.0.0.0/0", "::/0")),
+        ("AuthorizeSecurityGroupEgress", "u", ("::/0",))])
+    assert not [d for d in described(px, "DescribeSecurityGroups") if "GroupId.1" in dict(d)]
+    assert changes(px) == [("MIA", iid, [u]), ("MNIA", enis_of(world, iid)[0], [q])]
     assert gone(world, u)
 
 
