@@ -160,6 +160,8 @@ struct vpc_ent {
 	char *vpc;
 	struct grp_look look; /* prepare's look-ups of its groups */
 	atomic_int left;      /* instances of the batch whose isolate has not finished */
+	atomic_int trouble;   /* isolates of the VPC that ended with a failed change or not contained */
+	bool u_made;          /* prepare created its untracking group */
 	size_t first;         /* index of its first target in the batch */
 	char *note;           /* what prepare did to its groups, for the run's detail */
 	bool note_failed;     /* ...and a change prepare needed was refused */
@@ -476,6 +478,7 @@ struct make_ctx {
 	bool usage; /* the operator's input or the site's groups are wrong */
 	char note[1024];
 	bool note_failed; /* a change the group needed was refused */
+	bool made;        /* make_group created the group */
 };
 
 static void ctx_fail(struct make_ctx *c, bool aws, bool usage, const char *fmt, ...) IRFW_PRINTF(4, 5);
@@ -1376,6 +1379,7 @@ static char *make_group(irfw_target *t, void *arg)
 	g = look->made_groups ? sg_pick_id(look->made_groups, gid) : NULL;
 	if (!g && (g = fresh_group(gid, name, marker)))
 		complete_fresh(t, c->st, c->untrack ? NULL : g, c->untrack ? g : NULL);
+	c->made = true;
 	if (!g) {
 		ctx_fail(c, false, false, "out of memory");
 		goto out;
@@ -1752,10 +1756,27 @@ struct tag_req {
 	char why[256]; /* the AWS error when failed */
 };
 
+/*
+ * The last isolate of a VPC, which removes the untracking group after it
+ * (untrack_release): who holds the group is read with the read-back, and,
+ * when nothing this run did can have left it on an interface, its
+ * DeleteSecurityGroup goes in the same round trip.  EC2 refuses to delete
+ * a group an interface holds (DependencyViolation), so a change not in
+ * effect yet costs a refusal, which untrack_release settles as before.
+ */
+struct last_isolate {
+	const char *group; /* the untracking group */
+	bool drop;         /* send its DeleteSecurityGroup with the read-back */
+	cJSON *users;      /* DescribeNetworkInterfaces' answer: who holds it (to free) */
+	int dropped;       /* 1 deleted, -1 refused (why), 0 not sent */
+	char why[512];
+};
+
 static irfw_containment verify(irfw_target *t, const struct iso_state *st, const char *q, const char *u,
                                const struct eni_res *res, size_t n_res, irfw_strbuf *cause,
-                               struct tag_req *tag, const char *users_of, cJSON **users)
+                               struct tag_req *tag, struct last_isolate *last)
 {
+	const char *users_of = last ? last->group : NULL;
 	const char *iid = irfw_target_id(t);
 	irfw_containment c = IRFW_NOT_CONTAINED;
 	cJSON *p = cJSON_CreateObject();
@@ -1791,9 +1812,22 @@ static irfw_containment verify(irfw_target *t, const struct iso_state *st, const
 		i_users = irfw_calls_add(rb, NULL, "ec2", "DescribeNetworkInterfaces", p, 0);
 		cJSON_Delete(p);
 	}
+	int i_drop = -1;
+	if (users_of && last->drop) {
+		p = cJSON_CreateObject();
+		cJSON_AddStringToObject(p, "GroupId", users_of);
+		i_drop = irfw_calls_add(rb, NULL, "ec2", "DeleteSecurityGroup", p, 0);
+		cJSON_Delete(p);
+	}
 	irfw_calls_run(rb);
-	if (users && i_users >= 0 && irfw_calls_result(rb, (size_t)i_users))
-		*users = cJSON_Duplicate(irfw_calls_result(rb, (size_t)i_users), true);
+	if (last && i_users >= 0 && irfw_calls_select(rb, (size_t)i_users) == 0 &&
+	    irfw_calls_result(rb, (size_t)i_users))
+		last->users = cJSON_Duplicate(irfw_calls_result(rb, (size_t)i_users), true);
+	if (i_drop >= 0) {
+		last->dropped = irfw_calls_select(rb, (size_t)i_drop) == 0 ? 1 : -1;
+		if (last->dropped < 0)
+			aws_long(t, last->why, sizeof(last->why));
+	}
 	if (tag && (i_tag < 0 || irfw_calls_select(rb, (size_t)i_tag) != 0)) {
 		tag->failed = true;
 		aws_brief(t, tag->why, sizeof(tag->why));
@@ -2490,7 +2524,7 @@ static const char *untrack_of(irfw_target *t)
 	return u && *u && !streq(u, WOULD_CREATE) ? u : NULL;
 }
 
-static irfw_status contain(irfw_target *t, struct iso_state *st, cJSON **users)
+static irfw_status contain(irfw_target *t, struct iso_state *st, struct last_isolate *last)
 {
 	irfw_step *step = irfw_target_step(t);
 	const char *vpc = irfw_target_vpc_id(t), *why;
@@ -2590,9 +2624,16 @@ static irfw_status contain(irfw_target *t, struct iso_state *st, cJSON **users)
 			cause_add(extra, "deny-all network ACL not applied: %s", nwhy);
 	}
 
-	const char *users_of = ent && atomic_load(&ent->left) == 1 ? untrack_of(t) : NULL;
-	irfw_containment cs =
-	    verify(t, st, q, u, res, (size_t)n_enis, cause, want_tag ? &otag : NULL, users_of, users);
+	if (ent && atomic_load(&ent->left) == 1 && (last->group = untrack_of(t)))
+		/* Nothing of this run can have left it on: made by this run,
+		 * put on and taken off here without a failed change, and no
+		 * other isolate of the VPC in trouble. */
+		last->drop = ent->u_made && streq(u, last->group) && changed > 0 && !call_failed &&
+		             atomic_load(&ent->trouble) == 0;
+	irfw_containment cs = verify(t, st, q, u, res, (size_t)n_enis, cause, want_tag ? &otag : NULL,
+	                             last->group ? last : NULL);
+	if (ent && (cs != IRFW_CONTAINED || call_failed))
+		atomic_fetch_add(&ent->trouble, 1);
 	if (want_tag && otag.failed)
 		irfw_note(t, "the original-groups tag %s could not be set (%s): %s", otag.key, otag.why,
 		          groups_recorded ? "the case record holds them" : "they are in the log only");
@@ -2658,7 +2699,7 @@ out:
  * the last isolate of its VPC to finish.  Never while an interface holds
  * it: that interface is left all-open and must be named, not hidden.
  */
-static void untrack_release(irfw_target *t, struct iso_state *st, cJSON *users)
+static void untrack_release(irfw_target *t, struct iso_state *st, struct last_isolate *last)
 {
 	const char *vpc = irfw_target_vpc_id(t);
 	struct vpc_ent *ent = vpc_find(st, vpc);
@@ -2668,8 +2709,25 @@ static void untrack_release(irfw_target *t, struct iso_state *st, cJSON *users)
 	const char *u = untrack_of(t);
 	if (!u)
 		return;
-	/* Read with the read-back when this was known to be the last. */
-	cJSON *p = NULL, *res = users ? cJSON_Duplicate(users, true) : NULL;
+	if (last->dropped > 0 && streq(last->group, u)) {
+		irfw_log(t, IRFW_LOG_INFO,
+		         "untracking group %s of %s removed: no instance of this run needs it", u, vpc);
+		irfw_note(t, "untracking group %s removed", u);
+		return;
+	}
+	/* Read with the read-back when this was known to be the last; read
+	 * again, a moment later, when the delete sent with it was refused
+	 * (the change may not have been in effect yet). */
+	cJSON *p = NULL, *res = NULL;
+	if (last->dropped < 0) {
+		irfw_log(t, IRFW_LOG_INFO,
+		         "DeleteSecurityGroup %s, sent with the read-back, was refused (%s); looking again",
+		         u, last->why);
+		struct timespec ts = {.tv_sec = SETTLE_S};
+		nanosleep(&ts, NULL);
+	} else if (last->users && streq(last->group, u)) {
+		res = cJSON_Duplicate(last->users, true);
+	}
 	if (!res) {
 		p = cJSON_CreateObject();
 		irfw_ec2_filter(p, "group-id", u);
@@ -2731,10 +2789,10 @@ static irfw_status run(irfw_target *t, void *state)
 	struct iso_state *st = state;
 	if (irfw_target_dry_run(t))
 		return check(t, state);
-	cJSON *users = NULL;
-	irfw_status s = contain(t, st, &users);
-	untrack_release(t, st, users);
-	cJSON_Delete(users);
+	struct last_isolate last = {0};
+	irfw_status s = contain(t, st, &last);
+	untrack_release(t, st, &last);
+	cJSON_Delete(last.users);
 	return s;
 }
 
@@ -2790,6 +2848,8 @@ static bool prepare_group(irfw_batch *b, struct iso_state *st, struct vpc_ent *e
 	const char *id = validate ? (own = make_group(t, &c)) : vpc_group(t, &c);
 	if (q_out)
 		*q_out = id ? strdup(id) : NULL;
+	if (untrack && !validate && id && c.made)
+		ent->u_made = true;
 	free(own);
 	if (c.note[0]) {
 		irfw_step_log(step, c.note_failed ? IRFW_LOG_ERROR : IRFW_LOG_INFO, "%s: %s", ent->vpc,
@@ -2844,6 +2904,8 @@ static int prepare(irfw_batch *b, void *state)
 			memset(&ent->look, 0, sizeof(ent->look));
 			ent->note_failed = false;
 			atomic_init(&ent->left, 0);
+			atomic_init(&ent->trouble, 0);
+			ent->u_made = false;
 			if (!ent->vpc)
 				return -1;
 			st->n_vpcs++;

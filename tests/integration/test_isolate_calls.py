@@ -14,6 +14,9 @@ What was sent, in which order and with which group, is asserted through
 the recording proxy of test_isolate_truth; the final state (the quarantine
 group alone on the interface, the group-id filter) in moto.
 """
+import threading
+import time
+
 import pytest
 
 from conftest import AMI
@@ -463,6 +466,118 @@ def test_fresh_untracking_group_opened_without_a_read(world, proxy):
         ("AuthorizeSecurityGroupEgress", "u", ("::/0",))])
     assert not [d for d in described(px, "DescribeSecurityGroups") if "GroupId.1" in dict(d)]
     assert changes(px) == [("MIA", iid, [u]), ("MNIA", enis_of(world, iid)[0], [q])]
+    assert gone(world, u)
+
+
+def _is_holders_look(action, params):
+    return action == "DescribeNetworkInterfaces" and params.get("Filter.1.Name") == "group-id"
+
+
+def test_untracking_group_deleted_with_the_read_back(world, proxy):
+    """The last isolate of the VPC, nothing failed, the untracking group
+    made by this run: its DeleteSecurityGroup goes with the read-back (one
+    round trip fewer), not after it.  Shown by holding the look at who
+    holds the group for 0.5 s: the delete arrives while it is held."""
+    w = world.vpc_world(enis=1)
+    iid, vpc = w["instances"][0], w["vpc"]
+    seen = {}
+    lock = threading.Lock()
+
+    def rule(action, params, forward):
+        with lock:
+            seen.setdefault(action if not _is_holders_look(action, params) else "holders", time.monotonic())
+        if _is_holders_look(action, params):
+            time.sleep(0.5)
+        return None
+
+    px = proxy(rule)
+    p = run(world, iso_conf(world), iid, rc=0, proxy=px)
+    assert containment(p, iid)["state"] == "contained"
+    u = untrack_id(p, iid)
+    assert gone(world, u)
+    assert px.count("DeleteSecurityGroup") == 1
+    assert seen["DeleteSecurityGroup"] - seen["holders"] < 0.4, seen  # sent while the look was held
+    assert "untracking group " + u + " removed" in step(p, iid)["detail"]
+
+
+def test_untracking_delete_refused_with_the_read_back_is_sent_again(world, proxy):
+    """EC2 refuses to delete a group an interface still holds
+    (DependencyViolation): a change answered but not in effect yet when the
+    delete went with the read-back.  irfw looks again a moment later and
+    deletes it then; the refusal is no failure."""
+    w = world.vpc_world(enis=1)
+    iid = w["instances"][0]
+    refused = []
+
+    def rule(action, params, forward):
+        if action == "DeleteSecurityGroup" and not refused:
+            refused.append(params["GroupId"])
+            return 400, ec2_error("DependencyViolation",
+                                  f"resource {params['GroupId']} has a dependent object")
+        return None
+
+    px = proxy(rule)
+    p = run(world, iso_conf(world), iid, rc=0, proxy=px)
+    assert containment(p, iid)["state"] == "contained"
+    u = untrack_id(p, iid)
+    assert refused == [u]
+    assert px.count("DeleteSecurityGroup") == 2
+    assert gone(world, u)
+    assert "looking again" in p.stderr
+
+
+def test_untracking_group_not_made_by_the_run_deleted_after_the_look(world, proxy):
+    """An untracking group this run did not make (left by an earlier run)
+    may be held by interfaces outside the run: its delete waits for the
+    look at who holds it, as before."""
+    w = world.vpc_world(enis=1)
+    iid, vpc = w["instances"][0], w["vpc"]
+    q, u = irfw_groups(world, vpc)
+    order = []
+
+    def rule(action, params, forward):
+        order.append("holders" if _is_holders_look(action, params) else action)
+        if _is_holders_look(action, params):
+            time.sleep(0.3)
+        return None
+
+    px = proxy(rule)
+    p = run(world, iso_conf(world), iid, rc=0, proxy=px)
+    assert containment(p, iid)["state"] == "contained"
+    assert order.index("holders") < order.index("DeleteSecurityGroup")
+    assert gone(world, u)
+
+
+def test_untracking_group_not_deleted_blindly_after_another_isolate_failed(world, proxy):
+    """Two instances of one VPC, one at a time; the first one's quarantine
+    change is refused (irfw puts its own groups back).  The last isolate
+    then does not send the delete with its read-back: it waits for the
+    look at who holds the group, and deletes it only then."""
+    w = world.vpc_world(n_instances=2, enis=1)
+    a, b = w["instances"]
+    (eni_a,) = enis_of(world, a)
+    order = []
+
+    def rule(action, params, forward):
+        if _is_holders_look(action, params):
+            order.append("holders")
+            time.sleep(0.3)
+            return None
+        order.append(action)
+        if action == "ModifyNetworkInterfaceAttribute" and params.get("NetworkInterfaceId") == eni_a and \
+                name_of(world, params["SecurityGroupId.1"]).startswith("irfw-quarantine"):
+            return unauthorized()
+        return None
+
+    px = proxy(rule)
+    p = world.irfw("--conf", iso_conf(world), "-o", "json", "--case-id", "C1", "--jobs", "1", "-i", a, "-i", b,
+                   env={"AWS_ENDPOINT_URL": px.url}, check_rc=4)
+    assert containment(p, a)["state"] != "contained"
+    assert containment(p, b)["state"] == "contained"
+    assert order.count("DeleteSecurityGroup") == 1, order
+    assert order.index("holders") < order.index("DeleteSecurityGroup"), order
+    u = untrack_id(p, b)
+    assert u not in own_groups(world, w["vpc"], eni_a)
     assert gone(world, u)
 
 
