@@ -654,8 +654,8 @@ static bool record_for_vpc(irfw_target *t, const struct make_ctx *c, const char 
 }
 
 /* Revoke or authorize `perms` (freed); on a refusal, say so in the note.
- * A duplicate authorization is what was wanted. */
-/* A rule already there (Authorize) or already gone (Revoke) is done. */
+ * A rule already there (Authorize) or already gone (Revoke) is what was
+ * wanted. */
 static void rules_change(irfw_target *t, struct make_ctx *c, const char *op, const char *gid, cJSON *perms)
 {
 	if (sg_rules_call(t, op, gid, perms) == 0 ||
@@ -1105,6 +1105,16 @@ static void drop_egress(cJSON *g, size_t k, const char *cidr)
  * not visible yet (AWS is eventually consistent) gets a second's grace
  * before settle() sends again.
  */
+/* Call `i` of `c` answered OK, or with `done` (the rule was already as
+ * wanted).  *unseen is set when AWS did not show the group yet. */
+static bool answered(irfw_target *t, irfw_calls *c, int i, const char *done, bool *unseen)
+{
+	if (irfw_calls_select(c, (size_t)i) == 0)
+		return true;
+	*unseen = *unseen || streq(irfw_aws_error_code(t), "InvalidGroup.NotFound");
+	return streq(irfw_aws_error_code(t), done);
+}
+
 static void complete_fresh(irfw_target *t, const struct iso_state *st, cJSON *q, cJSON *u)
 {
 	irfw_calls *c = irfw_calls_new(t);
@@ -1142,8 +1152,7 @@ static void complete_fresh(irfw_target *t, const struct iso_state *st, cJSON *q,
 	for (size_t k = 0; k < 2; k++) {
 		if (i_eg[k] < 0)
 			continue;
-		if (irfw_calls_select(c, (size_t)i_eg[k]) == 0 ||
-		    streq(irfw_aws_error_code(t), "InvalidPermission.NotFound")) {
+		if (answered(t, c, i_eg[k], "InvalidPermission.NotFound", &unseen)) {
 			drop_egress(q, k, UNTRACK_ANY[k]);
 		} else if (k == 1) {
 			/* Not known gone: settle() revokes it again. */
@@ -1152,29 +1161,22 @@ static void complete_fresh(irfw_target *t, const struct iso_state *st, cJSON *q,
 			                     wire_rule(r));
 			cJSON_Delete(r);
 		}
-		unseen = unseen || streq(irfw_aws_error_code(t), "InvalidGroup.NotFound");
 	}
-	if (i_adm >= 0) {
-		if (irfw_calls_select(c, (size_t)i_adm) == 0 ||
-		    streq(irfw_aws_error_code(t), "InvalidPermission.Duplicate")) {
-			const cJSON *r;
-			cJSON_ArrayForEach(r, adm) cJSON_AddItemToArray(
-			    cJSON_GetObjectItemCaseSensitive(q, "ipPermissions"), wire_rule(r));
-		}
-		unseen = unseen || streq(irfw_aws_error_code(t), "InvalidGroup.NotFound");
+	if (i_adm >= 0 && answered(t, c, i_adm, "InvalidPermission.Duplicate", &unseen)) {
+		const cJSON *r;
+		cJSON_ArrayForEach(r, adm)
+		    cJSON_AddItemToArray(cJSON_GetObjectItemCaseSensitive(q, "ipPermissions"), wire_rule(r));
 	}
 	for (int dir = 0; dir < 2; dir++) {
 		if (i_u[dir] < 0 || !perm[dir])
 			continue;
-		if (irfw_calls_select(c, (size_t)i_u[dir]) == 0 ||
-		    streq(irfw_aws_error_code(t), "InvalidPermission.Duplicate")) {
+		if (answered(t, c, i_u[dir], "InvalidPermission.Duplicate", &unseen)) {
 			const char *key = dir ? "ipPermissions" : "ipPermissionsEgress";
 			cJSON *list = cJSON_GetObjectItemCaseSensitive(u, key);
 			if (!list)
 				list = cJSON_AddArrayToObject(u, key);
 			cJSON_AddItemToArray(list, wire_rule(perm[dir]));
 		}
-		unseen = unseen || streq(irfw_aws_error_code(t), "InvalidGroup.NotFound");
 		cJSON_Delete(perm[dir]);
 	}
 	cJSON_Delete(adm);

@@ -473,30 +473,42 @@ def _is_holders_look(action, params):
     return action == "DescribeNetworkInterfaces" and params.get("Filter.1.Name") == "group-id"
 
 
+def _holding_the_look(hold_s, then=None):
+    """A proxy rule that logs each call's arrival as (label, time), the look
+    at who holds the untracking group labelled "holders", and holds that
+    look for `hold_s` seconds; `then(action, params)` may answer."""
+    log, lock = [], threading.Lock()
+
+    def rule(action, params, forward):
+        holders = _is_holders_look(action, params)
+        with lock:
+            log.append(("holders" if holders else action, time.monotonic()))
+        if holders:
+            time.sleep(hold_s)
+            return None
+        return then(action, params) if then else None
+
+    rule.order = lambda: [a for a, _ in log]
+    rule.first = lambda label: next(t for a, t in log if a == label)
+    return rule
+
+
 def test_untracking_group_deleted_with_the_read_back(world, proxy):
     """The last isolate of the VPC, nothing failed, the untracking group
     made by this run: its DeleteSecurityGroup goes with the read-back (one
     round trip fewer), not after it.  Shown by holding the look at who
     holds the group for 0.5 s: the delete arrives while it is held."""
     w = world.vpc_world(enis=1)
-    iid, vpc = w["instances"][0], w["vpc"]
-    seen = {}
-    lock = threading.Lock()
-
-    def rule(action, params, forward):
-        with lock:
-            seen.setdefault(action if not _is_holders_look(action, params) else "holders", time.monotonic())
-        if _is_holders_look(action, params):
-            time.sleep(0.5)
-        return None
-
+    iid = w["instances"][0]
+    rule = _holding_the_look(0.5)
     px = proxy(rule)
     p = run(world, iso_conf(world), iid, rc=0, proxy=px)
     assert containment(p, iid)["state"] == "contained"
     u = untrack_id(p, iid)
     assert gone(world, u)
     assert px.count("DeleteSecurityGroup") == 1
-    assert seen["DeleteSecurityGroup"] - seen["holders"] < 0.4, seen  # sent while the look was held
+    # Sent while the look was held.
+    assert rule.first("DeleteSecurityGroup") - rule.first("holders") < 0.4, rule.order()
     assert "untracking group " + u + " removed" in step(p, iid)["detail"]
 
 
@@ -533,18 +545,12 @@ def test_untracking_group_not_made_by_the_run_deleted_after_the_look(world, prox
     w = world.vpc_world(enis=1)
     iid, vpc = w["instances"][0], w["vpc"]
     q, u = irfw_groups(world, vpc)
-    order = []
-
-    def rule(action, params, forward):
-        order.append("holders" if _is_holders_look(action, params) else action)
-        if _is_holders_look(action, params):
-            time.sleep(0.3)
-        return None
-
+    rule = _holding_the_look(0.3)
     px = proxy(rule)
     p = run(world, iso_conf(world), iid, rc=0, proxy=px)
     assert containment(p, iid)["state"] == "contained"
-    assert order.index("holders") < order.index("DeleteSecurityGroup")
+    order = rule.order()
+    assert order.index("holders") < order.index("DeleteSecurityGroup"), order
     assert gone(world, u)
 
 
@@ -556,24 +562,20 @@ def test_untracking_group_not_deleted_blindly_after_another_isolate_failed(world
     w = world.vpc_world(n_instances=2, enis=1)
     a, b = w["instances"]
     (eni_a,) = enis_of(world, a)
-    order = []
 
-    def rule(action, params, forward):
-        if _is_holders_look(action, params):
-            order.append("holders")
-            time.sleep(0.3)
-            return None
-        order.append(action)
+    def refuse_a(action, params):
         if action == "ModifyNetworkInterfaceAttribute" and params.get("NetworkInterfaceId") == eni_a and \
                 name_of(world, params["SecurityGroupId.1"]).startswith("irfw-quarantine"):
             return unauthorized()
         return None
 
+    rule = _holding_the_look(0.3, refuse_a)
     px = proxy(rule)
     p = world.irfw("--conf", iso_conf(world), "-o", "json", "--case-id", "C1", "--jobs", "1", "-i", a, "-i", b,
                    env={"AWS_ENDPOINT_URL": px.url}, check_rc=4)
     assert containment(p, a)["state"] != "contained"
     assert containment(p, b)["state"] == "contained"
+    order = rule.order()
     assert order.count("DeleteSecurityGroup") == 1, order
     assert order.index("holders") < order.index("DeleteSecurityGroup"), order
     u = untrack_id(p, b)
