@@ -16,19 +16,7 @@
 
 void irfw_sha256(const void *data, size_t len, char hex[65], char b64[45])
 {
-	unsigned char md[32];
-	unsigned int n = 0;
-	EVP_Digest(data, len, md, &n, irfw_sha256_md(), NULL);
-	if (hex) {
-		static const char digits[] = "0123456789abcdef";
-		for (size_t i = 0; i < 32; i++) {
-			hex[2 * i] = digits[md[i] >> 4];
-			hex[2 * i + 1] = digits[md[i] & 15];
-		}
-		hex[64] = '\0';
-	}
-	if (b64)
-		EVP_EncodeBlock((unsigned char *)b64, md, 32);
+	irfw_sha256_encoded(data, len, hex, b64);
 }
 
 char *irfw_base64_encode(const void *data, size_t len)

@@ -7,7 +7,8 @@
 #     the engine (its include path has no engine folder, and no file may
 #     reach one by a relative path either);
 #  3. debian/libirfw1.symbols lists exactly those functions (dpkg-gensymbols
-#     would fail the package build on any difference, much later).
+#     would fail the package build on any difference, much later);
+#  4. the lower layers' archives call no irfw_ function defined above them.
 set -u
 src=${IRFW_TEST_SRCDIR:?}
 build=${IRFW_TEST_BUILDDIR:?}
@@ -67,4 +68,23 @@ for layer in base aws; do
 	done
 done
 [ $fail = 0 ] && echo "ok: core/base and core/aws include nothing from the layers above"
+
+# 4. The lower layers call nothing of the layers above either: an include can come in by way of the SDK
+#    header, which declares the engine's functions too, so the libraries'
+#    symbols are what tells.  Every irfw_ function a lower layer's archive
+#    calls is defined in that layer or one below it.
+syms() { nm "$1" 2>/dev/null | awk -v k="$2" 'NF >= 2 && $(NF-1) ~ k && $NF ~ /^irfw_/ {print $NF}' | sort -u; }
+below=
+for layer in base aws; do
+	a=$build/.libs/libirfw_$layer.a
+	if [ ! -f "$a" ]; then
+		echo "FAIL: $a not built"; fail=1; continue
+	fi
+	below=$(printf '%s\n%s\n' "$below" "$(syms "$a" '^[TDBRVW]$')" | sort -u)
+	up=$(syms "$a" '^U$' | grep -vxF "$below")
+	if [ -n "$up" ]; then
+		echo "FAIL: core/$layer calls functions of a layer above it:"; echo "$up"; fail=1
+	fi
+done
+[ $fail = 0 ] && echo "ok: core/base and core/aws call nothing from the layers above"
 exit $fail

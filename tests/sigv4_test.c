@@ -1327,6 +1327,30 @@ static void test_signing_concurrently(void **state)
 	}
 }
 
+/* The encoded digests, and the base64 form back to hex: "abc" is FIPS
+ * 180-2's first example. */
+static void test_sha256_encoded(void **state)
+{
+	(void)state;
+	const char *hex_abc = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+	char hex[65], b64[45], back[65];
+	irfw_sha256_encoded("abc", 3, hex, b64);
+	assert_string_equal(hex, hex_abc);
+	assert_string_equal(b64, "ungWv48Bz+pBQUDeXa4iI7ADYaOWF3qctBD/YfIAFa0=");
+	irfw_sha256_encoded("abc", 3, NULL, NULL); /* either may be NULL */
+	assert_true(irfw_sha256_b64_to_hex(b64, back));
+	assert_string_equal(back, hex_abc);
+	/* Not a whole SHA-256: untouched and false. */
+	strcpy(back, "untouched");
+	assert_false(irfw_sha256_b64_to_hex(NULL, back));
+	assert_false(irfw_sha256_b64_to_hex("", back));
+	assert_false(irfw_sha256_b64_to_hex("ungWv48Bz+pBQUDeXa4iI7ADYaOWF3qctBD/YfIAFa0=-3", back));
+	assert_false(irfw_sha256_b64_to_hex("ungWv48Bz+pBQUDeXa4iI7ADYaOWF3qctBD/YfIAFa0", back));
+	assert_false(irfw_sha256_b64_to_hex("ungWv48Bz+pBQUDeXa4iI7ADYaOWF3qctBD/YfIAF==", back));
+	assert_false(irfw_sha256_b64_to_hex("ungWv48Bz+pBQUDeXa4iI7ADYaOWF3qctBD/Yf!AFa0=", back));
+	assert_string_equal(back, "untouched");
+}
+
 int main(void)
 {
 	const struct CMUnitTest unit[] = {
@@ -1349,6 +1373,7 @@ int main(void)
 	    cmocka_unit_test(test_s3_chunked_upload_seed),
 	    cmocka_unit_test(test_signing_key_cache),
 	    cmocka_unit_test(test_signing_concurrently),
+	    cmocka_unit_test(test_sha256_encoded),
 	};
 	static struct CMUnitTest v4[2 * MAX_CASES], classic[MAX_CASES];
 	int failed = 0;

@@ -283,6 +283,7 @@ struct http_req {
 	size_t n_hdrs;
 	const char *body;
 	size_t body_len;
+	char payload_hash[65]; /* the body's SHA-256 in hex when known; "" to hash it */
 	bool head;
 };
 
@@ -586,12 +587,22 @@ static int build_request(struct irfw_aws *a, const struct irfw_service *svc, con
 			/* The parts' algorithm, which each UploadPart then sends. */
 			req_add_header(q, "x-amz-checksum-algorithm", "SHA256");
 		} else if (sha256) {
-			if (!cJSON_GetObjectItemCaseSensitive(params, "ChecksumSHA256") && s3.body) {
+			const cJSON *given = cJSON_GetObjectItemCaseSensitive(params, "ChecksumSHA256");
+			bool whole_body = strcmp(op, "PutObject") == 0 || strcmp(op, "UploadPart") == 0;
+			if (!given && s3.body) {
 				/* As the SDKs do: S3 verifies the body against it. */
 				char b64[45];
-				irfw_sha256(s3.body, s3.body_len, NULL, b64);
+				irfw_sha256_encoded(s3.body, s3.body_len, whole_body ? q->payload_hash : NULL,
+				                    b64);
 				req_add_header(q, "x-amz-checksum-sha256", b64);
+			} else if (whole_body && s3.body && cJSON_IsString(given) &&
+			           !irfw_sha256_b64_to_hex(given->valuestring, q->payload_hash)) {
+				q->payload_hash[0] = '\0';
 			}
+			/* Either way the body's digest is known: the signature's
+			 * payload hash is that digest, not hashed again.  A body that
+			 * is not what was hashed (a file changed since it was
+			 * captured) is refused by S3 under both. */
 			/* Named, as the SDKs name it: S3 then stores and reports the
 			 * checksum, and takes it in place of Content-MD5 where one is
 			 * required (an upload with Object Lock). */
@@ -812,6 +823,7 @@ static int do_call(struct irfw_aws *a, const struct irfw_creds *creds, bool anon
 			    .n_headers = q.n_hdrs,
 			    .body = q.body,
 			    .body_len = q.body_len,
+			    .payload_hash = q.payload_hash[0] ? q.payload_hash : NULL,
 			};
 			struct irfw_sigv4_params sp = {
 			    .access_key_id = use->access_key_id,

@@ -114,6 +114,27 @@ static void hex32(const unsigned char md[32], char out[65])
 	out[64] = '\0';
 }
 
+void irfw_sha256_encoded(const void *data, size_t len, char hex[65], char b64[45])
+{
+	unsigned char md[32];
+	if (!sha256(data, len, md))
+		memset(md, 0, sizeof(md));
+	if (hex)
+		hex32(md, hex);
+	if (b64)
+		EVP_EncodeBlock((unsigned char *)b64, md, 32);
+}
+
+bool irfw_sha256_b64_to_hex(const char *b64, char hex[65])
+{
+	unsigned char raw[33]; /* EVP_DecodeBlock counts the '=' pad as a byte */
+	if (!b64 || strlen(b64) != 44 || b64[43] != '=' || b64[42] == '=' ||
+	    EVP_DecodeBlock(raw, (const unsigned char *)b64, 44) != 33)
+		return false;
+	hex32(raw, hex);
+	return true;
+}
+
 static void free_secret(char *s)
 {
 	if (s) {

@@ -122,6 +122,15 @@ char *irfw_uri_encode(const char *s, size_t len, bool keep_slash);
 /** Write the lowercase hex SHA-256 of data[0..len) and a NUL into out. */
 void irfw_sha256_hex(const void *data, size_t len, char out[65]);
 
+/** SHA-256 of data as lowercase hex into hex[65] and/or base64 into b64[45]
+ * (either may be NULL): the one implementation, which the SDK's
+ * irfw_sha256 and S3's checksums both use. */
+void irfw_sha256_encoded(const void *data, size_t len, char hex[65], char b64[45]);
+
+/** The hex form of a base64 SHA-256 digest (44 characters, one '=' pad);
+ * false, hex untouched, for anything else. */
+bool irfw_sha256_b64_to_hex(const char *b64, char hex[65]);
+
 /** SHA-256 as fetched once for the library (EVP_sha256() is looked up by
  * name on every digest in OpenSSL 3), for the digests of the case record
  * and the SDK; NULL if OpenSSL has none. */
