@@ -31,6 +31,7 @@
 #include "xml.h"
 
 #define MAX_RESPONSE ((size_t)64 << 20)
+#define MAX_HEADERS  200 /* of a response; more are ignored */
 
 /* Time limits (seconds) when neither the site file nor the environment
  * sets them; man/irfw.1, TIME LIMITS AND RETRIES, states them. */
@@ -188,27 +189,36 @@ struct http_resp {
 	long status;
 	struct irfw_buf body;
 	bool too_large;
-	char **hdr_names, **hdr_values;
+	/* The headers as "name\0value\0" pairs in one buffer (names lowered):
+	 * two allocations a response instead of four a header. */
+	struct irfw_buf hdr_text;
+	size_t hdr_at[MAX_HEADERS]; /* where each pair starts in hdr_text */
 	size_t n_hdrs;
 };
+
+static const char *hdr_name(const struct http_resp *r, size_t i)
+{
+	return r->hdr_text.data + r->hdr_at[i];
+}
+
+static const char *hdr_value(const struct http_resp *r, size_t i)
+{
+	const char *n = hdr_name(r, i);
+	return n + strlen(n) + 1;
+}
 
 static void resp_free(struct http_resp *r)
 {
 	irfw_buf_free(&r->body);
-	for (size_t i = 0; i < r->n_hdrs; i++) {
-		free(r->hdr_names[i]);
-		free(r->hdr_values[i]);
-	}
-	free(r->hdr_names);
-	free(r->hdr_values);
+	irfw_buf_free(&r->hdr_text);
 	memset(r, 0, sizeof(*r));
 }
 
 static const char *resp_header(const struct http_resp *r, const char *name)
 {
 	for (size_t i = 0; i < r->n_hdrs; i++)
-		if (strcmp(r->hdr_names[i], name) == 0)
-			return r->hdr_values[i];
+		if (strcmp(hdr_name(r, i), name) == 0)
+			return hdr_value(r, i);
 	return NULL;
 }
 
@@ -229,44 +239,30 @@ static size_t on_header(char *p, size_t size, size_t n, void *u)
 	size_t len = size * n;
 	if (len >= 5 && strncmp(p, "HTTP/", 5) == 0) {
 		/* A new response (after 100-continue or a redirect) starts over. */
-		for (size_t i = 0; i < r->n_hdrs; i++) {
-			free(r->hdr_names[i]);
-			free(r->hdr_values[i]);
-		}
 		r->n_hdrs = 0;
+		r->hdr_text.len = 0;
 		return len;
 	}
 	const char *colon = memchr(p, ':', len);
-	if (!colon || r->n_hdrs >= 200)
+	if (!colon || r->n_hdrs >= MAX_HEADERS)
 		return len;
-	char **nn = realloc(r->hdr_names, (r->n_hdrs + 1) * sizeof(*nn));
-	if (nn)
-		r->hdr_names = nn;
-	char **vv = realloc(r->hdr_values, (r->n_hdrs + 1) * sizeof(*vv));
-	if (vv)
-		r->hdr_values = vv;
-	if (!nn || !vv)
-		return 0;
-	char *name = strndup(p, (size_t)(colon - p));
 	const char *v = colon + 1;
-	size_t vlen = len - (size_t)(v - p);
+	size_t nlen = (size_t)(colon - p), vlen = len - (size_t)(v - p);
 	while (vlen && (*v == ' ' || *v == '\t')) {
 		v++;
 		vlen--;
 	}
 	while (vlen && (v[vlen - 1] == '\r' || v[vlen - 1] == '\n' || v[vlen - 1] == ' '))
 		vlen--;
-	char *value = strndup(v, vlen);
-	if (!name || !value) {
-		free(name);
-		free(value);
+	size_t at = r->hdr_text.len;
+	irfw_buf_add(&r->hdr_text, p, nlen);
+	irfw_buf_putc(&r->hdr_text, '\0');
+	irfw_buf_add(&r->hdr_text, v, vlen);
+	if (irfw_buf_putc(&r->hdr_text, '\0') != 0)
 		return 0;
-	}
-	for (char *c = name; *c; c++)
+	for (char *c = r->hdr_text.data + at; *c; c++)
 		*c = (char)tolower((unsigned char)*c);
-	r->hdr_names[r->n_hdrs] = name;
-	r->hdr_values[r->n_hdrs] = value;
-	r->n_hdrs++;
+	r->hdr_at[r->n_hdrs++] = at;
 	return len;
 }
 
@@ -671,7 +667,7 @@ static cJSON *parse_success(const struct irfw_service *svc, const char *op, cons
 			res = cJSON_CreateObject();
 		}
 		for (size_t i = 0; res && i < resp->n_hdrs; i++)
-			irfw_s3_response_header(res, resp->hdr_names[i], resp->hdr_values[i]);
+			irfw_s3_response_header(res, hdr_name(resp, i), hdr_value(resp, i));
 	} else {
 		res = resp->body.len ? irfw_xml_to_json(resp->body.data, resp->body.len, err, sizeof(err))
 		                     : cJSON_CreateObject();
