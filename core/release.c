@@ -9,6 +9,10 @@
  * tags first, containment last, so the instance is cut off until the end),
  * each through its plugin's `release` callback, which reads its records
  * (irfw_record_get), restores, and reads AWS back before saying OK.
+ * Last, in pipeline order, the steps that tell of the release (their
+ * plugin's `report_release`, a notifier's): the summary and ${outcome}
+ * they get are the release's (irfw_release_state), never the containment
+ * the run verified and the release has undone.
  *
  * A release is journaled in the case like a run (step "release:NAME"), so a
  * second release after a partial one does only what is left.  A dry run
@@ -235,7 +239,11 @@ static bool step_in_case(const struct irfw_target *t, const char *name)
 	return irfw_case_step_status(t->rec, name) != NULL;
 }
 
-static void release_step(struct irfw_target *t, struct irfw_step *s, struct irfw_step_result *res, bool force)
+/* One step's release: `fn` is the plugin's release, or its report_release
+ * (report: asked again by every release, it decides itself what it did
+ * already). */
+static void release_step(struct irfw_target *t, struct irfw_step *s, struct irfw_step_result *res, bool force,
+                         irfw_status (*fn)(irfw_target *, void *), bool report)
 {
 	struct irfw_run *r = t->run;
 	bool record = !r->dry_run;
@@ -251,7 +259,7 @@ static void release_step(struct irfw_target *t, struct irfw_step *s, struct irfw
 		res->detail = strdup("out of memory");
 		goto out;
 	}
-	if (!s->mod->vt.release) {
+	if (!fn) {
 		res->status = IRFW_SKIPPED;
 		res->detail = strdup("nothing to undo (the plugin has no release)");
 		goto out;
@@ -264,7 +272,7 @@ static void release_step(struct irfw_target *t, struct irfw_step *s, struct irfw
 	/* Only "ok" is done: a step skipped (protection kept without
 	 * --unprotect) is asked again, and skips again when nothing changed. */
 	const char *was = irfw_case_step_status(t->rec, name);
-	if (!r->no_resume && was && strcmp(was, "ok") == 0) {
+	if (!report && !r->no_resume && was && strcmp(was, "ok") == 0) {
 		res->status = IRFW_OK;
 		res->resumed = true;
 		res->detail = strdup("released by an earlier release of this case; not repeated");
@@ -273,7 +281,7 @@ static void release_step(struct irfw_target *t, struct irfw_step *s, struct irfw
 	if (record && irfw_case_step_begin(t->rec, name, s->mod->name) != 0)
 		irfw_log(t, IRFW_LOG_WARN, "journal: %s", irfw_case_error(t->rec));
 	double t0 = now_ms();
-	irfw_status st = s->mod->vt.release(t, s->state);
+	irfw_status st = fn(t, s->state);
 	res->ms = (long)(now_ms() - t0);
 	if (st != IRFW_OK && st != IRFW_SKIPPED && st != IRFW_FAILED)
 		st = IRFW_FAILED;
@@ -308,14 +316,22 @@ struct pool {
 	size_t next;
 };
 
-/* One instance: every step, last first. */
+/* One instance: every step, last first; then the steps that tell of the
+ * release (report_release), in pipeline order, with the others' results
+ * before them. */
 static void release_target(struct irfw_target *t, bool force)
 {
 	struct irfw_run *r = t->run;
 	if (irfw_target_results_init(t) != 0)
 		return;
 	for (size_t k = r->n_steps; k-- > 0;)
-		release_step(t, r->steps[k], &t->results[k], force);
+		if (!r->steps[k]->mod->vt.report_release)
+			release_step(t, r->steps[k], &t->results[k], force, r->steps[k]->mod->vt.release,
+			             false);
+	for (size_t k = 0; k < r->n_steps; k++)
+		if (r->steps[k]->mod->vt.report_release)
+			release_step(t, r->steps[k], &t->results[k], force,
+			             r->steps[k]->mod->vt.report_release, true);
 	t->cur = NULL;
 	t->cur_res = NULL;
 }
@@ -361,6 +377,50 @@ static void release_all(struct irfw_run *r, bool force)
 /* ------------------------------------------------------------------ */
 /* The outcome.                                                        */
 
+/* The release so far: the results that ran, but for the step asking and,
+ * with instance_only, the steps that only tell of it. */
+static void release_counts(const struct irfw_target *t, bool instance_only, size_t *ok, size_t *failed,
+                           const struct irfw_step_result **first_failed)
+{
+	*ok = *failed = 0;
+	*first_failed = NULL;
+	/* Released last first: the first failure is the step latest in the
+	 * pipeline, and containment, the last released, the last listed. */
+	for (size_t k = t->n_results; k-- > 0;) {
+		const struct irfw_step_result *res = &t->results[k];
+		if (!res->ran || res == t->cur_res)
+			continue;
+		if (instance_only && k < t->run->n_steps && t->run->steps[k]->mod->vt.report_release)
+			continue;
+		if (res->status == IRFW_FAILED) {
+			if (!*first_failed)
+				*first_failed = res;
+			(*failed)++;
+		} else if (res->status == IRFW_OK) {
+			(*ok)++;
+		}
+	}
+}
+
+const char *irfw_release_state(const struct irfw_target *t, const char **headline, char *cause,
+                               size_t cause_len)
+{
+	size_t ok, failed;
+	const struct irfw_step_result *ff;
+	release_counts(t, true, &ok, &failed, &ff);
+	const char *state = !failed ? "released" : ok ? "partially-released" : "not-released";
+	if (headline)
+		*headline = !failed ? "RELEASED" : ok ? "PARTIALLY RELEASED" : "NOT RELEASED";
+	if (cause && cause_len) {
+		cause[0] = '\0';
+		if (ff)
+			snprintf(cause, cause_len, "%zu step(s) not released, %s: %s%s%s%s", failed, ff->step,
+			         ff->detail ? ff->detail : "failed", ff->aws_error ? " [" : "",
+			         ff->aws_error ? ff->aws_error : "", ff->aws_error ? "]" : "");
+	}
+	return state;
+}
+
 /* "released", "partially-released" (some step failed after others did
  * something), "not-released", "not-found", "terminated". */
 static const char *outcome(const struct irfw_target *t, bool dry)
@@ -371,14 +431,9 @@ static const char *outcome(const struct irfw_target *t, bool dry)
 		return t->state ? t->state : "terminated";
 	if (!t->rec)
 		return "not-released";
-	size_t ok = 0, failed = 0;
-	for (size_t k = 0; k < t->n_results; k++) {
-		const struct irfw_step_result *res = &t->results[k];
-		if (res->status == IRFW_FAILED)
-			failed++;
-		else if (res->status == IRFW_OK)
-			ok++;
-	}
+	size_t ok, failed;
+	const struct irfw_step_result *ff;
+	release_counts(t, false, &ok, &failed, &ff);
 	if (dry)
 		return failed ? "dry-run-refused" : "dry-run";
 	if (!failed)
@@ -496,6 +551,7 @@ int irfw_run_release(struct irfw_run *r, const struct irfw_release_opts *o, bool
 	if (o->restore_groups && check_groups(o->restore_groups) != 0)
 		return IRFW_RUN_USAGE;
 	r->case_id_resolved = strdup(r->case_id);
+	r->releasing = true;
 	int rc = irfw_run_connect(r);
 	if (rc != IRFW_RUN_OK)
 		return rc;

@@ -1,7 +1,8 @@
 /*
  * release.h - `irfw release`: undo what a case's run did, from its case
  * record, by calling each step's `release` callback in reverse pipeline
- * order (release.c; runner.c drives it).
+ * order, then the `report_release` of the steps that tell of it, in
+ * pipeline order (release.c; runner.c drives it).
  */
 #ifndef IRFW_RELEASE_H
 #define IRFW_RELEASE_H
@@ -23,6 +24,17 @@ struct irfw_release_opts {
 #define IRFW_FACT_RESTORE_GROUPS "release.restore_groups"
 #define IRFW_FACT_UNPROTECT      "release.unprotect"
 #define IRFW_FACT_FORCE          "release.force"
+
+struct irfw_target;
+
+/* The release of t so far, from the results of its steps' release
+ * callbacks (each read AWS back), the steps that only tell of it
+ * (report_release) and the one asking left out: "released" (none
+ * failed), "partially-released", "not-released" (none did anything);
+ * *headline "RELEASED", "PARTIALLY RELEASED", "NOT RELEASED"; cause the
+ * first failure, latest in the pipeline first, or "".  Either may be NULL. */
+const char *irfw_release_state(const struct irfw_target *t, const char **headline, char *cause,
+                               size_t cause_len);
 
 /* The whole release, after irfw_run_load(): returns an irfw_run_status
  * (OK: every instance released; STEP_FAILED: a release step failed;

@@ -21,6 +21,7 @@
 #include "run.h"
 #include "containment.h"
 #include "report.h"
+#include "release.h"
 #include "fleet.h"
 #include "base/buf.h"
 #include "base/log.h"
@@ -131,7 +132,22 @@ cJSON *irfw_target_summary(const irfw_target *t)
 	cJSON_AddNumberToObject(counts, "ok", count[IRFW_OK]);
 	cJSON_AddNumberToObject(counts, "skipped", count[IRFW_SKIPPED]);
 	cJSON_AddNumberToObject(counts, "failed", count[IRFW_FAILED]);
-	cJSON_AddItemToObject(o, "containment", containment_json(t));
+	if (t->run->releasing) {
+		/* A release: the containment the run verified is no longer
+		 * what AWS shows; what the release's read-backs showed is. */
+		const char *headline;
+		char cause[1024];
+		const char *state = irfw_release_state(t, &headline, cause, sizeof(cause));
+		cJSON_AddStringToObject(o, "command", "release");
+		cJSON *rel = cJSON_AddObjectToObject(o, "release");
+		cJSON_AddStringToObject(rel, "state", state);
+		cJSON_AddStringToObject(rel, "outcome", headline);
+		cJSON_AddStringToObject(rel, "cause", cause);
+		if (t->run->caller_arn)
+			cJSON_AddStringToObject(rel, "by", t->run->caller_arn);
+	} else {
+		cJSON_AddItemToObject(o, "containment", containment_json(t));
+	}
 	const cJSON *fnd = irfw_fleet_findings_of(t->run, t->id);
 	if (fnd)
 		cJSON_AddItemToObject(o, "findings", cJSON_Duplicate(fnd, true));

@@ -136,6 +136,7 @@ struct irfw_run {
 	const char *evidence_dir_opt; /* --evidence-dir, else $IRFW_EVIDENCE_DIR */
 	bool plan, dry_run, no_resume;
 	bool policy_release; /* irfw policy --release: also what release callbacks call */
+	bool releasing;      /* irfw release: summaries and ${outcome} are the release's */
 	long jobs;
 	char **only, **skip;
 

@@ -18,6 +18,7 @@
 #include "casestore.h"
 #include "run.h"
 #include "containment.h"
+#include "release.h"
 #include "base/buf.h"
 #include "base/log.h"
 #include "base/text.h"
@@ -150,14 +151,16 @@ void irfw_log(irfw_target *t, irfw_log_level level, const char *fmt, ...)
 char *irfw_expand(irfw_target *t, const char *tmpl)
 {
 	irfw_containment c = irfw_target_containment(t, NULL);
+	const char *rel_headline = NULL;
+	const char *rel_state = t->run->releasing ? irfw_release_state(t, &rel_headline, NULL, 0) : NULL;
 	struct irfw_vars v = {.account_id = t->run->account_id,
 	                      .region = t->run->resolved_region,
 	                      .instance_id = t->id,
 	                      .vpc_id = t->vpc_id,
 	                      .case_id = t->run->case_id_resolved,
 	                      .name_tag = t->name_tag,
-	                      .containment = irfw_containment_name(c),
-	                      .outcome = irfw_containment_outcome(c),
+	                      .containment = rel_state ? rel_state : irfw_containment_name(c),
+	                      .outcome = rel_state ? rel_headline : irfw_containment_outcome(c),
 	                      .now = t->run->started};
 	const char *err = NULL;
 	char *s = irfw_template_expand(tmpl, &v, &err);

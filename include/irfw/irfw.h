@@ -77,9 +77,12 @@ extern "C" {
  *        its own
  *   1.11 irfw_ec2_instance_in and irfw_ec2_delete_on_termination, for
  *        reading an instance's volumes back
+ *   1.12 the vtable's `report_release`: `irfw release` tells of the
+ *        release once the other steps are released (notify_sns and
+ *        notify_slack send a RELEASED message)
  */
 #define IRFW_ABI_MAJOR 1
-#define IRFW_ABI_MINOR 11
+#define IRFW_ABI_MINOR 12
 
 #if defined(__GNUC__)
 #define IRFW_EXPORT       __attribute__((visibility("default")))
@@ -222,7 +225,9 @@ struct irfw_plugin {
 	 * SKIPPED when there is nothing to undo (nothing recorded), FAILED
 	 * with the AWS error.  Called in reverse pipeline order, without
 	 * prepare, and again on a later release if it did not end OK or
-	 * SKIPPED, so it must read what is in place before changing it.  In a
+	 * SKIPPED, so it must read what is in place before changing it (a
+	 * module with `report_release` is not called here but after the
+	 * others).  In a
 	 * dry run irfw_target_dry_run() is true and calls run dry as in check.
 	 * Facts: "release.restore_groups" (the --restore-groups list,
 	 * "sg-a,sg-b"), "release.unprotect" and "release.force" ("true"). */
@@ -245,6 +250,21 @@ struct irfw_plugin {
 	 * for `irfw policy` and the run's estimate.  A step without it is
 	 * listed by `irfw policy` as "actions not declared". */
 	const struct irfw_action *actions;
+
+	/* ---- ABI 1.12 ---- */
+	/** Optional.  Tell of a release (a notifier): `irfw release` calls it
+	 * after every other step of the instance is released, in pipeline
+	 * order, in place of `release` (which it then never calls).  The
+	 * summary (irfw_target_summary) is then the release's: "command" is
+	 * "release", "release" {state, outcome, cause} stands where
+	 * "containment" stands in a run, and "steps" are the release's
+	 * results; ${outcome} expands to RELEASED, PARTIALLY RELEASED or NOT
+	 * RELEASED and ${containment} to released, partially-released or
+	 * not-released, from the other steps' release results (AWS read back
+	 * by each).  It is called again by every later release of the case,
+	 * so it must not repeat what it recorded as done for the same
+	 * outcome. */
+	irfw_status (*report_release)(irfw_target *t, void *state);
 };
 
 /* The least the loader accepts: the vtable up to `fini`.  Fields after it

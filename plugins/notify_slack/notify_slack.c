@@ -243,6 +243,16 @@ static const char *containment_emoji(const char *state)
 }
 
 /* One line for a step: emoji, name, status, detail, AWS code and request. */
+/* The emoji for a release's state (the summary's release.state). */
+static const char *release_emoji(const char *state)
+{
+	if (state && strcmp(state, "released") == 0)
+		return ":unlock:";
+	if (state && strcmp(state, "partially-released") == 0)
+		return ":warning:";
+	return ":lock:";
+}
+
 static char *step_line(const cJSON *st, size_t detail_max)
 {
 	irfw_strbuf *b = irfw_strbuf_new();
@@ -412,12 +422,17 @@ static char *build_payload(irfw_target *t, const cJSON *sum)
 	snprintf(result, sizeof(result), "%s%d ok, %d skipped, %d failed", n_fail ? ":warning: " : "", n_ok,
 	         n_skip, n_fail);
 
-	/* The containment as the core verified it leads the message. */
-	const cJSON *cont = cJSON_GetObjectItemCaseSensitive(sum, "containment");
+	/* The containment as the core verified it leads the message; in a
+	 * release, what the release's read-backs showed. */
+	const cJSON *rel = cJSON_GetObjectItemCaseSensitive(sum, "release");
+	const cJSON *cont = rel ? rel : cJSON_GetObjectItemCaseSensitive(sum, "containment");
 	const char *outcome = irfw_json_text(cont, "outcome"), *cause = irfw_json_text(cont, "cause");
-	const char *emoji = containment_emoji(irfw_json_text(cont, "state"));
+	const char *emoji = rel ? release_emoji(irfw_json_text(rel, "state"))
+	                        : containment_emoji(irfw_json_text(cont, "state"));
+	if (cause && !*cause)
+		cause = NULL;
 	if (!outcome)
-		outcome = "CONTAINMENT UNKNOWN";
+		outcome = rel ? "RELEASE UNKNOWN" : "CONTAINMENT UNKNOWN";
 
 	cJSON *root = cJSON_CreateObject();
 	char *out = NULL, *header = NULL, *acct = NULL, *steps_s = NULL, *ev = NULL, *fallback = NULL;
@@ -539,17 +554,22 @@ out:
  * run was killed between: posted again with the same id, and said so).  */
 
 struct notice {
+	const char *key;     /* "notification", or "release_notification" in a release */
+	const char *outcome; /* a release's headline: a new one is a new notification */
 	char *id;
 	/* Copies: the record's tree changes with the next irfw_record. */
 	char *before; /* the earlier attempt's state: "intended", "failed", "sent" */
 };
 
-static int notice_begin(irfw_target *t, struct notice *n)
+static int notice_begin(irfw_target *t, struct notice *n, const char *key, const char *outcome)
 {
-	const cJSON *prev = irfw_record_get(t, irfw_step_name(irfw_target_step(t)), "notification");
-	const char *pid = irfw_json_text(prev, "id");
+	const cJSON *prev = irfw_record_get(t, irfw_step_name(irfw_target_step(t)), key);
+	const char *pid = irfw_json_text(prev, "id"), *pout = irfw_json_text(prev, "outcome");
 	memset(n, 0, sizeof(*n));
-	if (pid && !irfw_step_repeated(t)) {
+	n->key = key;
+	n->outcome = outcome;
+	bool same = !outcome || (pout && strcmp(pout, outcome) == 0);
+	if (pid && same && !irfw_step_repeated(t)) {
 		n->id = strdup(pid);
 		const char *b = irfw_json_text(prev, "state");
 		n->before = b ? strdup(b) : NULL;
@@ -570,13 +590,15 @@ static int notice_record(irfw_target *t, const struct notice *n, const char *sta
 	cJSON_AddStringToObject(o, "state", state);
 	if (http > 0)
 		cJSON_AddNumberToObject(o, "http_status", (double)http);
+	if (n->outcome)
+		cJSON_AddStringToObject(o, "outcome", n->outcome);
 	if (n->before && strcmp(state, "sent") == 0)
 		cJSON_AddStringToObject(o, "resent_after", n->before);
 	/* The intent is synced before the message goes out; what came of it
 	 * need not be: lost, it reads as the intent alone, as after a kill. */
 	if (strcmp(state, "intended") == 0)
-		return irfw_record(t, "notification", o);
-	return irfw_record_result(t, "notification", o);
+		return irfw_record(t, n->key, o);
+	return irfw_record_result(t, n->key, o);
 }
 
 /* ------------------------------------------------------------------ */
@@ -601,35 +623,31 @@ static int init(irfw_step *step, void **state)
 	return 0;
 }
 
-static irfw_status run(irfw_target *t, void *state)
+/* The run's message, or with `release` the release's (its outcome from
+ * the summary: each new outcome of a release is told once). */
+static irfw_status post(irfw_target *t, bool release)
 {
-	(void)state;
 	char source[128] = "";
 	char *url = NULL, *body = NULL;
-	cJSON *sum = NULL;
-	struct notice n;
-	if (notice_begin(t, &n) != 0) {
-		free(n.before);
-		return irfw_fail(t, "out of memory");
-	}
-	if (n.before && strcmp(n.before, "sent") == 0) {
-		irfw_note(t, "posted by an earlier run of this case (notification %s); not sent again", n.id);
-		free(n.id);
-		free(n.before);
-		return IRFW_OK;
-	}
-	irfw_status st = webhook_url(t, &url, source, sizeof(source));
-	if (st != IRFW_OK) {
-		free(n.id);
-		free(n.before);
-		return st;
-	}
-
-	sum = irfw_target_summary(t);
-	if (!sum) {
-		st = irfw_fail(t, "out of memory building the summary");
+	cJSON *sum = irfw_target_summary(t);
+	struct notice n = {0};
+	irfw_status st;
+	const char *rel_outcome =
+	    release ? irfw_json_text(cJSON_GetObjectItemCaseSensitive(sum, "release"), "outcome") : NULL;
+	if (!sum || (release && !rel_outcome) ||
+	    notice_begin(t, &n, release ? "release_notification" : "notification", rel_outcome) != 0) {
+		st = irfw_fail(t, "out of memory");
 		goto out;
 	}
+	if (n.before && strcmp(n.before, "sent") == 0) {
+		irfw_note(t, "posted by an earlier %s of this case (notification %s); not sent again",
+		          release ? "release" : "run", n.id);
+		st = IRFW_OK;
+		goto out;
+	}
+	st = webhook_url(t, &url, source, sizeof(source));
+	if (st != IRFW_OK)
+		goto out;
 	/* The summary lists this step too (still running): leave it out. */
 	const char *self = irfw_step_name(irfw_target_step(t));
 	cJSON *steps = cJSON_GetObjectItemCaseSensitive(sum, "steps");
@@ -677,7 +695,8 @@ static irfw_status run(irfw_target *t, void *state)
 	if (irfw_target_dry_run(t))
 		irfw_note(t, "dry run: the Slack message was not posted");
 	else
-		irfw_note(t, "posted the summary to Slack (webhook from %s), notification %s%s", source, n.id,
+		irfw_note(t, "posted the %s to Slack (webhook from %s), notification %s%s",
+		          release ? "release" : "summary", source, n.id,
 		          n.before ? " (sent again: an earlier run may have posted it)" : "");
 	st = IRFW_OK;
 out:
@@ -687,6 +706,21 @@ out:
 	free(body);
 	free(url);
 	return st;
+}
+
+static irfw_status run(irfw_target *t, void *state)
+{
+	(void)state;
+	return post(t, false);
+}
+
+/* `irfw release`, once the other steps are released: the release's
+ * outcome (RELEASED, PARTIALLY RELEASED, NOT RELEASED) to the same
+ * webhook. */
+static irfw_status report_release(irfw_target *t, void *state)
+{
+	(void)state;
+	return post(t, true);
 }
 
 /* The first n bytes of a equal b's, ASCII letters in either case. */
@@ -800,6 +834,7 @@ static const struct irfw_plugin plugin = {
     /* Run dry: EC2 changes carry DryRun, others are not sent. */
     .check = check,
     .run = run,
+    .report_release = report_release,
     .description =
         "Posts one Block Kit message per instance to a Slack incoming webhook. It leads with the "
         "instance's containment as the core verified it by reading AWS back, an emoji and the outcome "
@@ -821,7 +856,11 @@ static const struct irfw_plugin plugin = {
         "its Slack metadata (event_type irfw_notification). The intent to post is recorded in the "
         "case before the post and the result after it: a resumed run does not post again what an "
         "earlier run posted; when only the intent is recorded (the run was killed between), it posts "
-        "again with the same id and says so.",
+        "again with the same id and says so.\n\n"
+        "`irfw release` posts to the same webhook once the instance's other steps are released: "
+        ":unlock: RELEASED, :warning: PARTIALLY RELEASED or :lock: NOT RELEASED, from what the release "
+        "read back, with the first step not released as the cause and each step's release listed. A "
+        "later release of the case posts again only when that outcome changed.",
 };
 
 IRFW_PLUGIN_ENTRY(notify_slack, plugin)

@@ -38,7 +38,8 @@ static const struct irfw_option opts[] = {
      .def = "${outcome}: ${instance_id} (case ${case_id})",
      .help = "Subject template (e-mail subscribers see it). ${outcome} is the verified containment "
              "as a headline: CONTAINED, PARTIALLY CONTAINED, NOT CONTAINED or CONTAINMENT NOT "
-             "ATTEMPTED. Control characters and non-ASCII are replaced and it is cut to the 99 "
+             "ATTEMPTED (in `irfw release`: RELEASED, PARTIALLY RELEASED or NOT RELEASED). Control "
+             "characters and non-ASCII are replaced and it is cut to the 99 "
              "characters SNS accepts."},
     {.name = "format",
      .type = IRFW_OPT_ENUM,
@@ -108,15 +109,19 @@ static char *format_text(const cJSON *sum)
 	int n_fail = irfw_json_int(counts, "failed", 0);
 
 	/* First what a responder must know: is it cut off, and if not, why.
-	 * The core's verified containment, never a guess from step results. */
-	const cJSON *cont = cJSON_GetObjectItemCaseSensitive(sum, "containment");
+	 * The core's verified containment, never a guess from step results;
+	 * in a release, what the release's read-backs showed. */
+	const cJSON *rel = cJSON_GetObjectItemCaseSensitive(sum, "release");
+	const cJSON *cont = rel ? rel : cJSON_GetObjectItemCaseSensitive(sum, "containment");
 	const char *outcome = irfw_json_text(cont, "outcome"), *cause = irfw_json_text(cont, "cause");
-	buf_put_line(b, outcome ? outcome : "CONTAINMENT UNKNOWN");
-	if (cause) {
+	buf_put_line(b, outcome ? outcome : rel ? "RELEASE UNKNOWN" : "CONTAINMENT UNKNOWN");
+	if (cause && *cause) {
 		irfw_strbuf_puts(b, ": ");
 		buf_put_line(b, cause);
 	}
-	irfw_strbuf_puts(b, "\n\nirfw incident response report\n\n");
+	irfw_strbuf_puts(b, rel ? "\n\nirfw release report (the instance is put back as it was before the "
+	                          "case)\n\n"
+	                        : "\n\nirfw incident response report\n\n");
 	irfw_strbuf_puts(b, "Instance: ");
 	buf_put_line(b, iid ? iid : "?");
 	if (name) {
@@ -139,8 +144,12 @@ static char *format_text(const cJSON *sum)
 		buf_put_line(b, irfw_json_text(fnd, "id") ? irfw_json_text(fnd, "id") : "?");
 		irfw_strbuf_puts(b, ")");
 	}
-	irfw_strbuf_printf(b, "\nResult:   %s%d ok, %d skipped, %d failed\n\nSteps:\n",
-	                   n_fail ? "ATTENTION: " : "", n_ok, n_skip, n_fail);
+	if (rel && irfw_json_text(rel, "by")) {
+		irfw_strbuf_puts(b, "\nBy:       ");
+		buf_put_line(b, irfw_json_text(rel, "by"));
+	}
+	irfw_strbuf_printf(b, "\nResult:   %s%d ok, %d skipped, %d failed\n\n%s:\n",
+	                   n_fail ? "ATTENTION: " : "", n_ok, n_skip, n_fail, rel ? "Released" : "Steps");
 
 	cJSON_ArrayForEach(st, steps)
 	{
@@ -241,18 +250,23 @@ static char *fit_message(char *msg)
  * (--no-resume, or the containment changed since) is a new notification.
  */
 struct notice {
+	const char *key;     /* "notification", or "release_notification" in a release */
+	const char *outcome; /* a release's headline: a new one is a new notification */
 	char *id;
 	/* Copies: the record's tree changes with the next irfw_record. */
 	char *before; /* the earlier attempt's state: "intended", "failed", "sent" */
 	char *message_id;
 };
 
-static int notice_begin(irfw_target *t, struct notice *n)
+static int notice_begin(irfw_target *t, struct notice *n, const char *key, const char *outcome)
 {
-	const cJSON *prev = irfw_record_get(t, irfw_step_name(irfw_target_step(t)), "notification");
-	const char *pid = irfw_json_text(prev, "id");
+	const cJSON *prev = irfw_record_get(t, irfw_step_name(irfw_target_step(t)), key);
+	const char *pid = irfw_json_text(prev, "id"), *pout = irfw_json_text(prev, "outcome");
 	memset(n, 0, sizeof(*n));
-	if (pid && !irfw_step_repeated(t)) {
+	n->key = key;
+	n->outcome = outcome;
+	bool same = !outcome || (pout && strcmp(pout, outcome) == 0);
+	if (pid && same && !irfw_step_repeated(t)) {
 		n->id = strdup(pid);
 		const char *b = irfw_json_text(prev, "state");
 		n->before = b ? strdup(b) : NULL;
@@ -280,13 +294,15 @@ static int notice_record(irfw_target *t, const struct notice *n, const char *sta
 		cJSON_AddStringToObject(o, "message_id", message_id);
 	if (error)
 		cJSON_AddStringToObject(o, "error", error);
+	if (n->outcome)
+		cJSON_AddStringToObject(o, "outcome", n->outcome);
 	if (n->before && strcmp(state, "sent") == 0)
 		cJSON_AddStringToObject(o, "resent_after", n->before);
 	/* The intent is synced before the message goes out; what came of it
 	 * need not be: lost, it reads as the intent alone, as after a kill. */
 	if (strcmp(state, "intended") == 0)
-		return irfw_record(t, "notification", o);
-	return irfw_record_result(t, "notification", o);
+		return irfw_record(t, n->key, o);
+	return irfw_record_result(t, n->key, o);
 }
 
 /* The topic: a command-line `-t` (or the global `topic`) wins over the
@@ -297,24 +313,28 @@ static char *resolve_topic(irfw_target *t)
 	return g && g[0] ? irfw_expand(t, g) : irfw_step_expand(t, "topic");
 }
 
-static irfw_status run(irfw_target *t, void *state)
+/* The run's notification, or with `release` the release's (its outcome
+ * from the summary: each new outcome of a release is told once). */
+static irfw_status publish(irfw_target *t, bool release)
 {
-	(void)state;
 	irfw_step *step = irfw_target_step(t);
 	irfw_status st = IRFW_FAILED;
 	char *topic = NULL, *subj_raw = NULL, *subject = NULL, *msg = NULL;
-	cJSON *sum = NULL, *params = NULL, *res = NULL;
-	struct notice n;
+	cJSON *sum = irfw_target_summary(t), *params = NULL, *res = NULL;
+	struct notice n = {0};
+	const char *rel_outcome =
+	    release ? irfw_json_text(cJSON_GetObjectItemCaseSensitive(sum, "release"), "outcome") : NULL;
 
-	if (notice_begin(t, &n) != 0) {
+	if (!sum || (release && !rel_outcome) ||
+	    notice_begin(t, &n, release ? "release_notification" : "notification", rel_outcome) != 0) {
 		st = irfw_fail(t, "out of memory");
 		goto out;
 	}
 	if (n.before && strcmp(n.before, "sent") == 0) {
 		irfw_note(t,
-		          "published by an earlier run of this case (MessageId %s, notification %s); not "
+		          "published by an earlier %s of this case (MessageId %s, notification %s); not "
 		          "sent again",
-		          n.message_id ? n.message_id : "?", n.id);
+		          release ? "release" : "run", n.message_id ? n.message_id : "?", n.id);
 		st = IRFW_OK;
 		goto out;
 	}
@@ -325,9 +345,7 @@ static irfw_status run(irfw_target *t, void *state)
 	}
 	subj_raw = irfw_step_expand(t, "subject");
 	subject = sanitize_subject(subj_raw ? subj_raw : "");
-
-	sum = irfw_target_summary(t);
-	if (!sum || !subject) {
+	if (!subject) {
 		st = irfw_fail(t, "out of memory building the summary");
 		goto out;
 	}
@@ -396,8 +414,9 @@ static irfw_status run(irfw_target *t, void *state)
 	notice_record(t, &n, "sent", mid, NULL);
 	if (mid)
 		irfw_record_result(t, "message_id", cJSON_CreateString(mid));
-	irfw_note(t, "published to %s, MessageId %s, notification %s%s", topic, mid ? mid : "(none returned)",
-	          n.id, n.before ? " (sent again: an earlier run may have published it)" : "");
+	irfw_note(t, "published %sto %s, MessageId %s, notification %s%s", release ? "the release " : "",
+	          topic, mid ? mid : "(none returned)", n.id,
+	          n.before ? " (sent again: an earlier run may have published it)" : "");
 	st = IRFW_OK;
 out:
 	free(n.id);
@@ -411,6 +430,20 @@ out:
 	free(subj_raw);
 	free(topic);
 	return st;
+}
+
+static irfw_status run(irfw_target *t, void *state)
+{
+	(void)state;
+	return publish(t, false);
+}
+
+/* `irfw release`, once the other steps are released: the release's
+ * outcome (RELEASED, PARTIALLY RELEASED, NOT RELEASED) to the same topic. */
+static irfw_status report_release(irfw_target *t, void *state)
+{
+	(void)state;
+	return publish(t, true);
 }
 
 /* `irfw check` and --dry-run: the topic must exist and be readable by
@@ -464,6 +497,7 @@ static const struct irfw_plugin plugin = {
     /* Run dry: EC2 changes carry DryRun, others are not sent. */
     .check = check,
     .run = run,
+    .report_release = report_release,
     .description =
         "Publishes one message per instance to an SNS topic. The subject and the first line of the "
         "message give the instance's containment as the core verified it by reading AWS back "
@@ -487,7 +521,12 @@ static const struct irfw_plugin plugin = {
         "intent to publish is recorded in the case before Publish and the MessageId after it: a "
         "resumed run does not publish again what an earlier run published; when only the intent is "
         "recorded (the run was killed between the two), it publishes again with the same id and "
-        "says so, so subscribers may get that message twice and can drop it by its id.",
+        "says so, so subscribers may get that message twice and can drop it by its id.\n\n"
+        "`irfw release` publishes to the same topic once the instance's other steps are released: "
+        "the subject's ${outcome} is then RELEASED, PARTIALLY RELEASED or NOT RELEASED, from what "
+        "the release read back (the cause names the first step not released), and the message "
+        "lists each step's release. A later release of the case publishes again only when that "
+        "outcome changed.",
 };
 
 IRFW_PLUGIN_ENTRY(notify_sns, plugin)
