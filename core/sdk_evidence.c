@@ -155,3 +155,100 @@ const cJSON *irfw_record_get(const irfw_target *t, const char *step, const char 
 	irfw_prepare_leave(t->run);
 	return v;
 }
+
+/* ------------------------------------------------------------------ */
+/* Notices: a side effect sent once (irfw_notice_*, ABI 1.12).          */
+
+struct irfw_notice {
+	char *key, *outcome, *id;
+	/* Copies: the record's tree changes with the next irfw_record. */
+	char *before; /* the earlier attempt's state, or NULL */
+	cJSON *earlier;
+};
+
+void irfw_notice_free(irfw_notice *n)
+{
+	if (!n)
+		return;
+	free(n->key);
+	free(n->outcome);
+	free(n->id);
+	free(n->before);
+	cJSON_Delete(n->earlier);
+	free(n);
+}
+
+irfw_notice *irfw_notice_begin(irfw_target *t, const char *key, const char *outcome)
+{
+	irfw_notice *n = calloc(1, sizeof(*n));
+	if (!n || !key)
+		goto fail;
+	n->key = strdup(key);
+	n->outcome = outcome ? strdup(outcome) : NULL;
+	if (!n->key || (outcome && !n->outcome))
+		goto fail;
+	const struct irfw_step *cur = irfw_target_cur(t);
+	const cJSON *prev = cur ? irfw_record_get(t, cur->name, key) : NULL;
+	const char *pid = irfw_json_text(prev, "id"), *pout = irfw_json_text(prev, "outcome");
+	bool same = !outcome || (pout && strcmp(pout, outcome) == 0);
+	if (pid && same && !irfw_step_repeated(t)) {
+		const char *b = irfw_json_text(prev, "state");
+		n->id = strdup(pid);
+		n->before = b ? strdup(b) : NULL;
+		n->earlier = cJSON_Duplicate(prev, true);
+		if (!n->id || (b && !n->before) || !n->earlier)
+			goto fail;
+	} else {
+		const char *cid = irfw_target_case_id(t);
+		n->id = irfw_strfmt("%s/%s/%s", cid ? cid : "-", irfw_target_id(t), irfw_run_id(t));
+		if (!n->id)
+			goto fail;
+	}
+	return n;
+fail:
+	irfw_notice_free(n);
+	return NULL;
+}
+
+const char *irfw_notice_id(const irfw_notice *n)
+{
+	return n ? n->id : NULL;
+}
+
+const char *irfw_notice_before(const irfw_notice *n)
+{
+	return n ? n->before : NULL;
+}
+
+const char *irfw_notice_earlier(const irfw_notice *n, const char *field)
+{
+	return n && field ? irfw_json_text(n->earlier, field) : NULL;
+}
+
+int irfw_notice_record(irfw_target *t, const irfw_notice *n, const char *state, cJSON *extra)
+{
+	if (!n || !state) {
+		cJSON_Delete(extra);
+		return -1;
+	}
+	cJSON *o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "id", n->id);
+	cJSON_AddStringToObject(o, "run_id", irfw_run_id(t));
+	cJSON_AddStringToObject(o, "state", state);
+	if (n->outcome)
+		cJSON_AddStringToObject(o, "outcome", n->outcome);
+	if (n->before && strcmp(state, "sent") == 0)
+		cJSON_AddStringToObject(o, "resent_after", n->before);
+	cJSON *f, *next;
+	for (f = extra ? extra->child : NULL; f; f = next) {
+		next = f->next;
+		if (f->string && !cJSON_HasObjectItem(o, f->string))
+			cJSON_AddItemToObject(o, f->string, cJSON_DetachItemViaPointer(extra, f));
+	}
+	cJSON_Delete(extra);
+	/* The intent is synced before the message goes out; what came of it
+	 * need not be: lost, it reads as the intent alone, as after a kill. */
+	if (strcmp(state, "intended") == 0)
+		return irfw_record(t, n->key, o);
+	return irfw_record_result(t, n->key, o);
+}

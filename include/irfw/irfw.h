@@ -79,7 +79,8 @@ extern "C" {
  *        reading an instance's volumes back
  *   1.12 the vtable's `report_release`: `irfw release` tells of the
  *        release once the other steps are released (notify_sns and
- *        notify_slack send a RELEASED message)
+ *        notify_slack send a RELEASED message); irfw_notice_*: a
+ *        notification sent once, as the in-tree notifiers do it
  */
 #define IRFW_ABI_MAJOR 1
 #define IRFW_ABI_MINOR 12
@@ -798,6 +799,44 @@ IRFW_EXPORT const char *irfw_run_id(const irfw_target *t);
  * not finish (killed, interrupted, or failed): what that run recorded
  * (irfw_record_get) then tells what it already did. */
 IRFW_EXPORT bool irfw_step_repeated(const irfw_target *t);
+
+/**
+ * A side effect that must reach its receivers once (ABI 1.12): a
+ * notification, a ticket, a page.  The bookkeeping notify_sns and
+ * notify_slack use, for any plugin that tells people:
+ *
+ *   n = irfw_notice_begin(t, "notification", NULL);
+ *   if (irfw_notice_before(n) && !strcmp(irfw_notice_before(n), "sent"))
+ *       -> told already: say so, do not send;
+ *   irfw_notice_record(t, n, "intended", NULL);    (synced, before sending)
+ *   send, carrying irfw_notice_id(n) for the receivers to drop a repeat;
+ *   irfw_notice_record(t, n, "sent" or "failed", extra);
+ *   irfw_notice_free(n);
+ *
+ * irfw_notice_begin looks up what the current step recorded under `key` in
+ * this case.  When an earlier attempt recorded a notice there, for the same
+ * `outcome` (NULL: any; a release passes its headline, so that a new
+ * outcome is told again) and the step is not repeated on purpose
+ * (irfw_step_repeated), the notice keeps that id and irfw_notice_before
+ * says how the attempt ended: "intended" (stopped between intent and
+ * result: whether it arrived is not known; send again with the same id),
+ * "failed" or "sent".  Otherwise it is new (before: NULL) with the id
+ * CASE/INSTANCE/RUN_ID.  NULL only when out of memory.
+ */
+typedef struct irfw_notice irfw_notice;
+IRFW_EXPORT irfw_notice *irfw_notice_begin(irfw_target *t, const char *key, const char *outcome);
+IRFW_EXPORT const char *irfw_notice_id(const irfw_notice *n);
+IRFW_EXPORT const char *irfw_notice_before(const irfw_notice *n);
+/** A string field the earlier attempt recorded ("message_id"), or NULL. */
+IRFW_EXPORT const char *irfw_notice_earlier(const irfw_notice *n, const char *field);
+/** Record the notice in `state`: "intended" is synced before the call
+ * returns (irfw_record), anything else is recorded as a result
+ * (irfw_record_result).  The record holds id, run_id, state, the outcome,
+ * "resent_after" (the earlier state) when a repeat is "sent", and the
+ * fields of `extra` (an object or NULL; taken): message_id, http_status,
+ * error.  Nothing in a dry run.  0 or -1 as irfw_record(). */
+IRFW_EXPORT int irfw_notice_record(irfw_target *t, const irfw_notice *n, const char *state, cJSON *extra);
+IRFW_EXPORT void irfw_notice_free(irfw_notice *n);
 
 /** True when this run will not run the current step on the target
  * because an earlier run of the case did it (ABI 1.7): resumed as done,

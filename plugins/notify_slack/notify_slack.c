@@ -548,58 +548,11 @@ out:
 }
 
 /* ------------------------------------------------------------------ */
-/* Exactly once, as far as the case record can tell (as notify_sns: the
- * id CASE/INSTANCE/RUN_ID in the message, the intent recorded before the
- * post and the result after it; only the intent found on resume means the
- * run was killed between: posted again with the same id, and said so).  */
-
-struct notice {
-	const char *key;     /* "notification", or "release_notification" in a release */
-	const char *outcome; /* a release's headline: a new one is a new notification */
-	char *id;
-	/* Copies: the record's tree changes with the next irfw_record. */
-	char *before; /* the earlier attempt's state: "intended", "failed", "sent" */
-};
-
-static int notice_begin(irfw_target *t, struct notice *n, const char *key, const char *outcome)
-{
-	const cJSON *prev = irfw_record_get(t, irfw_step_name(irfw_target_step(t)), key);
-	const char *pid = irfw_json_text(prev, "id"), *pout = irfw_json_text(prev, "outcome");
-	memset(n, 0, sizeof(*n));
-	n->key = key;
-	n->outcome = outcome;
-	bool same = !outcome || (pout && strcmp(pout, outcome) == 0);
-	if (pid && same && !irfw_step_repeated(t)) {
-		n->id = strdup(pid);
-		const char *b = irfw_json_text(prev, "state");
-		n->before = b ? strdup(b) : NULL;
-	} else {
-		irfw_strbuf *b = irfw_strbuf_new();
-		const char *cid = irfw_target_case_id(t);
-		irfw_strbuf_printf(b, "%s/%s/%s", cid ? cid : "-", irfw_target_id(t), irfw_run_id(t));
-		n->id = irfw_strbuf_steal(b);
-	}
-	return n->id ? 0 : -1;
-}
-
-static int notice_record(irfw_target *t, const struct notice *n, const char *state, long http)
-{
-	cJSON *o = cJSON_CreateObject();
-	cJSON_AddStringToObject(o, "id", n->id);
-	cJSON_AddStringToObject(o, "run_id", irfw_run_id(t));
-	cJSON_AddStringToObject(o, "state", state);
-	if (http > 0)
-		cJSON_AddNumberToObject(o, "http_status", (double)http);
-	if (n->outcome)
-		cJSON_AddStringToObject(o, "outcome", n->outcome);
-	if (n->before && strcmp(state, "sent") == 0)
-		cJSON_AddStringToObject(o, "resent_after", n->before);
-	/* The intent is synced before the message goes out; what came of it
-	 * need not be: lost, it reads as the intent alone, as after a kill. */
-	if (strcmp(state, "intended") == 0)
-		return irfw_record(t, n->key, o);
-	return irfw_record_result(t, n->key, o);
-}
+/* Exactly once, as far as the case record can tell (irfw_notice_*, as
+ * notify_sns: the id CASE/INSTANCE/RUN_ID in the message, the intent
+ * recorded before the post and the result after it; only the intent found
+ * on resume means the run was killed between: posted again with the same
+ * id, and said so).  */
 
 /* ------------------------------------------------------------------ */
 /* The step.                                                           */
@@ -630,18 +583,21 @@ static irfw_status post(irfw_target *t, bool release)
 	char source[128] = "";
 	char *url = NULL, *body = NULL;
 	cJSON *sum = irfw_target_summary(t);
-	struct notice n = {0};
 	irfw_status st;
 	const char *rel_outcome =
 	    release ? irfw_json_text(cJSON_GetObjectItemCaseSensitive(sum, "release"), "outcome") : NULL;
-	if (!sum || (release && !rel_outcome) ||
-	    notice_begin(t, &n, release ? "release_notification" : "notification", rel_outcome) != 0) {
+	irfw_notice *n =
+	    sum && (!release || rel_outcome)
+	        ? irfw_notice_begin(t, release ? "release_notification" : "notification", rel_outcome)
+	        : NULL;
+	if (!n) {
 		st = irfw_fail(t, "out of memory");
 		goto out;
 	}
-	if (n.before && strcmp(n.before, "sent") == 0) {
+	const char *nid = irfw_notice_id(n), *before = irfw_notice_before(n);
+	if (before && strcmp(before, "sent") == 0) {
 		irfw_note(t, "posted by an earlier %s of this case (notification %s); not sent again",
-		          release ? "release" : "run", n.id);
+		          release ? "release" : "run", nid);
 		st = IRFW_OK;
 		goto out;
 	}
@@ -657,29 +613,33 @@ static irfw_status post(irfw_target *t, bool release)
 			cJSON_DeleteItemFromArray(steps, i);
 	}
 
-	cJSON_AddStringToObject(sum, "notification_id", n.id);
+	cJSON_AddStringToObject(sum, "notification_id", nid);
 	body = build_payload(t, sum);
 	if (!body) {
 		st = irfw_fail(t, "out of memory building the Slack message");
 		goto out;
 	}
 	bool dry = irfw_target_dry_run(t);
-	if (n.before && !dry)
+	if (before && !dry)
 		irfw_log(t, IRFW_LOG_WARN,
 		         "notification %s: an earlier run %s; posting it again with the same id (the "
 		         "channel may show it twice)",
-		         n.id,
-		         strcmp(n.before, "failed") == 0
+		         nid,
+		         strcmp(before, "failed") == 0
 		             ? "failed to post it (Slack may have shown it all the same)"
 		             : "recorded the intent to post it but not the result (it was stopped between)");
-	if (!dry && notice_record(t, &n, "intended", 0) != 0)
+	if (!dry && irfw_notice_record(t, n, "intended", NULL) != 0)
 		irfw_log(t, IRFW_LOG_ERROR,
 		         "notification %s: the intent to post could not be recorded; posting all the same",
-		         n.id);
+		         nid);
 	long http = 0;
 	int prc = irfw_http_post(t, url, "application/json", body, strlen(body), &http);
-	if (!dry)
-		notice_record(t, &n, prc == 0 ? "sent" : "failed", http);
+	if (!dry) {
+		cJSON *e = cJSON_CreateObject();
+		if (http > 0)
+			cJSON_AddNumberToObject(e, "http_status", (double)http);
+		irfw_notice_record(t, n, prc == 0 ? "sent" : "failed", e);
+	}
 	if (prc != 0) {
 		/* The status only: the URL is a credential, and its host is in
 		 * the log already. */
@@ -696,12 +656,11 @@ static irfw_status post(irfw_target *t, bool release)
 		irfw_note(t, "dry run: the Slack message was not posted");
 	else
 		irfw_note(t, "posted the %s to Slack (webhook from %s), notification %s%s",
-		          release ? "release" : "summary", source, n.id,
-		          n.before ? " (sent again: an earlier run may have posted it)" : "");
+		          release ? "release" : "summary", source, nid,
+		          before ? " (sent again: an earlier run may have posted it)" : "");
 	st = IRFW_OK;
 out:
-	free(n.id);
-	free(n.before);
+	irfw_notice_free(n);
 	cJSON_Delete(sum);
 	free(body);
 	free(url);

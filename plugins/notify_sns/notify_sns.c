@@ -240,70 +240,16 @@ static char *fit_message(char *msg)
 }
 
 /*
- * Exactly once, as far as the case record can tell.  A notification has an
- * id, "<case>/<instance>/<run id>", sent in its attributes and its text.
- * The intent to publish is recorded before Publish, the result after it:
- * a resumed run that finds the result does not publish again; one that
- * finds only the intent (the run was killed between the two) cannot know
- * whether SNS got it, so it publishes again with the same id and says so
- * (subscribers can drop the second by the id).  A step repeated on purpose
- * (--no-resume, or the containment changed since) is a new notification.
+ * Exactly once, as far as the case record can tell (irfw_notice_*: the
+ * SDK's bookkeeping).  A notification has an id, "<case>/<instance>/<run
+ * id>", sent in its attributes and its text.  The intent to publish is
+ * recorded before Publish, the result after it: a resumed run that finds
+ * the result does not publish again; one that finds only the intent (the
+ * run was killed between the two) cannot know whether SNS got it, so it
+ * publishes again with the same id and says so (subscribers can drop the
+ * second by the id).  A step repeated on purpose (--no-resume, or the
+ * containment changed since) is a new notification.
  */
-struct notice {
-	const char *key;     /* "notification", or "release_notification" in a release */
-	const char *outcome; /* a release's headline: a new one is a new notification */
-	char *id;
-	/* Copies: the record's tree changes with the next irfw_record. */
-	char *before; /* the earlier attempt's state: "intended", "failed", "sent" */
-	char *message_id;
-};
-
-static int notice_begin(irfw_target *t, struct notice *n, const char *key, const char *outcome)
-{
-	const cJSON *prev = irfw_record_get(t, irfw_step_name(irfw_target_step(t)), key);
-	const char *pid = irfw_json_text(prev, "id"), *pout = irfw_json_text(prev, "outcome");
-	memset(n, 0, sizeof(*n));
-	n->key = key;
-	n->outcome = outcome;
-	bool same = !outcome || (pout && strcmp(pout, outcome) == 0);
-	if (pid && same && !irfw_step_repeated(t)) {
-		n->id = strdup(pid);
-		const char *b = irfw_json_text(prev, "state");
-		n->before = b ? strdup(b) : NULL;
-		const char *m = irfw_json_text(prev, "message_id");
-		n->message_id = m ? strdup(m) : NULL;
-	} else {
-		irfw_strbuf *b = irfw_strbuf_new();
-		const char *cid = irfw_target_case_id(t);
-		irfw_strbuf_printf(b, "%s/%s/%s", cid ? cid : "-", irfw_target_id(t), irfw_run_id(t));
-		n->id = irfw_strbuf_steal(b);
-	}
-	return n->id ? 0 : -1;
-}
-
-/* Record the notification's state; 0 or -1 (the step then fails: the
- * record could not be written). */
-static int notice_record(irfw_target *t, const struct notice *n, const char *state, const char *message_id,
-                         const char *error)
-{
-	cJSON *o = cJSON_CreateObject();
-	cJSON_AddStringToObject(o, "id", n->id);
-	cJSON_AddStringToObject(o, "run_id", irfw_run_id(t));
-	cJSON_AddStringToObject(o, "state", state);
-	if (message_id)
-		cJSON_AddStringToObject(o, "message_id", message_id);
-	if (error)
-		cJSON_AddStringToObject(o, "error", error);
-	if (n->outcome)
-		cJSON_AddStringToObject(o, "outcome", n->outcome);
-	if (n->before && strcmp(state, "sent") == 0)
-		cJSON_AddStringToObject(o, "resent_after", n->before);
-	/* The intent is synced before the message goes out; what came of it
-	 * need not be: lost, it reads as the intent alone, as after a kill. */
-	if (strcmp(state, "intended") == 0)
-		return irfw_record(t, n->key, o);
-	return irfw_record_result(t, n->key, o);
-}
 
 /* The topic: a command-line `-t` (or the global `topic`) wins over the
  * step's own key. */
@@ -321,20 +267,23 @@ static irfw_status publish(irfw_target *t, bool release)
 	irfw_status st = IRFW_FAILED;
 	char *topic = NULL, *subj_raw = NULL, *subject = NULL, *msg = NULL;
 	cJSON *sum = irfw_target_summary(t), *params = NULL, *res = NULL;
-	struct notice n = {0};
 	const char *rel_outcome =
 	    release ? irfw_json_text(cJSON_GetObjectItemCaseSensitive(sum, "release"), "outcome") : NULL;
-
-	if (!sum || (release && !rel_outcome) ||
-	    notice_begin(t, &n, release ? "release_notification" : "notification", rel_outcome) != 0) {
+	irfw_notice *n =
+	    sum && (!release || rel_outcome)
+	        ? irfw_notice_begin(t, release ? "release_notification" : "notification", rel_outcome)
+	        : NULL;
+	if (!n) {
 		st = irfw_fail(t, "out of memory");
 		goto out;
 	}
-	if (n.before && strcmp(n.before, "sent") == 0) {
+	const char *nid = irfw_notice_id(n), *before = irfw_notice_before(n);
+	if (before && strcmp(before, "sent") == 0) {
+		const char *mid = irfw_notice_earlier(n, "message_id");
 		irfw_note(t,
 		          "published by an earlier %s of this case (MessageId %s, notification %s); not "
 		          "sent again",
-		          release ? "release" : "run", n.message_id ? n.message_id : "?", n.id);
+		          release ? "release" : "run", mid ? mid : "?", nid);
 		st = IRFW_OK;
 		goto out;
 	}
@@ -357,7 +306,7 @@ static irfw_status publish(irfw_target *t, bool release)
 			cJSON_DeleteItemFromArray(steps, i);
 	}
 
-	cJSON_AddStringToObject(sum, "notification_id", n.id);
+	cJSON_AddStringToObject(sum, "notification_id", nid);
 	const char *fmt = irfw_step_get(step, "format");
 	msg = fmt && strcmp(fmt, "json") == 0 ? format_json(sum) : format_text(sum);
 	if (!msg) {
@@ -380,29 +329,33 @@ static irfw_status publish(irfw_target *t, bool release)
 	cJSON_AddStringToObject(attr, "Name", "irfw.notification_id");
 	cJSON *val = cJSON_AddObjectToObject(attr, "Value");
 	cJSON_AddStringToObject(val, "DataType", "String");
-	cJSON_AddStringToObject(val, "StringValue", n.id);
+	cJSON_AddStringToObject(val, "StringValue", nid);
 	cJSON_AddItemToObject(
 	    cJSON_AddObjectToObject(cJSON_AddObjectToObject(params, "MessageAttributes"), "entry"), "1",
 	    attr);
-	if (n.before && !irfw_target_dry_run(t))
+	if (before && !irfw_target_dry_run(t))
 		irfw_log(
 		    t, IRFW_LOG_WARN,
 		    "notification %s: an earlier run %s; publishing it again with the same id "
 		    "(subscribers may get it twice)",
-		    n.id,
-		    strcmp(n.before, "failed") == 0
+		    nid,
+		    strcmp(before, "failed") == 0
 		        ? "failed to publish it (the message may have reached SNS all the same)"
 		        : "recorded the intent to publish it but not the result (it was stopped between)");
 	/* The intent, before the call: a kill between the two is seen. */
-	if (!irfw_target_dry_run(t) && notice_record(t, &n, "intended", NULL, NULL) != 0)
+	if (!irfw_target_dry_run(t) && irfw_notice_record(t, n, "intended", NULL) != 0)
 		irfw_log(t, IRFW_LOG_ERROR,
 		         "notification %s: the intent to publish could not be recorded; "
 		         "publishing all the same",
-		         n.id);
+		         nid);
 	if (irfw_aws_call_in(t, has_region ? region : NULL, "sns", "Publish", params, &res) != 0) {
 		st = irfw_fail_aws(t, "Publish to %s", topic);
-		if (!irfw_target_dry_run(t))
-			notice_record(t, &n, "failed", NULL, irfw_aws_error_code(t));
+		if (!irfw_target_dry_run(t)) {
+			cJSON *e = cJSON_CreateObject();
+			if (irfw_aws_error_code(t))
+				cJSON_AddStringToObject(e, "error", irfw_aws_error_code(t));
+			irfw_notice_record(t, n, "failed", e);
+		}
 		goto out;
 	}
 	if (!res) {
@@ -411,17 +364,18 @@ static irfw_status publish(irfw_target *t, bool release)
 		goto out;
 	}
 	const char *mid = irfw_json_text(res, "MessageId");
-	notice_record(t, &n, "sent", mid, NULL);
+	cJSON *sent = cJSON_CreateObject();
+	if (mid)
+		cJSON_AddStringToObject(sent, "message_id", mid);
+	irfw_notice_record(t, n, "sent", sent);
 	if (mid)
 		irfw_record_result(t, "message_id", cJSON_CreateString(mid));
 	irfw_note(t, "published %sto %s, MessageId %s, notification %s%s", release ? "the release " : "",
-	          topic, mid ? mid : "(none returned)", n.id,
-	          n.before ? " (sent again: an earlier run may have published it)" : "");
+	          topic, mid ? mid : "(none returned)", nid,
+	          before ? " (sent again: an earlier run may have published it)" : "");
 	st = IRFW_OK;
 out:
-	free(n.id);
-	free(n.before);
-	free(n.message_id);
+	irfw_notice_free(n);
 	cJSON_Delete(res);
 	cJSON_Delete(params);
 	cJSON_Delete(sum);
