@@ -30,6 +30,8 @@ int irfw_run_plan(struct irfw_run *r, bool json)
 {
 	if (json) {
 		cJSON *doc = cJSON_CreateObject();
+		/* The document's kind and version (doc/irfw-output.schema.json). */
+		cJSON_AddStringToObject(doc, "format", "irfw-plan/1");
 		cJSON *arr = cJSON_AddArrayToObject(doc, "instances");
 		for (size_t t = 0; t < r->batch.n; t++) {
 			cJSON *it = cJSON_CreateObject();
@@ -41,6 +43,7 @@ int irfw_run_plan(struct irfw_run *r, bool json)
 				cJSON_AddStringToObject(s, "plugin", r->steps[i]->mod->name);
 				cJSON_AddStringToObject(s, "on_error",
 				                        r->steps[i]->stop_on_error ? "stop" : "continue");
+				cJSON_AddStringToObject(s, "phase", irfw_phase_name(r->steps[i]->phase));
 				cJSON_AddStringToObject(
 				    s, "summary",
 				    r->steps[i]->mod->vt.summary ? r->steps[i]->mod->vt.summary : "");

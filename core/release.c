@@ -466,6 +466,8 @@ static void print_text(struct irfw_run *r)
 static void print_json(struct irfw_run *r, int status)
 {
 	cJSON *doc = cJSON_CreateObject();
+	/* The document's kind and version (doc/irfw-output.schema.json). */
+	cJSON_AddStringToObject(doc, "format", "irfw-release/1");
 	cJSON_AddStringToObject(doc, "command", "release");
 	cJSON_AddStringToObject(doc, "case_id", r->case_id_resolved ? r->case_id_resolved : "");
 	cJSON_AddBoolToObject(doc, "dry_run", r->dry_run);

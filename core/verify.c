@@ -840,6 +840,8 @@ int irfw_verify_case(const char *path, const struct irfw_verify_opts *o)
 	bool all_ok = true;
 	cJSON *doc = o->json ? cJSON_CreateObject() : NULL, *list = NULL;
 	if (doc) {
+		/* The document's kind and version (doc/irfw-output.schema.json). */
+		cJSON_AddStringToObject(doc, "format", "irfw-verify/1");
 		cJSON_AddStringToObject(doc, "path", path);
 		cJSON_AddBoolToObject(doc, "s3", o->s3);
 		list = cJSON_AddArrayToObject(doc, "instances");

@@ -49,11 +49,26 @@ def test_every_json_document_matches_the_schema(world):
     docs["describe-irfw"] = world.irfw("plugins", "--describe", "irfw", "-o", "json", check_rc=0).json
     docs["policy"] = json.loads(world.irfw("policy", "--conf", site, check_rc=0).stdout)
     docs["plan"] = world.irfw("--conf", site, "-i", iid, "--plan", "-o", "json", check_rc=0).json
+    # The case record of the run, checked, then released (a dry run first).
+    case_dir = world.evidence / "OUT-1"
+    docs["verify"] = world.irfw("verify", str(case_dir), "-o", "json", check_rc=0).json
+    docs["release-dry"] = world.irfw("release", "--conf", site, "--case-id", "OUT-1", "-i", iid, "-n",
+                                     "-o", "json", check_rc=0).json
+    docs["release"] = world.irfw("release", "--conf", site, "--case-id", "OUT-1", "-i", iid, "-o", "json",
+                                 check_rc=0).json
     for name, kind in [("run", "run"), ("dry", "check"), ("check", "check"), ("check-none", "check"),
                        ("plugins", "plugins"), ("describe", "plugin"), ("describe-irfw", "plugin"),
-                       ("policy", "policy"), ("plan", "plan")]:
+                       ("policy", "policy"), ("plan", "plan"), ("verify", "verify"),
+                       ("release-dry", "release"), ("release", "release")]:
         assert docs[name] is not None, name
         validate(docs[name], kind)
+    # Every document but the IAM policy names its kind and version.
+    assert docs["plan"]["format"] == "irfw-plan/1"
+    assert [s["phase"] for s in docs["plan"]["instances"][0]["steps"]] == ["contain", "preserve"]
+    assert docs["verify"]["format"] == "irfw-verify/1" and docs["verify"]["ok"] is True
+    assert docs["release"]["format"] == docs["release-dry"]["format"] == "irfw-release/1"
+    assert docs["release-dry"]["instances"][0]["outcome"] == "dry-run"
+    assert docs["release"]["instances"][0]["outcome"] == "released"
     for name in ["run", "dry", "check", "check-none"]:
         assert docs[name]["format"] == "irfw-run/1", name
     assert docs["plugins"]["format"] == "irfw-plugins/1"
