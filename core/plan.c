@@ -63,8 +63,8 @@ int irfw_run_plan(struct irfw_run *r, bool json)
 		printf("%s\n", r->batch.targets[t]->id);
 		for (size_t i = 0; i < r->n_steps; i++) {
 			const struct irfw_step *s = r->steps[i];
-			printf("  %2zu. %-14s %-14s %s%s\n", i + 1, s->name, s->mod->name,
-			       s->mod->vt.summary ? s->mod->vt.summary : "",
+			printf("  %2zu. %-14s %-14s %-9s %s%s\n", i + 1, s->name, s->mod->name,
+			       irfw_phase_name(s->phase), s->mod->vt.summary ? s->mod->vt.summary : "",
 			       s->stop_on_error ? "  [stops on error]" : "");
 		}
 	}
