@@ -191,6 +191,13 @@ bool irfw_step_done_before(const struct irfw_target *t, const struct irfw_step *
 		return false;
 	irfw_prepare_enter(t->run); /* another prepare may be recording */
 	bool done = irfw_case_step_done(t->rec, s->name) && !irfw_case_step_released(t->rec, s->name);
+	/* A step that verified containment is never taken as done: what AWS
+	 * showed then need not be what it shows now (an interface put back in
+	 * its groups by hand, one attached since), and nothing may say
+	 * contained unread.  It runs again, reads AWS back, and puts right
+	 * what is no longer in place. */
+	if (done && irfw_case_record_get(t->rec, s->name, "containment"))
+		done = false;
 	irfw_prepare_leave(t->run);
 	return done;
 }

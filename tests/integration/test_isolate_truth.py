@@ -669,3 +669,57 @@ def test_full_evidence_disk_does_not_stop_containment(world, proxy, small_disk):
             assert f"{eni}={web}" in s["detail"]
     # The tag, set after the change, still keeps them.
     assert sorted(tags_of(world, iid)[TAG].split(";")) == sorted(f"{e}={web}" for e in enis)
+
+
+# ---- resuming a case: containment is read again, never taken from the record ----
+
+def test_resume_reads_containment_again_and_restores_it(world):
+    """A contained case is re-run after someone put an interface back in
+    its old group and attached a new one in it: the record says contained,
+    AWS does not.  isolate, which verified containment, is never resumed as
+    done: it reads AWS back, quarantines the two again, and the run says
+    what AWS then shows; tag follows the verified state."""
+    w = world.vpc_world(enis=2)
+    iid, vpc, web = w["instances"][0], w["vpc"], w["sg"]
+    conf = world.write_conf(["isolate", "tag"], {"isolate": {"admin_cidrs": "10.0.0.0/8"}})
+    p = world.irfw("--conf", conf, "-i", iid, "--case-id", "RES-1", "-o", "json", check_rc=0)
+    q = group_named(world, vpc, f"irfw-quarantine-{vpc}")["GroupId"]
+    ec2 = world.client("ec2")
+    first = enis_of(world, iid)[0]
+    ec2.modify_network_interface_attribute(NetworkInterfaceId=first, Groups=[web])
+    new = ec2.create_network_interface(SubnetId=w["subnet"], Groups=[web])["NetworkInterface"]["NetworkInterfaceId"]
+    ec2.attach_network_interface(NetworkInterfaceId=new, InstanceId=iid, DeviceIndex=2)
+
+    p = world.irfw("--conf", conf, "-i", iid, "--case-id", "RES-1", "-o", "json", check_rc=0)
+    inst = p.json["instances"][0]
+    iso = {s["step"]: s for s in inst["steps"]}["isolate"]
+    assert iso["status"] == "ok" and not iso.get("resumed"), iso
+    # What AWS shows now is what the run says: every interface in q only.
+    held = {e: own_groups(world, vpc, e) for e in enis_of(world, iid)}
+    assert held == {e: {q} for e in held} and new in held, held
+    assert inst["containment"]["state"] == "contained"
+    assert tags_of(world, iid)["irfw:status"] == "quarantined"
+    # The original groups of the interface attached since are recorded for
+    # release; the first interface's stay those of the first run.
+    orig = world.manifest("RES-1", iid)["steps"]["isolate"]["records"]["original_groups"]
+    assert orig[first] == [web] and orig[new] == [web]
+
+
+def test_resume_that_cannot_contain_again_says_so(world, proxy):
+    """The same, but AWS now refuses the change: the re-run must report the
+    interface open (exit 4, not contained), not the record's CONTAINED."""
+    w = world.vpc_world(enis=2)
+    iid, vpc, web = w["instances"][0], w["vpc"], w["sg"]
+    conf = world.write_conf(["isolate", "tag"], {"isolate": {"admin_cidrs": "10.0.0.0/8"}})
+    world.irfw("--conf", conf, "-i", iid, "--case-id", "RES-2", "-o", "json", check_rc=0)
+    first = enis_of(world, iid)[0]
+    world.client("ec2").modify_network_interface_attribute(NetworkInterfaceId=first, Groups=[web])
+
+    px = proxy(lambda a, p, f: unauthorized()
+               if a in ("ModifyNetworkInterfaceAttribute", "ModifyInstanceAttribute") else None)
+    p = world.irfw("--conf", conf, "-i", iid, "--case-id", "RES-2", "-o", "json",
+                   env={"AWS_ENDPOINT_URL": px.url}, check_rc=4)
+    inst = p.json["instances"][0]
+    assert inst["containment"]["state"] in ("partially-contained", "not-contained"), inst["containment"]
+    assert web in own_groups(world, vpc, first)
+    assert tags_of(world, iid)["irfw:status"] != "quarantined"

@@ -120,9 +120,13 @@ def test_quarantine_again_after_a_release(world):
     again = groups_by_eni(world, vpc, iid)
     assert all(len(g) == 1 and web not in g for g in again.values()), again
     assert tags_of(world, iid)["irfw:status"] == "quarantined"
-    # And a plain re-run after that resumes as usual: nothing repeated.
+    # And a plain re-run after that resumes: tag is not repeated, while
+    # isolate, which verified containment, reads AWS back again (it is never
+    # taken as done: test_isolate_truth.py) and changes nothing.
     p = run(world, conf, iid)
-    assert "not repeated" in steps(p, iid)["isolate"]["detail"], p.stdout
+    assert "not repeated" in steps(p, iid)["tag"]["detail"], p.stdout
+    assert steps(p, iid)["isolate"]["status"] == "ok" and not steps(p, iid)["isolate"].get("resumed")
+    assert groups_by_eni(world, vpc, iid) == again
 
 
 # ---- Auto Scaling ------------------------------------------------------
