@@ -348,8 +348,35 @@ static irfw_status publish(irfw_target *t, bool release)
 		         "notification %s: the intent to publish could not be recorded; "
 		         "publishing all the same",
 		         nid);
-	if (irfw_aws_call_in(t, has_region ? region : NULL, "sns", "Publish", params, &res) != 0) {
-		st = irfw_fail_aws(t, "Publish to %s", topic);
+	/* A FIFO topic drops a repeat by its deduplication id (for 5 minutes)
+	 * and wants a group: the notification's hash, and the instance. */
+	size_t tl = strlen(topic);
+	if (tl > 5 && strcmp(topic + tl - 5, ".fifo") == 0) {
+		char dedup[65];
+		irfw_sha256(nid, strlen(nid), dedup, NULL);
+		cJSON_AddStringToObject(params, "MessageDeduplicationId", dedup);
+		cJSON_AddStringToObject(params, "MessageGroupId", irfw_target_id(t));
+	}
+	/* Not retried blindly: a Publish whose answer was lost may have
+	 * reached SNS, and SNS (but for a FIFO topic) keeps both.  It is sent
+	 * once more, with the same id, and the step says so, as after a kill
+	 * between the intent and the result. */
+	const char *where = has_region ? region : NULL;
+	bool resent = false;
+	int prc = irfw_aws_call_ex(t, where, "sns", "Publish", params, IRFW_CALL_NOT_IDEMPOTENT, &res);
+	if (prc != 0 && irfw_aws_error_code(t) &&
+	    strcmp(irfw_aws_error_code(t), IRFW_AWS_OUTCOME_UNKNOWN) == 0) {
+		irfw_log(t, IRFW_LOG_WARN,
+		         "notification %s: the answer to Publish was lost (%s); SNS may have it: publishing "
+		         "it again with the same id (subscribers may get it twice)",
+		         nid, irfw_aws_error_message(t) ? irfw_aws_error_message(t) : "no answer");
+		resent = true;
+		prc = irfw_aws_call_ex(t, where, "sns", "Publish", params, IRFW_CALL_NOT_IDEMPOTENT, &res);
+	}
+	if (prc != 0) {
+		st = irfw_fail_aws(t, "Publish to %s%s", topic,
+		                   resent ? " (sent twice: the first answer was lost; SNS may have either)"
+		                          : "");
 		if (!irfw_target_dry_run(t)) {
 			cJSON *e = cJSON_CreateObject();
 			if (irfw_aws_error_code(t))
@@ -367,12 +394,17 @@ static irfw_status publish(irfw_target *t, bool release)
 	cJSON *sent = cJSON_CreateObject();
 	if (mid)
 		cJSON_AddStringToObject(sent, "message_id", mid);
+	if (resent)
+		cJSON_AddTrueToObject(sent, "sent_twice");
 	irfw_notice_record(t, n, "sent", sent);
 	if (mid)
 		irfw_record_result(t, "message_id", cJSON_CreateString(mid));
-	irfw_note(t, "published %sto %s, MessageId %s, notification %s%s", release ? "the release " : "",
+	irfw_note(t, "published %sto %s, MessageId %s, notification %s%s%s", release ? "the release " : "",
 	          topic, mid ? mid : "(none returned)", nid,
-	          before ? " (sent again: an earlier run may have published it)" : "");
+	          before ? " (sent again: an earlier run may have published it)" : "",
+	          resent ? " (sent twice: the answer to the first Publish was lost, subscribers may get it "
+	                   "twice)"
+	                 : "");
 	st = IRFW_OK;
 out:
 	irfw_notice_free(n);
@@ -475,7 +507,11 @@ static const struct irfw_plugin plugin = {
         "intent to publish is recorded in the case before Publish and the MessageId after it: a "
         "resumed run does not publish again what an earlier run published; when only the intent is "
         "recorded (the run was killed between the two), it publishes again with the same id and "
-        "says so, so subscribers may get that message twice and can drop it by its id.\n\n"
+        "says so, so subscribers may get that message twice and can drop it by its id. A Publish whose "
+        "answer is lost (SNS may have taken it) is not retried blindly: it is sent once more with the "
+        "same id and the step says \"sent twice\". To a FIFO topic (.fifo) the Publish carries a "
+        "MessageDeduplicationId made from the id, so SNS drops such a repeat itself, and the instance "
+        "id as MessageGroupId.\n\n"
         "`irfw release` publishes to the same topic once the instance's other steps are released: "
         "the subject's ${outcome} is then RELEASED, PARTIALLY RELEASED or NOT RELEASED, from what "
         "the release read back (the cause names the first step not released), and the message "

@@ -374,3 +374,64 @@ def test_sns_intent_without_result_is_resent_with_the_same_id(world):
 def world_bin():
     from conftest import IRFW_BIN
     return IRFW_BIN
+
+
+# ---- a Publish whose answer is lost ----------------------------------------
+
+def test_lost_publish_answer_is_sent_once_more_and_said(world):
+    """SNS took the Publish and its answer was lost: SNS may have it, so
+    irfw sends it once more with the same notification id (not retried
+    blindly, which hid the repeat) and says so, in the step and the
+    record.  A re-run of the case then sends nothing."""
+    from test_isolate_truth import Proxy
+    iid = world.vpc_world()["instances"][0]
+    arn, q = topic_with_queue(world, "irfw-lost")
+    conf = world.write_conf(["good", "notify_sns"], {"good": GOOD, "notify_sns": {"topic": arn}})
+    lost = []
+
+    def rule(action, params, forward):
+        if action == "Publish" and not lost:
+            lost.append(forward())  # it reaches SNS...
+            return "drop"           # ...and the answer does not come back
+        return None
+
+    px = Proxy(world.moto.url, rule)
+    try:
+        p = run_irfw(world, conf, iid, env={"AWS_ENDPOINT_URL": px.url}, rc=0)
+    finally:
+        px.close()
+    assert px.count("Publish") == 2
+    got = notifications(world, q)
+    assert len(got) == 2
+    ids = {m["MessageAttributes"]["irfw.notification_id"]["Value"] for m in got}
+    assert len(ids) == 1  # the same notification: subscribers can drop one
+    r = step_result(p, iid, "notify_sns")
+    assert r["status"] == "ok" and "sent twice" in r["detail"], r["detail"]
+    assert "publishing it again with the same id" in p.stderr
+    rec = world.manifest(CASE, iid)["steps"]["notify_sns"]["records"]["notification"]
+    assert rec["state"] == "sent" and rec["sent_twice"] is True
+    p = run_irfw(world, conf, iid, rc=0)
+    assert notifications(world, q) == []
+
+
+def test_fifo_topic_gets_a_deduplication_id(world):
+    """A FIFO topic drops a repeated Publish by its deduplication id: irfw
+    gives one derived from the notification id, and the instance as the
+    group (a FIFO topic refuses a Publish without one)."""
+    from test_isolate_truth import Proxy
+    iid = world.vpc_world()["instances"][0]
+    sns = world.client("sns")
+    arn = sns.create_topic(Name="irfw-alerts.fifo",
+                           Attributes={"FifoTopic": "true"})["TopicArn"]
+    conf = world.write_conf(["good", "notify_sns"], {"good": GOOD, "notify_sns": {"topic": arn}})
+    px = Proxy(world.moto.url, lambda a, p, f: None)
+    try:
+        p = run_irfw(world, conf, iid, env={"AWS_ENDPOINT_URL": px.url}, rc=0)
+    finally:
+        px.close()
+    pub = [prm for a, prm in px.calls if a == "Publish"]
+    assert len(pub) == 1
+    nid = world.manifest(CASE, iid)["steps"]["notify_sns"]["records"]["notification"]["id"]
+    assert pub[0]["MessageDeduplicationId"] == hashlib.sha256(nid.encode()).hexdigest()
+    assert pub[0]["MessageGroupId"] == iid
+    assert step_result(p, iid, "notify_sns")["status"] == "ok"
