@@ -1826,7 +1826,11 @@ static irfw_containment verify(irfw_target *t, const struct iso_state *st, const
 	    irfw_calls_result(rb, (size_t)i_users))
 		last->users = cJSON_Duplicate(irfw_calls_result(rb, (size_t)i_users), true);
 	if (i_drop >= 0) {
-		last->dropped = irfw_calls_select(rb, (size_t)i_drop) == 0 ? 1 : -1;
+		/* NotFound: gone (a resend after a lost answer to the delete). */
+		last->dropped = irfw_calls_select(rb, (size_t)i_drop) == 0 ||
+		                        streq(irfw_aws_error_code(t), "InvalidGroup.NotFound")
+		                    ? 1
+		                    : -1;
 		if (last->dropped < 0)
 			aws_long(t, last->why, sizeof(last->why));
 	}
@@ -2767,7 +2771,10 @@ static void untrack_release(irfw_target *t, struct iso_state *st, struct last_is
 	irfw_strbuf_free(who);
 	p = cJSON_CreateObject();
 	cJSON_AddStringToObject(p, "GroupId", u);
-	if (ec2(t, "DeleteSecurityGroup", p, NULL) == 0) {
+	if (ec2(t, "DeleteSecurityGroup", p, NULL) == 0 ||
+	    streq(irfw_aws_error_code(t), "InvalidGroup.NotFound")) {
+		/* NotFound: the first delete went through and its answer was
+		 * lost; the resend finds it gone. */
 		irfw_log(t, IRFW_LOG_INFO,
 		         "untracking group %s of %s removed: no instance of this run needs it", u, vpc);
 		irfw_note(t, "untracking group %s removed", u);

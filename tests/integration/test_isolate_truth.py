@@ -723,3 +723,26 @@ def test_resume_that_cannot_contain_again_says_so(world, proxy):
     assert inst["containment"]["state"] in ("partially-contained", "not-contained"), inst["containment"]
     assert web in own_groups(world, vpc, first)
     assert tags_of(world, iid)["irfw:status"] != "quarantined"
+
+
+def test_lost_answer_to_the_untracking_delete_counts_as_removed(world, proxy):
+    """The untracking group's DeleteSecurityGroup reaches EC2 and its answer
+    is lost; the resend gets InvalidGroup.NotFound.  The group is gone: the
+    step says removed, not "kept", and warns of nothing to clean up."""
+    w = world.vpc_world(enis=1)
+    iid, vpc = w["instances"][0], w["vpc"]
+    lost = []
+
+    def rule(action, params, forward):
+        if action == "DeleteSecurityGroup" and not lost:
+            lost.append(forward())
+            return "drop"
+        return None
+
+    px = proxy(rule)
+    conf = world.write_conf(["isolate"], {"isolate": {"admin_cidrs": ADMIN}})
+    p = run(world, conf, iid, rc=0, proxy=px)
+    assert lost and group_named(world, vpc, f"irfw-untrack-{vpc}") is None
+    s = step(p, iid)
+    assert s["status"] == "ok" and "untracking group" in s["detail"] and "removed" in s["detail"], s
+    assert "is kept" not in s["detail"] and "delete it later" not in p.stderr
