@@ -1248,6 +1248,15 @@ out:
 	return rc;
 }
 
+bool irfw_case_id_valid(const char *c)
+{
+	bool ok = c && *c && strlen(c) <= 128 && strcmp(c, ".") != 0 && strcmp(c, "..") != 0;
+	for (; ok && *c; c++)
+		ok = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+		     strchr("._-:", *c);
+	return ok;
+}
+
 int irfw_case_open(const char *evidence_dir, const char *case_id, const char *instance_id,
                    const cJSON *run_info, struct irfw_case **out, char *err, size_t errlen)
 {

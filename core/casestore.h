@@ -62,6 +62,10 @@ struct irfw_case;
  *
  * Returns 0 and sets *out, or -1 with a message in err (may be NULL).
  */
+/* The rule for a case id given by a person or a site template (the folder
+ * of its records): 1 to 128 of letters, digits and . _ - :, not "." or "..". */
+bool irfw_case_id_valid(const char *case_id);
+
 int irfw_case_open(const char *evidence_dir, const char *case_id, const char *instance_id,
                    const cJSON *run_info, struct irfw_case **out, char *err, size_t errlen);
 

@@ -49,15 +49,6 @@
 /* ------------------------------------------------------------------ */
 /* Setting up: the client, who acts, the instances.                    */
 
-static bool valid_case_id(const char *c)
-{
-	bool ok = c && *c && strlen(c) <= 128 && strcmp(c, ".") != 0 && strcmp(c, "..") != 0;
-	for (; ok && *c; c++)
-		ok = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
-		     strchr("._-:", *c);
-	return ok;
-}
-
 /* ------------------------------------------------------------------ */
 /* The case records.                                                   */
 
@@ -536,7 +527,7 @@ int irfw_run_release(struct irfw_run *r, const struct irfw_release_opts *o, bool
 {
 	struct scratch sc = {0};
 	int status = IRFW_RUN_OK;
-	if (!r->case_id || !valid_case_id(r->case_id)) {
+	if (!r->case_id || !irfw_case_id_valid(r->case_id)) {
 		irfw_logf(IRFW_LOG_ERROR, NULL,
 		          r->case_id
 		              ? "--case-id '%s' is not a case id (letters, digits and . _ - :)"

@@ -689,12 +689,7 @@ static int resolve_case_id(struct irfw_run *r)
 		    .account_id = r->account_id, .region = r->resolved_region, .now = r->started};
 		r->case_id_resolved = irfw_template_expand(irfw_run_global(r, "case_id"), &v, &err);
 	}
-	const char *c = r->case_id_resolved;
-	bool ok = c && *c && strlen(c) <= 128 && strcmp(c, ".") != 0 && strcmp(c, "..") != 0;
-	for (; ok && *c; c++)
-		ok = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
-		     strchr("._-:", *c);
-	if (!ok) {
+	if (!irfw_case_id_valid(r->case_id_resolved)) {
 		irfw_logf(IRFW_LOG_ERROR, NULL,
 		          "case id '%s' %s; use letters, digits and . _ - : (at most 128)",
 		          r->case_id_resolved ? r->case_id_resolved : "", err ? err : "is not valid");

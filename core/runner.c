@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 
 #include "run.h"
+#include "casestore.h"
 #include "plugins_doc.h"
 #include "fleet.h"
 #include "policy.h"
@@ -65,6 +66,13 @@ int irfw_runner_set(irfw_runner *r, irfw_setting what, const char *value)
 		}
 		r->run.jobs = jobs;
 		return 0;
+	}
+	/* A usage error, before any AWS call (the case's folder name). */
+	if (what == IRFW_SET_CASE_ID && !irfw_case_id_valid(value)) {
+		irfw_logf(IRFW_LOG_ERROR, NULL,
+		          "--case-id '%s' is not a case id: use letters, digits and . _ - : (at most 128)",
+		          value);
+		return -1;
 	}
 	if (what == IRFW_SET_FILTER)
 		return irfw_fleet_add_filter(&r->run, value);

@@ -110,6 +110,19 @@ def test_plan_makes_no_aws_call(tmp_path):
         assert step in p.stdout
 
 
+@pytest.mark.parametrize("cmd", [["--plan"], [], ["check"], ["release"]])
+@pytest.mark.parametrize("case", ["../../etc", "a/b", "", "x y"])
+def test_bad_case_id_is_a_usage_error_before_any_aws_call(cmd, case):
+    """A case id names the records' folder: a bad one is refused (exit 2)
+    as the command line is read, before any AWS call (the endpoint here
+    answers nothing) and in --plan too."""
+    args = [*cmd, "--case-id", case, "-i", "i-0123456789abcdef0", "--conf", REPO / "conf" / "irfw.ini"]
+    p = run_plain(*args, env={"IRFW_PLUGIN_PATH": str(PLUGINDIR), "AWS_ENDPOINT_URL": "http://127.0.0.1:9"})
+    assert p.returncode == 2, (p.returncode, p.stderr)
+    assert "is not a case id" in p.stderr, p.stderr
+    assert "ConnectionError" not in p.stderr and "acting as" not in p.stderr
+
+
 def test_plan_from_source_tree_default_conf():
     """`irfw --plan -i ID` from the top of the source tree finds
     conf/irfw.ini and the plugins of the build tree the binary is from."""
