@@ -75,6 +75,7 @@ static void usage(FILE *out)
 	        "                         always or never\n"
 	        "      --events FILE      JSON-lines events as they happen (step begin/end,\n"
 	        "                         instance done, run done); '-' for stdout\n"
+	        "                         (the text report then goes to standard error)\n"
 	        "  -v, --verbose          more detail: every AWS call with status, request id, ms\n"
 	        "  -q, --quiet            errors only\n"
 	        "  -V, --version          print the version\n"

@@ -513,8 +513,25 @@ static void report_text_body(struct irfw_run *r);
 
 void irfw_report_text(struct irfw_run *r)
 {
+	/* With --events - the standard output is the events' (JSON lines, for
+	 * a program): the report for people goes to standard error instead. */
+	bool events_out = r->events_path && strcmp(r->events_path, "-") == 0;
+	int saved = -1;
+	if (events_out) {
+		fflush(stdout);
+		saved = dup(STDOUT_FILENO);
+		if (saved >= 0 && dup2(STDERR_FILENO, STDOUT_FILENO) < 0) {
+			close(saved);
+			saved = -1;
+		}
+	}
 	report_text_body(r);
 	interrupted_text(r, true);
+	if (saved >= 0) {
+		fflush(stdout);
+		dup2(saved, STDOUT_FILENO);
+		close(saved);
+	}
 }
 
 static void report_text_body(struct irfw_run *r)

@@ -106,6 +106,23 @@ def test_events_to_stdout_clash_with_json(world):
     assert "--events" in p.stderr
 
 
+def test_events_to_stdout_keep_it_json_lines(world):
+    """--events - with the text report: standard output holds only the
+    events, one JSON document a line; the report for people goes to
+    standard error."""
+    ids = world.vpc_world(n_instances=2, enis=1, volumes=1)["instances"]
+    conf = world.write_conf(["tell"], SECTIONS)
+    args = ["--conf", conf, "--case-id", "EV-2", "--events", "-"]
+    for i in ids:
+        args += ["-i", i]
+    p = world.irfw(*args)
+    lines = p.stdout.splitlines()
+    assert lines, p.stderr
+    events = [json.loads(ln) for ln in lines]  # every line is an event
+    assert events[-1]["event"] == "run-done", events[-1]
+    assert "case EV-2" in p.stderr and "case EV-2" not in p.stdout
+
+
 def run_in_pty(args, env, timeout=120):
     """Run irfw with its standard error (and output) on a pseudo-terminal;
     returns (exit status, everything it wrote)."""
