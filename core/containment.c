@@ -128,6 +128,13 @@ int irfw_containment_report(irfw_target *t, irfw_containment c, const char *fmt,
 		vsnprintf(msg, sizeof(msg), fmt, ap);
 		va_end(ap);
 	}
+	/* The cause reaches tags, reports and notifications: masked as the
+	 * log is (an AWS error quoting a secret). */
+	char *masked = irfw_log_masked(msg);
+	if (masked) {
+		snprintf(msg, sizeof(msg), "%s", masked);
+		free(masked);
+	}
 	cont_put(t, irfw_target_cur(t)->name, c, strdup(msg));
 	irfw_log(t, c == IRFW_CONTAINED ? IRFW_LOG_INFO : IRFW_LOG_WARN, "containment: %s%s%s",
 	         irfw_containment_name(c), *msg ? ": " : "", msg);

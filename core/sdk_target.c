@@ -186,7 +186,10 @@ IRFW_PRINTF(2, 0) static void set_detail(irfw_target *t, const char *fmt, va_lis
 	char msg[2048];
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	free(t->cur_res->detail);
-	t->cur_res->detail = strdup(msg);
+	/* Details reach the report, the record, the manifest uploaded and the
+	 * notifications: a secret (an AWS error quoting a token) is masked
+	 * there as in the log. */
+	t->cur_res->detail = irfw_log_masked(msg);
 }
 
 irfw_status irfw_skip(irfw_target *t, const char *fmt, ...)
@@ -212,7 +215,9 @@ static void set_aws_error(irfw_target *t, const struct irfw_aws_error *e)
 	if (!t->cur_res)
 		return;
 	free(t->cur_res->aws_error);
-	t->cur_res->aws_error = irfw_strfmt("%s: %s", e->code[0] ? e->code : "Error", e->message);
+	char *raw = irfw_strfmt("%s: %s", e->code[0] ? e->code : "Error", e->message);
+	t->cur_res->aws_error = raw ? irfw_log_masked(raw) : NULL;
+	free(raw);
 	free(t->cur_res->request_id);
 	t->cur_res->request_id = e->request_id[0] ? strdup(e->request_id) : NULL;
 }
@@ -245,7 +250,9 @@ void irfw_note(irfw_target *t, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	char *n = t->notes ? irfw_strfmt("%s; %s", t->notes, msg) : strdup(msg);
+	char *m = irfw_log_masked(msg);
+	char *n = !m ? NULL : t->notes ? irfw_strfmt("%s; %s", t->notes, m) : strdup(m);
+	free(m);
 	if (n) {
 		free(t->notes);
 		t->notes = n;

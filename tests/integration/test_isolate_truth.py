@@ -746,3 +746,25 @@ def test_lost_answer_to_the_untracking_delete_counts_as_removed(world, proxy):
     s = step(p, iid)
     assert s["status"] == "ok" and "untracking group" in s["detail"] and "removed" in s["detail"], s
     assert "is kept" not in s["detail"] and "delete it later" not in p.stderr
+
+
+def test_an_aws_error_quoting_a_secret_is_masked_everywhere(world, proxy):
+    """An AWS error message that quotes the session token (an AuthFailure)
+    is masked in the step's detail and AWS error, hence in the report, the
+    case record and its manifest, as it is in the log."""
+    w = world.vpc_world(enis=1, volumes=1)
+    iid = w["instances"][0]
+    tok = "FwoGZXIvYXdzEIRFWTESTTOKEN0123456789abcdefSECRETSECRET"
+    px = proxy(lambda a, p, f: (400, ec2_error("AuthFailure", "bad token " + tok))
+               if a == "CreateTags" else None)
+    conf = world.write_conf(["isolate", "tag"], {"isolate": {"admin_cidrs": ADMIN}})
+    p = world.irfw("--conf", conf, "-o", "json", "--case-id", "SEC-1", "-i", iid, "-v",
+                   env={"AWS_ENDPOINT_URL": px.url, "AWS_SESSION_TOKEN": tok})
+    tag = next(s for s in p.json["instances"][0]["steps"] if s["step"] == "tag")
+    assert tag["status"] == "failed" and "AuthFailure" in (tag["aws_error"] or ""), tag
+    blobs = {"stdout": p.stdout, "stderr": p.stderr}
+    for f in (world.evidence / "SEC-1").rglob("*"):
+        if f.is_file():
+            blobs[str(f)] = f.read_text(errors="replace")
+    leaks = [k for k, v in blobs.items() if tok[:24] in v]
+    assert not leaks, leaks
