@@ -637,6 +637,39 @@ static void put_indented(FILE *f, const char *text, int depth)
  * object, then each instance made, printed two levels down and freed, so
  * that a fleet's summaries are never all in memory at once.
  */
+void irfw_report_json_stopped(struct irfw_run *r, const char *call, const struct irfw_aws_error *e)
+{
+	cJSON *doc = cJSON_CreateObject();
+	cJSON_AddStringToObject(doc, "format", IRFW_OUTPUT_RUN_FORMAT);
+	const char *cid = r->case_id_resolved ? r->case_id_resolved : r->case_id;
+	cJSON_AddStringToObject(doc, "case_id", cid ? cid : "");
+	if (r->account_id)
+		cJSON_AddStringToObject(doc, "account_id", r->account_id);
+	if (r->resolved_region)
+		cJSON_AddStringToObject(doc, "region", r->resolved_region);
+	cJSON_AddBoolToObject(doc, "dry_run", r->dry_run);
+	cJSON_AddArrayToObject(doc, "instances");
+	cJSON *err = cJSON_AddObjectToObject(doc, "error");
+	cJSON_AddStringToObject(err, "call", call);
+	char *aws = irfw_strfmt("%s: %s", e->code[0] ? e->code : "Error", e->message);
+	char *masked = aws ? irfw_log_masked(aws) : NULL;
+	cJSON_AddStringToObject(err, "aws_error", masked ? masked : "");
+	free(masked);
+	free(aws);
+	if (e->request_id[0])
+		cJSON_AddStringToObject(err, "request_id", e->request_id);
+	else
+		cJSON_AddNullToObject(err, "request_id");
+	cJSON_AddFalseToObject(err, "changed");
+	cJSON_AddItemToObject(doc, "aws_calls", irfw_report_aws_calls(r));
+	char *out = cJSON_Print(doc);
+	if (out)
+		puts(out);
+	free(out);
+	cJSON_Delete(doc);
+	fflush(stdout);
+}
+
 void irfw_report_json(struct irfw_run *r)
 {
 	cJSON *doc = cJSON_CreateObject();

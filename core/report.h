@@ -11,6 +11,11 @@ const char *irfw_status_name(irfw_status s);
 /* The run's results on standard output, as text or one JSON document. */
 void irfw_report_text(struct irfw_run *r);
 void irfw_report_json(struct irfw_run *r);
+/* The -o json document of a run that stopped before any step, because
+ * `call` (GetCallerIdentity, DescribeInstances) failed with e: no
+ * instance handled, nothing changed, and why ("error"). */
+struct irfw_aws_error;
+void irfw_report_json_stopped(struct irfw_run *r, const char *call, const struct irfw_aws_error *e);
 /* {"requests", "retries", "throttled"}: what the run sent to AWS so far
  * (-o json, the run-done event), or NULL before its client exists. */
 cJSON *irfw_report_aws_calls(const struct irfw_run *r);

@@ -1065,6 +1065,7 @@ struct whoami {
 	cJSON *who;
 	struct irfw_aws_error e;
 	char rid[128];
+	bool json; /* a failure prints the -o json document that says it */
 };
 
 static void *whoami_call(void *arg)
@@ -1086,6 +1087,8 @@ static int whoami_finish(struct irfw_run *r, struct whoami *w)
 	if (w->rc != 0) {
 		irfw_logf(IRFW_LOG_ERROR, NULL, "sts:GetCallerIdentity: %s: %s (request %s)", w->e.code,
 		          w->e.message, w->e.request_id[0] ? w->e.request_id : "-");
+		if (w->json)
+			irfw_report_json_stopped(r, "sts:GetCallerIdentity", &w->e);
 		return w->e.http_status == 403 || w->e.http_status == 401 ? IRFW_RUN_USAGE
 		                                                          : IRFW_RUN_STEP_FAILED;
 	}
@@ -1156,6 +1159,7 @@ int irfw_run_execute(struct irfw_run *r, bool json, bool check_only)
 	int crc = connect_start(r, &w, together);
 	if (crc != IRFW_RUN_OK)
 		return crc;
+	w.json = json;
 	if (!together && (crc = whoami_finish(r, &w)) != IRFW_RUN_OK)
 		return crc;
 	warn_readable_secrets(r);
@@ -1182,6 +1186,8 @@ int irfw_run_execute(struct irfw_run *r, bool json, bool check_only)
 		return IRFW_RUN_USAGE;
 	if (drc != 0) {
 		describe_failed(&de);
+		if (json && !irfw_run_interrupt_signal())
+			irfw_report_json_stopped(r, "ec2:DescribeInstances", &de);
 		return irfw_run_interrupt_signal() ? stopped_early(r, json, IRFW_RUN_STEP_FAILED)
 		                                   : IRFW_RUN_STEP_FAILED;
 	}

@@ -214,3 +214,23 @@ def test_describe_man_is_a_complete_page_groff_accepts(tmp_path):
     # The [irfw] section and --man-section stay irfw.ini(5)'s parts.
     assert irfw("plugins", "--describe", "upload", "--man-section").startswith(".SS [upload]")
     assert irfw("plugins", "--describe", "irfw", "--man").startswith(".SS [irfw]")
+
+
+def test_json_document_when_aws_cannot_be_asked(world):
+    """DescribeInstances unreachable (nothing listens on the EC2 endpoint):
+    -o json still prints one document, valid against the schema, with no
+    instance and the call that failed; exit 1, nothing changed."""
+    iid = world.vpc_world(enis=1, volumes=1)["instances"][0]
+    site = world.write_conf(["isolate"], {"isolate": {}})
+    for extra in ([], ["-n"]):
+        p = world.irfw("--conf", site, "-i", iid, "--case-id", "OUT-X", "-o", "json", *extra,
+                       env={"AWS_ENDPOINT_URL_EC2": "http://127.0.0.1:9", "AWS_MAX_ATTEMPTS": "1"},
+                       check_rc=1)
+        doc = p.json
+        validate(doc, "run")
+        assert doc["instances"] == [] and doc["error"]["call"] == "ec2:DescribeInstances"
+        assert doc["error"]["aws_error"].startswith("ConnectionError") and doc["error"]["changed"] is False
+    ec2 = world.client("ec2")
+    assert not [g for g in ec2.describe_security_groups()["SecurityGroups"]
+                if g["GroupName"].startswith("irfw-")]
+    assert not (world.evidence / "OUT-X").exists()
