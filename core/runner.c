@@ -58,6 +58,14 @@ int irfw_runner_set(irfw_runner *r, irfw_setting what, const char *value)
 {
 	if ((unsigned)what > IRFW_SET_RESTORE_GROUPS || !value)
 		return -1;
+	/* Every value may reach JSON (the report, the record) or AWS: UTF-8. */
+	if (!irfw_utf8_valid(value)) {
+		char *shown = irfw_escape_text(value);
+		irfw_logf(IRFW_LOG_ERROR, NULL, "'%s' is not UTF-8 text: options take UTF-8",
+		          shown ? shown : "?");
+		free(shown);
+		return -1;
+	}
 	if (what == IRFW_SET_JOBS) {
 		long jobs;
 		if (!irfw_parse_long(value, &jobs) || jobs < 1 || jobs > 64) {

@@ -238,6 +238,13 @@ static int handler(void *user, const char *section, const char *name, const char
 		irfw_config_error(cfg, p->lineno, "key '%s' outside any [section]", name);
 		return 0;
 	}
+	/* Values go into JSON (the report, the record, events) and AWS tags,
+	 * which hold UTF-8 only: anything else is refused where it stands. */
+	if (!irfw_utf8_valid(section) || (name && !irfw_utf8_valid(name)) ||
+	    (value && !irfw_utf8_valid(value))) {
+		irfw_config_error(cfg, p->lineno, "not UTF-8 text: the site file must be UTF-8");
+		return 0;
+	}
 	struct irfw_section *s = section_get(cfg, section, p->section_line ? p->section_line : p->lineno);
 	if (!s)
 		return 0;

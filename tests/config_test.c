@@ -247,6 +247,35 @@ static void check_escape(const char *in, const char *want)
 	free(got);
 }
 
+/* Well-formed UTF-8 only: what JSON and AWS tags can hold. */
+static void test_utf8_valid(void **state)
+{
+	(void)state;
+	assert_true(irfw_utf8_valid(""));
+	assert_true(irfw_utf8_valid("plain ascii"));
+	assert_true(irfw_utf8_valid("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x94\x92")); /* é € 🔒 */
+	assert_false(irfw_utf8_valid("A\xff\xfe"
+	                             "B"));                /* not UTF-8 at all */
+	assert_false(irfw_utf8_valid("\xc3("));            /* a lead byte cut off */
+	assert_false(irfw_utf8_valid("\xc0\xaf"));         /* overlong '/' */
+	assert_false(irfw_utf8_valid("\xe0\x80\xaf"));     /* overlong, three bytes */
+	assert_false(irfw_utf8_valid("\xed\xa0\x80"));     /* a surrogate */
+	assert_false(irfw_utf8_valid("\xf4\x90\x80\x80")); /* above U+10FFFF */
+	assert_false(irfw_utf8_valid("\xe2\x82"));         /* truncated at the end */
+
+	/* And the site file refuses it where it stands. */
+	char *path = write_tmp("[irfw]\npipeline = a\n[a]\ngreeting = A\xff\xfe"
+	                       "B\n");
+	struct irfw_config cfg;
+	assert_int_not_equal(irfw_config_load(path, &cfg), 0);
+	char where[64];
+	snprintf(where, sizeof(where), "%s:4:", path);
+	assert_true(has_error(&cfg, where, "not UTF-8"));
+	irfw_config_free(&cfg);
+	unlink(path);
+	free(path);
+}
+
 static void test_escape(void **state)
 {
 	(void)state;
@@ -319,12 +348,12 @@ static void test_iam_action(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_parse_ok),        cmocka_unit_test(test_missing_file),
-	    cmocka_unit_test(test_long_line),       cmocka_unit_test(test_duplicate_and_syntax),
-	    cmocka_unit_test(test_validate),        cmocka_unit_test(test_templates),
-	    cmocka_unit_test(test_helpers),         cmocka_unit_test(test_escape),
-	    cmocka_unit_test(test_operator_values), cmocka_unit_test(test_template_context),
-	    cmocka_unit_test(test_iam_action),
+	    cmocka_unit_test(test_parse_ok),         cmocka_unit_test(test_missing_file),
+	    cmocka_unit_test(test_long_line),        cmocka_unit_test(test_duplicate_and_syntax),
+	    cmocka_unit_test(test_validate),         cmocka_unit_test(test_templates),
+	    cmocka_unit_test(test_helpers),          cmocka_unit_test(test_escape),
+	    cmocka_unit_test(test_utf8_valid),       cmocka_unit_test(test_operator_values),
+	    cmocka_unit_test(test_template_context), cmocka_unit_test(test_iam_action),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

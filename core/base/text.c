@@ -169,3 +169,29 @@ bool irfw_text_is_safe(const char *s)
 	}
 	return true;
 }
+
+bool irfw_utf8_valid(const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	while (p && *p) {
+		unsigned c = *p;
+		size_t n = c < 0x80             ? 0
+		           : (c & 0xE0) == 0xC0 ? 1
+		           : (c & 0xF0) == 0xE0 ? 2
+		           : (c & 0xF8) == 0xF0 ? 3
+		                                : 9;
+		if (n == 9 || c == 0xC0 || c == 0xC1 || c > 0xF4)
+			return false;
+		unsigned long cp = n ? c & (0x3Fu >> n) : c;
+		for (size_t i = 1; i <= n; i++) {
+			if ((p[i] & 0xC0) != 0x80)
+				return false;
+			cp = (cp << 6) | (p[i] & 0x3Fu);
+		}
+		if ((n == 2 && cp < 0x800) || (n == 3 && (cp < 0x10000 || cp > 0x10FFFF)) ||
+		    (cp >= 0xD800 && cp <= 0xDFFF))
+			return false;
+		p += n + 1;
+	}
+	return true;
+}

@@ -22,6 +22,9 @@ void irfw_iso_now(char out[32]);
  * \xNN or \uNNNN (and a backslash is doubled, so nothing can pose as an
  * escape).  NULL for NULL; free() the result. */
 char *irfw_escape_text(const char *s);
+/* True when s is well-formed UTF-8 (no overlong form, no surrogate, at
+ * most U+10FFFF): what JSON, tags and the case record can hold as it is. */
+bool irfw_utf8_valid(const char *s);
 /* True when irfw_escape_text(s) would change nothing but backslashes. */
 bool irfw_text_is_safe(const char *s);
 

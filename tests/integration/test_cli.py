@@ -310,3 +310,19 @@ def test_optional_step_whose_plugin_is_not_installed(world):
     conf = world.write_conf(["good", "notify_slack"], GOOD)
     p = world.irfw("--conf", conf, "-i", inst, env={"IRFW_PLUGIN_PATH": str(some)}, check_rc=2)
     assert "unknown plugin 'notify_slack'" in p.stderr
+
+
+def test_text_that_is_not_utf8_is_refused_before_aws(world):
+    """JSON (the report, the record) and AWS tags hold UTF-8 only: a site
+    value or an option that is not UTF-8 is a usage error (exit 2) before
+    any AWS call, never bytes written raw into a JSON document."""
+    iid = "i-0123456789abcdef0"
+    site = world.tmp / "bad.ini"
+    site.write_bytes(b"[irfw]\npipeline = good\n[good]\nneeded = A\xff\xfeB\n")
+    env = {"AWS_ENDPOINT_URL": "http://127.0.0.1:9"}
+    p = world.irfw("--conf", site, "-i", iid, "-o", "json", env=env, check_rc=2)
+    assert "not UTF-8" in p.stderr and f"{site}:4:" in p.stderr, p.stderr
+    p = subprocess.run([str(IRFW_BIN), "--conf", str(world.write_conf(["good"], {"good": {"needed": "x"}})),
+                        "-i", iid, "--evidence-dir", os.fsdecode(b"/tmp/ev\xff"), "-o", "json"],
+                       capture_output=True, env=world.env(**env))
+    assert p.returncode == 2 and b"not UTF-8" in p.stderr and p.stdout == b"", p.stderr
