@@ -110,7 +110,8 @@ static void usage(FILE *out)
 	        "terminated; 2 usage or configuration error (nothing was changed);\n"
 	        "130/143 interrupted by SIGINT/SIGTERM (the summary says how to resume).\n"
 	        "release: 0 every instance released, 1 a release step failed, 2 refused\n"
-	        "(usage, no case record, case open elsewhere; nothing was changed).\n"
+	        "(usage, no case record, case open elsewhere; nothing was changed), 3 an\n"
+	        "instance was not found or is terminated.\n"
 	        "See irfw(1) and irfw.ini(5).\n",
 	        IRFW_SYSCONFDIR);
 }
@@ -302,8 +303,20 @@ int main(int argc, char **argv)
 	                {OPT_FINDING, IRFW_SET_FINDING},
 	                {OPT_RESTORE_GROUPS, IRFW_SET_RESTORE_GROUPS}};
 
+	int stdin_uses = 0;
 	while (!done && (opt = getopt_long(argc, argv, "i:f:c:r:p:g:b:t:nj:o:vqVhy", longopts, NULL)) != -1) {
 		bool setting = false;
+		/* Standard input can be read once: name the clash instead of a
+		 * second reader finding it empty. */
+		if ((opt == 'f' || opt == OPT_FINDING) && optarg && strcmp(optarg, "-") == 0 &&
+		    ++stdin_uses > 1) {
+			fprintf(stderr,
+			        "irfw: '-' (standard input) is given twice (--from-file, --finding): it "
+			        "can be read once; give the other a file\n");
+			res = IRFW_RESULT_USAGE;
+			done = true;
+			break;
+		}
 		for (size_t i = 0; i < sizeof(settings) / sizeof(settings[0]); i++)
 			if (settings[i].opt == opt) {
 				setting = true;

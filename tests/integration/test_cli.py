@@ -326,3 +326,10 @@ def test_text_that_is_not_utf8_is_refused_before_aws(world):
                         "-i", iid, "--evidence-dir", os.fsdecode(b"/tmp/ev\xff"), "-o", "json"],
                        capture_output=True, env=world.env(**env))
     assert p.returncode == 2 and b"not UTF-8" in p.stderr and p.stdout == b"", p.stderr
+
+
+@pytest.mark.parametrize("args", [["--from-file", "-", "--finding", "-"], ["--finding", "-", "-f", "-"]])
+def test_standard_input_given_twice_is_named(args):
+    p = subprocess.run([str(IRFW_BIN), *args], input="i-0123456789abcdef0\n", capture_output=True,
+                       text=True, env={**os.environ, "AWS_ENDPOINT_URL": "http://127.0.0.1:9"})
+    assert p.returncode == 2 and "given twice" in p.stderr, p.stderr
