@@ -3191,8 +3191,9 @@ static irfw_status release(irfw_target *t, void *state)
 		nacl_bad = release_nacl(t, nrec, bad, &nacl_restored);
 
 	if (dry) {
-		irfw_note(t, "dry run: would put the original groups back on %d of %d interface(s)%s",
-		          changed, n, already ? " (the others show them already)" : "");
+		irfw_note(t, "dry run: would put %s on %d of %d interface(s)%s",
+		          forced ? "the groups of --restore-groups" : "the original groups back", changed, n,
+		          already ? " (the others show them already)" : "");
 		if (irfw_strbuf_len(bad))
 			st = call_failed ? irfw_fail_aws_first(t, "%s", irfw_strbuf_str(bad))
 			                 : irfw_fail(t, "%s", irfw_strbuf_str(bad));

@@ -251,6 +251,9 @@ def test_dry_run_changes_nothing_and_writes_nothing(world):
     p = release(world, conf, iid, extra=["--dry-run"])
     assert outcome(p, iid) == "dry-run", p.stdout
     assert "would put the original groups back" in steps(p, iid)["isolate"]["detail"]
+    # With --restore-groups it says those, as the release itself would.
+    p = release(world, conf, iid, extra=["--dry-run", "--restore-groups", w["sg"]])
+    assert "would put the groups of --restore-groups on" in steps(p, iid)["isolate"]["detail"], p.stdout
     assert groups_by_eni(world, vpc, iid) == quarantined
     assert tags_of(world, iid) == tags
     assert {f.name: f.read_bytes() for f in case_dir.iterdir()} == files
