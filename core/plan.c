@@ -16,6 +16,7 @@
 
 #include "casestore.h"
 #include "run.h"
+#include "report.h"
 #include "base/buf.h"
 #include "base/log.h"
 #include "base/text.h"
@@ -51,11 +52,7 @@ int irfw_run_plan(struct irfw_run *r, bool json)
 			}
 			cJSON_AddItemToArray(arr, it);
 		}
-		char *out = cJSON_Print(doc);
-		if (out)
-			puts(out);
-		free(out);
-		cJSON_Delete(doc);
+		irfw_json_doc_put(doc);
 		return IRFW_RUN_OK;
 	}
 	printf("Plan (no AWS call made)%s:\n", r->dry_run ? ", dry run" : "");

@@ -492,12 +492,7 @@ static void print_json(struct irfw_run *r, int status)
 		cJSON_AddItemToArray(insts, o);
 	}
 	cJSON_AddNumberToObject(doc, "exit_status", status);
-	char *out = cJSON_Print(doc);
-	if (out)
-		puts(out);
-	free(out);
-	cJSON_Delete(doc);
-	fflush(stdout);
+	irfw_json_doc_put(doc);
 }
 
 /* ------------------------------------------------------------------ */

@@ -662,6 +662,11 @@ void irfw_report_json_stopped(struct irfw_run *r, const char *call, const struct
 		cJSON_AddNullToObject(err, "request_id");
 	cJSON_AddFalseToObject(err, "changed");
 	cJSON_AddItemToObject(doc, "aws_calls", irfw_report_aws_calls(r));
+	irfw_json_doc_put(doc);
+}
+
+void irfw_json_doc_put(cJSON *doc)
+{
 	char *out = cJSON_Print(doc);
 	if (out)
 		puts(out);

@@ -2,6 +2,8 @@
 #ifndef IRFW_REPORT_H
 #define IRFW_REPORT_H
 
+#include <cJSON.h>
+
 #include "irfw/irfw.h"
 
 struct irfw_run;
@@ -11,6 +13,8 @@ const char *irfw_status_name(irfw_status s);
 /* The run's results on standard output, as text or one JSON document. */
 void irfw_report_text(struct irfw_run *r);
 void irfw_report_json(struct irfw_run *r);
+/* Print a whole -o json document on standard output, flush, and free it. */
+void irfw_json_doc_put(cJSON *doc);
 /* The -o json document of a run that stopped before any step, because
  * `call` (GetCallerIdentity, DescribeInstances) failed with e: no
  * instance handled, nothing changed, and why ("error"). */

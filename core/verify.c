@@ -21,6 +21,7 @@
 
 #include "verify.h"
 #include "casestore.h"
+#include "report.h"
 #include "base/buf.h"
 #include "base/log.h"
 #include "base/text.h"
@@ -871,11 +872,7 @@ int irfw_verify_case(const char *path, const struct irfw_verify_opts *o)
 	}
 	if (doc) {
 		cJSON_AddBoolToObject(doc, "ok", all_ok);
-		char *out = cJSON_Print(doc);
-		if (out)
-			puts(out);
-		free(out);
-		cJSON_Delete(doc);
+		irfw_json_doc_put(doc);
 	} else {
 		printf("%s\n", all_ok ? "irfw verify: every record matches" : "irfw verify: MISMATCH");
 	}
