@@ -421,6 +421,33 @@ static void check_global_values(struct irfw_run *r)
 		irfw_config_error(&r->cfg, cid->line, "[irfw] case_id = %s: %s", cid->value, why);
 }
 
+/* Whether a and b (short names) are at most `max` single-letter edits
+ * apart (Levenshtein). */
+static bool edit_distance_at_most(const char *a, const char *b, size_t max)
+{
+	size_t la = strlen(a), lb = strlen(b);
+	if (la > 64 || lb > 64 || (la > lb ? la - lb : lb - la) > max)
+		return false;
+	size_t row[65];
+	for (size_t j = 0; j <= lb; j++)
+		row[j] = j;
+	for (size_t i = 1; i <= la; i++) {
+		size_t diag = row[0];
+		row[0] = i;
+		for (size_t j = 1; j <= lb; j++) {
+			size_t up = row[j];
+			size_t best = diag + (a[i - 1] != b[j - 1]);
+			if (row[j - 1] + 1 < best)
+				best = row[j - 1] + 1;
+			if (up + 1 < best)
+				best = up + 1;
+			row[j] = best;
+			diag = up;
+		}
+	}
+	return row[lb] <= max;
+}
+
 int irfw_run_load(struct irfw_run *r, bool init_steps)
 {
 	struct irfw_config *cfg = &r->cfg;
@@ -484,10 +511,24 @@ int irfw_run_load(struct irfw_run *r, bool init_steps)
 			continue;
 		add_step(r, names[i], pl->line);
 	}
-	/* A section nobody reads is most often a typo of a step's name. */
+	/* A section nobody reads is most often a typo of a step's name: said
+	 * aloud when it is a letter or two from a step (one for a short name) (that step then runs
+	 * with its defaults), else only with -vv (a site may keep the section
+	 * of a step it took out of the pipeline). */
 	for (size_t i = 0; i < cfg->n_sections; i++) {
 		const char *sn = cfg->sections[i].name;
-		if (strcmp(sn, "irfw") != 0 && !in_list(names, sn))
+		if (strcmp(sn, "irfw") == 0 || in_list(names, sn))
+			continue;
+		const char *near = NULL;
+		for (size_t k = 0; k < n && !near; k++)
+			if (edit_distance_at_most(sn, names[k], strlen(names[k]) > 4 ? 2 : 1))
+				near = names[k];
+		if (near)
+			irfw_logf(IRFW_LOG_WARN, NULL,
+			          "%s:%d: section [%s] is not in the pipeline and is ignored: did you mean "
+			          "[%s]? (step %s runs without it)",
+			          cfg->path, cfg->sections[i].line, sn, near, near);
+		else
 			irfw_logf(IRFW_LOG_DEBUG, NULL, "%s:%d: section [%s] is not in the pipeline; ignored",
 			          cfg->path, cfg->sections[i].line, sn);
 	}

@@ -333,3 +333,18 @@ def test_standard_input_given_twice_is_named(args):
     p = subprocess.run([str(IRFW_BIN), *args], input="i-0123456789abcdef0\n", capture_output=True,
                        text=True, env={**os.environ, "AWS_ENDPOINT_URL": "http://127.0.0.1:9"})
     assert p.returncode == 2 and "given twice" in p.stderr, p.stderr
+
+
+def test_a_section_one_typo_from_a_step_is_warned_about(tmp_path):
+    """[isolat] is read by nothing: isolate would run with its defaults.
+    A section a letter or two from a step's name is named, with the step;
+    one for a step simply not in the pipeline ([asg]) is not."""
+    site = tmp_path / "site.ini"
+    site.write_text("[irfw]\npipeline = isolate, tag\n[isolat]\nadmin_cidrs = 10.0.0.0/8\n"
+                    "[asg]\nmode = detach\n")
+    p = run_plain("--plan", "-i", "i-0123456789abcdef0", "--conf", site,
+                  env={"IRFW_PLUGIN_PATH": str(PLUGINDIR)})
+    assert p.returncode == 0, p.stderr
+    assert f"{site}:3: section [isolat] is not in the pipeline" in p.stderr
+    assert "did you mean [isolate]?" in p.stderr
+    assert "[asg]" not in p.stderr
