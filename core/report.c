@@ -631,12 +631,6 @@ static void put_indented(FILE *f, const char *text, int depth)
 	}
 }
 
-/*
- * The document is the bytes cJSON_Print() makes of it whole, but written
- * one instance at a time: the members before "instances" printed as one
- * object, then each instance made, printed two levels down and freed, so
- * that a fleet's summaries are never all in memory at once.
- */
 void irfw_report_json_stopped(struct irfw_run *r, const char *call, const struct irfw_aws_error *e)
 {
 	cJSON *doc = cJSON_CreateObject();
@@ -675,6 +669,12 @@ void irfw_json_doc_put(cJSON *doc)
 	fflush(stdout);
 }
 
+/*
+ * The document is the bytes cJSON_Print() makes of it whole, but written
+ * one instance at a time: the members before "instances" printed as one
+ * object, then each instance made, printed two levels down and freed, so
+ * that a fleet's summaries are never all in memory at once.
+ */
 void irfw_report_json(struct irfw_run *r)
 {
 	cJSON *doc = cJSON_CreateObject();

@@ -511,10 +511,11 @@ int irfw_run_load(struct irfw_run *r, bool init_steps)
 			continue;
 		add_step(r, names[i], pl->line);
 	}
-	/* A section nobody reads is most often a typo of a step's name: said
-	 * aloud when it is a letter or two from a step (one for a short name) (that step then runs
-	 * with its defaults), else only with -vv (a site may keep the section
-	 * of a step it took out of the pipeline). */
+	/* A section nobody reads is most often a typo of a step's name, and
+	 * that step then runs with its defaults: a warning when the section is
+	 * a letter or two from a step's name (one for a short name), else only
+	 * a debug line (a site may keep the section of a step it took out of
+	 * the pipeline). */
 	for (size_t i = 0; i < cfg->n_sections; i++) {
 		const char *sn = cfg->sections[i].name;
 		if (strcmp(sn, "irfw") == 0 || in_list(names, sn))

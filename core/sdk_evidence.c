@@ -161,8 +161,8 @@ const cJSON *irfw_record_get(const irfw_target *t, const char *step, const char 
 
 struct irfw_notice {
 	char *key, *outcome, *id;
-	/* Copies: the record's tree changes with the next irfw_record. */
-	char *before; /* the earlier attempt's state, or NULL */
+	/* A copy of the earlier attempt's record (its "state" says how it
+	 * ended): the record's tree changes with the next irfw_record. */
 	cJSON *earlier;
 };
 
@@ -173,7 +173,6 @@ void irfw_notice_free(irfw_notice *n)
 	free(n->key);
 	free(n->outcome);
 	free(n->id);
-	free(n->before);
 	cJSON_Delete(n->earlier);
 	free(n);
 }
@@ -192,11 +191,9 @@ irfw_notice *irfw_notice_begin(irfw_target *t, const char *key, const char *outc
 	const char *pid = irfw_json_text(prev, "id"), *pout = irfw_json_text(prev, "outcome");
 	bool same = !outcome || (pout && strcmp(pout, outcome) == 0);
 	if (pid && same && !irfw_step_repeated(t)) {
-		const char *b = irfw_json_text(prev, "state");
 		n->id = strdup(pid);
-		n->before = b ? strdup(b) : NULL;
 		n->earlier = cJSON_Duplicate(prev, true);
-		if (!n->id || (b && !n->before) || !n->earlier)
+		if (!n->id || !n->earlier)
 			goto fail;
 	} else {
 		const char *cid = irfw_target_case_id(t);
@@ -217,7 +214,7 @@ const char *irfw_notice_id(const irfw_notice *n)
 
 const char *irfw_notice_before(const irfw_notice *n)
 {
-	return n ? n->before : NULL;
+	return n ? irfw_json_text(n->earlier, "state") : NULL;
 }
 
 const char *irfw_notice_earlier(const irfw_notice *n, const char *field)
@@ -237,8 +234,9 @@ int irfw_notice_record(irfw_target *t, const irfw_notice *n, const char *state, 
 	cJSON_AddStringToObject(o, "state", state);
 	if (n->outcome)
 		cJSON_AddStringToObject(o, "outcome", n->outcome);
-	if (n->before && strcmp(state, "sent") == 0)
-		cJSON_AddStringToObject(o, "resent_after", n->before);
+	const char *before = irfw_notice_before(n);
+	if (before && strcmp(state, "sent") == 0)
+		cJSON_AddStringToObject(o, "resent_after", before);
 	cJSON *f, *next;
 	for (f = extra ? extra->child : NULL; f; f = next) {
 		next = f->next;

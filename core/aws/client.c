@@ -591,9 +591,9 @@ static int build_request(struct irfw_aws *a, const struct irfw_service *svc, con
 				irfw_sha256_encoded(s3.body, s3.body_len, whole_body ? q->payload_hash : NULL,
 				                    b64);
 				req_add_header(q, "x-amz-checksum-sha256", b64);
-			} else if (whole_body && s3.body && cJSON_IsString(given) &&
-			           !irfw_sha256_b64_to_hex(given->valuestring, q->payload_hash)) {
-				q->payload_hash[0] = '\0';
+			} else if (whole_body && s3.body && cJSON_IsString(given)) {
+				/* Left "" (hashed) unless it is a whole SHA-256. */
+				(void)irfw_sha256_b64_to_hex(given->valuestring, q->payload_hash);
 			}
 			/* Either way the body's digest is known: the signature's
 			 * payload hash is that digest, not hashed again.  A body that
