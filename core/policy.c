@@ -218,9 +218,11 @@ cJSON *irfw_policy_document(struct irfw_run *r, size_t *undeclared)
 /* ------------------------------------------------------------------ */
 /* The estimate.                                                       */
 
-/* Calls per EC2 bucket class, split by phase.  The classes are the rate
- * limiter's (ratelimit.h); other services are not paced by buckets. */
+/* Calls per EC2 bucket, split by phase.  EC2 keeps a bucket per action,
+ * sized by its class (the rate limiter's, ratelimit.h); other services
+ * are not paced by buckets. */
 #define MAX_CLASSES 8
+#define MAX_ACTIONS 128
 
 static size_t class_index(const char *action, bool *ec2)
 {
@@ -246,9 +248,16 @@ static double bucket_time(const struct irfw_run *r, size_t cls, double calls)
 	return calls > cap ? (calls - cap) / rate : 0;
 }
 
+struct bucket_calls {
+	const char *action; /* "ec2:ModifyInstanceAttribute" */
+	size_t cls;
+	double calls[2]; /* contain phase, all */
+};
+
 void irfw_policy_estimate(const struct irfw_run *r, double *contain, double *all)
 {
-	double calls[2][MAX_CLASSES] = {{0}};
+	struct bucket_calls b[MAX_ACTIONS];
+	size_t nb = 0;
 	for (size_t i = 0; i < r->n_steps; i++) {
 		const struct irfw_step *s = r->steps[i];
 		for (const struct irfw_action *a = s->mod->vt.actions; a && a->action; a++) {
@@ -274,14 +283,23 @@ void irfw_policy_estimate(const struct irfw_run *r, double *contain, double *all
 			}
 			if (a->per && strcmp(a->per, "run") == 0)
 				n = a->calls;
+			size_t j = 0;
+			while (j < nb && strcmp(b[j].action, a->action) != 0)
+				j++;
+			if (j == nb) {
+				if (nb == MAX_ACTIONS)
+					continue; /* more actions than any pipeline declares */
+				b[nb++] = (struct bucket_calls){.action = a->action, .cls = cls};
+			}
 			if (s->phase == IRFW_PHASE_CONTAIN)
-				calls[0][cls] += n;
-			calls[1][cls] += n;
+				b[j].calls[0] += n;
+			b[j].calls[1] += n;
 		}
 	}
 	*contain = *all = 0;
-	for (size_t c = 0; c < irfw_ratelimit_class_count() && c < MAX_CLASSES; c++) {
-		double tc = bucket_time(r, c, calls[0][c]), ta = bucket_time(r, c, calls[1][c]);
+	for (size_t j = 0; j < nb; j++) {
+		double tc = bucket_time(r, b[j].cls, b[j].calls[0]),
+		       ta = bucket_time(r, b[j].cls, b[j].calls[1]);
 		if (tc > *contain)
 			*contain = tc;
 		if (ta > *all)

@@ -207,6 +207,10 @@ bool irfw_step_done_before(const struct irfw_target *t, const struct irfw_step *
 /* The step t is in: the one this thread prepares (prepares run at once,
  * each on its own thread, so t->cur cannot say), else t->cur. */
 struct irfw_step *irfw_target_cur(const struct irfw_target *t);
+/* The client's flags (IRFW_AWS_REQ_*) for a call a plugin makes on t with
+ * `call_flags` (IRFW_CALL_*): with the urgency of the step's phase, so
+ * containment goes first where calls wait for the same bucket. */
+unsigned irfw_target_req_flags(const struct irfw_target *t, unsigned call_flags);
 /* t's call state: in a prepare, this thread's own for t (prepares of
  * several steps may call AWS on the same target at once), else t->calls. */
 struct irfw_call_state *irfw_target_calls(const struct irfw_target *t);

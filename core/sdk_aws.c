@@ -140,6 +140,17 @@ int irfw_aws_call_in(irfw_target *t, const char *region, const char *service, co
 	return irfw_aws_call_ex(t, region, service, operation, params, 0, result);
 }
 
+unsigned irfw_target_req_flags(const irfw_target *t, unsigned call_flags)
+{
+	const struct irfw_step *s = t ? irfw_target_cur(t) : NULL;
+	/* Containment first: a contain step's calls go before the evidence
+	 * work of the fleet that waits on the same bucket, and that before
+	 * the record's and the notices'. */
+	int prio = !s || s->phase == IRFW_PHASE_CONTAIN ? 0 : s->phase == IRFW_PHASE_REPORT ? 2 : 1;
+	return ((call_flags & IRFW_CALL_NOT_IDEMPOTENT) ? IRFW_AWS_REQ_NOT_IDEMPOTENT : 0) |
+	       IRFW_AWS_REQ_PRIORITY(prio);
+}
+
 int irfw_aws_call_ex(irfw_target *t, const char *region, const char *service, const char *operation,
                      const cJSON *params, unsigned flags, cJSON **result)
 {
@@ -159,9 +170,9 @@ int irfw_aws_call_ex(irfw_target *t, const char *region, const char *service, co
 	const char *reg = region && *region ? region : t->run->resolved_region;
 	/* Plain calls go through irfw_aws_request (tests/sdk_json_test.c
 	 * replaces it at link time). */
-	int rc = (flags & IRFW_CALL_NOT_IDEMPOTENT)
-	             ? irfw_aws_request_ex(t->run->aws, reg, service, operation, params, t->run->dry_run,
-	                                   IRFW_AWS_REQ_NOT_IDEMPOTENT, &res, &irfw_target_calls(t)->err, rid)
+	unsigned req = irfw_target_req_flags(t, flags);
+	int rc = req ? irfw_aws_request_ex(t->run->aws, reg, service, operation, params, t->run->dry_run, req,
+	                                   &res, &irfw_target_calls(t)->err, rid)
 	             : irfw_aws_request(t->run->aws, reg, service, operation, params, t->run->dry_run, &res,
 	                                &irfw_target_calls(t)->err, rid);
 	irfw_call_settle(t, service, operation, rc, res, &irfw_target_calls(t)->err, rid);

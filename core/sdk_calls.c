@@ -50,6 +50,7 @@ struct slot {
 	char *service, *operation;
 	cJSON *params; /* a copy */
 	unsigned flags;
+	unsigned req_flags; /* the client's: the flags above, and the step's priority */
 	enum slot_state state;
 	/* Written by whoever sends it, read by the owner once it is done. */
 	int rc;
@@ -89,11 +90,10 @@ static void send_slot(struct irfw_aws *aws, bool dry_run, struct slot *s)
 	memset(&s->err, 0, sizeof(s->err));
 	s->rid[0] = '\0';
 	s->res = NULL;
-	s->rc = (s->flags & IRFW_CALL_NOT_IDEMPOTENT)
-	            ? irfw_aws_request_ex(aws, reg, s->service, s->operation, s->params, dry_run,
-	                                  IRFW_AWS_REQ_NOT_IDEMPOTENT, &s->res, &s->err, s->rid)
-	            : irfw_aws_request(aws, reg, s->service, s->operation, s->params, dry_run, &s->res,
-	                               &s->err, s->rid);
+	s->rc = s->req_flags ? irfw_aws_request_ex(aws, reg, s->service, s->operation, s->params, dry_run,
+	                                           s->req_flags, &s->res, &s->err, s->rid)
+	                     : irfw_aws_request(aws, reg, s->service, s->operation, s->params, dry_run,
+	                                        &s->res, &s->err, s->rid);
 }
 
 static void unlink_slot(struct irfw_calls_pool *p, struct slot *s)
@@ -259,6 +259,7 @@ int irfw_calls_add(irfw_calls *c, const char *region, const char *service, const
 		return -1;
 	s->owner = c;
 	s->flags = flags;
+	s->req_flags = irfw_target_req_flags(c->t, flags);
 	s->region = region && *region ? strdup(region) : NULL;
 	s->service = strdup(service);
 	s->operation = strdup(operation);

@@ -119,9 +119,13 @@ int __wrap_irfw_aws_request_ex(struct irfw_aws *a, const char *region, const cha
 {
 	(void)a;
 	(void)service;
-	assert_int_equal(flags, IRFW_AWS_REQ_NOT_IDEMPOTENT);
+	/* Besides the flag, only the step's priority may be set. */
+	assert_int_equal(flags & ~IRFW_AWS_REQ_PRIORITY(3), flags & IRFW_AWS_REQ_NOT_IDEMPOTENT);
 	pthread_mutex_lock(&fake.lock);
-	fake.calls_ex++;
+	if (flags & IRFW_AWS_REQ_NOT_IDEMPOTENT)
+		fake.calls_ex++;
+	else
+		fake.calls++;
 	pthread_mutex_unlock(&fake.lock);
 	return answer(region, operation, params, dry_run, result, e, req_id);
 }

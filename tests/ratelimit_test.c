@@ -298,22 +298,155 @@ static void test_separate_keys(void **state)
 	irfw_ratelimit_acquire(rl, NULL, NULL, NULL, NULL);
 	assert_int_equal(fake_nsleeps(&fc), 0);
 
-	/* The same bucket is shared by every operation of its class... */
+	/* EC2 keeps a bucket per action, each of its class's size... */
 	acquire_n(rl, 2, "111", "us-east-1", "ec2", "DescribeInstances");
+	assert_int_equal(fake_nsleeps(&fc), 0);
+	acquire_n(rl, 2, "111", "us-east-1", "ec2", "GetConsoleOutput");
 	assert_int_equal(fake_nsleeps(&fc), 0);
 	irfw_ratelimit_acquire(rl, "111", "us-east-1", "ec2", "GetConsoleOutput");
 	assert_int_equal(fake_nsleeps(&fc), 1);
-	/* ...and by every operation of one other service. */
+	/* ...while one other service shares one bucket between operations. */
 	irfw_ratelimit_acquire(rl, "111", "us-east-1", "s3", "GetObject");
 	assert_int_equal(fake_nsleeps(&fc), 2);
 	/* Each exhausted bucket now makes its next caller wait. */
-	irfw_ratelimit_acquire(rl, "222", "us-east-1", "ec2", "RebootInstances");
+	irfw_ratelimit_acquire(rl, "222", "us-east-1", "ec2", "StopInstances");
 	assert_int_equal(fake_nsleeps(&fc), 3);
 	irfw_ratelimit_acquire(rl, "a", "bc", "ec2", "CreateTags");
 	assert_int_equal(fake_nsleeps(&fc), 4);
 
 	irfw_ratelimit_free(rl);
 	pthread_mutex_destroy(&fc.lock);
+}
+
+/* The describes EC2 gives a smaller bucket when sent with neither a filter
+ * nor pagination draw on it only then, and on a bucket apart from their
+ * filtered calls'. */
+static void test_unfiltered_bucket(void **state)
+{
+	struct fake_clock fc;
+	struct irfw_clock clk;
+	struct irfw_ratelimit *rl;
+
+	(void)state;
+	fake_init(&fc, &clk, true);
+	rl = irfw_ratelimit_new(&clk);
+	assert_non_null(rl);
+	assert_string_equal(irfw_ratelimit_class_ex("ec2", "DescribeInstances", IRFW_RL_UNFILTERED),
+	                    "ec2-describe-unfiltered");
+	assert_string_equal(irfw_ratelimit_class_ex("ec2", "DescribeNetworkInterfaces", IRFW_RL_UNFILTERED),
+	                    "ec2-describe-unfiltered");
+	assert_string_equal(irfw_ratelimit_class_ex("ec2", "DescribeInstances", 0), "ec2-describe");
+	/* Not one of the seven: its one bucket whatever the request. */
+	assert_string_equal(irfw_ratelimit_class_ex("ec2", "DescribeInstanceAttribute", IRFW_RL_UNFILTERED),
+	                    "ec2-describe");
+	assert_string_equal(irfw_ratelimit_class_ex("s3", "ListObjects", IRFW_RL_UNFILTERED), "other");
+
+	/* Default 50/10: the 51st unfiltered call waits 1/10 s; a filtered
+	 * one still goes at once. */
+	for (int i = 0; i < 50; i++)
+		irfw_ratelimit_acquire_ex(rl, "111", "us-east-1", "ec2", "DescribeVolumes",
+		                          IRFW_RL_UNFILTERED);
+	assert_int_equal(fake_nsleeps(&fc), 0);
+	irfw_ratelimit_acquire_ex(rl, "111", "us-east-1", "ec2", "DescribeVolumes", 0);
+	assert_int_equal(fake_nsleeps(&fc), 0);
+	irfw_ratelimit_acquire_ex(rl, "111", "us-east-1", "ec2", "DescribeVolumes", IRFW_RL_UNFILTERED);
+	assert_int_equal(fake_nsleeps(&fc), 1);
+	assert_true(fabs(fc.sleeps[0] - 0.1) < EPS);
+
+	irfw_ratelimit_free(rl);
+	pthread_mutex_destroy(&fc.lock);
+}
+
+/* Priority.  A clock whose sleeps are held at a gate until the test opens
+ * it, and that sums what each thread slept: callers asleep on a bucket
+ * stay asleep while a more urgent one arrives. */
+static struct {
+	pthread_mutex_t lock;
+	pthread_cond_t cv;
+	bool open;
+	int asleep; /* sleeps begun */
+} gate = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, 0};
+static _Thread_local double slept;
+
+static double gate_now(void *ctx)
+{
+	(void)ctx;
+	return 1000.0; /* frozen: a wait ends by what was slept */
+}
+
+static void gate_sleep(void *ctx, double seconds)
+{
+	(void)ctx;
+	slept += seconds;
+	pthread_mutex_lock(&gate.lock);
+	gate.asleep++;
+	pthread_cond_broadcast(&gate.cv);
+	while (!gate.open)
+		pthread_cond_wait(&gate.cv, &gate.lock);
+	pthread_mutex_unlock(&gate.lock);
+}
+
+static void gate_wait_asleep(int n)
+{
+	pthread_mutex_lock(&gate.lock);
+	while (gate.asleep < n)
+		pthread_cond_wait(&gate.cv, &gate.lock);
+	pthread_mutex_unlock(&gate.lock);
+}
+
+struct prio_arg {
+	struct irfw_ratelimit *rl;
+	int priority;
+	double slept; /* in all, until its turn */
+};
+
+static void *prio_worker(void *p)
+{
+	struct prio_arg *a = p;
+
+	slept = 0;
+	irfw_ratelimit_acquire_ex(a->rl, "111", "us-east-1", "ec2", "ModifyInstanceAttribute",
+	                          IRFW_RL_PRIORITY(a->priority));
+	a->slept = slept;
+	return NULL;
+}
+
+static void test_priority(void **state)
+{
+	struct irfw_clock clk = {.now = gate_now, .sleep = gate_sleep, .ctx = NULL};
+	struct irfw_ratelimit *rl;
+	pthread_t th[4];
+	/* two less urgent (2) asleep, then an urgent (0), then one more of 2 */
+	struct prio_arg arg[4] = {{.priority = 2}, {.priority = 2}, {.priority = 0}, {.priority = 2}};
+
+	(void)state;
+	rl = irfw_ratelimit_new(&clk);
+	assert_non_null(rl);
+	assert_int_equal(irfw_ratelimit_configure(rl, "ec2-mutate", 1, 1), 0);
+	irfw_ratelimit_acquire(rl, "111", "us-east-1", "ec2", "ModifyInstanceAttribute"); /* the burst */
+	for (int i = 0; i < 4; i++) {
+		arg[i].rl = rl;
+		assert_int_equal(pthread_create(&th[i], NULL, prio_worker, &arg[i]), 0);
+		gate_wait_asleep(i + 1); /* booked, in this order */
+	}
+	pthread_mutex_lock(&gate.lock);
+	gate.open = true;
+	pthread_cond_broadcast(&gate.cv);
+	pthread_mutex_unlock(&gate.lock);
+	for (int i = 0; i < 4; i++)
+		pthread_join(th[i], NULL);
+
+	/* The urgent caller took the first turn; the others moved one turn
+	 * later each, in their order, and the rate (1/s) held: turns 1..4. */
+	assert_true(fabs(arg[2].slept - 1.0) < EPS);
+	assert_true(fabs(arg[0].slept - 2.0) < EPS);
+	assert_true(fabs(arg[1].slept - 3.0) < EPS);
+	assert_true(fabs(arg[3].slept - 4.0) < EPS);
+	/* Another bucket, another action: not affected. */
+	slept = 0;
+	irfw_ratelimit_acquire_ex(rl, "111", "us-east-1", "ec2", "StopInstances", IRFW_RL_PRIORITY(3));
+	assert_true(slept == 0);
+	irfw_ratelimit_free(rl);
 }
 
 static void test_configure(void **state)
@@ -521,8 +654,8 @@ static void *conc_worker(void *p)
 	struct conc *c = p;
 
 	for (int i = 0; i < CONC_EACH; i++) {
-		irfw_ratelimit_acquire(c->rl, "123456789012", "us-east-1", "ec2",
-		                       (i % 2) ? "DescribeInstances" : "DescribeVolumes");
+		/* One action: EC2's buckets are per action. */
+		irfw_ratelimit_acquire(c->rl, "123456789012", "us-east-1", "ec2", "DescribeInstances");
 		pthread_mutex_lock(&c->lock);
 		c->grants++;
 		pthread_mutex_unlock(&c->lock);
@@ -704,6 +837,8 @@ int main(void)
 	    cmocka_unit_test(test_fifo_threads),
 	    cmocka_unit_test(test_separate_keys),
 	    cmocka_unit_test(test_configure),
+	    cmocka_unit_test(test_unfiltered_bucket),
+	    cmocka_unit_test(test_priority),
 	    cmocka_unit_test(test_adaptive_other),
 	    cmocka_unit_test(test_parse_spec),
 	    cmocka_unit_test(test_backoff),

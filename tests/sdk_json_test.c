@@ -534,6 +534,18 @@ int __wrap_irfw_aws_request(struct irfw_aws *a, const char *region, const char *
 	return 0;
 }
 
+/* A step's calls carry its priority, so they come through _ex. */
+int __wrap_irfw_aws_request_ex(struct irfw_aws *a, const char *region, const char *service,
+                               const char *operation, const cJSON *params, bool dry_run, unsigned flags,
+                               cJSON **result, struct irfw_aws_error *e, char req_id[128]);
+int __wrap_irfw_aws_request_ex(struct irfw_aws *a, const char *region, const char *service,
+                               const char *operation, const cJSON *params, bool dry_run, unsigned flags,
+                               cJSON **result, struct irfw_aws_error *e, char req_id[128])
+{
+	(void)flags;
+	return __wrap_irfw_aws_request(a, region, service, operation, params, dry_run, result, e, req_id);
+}
+
 struct world {
 	struct irfw_run run;
 	struct irfw_target t;

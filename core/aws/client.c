@@ -782,6 +782,13 @@ static int do_call(struct irfw_aws *a, const struct irfw_creds *creds, bool anon
 	 * is not failing). */
 	double deadline = now_s() + (double)a->call_deadline;
 	double started = now_s();
+	/* The bucket: EC2's describes without a filter or pagination have a
+	 * smaller one; and how urgent the caller's phase is. */
+	unsigned rl_flags = IRFW_RL_PRIORITY(IRFW_AWS_REQ_PRIORITY_OF(flags));
+	if (!params || (!cJSON_GetObjectItemCaseSensitive(params, "Filter") &&
+	                !cJSON_GetObjectItemCaseSensitive(params, "MaxResults") &&
+	                !cJSON_GetObjectItemCaseSensitive(params, "NextToken")))
+		rl_flags |= IRFW_RL_UNFILTERED;
 	int transient = 0, taken = 0, attempt;
 	const char *gave_up = NULL;
 	for (attempt = 1;; attempt++) {
@@ -789,7 +796,7 @@ static int do_call(struct irfw_aws *a, const struct irfw_creds *creds, bool anon
 		if (abandon_check(e))
 			break;
 		double w0 = now_s();
-		irfw_ratelimit_acquire(a->rl, a->account, region, service, op);
+		irfw_ratelimit_acquire_ex(a->rl, a->account, region, service, op, rl_flags);
 		deadline += now_s() - w0;
 		struct irfw_creds own = {0};
 		const struct irfw_creds *use = creds;

@@ -78,6 +78,11 @@ enum {
 	 * acted (no connection, throttling answers) are still retried. */
 	IRFW_AWS_REQ_NOT_IDEMPOTENT = 1u << 0,
 };
+/* How urgent the call is, 0 (the most: containment, and the run's own
+ * look-ups) to 3: among callers waiting for the same client-side bucket,
+ * the more urgent go first (irfw_ratelimit_acquire_ex). */
+#define IRFW_AWS_REQ_PRIORITY(p)    ((((unsigned)(p)) & 3u) << 4)
+#define IRFW_AWS_REQ_PRIORITY_OF(f) ((int)(((f) >> 4) & 3u))
 
 /* irfw_aws_request with flags (IRFW_AWS_REQ_*). */
 int irfw_aws_request_ex(struct irfw_aws *a, const char *region, const char *service, const char *operation,

@@ -71,6 +71,7 @@ const struct irfw_clock *irfw_clock_real(void)
 
 enum rl_class_id {
 	RL_EC2_DESCRIBE = 0,
+	RL_EC2_DESCRIBE_UNFILTERED,
 	RL_EC2_MUTATE,
 	RL_EC2_SNAPSHOT,
 	RL_EC2_ENI,
@@ -80,7 +81,11 @@ enum rl_class_id {
 };
 
 /* Defaults follow AWS's published bucket sizes and refill rates, so that
- * irfw alone never empties an account's buckets. */
+ * irfw alone never empties an account's buckets.  EC2 evaluates each API
+ * on its own ("Request throttling for the Amazon EC2 API": a request takes
+ * a token from its API's bucket; other APIs are not affected), so every
+ * EC2 class below is a bucket per action, with the sizes of its category;
+ * only "other" is one bucket per service. */
 static const struct {
 	const char *name;
 	double capacity;
@@ -88,9 +93,16 @@ static const struct {
 	const char *spec; /* the same, as a site writes it */
 	const char *help;
 } rl_defaults[RL_NCLASSES] = {
-    [RL_EC2_DESCRIBE] = {"ec2-describe", 100, 20, "100/20", "EC2 Describe*, Get* and List* calls"},
-    [RL_EC2_MUTATE] = {"ec2-mutate", 50, 5, "50/5", "EC2 changes not listed below"},
-    [RL_EC2_SNAPSHOT] = {"ec2-snapshot", 100, 5, "100/5", "EC2 CreateSnapshot and CreateSnapshots"},
+    [RL_EC2_DESCRIBE] = {"ec2-describe", 100, 20, "100/20",
+                         "each EC2 Describe*, Get* and List* action (a bucket per action)"},
+    [RL_EC2_DESCRIBE_UNFILTERED] = {"ec2-describe-unfiltered", 50, 10, "50/10",
+                                    "each of DescribeInstances, DescribeInstanceStatus, "
+                                    "DescribeNetworkInterfaces, DescribeSecurityGroups, DescribeSnapshots, "
+                                    "DescribeSpotInstanceRequests and DescribeVolumes sent with neither a "
+                                    "filter nor pagination (a bucket per action)"},
+    [RL_EC2_MUTATE] = {"ec2-mutate", 50, 5, "50/5", "each EC2 change not listed below (a bucket per action)"},
+    [RL_EC2_SNAPSHOT] = {"ec2-snapshot", 100, 5, "100/5",
+                         "EC2 CreateSnapshot and CreateSnapshots (a bucket each)"},
     [RL_EC2_ENI] = {"ec2-eni", 100, 5, "100/5", "EC2 ModifyNetworkInterfaceAttribute"},
     [RL_EC2_TAGS] = {"ec2-tags", 100, 10, "100/10", "EC2 CreateTags"},
     [RL_OTHER] = {"other", 0, 0, "0/0",
@@ -127,14 +139,28 @@ static bool has_verb(const char *op, const char *verb)
 	return strncmp(op, verb, n) == 0 && op[n] >= 'A' && op[n] <= 'Z';
 }
 
-static enum rl_class_id class_of(const char *service, const char *operation)
+/* The describes EC2 gives a smaller bucket when they are sent with neither
+ * a filter nor pagination. */
+static bool narrowable(const char *op)
+{
+	static const char *const ops[] = {
+	    "DescribeInstances",      "DescribeInstanceStatus", "DescribeNetworkInterfaces",
+	    "DescribeSecurityGroups", "DescribeSnapshots",      "DescribeSpotInstanceRequests",
+	    "DescribeVolumes"};
+	for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++)
+		if (strcmp(op, ops[i]) == 0)
+			return true;
+	return false;
+}
+
+static enum rl_class_id class_of(const char *service, const char *operation, bool unfiltered)
 {
 	if (!service || strcmp(service, "ec2") != 0)
 		return RL_OTHER;
 	if (!operation)
 		return RL_EC2_MUTATE;
 	if (has_verb(operation, "Describe") || has_verb(operation, "Get") || has_verb(operation, "List"))
-		return RL_EC2_DESCRIBE;
+		return unfiltered && narrowable(operation) ? RL_EC2_DESCRIBE_UNFILTERED : RL_EC2_DESCRIBE;
 	if (strcmp(operation, "CreateSnapshot") == 0 || strcmp(operation, "CreateSnapshots") == 0)
 		return RL_EC2_SNAPSHOT;
 	if (strcmp(operation, "ModifyNetworkInterfaceAttribute") == 0)
@@ -146,7 +172,12 @@ static enum rl_class_id class_of(const char *service, const char *operation)
 
 const char *irfw_ratelimit_class(const char *service, const char *operation)
 {
-	return rl_defaults[class_of(service, operation)].name;
+	return rl_defaults[class_of(service, operation, false)].name;
+}
+
+const char *irfw_ratelimit_class_ex(const char *service, const char *operation, unsigned flags)
+{
+	return rl_defaults[class_of(service, operation, flags & IRFW_RL_UNFILTERED)].name;
 }
 
 static int check_values(double capacity, double rate)
@@ -163,9 +194,19 @@ static int check_values(double capacity, double rate)
 /* ------------------------------------------------------------------ */
 /* Registry.                                                           */
 
+/* A caller asleep until its turn: its node in its bucket's list, on the
+ * caller's stack.  `slot` is when it may go; a more urgent caller that
+ * arrives later may take it and hand it a later one (under the lock). */
+struct rl_booking {
+	struct rl_booking *next;
+	double slot;
+	int priority;
+};
+
 struct rl_state {
-	double tokens; /* negative: turns already promised to sleepers */
-	double last;   /* clock time tokens was brought up to date */
+	double tokens;             /* negative: turns already promised to sleepers */
+	struct rl_booking *booked; /* those sleepers, in no order */
+	double last;               /* clock time tokens was brought up to date */
 	bool primed;
 	/* Adaptive pacing of a class without a configured rate: 0 = none;
 	 * set by throttling, regrown by successes (AIMD). */
@@ -179,7 +220,9 @@ struct rl_bucket {
 	struct rl_bucket *next;
 	enum rl_class_id cls;
 	struct rl_state st;
-	const char *account, *region, *service; /* point into key[] */
+	/* point into key[]; operation is "" for a bucket of the whole class
+	 * (retry quotas) or of a service ("other") */
+	const char *account, *region, *service, *operation;
 	char key[];
 };
 
@@ -282,12 +325,13 @@ int irfw_ratelimit_parse_spec(const char *spec, double *cap, double *rate)
 	return 0;
 }
 
-static size_t key_slot(enum rl_class_id cls, const char *account, const char *region, const char *service)
+static size_t key_slot(enum rl_class_id cls, const char *account, const char *region, const char *service,
+                       const char *operation)
 {
-	const char *parts[3] = {account, region, service};
+	const char *parts[4] = {account, region, service, operation};
 	uint64_t h = 1469598103934665603ULL ^ (uint64_t)cls; /* FNV-1a */
 
-	for (int i = 0; i < 3; i++) {
+	for (int i = 0; i < 4; i++) {
 		/* Hash the NUL too, so ("ab","c") and ("a","bc") differ. */
 		for (const char *p = parts[i];; p++) {
 			h = (h ^ (unsigned char)*p) * 1099511628211ULL;
@@ -300,18 +344,19 @@ static size_t key_slot(enum rl_class_id cls, const char *account, const char *re
 
 /* The state for this key, created full on first use.  Called locked. */
 static struct rl_state *find_state(struct irfw_ratelimit *rl, enum rl_class_id cls, const char *account,
-                                   const char *region, const char *service)
+                                   const char *region, const char *service, const char *operation)
 {
-	size_t slot = key_slot(cls, account, region, service);
-	size_t la = strlen(account) + 1, lr = strlen(region) + 1, ls = strlen(service) + 1;
+	size_t slot = key_slot(cls, account, region, service, operation);
+	size_t la = strlen(account) + 1, lr = strlen(region) + 1, ls = strlen(service) + 1,
+	       lo = strlen(operation) + 1;
 	struct rl_bucket *b;
 
 	for (b = rl->slots[slot]; b; b = b->next) {
 		if (b->cls == cls && strcmp(b->account, account) == 0 && strcmp(b->region, region) == 0 &&
-		    strcmp(b->service, service) == 0)
+		    strcmp(b->service, service) == 0 && strcmp(b->operation, operation) == 0)
 			return &b->st;
 	}
-	b = malloc(sizeof(*b) + la + lr + ls);
+	b = malloc(sizeof(*b) + la + lr + ls + lo);
 	if (!b)
 		return &rl->cls[cls].fallback;
 	b->cls = cls;
@@ -319,9 +364,11 @@ static struct rl_state *find_state(struct irfw_ratelimit *rl, enum rl_class_id c
 	memcpy(b->key, account, la);
 	memcpy(b->key + la, region, lr);
 	memcpy(b->key + la + lr, service, ls);
+	memcpy(b->key + la + lr + ls, operation, lo);
 	b->account = b->key;
 	b->region = b->key + la;
 	b->service = b->key + la + lr;
+	b->operation = b->key + la + lr + ls;
 	b->next = rl->slots[slot];
 	rl->slots[slot] = b;
 	return &b->st;
@@ -350,32 +397,114 @@ static double reserve(struct rl_state *st, const struct rl_class *c, double now)
 	return st->tokens < 0 ? -st->tokens / c->rate : 0.0;
 }
 
-void irfw_ratelimit_acquire(struct irfw_ratelimit *rl, const char *account, const char *region,
-                            const char *service, const char *operation)
+/*
+ * Book `me` (whose slot is the bucket's next free turn) among the sleepers
+ * of `st`.  A caller more urgent than some of them (a lower priority
+ * number) takes the earliest of their turns that is still to come, and
+ * each of those less urgent sleepers moves to the next one's turn, the
+ * last to the new turn: the bucket's rate is kept, the less urgent keep
+ * their order among themselves, and the more urgent go first.  Called
+ * locked.  Without memory for the list it just queues last.
+ */
+static int cmp_slot(const void *a, const void *b)
 {
-	enum rl_class_id cls = class_of(service, operation);
-	double wait = 0.0;
+	double x = (*(struct rl_booking *const *)a)->slot, y = (*(struct rl_booking *const *)b)->slot;
+
+	return (x > y) - (x < y);
+}
+
+static void book(struct rl_state *st, struct rl_booking *me, double now)
+{
+	size_t n = 0, k = 0;
+	struct rl_booking *b, **later;
+
+	for (b = st->booked; b; b = b->next)
+		if (b->priority > me->priority && b->slot > now)
+			n++;
+	later = n ? malloc(n * sizeof(*later)) : NULL;
+	if (later) {
+		for (b = st->booked; b; b = b->next)
+			if (b->priority > me->priority && b->slot > now)
+				later[k++] = b;
+		qsort(later, n, sizeof(*later), cmp_slot);
+		double tail = me->slot;
+		me->slot = later[0]->slot;
+		for (k = 0; k + 1 < n; k++)
+			later[k]->slot = later[k + 1]->slot;
+		later[n - 1]->slot = tail;
+		free(later);
+	}
+	me->next = st->booked;
+	st->booked = me;
+}
+
+static void unbook(struct rl_state *st, const struct rl_booking *me)
+{
+	for (struct rl_booking **pp = &st->booked; *pp; pp = &(*pp)->next) {
+		if (*pp == me) {
+			*pp = me->next;
+			return;
+		}
+	}
+}
+
+void irfw_ratelimit_acquire_ex(struct irfw_ratelimit *rl, const char *account, const char *region,
+                               const char *service, const char *operation, unsigned flags)
+{
+	enum rl_class_id cls = class_of(service, operation, flags & IRFW_RL_UNFILTERED);
+	struct rl_state *st = NULL;
+	struct rl_booking me = {.priority = IRFW_RL_PRIORITY_OF(flags)};
+	double wait = 0.0, now = 0.0;
 
 	if (!rl)
 		return;
+	account = account ? account : "";
+	region = region ? region : "";
+	service = service ? service : "";
 	pthread_mutex_lock(&rl->lock);
 	if (rl->cls[cls].rate > 0) {
-		struct rl_state *st =
-		    find_state(rl, cls, account ? account : "", region ? region : "", service ? service : "");
+		/* EC2: a bucket per action; another service: one per service. */
+		st = find_state(rl, cls, account, region, service,
+		                cls == RL_OTHER || !operation ? "" : operation);
 		/* Read under the lock so bookings are made in clock order. */
-		wait = reserve(st, &rl->cls[cls], rl->clock.now(rl->clock.ctx));
+		now = rl->clock.now(rl->clock.ctx);
+		wait = reserve(st, &rl->cls[cls], now);
 	} else if (cls == RL_OTHER) {
-		struct rl_state *st =
-		    find_state(rl, cls, account ? account : "", region ? region : "", service ? service : "");
+		st = find_state(rl, cls, account, region, service, "");
 		if (st->adaptive > 0) {
 			struct rl_class c = {.capacity = st->adaptive < 1 ? 1 : st->adaptive,
 			                     .rate = st->adaptive};
-			wait = reserve(st, &c, rl->clock.now(rl->clock.ctx));
+			now = rl->clock.now(rl->clock.ctx);
+			wait = reserve(st, &c, now);
 		}
 	}
+	if (!(wait > 0)) {
+		pthread_mutex_unlock(&rl->lock);
+		return;
+	}
+	me.slot = now + wait;
+	book(st, &me, now);
+	/* Sleep to the turn; a more urgent caller may have moved it later
+	 * meanwhile.  Time is counted by what was slept, not read again, so
+	 * a clock that does not move (tests) still ends the wait. */
+	double awake = now;
+	for (;;) {
+		double until = me.slot;
+		pthread_mutex_unlock(&rl->lock);
+		rl->clock.sleep(rl->clock.ctx, until - awake);
+		awake = until;
+		pthread_mutex_lock(&rl->lock);
+		if (!(me.slot > awake))
+			break;
+	}
+	unbook(st, &me);
 	pthread_mutex_unlock(&rl->lock);
-	if (wait > 0)
-		rl->clock.sleep(rl->clock.ctx, wait);
+}
+
+void irfw_ratelimit_acquire(struct irfw_ratelimit *rl, const char *account, const char *region,
+                            const char *service, const char *operation)
+{
+	irfw_ratelimit_acquire_ex(rl, account, region, service, operation, 0);
 }
 
 void irfw_ratelimit_free(struct irfw_ratelimit *rl)
@@ -462,9 +591,10 @@ double irfw_rand01(void *unused)
 static struct rl_state *adaptive_state(struct irfw_ratelimit *rl, const char *account, const char *region,
                                        const char *service, const char *operation)
 {
-	if (class_of(service, operation) != RL_OTHER || rl->cls[RL_OTHER].rate > 0)
+	if (class_of(service, operation, false) != RL_OTHER || rl->cls[RL_OTHER].rate > 0)
 		return NULL;
-	return find_state(rl, RL_OTHER, account ? account : "", region ? region : "", service ? service : "");
+	return find_state(rl, RL_OTHER, account ? account : "", region ? region : "", service ? service : "",
+	                  "");
 }
 
 void irfw_ratelimit_throttled(struct irfw_ratelimit *rl, const char *account, const char *region,
@@ -520,8 +650,9 @@ double irfw_ratelimit_adaptive_rate(struct irfw_ratelimit *rl, const char *accou
 static struct rl_state *quota_state(struct irfw_ratelimit *rl, const char *account, const char *region,
                                     const char *service, const char *operation)
 {
-	struct rl_state *st = find_state(rl, class_of(service, operation), account ? account : "",
-	                                 region ? region : "", service ? service : "");
+	/* One quota per class (and service), not per action. */
+	struct rl_state *st = find_state(rl, class_of(service, operation, false), account ? account : "",
+	                                 region ? region : "", service ? service : "", "");
 	if (!st->quota_primed) {
 		st->quota = IRFW_RETRY_QUOTA;
 		st->quota_primed = true;

@@ -1,14 +1,17 @@
 /*
  * ratelimit.h - client-side rate limiting of AWS calls and retry backoff.
  *
- * EC2 throttles each account and region with token buckets per API class
- * ("Request throttling for the Amazon EC2 API").  irfw runs many worker
- * threads over hundreds of instances; without a shared client-side limit
- * they would burn the account's buckets and get RequestLimitExceeded,
- * which also throttles every other tool using that account.  So all
- * threads draw from one registry of buckets keyed by (account, region,
- * class[, service]) that mirrors AWS's own, and retries back off with the
- * SDKs' "standard" full-jitter schedule.
+ * EC2 throttles each account and region with a token bucket per API
+ * action, sized by the action's category ("Request throttling for the
+ * Amazon EC2 API").  irfw runs many worker threads over hundreds of
+ * instances; without a shared client-side limit they would burn the
+ * account's buckets and get RequestLimitExceeded, which also throttles
+ * every other tool using that account.  So all threads draw from one
+ * registry of buckets keyed by (account, region, class, action) for EC2
+ * and (account, region, service) for the others, that mirrors AWS's own;
+ * a caller may be more urgent than others waiting on the same bucket
+ * (containment before evidence); and retries back off with the SDKs'
+ * "standard" full-jitter schedule.
  */
 #ifndef IRFW_CORE_RATELIMIT_H
 #define IRFW_CORE_RATELIMIT_H
@@ -38,16 +41,35 @@ const struct irfw_clock *irfw_clock_real(void);
 /**
  * The throttling class of AWS `service` (lower-case, as irfw_aws_call()
  * takes it: "ec2", "s3"...) `operation` ("DescribeInstances"):
- *   "ec2-describe"  EC2 Describe*, Get*, List*
- *   "ec2-snapshot"  EC2 CreateSnapshot, CreateSnapshots
- *   "ec2-eni"       EC2 ModifyNetworkInterfaceAttribute
- *   "ec2-tags"      EC2 CreateTags
- *   "ec2-mutate"    every other EC2 action
- *   "other"         every other service (one bucket per service)
- * Returns a static string; NULL arguments count as unknown ("other" for a
- * NULL service, "ec2-mutate" for a NULL EC2 operation).
+ *   "ec2-describe"             EC2 Describe*, Get*, List*
+ *   "ec2-describe-unfiltered"  DescribeInstances, DescribeInstanceStatus,
+ *                              DescribeNetworkInterfaces,
+ *                              DescribeSecurityGroups, DescribeSnapshots,
+ *                              DescribeSpotInstanceRequests, DescribeVolumes
+ *                              sent with neither a filter nor pagination
+ *                              (irfw_ratelimit_class_ex, IRFW_RL_UNFILTERED)
+ *   "ec2-snapshot"             EC2 CreateSnapshot, CreateSnapshots
+ *   "ec2-eni"                  EC2 ModifyNetworkInterfaceAttribute
+ *   "ec2-tags"                 EC2 CreateTags
+ *   "ec2-mutate"               every other EC2 action
+ *   "other"                    every other service
+ * Each EC2 action has a bucket of its own with its class's size; "other"
+ * is one bucket per service.  Returns a static string; NULL arguments
+ * count as unknown ("other" for a NULL service, "ec2-mutate" for a NULL
+ * EC2 operation).
  */
 const char *irfw_ratelimit_class(const char *service, const char *operation);
+
+/** Flags of irfw_ratelimit_acquire_ex and irfw_ratelimit_class_ex. */
+/* The request has neither a filter nor pagination (no Filter.N, MaxResults
+ * or NextToken): the describes listed above draw on their smaller bucket. */
+#define IRFW_RL_UNFILTERED 0x1u
+/* How urgent the caller is, 0 (most) to 3; 0 without the macro. */
+#define IRFW_RL_PRIORITY(p)    ((((unsigned)(p)) & 3u) << 4)
+#define IRFW_RL_PRIORITY_OF(f) ((int)(((f) >> 4) & 3u))
+
+/** irfw_ratelimit_class with IRFW_RL_UNFILTERED taken into account. */
+const char *irfw_ratelimit_class_ex(const char *service, const char *operation, unsigned flags);
 
 /** The classes above, in a fixed order, with their defaults: the one list
  * the site file's ratelimit.* keys and their documentation come from. */
@@ -61,10 +83,10 @@ struct irfw_ratelimit;
 
 /**
  * New registry with every class at its default (capacity/refill per s):
- * ec2-describe 100/20, ec2-mutate 50/5, ec2-snapshot 100/5, ec2-eni 100/5,
- * ec2-tags 100/10, other 50/10.  `clock` is copied (the struct, not what its
- * ctx points to, which must outlive the registry); NULL means the real
- * clock.  Returns NULL when out of memory.
+ * ec2-describe 100/20, ec2-describe-unfiltered 50/10, ec2-mutate 50/5,
+ * ec2-snapshot 100/5, ec2-eni 100/5, ec2-tags 100/10, other 0/0 (adaptive).  `clock` is copied (the struct,
+ * not what its ctx points to, which must outlive the registry); NULL means the real clock.  Returns NULL when
+ * out of memory.
  */
 struct irfw_ratelimit *irfw_ratelimit_new(const struct irfw_clock *clock);
 
@@ -100,6 +122,18 @@ void irfw_ratelimit_acquire(struct irfw_ratelimit *rl, const char *account, cons
                             const char *service, const char *operation);
 
 /**
+ * irfw_ratelimit_acquire with flags: IRFW_RL_UNFILTERED, and
+ * IRFW_RL_PRIORITY(p).  A caller that must wait takes the earliest turn
+ * booked by a less urgent (higher p) caller still asleep; those move one
+ * turn later each, keeping their order.  So the bucket's rate is kept,
+ * callers of one priority are served in arrival order, and a less urgent
+ * caller waits while more urgent ones keep coming (containment before
+ * evidence: the scheduler's phases are finite).
+ */
+void irfw_ratelimit_acquire_ex(struct irfw_ratelimit *rl, const char *account, const char *region,
+                               const char *service, const char *operation, unsigned flags);
+
+/**
  * Services without documented buckets ("other", when ratelimit.other is
  * not set) are paced adaptively: not at all until the service answers
  * with throttling (irfw_ratelimit_throttled), then at 10 calls/s, halved
@@ -117,7 +151,7 @@ double irfw_ratelimit_adaptive_rate(struct irfw_ratelimit *rl, const char *accou
 
 /**
  * Retry quota, as the AWS SDKs' "standard" retry mode keeps it, but one per
- * bucket (account, region, class[, service]) rather than one per client:
+ * (account, region, class[, service]) rather than one per client:
  * a bucket starts with IRFW_RETRY_QUOTA tokens; each retry takes
  * IRFW_RETRY_COST of them (IRFW_RETRY_TIMEOUT_COST after a timeout or a
  * connection failure); a call that succeeds after retries gives back what
