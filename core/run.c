@@ -1410,6 +1410,7 @@ void irfw_run_free(struct irfw_run *r)
 	}
 	free(r->memo);
 	irfw_calls_pool_free(r); /* its threads use the client */
+	irfw_together_free(r);
 	if (r->aws)
 		irfw_aws_free(r->aws);
 	/* Modules are closed after every step's fini has run. */

@@ -20,6 +20,7 @@
 
 struct irfw_case;
 struct irfw_calls_pool;
+struct irfw_together;
 struct irfw_aws;
 
 struct irfw_run;
@@ -169,6 +170,7 @@ struct irfw_run {
 	atomic_bool prepare_usage_error; /* irfw_step_error() called from prepare */
 
 	struct irfw_calls_pool *calls_pool; /* irfw_calls' threads (sdk_calls.c), or NULL */
+	struct irfw_together *together;     /* irfw_aws_call_together's (sdk_together.c), or NULL */
 
 	char run_id[40]; /* this run's id: UTC time and random hex */
 	int interrupted; /* SIGINT or SIGTERM stopped it early, or 0 */
@@ -248,6 +250,8 @@ void irfw_call_settle(struct irfw_target *t, const char *service, const char *op
 /* Join the threads irfw_calls_run() started for the run, and free the pool
  * (sdk_calls.c); before the run's AWS client is freed.  None: nothing. */
 void irfw_calls_pool_free(struct irfw_run *r);
+/* Free what irfw_aws_call_together kept for the run (sdk_together.c). */
+void irfw_together_free(struct irfw_run *r);
 
 /*
  * Interruption.  irfw_run_interrupt() is what a SIGINT or SIGTERM handler

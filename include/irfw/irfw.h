@@ -81,9 +81,11 @@ extern "C" {
  *        release once the other steps are released (notify_sns and
  *        notify_slack send a RELEASED message); irfw_notice_*: a
  *        notification sent once, as the in-tree notifiers do it
+ *   1.13 irfw_aws_call_together: one request for the same change of
+ *        several targets (DetachInstances, DeregisterTargets)
  */
 #define IRFW_ABI_MAJOR 1
-#define IRFW_ABI_MINOR 12
+#define IRFW_ABI_MINOR 13
 
 #if defined(__GNUC__)
 #define IRFW_EXPORT       __attribute__((visibility("default")))
@@ -567,6 +569,31 @@ enum {
  * itself) (ABI 1.4).  `region` NULL: the target's. */
 IRFW_EXPORT int irfw_aws_call_ex(irfw_target *t, const char *region, const char *service,
                                  const char *operation, const cJSON *params, unsigned flags, cJSON **result);
+
+/**
+ * One request for the same change of several targets (ABI 1.13): the
+ * calls of this step on other targets with the same `service`,
+ * `operation` and `params` are gathered, each adding its `item` to the
+ * array parameter `list` (an instance id to "InstanceIds", a target
+ * {Id, Port} to "Targets").  The first target to call leads: it waits
+ * until the request holds `max` items (the API's limit), or `expect` of
+ * them (how many targets of the step the plugin expects to make this call
+ * in the run, itself included; items sent in earlier requests under the
+ * same key count), or a short window (200 ms) has passed, then sends it.
+ * Every member returns the request's outcome as irfw_aws_call() would have
+ * returned its own: 0 or -1, the target's error and request id are the
+ * request's, and the step's request ids include it.  *together (may be
+ * NULL) is how many items the request carried.  There is no result: use it
+ * for changes whose answer says nothing per item, and read each target
+ * back.  A refusal is the whole request's (AWS refuses a list when one
+ * item is wrong): call again alone to tell whose it is.  With `expect` or
+ * `max` at most 1, or in a dry run, the call is made at once with a list
+ * of one.  Not for changes AWS cannot deduplicate.  Returns 0, or -1
+ * (also for a NULL argument or max 0).
+ */
+IRFW_EXPORT int irfw_aws_call_together(irfw_target *t, const char *service, const char *operation,
+                                       const cJSON *params, const char *list, const cJSON *item, size_t max,
+                                       size_t expect, size_t *together);
 
 /**
  * Several independent calls of one target, sent at once (ABI 1.8): the

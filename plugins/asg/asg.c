@@ -26,6 +26,8 @@
 
 /* DescribeAutoScalingInstances takes at most 50 ids per call. */
 #define DESCRIBE_CHUNK 50
+/* DetachInstances takes at most 20 instance ids per call. */
+#define DETACH_MAX 20
 /* Bytes of an AWS error message quoted in a note: the step's note and
  * detail have a fixed size, and several refusals may be quoted. */
 #define MSG_MAX      140
@@ -437,9 +439,16 @@ static int change(struct attempt *a, const char *op, cJSON *params, char rid[128
 	return rc;
 }
 
-static void capacity_note(struct attempt *a, bool decrement)
+/* `together`: how many instances the request carried (1: this one). */
+static void capacity_note(struct attempt *a, bool decrement, size_t together)
 {
-	if (decrement)
+	if (decrement && together > 1)
+		irfw_strbuf_printf(
+		    a->done,
+		    ", desired capacity lowered by %zu (it was %ld when this instance read it), "
+		    "no replacement",
+		    together, a->desired);
+	else if (decrement)
 		irfw_strbuf_printf(a->done, ", desired capacity %ld -> %ld, no replacement", a->desired,
 		                   a->desired - 1);
 	else
@@ -447,12 +456,46 @@ static void capacity_note(struct attempt *a, bool decrement)
 		                   a->desired);
 }
 
+/* How many instances of the run prepare found in `group`: the ones that
+ * may detach from it together. */
+static size_t members_in(const struct asg_state *s, const char *group)
+{
+	size_t n = 0;
+	const cJSON *e, *map = s ? s->map : NULL;
+	cJSON_ArrayForEach(e, map)
+	{
+		const char *g = irfw_json_text(e, "group");
+		n += g && strcmp(g, group) == 0;
+	}
+	return n;
+}
+
 static bool try_detach(struct attempt *a)
 {
 	char rid[128];
-	cJSON *p = member_params(a);
+	/* With the other instances of the run in the same group, in one
+	 * request (DetachInstances takes up to 20). */
+	cJSON *p = cJSON_CreateObject(), *item = cJSON_CreateString(a->id);
+	cJSON_AddStringToObject(p, "AutoScalingGroupName", a->group);
 	cJSON_AddBoolToObject(p, "ShouldDecrementDesiredCapacity", a->decrement);
-	if (change(a, "DetachInstances", p, rid) != 0) {
+	size_t together = 1;
+	int rc = irfw_aws_call_together(a->t, "autoscaling", "DetachInstances", p, "InstanceIds", item,
+	                                DETACH_MAX, members_in(a->s, a->group), &together);
+	cJSON_Delete(p);
+	cJSON_Delete(item);
+	if (rc != 0 && together > 1) {
+		/* AWS refuses the whole list for one instance's reason (or the
+		 * capacity the list would take below the minimum): alone, this
+		 * instance gets its own answer. */
+		irfw_log(a->t, IRFW_LOG_INFO, "DetachInstances of %zu instances together refused (%s); alone",
+		         together, irfw_aws_error_code(a->t));
+		together = 1;
+		p = member_params(a);
+		cJSON_AddBoolToObject(p, "ShouldDecrementDesiredCapacity", a->decrement);
+		rc = change(a, "DetachInstances", p, rid);
+	}
+	snprintf(rid, sizeof(rid), "%s", irfw_aws_last_request_id(a->t));
+	if (rc != 0) {
 		refused(a, "not detached");
 		return false;
 	}
@@ -474,7 +517,9 @@ static bool try_detach(struct attempt *a)
 		goto out;
 	}
 	irfw_strbuf_printf(a->done, "detached from Auto Scaling group %s", a->group);
-	capacity_note(a, a->decrement);
+	if (together > 1)
+		irfw_strbuf_printf(a->done, " (one request for %zu instances, %s)", together, rid);
+	capacity_note(a, a->decrement, together);
 	if (now.group)
 		irfw_strbuf_printf(a->done, " (read back: %s)", now.lstate);
 out:
@@ -537,7 +582,7 @@ static bool try_standby(struct attempt *a)
 	}
 	irfw_strbuf_printf(a->done, "moved to Standby in Auto Scaling group %s%s", a->group,
 	                   retried ? " without decrement" : "");
-	capacity_note(a, dec);
+	capacity_note(a, dec, 1);
 	if (strcmp(now.lstate, "Standby") != 0)
 		irfw_strbuf_printf(a->done, " (read back: %s)", now.lstate);
 out:
@@ -1028,7 +1073,10 @@ static const struct irfw_plugin plugin = {
     .description =
         "Finds the instance's Auto Scaling group (one DescribeAutoScalingInstances call per 50 instances "
         "of the run) and detaches it (mode = detach) or moves it to Standby (mode = standby), with "
-        "ShouldDecrementDesiredCapacity = decrement.  The group name, mode, decrement flag, the group's "
+        "ShouldDecrementDesiredCapacity = decrement.  Instances of the run in the same group detach "
+        "together, in one DetachInstances of up to 20 (each is then read back on its own); when AWS "
+        "refuses the list, each instance asks again alone, so that the refusal is its own.  The group name, "
+        "mode, decrement flag, the group's "
         "desired, minimum and maximum capacity, the instance's lifecycle state and scale-in protection "
         "before are recorded as asg, so release can put it back.  An instance in no group is skipped "
         "with the reason \"not in an Auto Scaling group\".\n\n"

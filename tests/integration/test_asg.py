@@ -186,6 +186,63 @@ def test_several_instances_in_parallel(world):
     assert {i["InstanceId"] for i in g["Instances"]} == {ids[3]}
 
 
+def detached_ids(form):
+    return sorted(v for k, v in form.items() if k.startswith("InstanceIds.member."))
+
+
+def test_group_detached_in_one_request(world):
+    """Instances of one group in the same run leave it in one DetachInstances
+    (up to 20 ids), each then read back on its own."""
+    _, ids = asg_world(world, desired=5)
+    targets = ids[:4]
+    conf = world.write_conf(["asg"])
+    args = [a for iid in targets for a in ("-i", iid)]
+    with AsgProxy(world.moto.url, {}) as proxy:
+        p = world.irfw("--conf", conf, "--jobs", "8", *args, "--case-id", "c-together", "-o", "json",
+                       env={"AWS_ENDPOINT_URL": proxy.url}, check_rc=0)
+        sent = proxy.sent("DetachInstances")
+    assert len(sent) == 1, sent
+    assert detached_ids(sent[0]) == sorted(targets)
+    assert sent[0]["ShouldDecrementDesiredCapacity"] == "true"
+    for iid in targets:
+        assert membership(world, iid) == []
+        d = step(p, iid, "asg")
+        assert d["status"] == "ok", d
+        assert "one request for 4 instances" in d["detail"], d
+        assert "desired capacity lowered by 4" in d["detail"], d
+    g = group(world)
+    assert g["DesiredCapacity"] == 1
+    assert {i["InstanceId"] for i in g["Instances"]} == {ids[4]}
+
+
+def refuse_lists(form):
+    """AWS refuses a whole list for one instance's reason: here any list."""
+    if "InstanceIds.member.2" in form:
+        return 400, "ValidationError", "The instance i-bad is not part of Auto Scaling group web-asg.", "req-list-1"
+    return None
+
+
+def test_refused_together_each_alone(world):
+    """A refused list is the whole request's: each instance asks again alone
+    and gets its own answer."""
+    _, ids = asg_world(world, desired=4)
+    targets = ids[:3]
+    conf = world.write_conf(["asg"])
+    args = [a for iid in targets for a in ("-i", iid)]
+    with AsgProxy(world.moto.url, {"DetachInstances": refuse_lists}) as proxy:
+        p = world.irfw("--conf", conf, "--jobs", "8", *args, "--case-id", "c-together-no", "-o", "json",
+                       env={"AWS_ENDPOINT_URL": proxy.url}, check_rc=0)
+        sent = [detached_ids(f) for f in proxy.sent("DetachInstances")]
+    assert sent[0] == sorted(targets), sent
+    assert sorted(sent[1:]) == [[iid] for iid in sorted(targets)], sent
+    for iid in targets:
+        assert membership(world, iid) == []
+        d = step(p, iid, "asg")
+        assert d["status"] == "ok", d
+        assert "one request for" not in d["detail"], d
+    assert group(world)["DesiredCapacity"] == 1
+
+
 def protection(world, iid):
     (m,) = membership(world, iid)
     return m["ProtectedFromScaleIn"]
