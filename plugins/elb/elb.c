@@ -19,6 +19,9 @@
 
 /* How often wait_drain polls DescribeTargetHealth. */
 #define DRAIN_POLL_SECONDS 5
+/* Targets per DeregisterTargets that irfw gathers from several instances:
+ * AWS documents no limit; this one keeps a request small. */
+#define DEREGISTER_MAX 100
 
 static const struct irfw_option opts[] = {
     {.name = "wait_drain",
@@ -41,6 +44,9 @@ static const struct irfw_option opts[] = {
 struct elb_state {
 	irfw_step *step;
 	cJSON *named; /* instance id -> true */
+	/* target group arn -> how many instances of the run it holds, so
+	 * their deregistrations go in one DeregisterTargets */
+	cJSON *held;
 };
 
 static int init(irfw_step *step, void **state)
@@ -62,8 +68,10 @@ static int init(irfw_step *step, void **state)
 static void fini(void *state)
 {
 	struct elb_state *st = state;
-	if (st)
+	if (st) {
 		cJSON_Delete(st->named);
+		cJSON_Delete(st->held);
+	}
 	free(st);
 }
 
@@ -76,8 +84,16 @@ static void name_instance(cJSON *named, const char *id)
 		cJSON_AddTrueToObject(named, id);
 }
 
-static int screen_groups(irfw_batch *b, const cJSON *res, void *named)
+/* What the screen of target groups fills in. */
+struct screen {
+	cJSON *named;
+	cJSON *held;
+	cJSON *batch; /* the run's instance ids -> true */
+};
+
+static int screen_groups(irfw_batch *b, const cJSON *res, void *ctx)
 {
+	struct screen *sc = ctx;
 	const cJSON *tg;
 	cJSON_ArrayForEach(tg, cJSON_GetObjectItemCaseSensitive(res, "TargetGroups"))
 	{
@@ -94,8 +110,15 @@ static int screen_groups(irfw_batch *b, const cJSON *res, void *named)
 		if (rc != 0)
 			return 1; /* (a group deleted meanwhile too: each instance looks again) */
 		const cJSON *d;
+		double n = 0;
 		cJSON_ArrayForEach(d, cJSON_GetObjectItemCaseSensitive(hres, "TargetHealthDescriptions"))
-		    name_instance(named, irfw_json_text(cJSON_GetObjectItemCaseSensitive(d, "Target"), "Id"));
+		{
+			const char *id = irfw_json_text(cJSON_GetObjectItemCaseSensitive(d, "Target"), "Id");
+			name_instance(sc->named, id);
+			n += id && cJSON_GetObjectItemCaseSensitive(sc->batch, id) != NULL;
+		}
+		if (n > 0 && !cJSON_GetObjectItemCaseSensitive(sc->held, arn))
+			cJSON_AddNumberToObject(sc->held, arn, n);
 		cJSON_Delete(hres);
 	}
 	return 0;
@@ -125,30 +148,37 @@ static int prepare(irfw_batch *b, void *state)
 {
 	struct elb_state *st = state;
 	cJSON_Delete(st->named);
-	st->named = NULL;
+	cJSON_Delete(st->held);
+	st->named = st->held = NULL;
+	struct screen sc = {
+	    .named = cJSON_CreateObject(), .held = cJSON_CreateObject(), .batch = cJSON_CreateObject()};
 	size_t todo = 0;
 	for (size_t i = 0, n = irfw_batch_count(b); i < n; i++) {
 		irfw_target *t = irfw_batch_target(b, i);
-		if (irfw_target_instance(t) && !irfw_step_resumed(t))
+		if (irfw_target_instance(t) && !irfw_step_resumed(t)) {
 			todo++;
+			name_instance(sc.batch, irfw_target_id(t));
+		}
 	}
-	if (todo == 0)
-		return 0;
 	/* Even for one instance: the same calls as its own look-up, made
 	 * while the other steps prepare instead of on its path. */
-	cJSON *named = cJSON_CreateObject();
-	if (!named)
-		return 0;
+	if (todo == 0 || !sc.named || !sc.held || !sc.batch)
+		goto out;
 	if (irfw_batch_aws_paginate(b, NULL, "elasticloadbalancing", "DescribeTargetGroups", NULL,
-	                            screen_groups, named) != 0 ||
-	    irfw_batch_aws_paginate(b, NULL, "elb", "DescribeLoadBalancers", NULL, screen_classic, named) !=
-	        0) {
+	                            screen_groups, &sc) != 0 ||
+	    irfw_batch_aws_paginate(b, NULL, "elb", "DescribeLoadBalancers", NULL, screen_classic,
+	                            sc.named) != 0) {
 		irfw_step_log(st->step, IRFW_LOG_WARN,
 		              "the batch's look-up of load balancers failed; each instance looks for itself");
-		cJSON_Delete(named);
-		return 0;
+		goto out;
 	}
-	st->named = named;
+	st->named = sc.named;
+	st->held = sc.held;
+	sc.named = sc.held = NULL;
+out:
+	cJSON_Delete(sc.named);
+	cJSON_Delete(sc.held);
+	cJSON_Delete(sc.batch);
 	return 0;
 }
 
@@ -230,8 +260,10 @@ static bool draining(const cJSON *f)
 	return s && strcmp(s, "draining") == 0;
 }
 
-/* Deregister every (group, port) in `todo`, one call per target group. */
-static int deregister_targets(irfw_target *t, const cJSON *todo, irfw_status *st)
+/* Deregister every (group, port) in `todo`, one call per target group; an
+ * instance with one registration in a group goes in one request with the
+ * other instances of the run the group holds. */
+static int deregister_targets(irfw_target *t, const struct elb_state *es, const cJSON *todo, irfw_status *st)
 {
 	const cJSON *f;
 	cJSON *done = cJSON_CreateObject(); /* arns already sent */
@@ -257,7 +289,33 @@ static int deregister_targets(irfw_target *t, const cJSON *todo, irfw_status *st
 				cJSON_AddNumberToObject(tt, "Port", port->valuedouble);
 			cJSON_AddItemToArray(targets, tt);
 		}
-		int crc = irfw_aws_call(t, "elasticloadbalancing", "DeregisterTargets", params, NULL);
+		int crc;
+		size_t together = 1;
+		double held = es && es->held
+		                  ? cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(es->held, arn))
+		                  : 0;
+		if (cJSON_GetArraySize(targets) == 1 && held > 1) {
+			cJSON *item = cJSON_DetachItemFromArray(targets, 0);
+			cJSON_DeleteItemFromObjectCaseSensitive(params, "Targets");
+			crc =
+			    irfw_aws_call_together(t, "elasticloadbalancing", "DeregisterTargets", params,
+			                           "Targets", item, DEREGISTER_MAX, (size_t)held, &together);
+			if (crc != 0 && together > 1) {
+				/* A refused list is the request's: alone, the answer is
+				 * this instance's. */
+				together = 1;
+				cJSON *one = cJSON_AddArrayToObject(params, "Targets");
+				cJSON_AddItemToArray(one, cJSON_Duplicate(item, true));
+				crc = irfw_aws_call(t, "elasticloadbalancing", "DeregisterTargets", params,
+				                    NULL);
+			}
+			cJSON_Delete(item);
+			if (crc == 0 && together > 1)
+				irfw_note(t, "deregistered from %s in one request for %zu instances (%s)",
+				          arn, together, irfw_aws_last_request_id(t));
+		} else {
+			crc = irfw_aws_call(t, "elasticloadbalancing", "DeregisterTargets", params, NULL);
+		}
 		cJSON_Delete(params);
 		if (crc != 0) {
 			*st = irfw_fail_aws(t, "DeregisterTargets %s from %s", irfw_target_id(t), arn);
@@ -440,7 +498,7 @@ static irfw_status run(irfw_target *t, void *state)
 	if (n_classic)
 		irfw_record(t, "classic", cJSON_Duplicate(classic, true));
 
-	if (deregister_targets(t, todo, &st) != 0 || deregister_classic(t, classic, &st) != 0)
+	if (deregister_targets(t, es, todo, &st) != 0 || deregister_classic(t, classic, &st) != 0)
 		goto out;
 	if (n_todo)
 		irfw_note(t, "deregistered from %d target group registration(s)%s", n_todo, dry);
@@ -625,7 +683,9 @@ static const struct irfw_plugin plugin = {
         "\"not registered with any load balancer\". The account's load balancers are read once "
         "for the run, in prepare (every target group's DescribeTargetHealth, every classic load balancer): "
         "an instance none of them names is skipped without a call, and one they name looks again for itself "
-        "before deregistering, so what it records is what AWS shows then.\n\n"
+        "before deregistering, so what it records is what AWS shows then.  Instances of the run held by "
+        "the same target group leave it in one DeregisterTargets (an instance registered there on "
+        "several ports sends its own); a refused request is sent again by each instance alone.\n\n"
         "It runs after asg (a detach already deregisters the instance from the group's own load "
         "balancers; those show up here as draining) and before isolate, so that customer traffic is "
         "drained away before the quarantine group cuts the connections, and the isolated instance's "

@@ -148,3 +148,22 @@ def test_asg_then_elb_several_in_parallel(world):
     g = world.client("autoscaling").describe_auto_scaling_groups()["AutoScalingGroups"][0]
     assert g["DesiredCapacity"] == 4  # decrement = false: replacements launched
     assert ids[3] in tg_ids(world, w["tgs"][0])
+
+
+def test_fleet_deregistered_in_one_request(world):
+    """Instances of the run in one target group leave it in one
+    DeregisterTargets; an instance the run does not name stays."""
+    w = lb_world(world, n_instances=4)
+    ids, other = w["instances"][:3], w["instances"][3]
+    world.client("elbv2").register_targets(TargetGroupArn=w["tgs"][0],
+                                           Targets=[{"Id": i} for i in ids + [other]])
+    conf = world.write_conf(["elb"])
+    args = [a for iid in ids for a in ("-i", iid)]
+    p = world.irfw("--conf", conf, "--jobs", "8", "-v", "-v", *args, "--case-id", "c-fleet-lb", "-o", "json",
+                   check_rc=0)
+    assert p.stderr.count("elasticloadbalancing DeregisterTargets: HTTP 200") == 1, p.stderr
+    assert tg_ids(world, w["tgs"][0]) == {other}
+    for iid in ids:
+        s = step(p, iid, "elb")
+        assert s["status"] == "ok", s
+        assert "in one request for 3 instances" in s["detail"], s
