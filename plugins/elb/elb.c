@@ -263,7 +263,8 @@ static bool draining(const cJSON *f)
 /* Deregister every (group, port) in `todo`, one call per target group; an
  * instance with one registration in a group goes in one request with the
  * other instances of the run the group holds. */
-static int deregister_targets(irfw_target *t, const struct elb_state *es, const cJSON *todo, irfw_status *st)
+static int deregister_targets(irfw_target *t, const struct elb_state *es, const cJSON *todo, cJSON *rids,
+                              irfw_status *st)
 {
 	const cJSON *f;
 	cJSON *done = cJSON_CreateObject(); /* arns already sent */
@@ -317,6 +318,8 @@ static int deregister_targets(irfw_target *t, const struct elb_state *es, const 
 			crc = irfw_aws_call(t, "elasticloadbalancing", "DeregisterTargets", params, NULL);
 		}
 		cJSON_Delete(params);
+		if (crc == 0)
+			cJSON_AddStringToObject(rids, arn, irfw_aws_last_request_id(t));
 		if (crc != 0) {
 			*st = irfw_fail_aws(t, "DeregisterTargets %s from %s", irfw_target_id(t), arn);
 			rc = -1;
@@ -325,6 +328,65 @@ static int deregister_targets(irfw_target *t, const struct elb_state *es, const 
 	}
 	cJSON_Delete(done);
 	return rc;
+}
+
+/* Read back what was deregistered (DescribeTargetHealth of each
+ * registration; DeregisterTargets answers OK even for a target it does not
+ * hold): draining or unused is out of the rotation, anything else is still
+ * in it.  0, or -1 with *st set (an AWS error, or a registration AWS
+ * still shows serving). */
+static int check_deregistered(irfw_target *t, const cJSON *todo, const cJSON *rids, irfw_status *st)
+{
+	const cJSON *f;
+	cJSON_ArrayForEach(f, todo)
+	{
+		const char *arn = irfw_json_text(f, "target_group_arn");
+		cJSON *params = cJSON_CreateObject();
+		cJSON_AddStringToObject(params, "TargetGroupArn", arn);
+		cJSON *targets = cJSON_AddArrayToObject(params, "Targets");
+		cJSON *tt = cJSON_CreateObject();
+		cJSON_AddStringToObject(tt, "Id", irfw_target_id(t));
+		const cJSON *port = cJSON_GetObjectItemCaseSensitive(f, "port");
+		if (cJSON_IsNumber(port) && port->valuedouble > 0)
+			cJSON_AddNumberToObject(tt, "Port", port->valuedouble);
+		cJSON_AddItemToArray(targets, tt);
+		cJSON *res = NULL;
+		int rc = irfw_aws_call(t, "elasticloadbalancing", "DescribeTargetHealth", params, &res);
+		cJSON_Delete(params);
+		if (rc != 0) {
+			const char *code = irfw_aws_error_code(t);
+			/* The group gone, or the target unknown to it: not served. */
+			if (strcmp(code, "TargetGroupNotFound") == 0 || strcmp(code, "InvalidTarget") == 0)
+				continue;
+			*st = irfw_fail_aws(
+			    t, "DeregisterTargets answered OK but not read back: DescribeTargetHealth %s",
+			    arn);
+			return -1;
+		}
+		const cJSON *d;
+		const char *serving = NULL;
+		cJSON_ArrayForEach(d, cJSON_GetObjectItemCaseSensitive(res, "TargetHealthDescriptions"))
+		{
+			const char *tid = irfw_json_text(cJSON_GetObjectItemCaseSensitive(d, "Target"), "Id");
+			const char *state =
+			    irfw_json_text(cJSON_GetObjectItemCaseSensitive(d, "TargetHealth"), "State");
+			if (!tid || strcmp(tid, irfw_target_id(t)) != 0)
+				continue;
+			if (!state || (strcmp(state, "unused") != 0 && !strstr(state, "draining")))
+				serving = state ? state : "?";
+		}
+		if (serving) {
+			*st = irfw_fail(t,
+			                "DeregisterTargets answered OK (request %s) but target group %s "
+			                "still shows %s %s",
+			                irfw_json_text(rids, arn) ? irfw_json_text(rids, arn) : "-", arn,
+			                irfw_target_id(t), serving);
+			cJSON_Delete(res);
+			return -1;
+		}
+		cJSON_Delete(res);
+	}
+	return 0;
 }
 
 /* True when no target of `wait` is still registered or draining. */
@@ -440,11 +502,29 @@ static int deregister_classic(irfw_target *t, const cJSON *names, irfw_status *s
 		cJSON *in = cJSON_CreateObject();
 		cJSON_AddStringToObject(in, "InstanceId", irfw_target_id(t));
 		cJSON_AddItemToArray(insts, in);
-		int rc = irfw_aws_call(t, "elb", "DeregisterInstancesFromLoadBalancer", params, NULL);
+		cJSON *res = NULL;
+		int rc = irfw_aws_call(t, "elb", "DeregisterInstancesFromLoadBalancer", params, &res);
 		cJSON_Delete(params);
 		if (rc != 0) {
 			*st = irfw_fail_aws(t, "DeregisterInstancesFromLoadBalancer %s from %s",
 			                    irfw_target_id(t), n->valuestring);
+			return -1;
+		}
+		/* The answer lists the instances the load balancer still holds. */
+		const cJSON *in_lb;
+		bool still = false;
+		cJSON_ArrayForEach(in_lb, cJSON_GetObjectItemCaseSensitive(res, "Instances"))
+		{
+			const char *iid = irfw_json_text(in_lb, "InstanceId");
+			still = still || (iid && strcmp(iid, irfw_target_id(t)) == 0);
+		}
+		cJSON_Delete(res);
+		if (still && !irfw_target_dry_run(t)) {
+			*st = irfw_fail(
+			    t,
+			    "DeregisterInstancesFromLoadBalancer answered OK (request %s) but classic load "
+			    "balancer %s still lists %s",
+			    irfw_aws_last_request_id(t), n->valuestring, irfw_target_id(t));
 			return -1;
 		}
 	}
@@ -461,6 +541,7 @@ static irfw_status run(irfw_target *t, void *state)
 	cJSON *found = cJSON_CreateArray();
 	cJSON *todo = cJSON_CreateArray();
 	cJSON *classic = cJSON_CreateArray();
+	cJSON *rids = cJSON_CreateObject(); /* target group arn -> its DeregisterTargets' request */
 	int n_draining = 0;
 	const char *dry = irfw_target_dry_run(t) ? " (dry run)" : "";
 
@@ -498,7 +579,9 @@ static irfw_status run(irfw_target *t, void *state)
 	if (n_classic)
 		irfw_record(t, "classic", cJSON_Duplicate(classic, true));
 
-	if (deregister_targets(t, es, todo, &st) != 0 || deregister_classic(t, classic, &st) != 0)
+	if (deregister_targets(t, es, todo, rids, &st) != 0 || deregister_classic(t, classic, &st) != 0)
+		goto out;
+	if (n_todo && !irfw_target_dry_run(t) && check_deregistered(t, todo, rids, &st) != 0)
 		goto out;
 	if (n_todo)
 		irfw_note(t, "deregistered from %d target group registration(s)%s", n_todo, dry);
@@ -515,6 +598,7 @@ out:
 	cJSON_Delete(found);
 	cJSON_Delete(todo);
 	cJSON_Delete(classic);
+	cJSON_Delete(rids);
 	return st;
 }
 
@@ -685,7 +769,10 @@ static const struct irfw_plugin plugin = {
         "an instance none of them names is skipped without a call, and one they name looks again for itself "
         "before deregistering, so what it records is what AWS shows then.  Instances of the run held by "
         "the same target group leave it in one DeregisterTargets (an instance registered there on "
-        "several ports sends its own); a refused request is sent again by each instance alone.\n\n"
+        "several ports sends its own); a refused request is sent again by each instance alone.  Each "
+        "deregistration is read back (DescribeTargetHealth of the registration: draining or unused; a "
+        "classic load balancer's answer lists the instances it still holds), as DeregisterTargets "
+        "answers OK even for a target it does not hold: one still served fails the step.\n\n"
         "It runs after asg (a detach already deregisters the instance from the group's own load "
         "balancers; those show up here as draining) and before isolate, so that customer traffic is "
         "drained away before the quarantine group cuts the connections, and the isolated instance's "

@@ -8,7 +8,13 @@ several target groups are.  moto's DetachInstances leaves the instance in
 the group's target groups (AWS deregisters it, and it shows as draining),
 which the combined test relies on to see the elb step do its part.
 """
+import urllib.parse
+
 from conftest import AMI
+from refusing_proxy import RefusingProxy
+
+ELBV2_NS = "http://elasticloadbalancing.amazonaws.com/doc/2015-12-01/"
+ELB_NS = "http://elasticloadbalancing.amazonaws.com/doc/2012-06-01/"
 
 
 def lb_world(world, n_instances=2):
@@ -167,3 +173,54 @@ def test_fleet_deregistered_in_one_request(world):
         s = step(p, iid, "elb")
         assert s["status"] == "ok", s
         assert "in one request for 3 instances" in s["detail"], s
+
+
+def ok_without_doing(iid):
+    """Answer OK without doing anything: DeregisterTargets (AWS answers OK
+    even for a target it does not hold) and a classic deregistration whose
+    answer still lists the instance."""
+    def rule(body):
+        form = {k: v[0] for k, v in urllib.parse.parse_qs(body.decode(errors="replace")).items()}
+        if form.get("Action") == "DeregisterTargets":
+            return 200, "text/xml", (
+                f'<DeregisterTargetsResponse xmlns="{ELBV2_NS}"><DeregisterTargetsResult/>'
+                "<ResponseMetadata><RequestId>req-fake-tg</RequestId></ResponseMetadata>"
+                "</DeregisterTargetsResponse>").encode()
+        if form.get("Action") == "DeregisterInstancesFromLoadBalancer":
+            return 200, "text/xml", (
+                f'<DeregisterInstancesFromLoadBalancerResponse xmlns="{ELB_NS}">'
+                "<DeregisterInstancesFromLoadBalancerResult><Instances><member>"
+                f"<InstanceId>{iid}</InstanceId></member></Instances>"
+                "</DeregisterInstancesFromLoadBalancerResult><ResponseMetadata><RequestId>req-fake-clb"
+                "</RequestId></ResponseMetadata></DeregisterInstancesFromLoadBalancerResponse>").encode()
+        return None
+    return rule
+
+
+def test_ok_not_applied_is_not_believed(world):
+    """An OK that AWS's read-back contradicts fails the step, naming the
+    request; nothing is said deregistered."""
+    w = lb_world(world)
+    iid = w["instances"][0]
+    world.client("elbv2").register_targets(TargetGroupArn=w["tgs"][0], Targets=[{"Id": iid}])
+    conf = world.write_conf(["elb"])
+    with RefusingProxy(world.moto.url, ok_without_doing(iid)) as proxy:
+        p = world.irfw("--conf", conf, "-i", iid, "--case-id", "c-lie-tg", "-o", "json",
+                       env={"AWS_ENDPOINT_URL": proxy.url})
+    assert p.returncode != 0
+    s = step(p, iid, "elb")
+    assert s["status"] == "failed", s
+    assert "still shows" in s["detail"] and "req-fake-tg" in s["detail"], s
+    assert iid in tg_ids(world, w["tgs"][0])
+
+    world.client("elbv2").deregister_targets(TargetGroupArn=w["tgs"][0], Targets=[{"Id": iid}])
+    world.client("elb").register_instances_with_load_balancer(LoadBalancerName="classic-web",
+                                                              Instances=[{"InstanceId": iid}])
+    with RefusingProxy(world.moto.url, ok_without_doing(iid)) as proxy:
+        p = world.irfw("--conf", conf, "-i", iid, "--case-id", "c-lie-clb", "-o", "json",
+                       env={"AWS_ENDPOINT_URL": proxy.url})
+    assert p.returncode != 0
+    s = step(p, iid, "elb")
+    assert s["status"] == "failed", s
+    assert "still lists" in s["detail"] and "req-fake-clb" in s["detail"], s
+    assert iid in classic_ids(world)
