@@ -35,6 +35,23 @@ int irfw_fleet_add_filter(struct irfw_run *r, const char *spec)
 		          spec);
 		return -1;
 	}
+	/* An empty value (tag:app=, or a, ,b) would select instances whose
+	 * value is empty, which nobody means. */
+	for (const char *v = eq + 1;;) {
+		const char *end = strchr(v, ',');
+		size_t len = end ? (size_t)(end - v) : strlen(v), blank = 0;
+		while (blank < len && (v[blank] == ' ' || v[blank] == '\t'))
+			blank++;
+		if (blank == len) {
+			irfw_logf(IRFW_LOG_ERROR, NULL,
+			          "--filter %s: an empty value; give each value of VALUES (comma-separated)",
+			          spec);
+			return -1;
+		}
+		if (!end)
+			break;
+		v = end + 1;
+	}
 	char **v = realloc(r->filters, (r->n_filters + 1) * sizeof(*v));
 	char *copy = strdup(spec);
 	if (!v || !copy) {
@@ -334,6 +351,14 @@ int irfw_fleet_add_findings(struct irfw_run *r, const char *path)
 		          err        ? "read error"
 		          : b.failed ? "out of memory"
 		                     : "larger than 64 MiB");
+		irfw_buf_free(&b);
+		return -1;
+	}
+	/* JSON is UTF-8 (RFC 8259); cJSON passes other bytes through, and
+	 * the finding's id, type and title go into the record and the
+	 * notification. */
+	if (b.len && (memchr(b.data, '\0', b.len) || !irfw_utf8_valid(b.data))) {
+		irfw_logf(IRFW_LOG_ERROR, NULL, "--finding %s: not UTF-8 text (JSON is UTF-8)", path);
 		irfw_buf_free(&b);
 		return -1;
 	}

@@ -58,6 +58,11 @@ def test_filter_matching_nothing_and_bad_filters(world):
     assert "expected NAME=VALUES" in p.stderr
     p = world.irfw("--conf", conf, "--filter", "tag:app=web", "--plan", check_rc=2)
     assert "--plan makes no AWS call" in p.stderr
+    # An empty value would select instances whose tag is empty: refused
+    # before any call, naming the filter.
+    for bad in ("tag:app=web,", "tag:app=web, ,db", "tag:app=,web"):
+        p = world.irfw("--conf", conf, "--filter", bad, "--yes", check_rc=2)
+        assert f"--filter {bad}: an empty value" in p.stderr, p.stderr
 
 
 def answer_in_pty(args, env, answer):
@@ -148,6 +153,11 @@ def test_finding_of_an_unknown_instance_and_bad_files(world):
     f.write_text(json.dumps({"something": "else"}))
     p = world.irfw("--conf", conf, "--finding", f, check_rc=2)
     assert "no finding names an EC2 instance" in p.stderr
+    # Not UTF-8 (a Latin-1 title): refused, not passed on to the record and
+    # the notification.
+    f.write_bytes(json.dumps(guardduty(a)).encode().replace(b"SSH brute force", b"SSH brute f\xe9rce"))
+    p = world.irfw("--conf", conf, "--finding", f, check_rc=2)
+    assert "not UTF-8" in p.stderr, p.stderr
 
 
 def test_finding_reaches_the_notification(world):
