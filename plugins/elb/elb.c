@@ -260,6 +260,30 @@ static bool draining(const cJSON *f)
 	return s && strcmp(s, "draining") == 0;
 }
 
+/* This instance as a target of registration `f` ({"Id", "Port"} as the
+ * ELBv2 API takes it; the port only where the registration has one). */
+static cJSON *target_of(irfw_target *t, const cJSON *f)
+{
+	cJSON *tt = cJSON_CreateObject();
+	cJSON_AddStringToObject(tt, "Id", irfw_target_id(t));
+	const cJSON *port = cJSON_GetObjectItemCaseSensitive(f, "port");
+	if (cJSON_IsNumber(port) && port->valuedouble > 0)
+		cJSON_AddNumberToObject(tt, "Port", port->valuedouble);
+	return tt;
+}
+
+/* DescribeTargetHealth of this instance in registration `f`: 0 with *res,
+ * or -1 (the AWS error is the target's last). */
+static int target_health(irfw_target *t, const cJSON *f, cJSON **res)
+{
+	cJSON *params = cJSON_CreateObject();
+	cJSON_AddStringToObject(params, "TargetGroupArn", irfw_json_text(f, "target_group_arn"));
+	cJSON_AddItemToArray(cJSON_AddArrayToObject(params, "Targets"), target_of(t, f));
+	int rc = irfw_aws_call(t, "elasticloadbalancing", "DescribeTargetHealth", params, res);
+	cJSON_Delete(params);
+	return rc;
+}
+
 /* Deregister every (group, port) in `todo`, one call per target group; an
  * instance with one registration in a group goes in one request with the
  * other instances of the run the group holds. */
@@ -283,12 +307,7 @@ static int deregister_targets(irfw_target *t, const struct elb_state *es, const 
 		{
 			if (strcmp(irfw_json_text(g, "target_group_arn"), arn) != 0)
 				continue;
-			cJSON *tt = cJSON_CreateObject();
-			cJSON_AddStringToObject(tt, "Id", irfw_target_id(t));
-			const cJSON *port = cJSON_GetObjectItemCaseSensitive(g, "port");
-			if (cJSON_IsNumber(port) && port->valuedouble > 0)
-				cJSON_AddNumberToObject(tt, "Port", port->valuedouble);
-			cJSON_AddItemToArray(targets, tt);
+			cJSON_AddItemToArray(targets, target_of(t, g));
 		}
 		int crc;
 		size_t together = 1;
@@ -341,19 +360,8 @@ static int check_deregistered(irfw_target *t, const cJSON *todo, const cJSON *ri
 	cJSON_ArrayForEach(f, todo)
 	{
 		const char *arn = irfw_json_text(f, "target_group_arn");
-		cJSON *params = cJSON_CreateObject();
-		cJSON_AddStringToObject(params, "TargetGroupArn", arn);
-		cJSON *targets = cJSON_AddArrayToObject(params, "Targets");
-		cJSON *tt = cJSON_CreateObject();
-		cJSON_AddStringToObject(tt, "Id", irfw_target_id(t));
-		const cJSON *port = cJSON_GetObjectItemCaseSensitive(f, "port");
-		if (cJSON_IsNumber(port) && port->valuedouble > 0)
-			cJSON_AddNumberToObject(tt, "Port", port->valuedouble);
-		cJSON_AddItemToArray(targets, tt);
 		cJSON *res = NULL;
-		int rc = irfw_aws_call(t, "elasticloadbalancing", "DescribeTargetHealth", params, &res);
-		cJSON_Delete(params);
-		if (rc != 0) {
+		if (target_health(t, f, &res) != 0) {
 			const char *code = irfw_aws_error_code(t);
 			/* The group gone, or the target unknown to it: not served. */
 			if (strcmp(code, "TargetGroupNotFound") == 0 || strcmp(code, "InvalidTarget") == 0)
@@ -396,19 +404,8 @@ static int drained(irfw_target *t, const cJSON *wait, bool *all_gone)
 	*all_gone = true;
 	cJSON_ArrayForEach(f, wait)
 	{
-		cJSON *params = cJSON_CreateObject();
-		cJSON_AddStringToObject(params, "TargetGroupArn", irfw_json_text(f, "target_group_arn"));
-		cJSON *targets = cJSON_AddArrayToObject(params, "Targets");
-		cJSON *tt = cJSON_CreateObject();
-		cJSON_AddStringToObject(tt, "Id", irfw_target_id(t));
-		const cJSON *port = cJSON_GetObjectItemCaseSensitive(f, "port");
-		if (cJSON_IsNumber(port) && port->valuedouble > 0)
-			cJSON_AddNumberToObject(tt, "Port", port->valuedouble);
-		cJSON_AddItemToArray(targets, tt);
 		cJSON *res = NULL;
-		int rc = irfw_aws_call(t, "elasticloadbalancing", "DescribeTargetHealth", params, &res);
-		cJSON_Delete(params);
-		if (rc != 0) {
+		if (target_health(t, f, &res) != 0) {
 			if (strcmp(irfw_aws_error_code(t), "TargetGroupNotFound") == 0)
 				continue;
 			return -1;
