@@ -1188,6 +1188,37 @@ int irfw_run_describe(struct irfw_run *r)
 	return -1;
 }
 
+/* The run ended before its first step with an error that is not the
+ * operator's (AWS unreachable, DescribeInstances or a prepare failed):
+ * no instance it was asked to contain is contained, and the exit status
+ * says so (4, the first that applies, as after any run that leaves one
+ * open) where the pipeline has a contain step; a dry run, a check or a
+ * pipeline that contains nothing ends 1.
+ * Usage errors (2) and interruptions keep theirs. */
+static int stopped_before_steps(struct irfw_run *r, bool check_only, bool described, int status)
+{
+	bool contains = false;
+	for (size_t i = 0; i < r->n_steps; i++)
+		contains = contains || r->steps[i]->phase == IRFW_PHASE_CONTAIN;
+	if (status != IRFW_RUN_STEP_FAILED || check_only || r->dry_run || !contains ||
+	    irfw_run_interrupt_signal())
+		return status;
+	size_t named = 0;
+	for (size_t i = 0; i < r->batch.n; i++) {
+		const struct irfw_target *t = r->batch.targets[i];
+		if (t->skipped_state || (described && !t->found))
+			continue;
+		irfw_logf(IRFW_LOG_ERROR, t->id,
+		          "NOT CONTAINED: the run stopped before its first step; nothing was changed "
+		          "on this instance");
+		named++;
+	}
+	if (!named)
+		irfw_logf(IRFW_LOG_ERROR, NULL,
+		          "NOT CONTAINED: the run stopped before its first step; no instance was changed");
+	return IRFW_RUN_NOT_CONTAINED;
+}
+
 int irfw_run_execute(struct irfw_run *r, bool json, bool check_only)
 {
 	char err[1024] = "";
@@ -1203,7 +1234,7 @@ int irfw_run_execute(struct irfw_run *r, bool json, bool check_only)
 		return crc;
 	w.json = json;
 	if (!together && (crc = whoami_finish(r, &w)) != IRFW_RUN_OK)
-		return crc;
+		return stopped_before_steps(r, check_only, false, crc);
 	warn_readable_secrets(r);
 	char *creds = irfw_shared_credentials_path();
 	warn_if_readable(creds, "the AWS credentials file");
@@ -1211,7 +1242,7 @@ int irfw_run_execute(struct irfw_run *r, bool json, bool check_only)
 	if (r->n_filters) {
 		int frc = irfw_fleet_resolve_filters(r);
 		if (frc != IRFW_RUN_OK)
-			return frc;
+			return stopped_before_steps(r, check_only, false, frc);
 	}
 	if (check_only && r->batch.n == 0) {
 		printf("configuration, plugins and credentials are fine (%zu steps)\n", r->n_steps);
@@ -1223,15 +1254,16 @@ int irfw_run_execute(struct irfw_run *r, bool json, bool check_only)
 	/* Who is acting speaks first: bad credentials are a usage error, said
 	 * once, whatever DescribeInstances answered to them. */
 	if (together && (crc = whoami_finish(r, &w)) != IRFW_RUN_OK)
-		return crc;
+		return stopped_before_steps(r, check_only, false, crc);
 	if (resolve_case_id(r) != 0) /* may name the account */
 		return IRFW_RUN_USAGE;
 	if (drc != 0) {
 		describe_failed(&de);
 		if (json && !irfw_run_interrupt_signal())
 			irfw_report_json_stopped(r, "ec2:DescribeInstances", &de);
-		return irfw_run_interrupt_signal() ? stopped_early(r, json, IRFW_RUN_STEP_FAILED)
-		                                   : IRFW_RUN_STEP_FAILED;
+		return irfw_run_interrupt_signal()
+		           ? stopped_early(r, json, IRFW_RUN_STEP_FAILED)
+		           : stopped_before_steps(r, check_only, false, IRFW_RUN_STEP_FAILED);
 	}
 	if (irfw_run_interrupt_signal())
 		return stopped_early(r, json, IRFW_RUN_OK); /* nothing was changed */
@@ -1301,7 +1333,7 @@ int irfw_run_execute(struct irfw_run *r, bool json, bool check_only)
 	if (found && !irfw_run_interrupt_signal()) {
 		int prc = call_prepare(r);
 		if (prc != 0)
-			return prc;
+			return stopped_before_steps(r, check_only, true, prc);
 		/* The prepares read the records (did the step run before?):
 		 * their trees give way to text again while the instances wait
 		 * for their first step. */

@@ -307,6 +307,37 @@ def test_call_deadline_bounds_a_stall(world):
     assert proxy.count("DescribeInstances") <= 2, dump(proxy)
 
 
+def test_unreachable_sts_means_not_contained(world):
+    """GetCallerIdentity cannot be sent (nothing listens on the STS
+    endpoint): no step runs, and a pipeline that contains says so for each
+    instance asked for, exit 4, as after any run that leaves one open; the
+    instances are as they were.  A dry run, a check and a pipeline without
+    a contain step exit 1."""
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    w = world.vpc_world(n_instances=2, enis=1, volumes=1)
+    ids = w["instances"]
+    env = {"AWS_ENDPOINT_URL_STS": f"http://127.0.0.1:{port}", "AWS_MAX_ATTEMPTS": "1"}
+    args = [x for i in ids for x in ("-i", i)]
+    contain = world.write_conf(["isolate", "snapshot"], {"isolate": {}})
+    p = world.irfw("--conf", contain, *args, "--case-id", "F-13", env=env, check_rc=4)
+    assert "sts:GetCallerIdentity: ConnectionError" in p.stderr, p.stderr
+    for iid in ids:
+        assert f"[{iid}] error: NOT CONTAINED: the run stopped before its first step" in p.stderr, p.stderr
+        assert [g["GroupId"] for g in world.instance(iid)["SecurityGroups"]] == [w["sg"]]
+    assert "CONTAINED:" not in p.stdout
+    for extra in (["-n"], ["check"]):
+        p = world.irfw(*extra, "--conf", contain, *args, env=env, check_rc=1)
+        assert "NOT CONTAINED" not in p.stderr, p.stderr
+    preserve = world.write_conf(["snapshot"])
+    p = world.irfw("--conf", preserve, *args, "--case-id", "F-14", env=env, check_rc=1)
+    assert "NOT CONTAINED" not in p.stderr, p.stderr
+    assert not (world.evidence / "F-13").exists() and not (world.evidence / "F-14").exists()
+
+
 def test_dead_endpoint_is_reported_at_once(world):
     """Nothing listens: connecting fails at once; the run says so quickly."""
     import socket

@@ -219,13 +219,15 @@ def test_describe_man_is_a_complete_page_groff_accepts(tmp_path):
 def test_json_document_when_aws_cannot_be_asked(world):
     """DescribeInstances unreachable (nothing listens on the EC2 endpoint):
     -o json still prints one document, valid against the schema, with no
-    instance and the call that failed; exit 1, nothing changed."""
+    instance and the call that failed; nothing changed, so the instance is
+    not contained: exit 4 (a dry run, which contains nothing anyway: 1)."""
     iid = world.vpc_world(enis=1, volumes=1)["instances"][0]
     site = world.write_conf(["isolate"], {"isolate": {}})
-    for extra in ([], ["-n"]):
+    for extra, rc in (([], 4), (["-n"], 1)):
         p = world.irfw("--conf", site, "-i", iid, "--case-id", "OUT-X", "-o", "json", *extra,
                        env={"AWS_ENDPOINT_URL_EC2": "http://127.0.0.1:9", "AWS_MAX_ATTEMPTS": "1"},
-                       check_rc=1)
+                       check_rc=rc)
+        assert (f"[{iid}] error: NOT CONTAINED: the run stopped before its first step" in p.stderr) == (rc == 4)
         doc = p.json
         validate(doc, "run")
         assert doc["instances"] == [] and doc["error"]["call"] == "ec2:DescribeInstances"
