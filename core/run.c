@@ -1201,8 +1201,10 @@ static int stopped_before_steps(struct irfw_run *r, bool check_only, bool descri
 	for (size_t i = 0; i < r->n_steps; i++)
 		contains = contains || r->steps[i]->phase == IRFW_PHASE_CONTAIN;
 	if (status != IRFW_RUN_STEP_FAILED || check_only || r->dry_run || !contains ||
-	    irfw_run_interrupt_signal())
+	    irfw_run_interrupt_signal()) {
+		irfw_event_run_done(r, status); /* when --events is open by then */
 		return status;
+	}
 	size_t named = 0;
 	for (size_t i = 0; i < r->batch.n; i++) {
 		const struct irfw_target *t = r->batch.targets[i];
@@ -1216,6 +1218,7 @@ static int stopped_before_steps(struct irfw_run *r, bool check_only, bool descri
 	if (!named)
 		irfw_logf(IRFW_LOG_ERROR, NULL,
 		          "NOT CONTAINED: the run stopped before its first step; no instance was changed");
+	irfw_event_run_done(r, IRFW_RUN_NOT_CONTAINED);
 	return IRFW_RUN_NOT_CONTAINED;
 }
 

@@ -17,6 +17,7 @@ no two of their calls in flight together.
   VPC) stops the run with status 2 before any step: nothing changed in
   moto, although the other prepares ran.
 """
+import json
 import sys
 from pathlib import Path
 
@@ -115,9 +116,14 @@ def test_one_prepare_refusing_stops_every_step(world):
     alien = ec2.create_security_group(GroupName="alien", Description="x", VpcId=other_vpc)["GroupId"]
     ops = {"DescribeAutoScalingInstances", "DescribeSnapshots", "DescribeSecurityGroups"}
     px = HoldingProxy(world.moto.url, ops, hold=HOLD)
+    events = world.tmp / "events.jsonl"
     p = run(world, px, ["asg", "isolate", "snapshot", "upload"], {"upload": {"kms_key_description": "test"}},
-            iid, rc=2, extra=["-g", alien])
+            iid, rc=2, extra=["-g", alien, "--events", str(events)])
     assert "no step was started" in p.stderr, p.stderr
+    # A reader of --events learns how the run ended.
+    seen = [json.loads(line) for line in events.read_text().splitlines()]
+    assert seen and seen[-1]["event"] == "run-done" and seen[-1]["status"] == 2, seen
+    assert not [e for e in seen if e["event"] == "step-begin"], seen
     # The other prepares did run (their reads are in the proxy's log).
     assert {s[0] for s in px.spans} >= {"DescribeAutoScalingInstances", "DescribeSnapshots"}, px.spans
     inst = ec2.describe_instances(InstanceIds=[iid])["Reservations"][0]["Instances"][0]
