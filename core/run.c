@@ -1004,6 +1004,8 @@ static int stopped_early(struct irfw_run *r, bool json, int status)
 {
 	r->interrupted = irfw_run_interrupt_signal();
 	r->abandoned = irfw_run_interrupt_count() > 1;
+	irfw_event_run_done(r, status);
+	irfw_events_close(r);
 	if (json)
 		irfw_report_json(r);
 	else
@@ -1202,7 +1204,8 @@ static int stopped_before_steps(struct irfw_run *r, bool check_only, bool descri
 		contains = contains || r->steps[i]->phase == IRFW_PHASE_CONTAIN;
 	if (status != IRFW_RUN_STEP_FAILED || check_only || r->dry_run || !contains ||
 	    irfw_run_interrupt_signal()) {
-		irfw_event_run_done(r, status); /* when --events is open by then */
+		irfw_event_run_done(r, status);
+		irfw_events_close(r);
 		return status;
 	}
 	size_t named = 0;
@@ -1219,6 +1222,7 @@ static int stopped_before_steps(struct irfw_run *r, bool check_only, bool descri
 		irfw_logf(IRFW_LOG_ERROR, NULL,
 		          "NOT CONTAINED: the run stopped before its first step; no instance was changed");
 	irfw_event_run_done(r, IRFW_RUN_NOT_CONTAINED);
+	irfw_events_close(r);
 	return IRFW_RUN_NOT_CONTAINED;
 }
 
@@ -1231,10 +1235,16 @@ int irfw_run_execute(struct irfw_run *r, bool json, bool check_only)
 	 * (which lists matches, maybe on a terminal) and check without
 	 * instances wait for it first. */
 	bool together = r->n_filters == 0 && r->batch.n > 0;
+	/* An events file that cannot be written is the operator's error:
+	 * said before anything is asked of AWS. */
+	if (r->events_path && irfw_events_open(r, r->events_path, err, sizeof(err)) != 0) {
+		irfw_logf(IRFW_LOG_ERROR, NULL, "%s", err);
+		return IRFW_RUN_USAGE;
+	}
 	struct whoami w;
 	int crc = connect_start(r, &w, together);
 	if (crc != IRFW_RUN_OK)
-		return crc;
+		return stopped_before_steps(r, check_only, false, crc);
 	w.json = json;
 	if (!together && (crc = whoami_finish(r, &w)) != IRFW_RUN_OK)
 		return stopped_before_steps(r, check_only, false, crc);
@@ -1259,7 +1269,7 @@ int irfw_run_execute(struct irfw_run *r, bool json, bool check_only)
 	if (together && (crc = whoami_finish(r, &w)) != IRFW_RUN_OK)
 		return stopped_before_steps(r, check_only, false, crc);
 	if (resolve_case_id(r) != 0) /* may name the account */
-		return IRFW_RUN_USAGE;
+		return stopped_before_steps(r, check_only, false, IRFW_RUN_USAGE);
 	if (drc != 0) {
 		describe_failed(&de);
 		if (json && !irfw_run_interrupt_signal())
@@ -1326,10 +1336,6 @@ int irfw_run_execute(struct irfw_run *r, bool json, bool check_only)
 		    "dry run of case %s: %zu instance(s), %zu step(s) each; nothing is changed and no case "
 		    "record is written",
 		    r->case_id_resolved, found, r->n_steps);
-	}
-	if (r->events_path && irfw_events_open(r, r->events_path, err, sizeof(err)) != 0) {
-		irfw_logf(IRFW_LOG_ERROR, NULL, "%s", err);
-		return IRFW_RUN_USAGE;
 	}
 	/* prepare may change AWS (a quarantine group per VPC): not after a
 	 * signal.  The scheduler then starts no step. */

@@ -323,8 +323,11 @@ def test_unreachable_sts_means_not_contained(world):
     env = {"AWS_ENDPOINT_URL_STS": f"http://127.0.0.1:{port}", "AWS_MAX_ATTEMPTS": "1"}
     args = [x for i in ids for x in ("-i", i)]
     contain = world.write_conf(["isolate", "snapshot"], {"isolate": {}})
-    p = world.irfw("--conf", contain, *args, "--case-id", "F-13", env=env, check_rc=4)
+    events = world.tmp / "events.jsonl"
+    p = world.irfw("--conf", contain, *args, "--case-id", "F-13", "--events", str(events), env=env, check_rc=4)
     assert "sts:GetCallerIdentity: ConnectionError" in p.stderr, p.stderr
+    done = [json.loads(line) for line in events.read_text().splitlines()]
+    assert [e["event"] for e in done] == ["run-done"] and done[0]["status"] == 4, done
     for iid in ids:
         assert f"[{iid}] error: NOT CONTAINED: the run stopped before its first step" in p.stderr, p.stderr
         assert [g["GroupId"] for g in world.instance(iid)["SecurityGroups"]] == [w["sg"]]
@@ -336,6 +339,10 @@ def test_unreachable_sts_means_not_contained(world):
     p = world.irfw("--conf", preserve, *args, "--case-id", "F-14", env=env, check_rc=1)
     assert "NOT CONTAINED" not in p.stderr, p.stderr
     assert not (world.evidence / "F-13").exists() and not (world.evidence / "F-14").exists()
+    # An events file that cannot be written is said before AWS is asked.
+    p = world.irfw("--conf", contain, *args, "--events", str(world.tmp / "no" / "such" / "e.jsonl"), env=env,
+                   check_rc=2)
+    assert "--events" in p.stderr and "GetCallerIdentity" not in p.stderr, p.stderr
 
 
 def test_dead_endpoint_is_reported_at_once(world):
