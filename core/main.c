@@ -275,7 +275,7 @@ int main(int argc, char **argv)
 	irfw_result res = IRFW_RESULT_OK;
 	int interrupted = 0;
 	bool man = false, man_section = false, ini = false, plan = false, have_conf = false,
-	     have_evidence = false, done = false;
+	     have_evidence = false, have_events = false, done = false;
 	bool release_opt = false;
 	bool s3 = false, policy_release = false;
 	const char *color = "auto";
@@ -325,6 +325,7 @@ int main(int argc, char **argv)
 			}
 		have_conf = have_conf || opt == 'c';
 		have_evidence = have_evidence || opt == OPT_EVIDENCE;
+		have_events = have_events || opt == OPT_EVENTS;
 		release_opt =
 		    release_opt || opt == OPT_FORCE || opt == OPT_UNPROTECT || opt == OPT_RESTORE_GROUPS;
 		if (setting)
@@ -445,6 +446,14 @@ int main(int argc, char **argv)
 		        "irfw: unknown command '%s' (commands: check, plugins, policy, release, verify)\nTry "
 		        "'irfw "
 		        "--help'.\n",
+		        cmd);
+		res = IRFW_RESULT_USAGE;
+		goto out;
+	}
+	if (have_events && cmd && strcmp(cmd, "check") != 0) {
+		fprintf(stderr,
+		        "irfw: --events belongs to a quarantine run and 'irfw check', not to "
+		        "'irfw %s'\n",
 		        cmd);
 		res = IRFW_RESULT_USAGE;
 		goto out;

@@ -236,3 +236,18 @@ def test_json_document_when_aws_cannot_be_asked(world):
     assert not [g for g in ec2.describe_security_groups()["SecurityGroups"]
                 if g["GroupName"].startswith("irfw-")]
     assert not (world.evidence / "OUT-X").exists()
+
+
+def test_events_belongs_to_runs_and_check(tmp_path):
+    """--events with a command that writes no events is a usage error, not
+    a file silently left unwritten."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env["IRFW_PLUGIN_PATH"] = str(PLUGINDIR)
+    events = tmp_path / "e.jsonl"
+    for cmd in (["release", "--case-id", "C1", "-i", "i-0123456789abcdef0"], ["verify", str(tmp_path)],
+                ["plugins"], ["policy"]):
+        p = subprocess.run([str(IRFW_BIN), "--events", str(events), *cmd], env=env, capture_output=True,
+                           text=True, timeout=60, cwd=tmp_path)
+        assert p.returncode == 2, (cmd, p.stdout, p.stderr)
+        assert f"--events belongs to a quarantine run and 'irfw check', not to 'irfw {cmd[0]}'" in p.stderr
+        assert not events.exists()
