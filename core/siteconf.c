@@ -180,6 +180,7 @@ struct parse_ctx {
 	bool continuation; /* current line starts with blank: a value's next line */
 	bool too_long;
 	int section_line;          /* line of the last [section] header */
+	int empty_section_line;    /* last "[ ]" header reported */
 	struct irfw_kv_line *last; /* last key set, for continuations */
 };
 
@@ -234,8 +235,20 @@ static int handler(void *user, const char *section, const char *name, const char
 {
 	struct parse_ctx *p = user;
 	struct irfw_config *cfg = p->cfg;
+	/* inih trims keys and values but not a section's name: "[ isolate ]"
+	 * would be a section nobody reads, and isolate would run without its
+	 * keys.  Trimmed, it is [isolate], and a second [isolate] is the same
+	 * section (a key set in both is an error, as for any repeat). */
+	char sec[256];
+	snprintf(sec, sizeof(sec), "%s", section);
+	section = irfw_trim(sec);
 	if (!*section) {
-		irfw_config_error(cfg, p->lineno, "key '%s' outside any [section]", name);
+		if (!p->section_line) {
+			irfw_config_error(cfg, p->lineno, "key '%s' outside any [section]", name);
+		} else if (p->empty_section_line != p->section_line) {
+			irfw_config_error(cfg, p->section_line, "section header without a name");
+			p->empty_section_line = p->section_line;
+		}
 		return 0;
 	}
 	/* Values go into JSON (the report, the record, events) and AWS tags,

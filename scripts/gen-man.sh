@@ -53,7 +53,12 @@ module can run twice with different settings.
 Unknown keys, missing required keys, values of the wrong type, unknown
 template variables and lines longer than 199 characters are errors that
 name the file and line; irfw then exits with status 2 before touching any
-instance.  A list may continue on indented lines.
+instance.  A list may continue on indented lines.  Blanks inside a section
+header's brackets are not part of its name:
+.B "[\ isolate\ ]"
+is
+.BR [isolate] .
+A section written twice is one section, and a key set in both is an error.
 .PP
 Values may use the templates
 .BR ${account_id} ", " ${region} ", " ${instance_id} ", " ${vpc_id} ", "

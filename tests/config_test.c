@@ -126,6 +126,30 @@ static void test_duplicate_and_syntax(void **state)
 	irfw_config_free(&cfg);
 	unlink(path);
 	free(path);
+
+	/* Blanks inside the brackets are not part of the name: [ a ] is [a],
+	 * the same section, and its first header is the section's line. */
+	path = write_tmp("[ a ]\nk = 1\n[\ta]\nj = 2\n[a ]\nk = 3\n");
+	assert_int_not_equal(irfw_config_load(path, &cfg), 0);
+	assert_int_equal(cfg.n_sections, 1);
+	assert_string_equal(cfg.sections[0].name, "a");
+	assert_int_equal(cfg.sections[0].line, 1);
+	assert_non_null(irfw_section_find(irfw_config_section(&cfg, "a"), "j"));
+	snprintf(where, sizeof(where), "%s:6:", path);
+	assert_true(has_error(&cfg, where, "[a] key 'k' is already set on line 2"));
+	irfw_config_free(&cfg);
+	unlink(path);
+	free(path);
+
+	/* A header of blanks names nothing: said once, at the header. */
+	path = write_tmp("[a]\nk = 1\n[  ]\nj = 2\nl = 3\n");
+	assert_int_not_equal(irfw_config_load(path, &cfg), 0);
+	assert_int_equal(cfg.n_errors, 1);
+	snprintf(where, sizeof(where), "%s:3:", path);
+	assert_true(has_error(&cfg, where, "section header without a name"));
+	irfw_config_free(&cfg);
+	unlink(path);
+	free(path);
 }
 
 static const struct irfw_option opts[] = {

@@ -65,6 +65,9 @@ BAD_CONFIGS = [
     ("[irfw]\npipeline = good\n[good]\nneeded = x\non_error = explode\n", 5, "expected one of stop|continue"),
     ("[irfw]\npipeline = good\n[good]\nneeded = x\nneeded = y\n", 5, "already set on line 4"),
     ("[irfw]\npipeline = good\n[good\n", 3, "syntax error"),
+    # [ good ] is [good]: the same section, so a key set in both is a repeat.
+    ("[irfw]\npipeline = good\n[good]\nneeded = x\n[ good ]\nneeded = y\n", 6, "already set on line 4"),
+    ("[irfw]\npipeline = good\n[good]\nneeded = x\n[ ]\ncount = 3\n", 5, "section header without a name"),
     ("[irfw]\npipeline = good\nregoin = us-east-1\n[good]\nneeded = x\n", 3, "unknown key 'regoin'"),
 ]
 
@@ -333,6 +336,26 @@ def test_standard_input_given_twice_is_named(args):
     p = subprocess.run([str(IRFW_BIN), *args], input="i-0123456789abcdef0\n", capture_output=True,
                        text=True, env={**os.environ, "AWS_ENDPOINT_URL": "http://127.0.0.1:9"})
     assert p.returncode == 2 and "given twice" in p.stderr, p.stderr
+
+
+@pytest.mark.parametrize("command", ["check", "dry-run"])
+def test_blanks_inside_section_brackets_are_trimmed(world, command):
+    """inih trims keys and values but not "[ good ]": the section was one
+    nobody read ("no [good] section", or a step silently run without its
+    keys).  Trimmed, check and a dry run both read it, its keys and their
+    errors with file:line."""
+    inst = world.vpc_world(enis=1, volumes=1)["instances"][0]
+    args = ["check"] if command == "check" else ["--dry-run", "-i", inst]
+    site = world.tmp / "blanks.ini"
+    site.write_text(f"[ irfw ]\npipeline = good\nregion = {world.region}\nevidence_dir = {world.evidence}\n"
+                    "[\tgood ]\nneeded = x\n")
+    p = world.irfw(*args, "--conf", site)
+    assert p.returncode == 0, p.stderr
+    assert "section" not in p.stderr, p.stderr
+    site.write_text(site.read_text() + "count = three\n")
+    p = world.irfw(*args, "--conf", site)
+    assert p.returncode == 2, p.stderr
+    assert f"{site}:7: [good] count = three: expected an integer" in p.stderr, p.stderr
 
 
 def test_a_section_one_typo_from_a_step_is_warned_about(tmp_path):
