@@ -93,6 +93,7 @@ static void usage(FILE *out)
 	        "      --man              with --describe: the plugin's man page, irfw-NAME(7)\n"
 	        "      --man-section      with --describe: its section of irfw.ini(5) (roff)\n"
 	        "      --ini              with --describe: a documented site-file section\n"
+	        "                         (--man, --man-section and --ini: one at most)\n"
 	        "\n"
 	        "policy:\n"
 	        "      --release          also what 'irfw release' calls: one policy for both\n"
@@ -505,6 +506,19 @@ int main(int argc, char **argv)
 	if ((describe || man || man_section || ini) && !plugins_cmd) {
 		fprintf(stderr,
 		        "irfw: --describe, --man, --man-section and --ini belong to 'irfw plugins'\n");
+		res = IRFW_RESULT_USAGE;
+		goto out;
+	}
+	/* --man, --man-section and --ini each choose what --describe prints:
+	 * two of them would leave one silently unused. */
+	if (man + man_section + ini > 1) {
+		fprintf(stderr,
+		        "irfw: %s%s%s%s%s are alternatives: give one of --man, --man-section, --ini\n"
+		        "Try 'irfw --help'.\n",
+		        man ? "--man" : "",
+		        man && (man_section || ini) ? (man_section && ini ? ", " : " and ") : "",
+		        man_section ? "--man-section" : "", man_section && ini ? " and " : "",
+		        ini ? "--ini" : "");
 		res = IRFW_RESULT_USAGE;
 		goto out;
 	}

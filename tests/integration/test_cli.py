@@ -175,6 +175,26 @@ def test_plugins_listing_and_describe(world):
     assert p.returncode == 2 and "badmajor.la" in p.stderr
 
 
+@pytest.mark.parametrize("choices,named", [
+    (["--man", "--ini"], "--man and --ini"),
+    (["--ini", "--man-section"], "--man-section and --ini"),
+    (["--man-section", "--man"], "--man and --man-section"),
+    (["--man", "--man-section", "--ini"], "--man, --man-section and --ini"),
+])
+def test_describe_output_choices_are_alternatives(choices, named):
+    """--man, --man-section and --ini each choose what --describe prints:
+    two of them were one silently ignored.  Now a usage error naming them,
+    before the site file or the plugins are looked at (this one names a
+    file that does not exist and a plugin that is not there)."""
+    p = run_plain("plugins", "--describe", "nosuch", *choices, "--conf", "/nonexistent.ini",
+                  env={"IRFW_PLUGIN_PATH": str(PLUGINDIR)})
+    assert p.returncode == 2, p.stderr
+    assert p.stdout == ""
+    assert p.stderr.startswith(f"irfw: {named} are alternatives: give one of --man, --man-section, --ini\n"), \
+        p.stderr
+    assert "nonexistent" not in p.stderr and "nosuch" not in p.stderr
+
+
 def test_run_json_facts_and_exit_codes(world):
     inst = world.vpc_world(n_instances=2, enis=1, volumes=1)["instances"]
     conf = world.write_conf(["good", "second"], {"good": {"needed": "x", "greeting": "hi ${instance_id} ${name_tag}"},
