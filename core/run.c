@@ -1204,6 +1204,7 @@ static int stopped_before_steps(struct irfw_run *r, bool check_only, bool descri
 		contains = contains || r->steps[i]->phase == IRFW_PHASE_CONTAIN;
 	if (status != IRFW_RUN_STEP_FAILED || check_only || r->dry_run || !contains ||
 	    irfw_run_interrupt_signal()) {
+		r->interrupted = irfw_run_interrupt_signal(); /* run-done names the signal */
 		irfw_event_run_done(r, status);
 		irfw_events_close(r);
 		return status;
